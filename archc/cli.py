@@ -1,0 +1,236 @@
+"""The `archc` command line: check and flops (torch-free by design).
+
+Exit status: 0 ok, 1 an error in the user's input (printed as
+`FILE:LINE:COL: error: message [code]` with the source line and a caret),
+2 a usage error. No input produces a Python traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from archc import api
+from archc.diagnostics import ArchError, Diagnostic, SourceMap, render
+
+CONVENTION_HELP = {
+    "torch": "2 FLOPs per multiply-add of conv, linear and matmul (= torch FlopCounterMode); "
+             "attention products reported apart",
+    "macs": "1 per multiply-add of conv, linear, matmul and attention (fvcore/ptflops)",
+    "full": "2 per multiply-add of every contraction plus elementwise, norm, softmax and pooling work",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # usage errors: exit 2, one line, no traceback
+        self.print_usage(sys.stderr)
+        print(f"archc: usage error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="archc", description="Compile .arch neural-network architectures: "
+                "check shapes, count costs.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    def common(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("file", metavar="FILE", help=".arch file")
+        sp.add_argument("--entry", metavar="NAME", help="block to compile (default: the file's entry)")
+        sp.add_argument("--set", metavar="NAME=VALUE", action="append", default=[], dest="sets",
+                        help="give a free size or an entry parameter a value (repeatable)")
+        sp.add_argument("--symbolic", action="store_true",
+                        help="keep every free size symbolic (closed forms); figures are also "
+                        "evaluated at the sizes' values")
+        sp.add_argument("--json", action="store_true", help="machine-readable output (docs/json.md)")
+
+    c = sub.add_parser("check", help="infer every shape; report constraints on free sizes")
+    common(c)
+    c.add_argument("--ir", action="store_true", help="print the typed graph (IR) instead of the table")
+
+    f = sub.add_parser("flops", help="parameters, FLOPs and bytes per layer and in total")
+    common(f)
+    f.add_argument("--convention", choices=sorted(CONVENTION_HELP), default="torch",
+                   help="; ".join(f"{k}: {v}" for k, v in CONVENTION_HELP.items()))
+    f.add_argument("--depth", type=int, metavar="N", default=None,
+                   help="sum the layers below module depth N (1 = top-level layers)")
+    f.add_argument("--no-layers", action="store_true", help="print totals only")
+    return p
+
+
+def _parse_sets(items: list[str]) -> dict[str, int | float | bool]:
+    out: dict[str, int | float | bool] = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        name, text = name.strip(), text.strip()
+        if not sep or not name.isidentifier() or not text:
+            raise ArchError([Diagnostic("error", "set", f"--set takes NAME=VALUE, got '{item}'")])
+        value: int | float | bool
+        if text in ("true", "false"):
+            value = text == "true"
+        else:
+            try:
+                value = int(text)
+            except ValueError:
+                try:
+                    value = float(text)
+                except ValueError:
+                    raise ArchError([Diagnostic("error", "set", f"--set {name}: '{text}' is not a "
+                                                "number or true/false")]) from None
+        out[name] = value
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    sources = SourceMap()
+    try:
+        return _run(args, sources)
+    except ArchError as e:
+        for d in e.diagnostics:
+            print(render(d, sources), file=sys.stderr)
+        n = len([d for d in e.diagnostics if d.severity == "error"])
+        if n > 1:
+            print(f"archc: {n} errors", file=sys.stderr)
+        return 1
+    except RecursionError:
+        print(f"{args.file}: error: the input nests too deeply to compile [structure]", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+def _run(args: argparse.Namespace, sources: SourceMap) -> int:
+    sets = _parse_sets(args.sets)
+    result = api.compile_file(args.file, entry=args.entry, sets=sets, symbolic=args.symbolic,
+                              sources=sources, derive=args.command == "check")
+    if args.command == "check":
+        return _check(args, result)
+    return _flops(args, result)
+
+
+# ---- check ---------------------------------------------------------------------------
+
+
+def _check(args: argparse.Namespace, res: api.Compiled) -> int:
+    g = res.graph
+    if args.ir and not args.json:
+        from archc.dsl.printer import print_graph
+        sys.stdout.write(print_graph(g))
+        return 0
+    names = res.row_names
+    if args.json:
+        doc = {
+            "entry": g.entry,
+            "sizes": dict(g.sizes),
+            "inputs": [{"name": g.node(i).attrs["name"], "type": str(g.node(i).type)} for i in g.inputs],
+            "outputs": [str(g.node(i).type) for i in g.outputs],
+            "nodes": [{"id": n.id, "name": names[n.id], "op": n.op.value, "path": n.path,
+                       "inputs": list(n.inputs), "type": str(n.type),
+                       "axes": _axes_json(n.type), "line": n.span.line, "col": n.span.col}
+                      for n in g],
+            "constraints": [{"text": d.text, "kind": d.kind, "why": d.why, "file": d.span.file,
+                             "line": d.span.line, "col": d.span.col} for d in res.constraints],
+            "warnings": [],
+        }
+        print(json.dumps(doc, indent=1))
+        return 0
+    out = [_header(res)]
+    rows = [(names[n.id], n.op.value, str(n.type), str(n.span.line)) for n in g]
+    out.append(table(("layer", "op", "output", "line"), rows, "lllr"))
+    out.append("outputs: " + ", ".join(str(g.node(i).type) for i in g.outputs))
+    if res.constraints:
+        out.append("constraints on free sizes:")
+        for d in res.constraints:
+            out.append(f"  {d.text}    ({d.span.file}:{d.span.line}: {d.why})")
+    n_params = sum(1 for n in g if n.params)
+    out.append(f"ok: {len(g)} nodes, {n_params} with parameters")
+    print("\n".join(out))
+    return 0
+
+
+def _axes_json(t: Any) -> Any:
+    from archc.dsl.ir import TensorType
+    from archc.shapes.sizes import to_str
+    if isinstance(t, TensorType):
+        return [{"name": a.name, "size": to_str(a.size)} for a in t.axes]
+    return [_axes_json(x) for x in t.items]
+
+
+def _header(res: api.Compiled) -> str:
+    g = res.graph
+    sizes = ", ".join(f"{k}={'free' if v is None else v}" for k, v in g.sizes.items())
+    ins = ", ".join(f"{g.node(i).attrs['name']}: {g.node(i).type}" for i in g.inputs)
+    mode = " (symbolic)" if res.symbolic else ""
+    return f"{g.entry}{mode} — {sizes or 'no free sizes'}\ninputs: {ins}"
+
+
+# ---- flops ----------------------------------------------------------------------------
+
+
+def _flops(args: argparse.Namespace, res: api.Compiled) -> int:
+    from archc.shapes import sizes as S
+    from archc.shapes.report import analyze, group_rows, to_json
+    rep = analyze(res.graph, args.convention)
+    if args.json:
+        print(json.dumps(to_json(rep, layers=not args.no_layers), indent=1))
+        return 0
+
+    def fig(x: Any) -> str:
+        v = rep.value(x)
+        if v is None or res.symbolic and not S.is_concrete(x):
+            return S.fmt(x) if v is None else f"{S.fmt(x)} = {v:,}"
+        return f"{v:,}"
+
+    out = [_header(res)]
+    if not args.no_layers:
+        if args.depth is not None:
+            rows = []
+            for key, group in group_rows(rep, max(args.depth, 0)):
+                rows.append((key, f"{len(group)} ops", fig(S.total(r.params for r in group)),
+                             fig(S.total(r.flops for r in group))))
+            out.append(table(("module", "ops", "params", "FLOPs"), rows, "lrrr"))
+        else:
+            rows = []
+            for r in rep.rows:
+                if r.op == "input":
+                    continue
+                rows.append((r.name, r.op, r.out, fig(r.params), fig(r.flops), str(r.line)))
+            out.append(table(("layer", "op", "output", "params", "FLOPs", "line"), rows, "lllrrr"))
+    free = sorted(k for k, v in res.graph.sizes.items() if res.symbolic or v is None)
+    args_txt = f"({', '.join(free)})" if free else ""
+    out.append(f"params{args_txt} = {fig(rep.params)}")
+    if rep.buffers != 0:
+        out.append(f"buffers{args_txt} = {fig(rep.buffers)}")
+    out.append(f"FLOPs{args_txt} = {fig(rep.flops)}    [{args.convention}: {CONVENTION_HELP[args.convention]}]")
+    kinds = " · ".join(f"{k} {fig(v)}" for k, v in rep.by_kind.items())
+    out.append(f"by kind: {kinds}")
+    out.append(f"activations {fig(rep.activation_bytes)} bytes · read {fig(rep.read)} bytes · "
+               f"written {fig(rep.written)} bytes")
+    print("\n".join(out))
+    return 0
+
+
+def table(headers: tuple[str, ...], rows: list[tuple[str, ...]], align: str) -> str:
+    """Plain aligned columns; 'l'/'r' per column."""
+    widths = [len(h) for h in headers]
+    for r in rows:
+        widths = [max(w, len(c)) for w, c in zip(widths, r)]
+
+    def line(cells: tuple[str, ...]) -> str:
+        parts = [c.ljust(w) if a == "l" else c.rjust(w) for c, w, a in zip(cells, widths, align)]
+        return "  ".join(parts).rstrip()
+
+    return "\n".join([line(headers)] + [line(r) for r in rows])
+
+
+def entry_point() -> None:
+    raise SystemExit(main())
+
+
+if __name__ == "__main__":
+    entry_point()

@@ -1,0 +1,251 @@
+"""The typed graph: archc's one IR.
+
+A `Graph` holds `Node`s (one operation each, with attributes, a source span and
+the module path it belongs to) in topological order; every node produces one
+value whose type is a `TensorType` (ordered named axes with sizes and a dtype)
+or a `TupleType`. Edges carry those types. networkx stays behind this class:
+passes call `Graph` methods, never networkx directly.
+
+Block structure survives elaboration in `Graph.modules`: one `ModuleInfo` per
+block instance, sequence or list, keyed by its dotted path ("layer1.0.conv1"),
+which is also the state_dict prefix of the parameters under it.
+
+>>> t = TensorType((Axis("batch", 1), Axis("chan", 64)))
+>>> str(t), t.size("chan")
+('[batch=1, chan=64]', 64)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Iterator
+from typing import Any, Union
+
+import networkx as nx
+
+from archc.diagnostics import Span
+from archc.shapes import sizes
+from archc.shapes.sizes import Size
+
+
+class Op(enum.Enum):
+    INPUT = "input"
+    PARAM = "param"  # a learned tensor (class token, position embedding, layer scale)
+    LINEAR = "linear"
+    CONV = "conv"
+    CONV_T = "conv_transpose"
+    MAXPOOL = "maxpool"
+    AVGPOOL = "avgpool"
+    ADAPTIVE_AVGPOOL = "adaptive_avgpool"
+    ADAPTIVE_MAXPOOL = "adaptive_maxpool"
+    MEAN = "mean"
+    SUM = "sum"
+    AMAX = "amax"
+    BATCHNORM = "batchnorm"
+    LAYERNORM = "layernorm"
+    GROUPNORM = "groupnorm"
+    RMSNORM = "rmsnorm"
+    RELU = "relu"
+    RELU6 = "relu6"
+    GELU = "gelu"
+    SILU = "silu"
+    SIGMOID = "sigmoid"
+    TANH = "tanh"
+    HARDSWISH = "hardswish"
+    HARDSIGMOID = "hardsigmoid"
+    SOFTMAX = "softmax"
+    DROPOUT = "dropout"
+    DROP_PATH = "drop_path"
+    IDENTITY = "identity"
+    ADD = "add"
+    SUB = "sub"
+    MUL = "mul"
+    SCALE = "scale"  # tensor times a constant
+    EINSUM = "einsum"
+    REARRANGE = "rearrange"
+    RENAME = "rename"
+    FLATTEN = "flatten"
+    CONCAT = "concat"
+    SPLIT = "split"
+    GETITEM = "getitem"
+    TUPLE = "tuple"
+    EXPAND = "expand"
+    EMBEDDING = "embedding"
+    PIXEL_SHUFFLE = "pixel_shuffle"
+    PIXEL_UNSHUFFLE = "pixel_unshuffle"
+    UPSAMPLE = "upsample"
+    ATTENTION = "attention"
+    MHA = "multihead_attention"
+
+
+ACTIVATIONS = frozenset({Op.RELU, Op.RELU6, Op.GELU, Op.SILU, Op.SIGMOID, Op.TANH,
+                         Op.HARDSWISH, Op.HARDSIGMOID})
+
+DTYPE_BYTES = {"f32": 4, "f16": 2, "bf16": 2, "f64": 8, "i64": 8, "i32": 4, "i8": 1,
+               "u8": 1, "bool": 1}
+
+
+@dataclasses.dataclass(frozen=True)
+class Axis:
+    name: str
+    size: Size
+
+    def __str__(self) -> str:
+        return f"{self.name}={sizes.fmt(self.size)}"
+
+
+@dataclasses.dataclass(frozen=True)
+class TensorType:
+    axes: tuple[Axis, ...]
+    dtype: str = "f32"
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(a.name for a in self.axes)
+
+    @property
+    def shape(self) -> tuple[Size, ...]:
+        return tuple(a.size for a in self.axes)
+
+    def has(self, name: str) -> bool:
+        return any(a.name == name for a in self.axes)
+
+    def index(self, name: str) -> int:
+        for i, a in enumerate(self.axes):
+            if a.name == name:
+                return i
+        raise KeyError(name)
+
+    def size(self, name: str) -> Size:
+        return self.axes[self.index(name)].size
+
+    def numel(self) -> Size:
+        return sizes.prod(self.shape)
+
+    def nbytes(self) -> Size:
+        return sizes.mul(self.numel(), DTYPE_BYTES[self.dtype])
+
+    def with_size(self, name: str, size: Size, rename: str | None = None) -> TensorType:
+        axes = tuple(Axis(rename or a.name, size) if a.name == name else a for a in self.axes)
+        return dataclasses.replace(self, axes=axes)
+
+    def __str__(self) -> str:
+        inner = ", ".join(str(a) for a in self.axes)
+        return f"{self.dtype}[{inner}]" if self.dtype != "f32" else f"[{inner}]"
+
+
+@dataclasses.dataclass(frozen=True)
+class TupleType:
+    items: tuple[TensorType, ...]
+
+    def __str__(self) -> str:
+        return "(" + ", ".join(str(t) for t in self.items) + ")"
+
+    def nbytes(self) -> Size:
+        return sizes.total(t.nbytes() for t in self.items)
+
+
+Type = Union[TensorType, TupleType]
+
+
+@dataclasses.dataclass(frozen=True)
+class ParamSpec:
+    """One entry of the state_dict that a node owns, relative to its module path."""
+
+    name: str  # "weight", "bias", "running_mean", "in_proj_weight", ...
+    shape: tuple[Size, ...]
+    buffer: bool = False
+
+    def numel(self) -> Size:
+        return sizes.prod(self.shape)
+
+
+@dataclasses.dataclass
+class Node:
+    id: int
+    op: Op
+    inputs: tuple[int, ...]
+    attrs: dict[str, Any]
+    type: Type
+    span: Span
+    path: str | None = None  # module path when the node owns parameters (state_dict prefix)
+    scope: str = ""  # path of the innermost enclosing block instance ("" = the entry)
+    params: tuple[ParamSpec, ...] = ()
+    label: str = ""  # the user's name for the value, when it has one
+
+    @property
+    def tensor_type(self) -> TensorType:
+        assert isinstance(self.type, TensorType)
+        return self.type
+
+
+@dataclasses.dataclass
+class ModuleInfo:
+    """A block instance, a numbered sequence or an indexed list, at a dotted path."""
+
+    path: str
+    kind: str  # "block" | "seq" | "list" | "op"
+    name: str  # block name, or the op name for kind "op"
+    args: dict[str, Any]
+    span: Span
+    parent: str | None
+    children: list[str] = dataclasses.field(default_factory=list)
+    # For elements of a repetition: (loop variable, index, start, stop).
+    repeat: tuple[str, int, int, int] | None = None
+
+
+class Graph:
+    """A typed dataflow graph with the block tree it was elaborated from."""
+
+    def __init__(self, entry: str):
+        self.entry = entry
+        self._g = nx.MultiDiGraph()
+        self._nodes: list[Node] = []
+        self.modules: dict[str, ModuleInfo] = {}
+        self.inputs: list[int] = []
+        self.outputs: list[int] = []
+        self.sizes: dict[str, int | None] = {}  # free sizes and the values they were given
+
+    def add(self, op: Op, inputs: tuple[int, ...], attrs: dict[str, Any], type: Type,
+            span: Span, **kw: Any) -> Node:
+        node = Node(len(self._nodes), op, tuple(inputs), attrs, type, span, **kw)
+        self._nodes.append(node)
+        self._g.add_node(node.id)
+        for slot, src in enumerate(inputs):
+            self._g.add_edge(src, node.id, key=slot, type=self._nodes[src].type)
+        return node
+
+    def __iter__(self) -> Iterator[Node]:
+        return iter(self._nodes)
+
+    def __len__(self) -> int:
+        return len(self._nodes)
+
+    def node(self, i: int) -> Node:
+        return self._nodes[i]
+
+    def users(self, i: int) -> list[int]:
+        return sorted({v for _, v in self._g.out_edges(i)})
+
+    def edges(self) -> Iterator[tuple[int, int, int, Type]]:
+        """(source, destination, input slot, type) for every edge."""
+        for u, v, k, d in self._g.edges(keys=True, data=True):
+            yield u, v, k, d["type"]
+
+    def is_acyclic(self) -> bool:
+        return nx.is_directed_acyclic_graph(self._g)
+
+    def add_module(self, info: ModuleInfo) -> None:
+        self.modules[info.path] = info
+        if info.parent is not None and info.parent in self.modules:
+            self.modules[info.parent].children.append(info.path)
+
+    def state_dict(self) -> dict[str, tuple[tuple[Size, ...], bool]]:
+        """Every parameter and buffer: full key -> (shape, is_buffer), in definition order."""
+        out: dict[str, tuple[tuple[Size, ...], bool]] = {}
+        for n in self._nodes:
+            for p in n.params:
+                key = f"{n.path}.{p.name}" if n.path else p.name
+                out[key] = (p.shape, p.buffer)
+        return out

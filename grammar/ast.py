@@ -1,0 +1,307 @@
+"""The .arch abstract syntax tree: frozen dataclasses, one per grammar rule.
+
+Every node has a `span` pointing at its source text. The tree is built by
+`grammar.parser.parse`; `dsl.elaborate` turns it into the typed graph.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Union
+
+from archc.diagnostics import Span
+
+# ---- expressions ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Number:
+    value: int | float
+    span: Span
+
+
+@dataclass(frozen=True)
+class String:
+    value: str
+    span: Span
+
+
+@dataclass(frozen=True)
+class Bool:
+    value: bool
+    span: Span
+
+
+@dataclass(frozen=True)
+class Var:
+    name: str
+    span: Span
+
+
+@dataclass(frozen=True)
+class BinOp:
+    op: str  # + - * / // % ** == != < <= > >= and or
+    left: Expr
+    right: Expr
+    span: Span
+
+
+@dataclass(frozen=True)
+class UnaryOp:
+    op: str  # - not
+    operand: Expr
+    span: Span
+
+
+@dataclass(frozen=True)
+class Cond:
+    test: Expr
+    then: Expr
+    orelse: Expr
+    span: Span
+
+
+@dataclass(frozen=True)
+class Index:
+    value: Expr
+    index: Expr
+    span: Span
+
+
+@dataclass(frozen=True)
+class TupleExpr:
+    items: tuple[Expr, ...]
+    span: Span
+
+
+@dataclass(frozen=True)
+class KeyedItem:
+    """`name = expr` inside a list: an axis with its size, in a type or pattern."""
+
+    key: str
+    value: Expr
+    span: Span
+
+
+@dataclass(frozen=True)
+class Ellipsis_:
+    span: Span
+
+
+@dataclass(frozen=True)
+class ListExpr:
+    items: tuple[Expr | KeyedItem | Ellipsis_, ...]
+    span: Span
+
+
+@dataclass(frozen=True)
+class PosArg:
+    value: Expr
+    span: Span
+
+
+@dataclass(frozen=True)
+class KwArg:
+    name: str
+    value: Expr
+    span: Span
+
+
+@dataclass(frozen=True)
+class MapArg:
+    """`chan -> 64` or `chan -> hidden = 4*d`: an axis map (rename optional)."""
+
+    source: Expr
+    size: Expr
+    rename: str | None
+    span: Span
+
+
+Arg = Union[PosArg, KwArg, MapArg]
+
+
+@dataclass(frozen=True)
+class Call:
+    func: str  # dotted name
+    args: tuple[Arg, ...]
+    span: Span
+    func_span: Span
+
+
+# ---- sequences ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CallStep:
+    call: Call
+    label: str | None  # name (or "{i}"-template) of the step, else numbered
+    span: Span
+
+
+@dataclass(frozen=True)
+class SeqStep:
+    steps: tuple[Step, ...]
+    label: str | None
+    span: Span
+
+
+@dataclass(frozen=True)
+class ForStep:
+    var: str
+    start: Expr
+    stop: Expr
+    steps: tuple[Step, ...]
+    span: Span
+
+
+@dataclass(frozen=True)
+class IfStep:
+    test: Expr
+    then: tuple[Step, ...]
+    orelse: tuple[Step, ...]
+    span: Span
+
+
+Step = Union[CallStep, SeqStep, ForStep, IfStep]
+
+
+@dataclass(frozen=True)
+class SeqExpr:
+    input: Expr
+    steps: tuple[Step, ...]
+    span: Span
+
+
+Expr = Union[Number, String, Bool, Var, BinOp, UnaryOp, Cond, Index, TupleExpr,
+             ListExpr, Call, SeqExpr]
+
+# ---- types --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AxisDecl:
+    name: str | None  # None for `...`
+    size: Expr | None
+    span: Span
+
+
+@dataclass(frozen=True)
+class TensorTypeExpr:
+    dtype: str | None
+    axes: tuple[AxisDecl, ...]
+    span: Span
+
+
+@dataclass(frozen=True)
+class TupleTypeExpr:
+    items: tuple[TypeExpr, ...]
+    span: Span
+
+
+TypeExpr = Union[TensorTypeExpr, TupleTypeExpr]
+
+# ---- statements ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class In:
+    name: str
+    type: TypeExpr
+    span: Span
+
+
+@dataclass(frozen=True)
+class Out:
+    values: tuple[Expr, ...]
+    span: Span
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    index: Expr | None
+    span: Span
+
+
+@dataclass(frozen=True)
+class Let:
+    targets: tuple[Target, ...]
+    value: Expr
+    span: Span
+
+
+@dataclass(frozen=True)
+class ParamDecl:
+    name: str
+    type: TypeExpr
+    init: Expr | None
+    span: Span
+
+
+@dataclass(frozen=True)
+class If:
+    branches: tuple[tuple[Expr, tuple[Stmt, ...]], ...]
+    orelse: tuple[Stmt, ...]
+    span: Span
+
+
+@dataclass(frozen=True)
+class For:
+    var: str
+    start: Expr
+    stop: Expr
+    body: tuple[Stmt, ...]
+    span: Span
+
+
+@dataclass(frozen=True)
+class Assert:
+    test: Expr
+    message: str | None
+    span: Span
+
+
+Stmt = Union[In, Out, Let, ParamDecl, If, For, Assert]
+
+# ---- files ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    default: Expr | None
+    span: Span
+
+
+@dataclass(frozen=True)
+class Block:
+    name: str
+    params: tuple[Param, ...]
+    body: tuple[Stmt, ...]
+    entry: bool
+    span: Span
+    name_span: Span
+
+
+@dataclass(frozen=True)
+class SizeDecl:
+    name: str
+    default: Expr | None
+    span: Span
+
+
+@dataclass(frozen=True)
+class Import:
+    path: str  # "file.arch" (relative) or a library name like "std.nn"
+    is_file: bool
+    alias: str | None
+    span: Span
+
+
+@dataclass(frozen=True)
+class Module:
+    file: str
+    imports: tuple[Import, ...]
+    sizes: tuple[SizeDecl, ...]
+    blocks: tuple[Block, ...]
+    span: Span

@@ -1,0 +1,434 @@
+"""Parse .arch text into the AST of `grammar.ast`.
+
+The grammar lives in `arch.lark` (package data). Parse errors are turned into
+plain sentences ("expected ':' after the input's name") by matching the
+parser state against short bad examples, lark's `match_examples` technique;
+when no example matches, the message lists what would have been accepted in
+words, never lark's terminal names.
+
+>>> m = parse('block B() { in x: [n, c = 3]\\n out relu(x) }', "b.arch")
+>>> m.blocks[0].name, m.blocks[0].body[0].type.axes[1].name
+('B', 'c')
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.resources
+from typing import Any
+
+import lark
+from lark import Token, Transformer, v_args
+
+from archc.diagnostics import ArchError, Diagnostic, Span
+from archc.grammar import ast
+
+KEYWORDS = frozenset(
+    "import as size entry block in out param if elif else then for seq assert "
+    "and or not true false".split()
+)
+
+
+@functools.cache
+def _parser() -> lark.Lark:
+    text = importlib.resources.files("archc.grammar").joinpath("arch.lark").read_text()
+    return lark.Lark(text, parser="lalr", propagate_positions=True, maybe_placeholders=True)
+
+
+def parse(text: str, file: str) -> ast.Module:
+    """Parse one file. Raises ArchError with a located, plain-sentence diagnostic."""
+    try:
+        tree = _parser().parse(text)
+    except lark.exceptions.UnexpectedInput as e:
+        raise ArchError([_syntax_diagnostic(e, text, file)]) from None
+    return _Builder(file).transform(tree)
+
+
+# ---- tree -> AST ----------------------------------------------------------------
+
+
+def _span(file: str, meta: Any) -> Span:
+    if getattr(meta, "empty", True):
+        return Span(file, 1, 1, 1, 1)
+    return Span(file, meta.line, meta.column, meta.end_line, meta.end_column)
+
+
+def _tok_span(file: str, tok: Token) -> Span:
+    return Span(file, tok.line, tok.column, tok.end_line, tok.end_column)
+
+
+def _unquote(s: str) -> str:
+    body = s[1:-1]
+    return body.encode("latin-1", "backslashreplace").decode("unicode_escape") if "\\" in body else body
+
+
+@v_args(meta=True)
+class _Builder(Transformer):
+    """Builds AST dataclasses from lark trees, one method per grammar rule."""
+
+    def __init__(self, file: str):
+        super().__init__()
+        self.file = file
+
+    def sp(self, meta: Any) -> Span:
+        return _span(self.file, meta)
+
+    # files
+    def start(self, meta, items):
+        return ast.Module(
+            self.file,
+            tuple(i for i in items if isinstance(i, ast.Import)),
+            tuple(s for i in items if isinstance(i, list) for s in i),
+            tuple(i for i in items if isinstance(i, ast.Block)),
+            self.sp(meta),
+        )
+
+    def import_file(self, meta, c):
+        return ast.Import(_unquote(c[0]), True, str(c[1]) if c[1] else None, self.sp(meta))
+
+    def import_lib(self, meta, c):
+        return ast.Import(c[0], False, str(c[1]) if c[1] else None, self.sp(meta))
+
+    def dotted(self, meta, names):
+        return ".".join(str(n) for n in names)
+
+    def size_decl(self, meta, items):
+        return list(items)
+
+    def size_item(self, meta, c):
+        return ast.SizeDecl(str(c[0]), c[1], self.sp(meta))
+
+    def block_def(self, meta, c):
+        entry, name, *rest = c
+        body = rest[-1]
+        params = tuple(p for p in rest[:-1] if p is not None)
+        return ast.Block(str(name), params, body, entry is not None, self.sp(meta),
+                         _tok_span(self.file, name))
+
+    def param(self, meta, c):
+        return ast.Param(str(c[0]), c[1], self.sp(meta))
+
+    def body(self, meta, stmts):
+        return tuple(stmts)
+
+    # statements
+    def in_stmt(self, meta, c):
+        return ast.In(str(c[0]), c[1], self.sp(meta))
+
+    def out_stmt(self, meta, c):
+        return ast.Out(tuple(c), self.sp(meta))
+
+    def let_stmt(self, meta, c):
+        return ast.Let(tuple(c[:-1]), c[-1], self.sp(meta))
+
+    def name_target(self, meta, c):
+        return ast.Target(str(c[0]), None, self.sp(meta))
+
+    def index_target(self, meta, c):
+        return ast.Target(str(c[0]), c[1], self.sp(meta))
+
+    def param_stmt(self, meta, c):
+        return ast.ParamDecl(str(c[0]), c[1], c[2], self.sp(meta))
+
+    def if_stmt(self, meta, c):
+        test, body, *rest = c
+        branches = [(test, body)]
+        orelse: tuple = ()
+        for r in rest:
+            if r is None:
+                continue
+            if r[0] == "elif":
+                branches.append((r[1], r[2]))
+            else:
+                orelse = r[1]
+        return ast.If(tuple(branches), orelse, self.sp(meta))
+
+    def elif_clause(self, meta, c):
+        return ("elif", c[0], c[1])
+
+    def else_clause(self, meta, c):
+        return ("else", c[0])
+
+    def for_stmt(self, meta, c):
+        var, (start, stop), body = c
+        return ast.For(str(var), start, stop, body, self.sp(meta))
+
+    def range(self, meta, c):
+        return (c[0], c[1])
+
+    def assert_stmt(self, meta, c):
+        return ast.Assert(c[0], _unquote(c[1]) if c[1] else None, self.sp(meta))
+
+    # types
+    def tensor_type(self, meta, c):
+        dtype, *axes = c
+        return ast.TensorTypeExpr(str(dtype) if dtype else None,
+                                  tuple(a for a in axes if a is not None), self.sp(meta))
+
+    def tuple_type(self, meta, c):
+        return ast.TupleTypeExpr(tuple(c), self.sp(meta))
+
+    def named_axis(self, meta, c):
+        return ast.AxisDecl(str(c[0]), c[1], self.sp(meta))
+
+    def ellipsis_axis(self, meta, c):
+        return ast.AxisDecl(None, None, self.sp(meta))
+
+    # sequences
+    def seq_expr(self, meta, c):
+        return ast.SeqExpr(c[0], c[1], self.sp(meta))
+
+    def steps(self, meta, c):
+        return tuple(s for s in c if s is not None)
+
+    def call_step(self, meta, c):
+        return ast.CallStep(c[0], None, self.sp(meta))
+
+    def labelled_step(self, meta, c):
+        return ast.CallStep(c[1], c[0], self.sp(meta))
+
+    def labelled_seq(self, meta, c):
+        return ast.SeqStep(c[1], c[0], self.sp(meta))
+
+    def seq_step(self, meta, c):
+        return ast.SeqStep(c[0], None, self.sp(meta))
+
+    def for_step(self, meta, c):
+        var, (start, stop), step = c
+        return ast.ForStep(str(var), start, stop, (step,), self.sp(meta))
+
+    def for_steps(self, meta, c):
+        var, (start, stop), steps = c
+        return ast.ForStep(str(var), start, stop, steps, self.sp(meta))
+
+    def if_step(self, meta, c):
+        return ast.IfStep(c[0], (c[1],), (), self.sp(meta))
+
+    def if_steps(self, meta, c):
+        return ast.IfStep(c[0], c[1], c[2] or (), self.sp(meta))
+
+    def label(self, meta, c):
+        tok = c[0]
+        return _unquote(tok) if tok.type == "STRING" else str(tok)
+
+    # expressions
+    def cond(self, meta, c):
+        return ast.Cond(c[0], c[1], c[2], self.sp(meta))
+
+    def _bin(op):  # noqa: N805 - a factory used in the class body
+        def method(self, meta, c):
+            return ast.BinOp(op, c[0], c[1], self.sp(meta))
+        return method
+
+    or_op = _bin("or")
+    and_op = _bin("and")
+    add = _bin("+")
+    sub = _bin("-")
+    mul = _bin("*")
+    div = _bin("/")
+    floordiv = _bin("//")
+    mod = _bin("%")
+    pow = _bin("**")
+
+    def compare(self, meta, c):
+        return ast.BinOp(str(c[1]), c[0], c[2], self.sp(meta))
+
+    def not_op(self, meta, c):
+        return ast.UnaryOp("not", c[0], self.sp(meta))
+
+    def neg(self, meta, c):
+        return ast.UnaryOp("-", c[0], self.sp(meta))
+
+    def index(self, meta, c):
+        return ast.Index(c[0], c[1], self.sp(meta))
+
+    def number(self, meta, c):
+        text = str(c[0])
+        value: int | float = float(text) if any(ch in text for ch in ".eE") else int(text)
+        return ast.Number(value, self.sp(meta))
+
+    def string(self, meta, c):
+        return ast.String(_unquote(c[0]), self.sp(meta))
+
+    def true(self, meta, c):
+        return ast.Bool(True, self.sp(meta))
+
+    def false(self, meta, c):
+        return ast.Bool(False, self.sp(meta))
+
+    def var(self, meta, c):
+        return ast.Var(str(c[0]), self.sp(meta))
+
+    def tuple(self, meta, c):
+        return ast.TupleExpr(tuple(x for x in c if x is not None), self.sp(meta))
+
+    def list(self, meta, c):
+        return ast.ListExpr(tuple(x for x in c if x is not None), self.sp(meta))
+
+    def plain_item(self, meta, c):
+        return c[0]
+
+    def keyed_item(self, meta, c):
+        return ast.KeyedItem(str(c[0]), c[1], self.sp(meta))
+
+    def ellipsis_item(self, meta, c):
+        return ast.Ellipsis_(self.sp(meta))
+
+    def call(self, meta, c):
+        func, *args = c
+        func_span = Span(self.file, meta.line, meta.column, meta.line, meta.column + len(func))
+        return ast.Call(func, tuple(a for a in args if a is not None), self.sp(meta), func_span)
+
+    def pos_arg(self, meta, c):
+        return ast.PosArg(c[0], self.sp(meta))
+
+    def kw_arg(self, meta, c):
+        return ast.KwArg(str(c[0]), c[1], self.sp(meta))
+
+    def map_arg(self, meta, c):
+        size, rename = c[1]
+        return ast.MapArg(c[0], size, rename, self.sp(meta))
+
+    def size_rhs(self, meta, c):
+        return (c[0], None)
+
+    def renamed_rhs(self, meta, c):
+        return (c[1], str(c[0]))
+
+
+# ---- syntax errors in words -----------------------------------------------------
+
+# Bad snippets, each labelled with the sentence to print when the parser fails
+# in the same state. Keep them short; lark's match_examples compares states.
+_EXAMPLES: dict[str, list[str]] = {
+    "expected '(' after the block name: block NAME(params) { ... }": [
+        "block B { }", "block B in", "entry block B {",
+    ],
+    "expected '{' to open the block body": [
+        "block B() in x: [a]", "block B(a) out", "block B() x",
+    ],
+    "expected ':' and a type after the input's name, as in `in x: [batch, chan]`": [
+        "block B() { in x [a] }", "block B() { in x }", "block B() { in x = [a] }",
+    ],
+    "expected '[' to start the input's axes, as in `in x: [batch, chan]`": [
+        "block B() { in x: a }", "block B() { in x: }",
+    ],
+    "a statement starts with `name =`, `in`, `out`, `param`, `if`, `for` or `assert`": [
+        "block B() { f(x) }", "block B() { 3 }", "block B() { (x) }", "block B() { [a] }",
+        "block B() { x }", "block B() { x y }", "block B() { x + y }", "block B() { x.y }",
+        "block B() { = x }",
+    ],
+    "expected an expression after '='": [
+        "block B() { y = }", "block B() { y = ) }", "block B() { y = , }",
+        "block B() { y = = }",
+    ],
+    "expected ')' to close the call": [
+        "block B() { y = f(x }", "block B() { y = f(x y) }", "block B() { y = f(x, y }",
+    ],
+    "expected ']' to close the list": [
+        "block B() { in x: [a, b }", "block B() { y = [a b] }", "block B() { in x: [a b] }",
+    ],
+    "expected '}' to close the block, or another statement": [
+        "block B() { out x ", "block B() { y = x ",
+    ],
+    "expected a block, an import or a size declaration at the top level": [
+        "x = 1", "in x: [a]", "out x", "}", "f(x)", "blocks B() {}",
+    ],
+    "expected a name after 'block'": ["block 3", "block (", "block {"],
+    "expected a size name after 'size', as in `size H = 224`": ["size 3", "size =", "size"],
+    "expected `in` and a range after the loop variable, as in `for i in 0..3`": [
+        "block B() { for i 0..3 {} }", "block B() { for i = 0..3 {} }",
+    ],
+    "expected '..' in the range, as in `0..3`": [
+        "block B() { for i in 0 {} }", "block B() { for i in 0, 3 {} }",
+    ],
+    "expected `then` in the conditional expression `if c then a else b`": [
+        "block B() { y = if a b }", "block B() { y = if a: b }",
+    ],
+    "an unfinished expression: an operand is missing": [
+        "block B() { y = x + }", "block B() { y = x * }", "block B() { y = -}",
+        "block B() { y = x == }", "block B() { y = not }",
+    ],
+}
+
+
+def _human_terminal(name: str) -> str:
+    specials = {
+        "NAME": "a name", "NUMBER": "a number", "STRING": "a string", "COMP": "a comparison",
+        "ENTRY": "'entry'", "ELLIPSIS": "'...'", "$END": "the end of the file",
+    }
+    if name in specials:
+        return specials[name]
+    try:
+        term = _parser().get_terminal(name)
+    except KeyError:
+        return name.lower()
+    if term.pattern.type == "str":
+        return f"'{term.pattern.value}'"
+    return name.lower()
+
+
+def _human_token(tok: Token) -> str:
+    if tok.type == "$END":
+        return "the end of the file"
+    if tok.type == "NAME":
+        return f"keyword-free name '{tok}'" if False else f"'{tok}'"
+    return f"'{tok}'"
+
+
+@functools.cache
+def _example_table() -> list[tuple[str, Any, str]]:
+    """(label, parser state, token type) for every example that fails to parse."""
+    table = []
+    for label, snippets in _EXAMPLES.items():
+        for s in snippets:
+            try:
+                _parser().parse(s)
+            except lark.exceptions.UnexpectedToken as e:
+                table.append((label, e.state, e.token.type))
+            except lark.exceptions.UnexpectedInput:
+                pass
+    return table
+
+
+def _syntax_diagnostic(e: lark.exceptions.UnexpectedInput, text: str, file: str) -> Diagnostic:
+    line, col = getattr(e, "line", -1), getattr(e, "column", -1)
+    if line is None or line < 1:  # end of file
+        lines = text.splitlines() or [""]
+        line, col = len(lines), len(lines[-1]) + 1
+    width = 1
+    if isinstance(e, lark.exceptions.UnexpectedCharacters):
+        ch = text[e.pos_in_stream] if e.pos_in_stream < len(text) else ""
+        msg = f"unexpected character {ch!r}"
+        if ch == "'":
+            msg += "; strings use double quotes"
+        return Diagnostic("error", "syntax", msg, Span(file, line, col, line, col + 1))
+    if isinstance(e, lark.exceptions.UnexpectedToken):
+        tok = e.token
+        if tok.type != "$END":
+            width = max(len(str(tok)), 1)
+        label = None
+        for lab, state, ttype in _example_table():
+            if state == e.state and ttype == tok.type:
+                label = lab
+                break
+        if label is None:
+            for lab, state, _ in _example_table():
+                if state == e.state:
+                    label = lab
+                    break
+        found = _human_token(tok)
+        if tok.type == "NAME" and str(tok) in KEYWORDS:
+            found = f"the keyword '{tok}'"
+        if label is not None:
+            msg = f"{label}; found {found}"
+        else:
+            expected = sorted({_human_terminal(t) for t in e.expected})
+            if len(expected) > 6:
+                expected = expected[:6] + ["..."]
+            msg = f"unexpected {found}; expected " + ", ".join(expected)
+        if tok.type != "$END" and str(tok) in KEYWORDS and tok.type != "NAME":
+            msg += f" ('{tok}' is a reserved word)"
+        return Diagnostic("error", "syntax", msg, Span(file, line, col, line, col + width))
+    return Diagnostic("error", "syntax", "unexpected end of file; a '}' or ')' is missing",
+                      Span(file, line, col, line, col + 1))
