@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 from collections.abc import Iterator
-from typing import Any, Union
+from typing import Any
 
 import networkx as nx
 
@@ -146,7 +146,7 @@ class TupleType:
         return sizes.total(t.nbytes() for t in self.items)
 
 
-Type = Union[TensorType, TupleType]
+Type = TensorType | TupleType
 
 
 @dataclasses.dataclass(frozen=True)

@@ -48,7 +48,7 @@ class OpSig:
         return None
 
 
-def P(name: str, kind: str, default: Any = REQUIRED, choices: tuple[str, ...] = ()) -> ParamDef:
+def P(name: str, kind: str, default: Any = REQUIRED, choices: tuple[str, ...] = ()) -> ParamDef:  # noqa: N802
     return ParamDef(name, kind, default, choices)
 
 

@@ -7,7 +7,6 @@ Every node has a `span` pointing at its source text. The tree is built by
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
 
 from archc.diagnostics import Span
 
@@ -84,13 +83,13 @@ class KeyedItem:
 
 
 @dataclass(frozen=True)
-class Ellipsis_:
+class EllipsisItem:
     span: Span
 
 
 @dataclass(frozen=True)
 class ListExpr:
-    items: tuple[Expr | KeyedItem | Ellipsis_, ...]
+    items: tuple[Expr | KeyedItem | EllipsisItem, ...]
     span: Span
 
 
@@ -117,7 +116,7 @@ class MapArg:
     span: Span
 
 
-Arg = Union[PosArg, KwArg, MapArg]
+Arg = PosArg | KwArg | MapArg
 
 
 @dataclass(frozen=True)
@@ -162,7 +161,7 @@ class IfStep:
     span: Span
 
 
-Step = Union[CallStep, SeqStep, ForStep, IfStep]
+Step = CallStep | SeqStep | ForStep | IfStep
 
 
 @dataclass(frozen=True)
@@ -172,8 +171,7 @@ class SeqExpr:
     span: Span
 
 
-Expr = Union[Number, String, Bool, Var, BinOp, UnaryOp, Cond, Index, TupleExpr,
-             ListExpr, Call, SeqExpr]
+Expr = Number | String | Bool | Var | BinOp | UnaryOp | Cond | Index | TupleExpr | ListExpr | Call | SeqExpr
 
 # ---- types --------------------------------------------------------------------
 
@@ -198,7 +196,7 @@ class TupleTypeExpr:
     span: Span
 
 
-TypeExpr = Union[TensorTypeExpr, TupleTypeExpr]
+TypeExpr = TensorTypeExpr | TupleTypeExpr
 
 # ---- statements ---------------------------------------------------------------
 
@@ -261,7 +259,7 @@ class Assert:
     span: Span
 
 
-Stmt = Union[In, Out, Let, ParamDecl, If, For, Assert]
+Stmt = In | Out | Let | ParamDecl | If | For | Assert
 
 # ---- files ----------------------------------------------------------------------
 

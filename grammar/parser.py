@@ -272,7 +272,7 @@ class _Builder(Transformer):
         return ast.KeyedItem(str(c[0]), c[1], self.sp(meta))
 
     def ellipsis_item(self, meta, c):
-        return ast.Ellipsis_(self.sp(meta))
+        return ast.EllipsisItem(self.sp(meta))
 
     def call(self, meta, c):
         func, *args = c

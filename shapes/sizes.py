@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Union
 
 import sympy
 
-Size = Union[int, sympy.Expr]
+Size = int | sympy.Expr
 
 
 @functools.cache
