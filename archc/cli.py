@@ -201,16 +201,18 @@ def _flops(args: argparse.Namespace, res: api.Compiled) -> int:
                     continue
                 rows.append((r.name, r.op, r.out, fig(r.params), fig(r.flops), str(r.line)))
             out.append(table(("layer", "op", "output", "params", "FLOPs", "line"), rows, "lllrrr"))
-    free = sorted(k for k, v in res.graph.sizes.items() if res.symbolic or v is None)
+    free = [k for k, v in res.graph.sizes.items() if res.symbolic or v is None]
     args_txt = f"({', '.join(free)})" if free else ""
     out.append(f"params{args_txt} = {fig(rep.params)}")
     if rep.buffers != 0:
         out.append(f"buffers{args_txt} = {fig(rep.buffers)}")
     out.append(f"FLOPs{args_txt} = {fig(rep.flops)}    [{args.convention}: {CONVENTION_HELP[args.convention]}]")
-    kinds = " · ".join(f"{k} {fig(v)}" for k, v in rep.by_kind.items())
-    out.append(f"by kind: {kinds}")
-    out.append(f"activations {fig(rep.activation_bytes)} bytes · read {fig(rep.read)} bytes · "
-               f"written {fig(rep.written)} bytes")
+    out.append("by kind (FLOPs; contractions at 2 per multiply-add):")
+    out.append(table(("", ""), [(f"  {k}", fig(v)) for k, v in rep.by_kind.items()], "ll").split("\n", 1)[1])
+    out.append("memory (bytes):")
+    mem = [("  activations", fig(rep.activation_bytes)), ("  read", fig(rep.read)),
+           ("  written", fig(rep.written))]
+    out.append(table(("", ""), mem, "ll").split("\n", 1)[1])
     print("\n".join(out))
     return 0
 

@@ -127,8 +127,8 @@ def _check_nonneg(vals: tuple, what: str, minimum: int = 0) -> None:
 
 def window_out(i: Size, k: Size, s: Size, p0: Size, p1: Size, d: Size, ceil: bool) -> Size:
     span = S.add(S.add(i, S.add(p0, p1)), S.mul(-1, S.add(S.mul(d, S.add(k, -1)), 1)))
-    if not ceil:
-        return S.add(S.floordiv(span, s), 1)
+    if not ceil:  # floor(a/s) + 1 == floor((a + s)/s): one floor reads better symbolically
+        return S.floordiv(S.add(span, s), s)
     o = S.add(S.ceildiv(span, s), 1)
     # PyTorch drops a last window that would start inside the right padding.
     start_last = S.mul(S.add(o, -1), s)

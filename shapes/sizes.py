@@ -18,6 +18,7 @@ import functools
 import math
 
 import sympy
+import sympy.printing.str
 
 Size = int | sympy.Expr
 
@@ -157,11 +158,39 @@ def evaluate(x: Size, values: dict[str, int]) -> int | None:
     return None
 
 
+_SUPERSCRIPT = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+class _HumanPrinter(sympy.printing.str.StrPrinter):
+    """sympy's str form with ⌊x⌋, ⌈x⌉, · for products and superscript powers."""
+
+    def _print_floor(self, e: sympy.Expr) -> str:
+        return "⌊" + self._print(e.args[0]) + "⌋"
+
+    def _print_ceiling(self, e: sympy.Expr) -> str:
+        return "⌈" + self._print(e.args[0]) + "⌉"
+
+    def _print_Pow(self, e: sympy.Expr, rational: bool = False) -> str:
+        b, p = e.args
+        if p.is_Integer and 1 < int(p) < 10:
+            base = self._print(b)
+            if not (b.is_Symbol or b.is_Integer or isinstance(b, (sympy.floor, sympy.ceiling))):
+                base = f"({base})"
+            return base + str(int(p)).translate(_SUPERSCRIPT)
+        return super()._print_Pow(e, rational)
+
+    def _print_Mul(self, e: sympy.Expr) -> str:
+        return super()._print_Mul(e).replace("*", "·")
+
+
+_HUMAN = _HumanPrinter({"order": None})
+
+
 def fmt(x: Size) -> str:
-    """A compact human form: 'H/4', 'floor((H - 1)/2) + 1', '56'."""
+    """A compact human form: 'H/4', '⌊(H - 1)/2⌋ + 1', '24·L·d²', '56'."""
     if isinstance(x, int):
         return str(x)
-    return sympy.sstr(x).replace("**", "^").replace("*", "·")
+    return _HUMAN.doprint(x)
 
 
 def to_str(x: Size) -> str:
@@ -194,6 +223,7 @@ def _period(e: sympy.Basic) -> int:
 
 
 def simplify_total(x: Size) -> Size:
+    """A sum as sympy collects it: like terms merged, products left factored (readable)."""
     if isinstance(x, int):
         return x
-    return norm(sympy.expand(x))
+    return norm(x)
