@@ -57,6 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--depth", type=int, metavar="N", default=None,
                    help="sum the layers below module depth N (1 = top-level layers)")
     f.add_argument("--no-layers", action="store_true", help="print totals only")
+    f.add_argument("--memory", action="store_true",
+                   help="per-layer bytes read and written and arithmetic intensity (full FLOPs per byte)")
     return p
 
 
@@ -139,10 +141,15 @@ def _check(args: argparse.Namespace, res: api.Compiled) -> int:
         }
         print(json.dumps(doc, indent=1))
         return 0
+    from archc.shapes.legend import Legend
+    legend = Legend((n.type for n in g), reserved=g.sizes)
     out = [_header(res)]
-    rows = [(names[n.id], n.op.value, str(n.type), str(n.span.line)) for n in g]
+    rows = [(names[n.id], n.op.value, legend.type_str(n.type), str(n.span.line)) for n in g]
     out.append(table(("layer", "op", "output", "line"), rows, "lllr"))
-    out.append("outputs: " + ", ".join(str(g.node(i).type) for i in g.outputs))
+    out.append("outputs: " + ", ".join(legend.type_str(g.node(i).type) for i in g.outputs))
+    if legend.rows:
+        out.append("derived sizes:")
+        out.append(table(("", ""), [(f"  {k} =", v) for k, v in legend.rows], "ll").split("\n", 1)[1])
     if res.constraints:
         out.append("constraints on free sizes:")
         for d in res.constraints:
@@ -199,8 +206,16 @@ def _flops(args: argparse.Namespace, res: api.Compiled) -> int:
             for r in rep.rows:
                 if r.op == "input":
                     continue
-                rows.append((r.name, r.op, r.out, fig(r.params), fig(r.flops), str(r.line)))
-            out.append(table(("layer", "op", "output", "params", "FLOPs", "line"), rows, "lllrrr"))
+                row: tuple[str, ...] = (r.name, r.op, r.out, fig(r.params), fig(r.flops))
+                if args.memory:
+                    full, moved = rep.value(r.full), rep.value(S.add(r.read, r.written))
+                    ai = f"{full / moved:.2f}" if full is not None and moved else "-"
+                    row += (fig(r.read), fig(r.written), ai)
+                rows.append(row + (str(r.line),))
+            heads: tuple[str, ...] = ("layer", "op", "output", "params", "FLOPs")
+            if args.memory:
+                heads += ("read B", "written B", "FLOP/B")
+            out.append(table(heads + ("line",), rows, "lll" + "r" * (len(heads) - 2)))
     free = [k for k, v in res.graph.sizes.items() if res.symbolic or v is None]
     args_txt = f"({', '.join(free)})" if free else ""
     out.append(f"params{args_txt} = {fig(rep.params)}")
