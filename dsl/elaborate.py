@@ -22,16 +22,20 @@ the free sizes have values, checked against those values on the spot.
 from __future__ import annotations
 
 import dataclasses
+import operator
 import re
 from typing import Any
 
 from archc.diagnostics import ArchError, DiagnosticBag, Span, did_you_mean
-from archc.dsl.ir import DTYPE_BYTES, Axis, Graph, ModuleInfo, Node, Op, TensorType, TupleType
+from archc.dsl.ir import DTYPE_BYTES, Axis, Graph, ModuleInfo, Op, TensorType, TupleType
 from archc.dsl.loader import File, Program
 from archc.dsl.ops import OPS, REQUIRED, OpSig
 from archc.grammar import ast
 from archc.shapes import sizes as S
 from archc.shapes.rules import SHAPE_RULES, ShapeError
+
+_FLOAT_OPS = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
+              "//": operator.floordiv, "%": operator.mod, "**": operator.pow}
 
 MAX_DEPTH = 64
 MAX_NODES = 2_000_000
@@ -244,21 +248,33 @@ class Elaborator:
             raise Abort
         if any(isinstance(t, Poison) for t in tensors) or any(isinstance(v, Poison) for v in given.values()):
             return POISON
-        self._claim(frame, path, call.span)
+        inline = path == frame.path  # `out Block(...)`: the callee's layers are this block's
         inner = Frame(path, block, bfile, {}, {})
-        self.graph.add_module(ModuleInfo(path, "block", block.name, {}, call.span,
-                                         self._parent_of(path), repeat=self._take_repeat()))
+        if not inline:
+            self._claim(frame, path, call.span)
+            self.graph.add_module(ModuleInfo(path, "block", block.name, {}, call.span,
+                                             self._parent_of(path), repeat=self._take_repeat()))
         self._bind_params(inner, block, given, call.span)
-        self.graph.modules[path].args = {p: inner.env.get(p) for p in pnames}
+        if not inline:
+            self.graph.modules[path].args = {p: inner.env.get(p) for p in pnames}
         self.depth += 1
+        first_new = len(self.bag.items)
         try:
             self._exec_block(inner, tensors, call.span)
         finally:
             self.depth -= 1
+            self._note_caller(first_new, block.name, call.span)
         if inner.outputs is None:
             self.bag.error("structure", f"block '{block.name}' has no `out` statement", block.name_span)
             raise Abort
         return inner.outputs[0] if len(inner.outputs) == 1 else tuple(inner.outputs)
+
+    def _note_caller(self, first: int, block: str, span: Span) -> None:
+        """Errors inside a block instance say which call made it (innermost first)."""
+        for i in range(first, len(self.bag.items)):
+            d = self.bag.items[i]
+            self.bag.items[i] = dataclasses.replace(
+                d, notes=d.notes + ((f"in block '{block}' called here", span),))
 
     def _exec_block(self, frame: Frame, inputs: list[Any] | None, call_span: Span) -> None:
         n_in = 0
@@ -283,7 +299,10 @@ class Elaborator:
                 self.bag.error("structure", "a block has one `out` statement; this is the second",
                                stmt.span, [("the first is here", frame.out_span)])
                 raise Abort
-            frame.outputs = [self.ev(v, frame) for v in stmt.values]
+            counter = [0]
+            frame.outputs = [self._out_seq(v, frame, counter) if isinstance(v, ast.SeqExpr)
+                             else self.ev(v, frame, frame.path) if self._is_block_call(v, frame)
+                             else self.ev(v, frame) for v in stmt.values]
             frame.out_span = stmt.span
             for v in frame.outputs:
                 if not self._is_tensorish(v):
@@ -556,7 +575,7 @@ class Elaborator:
         if isinstance(e, ast.ListExpr):
             out = []
             for x in e.items:
-                if isinstance(x, (ast.KeyedItem, ast.Ellipsis_)):
+                if isinstance(x, (ast.KeyedItem, ast.EllipsisItem)):
                     self.bag.error("type", "`name = value` and `...` belong in tensor types, not in lists",
                                    x.span)
                     raise Abort
@@ -641,8 +660,7 @@ class Elaborator:
                     self.bag.error("type", "a symbolic size cannot be mixed with a fraction", e.span)
                     raise Abort
                 fa, fb = float(a), float(b)
-                return {"+": fa + fb, "-": fa - fb, "*": fa * fb, "/": fa / fb, "//": fa // fb,
-                        "%": fa % fb, "**": fa ** fb}[e.op]
+                return _FLOAT_OPS[e.op](fa, fb)  # only the chosen one: 0.1 * 0 must not divide by 0
             if e.op in ("/", "//", "%") and S.is_concrete(b) and int(b) == 0:
                 self.bag.error("value", "division by zero", e.span)
                 raise Abort
@@ -962,6 +980,21 @@ class Elaborator:
         self.graph.add_module(ModuleInfo(path, "seq", "", {}, e.span, self._parent_of(path),
                                          repeat=self._take_repeat()))
         return self._steps(e.steps, cur, path, [0], frame)
+
+    def _is_block_call(self, e: ast.Expr, frame: Frame) -> bool:
+        """`out Block(...)`: an unnamed block call in `out` names its layers under the
+        calling block itself, as a subclass inherits its parent's attributes
+        (`ResNet50` is `ResNet([3, 4, 6, 3])`, with ResNet's state_dict keys)."""
+        return isinstance(e, ast.Call) and e.func in frame.file.namespace
+
+    def _out_seq(self, e: ast.SeqExpr, frame: Frame, counter: list[int]) -> Any:
+        """`out seq(x) { ... }`: the steps are numbered under the block itself, as the
+        children of an nn.Sequential subclass are (torchvision's MLPBlock,
+        Conv2dNormActivation): `mlp = MLP(...)` owns mlp.0, mlp.1, ..."""
+        cur = self.ev(e.input, frame)
+        if isinstance(cur, Poison):
+            return cur
+        return self._steps(e.steps, cur, frame.path, counter, frame)
 
     def _steps(self, steps: tuple, cur: Any, seq_path: str, counter: list[int], frame: Frame) -> Any:
         for st in steps:
