@@ -289,7 +289,27 @@ class Elaborator:
             try:
                 self._stmt(frame, stmt)
             except Abort:
+                if isinstance(stmt, ast.Let):
+                    self._poison_targets(frame, stmt)
                 continue
+
+    def _poison_targets(self, frame: Frame, stmt: ast.Let) -> None:
+        """A failed `x = ...` leaves x poisoned, so its uses add no 'not defined' errors."""
+        for t in stmt.targets:
+            if t.index is None:
+                frame.env[t.name] = POISON
+                continue
+            lst = frame.env.get(t.name)
+            if not isinstance(lst, ListV):
+                lst = frame.env[t.name] = ListV({})
+            n_errors = len(self.bag.items)
+            try:
+                idx = self.ev(t.index, frame)
+            except Abort:
+                idx = None
+            del self.bag.items[n_errors:]  # the index was already reported, if it is wrong
+            if S.is_concrete(idx):
+                lst.items[int(idx)] = POISON
 
     def _stmt(self, frame: Frame, stmt: Any) -> None:
         if isinstance(stmt, ast.Let):
@@ -588,7 +608,7 @@ class Elaborator:
             return frame.env[e.name]
         if e.name in self._sizes_env:
             return self._sizes_env[e.name]
-        hint = did_you_mean(e.name, list(frame.env) + list(self._sizes_env))
+        hint = did_you_mean(e.name, list(frame.env) + list(self._sizes_env) + ["true", "false"])
         extra = ""
         if not hint:
             axes = {a.name for v in frame.env.values() if isinstance(v, TV)
@@ -755,6 +775,9 @@ class Elaborator:
             if len(tensors) >= lo and self._looks_like_param(ex, frame):
                 break
             v = self.ev(ex, frame)
+            if lo != hi and isinstance(v, TV) and isinstance(self.type_of(v), TupleType):
+                # a variadic op takes a tuple's tensors: concat(split(x, ...), axis = chan)
+                v = tuple(self._getitem(v, j, pos[i].span) for j in range(len(self.type_of(v).items)))
             vs = list(v) if isinstance(v, tuple) and lo != hi else [v]
             for x in vs:
                 if not isinstance(x, (TV, Poison)):
@@ -946,7 +969,8 @@ class Elaborator:
             out_type, params = SHAPE_RULES[op](ctx, types, attrs)
         except ShapeError as err:
             where = arg_spans.get(err.arg, span) if err.arg else span
-            self.bag.error(err.code, f"{name or op.value}: {err.message}", where)
+            prefix = "" if "what" in attrs else f"{name or op.value}: "  # `a + b` needs no "add: "
+            self.bag.error(err.code, prefix + err.message, where)
             return POISON
         attrs.pop("what", None)
         if len(self.graph) >= MAX_NODES:

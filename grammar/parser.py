@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import functools
 import importlib.resources
+import os
+import sys
 from typing import Any
 
 import lark
@@ -32,16 +34,71 @@ KEYWORDS = frozenset(
 @functools.cache
 def _parser() -> lark.Lark:
     text = importlib.resources.files("archc.grammar").joinpath("arch.lark").read_text()
-    return lark.Lark(text, parser="lalr", propagate_positions=True, maybe_placeholders=True)
+    return lark.Lark(text, parser="lalr", propagate_positions=True, maybe_placeholders=True,
+                     cache=_cache_file())
+
+
+def _cache_file() -> str | bool:
+    """Where lark keeps the analysed LALR tables between runs (building them costs
+    ~0.1 s a process). lark stores the grammar's hash in the file and rebuilds on
+    any mismatch or unreadable file; without a writable cache folder, no cache."""
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    folder = os.path.join(root, "archc")
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError:
+        return False
+    if not os.access(folder, os.W_OK):
+        return False
+    return os.path.join(folder, f"grammar-lark{lark.__version__}-py{sys.version_info[0]}{sys.version_info[1]}.pickle")
 
 
 def parse(text: str, file: str) -> ast.Module:
     """Parse one file. Raises ArchError with a located, plain-sentence diagnostic."""
     try:
-        tree = _parser().parse(text)
+        tree = _parser().parse(text, on_error=_keyword_as_name)
     except lark.exceptions.UnexpectedInput as e:
         raise ArchError([_syntax_diagnostic(e, text, file)]) from None
-    return _Builder(file).transform(tree)
+    deep = _too_deep(tree)
+    if deep is not None:  # later phases recurse on the tree: refuse before Python's stack runs out
+        raise ArchError([Diagnostic("error", "structure", f"this nests more than {MAX_NESTING} levels "
+                                    "deep; split it into named steps", _span(file, deep.meta))])
+    try:
+        return _Builder(file).transform(tree)
+    except lark.exceptions.VisitError as e:
+        if isinstance(e.orig_exc, _BadString):
+            raise ArchError([Diagnostic("error", "syntax", str(e.orig_exc), _span(file, e.obj.meta))]) from None
+        raise e.orig_exc from None
+
+
+# Deepest parse tree accepted. Each level costs a few Python frames in the AST
+# builder and the elaborator; 200 stays well inside the default recursion limit.
+MAX_NESTING = 200
+
+
+def _too_deep(tree: lark.Tree) -> lark.Tree | None:
+    """The first subtree deeper than MAX_NESTING, found without recursion."""
+    stack = [(tree, 1)]
+    while stack:
+        t, depth = stack.pop()
+        if depth > MAX_NESTING:
+            return t
+        stack.extend((c, depth + 1) for c in t.children if isinstance(c, lark.Tree))
+    return None
+
+
+def _keyword_as_name(e: lark.exceptions.UnexpectedInput) -> bool:
+    """LALR merges look-ahead sets, so after an expression the lexer also accepts the
+    top-level keywords (`size H = 224` may be followed by `block`) and reads the
+    layer name in `block = seq(x) {...}` (torchvision's CNBlock.block) as a keyword.
+    Where the parser wants a name and not that keyword, the word is a name."""
+    if not isinstance(e, lark.exceptions.UnexpectedToken):
+        return False
+    tok = e.token
+    if tok.type == "NAME" or str(tok) not in KEYWORDS or "NAME" not in e.expected:
+        return False
+    e.interactive_parser.feed_token(Token.new_borrow_pos("NAME", str(tok), tok))
+    return True
 
 
 # ---- tree -> AST ----------------------------------------------------------------
@@ -57,9 +114,18 @@ def _tok_span(file: str, tok: Token) -> Span:
     return Span(file, tok.line, tok.column, tok.end_line, tok.end_column)
 
 
+class _BadString(Exception):
+    """A string literal whose escapes do not decode; parse() reports it at the string."""
+
+
 def _unquote(s: str) -> str:
     body = s[1:-1]
-    return body.encode("latin-1", "backslashreplace").decode("unicode_escape") if "\\" in body else body
+    if "\\" not in body:
+        return body
+    try:
+        return body.encode("latin-1", "backslashreplace").decode("unicode_escape")
+    except UnicodeDecodeError as e:
+        raise _BadString(f"bad escape sequence in the string {s}: {e.reason}") from None
 
 
 @v_args(meta=True)
@@ -285,6 +351,9 @@ class _Builder(Transformer):
     def kw_arg(self, meta, c):
         return ast.KwArg(str(c[0]), c[1], self.sp(meta))
 
+    def seq_kw_arg(self, meta, c):  # `seq` is a keyword, and the name of an argument of attention
+        return ast.KwArg("seq", c[0], self.sp(meta))
+
     def map_arg(self, meta, c):
         size, rename = c[1]
         return ast.MapArg(c[0], size, rename, self.sp(meta))
@@ -368,12 +437,50 @@ def _human_terminal(name: str) -> str:
     return name.lower()
 
 
+# Groups of terminals named by one phrase when the parser would accept all of them.
+_PHRASES: list[tuple[str, set[str], set[str]]] = [  # (phrase, must all be expected, also covered)
+    ("a top-level declaration (block, import, size)", {"block", "import", "size"}, {"entry", "$END"}),
+    ("a statement", {"in", "out", "assert"}, {"param", "if", "for", "NAME"}),
+    ("an expression", {"NUMBER", "STRING", "("}, {"NAME", "[", "-", "true", "false", "not", "if", "seq"}),
+    ("an operator", {"+", "*"}, {"-", "/", "//", "%", "**", "COMP", "and", "or", "[", "."}),
+]
+
+
+def _expected_phrase(expected: set[str]) -> str:
+    """What the parser would have accepted, in words: 'an operator, ')' or ','."""
+    keys = set()
+    for name in expected:
+        try:
+            term = _parser().get_terminal(name)
+            keys.add(term.pattern.value if term.pattern.type == "str" else name)
+        except KeyError:
+            keys.add(name)
+    parts = []
+    for phrase, required, covered in _PHRASES:
+        if required <= keys:
+            parts.append(phrase)
+            keys -= required | covered
+    words = {"NAME": "a name", "NUMBER": "a number", "STRING": "a string", "COMP": "a comparison",
+             "$END": "the end of the file"}
+    parts += sorted(words.get(k, f"'{k}'") for k in keys)
+    if len(parts) > 7:
+        parts = parts[:6] + ["..."]
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " or " + parts[-1]
+
+
 def _human_token(tok: Token) -> str:
     if tok.type == "$END":
-        return "the end of the file"
+        return "end of file"
     if tok.type == "NAME":
         return f"keyword-free name '{tok}'" if False else f"'{tok}'"
     return f"'{tok}'"
+
+
+def _state_id(e: lark.exceptions.UnexpectedToken) -> Any:
+    """The LALR state the parser failed in. Only the state on top of the stack: lark's own
+    ParserState equality also compares stack depths, so an example written at the top of
+    a block would not match the same mistake inside an `if` body."""
+    return getattr(e.state, "position", e.state)
 
 
 @functools.cache
@@ -385,7 +492,7 @@ def _example_table() -> list[tuple[str, Any, str]]:
             try:
                 _parser().parse(s)
             except lark.exceptions.UnexpectedToken as e:
-                table.append((label, e.state, e.token.type))
+                table.append((label, _state_id(e), e.token.type))
             except lark.exceptions.UnexpectedInput:
                 pass
     return table
@@ -409,25 +516,27 @@ def _syntax_diagnostic(e: lark.exceptions.UnexpectedInput, text: str, file: str)
             width = max(len(str(tok)), 1)
         label = None
         for lab, state, ttype in _example_table():
-            if state == e.state and ttype == tok.type:
+            if state == _state_id(e) and ttype == tok.type:
                 label = lab
                 break
         if label is None:
             for lab, state, _ in _example_table():
-                if state == e.state:
+                if state == _state_id(e):
                     label = lab
                     break
         found = _human_token(tok)
         if tok.type == "NAME" and str(tok) in KEYWORDS:
             found = f"the keyword '{tok}'"
+        # LALR merges look-aheads across contexts; accepts() tries each terminal on the real stack.
+        expected = set(e.interactive_parser.accepts()) if e.interactive_parser else set(e.expected)
         if label is not None:
             msg = f"{label}; found {found}"
         else:
-            expected = sorted({_human_terminal(t) for t in e.expected})
-            if len(expected) > 6:
-                expected = expected[:6] + ["..."]
-            msg = f"unexpected {found}; expected " + ", ".join(expected)
-        if tok.type != "$END" and str(tok) in KEYWORDS and tok.type != "NAME":
+            msg = f"unexpected {found}; expected {_expected_phrase(expected or set(e.expected))}"
+        if tok.type in ("NAME", "NUMBER", "STRING") and "COMMA" in expected and \
+                ("RPAR" in expected or "RSQB" in expected):
+            msg += " (is a ',' missing before it?)"
+        elif tok.type != "$END" and str(tok) in KEYWORDS and tok.type != "NAME" and "NAME" in e.expected:
             msg += f" ('{tok}' is a reserved word)"
         return Diagnostic("error", "syntax", msg, Span(file, line, col, line, col + width))
     return Diagnostic("error", "syntax", "unexpected end of file; a '}' or ')' is missing",
