@@ -10,14 +10,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import gc
+from collections.abc import Iterator
 from typing import Any
 
 from archc.diagnostics import ArchError, Diagnostic, SourceMap
-from archc.dsl.elaborate import elaborate
+from archc.dsl.elaborate import Abort, Elaborator, elaborate
 from archc.dsl.ir import Graph
-from archc.dsl.loader import Program, load as load_program
-from archc.shapes.constraints import Derived, derive as derive_constraints
+from archc.dsl.loader import Program
+from archc.dsl.loader import load as load_program
+from archc.shapes.constraints import Derived, explain
+from archc.shapes.constraints import derive as derive_constraints
 
 
 @dataclasses.dataclass
@@ -36,6 +41,24 @@ def _defaults(g: Graph) -> dict[str, int]:
     return {k: v for k, v in g.sizes.items() if v is not None}
 
 
+@contextlib.contextmanager
+def rare_gc() -> Iterator[None]:
+    """Run the cyclic garbage collector less often inside (also a decorator).
+
+    Compiling allocates a large graph of objects that all stay alive to the end;
+    at the default threshold the collector's passes over it grow with its size
+    and made a 4,000-block stack cost 3x more per block than a 125-block one
+    (benchmarks/bench_scaling.py). The threshold is restored on the way out."""
+    threshold = gc.get_threshold()
+    if threshold[0]:  # 0 = automatic collection is off: leave it off
+        gc.set_threshold(max(threshold[0], 20_000), *threshold[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+
+
+@rare_gc()
 def compile_program(program: Program, entry: str | None = None, sets: dict[str, Any] | None = None,
                     symbolic: bool = False, derive: bool = False) -> Compiled:
     """Elaborate a loaded program. With `derive`, a concrete run also derives the
@@ -44,7 +67,7 @@ def compile_program(program: Program, entry: str | None = None, sets: dict[str, 
     try:
         g = elaborate(program, entry, sets, symbolic)
     except ArchError as e:
-        if derive and not symbolic:
+        if derive:
             _annotate(e, program, entry, sets)
         raise
     if symbolic or not derive:
@@ -60,30 +83,50 @@ def compile_program(program: Program, entry: str | None = None, sets: dict[str, 
 
 
 def _annotate(e: ArchError, program: Program, entry: str | None, sets: dict[str, Any] | None) -> None:
-    if not any(d.code in ("axis-size", "constraint", "value") for d in e.diagnostics):
+    """Explain errors that concrete sizes cause: say which free sizes they come from and what
+    those sizes must satisfy for every input (the constraints derived at the failing line)."""
+    if not any(d.code in _SIZE_CODES for d in e.diagnostics):
         return
-    free_sets = dict(sets or {})
-    for name in list(free_sets):
-        if name in program.sizes:
-            free_sets.pop(name)
+    # At the defaults, the constraints of the whole graph; with the user's values, the failing ones.
+    general = _symbolic_run(program, entry, {k: v for k, v in (sets or {}).items() if k not in program.sizes})
+    derived = [d for d in derive_constraints(general.constraints, {}) if d.kind != "assumed"]
+    valued = _symbolic_run(program, entry, sets)
+    messages: dict[Any, list[str]] = {}
+    for d in valued.bag.errors:
+        if d.code == "constraint":
+            messages.setdefault(d.span, []).append(d.message)
+    for i, d in enumerate(e.diagnostics):
+        if d.code not in _SIZE_CODES:
+            continue
+        notes = tuple((f"for all sizes this needs: {x.text}", x.span)
+                      for x in explain(valued.constraints, derived, d.span, valued.values))
+        if not notes:
+            continue
+        better = messages.get(d.span)
+        if better and d.code != "constraint":  # the same failure, told in the free sizes' names
+            d = dataclasses.replace(d, code="constraint", message=better.pop(0))
+        e.diagnostics[i] = dataclasses.replace(d, notes=d.notes + notes)
+
+
+_SIZE_CODES = ("axis-size", "constraint", "value")
+
+
+def _symbolic_run(program: Program, entry: str | None, sets: dict[str, Any] | None) -> Elaborator:
+    """A symbolic elaboration kept even when it fails: what it recorded up to a failure (the
+    broken constraint included) still counts."""
+    el = Elaborator(program, sets, True)
     try:
-        el_graph = elaborate(program, entry, free_sets, True)
-    except ArchError:
-        return
-    derived = derive_constraints(getattr(el_graph, "constraints", []), {})
-    if not derived:
-        return
-    notes = tuple((f"for all sizes this needs: {d.text}", d.span) for d in derived if d.kind != "assumed")
-    if notes:
-        first = e.diagnostics[0]
-        e.diagnostics[0] = dataclasses.replace(first, notes=first.notes + notes)
+        el.run(entry)
+    except (ArchError, Abort):
+        pass
+    return el
 
 
 def compile_file(path: str, entry: str | None = None, sets: dict[str, Any] | None = None,
                  symbolic: bool = False, sources: SourceMap | None = None, derive: bool = False) -> Compiled:
     """Load and elaborate `path`; diagnostics quote from `sources` (filled in here)."""
     try:
-        program = load_program(path)
+        program = load_program(path, sources=sources)
     except ArchError:
         raise
     if sources is not None:
@@ -101,6 +144,7 @@ class Model:
     def check(self, symbolic: bool = False, **sets: Any) -> Compiled:
         return compile_program(self.program, self.entry, sets, symbolic)
 
+    @rare_gc()
     def flops(self, convention: str = "torch", symbolic: bool = False, **sets: Any):
         from archc.shapes.report import analyze
         return analyze(self.check(symbolic, **sets).graph, convention)
@@ -108,6 +152,23 @@ class Model:
     def ir(self, **sets: Any) -> str:
         from archc.dsl.printer import print_graph
         return print_graph(self.check(**sets).graph)
+
+    def torch_source(self, **sets: Any) -> str:
+        """The generated PyTorch module's text (what `archc build` writes); needs no torch."""
+        from archc.codegen.torch import generate
+        self.check(**sets)
+        return generate(self.program, self.entry, sets).text
+
+    def torch(self, **sets: Any) -> type:
+        """The generated entry nn.Module class, executed in a fresh module (needs torch).
+
+        >>> Net = loads('block Net() { in x: [b = 2, c = 8]\\n fc = linear(x, c -> 4)\\n out fc }').torch()
+        >>> import torch; Net()(torch.zeros(2, 8)).shape
+        torch.Size([2, 4])
+        """
+        from archc.codegen.torch import generate, load_class
+        self.check(**sets)
+        return load_class(generate(self.program, self.entry, sets))
 
 
 def load(path: str, entry: str | None = None) -> Model:

@@ -59,6 +59,17 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--no-layers", action="store_true", help="print totals only")
     f.add_argument("--memory", action="store_true",
                    help="per-layer bytes read and written and arithmetic intensity (full FLOPs per byte)")
+
+    b = sub.add_parser("build", help="generate code: one PyTorch module per .arch file")
+    b.add_argument("file", metavar="FILE", help=".arch file")
+    b.add_argument("-o", "--out", metavar="DIR", required=True, help="directory to write the module into")
+    b.add_argument("--target", choices=["torch"], default="torch", help="what to generate (default: torch)")
+    b.add_argument("--entry", metavar="NAME", help="block to compile (default: the file's entry)")
+    b.add_argument("--set", metavar="NAME=VALUE", action="append", default=[], dest="sets",
+                   help="give a free size or an entry parameter a value (repeatable)")
+    b.add_argument("--force", action="store_true", help="overwrite a file that archc did not generate")
+    b.add_argument("--json", action="store_true",
+                   help="print the written path, the entry class and its inputs as JSON (docs/json.md)")
     return p
 
 
@@ -89,16 +100,18 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     sources = SourceMap()
     try:
-        return _run(args, sources)
+        with api.rare_gc():  # the whole command: compiling, the cost pass, the output
+            return _run(args, sources)
     except ArchError as e:
-        for d in e.diagnostics:
+        unique = list(dict.fromkeys(e.diagnostics))  # a loop repeats the same error at the same place
+        for d in unique:
             print(render(d, sources), file=sys.stderr)
-        n = len([d for d in e.diagnostics if d.severity == "error"])
+        n = len([d for d in unique if d.severity == "error"])
         if n > 1:
             print(f"archc: {n} errors", file=sys.stderr)
         return 1
     except RecursionError:
-        print(f"{args.file}: error: the input nests too deeply to compile [structure]", file=sys.stderr)
+        print(f"archc: error: {args.file} nests too deeply to compile [structure]", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
@@ -108,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace, sources: SourceMap) -> int:
     sets = _parse_sets(args.sets)
+    if args.command == "build":
+        return _build(args, sets, sources)
     result = api.compile_file(args.file, entry=args.entry, sets=sets, symbolic=args.symbolic,
                               sources=sources, derive=args.command == "check")
     if args.command == "check":
@@ -133,11 +148,11 @@ def _check(args: argparse.Namespace, res: api.Compiled) -> int:
             "outputs": [str(g.node(i).type) for i in g.outputs],
             "nodes": [{"id": n.id, "name": names[n.id], "op": n.op.value, "path": n.path,
                        "inputs": list(n.inputs), "type": str(n.type),
-                       "axes": _axes_json(n.type), "line": n.span.line, "col": n.span.col}
+                       "axes": _axes_json(n.type), "file": n.span.file, "line": n.span.line,
+                       "col": n.span.col}
                       for n in g],
             "constraints": [{"text": d.text, "kind": d.kind, "why": d.why, "file": d.span.file,
                              "line": d.span.line, "col": d.span.col} for d in res.constraints],
-            "warnings": [],
         }
         print(json.dumps(doc, indent=1))
         return 0
@@ -222,13 +237,35 @@ def _flops(args: argparse.Namespace, res: api.Compiled) -> int:
     if rep.buffers != 0:
         out.append(f"buffers{args_txt} = {fig(rep.buffers)}")
     out.append(f"FLOPs{args_txt} = {fig(rep.flops)}    [{args.convention}: {CONVENTION_HELP[args.convention]}]")
-    out.append("by kind (FLOPs; contractions at 2 per multiply-add):")
-    out.append(table(("", ""), [(f"  {k}", fig(v)) for k, v in rep.by_kind.items()], "ll").split("\n", 1)[1])
+    if rep.by_kind:  # empty when every FLOP count is zero (e.g. an axis of size 0)
+        out.append("by kind (FLOPs; contractions at 2 per multiply-add):")
+        kinds = [(f"  {k}", fig(v)) for k, v in rep.by_kind.items()]
+        out.append(table(("", ""), kinds, "ll").split("\n", 1)[1])
     out.append("memory (bytes):")
     mem = [("  activations", fig(rep.activation_bytes)), ("  read", fig(rep.read)),
            ("  written", fig(rep.written))]
     out.append(table(("", ""), mem, "ll").split("\n", 1)[1])
     print("\n".join(out))
+    return 0
+
+
+# ---- build ----------------------------------------------------------------------------
+
+
+def _build(args: argparse.Namespace, sets: dict[str, Any], sources: SourceMap) -> int:
+    """Check the file as `archc check` does, then generate and write the module."""
+    from archc.codegen import torch as codegen_torch  # only here: check and flops never load codegen
+    from archc.dsl.loader import load
+    program = load(args.file, sources=sources)
+    api.compile_program(program, args.entry, sets)
+    gen = codegen_torch.generate(program, args.entry, sets)
+    path = codegen_torch.write(gen, args.out, codegen_torch.module_stem(args.file), force=args.force)
+    if args.json:
+        print(json.dumps({"target": args.target, "path": path, "entry": gen.entry_class,
+                          "classes": gen.classes, "inputs": gen.inputs}, indent=1))
+    else:
+        ins = ", ".join(f"{i['name']}: {i['type']}" for i in gen.inputs)
+        print(f"wrote {path}: class {gen.entry_class}({ins}), {len(gen.classes)} classes")
     return 0
 
 

@@ -50,6 +50,7 @@ CODES: dict[str, str] = {
     "structure": "a block is malformed (no output, a layer without a name, ...)",
     "set": "a --set override names an unknown size or has a bad value",
     "io": "a file could not be read or written",
+    "codegen": "the code generator cannot lower this construct (yet), or refuses to write a file",
 }
 
 
@@ -125,8 +126,8 @@ class SourceMap:
         text = self.texts.get(file)
         if text is None or line < 1:
             return None
-        lines = text.splitlines()
-        return lines[line - 1] if line <= len(lines) else None
+        lines = text.split("\n")  # as the lexer counts lines: not at \f or \u2028 (splitlines would)
+        return lines[line - 1].rstrip("\r") if line <= len(lines) else None
 
 
 def render(diag: Diagnostic, sources: SourceMap) -> str:
@@ -137,6 +138,9 @@ def render(diag: Diagnostic, sources: SourceMap) -> str:
     return "\n".join(out)
 
 
+MAX_QUOTE = 160  # longer source lines are quoted as a window of this many characters
+
+
 def _render_one(span: Span, severity: str, message: str, sources: SourceMap) -> str:
     if span is NO_SPAN or span.line == 0:
         return f"archc: {severity}: {message}"
@@ -144,9 +148,16 @@ def _render_one(span: Span, severity: str, message: str, sources: SourceMap) -> 
     src = sources.line(span.file, span.line)
     if src is None:
         return head
-    src = src.expandtabs(1)
+    # One column per character, as the lexer counts them: a tab is one space, and control
+    # characters (a binary file, an escape sequence) print as '?' rather than reach the terminal.
+    src = "".join("?" if ord(c) < 32 or ord(c) == 127 else c for c in src.expandtabs(1))
     start = max(span.col - 1, 0)
     end = span.end_col - 1 if span.end_line == span.line else len(src.rstrip())
+    if len(src) > MAX_QUOTE:  # quote a window around the caret
+        left = max(0, min(start - MAX_QUOTE // 4, len(src) - MAX_QUOTE))
+        shift = (3 if left else 0) - left
+        src = ("..." if left else "") + src[left:left + MAX_QUOTE] + ("..." if left + MAX_QUOTE < len(src) else "")
+        start, end = start + shift, min(end + shift, MAX_QUOTE + (3 if left else 0))
     width = max(end - start, 1)
     caret = " " * start + "^" + "~" * (width - 1)
     return f"{head}\n    {src}\n    {caret}"

@@ -132,7 +132,8 @@ class Elaborator:
         value = self.overrides.pop(name, default)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             self.bag.error("set", f"size '{name}' must be a positive integer, got {value}", span)
-            value = default
+            # Fall back on the default only if it is a size itself (`size H = 0` is not one).
+            value = default if isinstance(default, int) and default >= 1 else None
         if value is not None:
             self.values[name] = value
         self.graph.sizes[name] = value
@@ -680,7 +681,11 @@ class Elaborator:
                     self.bag.error("type", "a symbolic size cannot be mixed with a fraction", e.span)
                     raise Abort
                 fa, fb = float(a), float(b)
-                return _FLOAT_OPS[e.op](fa, fb)  # only the chosen one: 0.1 * 0 must not divide by 0
+                r = _FLOAT_OPS[e.op](fa, fb)  # only the chosen one: 0.1 * 0 must not divide by 0
+                if isinstance(r, complex) or r != r:  # (-8.0) ** 0.5 is complex; inf - inf is nan
+                    self.bag.error("value", f"this arithmetic has no real result ({fa:g} {e.op} {fb:g})", e.span)
+                    raise Abort
+                return r
             if e.op in ("/", "//", "%") and S.is_concrete(b) and int(b) == 0:
                 self.bag.error("value", "division by zero", e.span)
                 raise Abort
@@ -708,6 +713,10 @@ class Elaborator:
         va, vb = S.evaluate(a, self.values), S.evaluate(b, self.values)
         if va is None or vb is None:
             free = sorted((S.free_names(a) | S.free_names(b)) - set(self.values))
+            if not free:  # every size has a value, and still no number: a division by a zero size
+                self.bag.error("value", "this condition has no value at these sizes (a division by zero?)",
+                               span)
+                raise Abort
             self.bag.error("value", f"this condition depends on the free size(s) {', '.join(free)}, "
                            f"which have no value; give one with --set {free[0]}=...", span)
             raise Abort
@@ -945,6 +954,13 @@ class Elaborator:
         if not all(s.is_integer for s in v.free_symbols) or (v.is_integer is False):
             self.bag.error("value", f"{what} is not a whole number: {S.fmt(v)}", span)
             raise Abort
+        num, den = S.fraction(v)
+        if den != 1:  # H / 2 is a size only where H is even: say so, as a concrete H would
+            try:
+                _RuleCtx(self, span, {}).require_divisible(num, den, f"{S.fmt(num)} by {S.fmt(den)} in {what}")
+            except ShapeError as err:
+                self.bag.error(err.code, err.message, span)
+                raise Abort from None
         return v
 
     # ---- applying an op ---------------------------------------------------------------------------

@@ -22,8 +22,6 @@ import enum
 from collections.abc import Iterator
 from typing import Any
 
-import networkx as nx
-
 from archc.diagnostics import Span
 from archc.shapes import sizes
 from archc.shapes.sizes import Size
@@ -200,7 +198,7 @@ class Graph:
 
     def __init__(self, entry: str):
         self.entry = entry
-        self._g = nx.MultiDiGraph()
+        self._nx: Any = None  # the networkx view, built on first use (see `_g`)
         self._nodes: list[Node] = []
         self.modules: dict[str, ModuleInfo] = {}
         self.inputs: list[int] = []
@@ -211,10 +209,24 @@ class Graph:
             span: Span, **kw: Any) -> Node:
         node = Node(len(self._nodes), op, tuple(inputs), attrs, type, span, **kw)
         self._nodes.append(node)
-        self._g.add_node(node.id)
-        for slot, src in enumerate(inputs):
-            self._g.add_edge(src, node.id, key=slot, type=self._nodes[src].type)
+        self._nx = None
         return node
+
+    @property
+    def _g(self) -> Any:
+        """The graph as a networkx MultiDiGraph (edge key = input slot, data `type`).
+
+        Built lazily from the node list: importing networkx costs ~0.1 s, and
+        `check`/`flops` never need it."""
+        if self._nx is None:
+            import networkx as nx
+            g = nx.MultiDiGraph()
+            for n in self._nodes:
+                g.add_node(n.id)
+                for slot, src in enumerate(n.inputs):
+                    g.add_edge(src, n.id, key=slot, type=self._nodes[src].type)
+            self._nx = g
+        return self._nx
 
     def __iter__(self) -> Iterator[Node]:
         return iter(self._nodes)
@@ -234,6 +246,7 @@ class Graph:
             yield u, v, k, d["type"]
 
     def is_acyclic(self) -> bool:
+        import networkx as nx
         return nx.is_directed_acyclic_graph(self._g)
 
     def add_module(self, info: ModuleInfo) -> None:

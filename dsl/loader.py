@@ -72,9 +72,12 @@ def stdlib_modules() -> list[str]:
     return sorted("std." + p.name[:-5] for p in root.iterdir() if p.name.endswith(".arch"))
 
 
-def load(path: str, text: str | None = None) -> Program:
-    """Parse `path` (or `text` under that name) and its imports. Raises ArchError."""
-    sources = SourceMap()
+def load(path: str, text: str | None = None, sources: SourceMap | None = None) -> Program:
+    """Parse `path` (or `text` under that name) and its imports. Raises ArchError.
+
+    `sources` receives the text of every file read, also when loading fails, so that
+    syntax and import errors can quote their line."""
+    sources = SourceMap() if sources is None else sources
     files: dict[str, File] = {}
     bag = DiagnosticBag()
 
@@ -85,8 +88,9 @@ def load(path: str, text: str | None = None) -> Program:
                 return None
             with open(p, encoding="utf-8") as f:
                 return f.read()
-        except (OSError, UnicodeDecodeError) as e:
+        except (OSError, ValueError) as e:  # ValueError: a NUL in the path; UnicodeDecodeError is one
             what = "is not UTF-8 text" if isinstance(e, UnicodeDecodeError) else \
+                "is not a valid file name" if isinstance(e, ValueError) else \
                 f"cannot be read: {e.strerror or e}"
             bag.error("io" if span is None else "import", f"{p} {what}", span or Span(p, 0, 0, 0, 0))
             return None

@@ -53,6 +53,7 @@ def _cache_file() -> str | bool:
     return os.path.join(folder, f"grammar-lark{lark.__version__}-py{sys.version_info[0]}{sys.version_info[1]}.pickle")
 
 
+@functools.lru_cache(maxsize=64)  # the AST is immutable: a file read again (std.*) is parsed once
 def parse(text: str, file: str) -> ast.Module:
     """Parse one file. Raises ArchError with a located, plain-sentence diagnostic."""
     try:
@@ -87,6 +88,9 @@ def _too_deep(tree: lark.Tree) -> lark.Tree | None:
     return None
 
 
+_TOP_LEVEL_WORDS = frozenset({"block", "size", "import", "entry", "as"})
+
+
 def _keyword_as_name(e: lark.exceptions.UnexpectedInput) -> bool:
     """LALR merges look-ahead sets, so after an expression the lexer also accepts the
     top-level keywords (`size H = 224` may be followed by `block`) and reads the
@@ -95,7 +99,8 @@ def _keyword_as_name(e: lark.exceptions.UnexpectedInput) -> bool:
     if not isinstance(e, lark.exceptions.UnexpectedToken):
         return False
     tok = e.token
-    if tok.type == "NAME" or str(tok) not in KEYWORDS or "NAME" not in e.expected:
+    # Only the top-level words: `z = out` is a missing expression, not a variable named out.
+    if tok.type == "NAME" or str(tok) not in _TOP_LEVEL_WORDS or "NAME" not in e.expected:
         return False
     e.interactive_parser.feed_token(Token.new_borrow_pos("NAME", str(tok), tok))
     return True
@@ -370,7 +375,7 @@ class _Builder(Transformer):
 # Bad snippets, each labelled with the sentence to print when the parser fails
 # in the same state. Keep them short; lark's match_examples compares states.
 _EXAMPLES: dict[str, list[str]] = {
-    "expected '(' after the block name: block NAME(params) { ... }": [
+    "expected '(' after the block name, as in `block Net(c = 3) { ... }`": [
         "block B { }", "block B in", "entry block B {",
     ],
     "expected '{' to open the block body": [
@@ -514,6 +519,8 @@ def _syntax_diagnostic(e: lark.exceptions.UnexpectedInput, text: str, file: str)
         tok = e.token
         if tok.type != "$END":
             width = max(len(str(tok)), 1)
+        elif tok.end_line:  # lark places $END on the last token: point just after it
+            line, col = tok.end_line, tok.end_column
         label = None
         for lab, state, ttype in _example_table():
             if state == _state_id(e) and ttype == tok.type:
@@ -525,8 +532,8 @@ def _syntax_diagnostic(e: lark.exceptions.UnexpectedInput, text: str, file: str)
                     label = lab
                     break
         found = _human_token(tok)
-        if tok.type == "NAME" and str(tok) in KEYWORDS:
-            found = f"the keyword '{tok}'"
+        if str(tok) in KEYWORDS:
+            found = f"keyword '{tok}'"
         # LALR merges look-aheads across contexts; accepts() tries each terminal on the real stack.
         expected = set(e.interactive_parser.accepts()) if e.interactive_parser else set(e.expected)
         if label is not None:
@@ -536,7 +543,7 @@ def _syntax_diagnostic(e: lark.exceptions.UnexpectedInput, text: str, file: str)
         if tok.type in ("NAME", "NUMBER", "STRING") and "COMMA" in expected and \
                 ("RPAR" in expected or "RSQB" in expected):
             msg += " (is a ',' missing before it?)"
-        elif tok.type != "$END" and str(tok) in KEYWORDS and tok.type != "NAME" and "NAME" in e.expected:
+        elif tok.type != "$END" and str(tok) in KEYWORDS and "NAME" in expected:
             msg += f" ('{tok}' is a reserved word)"
         return Diagnostic("error", "syntax", msg, Span(file, line, col, line, col + width))
     return Diagnostic("error", "syntax", "unexpected end of file; a '}' or ')' is missing",

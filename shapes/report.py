@@ -150,6 +150,7 @@ def _row_json(rep: Report, r: Row) -> dict[str, Any]:
         "op": r.op,
         "path": r.node.path,
         "scope": r.node.scope,
+        "file": r.node.span.file,  # the line is in this file (an imported block's file, for instance)
         "line": r.line,
         "output": r.out,
         "params": _num(rep, r.params),

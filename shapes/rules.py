@@ -18,8 +18,6 @@ import re
 from collections.abc import Callable
 from typing import Any, Protocol
 
-import sympy
-
 from archc.dsl.ir import (
     ACTIVATIONS,
     Axis,
@@ -135,6 +133,7 @@ def window_out(i: Size, k: Size, s: Size, p0: Size, p1: Size, d: Size, ceil: boo
     limit = S.add(i, p0)
     if S.is_concrete(start_last) and S.is_concrete(limit):
         return o - 1 if start_last >= limit else o
+    import sympy  # only here, with symbolic sizes: concrete checks never import sympy
     return S.norm(sympy.Piecewise((o - 1, sympy.Ge(start_last, limit)), (o, True)))
 
 
@@ -335,10 +334,14 @@ def _pool(ctx, ins, a):
         ax = x.axes[i]
         p0, p1 = pads[j]
         for p in (p0, p1):
-            eff = S.add(S.mul(d[j], S.add(k[j], -1)), 1)
-            if S.is_concrete(p) and S.is_concrete(eff) and 2 * int(p) > int(eff):
-                raise fail(f"pooling pad {p} exceeds half the window {eff} (PyTorch rejects it)",
+            # PyTorch's rule: pad <= k // 2, of the kernel size itself whatever the dilation.
+            if S.is_concrete(p) and S.is_concrete(k[j]) and int(p) > int(k[j]) // 2:
+                raise fail(f"pooling pad {p} exceeds half the kernel size {k[j]} (PyTorch rejects it)",
                            "pad", "value")
+        if n == 3 and "count_include_pad" in a:  # avg_pool3d (alone) wants a window in the unpadded input
+            ctx.require_positive(S.add(ax.size, S.add(1, S.mul(-1, k[j]))),
+                                 f"3-D average pooling input along '{ax.name}' ({S.fmt(ax.size)}) "
+                                 f"minus the kernel {k[j]}, plus 1", "k")
         o = window_out(ax.size, k[j], s[j], p0, p1, d[j], a["ceil"])
         ctx.require_positive(o, f"pooling output along '{ax.name}' (input {S.fmt(ax.size)}, k={k[j]})", "k")
         out = out.with_size(ax.name, o)
@@ -460,11 +463,12 @@ def broadcast(ctx: Ctx, x: TensorType, y: TensorType, what: str) -> TensorType:
     pos = [big.index(n) if big.has(n) else -1 for n in small.names]
     if -1 in pos or pos != sorted(pos):
         if set(x.names) == set(y.names):
-            raise fail(f"{what}: the axes are in a different order: {x} vs {y}; rearrange one first")
+            raise fail(f"the two sides of the {what} have their axes in a different order: {x} vs {y}; "
+                       "rearrange one first")
         missing = [n for n in small.names if not big.has(n)]
         if missing:
-            raise fail(f"{what}: axis '{missing[0]}' of {small} is not in {big}")
-        raise fail(f"{what}: the axes of {small} are not in the order of {big}")
+            raise fail(f"axis '{missing[0]}' of {small} is not in {big}, the other side of the {what}")
+        raise fail(f"the axes of {small} are not in the order of {big}, the other side of the {what}")
     axes = list(big.axes)
     for j, i in zip(range(len(small.axes)), pos):
         bs, ss = big.axes[i].size, small.axes[j].size
@@ -542,6 +546,8 @@ def _rearrange(ctx, ins, a):
                 ctx.require_equal(known[names[0]], ax.size, f"axis '{ax.name}'")
             known[names[0]] = ax.size
             continue
+        if gname is not None and gname != ax.name:  # `chan=(head dh)` names the axis it splits
+            raise fail(f"the pattern names '{gname}' where the tensor {x} has '{ax.name}'", "pattern")
         unknown = [n for n in names if n not in known]
         if len(unknown) > 1:
             raise fail(f"give the size of all but one of ({' '.join(names)}), e.g. "
@@ -570,10 +576,14 @@ def _rearrange(ctx, ins, a):
 @rule(Op.RENAME)
 def _rename(ctx, ins, a):
     (x,) = ins
-    out = x
+    mapping: dict[str, str] = {}
     for old, new in a["names"]:
         axis_of(x, old, "names")
-        out = out.with_size(old, x.size(old), new)
+        if old in mapping:
+            raise fail(f"axis '{old}' is renamed twice", "names")
+        mapping[old] = new
+    # All at once, so rename(x, h -> w, w -> h) swaps the two names.
+    out = TensorType(tuple(Axis(mapping.get(ax.name, ax.name), ax.size) for ax in x.axes), x.dtype)
     if len(set(out.names)) != len(out.names):
         raise fail(f"renaming gives two axes the same name: {out}", "names")
     return out, ()

@@ -16,11 +16,31 @@ from __future__ import annotations
 
 import functools
 import math
+import sys
+from typing import TYPE_CHECKING, Any, Union
 
-import sympy
-import sympy.printing.str
+if TYPE_CHECKING:
+    import sympy
+else:
+    class _LazySympy:
+        """Stands for the sympy module until first used. Importing sympy costs ~0.3 s
+        and `archc flops` with concrete sizes never needs it: ints stay ints."""
 
-Size = int | sympy.Expr
+        def __getattr__(self, name: str) -> Any:
+            import sympy as module
+            import sympy.printing.str  # noqa: F401 - _human() subclasses its printer
+            globals()["sympy"] = module
+            return getattr(module, name)
+
+    sympy = _LazySympy()
+
+Size = Union[int, "sympy.Expr"]
+
+
+def _is_expr(x: object) -> bool:
+    """Whether `x` is a sympy expression; never imports sympy (nothing can be one before)."""
+    module = sys.modules.get("sympy")
+    return module is not None and isinstance(x, module.Expr)
 
 
 @functools.cache
@@ -33,18 +53,18 @@ def is_concrete(x: object) -> bool:
         return False
     if isinstance(x, int):
         return True
-    return isinstance(x, sympy.Expr) and x.is_Integer is True
+    return _is_expr(x) and x.is_Integer is True  # type: ignore[attr-defined]
 
 
 def is_size(x: object) -> bool:
     if isinstance(x, bool):
         return False
-    return isinstance(x, (int, sympy.Expr))
+    return isinstance(x, int) or _is_expr(x)
 
 
 def norm(x: Size) -> Size:
     """Integers as ints; sympy integers too."""
-    if isinstance(x, sympy.Expr) and x.is_Integer:
+    if _is_expr(x) and x.is_Integer:  # type: ignore[union-attr]
         return int(x)
     return x
 
@@ -62,6 +82,21 @@ def mul(a: Size, b: Size) -> Size:
 
 
 def prod(xs) -> Size:
+    xs = tuple(xs)
+    out = 1
+    for x in xs:
+        if not isinstance(x, int):
+            if any(isinstance(y, float) for y in xs):  # 2.0 == 2 as a cache key: keep floats out
+                return _prod_expr.__wrapped__(xs)
+            return _prod_expr(xs)
+        out *= x
+    return out
+
+
+# Symbolic shapes repeat (every layer of a stack has the same), and sympy's Mul
+# is slow: products of a shape are remembered.
+@functools.lru_cache(maxsize=1 << 14)
+def _prod_expr(xs: tuple) -> Size:
     out: Size = 1
     for x in xs:
         out = mul(out, x)
@@ -70,15 +105,15 @@ def prod(xs) -> Size:
 
 def total(xs) -> Size:
     ints = 0
-    syms = []
+    counts: dict = {}  # equal terms (the same layer repeated) enter sympy's Add once, times a count
     for x in xs:
         if isinstance(x, int):
             ints += x
         else:
-            syms.append(x)
-    if not syms:
+            counts[x] = counts.get(x, 0) + 1
+    if not counts:
         return ints
-    return norm(sympy.Add(ints, *syms))
+    return norm(sympy.Add(ints, *(t if c == 1 else sympy.Mul(c, t) for t, c in counts.items())))
 
 
 def floordiv(a: Size, b: Size) -> Size:
@@ -98,6 +133,14 @@ def truediv(a: Size, b: Size) -> Size | float:
     if isinstance(a, int) and isinstance(b, int):
         return a // b if b and a % b == 0 else a / b
     return norm(sympy.Mul(a, sympy.Pow(b, -1)))
+
+
+def fraction(x: Size) -> tuple[Size, Size]:
+    """A size as numerator and denominator: H/2 -> (H, 2), (H + 1)/4 -> (H + 1, 4), 7 -> (7, 1)."""
+    if not _is_expr(x):
+        return x, 1
+    num, den = sympy.fraction(sympy.together(x))
+    return norm(num), norm(den)
 
 
 def mod(a: Size, b: Size) -> Size:
@@ -136,66 +179,99 @@ def compare(a: Size, op: str, b: Size) -> bool | None:
 
 
 def free_names(x: Size) -> set[str]:
-    if isinstance(x, int):
+    if isinstance(x, (int, float)):  # a float: a number compared with a size (`if H > 2.5`)
         return set()
-    return {s.name for s in x.free_symbols}
+    return set(_free_names(x))
+
+
+# sympy recomputes `free_symbols` by walking the tree on every call, and reports
+# evaluate the same expressions (one per repeated layer) at the same values
+# again and again: both are remembered per expression.
+@functools.lru_cache(maxsize=1 << 16)
+def _free_names(x: sympy.Expr) -> frozenset[str]:
+    return frozenset(s.name for s in x.free_symbols)
 
 
 def subs(x: Size, values: dict[str, int]) -> Size:
-    if isinstance(x, int) or not values:
+    if isinstance(x, (int, float)) or not values:
         return x
-    mapping = {symbol(k): v for k, v in values.items() if symbol(k) in x.free_symbols}
+    items = tuple(values.items())
+    if any(isinstance(v, float) for _, v in items):  # 2.0 == 2 as a cache key: keep floats out
+        return _subs.__wrapped__(x, items)
+    return _subs(x, items)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _subs(x: sympy.Expr, values: tuple[tuple[str, int], ...]) -> Size:
+    vals = dict(values)  # by name, whatever the symbol's assumptions (codegen's parameters may be 0)
+    mapping = {s: vals[s.name] for s in x.free_symbols if s.name in vals}
     return norm(x.xreplace(mapping)) if mapping else x
 
 
 def evaluate(x: Size, values: dict[str, int]) -> int | None:
     """The integer value of a size under `values`, or None if still symbolic."""
     v = subs(x, values)
-    if isinstance(v, int):
-        return v
-    if isinstance(v, sympy.Expr) and v.is_number:
-        return int(v)
+    if isinstance(v, (int, float)):  # a float only from a comparison of a size with a number
+        return v  # type: ignore[return-value]
+    if _is_expr(v) and v.is_number:  # type: ignore[union-attr]
+        # zoo or nan when a size divides by a zero size: no value to decide anything with
+        return int(v) if v.is_real and v.is_finite else None  # type: ignore[union-attr]
     return None
 
 
 _SUPERSCRIPT = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 
-class _HumanPrinter(sympy.printing.str.StrPrinter):
-    """sympy's str form with ⌊x⌋, ⌈x⌉, · for products and superscript powers."""
+@functools.cache
+def _human() -> Any:
+    """The printer of `fmt`, made on first use (it subclasses sympy's StrPrinter)."""
 
-    def _print_floor(self, e: sympy.Expr) -> str:
-        return "⌊" + self._print(e.args[0]) + "⌋"
+    class _HumanPrinter(sympy.printing.str.StrPrinter):
+        """sympy's str form with ⌊x⌋, ⌈x⌉, · for products and superscript powers."""
 
-    def _print_ceiling(self, e: sympy.Expr) -> str:
-        return "⌈" + self._print(e.args[0]) + "⌉"
+        def _print_floor(self, e: sympy.Expr) -> str:
+            return "⌊" + self._print(e.args[0]) + "⌋"
 
-    def _print_Pow(self, e: sympy.Expr, rational: bool = False) -> str:
-        b, p = e.args
-        if p.is_Integer and 1 < int(p) < 10:
-            base = self._print(b)
-            if not (b.is_Symbol or b.is_Integer or isinstance(b, (sympy.floor, sympy.ceiling))):
-                base = f"({base})"
-            return base + str(int(p)).translate(_SUPERSCRIPT)
-        return super()._print_Pow(e, rational)
+        def _print_ceiling(self, e: sympy.Expr) -> str:
+            return "⌈" + self._print(e.args[0]) + "⌉"
 
-    def _print_Mul(self, e: sympy.Expr) -> str:
-        return super()._print_Mul(e).replace("*", "·")
+        def _print_Pow(self, e: sympy.Expr, rational: bool = False) -> str:  # noqa: N802
+            b, p = e.args
+            if p.is_Integer and 1 < int(p) < 10:
+                base = self._print(b)
+                if not (b.is_Symbol or b.is_Integer or isinstance(b, (sympy.floor, sympy.ceiling))):
+                    base = f"({base})"
+                return base + str(int(p)).translate(_SUPERSCRIPT)
+            return super()._print_Pow(e, rational)
 
+        def _print_Mul(self, e: sympy.Expr) -> str:  # noqa: N802
+            return super()._print_Mul(e).replace("*", "·")
 
-_HUMAN = _HumanPrinter({"order": None})
+    return _HumanPrinter({"order": None})
 
 
 def fmt(x: Size) -> str:
     """A compact human form: 'H/4', '⌊(H - 1)/2⌋ + 1', '24·L·d²', '56'."""
     if isinstance(x, int):
         return str(x)
-    return _HUMAN.doprint(x)
+    return _fmt_expr(x)
+
+
+# Printing a sympy expression costs ~0.1-1 ms (sympy orders the terms each time),
+# and the same axis sizes are printed for node after node: remember them.
+@functools.lru_cache(maxsize=8192)
+def _fmt_expr(x: sympy.Expr) -> str:
+    return _human().doprint(x)
+
+
+@functools.lru_cache(maxsize=8192)
+def _str_expr(x: sympy.Expr) -> str:
+    return sympy.sstr(x)
 
 
 def to_str(x: Size) -> str:
     """A sympy-parsable form for JSON (`flops_expr`)."""
-    return str(x) if isinstance(x, int) else sympy.sstr(x)
+    return str(x) if isinstance(x, int) else _str_expr(x)
 
 
 def divisor_period(x: Size) -> int:
