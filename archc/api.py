@@ -47,8 +47,8 @@ def rare_gc() -> Iterator[None]:
 
     Compiling allocates a large graph of objects that all stay alive to the end;
     at the default threshold the collector's passes over it grow with its size
-    and made a 4,000-block stack cost 3x more per block than a 125-block one
-    (benchmarks/bench_scaling.py). The threshold is restored on the way out."""
+    and made a 4,000-block stack cost 1.4x more CPU per block than a 125-block
+    one (see BENCHMARKS.md). The threshold is restored on the way out."""
     threshold = gc.get_threshold()
     if threshold[0]:  # 0 = automatic collection is off: leave it off
         gc.set_threshold(max(threshold[0], 20_000), *threshold[1:])

@@ -128,13 +128,18 @@ def window_out(i: Size, k: Size, s: Size, p0: Size, p1: Size, d: Size, ceil: boo
     if not ceil:  # floor(a/s) + 1 == floor((a + s)/s): one floor reads better symbolically
         return S.floordiv(S.add(span, s), s)
     o = S.add(S.ceildiv(span, s), 1)
-    # PyTorch drops a last window that would start inside the right padding.
+    # PyTorch drops a last window that would start inside the right padding, at or after
+    # i + p0; that leaves floor((i + p0 - 1)/s) + 1 windows, exactly one fewer.
     start_last = S.mul(S.add(o, -1), s)
     limit = S.add(i, p0)
     if S.is_concrete(start_last) and S.is_concrete(limit):
         return o - 1 if start_last >= limit else o
+    eff = S.add(S.mul(d, S.add(k, -1)), 1)
+    if all(S.is_concrete(v) for v in (p1, s, eff)) and int(p1) + int(s) <= int(eff):
+        return o  # (o - 1)·s <= span + s - 1 < i + p0: the last window never starts in the padding
     import sympy  # only here, with symbolic sizes: concrete checks never import sympy
-    return S.norm(sympy.Piecewise((o - 1, sympy.Ge(start_last, limit)), (o, True)))
+    # Min, not a Piecewise on the comparison: nested Piecewise conditions send sympy into evalf.
+    return S.norm(sympy.Min(o, S.floordiv(S.add(limit, S.add(s, -1)), s)))
 
 
 # ---- contractions -----------------------------------------------------------------
