@@ -2,13 +2,15 @@
 
 Exit status: 0 ok, 1 an error in the user's input (printed as
 `FILE:LINE:COL: error: message [code]` with the source line and a caret),
-2 a usage error. No input produces a Python traceback.
+2 a usage error, 70 a bug in archc itself (one line; ARCHC_DEBUG=1 shows the
+traceback). No input produces a Python traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
@@ -21,6 +23,9 @@ CONVENTION_HELP = {
     "macs": "1 per multiply-add of conv, linear, matmul and attention (fvcore/ptflops)",
     "full": "2 per multiply-add of every contraction plus elementwise, norm, softmax and pooling work",
 }
+
+
+INTERNAL_ERROR = 70  # EX_SOFTWARE: the fuzz tests treat it as a failure
 
 
 class _Parser(argparse.ArgumentParser):
@@ -117,6 +122,13 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as e:  # a bug in archc, never the user's fault: no traceback unless asked for
+        if os.environ.get("ARCHC_DEBUG"):
+            raise
+        print(f"archc: internal error: {type(e).__name__}: {e}\n"
+              "archc: this is a bug in archc; rerun with ARCHC_DEBUG=1 for the traceback and report it",
+              file=sys.stderr)
+        return INTERNAL_ERROR
 
 
 def _run(args: argparse.Namespace, sources: SourceMap) -> int:
