@@ -12,7 +12,8 @@ import argparse
 import json
 import os
 import sys
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, NoReturn
 
 from archc import api
 from archc.diagnostics import ArchError, Diagnostic, SourceMap, render
@@ -29,7 +30,7 @@ INTERNAL_ERROR = 70  # EX_SOFTWARE: the fuzz tests treat it as a failure
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # usage errors: exit 2, one line, no traceback
+    def error(self, message: str) -> NoReturn:  # usage errors: exit 2, one line, no traceback
         self.print_usage(sys.stderr)
         print(f"archc: usage error: {message}", file=sys.stderr)
         raise SystemExit(2)
@@ -221,15 +222,14 @@ def _flops(args: argparse.Namespace, res: api.Compiled) -> int:
         return f"{v:,}"
 
     out = [_header(res)]
+    rows: list[tuple[str, ...]] = []
     if not args.no_layers:
         if args.depth is not None:
-            rows = []
             for key, group in group_rows(rep, max(args.depth, 0)):
                 rows.append((key, f"{len(group)} ops", fig(S.total(r.params for r in group)),
                              fig(S.total(r.flops for r in group))))
             out.append(table(("module", "ops", "params", "FLOPs"), rows, "lrrr"))
         else:
-            rows = []
             for r in rep.rows:
                 if r.op == "input":
                     continue
@@ -281,13 +281,13 @@ def _build(args: argparse.Namespace, sets: dict[str, Any], sources: SourceMap) -
     return 0
 
 
-def table(headers: tuple[str, ...], rows: list[tuple[str, ...]], align: str) -> str:
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]], align: str) -> str:
     """Plain aligned columns; 'l'/'r' per column."""
     widths = [len(h) for h in headers]
     for r in rows:
         widths = [max(w, len(c)) for w, c in zip(widths, r)]
 
-    def line(cells: tuple[str, ...]) -> str:
+    def line(cells: Sequence[str]) -> str:
         parts = [c.ljust(w) if a == "l" else c.rjust(w) for c, w, a in zip(cells, widths, align)]
         return "  ".join(parts).rstrip()
 

@@ -68,7 +68,8 @@ def parse(text: str, file: str) -> ast.Module:
         return _Builder(file).transform(tree)
     except lark.exceptions.VisitError as e:
         if isinstance(e.orig_exc, _BadString):
-            raise ArchError([Diagnostic("error", "syntax", str(e.orig_exc), _span(file, e.obj.meta))]) from None
+            meta = e.obj.meta if isinstance(e.obj, lark.Tree) else None
+            raise ArchError([Diagnostic("error", "syntax", str(e.orig_exc), _span(file, meta))]) from None
         raise e.orig_exc from None
 
 
@@ -116,7 +117,7 @@ def _span(file: str, meta: Any) -> Span:
 
 
 def _tok_span(file: str, tok: Token) -> Span:
-    return Span(file, tok.line, tok.column, tok.end_line, tok.end_column)
+    return Span(file, tok.line or 1, tok.column or 1, tok.end_line or 1, tok.end_column or 1)
 
 
 class _BadString(Exception):
@@ -131,6 +132,13 @@ def _unquote(s: str) -> str:
         return body.encode("latin-1", "backslashreplace").decode("unicode_escape")
     except UnicodeDecodeError as e:
         raise _BadString(f"bad escape sequence in the string {s}: {e.reason}") from None
+
+
+def _bin(op: str) -> Any:
+    """A _Builder method building a BinOp for operator `op`."""
+    def method(self: _Builder, meta: Any, c: list) -> ast.BinOp:
+        return ast.BinOp(op, c[0], c[1], self.sp(meta))
+    return method
 
 
 @v_args(meta=True)
@@ -285,11 +293,6 @@ class _Builder(Transformer):
     # expressions
     def cond(self, meta, c):
         return ast.Cond(c[0], c[1], c[2], self.sp(meta))
-
-    def _bin(op):  # noqa: N805 - a factory used in the class body
-        def method(self, meta, c):
-            return ast.BinOp(op, c[0], c[1], self.sp(meta))
-        return method
 
     or_op = _bin("or")
     and_op = _bin("and")
@@ -510,7 +513,8 @@ def _syntax_diagnostic(e: lark.exceptions.UnexpectedInput, text: str, file: str)
         line, col = len(lines), len(lines[-1]) + 1
     width = 1
     if isinstance(e, lark.exceptions.UnexpectedCharacters):
-        ch = text[e.pos_in_stream] if e.pos_in_stream < len(text) else ""
+        pos = e.pos_in_stream or 0
+        ch = text[pos] if pos < len(text) else ""
         msg = f"unexpected character {ch!r}"
         if ch == "'":
             msg += "; strings use double quotes"
