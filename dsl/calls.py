@@ -1,0 +1,283 @@
+# mypy: disable-error-code="attr-defined"
+"""Elaboration of op calls: binding arguments against `dsl/ops.py`, then applying
+the op's shape rule and adding its node to the graph.
+
+Part of the `Elaborator` (dsl/elaborate.py), a mixin over `values.State`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from archc.diagnostics import Span, did_you_mean
+from archc.dsl.ir import ModuleInfo, Op, TupleType
+from archc.dsl.ops import OPS, REQUIRED, OpSig
+from archc.dsl.values import (
+    MAX_NODES,
+    POISON,
+    TV,
+    Abort,
+    Frame,
+    Poison,
+    State,
+    _RuleCtx,
+)
+from archc.grammar import ast
+from archc.shapes import sizes as S
+from archc.shapes.rules import SHAPE_RULES, ShapeError
+
+
+class Calls(State):
+    # ---- calls -------------------------------------------------------------------------------
+
+    def _call(self, call: ast.Call, frame: Frame, implicit: Any, path: str | None,
+              seq_step: bool = False) -> Any:
+        found = frame.file.namespace.get(call.func)
+        if found is not None:
+            return self.call_block(found[0], found[1], call, implicit, frame, path)
+        sig = OPS.get(call.func)
+        if sig is None:
+            names = list(OPS) + list(frame.file.namespace)
+            self.bag.error("name", f"no op or block named '{call.func}'{did_you_mean(call.func, names)}",
+                           call.func_span)
+            raise Abort
+        inputs, attrs, arg_spans = self._bind(sig, call, frame, implicit)
+        if any(isinstance(v, Poison) for v in inputs):
+            return POISON
+        return self._apply(sig.op, inputs, attrs, call.span, frame, path, arg_spans, sig.name, seq_step)
+
+    def _bind(self, sig: OpSig, call: ast.Call, frame: Frame, implicit: Any
+              ) -> tuple[list[Any], dict[str, Any], dict[str, Span]]:
+        tensors: list[Any] = [implicit] if implicit is not None else []
+        lo, hi = (sig.tensors, sig.tensors) if isinstance(sig.tensors, int) else sig.tensors
+        pos = [a for a in call.args if isinstance(a, ast.PosArg)]
+        i = 0
+        while i < len(pos) and len(tensors) < hi:
+            ex = pos[i].value
+            if len(tensors) >= lo and self._looks_like_param(ex, frame):
+                break
+            v = self.ev(ex, frame)
+            if lo != hi and isinstance(v, TV) and isinstance(self.type_of(v), TupleType):
+                # a variadic op takes a tuple's tensors: concat(split(x, ...), axis = chan)
+                v = tuple(self._getitem(v, j, pos[i].span) for j in range(len(self.type_of(v).items)))
+            vs = list(v) if isinstance(v, tuple) and lo != hi else [v]
+            for x in vs:
+                if not isinstance(x, (TV, Poison)):
+                    self.bag.error("type", f"{sig.name} expects a tensor here, got {self._kind(x)}",
+                                   pos[i].span)
+                    raise Abort
+            tensors.extend(vs)
+            i += 1
+        if len(tensors) < lo:
+            self.bag.error("arg", f"{sig.name} takes {lo} tensor input(s), got {len(tensors)}", call.span)
+            raise Abort
+        attrs: dict[str, Any] = {}
+        spans: dict[str, Span] = {}
+        free_params = [p for p in sig.params if p.kind != "sizes_kw"]
+        rest = pos[i:]
+        for a in call.args:
+            if isinstance(a, ast.MapArg):
+                p = next((p for p in sig.params if p.kind in ("map", "renames")), None)
+                if p is None:
+                    self.bag.error("arg", f"{sig.name} takes no axis map `a -> b`", a.span)
+                    raise Abort
+                if p.kind == "renames":
+                    attrs.setdefault(p.name, []).append(self._rename_pair(a))
+                else:
+                    if p.name in attrs:
+                        self.bag.error("arg", f"{sig.name} takes one axis map", a.span)
+                        raise Abort
+                    attrs[p.name] = self._map(a, frame)
+                spans[p.name] = a.span
+        positional_params = [p for p in free_params if p.name not in attrs]
+        if len(rest) > len(positional_params):
+            self.bag.error("arg", f"{sig.name} got {len(rest) - len(positional_params)} positional argument(s) "
+                           "too many; name the optional ones, as in k=3", rest[len(positional_params)].span)
+            raise Abort
+        for p, a in zip(positional_params, rest):
+            attrs[p.name] = self._arg(sig, p, a.value, frame)
+            spans[p.name] = a.span
+        kw_sizes = next((p for p in sig.params if p.kind == "sizes_kw"), None)
+        for a in call.args:
+            if not isinstance(a, ast.KwArg):
+                continue
+            p = sig.param(a.name)
+            if p is None or p.kind == "sizes_kw":
+                if kw_sizes is not None:
+                    sz = self._as_size(self.ev(a.value, frame), a.value.span, f"'{a.name}'")
+                    (attrs.setdefault(kw_sizes.name, {}))[a.name] = sz
+                    spans[kw_sizes.name] = a.span
+                    continue
+                self.bag.error("arg", f"{sig.name} has no argument '{a.name}'"
+                               f"{did_you_mean(a.name, [q.name for q in sig.params])}", a.span)
+                raise Abort
+            if p.name in attrs:
+                self.bag.error("arg", f"argument '{a.name}' is given twice", a.span)
+                raise Abort
+            attrs[p.name] = self._arg(sig, p, a.value, frame)
+            spans[p.name] = a.span
+        for p in sig.params:
+            if p.name not in attrs:
+                if p.default is REQUIRED:
+                    example = {"map": "chan -> 64", "axis": "chan", "axes": "[h, w]", "str": '"..."'}.get(
+                        p.kind, "3")
+                    self.bag.error("arg", f"{sig.name} needs '{p.name}'"
+                                   + ("" if p.kind == "map" else f" (as in {p.name}={example})")
+                                   + (" (an axis map like `chan -> 64`)" if p.kind == "map" else ""),
+                                   call.span)
+                    raise Abort
+                attrs[p.name] = p.default
+        return tensors, attrs, spans
+
+    def _looks_like_param(self, ex: ast.Expr, frame: Frame) -> bool:
+        if isinstance(ex, (ast.String, ast.Number, ast.Bool, ast.ListExpr)):
+            return True
+        if isinstance(ex, ast.Var) and ex.name not in frame.env:
+            return True
+        return False
+
+    def _axis_name(self, ex: Any, what: str) -> str:
+        if isinstance(ex, ast.Var):
+            return ex.name
+        if isinstance(ex, ast.String) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", ex.value):
+            return ex.value
+        self.bag.error("type", f"{what} must be an axis name, as in `chan`", ex.span)
+        raise Abort
+
+    def _map(self, a: ast.MapArg, frame: Frame) -> tuple[str, Any, str | None]:
+        src = self._axis_name(a.source, "the left side of `->`")
+        size = self._as_size(self.ev(a.size, frame), a.size.span, "the right side of `->`")
+        return (src, size, a.rename)
+
+    def _rename_pair(self, a: ast.MapArg) -> tuple[str, str]:
+        if a.rename is not None:
+            self.bag.error("arg", "rename takes `old -> new` pairs of axis names", a.span)
+            raise Abort
+        return (self._axis_name(a.source, "the old name"), self._axis_name(a.size, "the new name"))
+
+    def _arg(self, sig: OpSig, p: Any, ex: ast.Expr, frame: Frame) -> Any:
+        kind = p.kind
+        if kind == "axis":
+            return self._axis_name(ex, f"'{p.name}' of {sig.name}")
+        if kind == "axes":
+            if isinstance(ex, ast.ListExpr):
+                names = tuple(self._axis_name(x, f"'{p.name}' of {sig.name}") for x in ex.items)
+                if not names:
+                    self.bag.error("arg", f"'{p.name}' needs at least one axis", ex.span)
+                    raise Abort
+                return names
+            return (self._axis_name(ex, f"'{p.name}' of {sig.name}"),)
+        if kind in ("map", "renames"):
+            self.bag.error("arg", f"'{p.name}' of {sig.name} is an axis map, as in `chan -> 64`", ex.span)
+            raise Abort
+        v = self.ev(ex, frame)
+        if isinstance(v, Poison):
+            raise Abort
+        if kind == "size":
+            return self._as_size(v, ex.span, f"'{p.name}' of {sig.name}")
+        if kind == "sizes":
+            if isinstance(v, list):
+                return [self._as_size(x, ex.span, f"'{p.name}' of {sig.name}") for x in v]
+            return self._as_size(v, ex.span, f"'{p.name}' of {sig.name}")
+        if kind == "pad":
+            if isinstance(v, str):
+                if v not in ("same", "valid"):
+                    self.bag.error("value", f"pad is a size, a list, \"same\" or \"valid\", not \"{v}\"", ex.span)
+                    raise Abort
+                return v
+            if isinstance(v, list):
+                return [[self._as_size(y, ex.span, "pad") for y in x] if isinstance(x, list)
+                        else self._as_size(x, ex.span, "pad") for x in v]
+            return self._as_size(v, ex.span, "pad")
+        if kind == "bool":
+            if not isinstance(v, bool):
+                self.bag.error("type", f"'{p.name}' of {sig.name} is true or false, got {self._kind(v)}", ex.span)
+                raise Abort
+            return v
+        if kind in ("float", "number"):
+            if v is None or isinstance(v, bool) or not (isinstance(v, float) or S.is_concrete(v)):
+                self.bag.error("type", f"'{p.name}' of {sig.name} is a number, got {self._kind(v)}", ex.span)
+                raise Abort
+            return float(v) if kind == "float" else (int(v) if S.is_concrete(v) else v)
+        if kind == "str":
+            if not isinstance(v, str):
+                self.bag.error("type", f"'{p.name}' of {sig.name} is a string, got {self._kind(v)}", ex.span)
+                raise Abort
+            if p.choices and v not in p.choices:
+                self.bag.error("value", f"'{p.name}' of {sig.name} is one of "
+                               f"{', '.join(repr(c) for c in p.choices)}, not {v!r}"
+                               f"{did_you_mean(v, p.choices)}", ex.span)
+                raise Abort
+            return v
+        raise AssertionError(kind)
+
+    def _as_size(self, v: Any, span: Span, what: str) -> Any:
+        if isinstance(v, Poison):
+            raise Abort
+        if isinstance(v, float) and v.is_integer():
+            v = int(v)
+        if isinstance(v, bool) or not S.is_size(v):
+            self.bag.error("type", f"{what} must be an integer size, got {self._kind(v)}", span)
+            raise Abort
+        if S.is_concrete(v):
+            if int(v) < 0:
+                self.bag.error("value", f"{what} must not be negative, got {v}", span)
+                raise Abort
+            return int(v)
+        if not all(s.is_integer for s in v.free_symbols) or (v.is_integer is False):
+            self.bag.error("value", f"{what} is not a whole number: {S.fmt(v)}", span)
+            raise Abort
+        num, den = S.fraction(v)
+        if den != 1:  # H / 2 is a size only where H is even: say so, as a concrete H would
+            try:
+                _RuleCtx(self, span, {}).require_divisible(num, den, f"{S.fmt(num)} by {S.fmt(den)} in {what}")
+            except ShapeError as err:
+                self.bag.error(err.code, err.message, span)
+                raise Abort from None
+        return v
+
+    # ---- applying an op ---------------------------------------------------------------------------
+
+    def _apply(self, op: Op, inputs: list[Any], attrs: dict[str, Any], span: Span, frame: Frame,
+               path: str | None, arg_spans: dict[str, Span], name: str = "", seq_step: bool = False) -> Any:
+        types = []
+        for v in inputs:
+            if isinstance(v, Poison):
+                return POISON
+            if not isinstance(v, TV):
+                self.bag.error("type", f"{name or op.value} expects tensors, got {self._kind(v)}", span)
+                raise Abort
+            t = self.type_of(v)
+            if isinstance(t, TupleType):
+                self.bag.error("type", f"{name or op.value} expects a tensor, got a tuple {t}; index it or "
+                               "unpack it first", span)
+                raise Abort
+            types.append(t)
+        ctx = _RuleCtx(self, span, arg_spans)
+        try:
+            out_type, params = SHAPE_RULES[op](ctx, types, attrs)
+        except ShapeError as err:
+            where = arg_spans.get(err.arg, span) if err.arg else span
+            prefix = "" if "what" in attrs else f"{name or op.value}: "  # `a + b` needs no "add: "
+            self.bag.error(err.code, prefix + err.message, where)
+            return POISON
+        attrs.pop("what", None)
+        if len(self.graph) >= MAX_NODES:
+            self.bag.error("structure", f"the graph has more than {MAX_NODES} nodes", span)
+            raise Abort
+        in_seq = path is not None and seq_step
+        if (params or in_seq) and path is None:
+            self.bag.error("structure", f"{name or op.value} has parameters and needs a name: write "
+                           f"`{name or op.value}1 = {name or op.value}(...)`", span)
+            return POISON
+        owner = path if (params or in_seq) else None
+        if owner is not None:
+            self._claim(frame, owner, span)
+            self.graph.add_module(ModuleInfo(owner, "op", op.value, dict(attrs), span,
+                                             self._parent_of(owner), repeat=self._take_repeat()))
+        label = path.rsplit(".", 1)[-1] if path and not owner else ""
+        node = self.graph.add(op, tuple(v.id for v in inputs), attrs, out_type, span, path=owner,
+                              scope=frame.path, params=params, label=label)
+        return TV(node.id)
+

@@ -1,0 +1,232 @@
+# mypy: disable-error-code="attr-defined"
+"""Elaboration of expressions: values, arithmetic on sizes, tensor arithmetic.
+
+Part of the `Elaborator` (dsl/elaborate.py), written as a mixin over
+`values.State`; methods of the other parts are reached through `self`
+(hence the mypy note above: the parts are only complete together).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from archc.diagnostics import Span, did_you_mean
+from archc.dsl.ir import ModuleInfo, Op, TupleType
+from archc.dsl.values import (
+    _FLOAT_OPS,
+    POISON,
+    TV,
+    Abort,
+    Constraint,
+    Frame,
+    ListV,
+    Poison,
+    State,
+)
+from archc.grammar import ast
+from archc.shapes import sizes as S
+
+
+class Expressions(State):
+    # ---- expressions ----------------------------------------------------------------------
+
+    def ev(self, e: ast.Expr, frame: Frame, path: str | None = None, list_path: str | None = None) -> Any:
+        """Evaluate an expression. `path` names the layer the outermost call may create."""
+        self._scope = frame.path
+        if isinstance(e, ast.Number):
+            return e.value
+        if isinstance(e, (ast.String, ast.Bool)):
+            return e.value
+        if isinstance(e, ast.Var):
+            return self._lookup(e, frame)
+        if isinstance(e, ast.Call):
+            if list_path is not None and list_path not in self.graph.modules:
+                self.graph.add_module(ModuleInfo(list_path, "list", "", {}, e.span, self._parent_of(list_path)))
+            return self._call(e, frame, None, path)
+        if isinstance(e, ast.SeqExpr):
+            if list_path is not None and list_path not in self.graph.modules:
+                self.graph.add_module(ModuleInfo(list_path, "list", "", {}, e.span, self._parent_of(list_path)))
+            return self._seq(e, frame, path)
+        if isinstance(e, ast.BinOp):
+            return self._binop(e, frame)
+        if isinstance(e, ast.UnaryOp):
+            v = self.ev(e.operand, frame)
+            if isinstance(v, Poison):
+                return v
+            if e.op == "not":
+                return not self.truth(v, e.operand.span)
+            if isinstance(v, TV):
+                return self._scale(v, -1, e.span, frame)
+            if isinstance(v, (int, float)) and not isinstance(v, bool) or S.is_size(v):
+                return S.mul(-1, v) if S.is_size(v) else -v
+            self.bag.error("type", f"cannot negate {self._kind(v)}", e.span)
+            raise Abort
+        if isinstance(e, ast.Cond):
+            return self.ev(e.then if self.truth(self.ev(e.test, frame), e.test.span) else e.orelse, frame,
+                           path)
+        if isinstance(e, ast.Index):
+            return self._index(e, frame)
+        if isinstance(e, ast.TupleExpr):
+            return tuple(self.ev(x, frame) for x in e.items)
+        if isinstance(e, ast.ListExpr):
+            out = []
+            for x in e.items:
+                if isinstance(x, (ast.KeyedItem, ast.EllipsisItem)):
+                    self.bag.error("type", "`name = value` and `...` belong in tensor types, not in lists",
+                                   x.span)
+                    raise Abort
+                out.append(self.ev(x, frame))
+            return out
+        raise AssertionError(f"unknown expression {type(e).__name__}")
+
+    def _lookup(self, e: ast.Var, frame: Frame) -> Any:
+        if e.name in frame.env:
+            return frame.env[e.name]
+        if e.name in self._sizes_env:
+            return self._sizes_env[e.name]
+        hint = did_you_mean(e.name, list(frame.env) + list(self._sizes_env) + ["true", "false"])
+        extra = ""
+        if not hint:
+            axes = {a.name for v in frame.env.values() if isinstance(v, TV)
+                    for a in getattr(self.type_of(v), "axes", ())}
+            if e.name in axes:
+                extra = f"; '{e.name}' is an axis: axes are named only where an op expects one"
+        self.bag.error("name", f"'{e.name}' is not defined{hint}{extra}", e.span)
+        raise Abort
+
+    def _index(self, e: ast.Index, frame: Frame) -> Any:
+        v = self.ev(e.value, frame)
+        i = self.ev(e.index, frame)
+        if isinstance(v, Poison) or isinstance(i, Poison):
+            return POISON
+        if not S.is_concrete(i):
+            self.bag.error("type", f"an index must be a concrete integer, got {self._kind(i)}", e.index.span)
+            raise Abort
+        i = int(i)
+        if isinstance(v, ListV):
+            if i not in v.items:
+                self.bag.error("name", f"element {i} of this list was never assigned"
+                               f" (assigned: {sorted(v.items)})", e.span)
+                raise Abort
+            return v.items[i]
+        if isinstance(v, TV) and isinstance(self.type_of(v), TupleType):
+            tt = self.type_of(v)
+            assert isinstance(tt, TupleType)
+            if not -len(tt.items) <= i < len(tt.items):
+                self.bag.error("value", f"index {i} is out of range for a tuple of {len(tt.items)}", e.span)
+                raise Abort
+            return self._getitem(v, i % len(tt.items), e.span)
+        if isinstance(v, (tuple, list)):
+            if not -len(v) <= i < len(v):
+                self.bag.error("value", f"index {i} is out of range for {len(v)} items", e.span)
+                raise Abort
+            return v[i]
+        self.bag.error("type", f"cannot index {self._kind(v)}", e.span)
+        raise Abort
+
+    def _binop(self, e: ast.BinOp, frame: Frame) -> Any:
+        if e.op in ("and", "or"):
+            left = self.truth(self.ev(e.left, frame), e.left.span)
+            if (e.op == "and" and not left) or (e.op == "or" and left):
+                return left
+            return self.truth(self.ev(e.right, frame), e.right.span)
+        a, b = self.ev(e.left, frame), self.ev(e.right, frame)
+        if isinstance(a, Poison) or isinstance(b, Poison):
+            return POISON
+        ta, tb = isinstance(a, TV), isinstance(b, TV)
+        if ta or tb:
+            return self._tensor_binop(e, a, b, frame)
+        if e.op in ("==", "!=", "<", "<=", ">", ">="):
+            if isinstance(a, str) or isinstance(b, str) or isinstance(a, bool) or isinstance(b, bool):
+                if e.op in ("==", "!="):
+                    return (a == b) == (e.op == "==")
+                self.bag.error("type", f"cannot order {self._kind(a)} and {self._kind(b)}", e.span)
+                raise Abort
+            self._number(a, e.left.span)
+            self._number(b, e.right.span)
+            r = S.compare(a, e.op, b)
+            if r is None:
+                r = self._decide(a, e.op, b, e.span)
+            return r
+        self._number(a, e.left.span)
+        self._number(b, e.right.span)
+        try:
+            if isinstance(a, float) or isinstance(b, float):
+                if not (S.is_concrete(a) or isinstance(a, float)) or not (S.is_concrete(b) or isinstance(b, float)):
+                    self.bag.error("type", "a symbolic size cannot be mixed with a fraction", e.span)
+                    raise Abort
+                fa, fb = float(a), float(b)
+                r = _FLOAT_OPS[e.op](fa, fb)  # only the chosen one: 0.1 * 0 must not divide by 0
+                if isinstance(r, complex) or r != r:  # (-8.0) ** 0.5 is complex; inf - inf is nan
+                    self.bag.error("value", f"this arithmetic has no real result ({fa:g} {e.op} {fb:g})", e.span)
+                    raise Abort
+                return r
+            if e.op in ("/", "//", "%") and S.is_concrete(b) and int(b) == 0:
+                self.bag.error("value", "division by zero", e.span)
+                raise Abort
+            if e.op == "**":
+                if not (S.is_concrete(b) and 0 <= int(b) <= 64):
+                    self.bag.error("value", "an exponent must be an integer from 0 to 64", e.right.span)
+                    raise Abort
+                out: Any = 1
+                for _ in range(int(b)):
+                    out = S.mul(out, a)
+                return out
+            fn = {"+": S.add, "-": lambda x, y: S.add(x, S.mul(-1, y)), "*": S.mul,
+                  "/": S.truediv, "//": S.floordiv, "%": S.mod}[e.op]
+            return fn(a, b)
+        except (OverflowError, ZeroDivisionError, ValueError) as exc:
+            self.bag.error("value", f"arithmetic failed: {exc}", e.span)
+            raise Abort from None
+
+    def _number(self, v: Any, span: Span) -> None:
+        if isinstance(v, bool) or not (isinstance(v, float) or S.is_size(v)):
+            self.bag.error("type", f"expected a number, got {self._kind(v)}", span)
+            raise Abort
+
+    def _decide(self, a: Any, op: str, b: Any, span: Span) -> bool:
+        va, vb = S.evaluate(a, self.values), S.evaluate(b, self.values)
+        if va is None or vb is None:
+            free = sorted((S.free_names(a) | S.free_names(b)) - set(self.values))
+            if not free:  # every size has a value, and still no number: a division by a zero size
+                self.bag.error("value", "this condition has no value at these sizes (a division by zero?)",
+                               span)
+                raise Abort
+            self.bag.error("value", f"this condition depends on the free size(s) {', '.join(free)}, "
+                           f"which have no value; give one with --set {free[0]}=...", span)
+            raise Abort
+        r = S.compare(va, op, vb)
+        assert r is not None
+        self.constraints.append(Constraint("assumed", (a, op, b), r, "a condition on free sizes", span))
+        return r
+
+    def truth(self, v: Any, span: Span) -> bool:
+        if isinstance(v, Poison):
+            raise Abort
+        if isinstance(v, bool):
+            return v
+        self.bag.error("type", f"a condition must be true or false, got {self._kind(v)}", span)
+        raise Abort
+
+    def _tensor_binop(self, e: ast.BinOp, a: Any, b: Any, frame: Frame) -> Any:
+        ta, tb = isinstance(a, TV), isinstance(b, TV)
+        if ta and tb:
+            op = {"+": Op.ADD, "-": Op.SUB, "*": Op.MUL}.get(e.op)
+            if op is None:
+                self.bag.error("type", f"'{e.op}' is not defined between tensors (use +, - or *)", e.span)
+                raise Abort
+            what = {"+": "sum", "-": "difference", "*": "product"}[e.op]
+            return self._apply(Op.ADD if op is Op.ADD else op, [a, b], {"what": what}, e.span, frame, None, {})
+        t, other = (a, b) if ta else (b, a)
+        if e.op == "*" or (e.op == "/" and ta):
+            if not isinstance(other, (int, float)) or isinstance(other, bool):
+                self.bag.error("type", f"a tensor can be scaled by a number, not by {self._kind(other)}", e.span)
+                raise Abort
+            factor = 1 / other if e.op == "/" else other
+            return self._scale(t, factor, e.span, frame)
+        self.bag.error("type", f"'{e.op}' between a tensor and {self._kind(other)} is not defined", e.span)
+        raise Abort
+
+    def _scale(self, t: TV, factor: float, span: Span, frame: Frame) -> Any:
+        return self._apply(Op.SCALE, [t], {"factor": factor}, span, frame, None, {})
+

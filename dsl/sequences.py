@@ -1,0 +1,116 @@
+# mypy: disable-error-code="attr-defined"
+"""Elaboration of `seq(x) { ... }`: numbered and labelled steps, nested
+sequences, repetition and conditional steps, named like nn.Sequential children.
+
+Part of the `Elaborator` (dsl/elaborate.py), a mixin over `values.State`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from archc.diagnostics import Span
+from archc.dsl.ir import ModuleInfo, TensorType
+from archc.dsl.values import (
+    POISON,
+    TV,
+    Abort,
+    Frame,
+    Poison,
+    State,
+    join,
+)
+from archc.grammar import ast
+from archc.shapes import sizes as S
+
+
+class Sequences(State):
+    # ---- sequences ----------------------------------------------------------------------------------
+
+    def _seq(self, e: ast.SeqExpr, frame: Frame, path: str | None) -> Any:
+        if path is None:
+            self.bag.error("structure", "a seq needs a name: write `name = seq(x) { ... }`", e.span)
+            raise Abort
+        cur = self.ev(e.input, frame)
+        if isinstance(cur, Poison):
+            return cur
+        self._claim(frame, path, e.span)
+        self.graph.add_module(ModuleInfo(path, "seq", "", {}, e.span, self._parent_of(path),
+                                         repeat=self._take_repeat()))
+        return self._steps(e.steps, cur, path, [0], frame)
+
+    def _is_block_call(self, e: ast.Expr, frame: Frame) -> bool:
+        """`out Block(...)`: an unnamed block call in `out` names its layers under the
+        calling block itself, as a subclass inherits its parent's attributes
+        (`ResNet50` is `ResNet([3, 4, 6, 3])`, with ResNet's state_dict keys)."""
+        return isinstance(e, ast.Call) and e.func in frame.file.namespace
+
+    def _out_seq(self, e: ast.SeqExpr, frame: Frame, counter: list[int]) -> Any:
+        """`out seq(x) { ... }`: the steps are numbered under the block itself, as the
+        children of an nn.Sequential subclass are (torchvision's MLPBlock,
+        Conv2dNormActivation): `mlp = MLP(...)` owns mlp.0, mlp.1, ..."""
+        cur = self.ev(e.input, frame)
+        if isinstance(cur, Poison):
+            return cur
+        return self._steps(e.steps, cur, frame.path, counter, frame)
+
+    def _steps(self, steps: tuple, cur: Any, seq_path: str, counter: list[int], frame: Frame) -> Any:
+        for st in steps:
+            if isinstance(cur, Poison):
+                return cur
+            try:
+                cur = self._step(st, cur, seq_path, counter, frame)
+            except Abort:
+                return POISON
+        return cur
+
+    def _step(self, st: Any, cur: Any, seq_path: str, counter: list[int], frame: Frame) -> Any:
+        if isinstance(st, ast.ForStep):
+            out = cur
+            steps = self._range(frame, st.start, st.stop, st.span)
+            for i in steps:
+                frame.env[st.var] = i
+                self._repeat_step((st.var, i, steps.start, steps.stop))
+                out = self._steps(st.steps, out, seq_path, counter, frame)
+                self._repeat_step(None)
+            return out
+        if isinstance(st, ast.IfStep):
+            chosen = st.then if self.truth(self.ev(st.test, frame), st.test.span) else st.orelse
+            return self._steps(chosen, cur, seq_path, counter, frame)
+        label = self._label(st.label, frame, st.span) if st.label is not None else None
+        if label is None:
+            label = str(counter[0])
+            counter[0] += 1
+        path = join(seq_path, label)
+        if isinstance(st, ast.SeqStep):
+            self._claim(frame, path, st.span)
+            self.graph.add_module(ModuleInfo(path, "seq", "", {}, st.span, self._parent_of(path),
+                                             repeat=self._take_repeat()))
+            return self._steps(st.steps, cur, path, [0], frame)
+        assert isinstance(st, ast.CallStep)
+        out = self._call(st.call, frame, cur, path, seq_step=True)
+        if isinstance(out, TV) and not isinstance(self.type_of(out), TensorType):
+            self.bag.error("type", "a seq step must give one tensor", st.span)
+            raise Abort
+        if not isinstance(out, (TV, Poison)):
+            self.bag.error("type", f"a seq step must give one tensor, got {self._kind(out)}", st.span)
+            raise Abort
+        return out
+
+    def _label(self, template: str, frame: Frame, span: Span) -> str:
+        def sub(m: re.Match) -> str:
+            v = frame.env.get(m.group(1))
+            if v is None or not S.is_concrete(v):
+                self.bag.error("name", f"'{{{m.group(1)}}}' in a step name must be a loop variable", span)
+                raise Abort
+            return str(int(v))
+        label = re.sub(r"\{([A-Za-z_][A-Za-z0-9_]*)\}", sub, template)
+        if not re.fullmatch(r"[A-Za-z0-9_]+", label):
+            self.bag.error("name", f"step name '{label}' must be letters, digits and _", span)
+            raise Abort
+        return label
+
+    def _repeat_step(self, info: tuple[str, int, int, int] | None) -> None:
+        """Mark the modules the next step creates as element `info` of a repetition."""
+        self.repeat = info

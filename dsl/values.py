@@ -1,0 +1,198 @@
+"""The values elaboration computes with, and the state every elaboration pass shares.
+
+`TV` is a tensor value (the node producing it), `POISON` the value of an
+expression that already failed, `ListV` an indexed list of values (a ModuleList
+when it holds layers), `Frame` one block instance being elaborated. `State`
+holds the elaborator's shared fields and the helpers every part of it uses; the
+parts (expressions.py, calls.py, sequences.py, elaborate.py) are mixins over it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import operator
+from typing import Any
+
+from archc.diagnostics import DiagnosticBag, Span
+from archc.dsl.ir import Graph
+from archc.dsl.loader import File, Program
+from archc.grammar import ast
+from archc.shapes import sizes as S
+from archc.shapes.rules import ShapeError
+
+_FLOAT_OPS = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
+              "//": operator.floordiv, "%": operator.mod, "**": operator.pow}
+
+MAX_DEPTH = 64
+MAX_NODES = 2_000_000
+MAX_LOOP = 100_000
+
+
+@dataclasses.dataclass(frozen=True)
+class TV:
+    """A tensor value: the node that produces it."""
+
+    id: int
+
+
+class Poison:
+    """The value of an expression that already failed; absorbs further errors."""
+
+
+POISON = Poison()
+
+
+@dataclasses.dataclass
+class ListV:
+    """`down[i] = ...` values: an indexed list, also a ModuleList when it holds layers."""
+
+    items: dict[int, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class Constraint:
+    kind: str  # "equal" | "divisible" | "positive" | "assumed"
+    lhs: Any
+    rhs: Any
+    what: str
+    span: Span
+
+
+class Abort(Exception):
+    """Stops elaborating the current statement (its diagnostic is already recorded)."""
+
+
+@dataclasses.dataclass
+class Frame:
+    """One block instance being elaborated."""
+
+    path: str
+    block: ast.Block
+    file: File
+    env: dict[str, Any]
+    modules: dict[str, Span]  # names of state-owning children, for duplicate checks
+    outputs: list[Any] | None = None
+    out_span: Span | None = None
+
+
+def join(*parts: str) -> str:
+    return ".".join(p for p in parts if p)
+
+
+
+class State:
+    """Fields shared by the elaborator's parts (set in `Elaborator.__init__`)."""
+
+    program: Program
+    overrides: dict[str, int | float | bool]
+    symbolic: bool
+    bag: DiagnosticBag
+    constraints: list[Constraint]
+    values: dict[str, int]
+    depth: int
+    repeat: tuple[str, int, int, int] | None
+    graph: Graph
+    _sizes_env: dict[str, Any]
+    _claimed: dict[str, Span]
+    _scope: str = ""
+
+
+    def type_of(self, v: TV) -> Any:
+        return self.graph.node(v.id).type
+
+    def _is_tensorish(self, v: Any) -> bool:
+        if isinstance(v, (TV, Poison)):
+            return True
+        return isinstance(v, tuple) and all(self._is_tensorish(x) for x in v)
+
+    def _flatten_tensors(self, vs: list[Any]) -> list[TV]:
+        out: list[TV] = []
+        for v in vs:
+            if isinstance(v, TV):
+                out.append(v)
+            elif isinstance(v, tuple):
+                out.extend(self._flatten_tensors(list(v)))
+        return out
+
+    def _kind(self, v: Any) -> str:
+        if isinstance(v, TV):
+            return f"a tensor {self.type_of(v)}"
+        if isinstance(v, bool):
+            return "a boolean"
+        if isinstance(v, int):
+            return f"the number {v}"
+        if isinstance(v, float):
+            return f"the number {v:g}"
+        if isinstance(v, str):
+            return f"the string \"{v}\""
+        if isinstance(v, (list, tuple)):
+            return "a list"
+        if isinstance(v, ListV):
+            return "a list of layers"
+        if S.is_size(v):
+            return f"the size {S.fmt(v)}"
+        return "nothing"
+
+    def _require_equal(self, a: Any, b: Any, what: str, span: Span, notes: list | None = None) -> None:
+        try:
+            _RuleCtx(self, span, {}).require_equal(a, b, what)
+        except ShapeError as err:
+            self.bag.error(err.code, err.message, span, notes or [])
+            raise Abort from None
+
+
+
+class _RuleCtx:
+    """What shape rules see: size requirements decided now or recorded as constraints."""
+
+    def __init__(self, el: State, span: Span, arg_spans: dict[str, Span]):
+        self.el = el
+        self.span = span
+        self.arg_spans = arg_spans
+
+    def _where(self, arg: str | None) -> Span:
+        return self.arg_spans.get(arg, self.span) if arg else self.span
+
+    def _values_note(self, names: set[str]) -> str:
+        vals = ", ".join(f"{n}={self.el.values[n]}" for n in sorted(names) if n in self.el.values)
+        return f" (with {vals})" if vals else ""
+
+    def require_equal(self, a: Any, b: Any, what: str, arg: str | None = None) -> None:
+        r = S.equal(a, b)
+        if r is True:
+            return
+        if r is False:
+            raise ShapeError("axis-size", f"{what}: {S.fmt(a)} vs {S.fmt(b)}", arg)
+        self.el.constraints.append(Constraint("equal", a, b, what, self._where(arg)))
+        va, vb = S.evaluate(a, self.el.values), S.evaluate(b, self.el.values)
+        if va is not None and vb is not None and va != vb:
+            names = S.free_names(a) | S.free_names(b)
+            raise ShapeError("constraint", f"{what} must be equal, but {S.fmt(a)} = {va} and "
+                             f"{S.fmt(b)} = {vb}{self._values_note(names)}", arg)
+
+    def require_divisible(self, a: Any, m: Any, what: str, arg: str | None = None) -> None:
+        if S.is_concrete(a) and S.is_concrete(m):
+            if int(m) != 0 and int(a) % int(m) != 0:
+                raise ShapeError("axis-size", f"cannot divide {what}: {a} is not a multiple of {m}", arg)
+            return
+        r = S.equal(S.mod(a, m), 0)
+        if r is True:
+            return
+        self.el.constraints.append(Constraint("divisible", a, m, what, self._where(arg)))
+        va, vm = S.evaluate(a, self.el.values), S.evaluate(m, self.el.values)
+        if va is not None and vm is not None and vm != 0 and va % vm != 0:
+            raise ShapeError("constraint", f"cannot divide {what}: {S.fmt(a)} = {va} is not a multiple of "
+                             f"{vm}{self._values_note(S.free_names(a) | S.free_names(m))}", arg)
+
+    def require_positive(self, a: Any, what: str, arg: str | None = None) -> None:
+        if S.is_concrete(a):
+            if int(a) < 1:
+                raise ShapeError("value", f"{what} would be {a}; the input is too small", arg)
+            return
+        self.el.constraints.append(Constraint("positive", a, 1, what, self._where(arg)))
+        va = S.evaluate(a, self.el.values)
+        if va is not None and va < 1:
+            raise ShapeError("constraint", f"{what} would be {S.fmt(a)} = {va}"
+                             f"{self._values_note(S.free_names(a))}; the input is too small", arg)
+
+
