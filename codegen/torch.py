@@ -1,0 +1,441 @@
+"""PyTorch code generation: one self-contained Python module per `.arch` file.
+
+Design
+------
+The module is generated from *traces* (codegen/trace.py), not from the AST:
+every block instance of the network is elaborated again on its own, with a
+fresh symbol for each input axis size and, for a *generic* class, a symbol for
+each integer parameter (`@planes`), valued as the instance has them. Each trace
+becomes the body of one `nn.Module` class (codegen/torch_class.py):
+
+  - `__init__(self, <input sizes>, <parameters>)`: the block's integer (and,
+    where they only pass through, float) parameters with their defaults, after
+    the input sizes the layers need (`Bottleneck(cin, planes, stride=1, ...)`:
+    `cin` is the channel count of `x`, which the caller knows). It creates the
+    layers the block names, as attributes with the block's names (so the names
+    are the state_dict keys): an op that owns parameters becomes its torch
+    module (`nn.Conv2d(cin, width, kernel_size=1, bias=False)`), a nested block
+    an instance of its class, a `seq` an `nn.Sequential` (numbered steps; named
+    steps through an OrderedDict), indexed layers (`down[i] = ...`) an
+    `nn.ModuleList`, a `param` an `nn.Parameter`. A block whose output is
+    `out seq(x) {...}` is itself an `nn.Sequential` subclass.
+  - `forward` is the trace's dataflow in order: one line per named value,
+    unnamed single-use values inlined (`F.relu(bn3 + x)`), no loops (repetition
+    lives in nn.Sequential / nn.ModuleList, or is unrolled). Each line carries
+    a comment with the value's named shape and the `.arch` line it comes from.
+  - Decisions: a condition on parameters the trace could not decide from the
+    symbols alone (`stride != 1 or cin != 4 * planes`) was decided with the
+    instance's values and recorded. The traces of one block (same non-integer
+    parameters) are joined: `__init__` and `forward` branch with Python `if`s
+    on the recorded conditions; a combination no instance took raises
+    ValueError in `__init__` rather than build something unchecked; `forward`
+    tests only the conditions it needs. The block's own `assert`s on its
+    parameters become checks at the top of `__init__`.
+  - Sizes: an input size that a parameter shape depends on is a constructor
+    argument (or, in a specialised class, a built-in value); every other size
+    is a run-time size that the code never spells out, or reads off an input's
+    shape (`batch = x.shape[0]`) where an op needs it. So the module runs at
+    every input size the checker admits, and torch.export sees no
+    data-dependent branches. A block whose layers depend on a run-time size
+    is refused (`codegen` error at the line).
+  - Fallback: when a block cannot be generic (a parameter used where the
+    checker needs a number, e.g. `split(parts = heads)`; a nested class that is
+    itself specialised; instances that disagree), it is emitted *specialised*:
+    every value built in, no constructor arguments, its docstring giving the
+    parameter values, one class per distinct text (`Block`, `Block_2`, ...).
+    Loop bounds are kept at their values (`for i in 0..num_layers` builds
+    num_layers into the class, which the docstring says). Set
+    ARCHC_DEBUG_CODEGEN=1 to see why a class was specialised.
+
+Per-op lowerings live in codegen/torch_ops.py (one table keyed by `Op`); an op,
+layout or attribute without a lowering is a `codegen` error at its `.arch`
+line, never wrong code. Python identifiers come from one `Namespace`
+(codegen/namespace.py); layer names are validated, not renamed. Templates
+(codegen/templates/) only loop and print the plain render model built here.
+The text is parsed with `ast` before anyone sees it, and is byte-identical
+from run to run. Generating needs no torch; running the result needs only torch.
+The seam for the reverse direction (PyTorch -> .arch, a later issue) is the
+trace: a torch.fx graph maps onto the same `Graph` + `ModuleInfo` tree.
+
+>>> from archc.dsl.loader import load
+>>> src = 'block Net(n = 4) {\\n in x: [b = 1, c = 8]\\n fc = linear(x, c -> n)\\n out relu(fc)\\n}'
+>>> g = generate(load("net.arch", src))
+>>> g.entry_class
+'Net'
+>>> for line in g.text.splitlines()[-7:]: print(line)
+    def __init__(self, n: int = 4) -> None:
+        super().__init__()
+        self.fc = nn.Linear(8, n)  # net.arch:3
+<BLANKLINE>
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        fc = self.fc(x)  # [b=1, c=n]  net.arch:3
+        return F.relu(fc, inplace=True)  # [b=1, c=n]  net.arch:4
+"""
+
+from __future__ import annotations
+
+import ast as pyast
+import copy
+import dataclasses
+import itertools
+import os
+import re
+from typing import Any
+
+import jinja2
+
+from archc.codegen.namespace import Namespace
+from archc.codegen.torch_class import (
+    HELPERS,
+    ChildRef,
+    ClassBuilder,
+    Fallback,
+    Lines,
+    Variant,
+    flatten,
+    merge,
+    replace_text,
+    where,
+)
+from archc.codegen.trace import BakeParams, CallRecord, Trace, fail, trace_call, trace_entry
+from archc.diagnostics import ArchError
+from archc.dsl.loader import Program
+from archc.shapes import sizes as S
+
+MARKER = "# Generated by archc"
+
+
+@dataclasses.dataclass
+class ClassModel:
+    """What the template prints for one class."""
+
+    name: str
+    base: str
+    doc: str
+    params: str  # the constructor's arguments after self
+    init: list[str]
+    args: str = ""
+    returns: str = "torch.Tensor"
+    forward: list[str] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class Generated:
+    """A generated module: its text, its entry class and the entry's inputs."""
+
+    text: str
+    entry_class: str
+    inputs: list[dict[str, Any]]
+    classes: list[str]
+
+
+@dataclasses.dataclass
+class _Generic:
+    name: str
+    variants: dict[tuple, Variant]
+    order: int
+
+
+class _Restart(Exception):
+    """A generic class failed after it was used: generate again with it specialised."""
+
+    def __init__(self, key: tuple):
+        self.key = key
+
+
+class Generator:
+    """Turns a program into the render model of one module."""
+
+    def __init__(self, program: Program, sets: dict[str, Any] | None = None, no_generic: set | None = None):
+        self.program = program
+        self.sets = dict(sets or {})
+        self.helpers: set[str] = set()
+        self.ordered_dict = False
+        self.ns = Namespace(reserved=HELPERS)
+        self.no_generic = no_generic if no_generic is not None else set()
+        self.generic: dict[tuple, _Generic] = {}
+        self.special: dict[tuple, tuple[str, Variant, int]] = {}  # body key -> (name, variant, order)
+        self.memo: dict[tuple, ChildRef] = {}
+        self.count = 0
+
+    def _order(self) -> int:
+        self.count += 1
+        return self.count
+
+    def add_special(self, v: Variant) -> ChildRef:
+        key = (v.block, v.doc, v.body_key())
+        if key not in self.special:
+            name = self.ns.name(("class", key), v.block)
+            self.special[key] = (name, v, self._order())
+        return ChildRef(self.special[key][0], False)
+
+    def add_generic(self, gkey: tuple, v: Variant, base_key: tuple) -> ChildRef:
+        g = self.generic.get(gkey)
+        if g is None:
+            g = self.generic[gkey] = _Generic(self.ns.name(("class", gkey), v.block), {}, self._order())
+        first = next(iter(g.variants.values()), None)
+        if first is not None and (first.signature, first.implied, first.params, first.doc, first.base) != \
+                (v.signature, v.implied, v.params, v.doc, v.base):
+            raise _Restart(base_key)
+        key = tuple(v.path)
+        if key in g.variants and g.variants[key].body_key() != v.body_key():
+            raise _Restart(base_key)
+        g.variants.setdefault(key, v)
+        return ChildRef(g.name, True, v.implied, v.params, v.signature[len(v.implied):])
+
+    def class_of_call(self, parent: Trace, call: CallRecord, parent_generic: bool) -> ChildRef:
+        """The class of a nested block instance (traced on its own, memoised)."""
+        sig = []
+        for tv in call.inputs:
+            t = parent.type_of(tv)
+            sig.append((t.names, t.dtype, tuple(S.evaluate(a.size, parent.values) for a in t.axes)))
+        args = {k: _plain(v, parent.values) for k, v in call.args.items()}
+        key = (id(call.block), repr(sorted(args.items())), tuple(sig))
+        if key in self.memo:
+            return self.memo[key]
+        ints = {k for k, v in args.items() if isinstance(v, int) and not isinstance(v, bool)}
+        base_key = (id(call.block), tuple(sorted(ints)), tuple((n, d) for n, d, _ in sig))
+        ref = None
+        if base_key not in self.no_generic:
+            try:
+                tr, concrete = _generic_trace(lambda c: trace_call(self.program, self.sets, parent, call, True, c))
+                variant = ClassBuilder(self, tr, True).build()
+                floats = self._general_floats(parent, call, args, concrete, variant)
+                if floats:
+                    tr = trace_call(self.program, self.sets, parent, _with_args(call, floats), True, concrete)
+                    variant = ClassBuilder(self, tr, True, floats).build()
+                baked = {k: v for k, v in args.items() if k not in ints and k not in floats}
+                gkey = base_key + (repr(sorted(baked.items())), tuple(sorted((n, args[n]) for n in concrete)))
+                ref = self.add_generic(gkey, variant, base_key)
+            except _Restart:
+                raise
+            except Exception as e:  # noqa: BLE001 - any failure of the generic form falls back to a specialised class
+                _debug(call.block.name, e)
+                if any(k[:3] == base_key for k in self.generic):
+                    raise _Restart(base_key) from None
+                self.no_generic.add(base_key)
+        if ref is None:
+            try:
+                tr = trace_call(self.program, self.sets, parent, call)
+            except ArchError as e:
+                raise _with_note(e, f"while generating the class of '{call.path}' ({call.block.name})") from None
+            ref = self.add_special(ClassBuilder(self, tr, False).build())
+        self.memo[key] = ref
+        return ref
+
+    def _general_floats(self, parent: Trace, call: CallRecord, args: dict[str, Any], concrete: set[str],
+                        actual: Variant) -> dict[str, tuple[float, float]]:
+        """The float parameters the class can take as constructor arguments: traced with stand-in
+        values, they show up only as themselves in the text (not in arithmetic, not in decisions),
+        and putting the values back gives the actual text. Tried all together, then one by one."""
+        names = [k for k, v in args.items() if isinstance(v, float)]
+        floats = {k: (_STANDIN + i * 1e-9, args[k]) for i, k in enumerate(names)}
+        if not floats or self._floats_pass(parent, call, concrete, actual, floats):
+            return floats
+        if len(floats) == 1:
+            return {}
+        return {k: v for k, v in floats.items() if self._floats_pass(parent, call, concrete, actual, {k: v})}
+
+    def _floats_pass(self, parent: Trace, call: CallRecord, concrete: set[str], actual: Variant,
+                     floats: dict[str, tuple[float, float]]) -> bool:
+        saved = self._snapshot()
+        try:
+            tr = trace_call(self.program, self.sets, parent, _with_args(call, floats), True, concrete)
+            raw = ClassBuilder(self, tr, True).build()
+        except Exception:  # noqa: BLE001 - the stand-ins changed what the block does: keep the values
+            return False
+        finally:
+            self._restore(saved)
+        back = {repr(s): repr(v) for s, v in floats.values()}
+        return (replace_text(raw.init, back) == actual.init and raw.path == actual.path
+                and replace_text(raw.forward, back) == replace_text(actual.forward, {})
+                and raw.locals == actual.locals)
+
+    def _snapshot(self) -> tuple:
+        return (dict(self.memo), self.count, {k: dataclasses.replace(g, variants=dict(g.variants))
+                                              for k, g in self.generic.items()},
+                dict(self.special), copy.deepcopy(self.ns), set(self.helpers), self.ordered_dict,
+                set(self.no_generic))
+
+    def _restore(self, saved: tuple) -> None:
+        (self.memo, self.count, self.generic, self.special, self.ns, self.helpers, self.ordered_dict,
+         no_generic) = saved
+        self.no_generic.clear()
+        self.no_generic.update(no_generic)
+
+    def models(self) -> list[ClassModel]:
+        out: list[tuple[int, ClassModel]] = []
+        for name, v, order in self.special.values():
+            out.append((order, _model(name, [v])))
+        for g in self.generic.values():
+            out.append((g.order, _model(g.name, list(g.variants.values()))))
+        return [m for _, m in sorted(out, key=lambda x: x[0])]
+
+
+def _model(name: str, variants: list[Variant]) -> ClassModel:
+    v = variants[0]
+    if any((x.forward is None) != (v.forward is None) for x in variants):
+        raise AssertionError("variants of one class disagree on forward")  # excluded by body keys
+    init, forward, locals_, stored, n_guards = merge(variants)
+    fwd_lines = flatten(forward) if forward is not None else []
+    used = set(re.findall(r"self\.([A-Za-z_][A-Za-z0-9_]*)", "\n".join(fwd_lines)))
+    stored_lines = [Lines((line,)) for line in stored if line.split("=")[0].strip()[5:] in used]
+    body = list(init)
+    body[n_guards:n_guards] = [Lines((line,)) for line in locals_]
+    at = body.index(Lines(("super().__init__()",))) + 1 if Lines(("super().__init__()",)) in body else len(body)
+    body[at:at] = stored_lines
+    params = "".join(f", {n}: {t}" + (f" = {d}" if d is not None else "") for n, d, t in v.signature)
+    return ClassModel(name, v.base, v.doc, params, flatten(body), v.args, v.returns, fwd_lines)
+
+
+_STANDIN = 0.123456789012  # a float no .arch file writes: where it shows up, a parameter went
+
+
+def _with_args(call: CallRecord, floats: dict[str, tuple[float, float]]) -> CallRecord:
+    return dataclasses.replace(call, args={**call.args, **{k: v[0] for k, v in floats.items()}})
+
+
+def _generic_trace(trace: Any) -> tuple[Trace, set[str]]:
+    """A generic trace, keeping at their values the parameters it cannot keep symbolic."""
+    concrete: set[str] = set()
+    for _ in range(16):
+        try:
+            return trace(concrete), concrete
+        except BakeParams as b:
+            if b.names <= concrete:
+                raise
+            concrete |= b.names
+    raise Fallback("too many parameters to keep at their values")
+
+
+def _debug(what: str, e: Exception) -> None:
+    """ARCHC_DEBUG_CODEGEN=1 says why a class could not be generic (developers' aid)."""
+    if os.environ.get("ARCHC_DEBUG_CODEGEN"):
+        import sys
+        print(f"archc codegen: {what} is specialised: {type(e).__name__}: {e}", file=sys.stderr)
+
+
+def _plain(v: Any, values: dict[str, int]) -> Any:
+    if isinstance(v, (list, tuple)):
+        return [_plain(x, values) for x in v]
+    if S.is_size(v) and not isinstance(v, int):
+        return S.evaluate(v, values)
+    return v
+
+
+def _with_note(e: ArchError, note: str) -> ArchError:
+    ds = [dataclasses.replace(d, notes=d.notes + ((note, None),)) if d.code == "codegen" else d
+          for d in e.diagnostics]
+    return ArchError(ds)
+
+
+# ---- the module ----------------------------------------------------------------------------
+
+_ENV = jinja2.Environment(loader=jinja2.PackageLoader("archc.codegen", "templates"),
+                          undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                          keep_trailing_newline=True, autoescape=False)
+
+
+def generate(program: Program, entry: str | None = None, sets: dict[str, Any] | None = None,
+             generic: bool = True) -> Generated:
+    """Generate the PyTorch module of `program` (its entry block, or `entry`). Raises ArchError.
+
+    `generic=False` emits only specialised classes (no constructor arguments)."""
+    no_generic: set = set() if generic else {"*"}
+    for _ in range(64):
+        try:
+            return _generate(program, entry, sets, no_generic, generic)
+        except _Restart as r:
+            no_generic.add(r.key)
+    raise AssertionError("archc could not settle which classes are generic")
+
+
+def _generate(program: Program, entry: str | None, sets: dict[str, Any] | None, no_generic: set,
+              generic: bool) -> Generated:
+    gen = Generator(program, sets, no_generic)
+    entry_key = ("entry",)
+    tr = None
+    if generic and entry_key not in no_generic:
+        try:
+            tr, _ = _generic_trace(lambda c: trace_entry(program, entry, gen.sets, True, c))
+            ref = gen.add_generic(entry_key, ClassBuilder(gen, tr, True).build(), entry_key)
+        except _Restart:
+            raise
+        except Exception as e:  # noqa: BLE001 - fall back to a specialised entry class
+            _debug("the entry", e)
+            gen = Generator(program, sets, no_generic | {entry_key})
+            tr = None
+    if tr is None:
+        tr = trace_entry(program, entry, gen.sets)
+        ref = gen.add_special(ClassBuilder(gen, tr, False).build())
+    classes = gen.models()
+    entry_name = ref.name
+    source = where(tr.block.span).rsplit(":", 1)[0]
+    inputs = []
+    for i in tr.graph.inputs:
+        n = tr.graph.node(i)
+        axes = [{"name": a.name, "size": S.to_str(a.size), "default": S.evaluate(a.size, tr.values)}
+                for a in n.type.axes]
+        inputs.append({"name": n.attrs["name"], "type": str(n.type), "dtype": n.type.dtype, "axes": axes})
+    sizes = ", ".join(f"{k}={v}" for k, v in tr.graph.sizes.items() if v is not None)
+    header = [f"{MARKER} from {source} (entry {tr.block.name}). Do not edit: rebuild with `archc build`.",
+              "# Needs only torch at run time."]
+    docstring = (f"{tr.block.name} and the blocks it uses, from {source}"
+                 + (f" (default sizes {sizes})" if sizes else "") + ".")
+    uses_functional = "LayerNormAt" in gen.helpers or any(
+        "F." in line for c in classes for line in c.init + c.forward)
+    text = _ENV.get_template("torch_module.py.j2").render(
+        header=header, docstring=docstring, ordered_dict=gen.ordered_dict, helpers=sorted(gen.helpers),
+        uses_functional=uses_functional,
+        exports=[entry_name], classes=[dataclasses.asdict(c) for c in classes])
+    try:
+        pyast.parse(text)
+    except SyntaxError as e:  # a bug of archc, never the user's input: say so loudly
+        raise AssertionError(f"archc generated invalid Python (line {e.lineno}): {e.msg}") from None
+    return Generated(text, entry_name, inputs, [c.name for c in classes])
+
+
+def write(gen: Generated, out_dir: str, stem: str, force: bool = False) -> str:
+    """Write the module as OUT_DIR/STEM.py atomically; refuse to overwrite a file archc did not write."""
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, f"{stem}.py")
+    if os.path.exists(path) and not force:
+        try:
+            with open(path, encoding="utf-8") as f:
+                first = f.readline()
+        except (OSError, UnicodeDecodeError):
+            first = ""
+        if not first.startswith(MARKER):
+            raise fail(f"{path} exists and was not generated by archc; use --force to overwrite it")
+    tmp = f"{path}.tmp{os.getpid()}"
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+            f.write(gen.text)
+        os.replace(tmp, path)
+    except OSError as e:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise ArchError([fail(f"cannot write {path}: {e.strerror or e}").diagnostics[0]]) from None
+    return path
+
+
+def module_stem(path: str) -> str:
+    """The Python module name for a .arch file: `vit_b_16.arch` -> `vit_b_16`."""
+    stem = re.sub(r"[^A-Za-z0-9_]", "_", os.path.splitext(os.path.basename(path))[0]) or "model"
+    return stem if not stem[0].isdigit() else "m_" + stem
+
+
+_LOADED = itertools.count()
+
+
+def load_class(gen: Generated, name: str | None = None) -> type:
+    """Execute the generated text in a fresh module and return the entry class; the module
+    (with every class) is `sys.modules[cls.__module__]`."""
+    import sys
+    import types
+    name = name or f"archc_generated_{gen.entry_class}_{next(_LOADED)}"
+    module = types.ModuleType(name)
+    module.__file__ = f"<{name}>"
+    sys.modules[name] = module  # dataclass/pickle lookups of the classes find their module
+    exec(compile(gen.text, f"<{name}>", "exec"), module.__dict__)
+    return module.__dict__[gen.entry_class]

@@ -1,0 +1,931 @@
+"""One traced block instance as the body of an nn.Module class (see codegen/torch.py for the design).
+
+`ClassBuilder` turns a `Trace` into a `Variant`: the class's constructor
+signature, its `__init__` and `forward` as statements, and the decisions the
+trace took (`stride != 1` was true). A *generic* trace has the block's integer
+parameters as symbols, so the statements are written in them
+(`nn.Conv2d(cin, planes, kernel_size=1, bias=False)`); a *specialised* one has
+every value built in. `merge` joins the variants of one generic class, traced
+for different parameter values, into one body with Python `if`s on the
+decisions that tell them apart (`if stride != 1 or cin != 4 * planes:`).
+
+Statements are `Lines` (one statement, possibly on several lines) and `If`;
+`flatten` indents them into text lines for the template.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+from archc.codegen import torch_ops as L
+from archc.codegen.namespace import MODULE_ATTRIBUTES, Namespace, check_attribute, check_step_name
+from archc.codegen.trace import CallRecord, Trace, fail
+from archc.diagnostics import ArchError, Span
+from archc.dsl.ir import Node, Op, TupleType
+from archc.grammar import ast
+from archc.shapes import pyexpr
+from archc.shapes import sizes as S
+
+HELPERS = ("StochasticDepth", "stochastic_depth", "Permute", "Reduce", "Scale", "LayerNormAt")
+
+
+class Fallback(Exception):
+    """A generic class is not possible for this block (yet): emit a specialised one."""
+
+
+class Code(str):
+    """Python source standing for a value (a parameter expression) in a lowering's output."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+# ---- statements -------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Lines:
+    lines: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class If:
+    cond: str
+    then: tuple[Any, ...]
+    orelse: tuple[Any, ...]
+
+
+def flatten(stmts: tuple | list, indent: str = "") -> list[str]:
+    out: list[str] = []
+    for s in stmts:
+        if isinstance(s, Lines):
+            out.extend(indent + line for line in s.lines)
+            continue
+        if s.then:
+            out.append(f"{indent}if {s.cond}:")
+            out.extend(flatten(s.then, indent + "    "))
+            if s.orelse:
+                out.append(f"{indent}else:")
+                out.extend(flatten(s.orelse, indent + "    "))
+        else:
+            out.append(f"{indent}if not ({s.cond}):")
+            out.extend(flatten(s.orelse, indent + "    "))
+    return out
+
+
+# ---- what a class needs to say ------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Cond:
+    init: str  # in __init__'s names
+    forward: str  # in forward's (self.stride)
+    outcome: bool
+
+
+@dataclasses.dataclass
+class Variant:
+    block: str
+    base: str
+    doc: str
+    signature: tuple[tuple[str, str | None, str], ...]  # constructor arguments, defaults and types
+    implied: tuple[tuple[int, int], ...]  # (input, axis) of each input-size argument, in order
+    params: tuple[tuple[str, Any], ...]  # the block parameters among the arguments, with defaults
+    locals: tuple[str, ...]  # `width = planes * ...`: assignments at the top of __init__
+    init: tuple[Any, ...]
+    forward: tuple[Any, ...] | None
+    stored: tuple[str, ...]  # `self.stride = stride` lines that forward's conditions need
+    args: str
+    returns: str
+    path: tuple[Cond, ...]
+    guards: tuple[str, ...] = ()  # the block's asserts on its parameters, checked first
+
+    def body_key(self) -> tuple:
+        return (self.base, self.signature, self.locals, self.init, self.forward, self.stored, self.args, self.returns)
+
+
+@dataclasses.dataclass(frozen=True)
+class ChildRef:
+    """A class as its callers see it: its name and what its constructor takes."""
+
+    name: str
+    generic: bool
+    implied: tuple[tuple[int, int], ...] = ()
+    params: tuple[tuple[str, Any], ...] = ()
+    arguments: tuple[tuple[str, str | None, str], ...] = ()  # the parameters' (name, default) in Python
+
+
+def where(span: Span) -> str:
+    """`file.arch:12` for comments: the file's base name (`std.vision` for the library)."""
+    name = span.file[1:-1] if span.file.startswith("<") else os.path.basename(span.file)
+    return f"{safe(name)}:{span.line}"
+
+
+def safe(text: str) -> str:
+    """Text from a .arch file made safe inside a comment or docstring: one line, no quotes."""
+    return text.encode("unicode_escape").decode("ascii").replace('"', "'")
+
+
+def _literal_default(p: ast.Param) -> Any:
+    """A parameter's default when the .arch writes it as a plain number (else no default)."""
+    e = p.default
+    if isinstance(e, ast.Number):
+        return e.value
+    if isinstance(e, ast.UnaryOp) and e.op == "-" and isinstance(e.operand, ast.Number):
+        return -e.operand.value
+    return None
+
+
+class ClassBuilder:
+    """Builds the Variant of one trace; `generic`: written in the block's integer parameters."""
+
+    def __init__(self, gen: Any, tr: Trace, generic: bool, floats: dict[str, tuple[float, float]] | None = None):
+        self.gen, self.tr, self.g, self.generic = gen, tr, tr.graph, generic
+        self.floats = floats or {}  # float parameter -> (the stand-in value it was traced with, its value)
+        self.float_locals: dict[str, str] = {}
+        self.mods = self.g.modules
+        self.node_at = {n.path: n for n in self.g if n.path is not None and n.op is not Op.PARAM}
+        self.locals = Namespace(reserved={"self"} | set(HELPERS))
+        self.sources: dict[str, tuple[str, int]] = {}  # run-time symbol -> (input variable, dim)
+        self.prologue: list[Any] = []
+        self.runtime: dict[str, str] = {}
+        self.stored: dict[str, str] = {}  # symbol -> attribute name, for forward
+        self.used_locals: dict[str, str] = {}  # scalar text -> its local assignment
+        self.inplace = False  # read by the activation lowerings: may they overwrite their input?
+        self._py_names = 0  # how many constructor arguments the expression `_py` wrote mentions
+        self.own: set[int] = set()
+        layer_names = set(self.mods[""].children) | {n.attrs["name"] for n in self.g if n.op is Op.PARAM}
+        self.attrs = Namespace(reserved=layer_names | MODULE_ATTRIBUTES | {"self"})
+        self._sizes()
+
+    # ---- sizes: which symbol is what --------------------------------------------------------
+
+    def _sizes(self) -> None:
+        tr = self.tr
+        self.fixed_values = {k: tr.values[k] for k in tr.fixed if k in tr.values}
+        self.init_names: dict[str, str] = {}  # symbol -> Python name in __init__
+        self.display: dict[str, str] = {}  # symbol -> name in comments
+        self.subst: dict[str, Any] = {}  # input symbol -> the parameter expression it equals
+        self.implied: list[tuple[str, int, int, Any]] = []  # (symbol, input, axis, value)
+        self.signature: list[tuple[str, str | None, str]] = []
+        self.params: list[tuple[str, Any]] = []
+        taken: set[str] = set()
+        for i in self.g.inputs:
+            for ax in self.g.node(i).type.axes:
+                for name in sorted(pyexpr.free_names(ax.size)):
+                    if ":" in name and name not in self.display:
+                        short = name.split(":", 1)[1]
+                        self.display[name] = short if short not in taken else name.replace(":", ".")
+                        taken.add(self.display[name])
+        if not self.generic:
+            return
+        ns = self.locals
+        for p in tr.block.params:
+            sym = tr.params.get(p.name)
+            if p.name in self.floats:
+                self.float_locals[p.name] = ns.name(("arg", p.name), p.name)
+                self.params.append((p.name, self.floats[p.name][1] if tr.is_entry else _literal_default(p)))
+                continue
+            if sym is None:
+                continue
+            local = ns.name(("arg", p.name), p.name)
+            self.init_names[sym] = local
+            self.display[sym] = p.name
+            default = tr.values[sym] if tr.is_entry else _literal_default(p)
+            self.params.append((p.name, default))
+        for c in tr.input_equalities:  # `in x: [chan = dim]`: the input size is the parameter
+            for a, b in ((c.lhs, c.rhs), (c.rhs, c.lhs)):
+                if (not isinstance(a, int) and a.is_Symbol and ":" in a.name and a.name not in self.subst
+                        and pyexpr.free_names(b) and all(n.startswith("@") for n in pyexpr.free_names(b))):
+                    self.subst[a.name] = b
+        for k, i in enumerate(self.g.inputs):
+            for j, ax in enumerate(self.g.node(i).type.axes):
+                if isinstance(ax.size, int) or not ax.size.is_Symbol:
+                    continue
+                name = ax.size.name
+                if name in tr.fixed and name not in self.subst and name not in self.init_names:
+                    hint = next((v for v, x in tr.env.items() if S.is_size(x) and not isinstance(x, int)
+                                 and x == ax.size), None)
+                    if hint is None and ":" not in name:
+                        hint = name  # a free size of the entry: H, not the axis h
+                    local = ns.name(("arg", name), hint or ax.name)
+                    self.init_names[name] = local
+                    self.display[name] = local
+                    default = tr.values.get(name) if tr.is_entry else None
+                    self.implied.append((name, k, j, default))
+        for name in sorted(tr.fixed):
+            if name in self.init_names or name in self.subst or name.startswith("@"):
+                continue
+            if ":" in name:
+                continue  # an input size fixed only through another one; not printed
+            if not tr.is_entry:
+                raise Fallback(f"a parameter shape depends on the free size '{name}'")
+            local = ns.name(("arg", name), name)
+            self.init_names[name] = local
+            self.display[name] = name
+            self.implied.append((name, -1, -1, tr.values.get(name)))
+        self.signature = ([(self.init_names[s], None if d is None else repr(d), "int") for s, _, _, d in self.implied]
+                          + [(self.float_locals.get(p) or self.init_names[self.tr.params[p]],
+                              None if d is None else repr(d), "float" if p in self.floats else "int")
+                             for p, d in self.params])
+        if any(d is not None for _, d, _ in self.signature):  # Python: no required argument after a default
+            first = next(i for i, (_, d, _) in enumerate(self.signature) if d is not None)
+            if any(d is None for _, d, _ in self.signature[first:]):
+                self.signature = [(n, None, t) for n, _, t in self.signature]
+        self._scalars()
+
+    def _scalars(self) -> None:
+        """The block's own scalar variables (`width = planes * ...`), to name repeated expressions."""
+        self.scalar_text: dict[str, tuple[str, str]] = {}
+        once = _assigned_once(self.tr.block.body)
+        for name, v in self.tr.env.items():
+            if name not in once:
+                continue  # rebound in a loop or a branch: its last value is no name for the others
+            if isinstance(v, bool) or isinstance(v, (int, float, str, list, tuple)) or not S.is_size(v):
+                continue
+            if v.is_Symbol or name in {p.name for p in self.tr.block.params}:
+                continue
+            try:
+                text = pyexpr.to_python(self._sub(v), self.init_names)
+            except pyexpr.NotPrintable:
+                continue
+            if text not in self.scalar_text:
+                self.scalar_text[text] = (self.locals.name(("scalar", name), name), text)
+
+    def _sub(self, x: Any) -> Any:
+        if isinstance(x, int) or not self.subst:
+            return x
+        for name, expr in self.subst.items():
+            if name in pyexpr.free_names(x):
+                x = x.xreplace({S.symbol(name): expr})
+        return x
+
+    def const(self, x: Any, what: str) -> Any:
+        """A value the module needs when it is built: an int, or Code in the constructor's arguments."""
+        if not self.generic:
+            v = pyexpr.substitute(x, self.fixed_values)
+            if isinstance(v, int):
+                return v
+            raise L.Unsupported(f"{what} would be {self.fmt(x)}, which changes with the input size; "
+                                "torch needs it when the module is built")
+        v = self._sub(x)
+        if isinstance(v, int):
+            return v
+        if S.is_concrete(v):
+            return int(v)
+        missing = [n for n in pyexpr.free_names(v) if n not in self.init_names]
+        if missing:
+            raise L.Unsupported(f"{what} would be {self.fmt(x)}, which changes with the input size; "
+                                "torch needs it when the module is built")
+        text = pyexpr.to_python(v, self.init_names)
+        if text in self.scalar_text:
+            local, _ = self.scalar_text[text]
+            self.used_locals[text] = local
+            return Code(local)
+        return Code(text)
+
+    def size(self, x: Any) -> str:
+        """A size forward computes: a literal, or read off an input's shape or a stored argument."""
+        v = self._sub(x) if self.generic else pyexpr.substitute(x, self.fixed_values)
+        if isinstance(v, int):
+            return str(v)
+        names = {}
+        for s in sorted(pyexpr.free_names(v)):
+            if s in self.init_names:
+                names[s] = self._stored(s)
+            elif s in self.sources:
+                names[s] = self._runtime_var(s)
+            else:
+                raise L.Unsupported(f"the size {self.fmt(x)} changes with the input, and this block "
+                                    f"cannot read '{self.display.get(s, s)}' off an input's shape")
+        try:
+            return pyexpr.to_python(v, names)
+        except pyexpr.NotPrintable as e:
+            raise L.Unsupported(str(e)) from None
+
+    def _stored(self, sym: str) -> str:
+        if sym not in self.stored:
+            self.stored[sym] = self.attrs.name(("attr", sym), self.init_names[sym])
+        return f"self.{self.stored[sym]}"
+
+    def _runtime_var(self, s: str) -> str:
+        if s not in self.runtime:
+            var, dim = self.sources[s]
+            name = self.locals.name(("size", s), self.display.get(s, s))
+            self.runtime[s] = name
+            self.prologue.append(Lines((f"{name} = {var}.shape[{dim}]",)))
+        return self.runtime[s]
+
+    def helper(self, name: str) -> None:
+        self.gen.helpers.add(name)
+
+    def fmt(self, x: Any) -> str:
+        v = self._sub(x) if self.generic else pyexpr.substitute(x, self.fixed_values)
+        return S.fmt(pyexpr.rename(v, self.display))
+
+    def shape(self, t: Any) -> str:
+        if isinstance(t, TupleType):
+            return "(" + ", ".join(self.shape(x) for x in t.items) + ")"
+        parts = []
+        for ax in t.axes:
+            size = self.fmt(ax.size)
+            parts.append(ax.name if size == ax.name else f"{ax.name}={size}")
+        dtype = "" if t.dtype == "f32" else t.dtype
+        return f"{dtype}[{', '.join(parts)}]"
+
+    # ---- decisions ------------------------------------------------------------------------------
+
+    def _path(self) -> tuple[Cond, ...]:
+        out: list[Cond] = []
+        seen: set[str] = set()
+        for d in self.tr.decisions:
+            if d.in_assert:
+                continue  # checked by a guard (see _guards), or by archc check for the sizes given
+            a, b = self._sub(d.a), self._sub(d.b)
+            names = pyexpr.free_names(a) | pyexpr.free_names(b)
+            runtime = sorted(self.display.get(n, n) for n in names
+                             if n not in self.init_names and n not in self.fixed_values)
+            if runtime:
+                raise self._fail(f"the layers depend on the input size {', '.join(runtime)} here; a module "
+                                 "generated once must work at every input size", d.span)
+            if not self.generic:
+                continue  # a specialised class: every decision is built in
+            if not names <= set(self.init_names):
+                raise Fallback("a decision on a size fixed only by other sizes")
+            init = pyexpr.relation(a, d.op, b, self.init_names)
+            if init in seen:
+                continue  # decided before on this path
+            seen.add(init)
+            fwd = pyexpr.relation(a, d.op, b, {n: self._stored(n) for n in names})
+            out.append(Cond(init, fwd, d.outcome))
+        return tuple(out)
+
+    def _guards(self) -> tuple[str, ...]:
+        """The block's top-level asserts that speak of its parameters only, as checks in __init__."""
+        out = []
+        for st in self.tr.asserts:
+            self._py_names = 0
+            try:
+                cond = self._py(st.test)[0]
+            except L.Unsupported:
+                continue  # about run-time sizes: `archc check` verified it for the sizes given
+            if not self._py_names:
+                continue  # about built-in values only: `archc check` verified it
+            msg = st.message if st.message is not None else f"assertion failed: {cond}"
+            line = f"if not ({cond}):\n    raise ValueError({(self.tr.block.name + ': ' + msg)!r})"
+            if line not in out:
+                out.append(line)
+        return tuple(out)
+
+    _PREC = {"or": 1, "and": 2, "==": 4, "!=": 4, "<": 4, "<=": 4, ">": 4, ">=": 4, "+": 5, "-": 5,
+             "*": 6, "/": 6, "//": 6, "%": 6, "**": 8}
+
+    def _py(self, e: Any) -> tuple[str, int]:
+        """A .arch expression on parameters as Python in __init__'s names (for guards)."""
+        if isinstance(e, ast.Number):
+            return repr(e.value), 9
+        if isinstance(e, ast.Bool):
+            return repr(e.value), 9
+        if isinstance(e, ast.String):
+            return repr(e.value), 9
+        if isinstance(e, ast.Var):
+            if e.name in self.tr.params:
+                self._py_names += 1
+                return self.init_names[self.tr.params[e.name]], 9
+            if e.name in self.float_locals:
+                self._py_names += 1
+                return self.float_locals[e.name], 9
+            if e.name in self.tr.args:
+                return L._lit(self.tr.args[e.name]), 9
+            if e.name in self.init_names and e.name in self.program_sizes():
+                self._py_names += 1
+                return self.init_names[e.name], 9
+            raise L.Unsupported(e.name)
+        if isinstance(e, ast.BinOp) and e.op in self._PREC:
+            prec = self._PREC[e.op]
+            (lt, lp), (rt, rp) = self._py(e.left), self._py(e.right)
+            left = lt if lp >= prec else f"({lt})"
+            right = rt if rp > prec or (rp == prec and prec <= 2) else f"({rt})"
+            return f"{left} {e.op} {right}", prec
+        if isinstance(e, ast.UnaryOp):
+            t, p = self._py(e.operand)
+            if e.op == "not":
+                return f"not {t if p >= 3 else f'({t})'}", 3
+            return f"-{t if p >= 7 else f'({t})'}", 7
+        raise L.Unsupported("expression")
+
+    def program_sizes(self) -> set[str]:
+        return set(self.tr.values) - {n for n in self.tr.values if ":" in n or n.startswith("@")}
+
+    # ---- structure ----------------------------------------------------------------------------
+
+    def _fail(self, message: str, span: Span | None) -> ArchError:
+        return fail(f"{self.tr.block.name}: {message}", span)
+
+    def _top(self, path: str) -> bool:
+        """A module directly under the block, or an element of an indexed list directly under it."""
+        info = self.mods.get(path)
+        if info is None or info.parent is None:
+            return False
+        if info.parent == "":
+            return True
+        parent = self.mods.get(info.parent)
+        return parent is not None and parent.kind == "list" and parent.parent == ""
+
+    def _attr(self, path: str) -> str:
+        """`self.conv1`, or `self.down[2]` for an element of a ModuleList."""
+        head, _, index = path.partition(".")
+        return f"self.{head}[{index}]" if index else f"self.{head}"
+
+    def lower_module(self, node: Node) -> str:
+        low = L.LOWERINGS.get(node.op)
+        if low is None or low.module is None:
+            raise self._fail(f"{node.op.value} cannot be a layer or a sequence step yet (no torch module "
+                             "lowering); write it as its own statement", node.span)
+        ins = [self.g.node(i).type for i in node.inputs]
+        if len(ins) != 1 and node.op is not Op.MHA:
+            raise self._fail(f"{node.op.value} with {len(ins)} inputs cannot be a sequence step", node.span)
+        try:
+            return low.module(node, ins, self)
+        except L.Unsupported as e:
+            raise self._fail(str(e), node.span) from None
+
+    def child_call(self, call: CallRecord) -> str:
+        ref: ChildRef = self.gen.class_of_call(self.tr, call, self.generic)
+        if not ref.generic:
+            if self.generic:
+                raise Fallback(f"the nested block '{call.path}' has a specialised class")
+            return f"{ref.name}()"
+        args: list[str] = []
+        for k, j in ref.implied:
+            size = self.g.node(call.inputs[k].id).type.axes[j].size if k >= 0 else None
+            if size is None:
+                raise Fallback("a nested block needs a free size")
+            args.append(str(self._const_at(call, size, "an input size of a nested block")))
+        keywords = False
+        for (pname, _), (argname, default, _) in zip(ref.params, ref.arguments):
+            given = call.args[pname]
+            v = Code(repr(given)) if isinstance(given, float) else \
+                self._const_at(call, given, f"the parameter '{pname}'")
+            text = repr(v) if isinstance(v, float) else str(v)
+            if default is not None and text == default:
+                keywords = True  # left out: later arguments go by name
+                continue
+            args.append(f"{argname}={text}" if keywords or default is not None else text)
+            keywords = keywords or default is not None
+        return f"{ref.name}({', '.join(args)})"
+
+    def _const_at(self, call: CallRecord, x: Any, what: str) -> Any:
+        try:
+            return self.const(x, what)
+        except L.Unsupported as e:
+            if self.generic:
+                raise Fallback(str(e)) from None
+            raise self._fail(str(e), self.mods[call.path].span) from None
+
+    def module_lines(self, path: str) -> list[str]:
+        """The constructor expression of the layer at `path`, as lines."""
+        info = self.mods[path]
+        if info.kind == "op":
+            return [f"{self.lower_module(self.node_at[path])}  # {where(info.span)}"]
+        if info.kind == "block":
+            return [f"{self.child_call(self.tr.calls[path])}  # {where(info.span)}"]
+        if info.kind == "list":
+            kids = info.children
+            if [k.rsplit(".", 1)[-1] for k in kids] != [str(i) for i in range(len(kids))]:
+                raise self._fail(f"the list '{path}' must be filled at indices 0, 1, 2, ... in order", info.span)
+            return [f"nn.ModuleList([  # {where(info.span)}"] + self._items([(None, k) for k in kids]) + ["])"]
+        if info.kind == "seq":
+            return self._seq_lines(path, info.children, "nn.Sequential(", info.span)
+        raise self._fail(f"unknown module kind {info.kind}", info.span)
+
+    def _seq_lines(self, path: str, kids: list[str], opening: str, span: Span) -> list[str]:
+        labels = [k[len(path) + 1:] if path else k for k in kids]
+        for label, k in zip(labels, kids):
+            why = check_step_name(label)
+            if why:
+                raise self._fail(f"the step name {why}", self.mods[k].span)
+        if labels == [str(i) for i in range(len(labels))]:
+            return [f"{opening}  # {where(span)}"] + self._items([(None, k) for k in kids]) + [")"]
+        self.gen.ordered_dict = True
+        return ([f"{opening}OrderedDict([  # {where(span)}"]
+                + self._items([(label, k) for label, k in zip(labels, kids)]) + ["]))"])
+
+    def _items(self, items: list[tuple[str | None, str]]) -> list[str]:
+        out: list[str] = []
+        previous: Node | None = None
+        for label, k in items:
+            node = self.node_at.get(k) if self.mods[k].kind == "op" else None
+            self.inplace = previous is not None and previous.op in L.FRESH
+            try:
+                lines = self.module_lines(k)
+            finally:
+                self.inplace = False
+            previous = node
+            if label is not None:
+                lines = [f"({label!r}, {lines[0]}"] + lines[1:]
+                lines[-1] = _before_comment(lines[-1], ")")
+            lines[-1] = _before_comment(lines[-1], ",")
+            out.extend("    " + line for line in lines)
+        return out
+
+    # ---- the class ------------------------------------------------------------------------------
+
+    def build(self) -> Variant:
+        tr = self.tr
+        in_vars = []
+        for i in self.g.inputs:
+            n = self.g.node(i)
+            var = self.locals.name(("value", i), n.attrs["name"])
+            in_vars.append((i, var))
+            for dim, ax in enumerate(n.type.axes):
+                if not isinstance(ax.size, int) and ax.size.is_Symbol and ax.size.name not in self.fixed_values:
+                    self.sources.setdefault(ax.size.name, (var, dim))
+        path = self._path()
+        seq = tr.seqs.get("")
+        forward: tuple[Any, ...] | None
+        if seq is not None:
+            base, init, forward, returns = self._sequential(in_vars, seq)
+        else:
+            base = "nn.Module"
+            init = [Lines(("super().__init__()",))] + self._param_lines()
+            for p in self.mods[""].children:
+                why = check_attribute(p)
+                if why:
+                    raise self._fail(f"the layer name {why}", self.mods[p].span)
+                lines = self.module_lines(p)
+                init.append(Lines((f"self.{p} = {lines[0]}",) + tuple(lines[1:])))
+            body, returns = self._forward(in_vars, self._events(None), tr.outputs)
+            forward = tuple(body)
+        locals_ = tuple(f"{local} = {text}" for text, local in
+                        sorted(((t, loc) for t, loc in self.used_locals.items()), key=lambda x: x[1]))
+        stored = [f"self.{attr} = {self.init_names[s]}" for s, attr in self.stored.items()]
+        guards = self._guards() if self.generic else ()
+        self.raw = Variant(tr.block.name, base, self._doc(), tuple(self.signature),
+                           tuple((k, j) for _, k, j, _ in self.implied), tuple(self.params), locals_, tuple(init),
+                           forward, tuple(stored), _signature(in_vars), returns, path, guards)
+        if not self.floats:
+            return self.raw
+        in_init, in_forward = {}, {}
+        for name, (standin, _) in self.floats.items():
+            local = self.float_locals[name]
+            attr = self.attrs.name(("attr", "float", name), local)
+            in_init[repr(standin)] = local
+            in_forward[repr(standin)] = f"self.{attr}"
+            stored.append(f"self.{attr} = {local}")
+        return dataclasses.replace(self.raw, init=replace_text(self.raw.init, in_init),
+                                   forward=replace_text(forward, in_forward) if forward is not None else None,
+                                   stored=tuple(stored))
+
+    def _doc(self) -> str:
+        tr = self.tr
+        if self.generic:
+            baked = [f"{k}={safe(repr(v))}" for k, v in tr.args.items() if k not in tr.params and k not in self.floats]
+            head = f"{tr.block.name} from {where(tr.block.span)}"
+            if baked:
+                head += f", for {', '.join(baked)}"
+        else:
+            args = ", ".join(f"{k}={safe(repr(v))}" for k, v in tr.args.items())
+            head = f"{tr.block.name}({args}) from {where(tr.block.span)}"
+        ins = ", ".join(f"{self.g.node(i).attrs['name']}: {self.shape(self.g.node(i).type)}"
+                        for i in self.g.inputs)
+        doc = f"{head}; input {ins}." if ins else f"{head}."
+        built = sorted((k, v) for k, v in self.fixed_values.items() if ":" not in k and "@" not in k)
+        if not self.generic and tr.is_entry and built:
+            doc += " Built for " + ", ".join(f"{k}={v}" for k, v in built) + "."
+        return doc
+
+    def _param_lines(self) -> list[Any]:
+        out: list[Any] = []
+        for n in self.g:
+            if n.op is not Op.PARAM or n.scope != "":
+                continue
+            name = n.attrs["name"]
+            why = check_attribute(name)
+            if why:
+                raise self._fail(f"the parameter name {why}", n.span)
+            dims = []
+            for d in n.type.shape:
+                try:
+                    dims.append(str(self.const(d, "a parameter's shape")))
+                except L.Unsupported as e:
+                    raise self._fail(str(e), n.span) from None
+            shape = ", ".join(dims)
+            init = n.attrs.get("init", "zeros")
+            if init == "zeros":
+                value = f"torch.zeros({shape})"
+            elif isinstance(init, (int, float)) and not isinstance(init, bool):
+                value = f"torch.full(({shape}{',' if len(dims) == 1 else ''}), {float(init)!r})"
+            else:
+                raise self._fail(f"the initial value {init!r} of '{name}' is not lowered yet", n.span)
+            out.append(Lines((f"self.{name} = nn.Parameter({value})  # {where(n.span)}",)))
+        return out
+
+    def _sequential(self, in_vars: list, seq: Any) -> tuple[str, list, tuple | None, str]:
+        if any(n.op is Op.PARAM and n.scope == "" for n in self.g):
+            raise self._fail("a block with `out seq(...)` cannot also own learned tensors yet", self.tr.block.span)
+        lines = self._seq_lines("", list(self.mods[""].children), "super().__init__(", self.tr.block.span)
+        pre = self._events(seq.start)
+        direct = not pre and len(in_vars) == 1 and seq.input.id == in_vars[0][0]
+        if direct:
+            return "nn.Sequential", [Lines(tuple(lines))], None, "torch.Tensor"
+        body, returns = self._forward(in_vars, pre, [seq.input])
+        last = body[-1].lines[0].replace("return ", "return super().forward(", 1)
+        body[-1] = Lines((_before_comment(last, ")"),))
+        return "nn.Sequential", [Lines(tuple(lines))], tuple(body), "torch.Tensor"
+
+    def _events(self, before: int | None) -> list[tuple[str, Any]]:
+        """The block's own work in order: stateless nodes, layer calls, nested blocks and sequences."""
+        events: list[tuple[tuple[int, int], str, Any]] = []
+        for n in self.g:
+            if n.scope != "" or n.op in (Op.INPUT, Op.PARAM):
+                continue
+            if n.path is None or (self.mods[n.path].kind == "op" and self._top(n.path)):
+                events.append(((n.id, 1), "node", n))
+        for path, rec in self.tr.calls.items():
+            if self.mods.get(path) is not None and self.mods[path].kind == "block" and self._top(path):
+                events.append(((rec.start, 0), "call", rec))
+        for path, rec in self.tr.seqs.items():
+            if path and self.mods.get(path) is not None and self.mods[path].kind == "seq" and self._top(path):
+                events.append(((rec.start, 0), "seq", rec))
+        events.sort(key=lambda e: e[0])
+        if before is not None:
+            events = [e for e in events if e[0] < (before, 0)]
+        return [(kind, obj) for _, kind, obj in events]
+
+    def _forward(self, in_vars: list, events: list, outputs: list) -> tuple[list[Any], str]:
+        uses: dict[int, int] = {}
+        for kind, obj in events:
+            ids = ([tv.id for tv in obj.inputs] if kind == "call" else [obj.input.id] if kind == "seq"
+                   else list(obj.inputs))
+            for i in ids:
+                uses[i] = uses.get(i, 0) + 1
+        for v in outputs:
+            if not hasattr(v, "id"):
+                raise self._fail("an output that is a tuple of another block's outputs is not lowered yet",
+                                 self.tr.block.span)
+            uses[v.id] = uses.get(v.id, 0) + 1
+        self.own = {obj.id for kind, obj in events if kind == "node"}
+        expr: dict[int, L.Expr] = {i: L.Expr(var) for i, var in in_vars}
+        for n in self.g:
+            if n.op is Op.PARAM and n.scope == "":
+                expr[n.id] = L.Expr(f"self.{n.attrs['name']}")
+        lines: list[Any] = []
+        for kind, obj in events:
+            if kind == "node":
+                self._node_line(obj, expr, uses, lines)
+            else:
+                self._module_call(kind, obj, expr, lines)
+        shape = ", ".join(self.shape(self.g.node(v.id).type) for v in outputs)
+        at = where(self.tr.out_span or self.tr.block.span)
+        lines.append(Lines((f"return {', '.join(expr[v.id].text for v in outputs)}  # {shape}  {at}",)))
+        returns = "torch.Tensor" if len(outputs) == 1 else f"tuple[{', '.join(['torch.Tensor'] * len(outputs))}]"
+        return self.prologue + lines, returns
+
+    def _node_line(self, n: Node, expr: dict, uses: dict, lines: list[Any]) -> None:
+        low = L.LOWERINGS.get(n.op)
+        args = [expr[i] for i in n.inputs]
+        ins = [self.g.node(i).type for i in n.inputs]
+        try:
+            if n.path is not None:
+                why = check_attribute(n.path.split(".")[0])
+                if why:
+                    raise self._fail(f"the layer name {why}", n.span)
+                mod = self._attr(n.path)
+                if low is not None and low.call is not None:
+                    e = low.call(n, ins, self, mod, args)
+                else:
+                    e = L.Expr(f"{mod}({', '.join(a.text for a in args)})")
+                hint = n.path.replace(".", "_")
+            else:
+                if low is None or low.forward is None:
+                    raise L.Unsupported(f"{n.op.value} has no torch lowering yet")
+                src = self.g.node(n.inputs[0]) if n.inputs else None
+                self.inplace = (n.op in L.INPLACE and src is not None and src.op in L.FRESH
+                                and uses.get(src.id, 0) == 1 and src.id in self.own and src.type == n.type)
+                try:
+                    e = low.forward(n, ins, self, args)
+                finally:
+                    self.inplace = False
+                hint = n.label or n.op.value
+        except L.Unsupported as err:
+            raise self._fail(str(err), n.span) from None
+        if n.path is None and not n.label and uses.get(n.id, 0) <= 1:
+            expr[n.id] = e
+            return
+        var = self.locals.name(("value", n.id), hint)
+        lines.append(Lines((f"{var} = {e.text}  # {self.shape(n.type)}  {where(n.span)}",)))
+        expr[n.id] = L.Expr(var)
+
+    def _module_call(self, kind: str, rec: Any, expr: dict, lines: list[Any]) -> None:
+        info = self.mods[rec.path]
+        ins, outs = ([rec.input], [rec.output]) if kind == "seq" else (rec.inputs, rec.outputs)
+        for v in outs:
+            if not hasattr(v, "id"):
+                raise self._fail(f"'{rec.path}' returns a nested tuple, which is not lowered yet", info.span)
+        call = f"{self._attr(rec.path)}({', '.join(expr[tv.id].text for tv in ins)})"
+        hint = rec.path.replace(".", "_")
+        names = [self.locals.name(("value", "call", rec.path, i), hint if len(outs) == 1 else f"{hint}_{i}")
+                 for i in range(len(outs))]
+        shape = ", ".join(self.shape(self.g.node(v.id).type) for v in outs)
+        lines.append(Lines((f"{', '.join(names)} = {call}  # {shape}  {where(info.span)}",)))
+        for v, name in zip(outs, names):
+            expr[v.id] = L.Expr(name)
+
+
+def _assigned_once(body: tuple) -> set[str]:
+    """Names a block assigns exactly once, at its top level (`width = planes * ...`)."""
+    counts: dict[str, int] = {}
+
+    def visit(stmts: tuple, top: bool) -> None:
+        for st in stmts:
+            if isinstance(st, ast.Let):
+                for t in st.targets:
+                    counts[t.name] = counts.get(t.name, 0) + (1 if top and len(st.targets) == 1 else 2)
+            elif isinstance(st, ast.If):
+                for _, b in st.branches:
+                    visit(b, False)
+                visit(st.orelse, False)
+            elif isinstance(st, ast.For):
+                visit(st.body, False)
+    visit(body, True)
+    return {k for k, n in counts.items() if n == 1}
+
+
+def replace_text(stmts: tuple | None, mapping: dict[str, str]) -> tuple:
+    """The statements with each key of `mapping` replaced by its value (stand-in values -> names)."""
+    def text(line: str) -> str:
+        for k, v in mapping.items():
+            line = line.replace(k, v)
+        return line
+    out: list[Any] = []
+    for st in stmts or ():
+        if isinstance(st, Lines):
+            out.append(Lines(tuple(text(line) for line in st.lines)))
+        else:
+            out.append(If(text(st.cond), replace_text(st.then, mapping), replace_text(st.orelse, mapping)))
+    return tuple(out)
+
+
+def _signature(in_vars: list) -> str:
+    return "".join(f", {var}: torch.Tensor" for _, var in in_vars)
+
+
+def _before_comment(line: str, text: str) -> str:
+    """Append `text` to the code of a line that may end in a `# comment`."""
+    code, sep, comment = line.partition("  # ")
+    return f"{code}{text}{sep}{comment}"
+
+
+# ---- joining the variants of a generic class -----------------------------------------------------
+
+
+@dataclasses.dataclass
+class _Node:
+    cond: Cond | None  # None: a leaf
+    leaf: Variant | None = None
+    then: _Node | None = None
+    orelse: _Node | None = None
+
+
+def _tree(vs: list[Variant], i: int) -> _Node:
+    ended = [v for v in vs if len(v.path) == i]
+    if ended:
+        if len(ended) != len(vs) or len({v.body_key() for v in vs}) != 1:
+            raise Fallback("two uses of the block take the same decisions but differ")
+        return _Node(None, vs[0])
+    conds = {(v.path[i].init, v.path[i].forward) for v in vs}
+    if len(conds) != 1:
+        raise Fallback("the uses of the block decide different things at the same point")
+    first = vs[0].path[i]
+    t = [v for v in vs if v.path[i].outcome]
+    f = [v for v in vs if not v.path[i].outcome]
+    return _Node(first, then=_tree(t, i + 1) if t else None, orelse=_tree(f, i + 1) if f else None)
+
+
+def _render_init(node: _Node, block: str) -> tuple[Any, ...]:
+    """__init__ for every traced case; a case no use of the block took is refused."""
+    if node.cond is None:
+        assert node.leaf is not None
+        return node.leaf.init
+    text = node.cond.init
+    t = _render_init(node.then, block) if node.then else None
+    f = _render_init(node.orelse, block) if node.orelse else None
+    if t is None or f is None:
+        known = t if t is not None else f
+        assert known is not None
+        msg = (f"{block}: generated for the uses in the .arch file, where `{node.cond.init}` is "
+               f"{t is not None}; use it so in the .arch file and build again")
+        guard = If(text, (), (Lines((f"raise ValueError({msg!r})",)),)) if t is not None else \
+            If(text, (Lines((f"raise ValueError({msg!r})",)),), ())
+        return (guard,) + known
+    return _merge_if(text, t, f)
+
+
+def _forward_tree(variants: list[Variant]) -> tuple:
+    """forward for every traced case, testing only the conditions forward needs.
+
+    A case __init__ refuses never reaches forward, so only the traced cases count: a
+    condition is dropped when no two cases with different forwards agree on all the others."""
+    obs = [({c.forward: c.outcome for c in v.path}, v.forward) for v in variants]
+    order: list[str] = []
+    for v in variants:
+        for cond in v.path:
+            if cond.forward not in order:
+                order.append(cond.forward)
+
+    def clash(conds: list[str]) -> bool:
+        for i, (a, fa) in enumerate(obs):
+            for b, fb in obs[i + 1:]:
+                if fa != fb and all(a[c] == b[c] for c in conds if c in a and c in b):
+                    return True
+        return False
+
+    needed = list(order)
+    for c in order:
+        rest = [x for x in needed if x != c]
+        if not clash(rest):
+            needed = rest
+
+    def build(cases: list, conds: list[str]) -> tuple:
+        texts = {f for _, f in cases}
+        if len(texts) == 1:
+            return cases[0][1]
+        for i, c in enumerate(conds):
+            t = [(a, f) for a, f in cases if a.get(c, True)]
+            f = [(a, f) for a, f in cases if not a.get(c, False)]
+            if t and f and (len(t) < len(cases) or len(f) < len(cases)):
+                return _merge_if(c, build(t, conds[i + 1:]), build(f, conds[i + 1:]))
+        raise Fallback("forward differs between cases no condition tells apart")
+
+    return build(obs, needed)
+
+
+def _unify(a: tuple, b: tuple) -> tuple | None:
+    """One statement list for two that differ only inside `if`s on the same conditions, or None."""
+    if a == b:
+        return a
+    if len(a) != len(b):
+        return None
+    out = []
+    for x, y in zip(a, b):
+        if x == y:
+            out.append(x)
+        elif isinstance(x, If) and isinstance(y, If) and x.cond == y.cond:
+            then, orelse = _unify(x.then, y.then), _unify(x.orelse, y.orelse)
+            if then is None or orelse is None:
+                return None
+            out.append(If(x.cond, then, orelse))
+        else:
+            return None
+    return tuple(out)
+
+
+def _merge_if(cond: str, a: tuple, b: tuple) -> tuple[Any, ...]:
+    same = _unify(a, b)
+    if same is not None:
+        return same
+    p = 0
+    while p < min(len(a), len(b)) and a[p] == b[p]:
+        p += 1
+    s = 0
+    while s < min(len(a), len(b)) - p and a[len(a) - 1 - s] == b[len(b) - 1 - s]:
+        s += 1
+    return a[:p] + (If(cond, a[p:len(a) - s], b[p:len(b) - s]),) + a[len(a) - s:]
+
+
+def _simplify(stmts: tuple) -> tuple:
+    """After merging: `if c: X else: (if c2: X else: Y)` is `if c or c2: X else: Y`; likewise `and`."""
+    out: list[Any] = []
+    for st in stmts:
+        if isinstance(st, If):
+            ma, mb = _simplify(st.then), _simplify(st.orelse)
+            st = If(st.cond, ma, mb)
+            if len(mb) == 1 and isinstance(mb[0], If) and mb[0].then == ma:
+                st = If(f"{_paren(st.cond)} or {_paren(mb[0].cond)}", ma, mb[0].orelse)
+            elif len(ma) == 1 and isinstance(ma[0], If) and ma[0].orelse == mb:
+                st = If(f"{_paren(st.cond, ' or ')} and {_paren(ma[0].cond, ' or ')}", ma[0].then, mb)
+        out.append(st)
+    return tuple(out)
+
+
+def _paren(cond: str, inner: str = " if ") -> str:
+    return f"({cond})" if inner in cond or " if " in cond else cond
+
+
+def merge(variants: list[Variant]) -> tuple[tuple, tuple | None, tuple[str, ...], tuple[str, ...], int]:
+    """One body for all variants: (init, forward, locals, stored attributes)."""
+    root = _tree(variants, 0)
+    block = variants[0].block
+    guards: list[Any] = []
+    for v in variants:
+        for g in v.guards:
+            if Lines(tuple(g.split("\n"))) not in guards:
+                guards.append(Lines(tuple(g.split("\n"))))
+    init = tuple(guards) + _simplify(_render_init(root, block))
+    forward = None if variants[0].forward is None else _simplify(_forward_tree(variants))
+    locals_ = tuple(sorted({x for v in variants for x in v.locals}))
+    stored = tuple(sorted({x for v in variants for x in v.stored}))
+    return init, forward, locals_, stored, len(guards)
