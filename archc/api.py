@@ -5,7 +5,7 @@
 >>> m.check().graph.node(m.check().graph.outputs[0]).type.names
 ('n', 'c')
 >>> m.flops().flops
-64
+128
 """
 
 from __future__ import annotations

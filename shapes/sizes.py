@@ -7,7 +7,9 @@ through (`dsl/` builds sizes with these functions).
 
 >>> H = symbol("H")
 >>> fmt(floordiv(add(H, -1), 2) + 1)
-'floor((H - 1)/2) + 1'
+'⌊H/2 - 1/2⌋ + 1'
+>>> to_str(floordiv(add(H, -1), 2) + 1)
+'floor(H/2 - 1/2) + 1'
 >>> floordiv(224, 4)
 56
 """
