@@ -38,7 +38,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="archc", description="Compile .arch neural-network architectures: "
-                "check shapes, count costs.")
+                "check shapes, count costs, generate code, draw diagrams.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
@@ -55,6 +55,8 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check", help="infer every shape; report constraints on free sizes")
     common(c)
     c.add_argument("--ir", action="store_true", help="print the typed graph (IR) instead of the table")
+    c.add_argument("--depth", type=int, metavar="N", default=None,
+                   help="one row per module at depth N (1 = top-level layers), in dataflow order")
 
     f = sub.add_parser("flops", help="parameters, FLOPs and bytes per layer and in total")
     common(f)
@@ -76,6 +78,21 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--force", action="store_true", help="overwrite a file that archc did not generate")
     b.add_argument("--json", action="store_true",
                    help="print the written path, the entry class and its inputs as JSON (docs/json.md)")
+    r = sub.add_parser("render", help="draw the architecture: SVG, or PNG/PDF/DOT by the file's extension")
+    r.add_argument("file", metavar="FILE", help=".arch file")
+    r.add_argument("-o", "--out", metavar="OUT", required=True, help="output file (.svg, .png, .pdf, .dot)")
+    r.add_argument("--style", choices=["graph", "circuit"], default="graph",
+                   help="graph: graphviz dataflow graph; circuit: neural circuit diagram")
+    r.add_argument("--entry", metavar="NAME", help="block to draw (default: the file's entry)")
+    r.add_argument("--set", metavar="NAME=VALUE", action="append", default=[], dest="sets",
+                   help="give a free size or an entry parameter a value (repeatable)")
+    r.add_argument("--symbolic", action="store_true", help="label wires with symbolic sizes")
+    r.add_argument("--expand", metavar="BLOCK", action="append", default=[],
+                   help="draw every element of repetitions of this block (name or module path; repeatable)")
+    r.add_argument("--depth", type=int, metavar="N", default=None,
+                   help="draw modules at path depth N (1 = top-level) as single boxes")
+    r.add_argument("--annotate", choices=["flops", "params", "bytes"], default=None,
+                   help="per-op cost figures and a colour scale")
     return p
 
 
@@ -136,6 +153,8 @@ def _run(args: argparse.Namespace, sources: SourceMap) -> int:
     sets = _parse_sets(args.sets)
     if args.command == "build":
         return _build(args, sets, sources)
+    if args.command == "render":
+        return _render(args, sets, sources)
     result = api.compile_file(args.file, entry=args.entry, sets=sets, symbolic=args.symbolic,
                               sources=sources, derive=args.command == "check")
     if args.command == "check":
@@ -172,8 +191,12 @@ def _check(args: argparse.Namespace, res: api.Compiled) -> int:
     from archc.shapes.legend import Legend
     legend = Legend((n.type for n in g), reserved=g.sizes)
     out = [_header(res)]
-    rows = [(names[n.id], n.op.value, legend.type_str(n.type), str(n.span.line)) for n in g]
-    out.append(table(("layer", "op", "output", "line"), rows, "lllr"))
+    if args.depth is None:
+        rows = [(names[n.id], n.op.value, legend.type_str(n.type), _where(n.span, args.file)) for n in g]
+        out.append(table(("layer", "op", "output", "line"), rows, "lllr"))
+    else:
+        out.append(table(("module", "ops", "output", "line"),
+                         _module_rows(g, max(args.depth, 0), legend, args.file), "lrlr"))
     out.append("outputs: " + ", ".join(legend.type_str(g.node(i).type) for i in g.outputs))
     if legend.rows:
         out.append("derived sizes:")
@@ -186,6 +209,27 @@ def _check(args: argparse.Namespace, res: api.Compiled) -> int:
     out.append(f"ok: {len(g)} nodes, {n_params} with parameters")
     print("\n".join(out))
     return 0
+
+
+def _where(span: Any, root: str) -> str:
+    """The line of a span; with the file's name when it is not the file being compiled."""
+    if span.file == root:
+        return str(span.line)
+    name = span.file.strip("<>") if span.file.startswith("<") else os.path.basename(span.file)
+    return f"{name}:{span.line}"
+
+
+def _module_rows(g: Any, depth: int, legend: Any, root: str) -> list[tuple[str, ...]]:
+    """Consecutive nodes of one module (at `depth`) as one row: its op count and output type."""
+    from archc.shapes.report import module_key
+    runs: list[tuple[str, list[Any]]] = []
+    for n in g:
+        key = module_key(n, depth) if n.op.value != "input" else n.attrs["name"]
+        if runs and runs[-1][0] == key:
+            runs[-1][1].append(n)
+        else:
+            runs.append((key, [n]))
+    return [(key, str(len(ns)), legend.type_str(ns[-1].type), _where(ns[0].span, root)) for key, ns in runs]
 
 
 def _axes_json(t: Any) -> Any:
@@ -238,7 +282,7 @@ def _flops(args: argparse.Namespace, res: api.Compiled) -> int:
                     full, moved = rep.value(r.full), rep.value(S.add(r.read, r.written))
                     ai = f"{full / moved:.2f}" if full is not None and moved else "-"
                     row += (fig(r.read), fig(r.written), ai)
-                rows.append(row + (str(r.line),))
+                rows.append(row + (_where(r.node.span, args.file),))
             heads: tuple[str, ...] = ("layer", "op", "output", "params", "FLOPs")
             if args.memory:
                 heads += ("read B", "written B", "FLOP/B")
@@ -278,6 +322,31 @@ def _build(args: argparse.Namespace, sets: dict[str, Any], sources: SourceMap) -
     else:
         ins = ", ".join(f"{i['name']}: {i['type']}" for i in gen.inputs)
         print(f"wrote {path}: class {gen.entry_class}({ins}), {len(gen.classes)} classes")
+    return 0
+
+
+# ---- render ---------------------------------------------------------------------------
+
+
+def _render(args: argparse.Namespace, sets: dict[str, Any], sources: SourceMap) -> int:
+    """Check the file, then draw it in the chosen style (codegen/graph.py, codegen/circuit.py)."""
+    res = api.compile_file(args.file, entry=args.entry, sets=sets, symbolic=args.symbolic, sources=sources)
+    ext = os.path.splitext(args.out)[1].lower()
+    if args.style == "graph":
+        from archc.codegen import graph
+        if ext not in (".svg", ".png", ".pdf", ".dot", ".gv"):
+            raise ArchError([Diagnostic("error", "io", f"cannot write '{ext or args.out}': "
+                                        "use .svg, .png, .pdf or .dot")])
+        if ext not in (".dot", ".gv") and not graph.have_dot():
+            raise ArchError([Diagnostic("error", "io", "the graph style needs Graphviz's `dot` "
+                                        "for SVG/PNG/PDF (apt-get install graphviz); .dot output works without it")])
+        d = graph.render(res.graph, args.out, expand=args.expand, depth=args.depth, annotate=args.annotate)
+        print(f"wrote {args.out}: {d.nodes} nodes, {d.edges} edges"
+              + "".join(f", {p} ×{n}" for p, n in d.collapsed))
+        return 0
+    from archc.codegen import circuit
+    d = circuit.render(res.graph, args.out, expand=args.expand, depth=args.depth, annotate=args.annotate)
+    print(f"wrote {args.out}: {d.summary}")
     return 0
 
 

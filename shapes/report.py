@@ -164,14 +164,17 @@ def _row_json(rep: Report, r: Row) -> dict[str, Any]:
     }
 
 
+def module_key(node: Node, depth: int) -> str:
+    """The first `depth` components of a node's module path (or scope); "(top)" for the entry's own ops."""
+    src = node.path if node.path is not None else node.scope
+    parts = src.split(".") if src else []
+    return ".".join(parts[:depth]) or "(top)"
+
+
 def group_rows(rep: Report, depth: int) -> list[tuple[str, list[Row]]]:
     """Rows grouped by the first `depth` components of their module path or scope."""
     groups: dict[str, list[Row]] = {}
     for r in rep.rows:
-        if r.op == "input":
-            continue
-        key_src = r.node.path if r.node.path is not None else r.node.scope
-        parts = key_src.split(".") if key_src else []
-        key = ".".join(parts[:depth]) if parts else "(top)"
-        groups.setdefault(key or "(top)", []).append(r)
+        if r.op != "input":
+            groups.setdefault(module_key(r.node, depth), []).append(r)
     return list(groups.items())
