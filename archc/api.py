@@ -149,18 +149,37 @@ class Model:
         from archc.shapes.report import analyze
         return analyze(self.check(symbolic, **sets).graph, convention)
 
+    def block(self, name: str) -> Model:
+        """The same program with block `name` as its entry (it renders itself in Jupyter too)."""
+        return Model(self.program, name)
+
+    def render(self, out: str, style: str = "graph", **kw: Any) -> Any:
+        """Draw the entry to `out` (.svg/.png/.pdf, or .dot for the graph style); see `archc render`."""
+        from archc.codegen import graph
+        if style != "graph":
+            from archc.codegen import circuit
+            return circuit.render(self.check().graph, out, **kw)
+        return graph.render(self.check().graph, out, **kw)
+
+    def _repr_svg_(self) -> str | None:
+        """Jupyter's rich display: the graph-style diagram (None, so text is shown, without `dot`)."""
+        from archc.codegen import graph
+        return graph.svg(self.check().graph) if graph.have_dot() else None
+
     def ir(self, **sets: Any) -> str:
         from archc.dsl.printer import print_graph
         return print_graph(self.check(**sets).graph)
 
-    def torch_source(self, **sets: Any) -> str:
-        """The generated PyTorch module's text (what `archc build` writes); needs no torch."""
+    def torch_source(self, checks: bool = False, **sets: Any) -> str:
+        """The generated PyTorch module's text (what `archc build` writes); needs no torch.
+        `checks=True`: with run-time shape checks (`archc build --checks`)."""
         from archc.codegen.torch import generate
         self.check(**sets)
-        return generate(self.program, self.entry, sets).text
+        return generate(self.program, self.entry, sets, checks=checks).text
 
-    def torch(self, **sets: Any) -> type:
+    def torch(self, checks: bool = False, **sets: Any) -> type:
         """The generated entry nn.Module class, executed in a fresh module (needs torch).
+        `checks=True`: every forward checks its inputs' and output's named axes (ValueError).
 
         >>> Net = loads('block Net() { in x: [b = 2, c = 8]\\n fc = linear(x, c -> 4)\\n out fc }').torch()
         >>> import torch; Net()(torch.zeros(2, 8)).shape
@@ -168,7 +187,7 @@ class Model:
         """
         from archc.codegen.torch import generate, load_class
         self.check(**sets)
-        return load_class(generate(self.program, self.entry, sets))
+        return load_class(generate(self.program, self.entry, sets, checks=checks))
 
 
 def load(path: str, entry: str | None = None) -> Model:

@@ -76,6 +76,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--set", metavar="NAME=VALUE", action="append", default=[], dest="sets",
                    help="give a free size or an entry parameter a value (repeatable)")
     b.add_argument("--force", action="store_true", help="overwrite a file that archc did not generate")
+    b.add_argument("--checks", action="store_true",
+                   help="check named axis sizes at run time: each forward checks its inputs and output (ValueError)")
     b.add_argument("--json", action="store_true",
                    help="print the written path, the entry class and its inputs as JSON (docs/json.md)")
     r = sub.add_parser("render", help="draw the architecture: SVG, or PNG/PDF/DOT by the file's extension")
@@ -314,11 +316,11 @@ def _build(args: argparse.Namespace, sets: dict[str, Any], sources: SourceMap) -
     from archc.dsl.loader import load
     program = load(args.file, sources=sources)
     api.compile_program(program, args.entry, sets)
-    gen = codegen_torch.generate(program, args.entry, sets)
+    gen = codegen_torch.generate(program, args.entry, sets, checks=args.checks)
     path = codegen_torch.write(gen, args.out, codegen_torch.module_stem(args.file), force=args.force)
     if args.json:
         print(json.dumps({"target": args.target, "path": path, "entry": gen.entry_class,
-                          "classes": gen.classes, "inputs": gen.inputs}, indent=1))
+                          "classes": gen.classes, "inputs": gen.inputs, "checks": args.checks}, indent=1))
     else:
         ins = ", ".join(f"{i['name']}: {i['type']}" for i in gen.inputs)
         print(f"wrote {path}: class {gen.entry_class}({ins}), {len(gen.classes)} classes")
@@ -344,7 +346,10 @@ def _render(args: argparse.Namespace, sets: dict[str, Any], sources: SourceMap) 
         print(f"wrote {args.out}: {d.nodes} nodes, {d.edges} edges"
               + "".join(f", {p} ×{n}" for p, n in d.collapsed))
         return 0
-    from archc.codegen import circuit
+    import importlib.util
+    if importlib.util.find_spec("archc.codegen.circuit") is None:
+        raise ArchError([Diagnostic("error", "io", "the circuit style is not available yet; use --style graph")])
+    from archc.codegen import circuit  # type: ignore[attr-defined]
     d = circuit.render(res.graph, args.out, expand=args.expand, depth=args.depth, annotate=args.annotate)
     print(f"wrote {args.out}: {d.summary}")
     return 0

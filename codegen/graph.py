@@ -1,0 +1,368 @@
+"""The graph style: a graphviz dataflow diagram of the typed graph.
+
+Nodes are ops (their glyph from `codegen.glyphs`, the module name, the
+attributes that matter); edges carry the named shape of the value they move;
+block instances and sequences are clusters. A run of consecutive elements of a
+repetition (`for i in 0..36`) whose contents are identical (same ops,
+attributes and types) is drawn once, titled with its index range and ×N,
+unless `expand` names the block, the repetition's parent or the element.
+`depth` draws every module deeper than N path components as one box.
+
+The DOT text is byte-for-byte reproducible (goldens: tests/golden/dot/);
+`render` pipes it through Graphviz's `dot` for SVG, PNG or PDF.
+
+>>> import archc
+>>> m = archc.loads('block B() { in x: [n = 2, c = 8]\\n fc = linear(x, c -> 4)\\n out fc }')
+>>> d = build(m.check().graph)
+>>> print(d.nodes, d.collapsed)
+2 []
+>>> 'label="[n=2, c=8]"' in d.source  # the edge x -> fc carries x's named shape
+True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import graphviz
+
+from archc.codegen.glyphs import GLYPHS, detail
+from archc.dsl.ir import Graph, Node
+from archc.dsl.printer import fmt_attrs
+from archc.shapes.legend import Legend
+
+# Five steps of a light-to-dark orange scale for the cost overlay (ColorBrewer YlOrRd).
+SCALE = ("#ffffcc", "#fed976", "#fd8d3c", "#e31a1c", "#800026")
+ANNOTATE = ("flops", "params", "bytes")
+
+
+@dataclasses.dataclass
+class Run:
+    """Consecutive, identical elements of one repetition, drawn as its first element."""
+
+    parent: str
+    elements: list[str]  # module paths, in index order
+
+    @property
+    def rep(self) -> str:
+        return self.elements[0]
+
+    def title(self, g: Graph) -> str:
+        first, last = g.modules[self.elements[0]], g.modules[self.elements[-1]]
+        assert first.repeat is not None and last.repeat is not None
+        var = first.repeat[0]
+        return f"{var} = {first.repeat[1]}…{last.repeat[1]}  ×{len(self.elements)}"
+
+
+@dataclasses.dataclass
+class Diagram:
+    source: str                   # the DOT text
+    nodes: int                    # drawn op nodes and collapsed-module boxes
+    edges: int
+    collapsed: list[tuple[str, int]]  # (first element path, N) of every run drawn once
+    weights: dict[str, int]  # --annotate: the figure each drawn node carries (a run's node: all N)
+
+
+def container(g: Graph, n: Node) -> str:
+    """The module a node is drawn inside: its block / seq / list, never its own op module."""
+    p = n.path
+    while p:
+        m = g.modules.get(p)
+        if m is not None:
+            return (m.parent or "") if m.kind == "op" else p
+        p = p.rpartition(".")[0]
+    return n.scope
+
+
+def _within(c: str, p: str) -> bool:
+    return c == p or c.startswith(p + ".")
+
+
+def _signature(g: Graph, members: list[Node], prefix: str) -> tuple:
+    index = {n.id: k for k, n in enumerate(members)}
+    # Dropout rates may vary along a repetition (stochastic depth): the diagram does not show them.
+    return tuple((n.op, "" if GLYPHS[n.op].kind == "dropout" else fmt_attrs(n), str(n.type),
+                  container(g, n)[len(prefix):], tuple(index.get(i, -1) for i in n.inputs), n.params)
+                 for n in members)
+
+
+def _expanded(g: Graph, elem: str, expand: Sequence[str]) -> bool:
+    m = g.modules[elem]
+    return any(x in (m.name, elem, m.parent) for x in expand)
+
+
+def find_runs(g: Graph, expand: Sequence[str] = ()) -> list[Run]:
+    """Runs of ≥ 2 identical consecutive repetition elements, outermost first."""
+    members: dict[str, list[Node]] = {}
+    conts = {n.id: container(g, n) for n in g}
+    groups: dict[tuple, list[str]] = {}
+    for path, m in g.modules.items():
+        if m.repeat is not None and m.kind != "op":
+            groups.setdefault((m.parent, m.repeat[0], m.repeat[2], m.repeat[3]), []).append(path)
+            members[path] = [n for n in g if _within(conts[n.id], path)]
+    runs: list[Run] = []
+    for (parent, *_), elems in groups.items():
+        elems.sort(key=lambda p: g.modules[p].repeat[1])  # type: ignore[index]
+        current: list[str] = []
+        sig: tuple | None = None
+        ends: list[str | None] = [*elems, None]
+        for e in ends:
+            s = _signature(g, members[e], e) if e is not None and not _expanded(g, e, expand) else None
+            if e is not None and s is not None and s == sig:
+                current.append(e)
+                continue
+            if len(current) > 1:
+                runs.append(Run(parent or "", current))
+            current, sig = ([e], s) if e is not None and s is not None else ([], None)
+    runs.sort(key=lambda r: (r.rep.count("."), r.rep))
+    return runs
+
+
+def _fmt_num(x: float) -> str:
+    for unit, div in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(x) >= div:
+            return f"{x / div:.3g}{unit}"
+    return f"{x:.3g}"
+
+
+def _costs(g: Graph, what: str) -> dict[int, int]:
+    from archc.shapes.report import analyze
+    rep = analyze(g)
+    out = {}
+    for r in rep.rows:
+        fig = {"flops": r.flops, "params": r.params, "bytes": _add(r.read, r.written)}[what]
+        v = rep.value(fig)
+        out[r.node.id] = v or 0
+    return out
+
+
+def _add(a: Any, b: Any) -> Any:
+    from archc.shapes import sizes as S
+    return S.add(a, b)
+
+
+def _colour(v: int, lo: float, hi: float) -> str:
+    if v <= 0 or hi <= 0:
+        return "#ffffff"
+    t = 0.0 if hi == lo else (math.log10(v) - lo) / (hi - lo)
+    return SCALE[min(len(SCALE) - 1, int(t * len(SCALE)))]
+
+
+def build(g: Graph, expand: Sequence[str] = (), depth: int | None = None,
+          annotate: str | None = None, title: str | None = None) -> Diagram:
+    """The DOT diagram of `g` (see the module docstring for `expand` and `depth`)."""
+    if annotate is not None and annotate not in ANNOTATE:
+        raise ValueError(f"annotate must be one of {ANNOTATE}")
+    runs = find_runs(g, expand)
+    conts = {n.id: container(g, n) for n in g}
+    # Map every node to the node that draws it: its counterpart in the first element of its run.
+    draw = {n.id: n.id for n in g}
+    membership: dict[int, list[tuple[int, int]]] = {n.id: [] for n in g}
+    hidden: set[str] = set()
+    run_of: dict[str, Run] = {}
+    for ri, run in enumerate(runs):
+        if any(_within(run.rep, h) for h in hidden):
+            continue
+        run_of[run.rep] = run
+        per = [[n for n in g if _within(conts[n.id], e)] for e in run.elements]
+        for idx, (e, nodes) in enumerate(zip(run.elements, per)):
+            for n, r in zip(nodes, per[0]):
+                draw[n.id] = draw[r.id]
+                membership[n.id].append((ri, idx))
+            if idx:
+                hidden.add(e)
+    # Depth: a node inside a module deeper than `depth` is drawn as that module's box.
+    box: dict[int, str] = {}
+    if depth is not None:
+        d = max(depth, 1)
+        for n in g:
+            c = conts[draw[n.id]]
+            if c and c.count(".") + 1 >= d:
+                box[n.id] = ".".join(c.split(".")[:d])
+    costs = _costs(g, annotate) if annotate else {}
+    legend = Legend((n.type for n in g), reserved=g.sizes)
+
+    def key(i: int) -> str:
+        return f"m:{box[i]}" if i in box else f"n{draw[i]}"
+
+    # Costs add up on whatever draws them (a run's first element carries the whole run).
+    weight: dict[str, int] = {}
+    for n in g:
+        weight[key(n.id)] = weight.get(key(n.id), 0) + costs.get(n.id, 0)
+    nonzero = [v for v in weight.values() if v > 0]
+    lo, hi = (math.log10(min(nonzero)), math.log10(max(nonzero))) if nonzero else (0.0, 0.0)
+
+    clusters: dict[str, list[str]] = {}  # module path -> node statements inside it
+    seen: set[str] = set()
+    for n in g:
+        k = key(n.id)
+        if k in seen:
+            continue
+        seen.add(k)
+        if n.id in box:
+            path = box[n.id]
+            m = g.modules.get(path)
+            count = len({draw[x.id] for x in g if key(x.id) == k})  # ops of one element
+            lines = [path, _call(m.name, m.args) if m and m.kind == "block" else (m.kind if m else ""),
+                     f"{count} ops"]
+            boxed_run = run_of.get(path)
+            if boxed_run:
+                lines.append(boxed_run.title(g))
+            attrs = {"shape": "box3d", "style": "filled", "fillcolor": "#f2f2f2"}
+            where = (m.parent or "") if m else ""
+        else:
+            glyph = GLYPHS[n.op]
+            name = n.path.rpartition(".")[2] if n.path else n.label
+            if glyph.kind == "param":  # a learned tensor's path is its block's; its name is its own
+                name = str(n.attrs.get("name", name))
+            op = f"{glyph.symbol} {n.op.value}" if _distinct(glyph.symbol, n.op.value) else n.op.value
+            lines = [x for x in (name, f"{op} {detail(n)}".strip()) if x]
+            if n.op.value == "input":
+                lines = [f"{n.attrs.get('name', 'x')}", legend.type_str(n.tensor_type)]
+            shape = {"input": "ellipse", "join": "circle", "param": "cylinder"}.get(glyph.kind, "box")
+            attrs = {"shape": shape, "style": "rounded,filled" if shape == "box" else "filled",
+                     "fillcolor": glyph.fill}
+            where = conts[n.id]
+        if annotate:
+            v = weight.get(k, 0)
+            lines.append(f"{_fmt_num(v)} {annotate}" if v else f"0 {annotate}")
+            attrs["fillcolor"] = _colour(v, lo, hi)
+            if attrs["fillcolor"] in SCALE[-2:]:
+                attrs["fontcolor"] = "#ffffff"
+        label = "\\n".join(x.replace("\\", "\\\\") for x in lines)
+        clusters.setdefault(where, []).append(_stmt(k, label, attrs))
+
+    edges: list[str] = []
+    done: set[tuple[str, str, str]] = set()
+    for n in g:
+        for src in n.inputs:
+            if any(r == r2 and k1 != k2 for r, k1 in membership[src] for r2, k2 in membership[n.id]):
+                continue  # from one element of a run into the next: the ×N says it
+            a, b = key(src), key(n.id)
+            if a == b:
+                continue
+            text = legend.type_str(g.node(src).type)
+            if (a, b, text) in done:
+                continue
+            done.add((a, b, text))
+            edges.append(f'  "{a}" -> "{b}" [label="{text}"]')
+
+    dot = graphviz.Digraph(name=g.entry)
+    dot.attr("graph", rankdir="TB", fontname="Helvetica", fontsize="11", nodesep="0.25", ranksep="0.3",
+             label=title if title is not None else _title(g, legend), labelloc="t")
+    dot.attr("node", fontname="Helvetica", fontsize="10", height="0.3", margin="0.08,0.03")
+    dot.attr("edge", fontname="Helvetica", fontsize="8", color="#555555", fontcolor="#333333",
+             arrowsize="0.6")
+    body = _cluster_tree(g, clusters, run_of, hidden)
+    dot.body.extend(body)
+    dot.body.extend(e + "\n" for e in edges)
+    if annotate and nonzero:
+        dot.body.append(_scale_legend(annotate, lo, hi))
+    if legend.rows:
+        rows = "\\l".join(f"{k} = {v}" for k, v in legend.rows) + "\\l"
+        dot.body.append(f'  "legend" [shape=note, fontsize="9", label="derived sizes\\n{rows}"]\n')
+    collapsed = [(r.rep, len(r.elements)) for r in runs if r.rep in run_of]
+    n_nodes = len(seen)
+    return Diagram(dot.source, n_nodes, len(edges), collapsed, weight if annotate else {})
+
+
+def _distinct(symbol: str, op: str) -> bool:
+    """Whether the glyph's symbol tells the reader more than the op name (★, L, 𝔼; not 'ReLU')."""
+    return not symbol.isascii() or symbol == "L"
+
+
+def _call(name: str, args: dict[str, Any]) -> str:
+    from archc.dsl.printer import fmt_value
+    inner = ", ".join(f"{k}={fmt_value(v)}" for k, v in args.items())
+    return f"{name}({inner})"
+
+
+def _title(g: Graph, legend: Legend) -> str:
+    ins = ", ".join(f"{g.node(i).attrs['name']}: {legend.type_str(g.node(i).type)}" for i in g.inputs)
+    return f"{g.entry}({ins})"
+
+
+def _quote(s: str) -> str:
+    return s.replace('"', '\\"')
+
+
+def _stmt(key: str, label: str, attrs: dict[str, str]) -> str:
+    extra = "".join(f' {k}="{v}"' for k, v in attrs.items())
+    return f'"{key}" [label="{_quote(label)}"{extra}]'
+
+
+def _cluster_tree(g: Graph, clusters: dict[str, list[str]], run_of: dict[str, Run],
+                  hidden: set[str]) -> list[str]:
+    """Nested `subgraph cluster_…` blocks for every module that holds drawn nodes."""
+    needed: set[str] = set()
+    for path in clusters:
+        p = path
+        while p:
+            needed.add(p)
+            p = g.modules[p].parent or "" if p in g.modules else p.rpartition(".")[0]
+    kids: dict[str, list[str]] = {}
+    for p in sorted(needed, key=lambda x: list(g.modules).index(x) if x in g.modules else 0):
+        parent = (g.modules[p].parent or "") if p in g.modules else p.rpartition(".")[0]
+        kids.setdefault(parent, []).append(p)
+
+    def emit(path: str, indent: str) -> list[str]:
+        out = [f"{indent}{s}\n" for s in clusters.get(path, [])]
+        for child in kids.get(path, []):
+            if any(_within(child, h) for h in hidden):
+                continue
+            m = g.modules.get(child)
+            label = child
+            if m is not None and m.kind == "block":
+                label = f"{child} · {_call(m.name, m.args)}"
+            elif m is not None:
+                label = f"{child} ({m.kind})"
+            style = 'style="rounded,filled" fillcolor="#f7f9fc" color="#9aa8bd"'
+            run = run_of.get(child)
+            if run is not None:
+                label = f"{label}\\n{run.title(g)}"
+                style = 'style="rounded,filled,bold" fillcolor="#fdf3e3" color="#c07a1a" penwidth="2"'
+            out.append(f'{indent}subgraph "cluster_{child}" {{\n')
+            out.append(f'{indent}  label="{_quote(label)}" labeljust="l" {style}\n')
+            out.extend(emit(child, indent + "  "))
+            out.append(f"{indent}}}\n")
+        return out
+
+    return emit("", "  ")
+
+
+def _scale_legend(what: str, lo: float, hi: float) -> str:
+    rows = []
+    for i, colour in enumerate(SCALE):
+        a = 10 ** (lo + (hi - lo) * i / len(SCALE))
+        rows.append(f'<tr><td bgcolor="{colour}">  </td><td align="left">≥ {_fmt_num(a)}</td></tr>')
+    table = f'<<table border="0" cellspacing="2"><tr><td colspan="2">{what}</td></tr>{"".join(rows)}</table>>'
+    return f'  "scale" [shape=plaintext, label={table}]\n'
+
+
+def render(g: Graph, out: str, **kw: Any) -> Diagram:
+    """Write the diagram to `out`: .dot writes the DOT text; .svg/.png/.pdf need Graphviz's `dot`."""
+    d = build(g, **kw)
+    fmt = os.path.splitext(out)[1].lstrip(".").lower() or "svg"
+    if fmt in ("dot", "gv"):
+        with open(out, "w") as f:
+            f.write(d.source)
+        return d
+    data = graphviz.Source(d.source).pipe(format=fmt)
+    with open(out, "wb") as f:
+        f.write(data)
+    return d
+
+
+def have_dot() -> bool:
+    """Whether Graphviz's `dot` program is on PATH (needed for SVG/PNG/PDF, not for .dot)."""
+    import shutil
+    return shutil.which("dot") is not None
+
+
+def svg(g: Graph, **kw: Any) -> str:
+    """The diagram as SVG text (for Jupyter's `_repr_svg_`); needs Graphviz's `dot`."""
+    return graphviz.Source(build(g, **kw).source).pipe(format="svg").decode()

@@ -1,0 +1,175 @@
+"""The graph style (codegen/graph.py): golden .dot files, collapse counts, cost overlay, real renders.
+
+Goldens live in tests/golden/dot/; rewrite them with
+`ARCHC_UPDATE_GOLDENS=1 pytest tests/test_render_graph.py` and review the diff.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import pathlib
+import re
+import shutil
+import xml.etree.ElementTree as ET
+
+import pytest
+
+import archc
+from archc import cli
+from archc.codegen import graph as G
+from archc.dsl.ir import Op
+
+from conftest import EXAMPLES, ROOT
+
+GOLDEN = ROOT / "tests" / "golden" / "dot"
+UPDATE = os.environ.get("ARCHC_UPDATE_GOLDENS") == "1"
+SOURCES = sorted(EXAMPLES.glob("*.arch")) + [ROOT / "tests" / "data" / "mini_resnet.arch"]
+RESNET152 = ROOT / "benchmarks" / "resnet152.arch"
+HAVE_DOT = shutil.which("dot") is not None
+
+_graphs: dict[str, archc.api.Compiled] = {}
+
+
+def _graph(path: pathlib.Path, **sets):
+    key = f"{path}{sorted(sets.items())}"
+    if key not in _graphs:
+        _graphs[key] = archc.load(str(path)).check(**sets)
+    return _graphs[key].graph
+
+
+def _compare(path: pathlib.Path, text: str) -> None:
+    if UPDATE:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        return
+    if not path.exists():
+        pytest.fail(f"missing golden {path.relative_to(ROOT)}; run with ARCHC_UPDATE_GOLDENS=1")
+    assert path.read_text() == text, f"{path.relative_to(ROOT)} differs; review and regenerate"
+
+
+@pytest.mark.parametrize("src", SOURCES + [RESNET152], ids=lambda p: p.stem)
+def test_dot_golden(src: pathlib.Path) -> None:
+    _compare(GOLDEN / f"{src.stem}.dot", G.build(_graph(src)).source)
+
+
+def test_dot_golden_resnet152_depth2_flops() -> None:
+    _compare(GOLDEN / "resnet152_depth2_flops.dot", G.build(_graph(RESNET152), depth=2, annotate="flops").source)
+
+
+def test_dot_is_reproducible() -> None:
+    g = _graph(EXAMPLES / "unet.arch")
+    assert G.build(g).source == G.build(archc.load(str(EXAMPLES / "unet.arch")).check().graph).source
+
+
+def _stage_lengths(src: pathlib.Path) -> list[int]:
+    """The repetition counts written in the source (`for i in 0..N`), the oracle for ×N."""
+    return [int(b) - int(a) for a, b in re.findall(r"for \w+ in (\d+)\.\.(\d+)", src.read_text())]
+
+
+def test_resnet152_collapses_each_stage_to_two_elements() -> None:
+    d = G.build(_graph(RESNET152))
+    stages = _stage_lengths(RESNET152)
+    assert stages == [3, 8, 36, 3]
+    # The first block of each stage differs (it has the downsample); the rest are one run each.
+    assert d.collapsed == [(f"layer{i}.1", n - 1) for i, n in enumerate(stages, 1)]
+    assert f"×{stages[2] - 1}" in d.source
+    # Readable: under 100 boxes for 514 ops, every drawn element exactly once.
+    assert len(_graph(RESNET152)) > 500 and d.nodes < 100
+
+
+def test_expand_draws_every_op_once() -> None:
+    g = _graph(EXAMPLES / "resnet50.arch")
+    d = G.build(g, expand=["Bottleneck"])
+    assert d.collapsed == []
+    assert d.nodes == len(g)
+    # An edge per input slot, except repeated (same source, same destination) ones.
+    assert d.edges == len({(s, n.id) for n in g for s in n.inputs})
+    node_ids = set(re.findall(r'^\s*"(n\d+)" \[', d.source, re.M))
+    assert node_ids == {f"n{n.id}" for n in g}
+
+
+def test_expand_by_path_only_that_repetition() -> None:
+    g = _graph(EXAMPLES / "resnet50.arch")
+    d = G.build(g, expand=["layer3"])
+    assert [p for p, _ in d.collapsed] == ["layer1.1", "layer2.1", "layer4.1"]
+
+
+def test_every_op_is_drawn_with_its_glyph() -> None:
+    g = _graph(EXAMPLES / "vit_b_16.arch")
+    src = G.build(g, expand=["EncoderBlock"]).source
+    for n in g:
+        label = re.search(rf'^\s*"n{n.id}" \[label="([^"]*)"', src, re.M)
+        assert label is not None, n
+        if n.op is not Op.INPUT:
+            assert n.op.value in label.group(1)
+
+
+@pytest.mark.parametrize("what", ["params", "flops"])
+def test_annotate_weights_add_up_to_the_model_totals(what: str, figures: dict) -> None:
+    """The figures on the boxes, runs counted N times, sum to the checker's totals and torchvision's."""
+    g = _graph(EXAMPLES / "resnet50.arch")
+    rep = archc.load(str(EXAMPLES / "resnet50.arch")).flops()
+    total = rep.params if what == "params" else rep.flops
+    for kw in ({}, {"depth": 2}, {"depth": 1}):
+        d = G.build(g, annotate=what, **kw)
+        assert sum(d.weights.values()) == total
+    ref = figures["models"]["resnet50"]
+    assert total == (ref["params"] if what == "params" else ref["flops_conv_linear"])
+
+
+def test_depth_boxes() -> None:
+    g = _graph(RESNET152)
+    d1 = G.build(g, depth=1)
+    top = [p for p, m in g.modules.items() if p and m.parent == "" and m.kind != "op"]
+    top_ops = [n for n in g if G.container(g, n) == ""]
+    assert d1.nodes == len(top) + len(top_ops)
+    assert d1.source.count("box3d") == len(top)
+    d2 = G.build(g, depth=2)
+    assert d2.source.count("box3d") == 8  # layerK.0 and the run layerK.1… of each of the 4 stages
+    assert "i = 1…35  ×35" in d2.source
+
+
+def test_symbolic_legend() -> None:
+    g = archc.load(str(RESNET152)).check(symbolic=True).graph
+    src = G.build(g, depth=2).source
+    assert "derived sizes" in src and "h1 = " in src
+
+
+def _cli(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = cli.main(list(argv))
+    return rc, out.getvalue(), err.getvalue()
+
+
+def test_cli_dot_and_bad_extension(tmp_path: pathlib.Path) -> None:
+    out = tmp_path / "m.dot"
+    rc, text, _ = _cli("render", str(ROOT / "tests/data/mini_resnet.arch"), "-o", str(out))
+    assert rc == 0 and "layer1.1 ×2" in text
+    assert out.read_text() == G.build(_graph(ROOT / "tests/data/mini_resnet.arch")).source
+    rc, _, err = _cli("render", str(ROOT / "tests/data/mini_resnet.arch"), "-o", str(tmp_path / "m.txt"))
+    assert rc == 1 and "[io]" in err
+
+
+@pytest.mark.skipif(not HAVE_DOT, reason="Graphviz `dot` is not installed")
+@pytest.mark.parametrize("src", SOURCES + [RESNET152], ids=lambda p: p.stem)
+def test_render_png_and_svg(src: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    png, svg = tmp_path / "d.png", tmp_path / "d.svg"
+    rc, _, err = _cli("render", str(src), "-o", str(png))
+    assert rc == 0, err
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    assert 200 < width < 4000 and 200 < height < 16000
+    assert _cli("render", str(src), "-o", str(svg), "--annotate", "flops")[0] == 0
+    root = ET.parse(svg).getroot()
+    assert root.tag.endswith("svg")
+    assert svg.stat().st_size < 400_000
+
+
+@pytest.mark.skipif(not HAVE_DOT, reason="Graphviz `dot` is not installed")
+def test_repr_svg() -> None:
+    svg = archc.load(str(ROOT / "tests/data/mini_resnet.arch")).block("Net")._repr_svg_()
+    assert svg is not None and ET.fromstring(svg.split("?>", 1)[-1].split("-->", 1)[-1].lstrip()) is not None
