@@ -315,6 +315,11 @@ def _cluster_tree(g: Graph, clusters: dict[str, list[str]], run_of: dict[str, Ru
             if any(_within(child, h) for h in hidden):
                 continue
             m = g.modules.get(child)
+            if m is not None and m.kind == "list" and child not in run_of:
+                # A list's elements sit at different places in the dataflow (a U-Net's levels):
+                # one box around them would drag them together, so they are drawn in place.
+                out.extend(emit(child, indent))
+                continue
             label = child
             if m is not None and m.kind == "block":
                 label = f"{child} · {_call(m.name, m.args)}"
