@@ -1,0 +1,536 @@
+"""The circuit style: a neural circuit diagram (Abbott, TMLR 2024) of the typed graph, drawn as SVG.
+
+Left to right, columns alternate operations and data. Every value is a bundle
+of horizontal wires in a *lane*, one wire per named axis, labelled `name=size`
+(legend names for derived sizes) just after the op that makes it; the tensors
+of a tuple are separated by a dashed line. An op's glyph (from
+`codegen.glyphs`) covers only the wires of the axes it acts on; the others
+run straight past it, which is how broadcasting is drawn. A value used twice
+fans out at copy dots; joins merge wires at dots marked +. Blocks and
+sequences are tinted titled regions; a run of identical repetition elements
+(found as the graph style finds them) is drawn once inside large parentheses
+with its index range and ×N; `depth` draws deeper modules as one 3-D box.
+
+Layout is computed here, not by graphviz: `layout(g)` returns a `Layout`
+whose `texts` are the boxes of every piece of drawn text (a character-width
+estimate), so tests can check that no two intersect. Output is deterministic.
+
+>>> import archc
+>>> m = archc.loads('block B() { in x: [n = 2, c = 8]\\n fc = linear(x, c -> 4)\\n out fc }')
+>>> lay = layout(m.check().graph)
+>>> [w.label for w in lay.wires]
+['n=2', 'c=8', 'n=2', 'c=4']
+>>> lay.svg().startswith('<svg')
+True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Sequence
+from html import escape
+from typing import Any
+
+from archc.codegen.glyphs import GLYPHS, detail
+from archc.codegen.graph import Run, container, find_runs
+from archc.diagnostics import ArchError, Diagnostic
+from archc.dsl.ir import Graph, Node, Op, TensorType, TupleType
+from archc.shapes.legend import Legend
+
+FS = 11          # font size of labels (px)
+CW = 0.62 * FS   # estimated width of one character
+GAP = 18         # vertical distance between the wires of a lane
+HEAD = 18        # room above a lane's wires for floating glyphs (➤f➤, +, bars' names)
+CURVE = 26       # horizontal room for a wire to change lanes before an op
+TITLE_H = 16     # one row of region titles / run labels
+TINTS = ("#e8eaf6", "#fdf1dc", "#e6f2e6", "#f6e3ea", "#e3f1f6")
+
+
+@dataclasses.dataclass(frozen=True)
+class Box:
+    """A drawn text: its top-left corner, width and height (estimated), and what it says."""
+
+    x: float
+    y: float
+    w: float
+    h: float
+    text: str
+    kind: str  # "wire" | "glyph" | "title" | "run" | "legend"
+
+    def hits(self, o: Box) -> bool:
+        return self.x < o.x + o.w and o.x < self.x + self.w and self.y < o.y + o.h and o.y < self.y + self.h
+
+
+@dataclasses.dataclass(frozen=True)
+class Wire:
+    value: str   # the item that produces it
+    axis: str
+    label: str   # "name=size"
+    y: float
+
+
+@dataclasses.dataclass
+class Item:
+    """One drawn column: an op node, or (with `depth`) a whole module drawn as a box."""
+
+    key: str
+    node: Node             # the op node, or the module's last node (whose value leaves the box)
+    module: str | None     # set for a collapsed module
+    inputs: list[str] = dataclasses.field(default_factory=list)  # producing items, by slot
+    col: int = 0
+    lane: int = 0
+    x: float = 0.0         # left edge of the op column
+    w: float = 0.0         # width of the glyph
+    end: int = 0           # column of the last consumer
+
+
+@dataclasses.dataclass
+class Layout:
+    width: float
+    height: float
+    items: list[Item]
+    wires: list[Wire]
+    texts: list[Box]
+    glyphs: list[str]            # item keys that got a glyph element
+    collapsed: list[tuple[str, int]]
+    body: list[str]              # the SVG elements
+
+    @property
+    def summary(self) -> str:
+        runs = "".join(f", {p} ×{n}" for p, n in self.collapsed)
+        return f"{len(self.items)} columns, {len(self.wires)} wires{runs}"
+
+    def svg(self) -> str:
+        head = (f'<svg xmlns="http://www.w3.org/2000/svg" width="{self.width:.0f}" height="{self.height:.0f}" '
+                f'viewBox="0 0 {self.width:.0f} {self.height:.0f}" '
+                'font-family="DejaVu Sans, Helvetica, Arial, sans-serif" '
+                f'font-size="{FS}">\n'
+                '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '
+                'markerHeight="7" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#444"/></marker></defs>\n'
+                f'<rect width="{self.width:.0f}" height="{self.height:.0f}" fill="#ffffff"/>\n')
+        return head + "".join(x + "\n" for x in self.body) + "</svg>\n"
+
+
+def _types(t: TensorType | TupleType) -> tuple[TensorType, ...]:
+    return t.items if isinstance(t, TupleType) else (t,)
+
+
+def _slots(t: TensorType | TupleType) -> list[tuple[str, Any] | None]:
+    """The wires of a value top to bottom: (axis, size), or None for a tuple's dashed separator."""
+    out: list[tuple[str, Any] | None] = []
+    for k, tt in enumerate(_types(t)):
+        if k:
+            out.append(None)
+        out.extend((a.name, a.size) for a in tt.axes)
+    return out
+
+
+def acts(n: Node) -> set[str] | None:
+    """The axes of its first input that op `n` acts on (None: all of them; empty: none, it floats above)."""
+    kind = GLYPHS[n.op].kind
+    a = n.attrs
+    if kind in ("func", "dropout", "identity", "join"):
+        return set()
+    if kind in ("linear", "embed") and a.get("map"):
+        return {a["map"][0]}
+    over = a.get("over")
+    over = [over] if isinstance(over, str) else list(over or [])
+    if kind in ("reduce", "softmax"):
+        ax = a.get("axis")
+        return set(over) | ({ax} if isinstance(ax, str) else set(ax or []))
+    if kind == "norm":
+        if over:
+            return set(over)
+        t = n.type
+        if isinstance(t, TensorType) and t.axes:
+            return {t.axes[1].name if n.op in (Op.BATCHNORM, Op.GROUPNORM) and len(t.axes) > 1
+                    else t.axes[-1].name}
+        return None
+    if kind in ("conv", "conv_t", "pool"):
+        t = n.type
+        if isinstance(t, TensorType) and len(t.axes) > 2:
+            return {x.name for x in t.axes[1:]}
+    return None
+
+
+class _Builder:
+    def __init__(self, g: Graph, expand: Sequence[str], depth: int | None):
+        self.g = g
+        self.legend = Legend((n.type for n in g), reserved=g.sizes)
+        self.body: list[str] = []
+        self.texts: list[Box] = []
+        self.wires: list[Wire] = []
+        self.glyphs: list[str] = []
+        self._collect(expand, depth)
+
+    # ---- which columns are drawn ---------------------------------------------------------
+
+    def _collect(self, expand: Sequence[str], depth: int | None) -> None:
+        g = self.g
+        runs = find_runs(g, expand)
+        conts = {n.id: container(g, n) for n in g}
+        draw = {n.id: n.id for n in g}
+        member: dict[int, list[tuple[int, int]]] = {n.id: [] for n in g}
+        hidden: set[str] = set()
+        self.runs: dict[str, Run] = {}
+        for ri, run in enumerate(runs):
+            if any(run.rep == h or run.rep.startswith(h + ".") for h in hidden):
+                continue
+            self.runs[run.rep] = run
+            per = [[n for n in g if conts[n.id] == e or conts[n.id].startswith(e + ".")] for e in run.elements]
+            for idx, (e, nodes) in enumerate(zip(run.elements, per)):
+                for n, r in zip(nodes, per[0]):
+                    draw[n.id] = draw[r.id]
+                    member[n.id].append((ri, idx))
+                if idx:
+                    hidden.add(e)
+        self.conts = conts
+        box: dict[int, str] = {}
+        if depth is not None:
+            d = max(depth, 1)
+            for n in g:
+                c = conts[draw[n.id]]
+                if c and c.count(".") + 1 >= d:
+                    box[n.id] = ".".join(c.split(".")[:d])
+
+        def key(i: int) -> str:
+            return f"m:{box[i]}" if i in box else f"n{draw[i]}"
+
+        items: dict[str, Item] = {}
+        for n in g:
+            k = key(n.id)
+            if k not in items:
+                items[k] = Item(k, g.node(draw[n.id]), box.get(n.id))
+            elif n.id in box and draw[n.id] == n.id:
+                items[k].node = n  # a box's value is its last node's
+        for n in g:
+            k = key(n.id)
+            if draw[n.id] != n.id and k.startswith("n"):
+                continue  # a hidden element of a run: its rep draws it
+            for src in n.inputs:
+                if any(r == r2 and a != b for r, a in member[src] for r2, b in member[n.id]):
+                    continue  # from one element of a run into the next: the ×N says it
+                ks = key(src)
+                if ks != k and ks not in items[k].inputs:
+                    items[k].inputs.append(ks)
+        self.items = list(items.values())
+        self.by_key = items
+        outs = {key(i) for i in g.outputs}
+        self.outputs = [k for k in items if k in outs]
+
+    # ---- columns and lanes -----------------------------------------------------------------
+
+    def _place(self) -> None:
+        users: dict[str, list[int]] = {it.key: [] for it in self.items}
+        for c, it in enumerate(self.items):
+            it.col = c
+            for s in it.inputs:
+                users[s].append(c)
+        last = len(self.items)
+        for it in self.items:
+            it.end = max(users[it.key], default=it.col)
+            if it.key in self.outputs:
+                it.end = last
+        free: list[int] = []  # per lane: the column its current value ends at
+        for it in self.items:
+            lane = -1
+            if it.inputs:
+                src = self.by_key[it.inputs[0]]
+                if src.end == it.col:
+                    lane = src.lane
+            if lane < 0:
+                lane = next((i for i, f in enumerate(free) if f <= it.col and
+                             not any(self.by_key[s].lane == i and self.by_key[s].end > it.col for s in it.inputs)),
+                            len(free))
+            if lane == len(free):
+                free.append(0)
+            free[lane] = it.end
+            it.lane = lane
+        self.lanes = max(len(free), 1)
+        self.max_wires = max((len(_slots(it.node.type)) for it in self.items), default=1)
+
+    def _glyph_text(self, it: Item) -> str:
+        n = it.node
+        if it.module is not None:
+            m = self.g.modules.get(it.module)
+            return m.name if m else it.module
+        gl = GLYPHS[n.op]
+        a = n.attrs
+        if gl.kind == "input":
+            return str(a.get("name", "x"))
+        if gl.kind == "param":
+            return f"θ {a.get('name', '')}".strip()
+        if gl.kind == "linear":
+            return "L₊" if a.get("bias") else "L"
+        if gl.kind in ("conv", "conv_t", "pool"):
+            k = a.get("kernel") or ()
+            ks = self.legend.size_str(k[0]) if k and len(set(k)) == 1 else "×".join(self.legend.size_str(x) for x in k)
+            s = a.get("strides") or ()
+            st = f"/{self.legend.size_str(s[0])}" if s and any(x != 1 for x in s) else ""
+            text = f"★{ks}{st}" + (" T" if gl.kind == "conv_t" else "")
+            return f"{text} {gl.symbol}" if gl.kind == "pool" else text
+        if gl.kind in ("func", "dropout", "identity"):
+            return f"➤{gl.symbol}➤"
+        return gl.symbol
+
+    # ---- geometry --------------------------------------------------------------------------
+
+    def lane_top(self, lane: int) -> float:
+        return self.top + lane * self.lane_h
+
+    def wire_y(self, it: Item, j: int) -> float:
+        return self.lane_top(it.lane) + HEAD + 12 + j * GAP
+
+    def axis_y(self, it: Item, name: str) -> float | None:
+        for j, s in enumerate(_slots(it.node.type)):
+            if s is not None and s[0] == name:
+                return self.wire_y(it, j)
+        return None
+
+    def build(self) -> Layout:
+        self._place()
+        self.lane_h = HEAD + 12 + self.max_wires * GAP + 10
+        # Column widths: the glyph, then room for the labels of the value it makes, then a curve.
+        x = 20.0
+        for it in self.items:
+            labels = [f"{s[0]}={self.legend.size_str(s[1])}" for s in _slots(it.node.type) if s is not None]
+            it.w = max(22.0, len(self._glyph_text(it)) * CW + 12)
+            x += CURVE
+            it.x = x
+            x += it.w + 4 + max((len(s) * CW for s in labels), default=0) + 8
+        right = x + 40
+        # Header: title, legend rows, then rows of region titles (assigned greedily, no overlap).
+        y = 8.0
+        title = f"{self.g.entry}(" + ", ".join(
+            f"{self.g.node(i).attrs.get('name', 'x')}: {self.legend.type_str(self.g.node(i).type)}"
+            for i in self.g.inputs) + ")"
+        self._text(20, y, title, "title", weight="bold")
+        y += TITLE_H + 4
+        if self.legend.rows:
+            self._text(20, y, "Legend", "legend", weight="bold")
+            y += TITLE_H
+            for k, v in self.legend.rows:
+                self._text(28, y, f"{k} = {v}", "legend")
+                y += TITLE_H
+            y += 4
+        regions = self._regions()
+        rows = self._rows([(r[1], r[2]) for r in regions])
+        self.top = y + (max(rows, default=-1) + 1) * TITLE_H + 6
+        bottom = self.top + self.lanes * self.lane_h
+        runs = [(r, x0, x1) for (r, x0, x1, _d) in regions if r in self.runs]
+        run_rows = self._rows([(x0, x1) for _r, x0, x1 in runs])
+        height = bottom + (max(run_rows, default=-1) + 1) * TITLE_H + 14
+        self._draw_regions(regions, rows, y, bottom)
+        for (path, x0, x1), row in zip(runs, run_rows):
+            self._draw_run(path, x0, x1, y + rows[[r[0] for r in regions].index(path)] * TITLE_H,
+                           bottom, bottom + 4 + row * TITLE_H)
+        for it in self.items:
+            self._draw_item(it, right)
+        width = max(right, max((b.x + b.w for b in self.texts), default=0) + 20)
+        collapsed = [(r.rep, len(r.elements)) for r in self.runs.values()]
+        return Layout(width, height, self.items, self.wires, self.texts, self.glyphs, collapsed, self.body)
+
+    def _regions(self) -> list[tuple[str, float, float, int]]:
+        """(module path, x0, x1, nesting depth) of every block / seq / list holding drawn columns."""
+        span: dict[str, list[float]] = {}
+        for it in self.items:
+            c = it.module or self.conts[it.node.id]
+            if it.module is not None:
+                m = self.g.modules.get(it.module)
+                c = (m.parent or "") if m else ""
+            while c:
+                m = self.g.modules.get(c)
+                lo, hi = span.get(c, [it.x, it.x + it.w])
+                span[c] = [min(lo, it.x), max(hi, it.x + it.w)]
+                c = (m.parent or "") if m else c.rpartition(".")[0]
+        out = []
+        for path, (lo, hi) in span.items():
+            d = path.count(".")
+            pad = 6 + 6 * (4 - min(d, 4))
+            out.append((path, lo - CURVE + 8 - pad / 2, hi + pad, d))
+        out.sort(key=lambda r: (r[3], r[1]))
+        return out
+
+    @staticmethod
+    def _rows(spans: list[tuple[float, float]]) -> list[int]:
+        """Greedy rows so that no two spans sharing a row overlap in x."""
+        taken: list[list[tuple[float, float]]] = []
+        out = []
+        for x0, x1 in spans:
+            r = 0
+            while r < len(taken) and any(x0 < b and a < x1 for a, b in taken[r]):
+                r += 1
+            if r == len(taken):
+                taken.append([])
+            taken[r].append((x0, x1))
+            out.append(r)
+        return out
+
+    # ---- drawing -----------------------------------------------------------------------------
+
+    def _text(self, x: float, y: float, s: str, kind: str, anchor: str = "start", size: float = FS,
+              weight: str = "normal", fill: str = "#222") -> None:
+        """Text whose box's top-left is (x, y) (or top-centre with anchor middle)."""
+        w = len(s) * size * 0.62
+        x0 = x - w / 2 if anchor == "middle" else x
+        self.texts.append(Box(x0, y, w, size, s, kind))
+        wt = f' font-weight="{weight}"' if weight != "normal" else ""
+        self.body.append(f'<text x="{x:.1f}" y="{y + size * 0.85:.1f}" text-anchor="{anchor}" '
+                         f'font-size="{size:g}"{wt} fill="{fill}" class="{kind}">{escape(s)}</text>')
+
+    def _draw_regions(self, regions: list, rows: list[int], y0: float, bottom: float) -> None:
+        for (path, x0, x1, d), row in zip(regions, rows):
+            m = self.g.modules.get(path)
+            name = path.rpartition(".")[2]
+            if m is not None and m.kind == "block":
+                title = f"{name} · {m.name}"
+            else:
+                title = f"{name} ({m.kind})" if m is not None else name
+            ty = y0 + row * TITLE_H
+            tint = TINTS[d % len(TINTS)]
+            self.body.append(f'<rect class="region" x="{x0:.1f}" y="{ty - 2:.1f}" width="{x1 - x0:.1f}" '
+                             f'height="{bottom - ty - 2 - d * 3:.1f}" rx="6" fill="{tint}" fill-opacity="0.75" '
+                             f'stroke="#b9bfd3" stroke-width="0.8"><title>{escape(path)}</title></rect>')
+            inset = 16 if path in self.runs else 4  # clear of the run's parenthesis
+            room = int((x1 - x0 - inset - 4) / (CW * 0.9))
+            if room >= 2:
+                title = title if len(title) <= room else title[:room - 1] + "…"
+                self._text(x0 + inset, ty, title, "title", size=FS * 0.9, fill="#3a3f58")
+
+    def _draw_run(self, path: str, x0: float, x1: float, top: float, bottom: float, label_y: float) -> None:
+        run = self.runs[path]
+        for x, sgn in ((x0 + 2, 1), (x1 - 2, -1)):
+            h = bottom - top
+            self.body.append(f'<path class="paren" d="M{x + 8 * sgn:.1f},{top:.1f} Q{x - 8 * sgn:.1f},'
+                             f'{top + h / 2:.1f} {x + 8 * sgn:.1f},{bottom:.1f}" fill="none" stroke="#222" '
+                             f'stroke-width="3"/>')
+        first, lastm = self.g.modules[run.elements[0]], self.g.modules[run.elements[-1]]
+        assert first.repeat is not None and lastm.repeat is not None
+        label = f"{first.repeat[0]} = {first.repeat[1]}…{lastm.repeat[1]}  ×{len(run.elements)}"
+        self._text(x1 - len(label) * CW, label_y, label, "run", weight="bold")
+
+    def _draw_item(self, it: Item, right: float) -> None:
+        slots = _slots(it.node.type)
+        out_ys = [self.wire_y(it, j) for j in range(len(slots))]
+        gl = GLYPHS[it.node.op]
+        kind = "module" if it.module is not None else gl.kind
+        # Incoming wires: each input's lane wires curve into this column's wires of the same axis.
+        act = None if it.module is not None else acts(it.node)
+        named = [s[0] for s in slots if s is not None]
+        gy = [y for s, y in zip(slots, out_ys) if s is not None and (act is None or s[0] in act)]
+        for key in it.inputs:
+            src = self.by_key[key]
+            last = src.end == it.col
+            for j, s in enumerate(_slots(src.node.type)):
+                y0 = self.wire_y(src, j)
+                if s is None:
+                    continue
+                y1 = self.axis_y(it, s[0]) if s[0] in named else None
+                if y1 is None:
+                    y1 = (min(gy) + max(gy)) / 2 if gy else out_ys[0] if out_ys else y0
+                xb = it.x - CURVE
+                xm = xb + CURVE / 2
+                d = f"M{xb:.1f},{y0:.1f} C{xm:.1f},{y0:.1f} {xm:.1f},{y1:.1f} {it.x:.1f},{y1:.1f}"
+                self.body.append(f'<path class="link" d="{d}" fill="none" stroke="#444" stroke-width="1.2"/>')
+                if not last:
+                    self.body.append(f'<circle class="copy" cx="{xb:.1f}" cy="{y0:.1f}" r="2.8" fill="#333"/>')
+        # Outgoing wires: from this column to the last consumer (or the right edge for an output).
+        x_end = right - 10 if it.key in self.outputs else self.items[it.end].x - CURVE
+        if it.end == it.col and it.key not in self.outputs:
+            x_end = it.x + it.w  # an unused value: a stub
+        arrow = ' marker-end="url(#arrow)"' if it.key in self.outputs else ""
+        lx = it.x + it.w + 4
+        for j, s in enumerate(slots):
+            y = out_ys[j]
+            if s is None:
+                self.body.append(f'<line class="sep" x1="{it.x:.1f}" y1="{y:.1f}" x2="{x_end:.1f}" y2="{y:.1f}" '
+                                 f'stroke="#444" stroke-dasharray="5,4"/>')
+                continue
+            label = f"{s[0]}={self.legend.size_str(s[1])}"
+            self.wires.append(Wire(it.key, s[0], label, y))
+            self.body.append(f'<g class="wire" data-value="{it.key}" data-axis="{escape(s[0])}">'
+                             f'<line x1="{it.x:.1f}" y1="{y:.1f}" x2="{x_end:.1f}" y2="{y:.1f}" stroke="#444" '
+                             f'stroke-width="1.2"{arrow}/></g>')
+            self._text(lx, y - 3 - FS, label, "wire", fill="#333")
+        self._glyph(it, kind, out_ys, gy)
+
+    def _glyph(self, it: Item, kind: str, ys: list[float], gy: list[float]) -> None:
+        text = self._glyph_text(it)
+        n = it.node
+        tip = escape(" ".join(x for x in (it.module or n.path or n.label or n.op.value, n.op.value, detail(n)) if x))
+        x, w = it.x, it.w
+        cx = x + w / 2
+        lt = self.lane_top(it.lane)
+        top, bot = (min(gy) - 8, max(gy) + 8) if gy else (ys[0] - 8, ys[-1] + 8)
+        parts: list[str] = [f'<g class="glyph" data-item="{it.key}" data-op="{n.op.value}"><title>{tip}</title>']
+        self.body.append("".join(parts))
+        if kind in ("func", "dropout", "identity", "input"):
+            self._text(cx, lt + 2, text, "glyph", anchor="middle", weight="bold" if kind == "func" else "normal")
+        elif kind == "join":
+            for y in ys:
+                self.body.append(f'<circle cx="{cx:.1f}" cy="{y:.1f}" r="3.5" fill="#333"/>')
+            self._text(cx, lt + 2, text, "glyph", anchor="middle", weight="bold", size=FS + 3)
+        elif kind == "norm":
+            for y in gy:
+                self.body.append(f'<circle cx="{cx:.1f}" cy="{y:.1f}" r="8" fill="#ffffff" stroke="#222" '
+                                 f'stroke-width="1.6"/>')
+            self._text(cx, lt + 2, text, "glyph", anchor="middle", size=FS - 1)
+        elif kind == "softmax":
+            for y in gy:
+                self.body.append(f'<path d="M{cx + 8:.1f},{y - 7:.1f} L{cx - 8:.1f},{y:.1f} '
+                                 f'L{cx + 8:.1f},{y + 7:.1f} z" fill="#ffffff" stroke="#222" stroke-width="1.4"/>')
+        elif kind == "bar":
+            self.body.append(f'<rect x="{cx - 3:.1f}" y="{ys[0] - 8:.1f}" width="6" height="{ys[-1] - ys[0] + 16:.1f}" '
+                             f'fill="#222"/>')
+            self._text(cx, lt + 2, text, "glyph", anchor="middle", size=FS - 1)
+        elif kind == "linear":
+            for y in gy:
+                self.body.append(f'<rect x="{x + 2:.1f}" y="{y - 9:.1f}" width="{w - 4:.1f}" height="18" '
+                                 'fill="#ffffff"/>')
+                self._text(cx, y - 9, text, "glyph", anchor="middle", size=16, weight="bold")
+        elif kind == "module":
+            self.body.append(f'<rect x="{x:.1f}" y="{top:.1f}" width="{w:.1f}" height="{bot - top:.1f}" '
+                             f'fill="#cfe8b0" stroke="#222" stroke-width="1.5"/>'
+                             f'<path d="M{x:.1f},{top:.1f} l5,-5 h{w:.1f} v{bot - top:.1f} l-5,5" fill="#a9cf85" '
+                             f'stroke="#222" stroke-width="1.2"/>')
+            self._text(cx, (top + bot) / 2 - FS / 2, text, "glyph", anchor="middle")
+        else:
+            thick = "2.4" if kind in ("conv", "conv_t") else "1.4"
+            fill = GLYPHS[n.op].fill
+            self.body.append(f'<rect x="{x:.1f}" y="{top:.1f}" width="{w:.1f}" height="{bot - top:.1f}" '
+                             f'fill="{fill}" stroke="#222" stroke-width="{thick}"/>')
+            self._text(cx, (top + bot) / 2 - FS / 2, text, "glyph", anchor="middle")
+        self.body.append("</g>")
+        self.glyphs.append(it.key)
+
+
+def layout(g: Graph, expand: Sequence[str] = (), depth: int | None = None) -> Layout:
+    """Lay out and draw `g` as a neural circuit diagram (see the module docstring)."""
+    return _Builder(g, expand, depth).build()
+
+
+def render(g: Graph, out: str, expand: Sequence[str] = (), depth: int | None = None,
+           annotate: str | None = None) -> Layout:
+    """Write the diagram to `out`: .svg as text; .png/.pdf through cairosvg (`pip install archc[circuit]`)."""
+    if annotate is not None:
+        raise ArchError([Diagnostic("error", "io", "--annotate is not supported by the circuit style yet; "
+                                    "use --style graph")])
+    lay = layout(g, expand, depth)
+    text = lay.svg()
+    ext = os.path.splitext(out)[1].lower()
+    if ext == ".svg":
+        with open(out, "w", encoding="utf-8") as f:
+            f.write(text)
+        return lay
+    if ext not in (".png", ".pdf"):
+        raise ArchError([Diagnostic("error", "io", f"cannot write '{ext or out}' in the circuit style: "
+                                    "use .svg, .png or .pdf")])
+    try:
+        import cairosvg
+    except ImportError:
+        raise ArchError([Diagnostic("error", "io", "PNG/PDF output of the circuit style needs cairosvg "
+                                    "(pip install cairosvg); .svg works without it")]) from None
+    conv = cairosvg.svg2png if ext == ".png" else cairosvg.svg2pdf
+    conv(bytestring=text.encode("utf-8"), write_to=out)
+    return lay
