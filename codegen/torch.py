@@ -146,8 +146,10 @@ class _Restart(Exception):
 class Generator:
     """Turns a program into the render model of one module."""
 
-    def __init__(self, program: Program, sets: dict[str, Any] | None = None, no_generic: set | None = None):
+    def __init__(self, program: Program, sets: dict[str, Any] | None = None, no_generic: set | None = None,
+                 checks: bool = False):
         self.program = program
+        self.checks = checks  # run-time shape checks in every forward (codegen/torch_checks.py)
         self.sets = dict(sets or {})
         self.helpers: set[str] = set()
         self.ordered_dict = False
@@ -337,22 +339,23 @@ _ENV = jinja2.Environment(loader=jinja2.PackageLoader("archc.codegen", "template
 
 
 def generate(program: Program, entry: str | None = None, sets: dict[str, Any] | None = None,
-             generic: bool = True) -> Generated:
+             generic: bool = True, checks: bool = False) -> Generated:
     """Generate the PyTorch module of `program` (its entry block, or `entry`). Raises ArchError.
 
-    `generic=False` emits only specialised classes (no constructor arguments)."""
+    `generic=False` emits only specialised classes (no constructor arguments); `checks=True`
+    adds run-time shape checks to every forward (`archc build --checks`, codegen/torch_checks.py)."""
     no_generic: set = set() if generic else {"*"}
     for _ in range(64):
         try:
-            return _generate(program, entry, sets, no_generic, generic)
+            return _generate(program, entry, sets, no_generic, generic, checks)
         except _Restart as r:
             no_generic.add(r.key)
     raise AssertionError("archc could not settle which classes are generic")
 
 
 def _generate(program: Program, entry: str | None, sets: dict[str, Any] | None, no_generic: set,
-              generic: bool) -> Generated:
-    gen = Generator(program, sets, no_generic)
+              generic: bool, checks: bool = False) -> Generated:
+    gen = Generator(program, sets, no_generic, checks)
     entry_key = ("entry",)
     tr = None
     if generic and entry_key not in no_generic:
@@ -363,7 +366,7 @@ def _generate(program: Program, entry: str | None, sets: dict[str, Any] | None, 
             raise
         except Exception as e:  # noqa: BLE001 - fall back to a specialised entry class
             _debug("the entry", e)
-            gen = Generator(program, sets, no_generic | {entry_key})
+            gen = Generator(program, sets, no_generic | {entry_key}, checks)
             tr = None
     if tr is None:
         tr = trace_entry(program, entry, gen.sets)
@@ -380,6 +383,8 @@ def _generate(program: Program, entry: str | None, sets: dict[str, Any] | None, 
     sizes = ", ".join(f"{k}={v}" for k, v in tr.graph.sizes.items() if v is not None)
     header = [f"{MARKER} from {source} (entry {tr.block.name}). Do not edit: rebuild with `archc build`.",
               "# Needs only torch at run time."]
+    if checks:
+        header.append("# With run-time shape checks (archc build --checks): each forward checks its inputs and output.")
     docstring = (f"{tr.block.name} and the blocks it uses, from {source}"
                  + (f" (default sizes {sizes})" if sizes else "") + ".")
     uses_functional = "LayerNormAt" in gen.helpers or any(

@@ -28,7 +28,7 @@ from archc.grammar import ast
 from archc.shapes import pyexpr
 from archc.shapes import sizes as S
 
-HELPERS = ("StochasticDepth", "stochastic_depth", "Permute", "Reduce", "Scale", "LayerNormAt")
+HELPERS = ("StochasticDepth", "stochastic_depth", "Permute", "Reduce", "Scale", "LayerNormAt", "check_shape")
 
 
 class Fallback(Exception):
@@ -559,6 +559,9 @@ class ClassBuilder:
                 init.append(Lines((f"self.{p} = {lines[0]}",) + tuple(lines[1:])))
             body, returns = self._forward(in_vars, self._events(None), tr.outputs)
             forward = tuple(body)
+        if self.gen.checks:  # `archc build --checks`: shape checks at the top and before the return
+            from archc.codegen.torch_checks import add_checks  # it builds on this module
+            forward = add_checks(self, in_vars, forward)
         locals_ = tuple(f"{local} = {text}" for text, local in
                         sorted(((t, loc) for t, loc in self.used_locals.items()), key=lambda x: x[1]))
         stored = [f"self.{attr} = {self.init_names[s]}" for s, attr in self.stored.items()]
