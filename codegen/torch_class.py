@@ -671,11 +671,13 @@ class ClassBuilder:
                                  self.tr.block.span)
             uses[v.id] = uses.get(v.id, 0) + 1
         self.own = {obj.id for kind, obj in events if kind == "node"}
+        self.temps: dict[int, str] = {}  # value id -> the chain variable holding it (one use only)
         expr: dict[int, L.Expr] = {i: L.Expr(var) for i, var in in_vars}
         for n in self.g:
             if n.op is Op.PARAM and n.scope == "":
                 expr[n.id] = L.Expr(f"self.{n.attrs['name']}")
         lines: list[Any] = []
+        self.uses = uses
         for kind, obj in events:
             if kind == "node":
                 self._node_line(obj, expr, uses, lines)
@@ -717,10 +719,30 @@ class ClassBuilder:
             raise self._fail(str(err), n.span) from None
         if n.path is None and not n.label and uses.get(n.id, 0) <= 1:
             expr[n.id] = e
+            for i in n.inputs:  # an inlined op passes on the chain variable its input dies in
+                if i in self.temps and uses.get(i, 0) == 1:
+                    self.temps[n.id] = self.temps.pop(i)
+                    break
             return
-        var = self.locals.name(("value", n.id), hint)
+        var = self._variable(("value", n.id), hint, n.id, list(n.inputs), uses)
         lines.append(Lines((f"{var} = {e.text}  # {self.shape(n.type)}  {where(n.span)}",)))
         expr[n.id] = L.Expr(var)
+
+    def _variable(self, key: Any, hint: str, value: int, inputs: list[int], uses: dict) -> str:
+        """The local a value is stored in. A value used once goes into a chain variable (`out`),
+        reusing the one of an input that dies here, as hand-written torch code does: a name that
+        outlived its last use would keep that activation's memory alive until `forward` returns.
+        Values used more than once keep the name the .arch file gives them."""
+        if uses.get(value, 0) != 1:
+            return self.locals.name(key, hint)
+        for i in inputs:
+            if i in self.temps and uses.get(i, 0) == 1:
+                var = self.temps.pop(i)
+                self.temps[value] = var
+                return var
+        var = self.locals.name(key, "out")
+        self.temps[value] = var
+        return var
 
     def _module_call(self, kind: str, rec: Any, expr: dict, lines: list[Any]) -> None:
         info = self.mods[rec.path]
@@ -730,8 +752,11 @@ class ClassBuilder:
                 raise self._fail(f"'{rec.path}' returns a nested tuple, which is not lowered yet", info.span)
         call = f"{self._attr(rec.path)}({', '.join(expr[tv.id].text for tv in ins)})"
         hint = rec.path.replace(".", "_")
-        names = [self.locals.name(("value", "call", rec.path, i), hint if len(outs) == 1 else f"{hint}_{i}")
-                 for i in range(len(outs))]
+        if len(outs) == 1:
+            names = [self._variable(("value", "call", rec.path, 0), hint, outs[0].id, [tv.id for tv in ins],
+                                    self.uses)]
+        else:
+            names = [self.locals.name(("value", "call", rec.path, i), f"{hint}_{i}") for i in range(len(outs))]
         shape = ", ".join(self.shape(self.g.node(v.id).type) for v in outs)
         lines.append(Lines((f"{', '.join(names)} = {call}  # {shape}  {where(info.span)}",)))
         for v, name in zip(outs, names):

@@ -79,8 +79,8 @@ class CNBlock(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        block = self.block(x)  # [batch, chan=dim, h, w]  convnext_tiny.arch:15
-        return x + stochastic_depth(self.layer_scale * block, self.sd_prob, 'row', self.training)  # [batch, chan=dim, h, w]  convnext_tiny.arch:24
+        out = self.block(x)  # [batch, chan=dim, h, w]  convnext_tiny.arch:15
+        return x + stochastic_depth(self.layer_scale * out, self.sd_prob, 'row', self.training)  # [batch, chan=dim, h, w]  convnext_tiny.arch:24
 
 
 class ConvNeXt_Tiny(nn.Module):
@@ -139,7 +139,7 @@ class ConvNeXt_Tiny(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        features = self.features(x)  # [batch, chan=768, h=⌊⌊⌊⌊H/4⌋/2⌋/2⌋/2⌋, w=⌊⌊⌊⌊W/4⌋/2⌋/2⌋/2⌋]  convnext_tiny.arch:33
-        pooled = F.adaptive_avg_pool2d(features, 1)  # [batch, chan=768, h=1, w=1]  convnext_tiny.arch:49
-        classifier = self.classifier(pooled)  # [batch, chan=num_classes]  convnext_tiny.arch:50
-        return classifier  # [batch, chan=num_classes]  convnext_tiny.arch:55
+        out = self.features(x)  # [batch, chan=768, h=⌊⌊⌊⌊H/4⌋/2⌋/2⌋/2⌋, w=⌊⌊⌊⌊W/4⌋/2⌋/2⌋/2⌋]  convnext_tiny.arch:33
+        out = F.adaptive_avg_pool2d(out, 1)  # [batch, chan=768, h=1, w=1]  convnext_tiny.arch:49
+        out = self.classifier(out)  # [batch, chan=num_classes]  convnext_tiny.arch:50
+        return out  # [batch, chan=num_classes]  convnext_tiny.arch:55

@@ -33,19 +33,19 @@ class Bottleneck(nn.Module):
             )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        conv1 = self.conv1(x)  # [batch, chan=width, h, w]  mini_resnet.arch:5
-        bn1 = self.bn1(conv1)  # [batch, chan=width, h, w]  mini_resnet.arch:6
-        y = F.relu(bn1, inplace=True)  # [batch, chan=width, h, w]  mini_resnet.arch:7
-        conv2 = self.conv2(y)  # [batch, chan=width, h=⌊(h + stride - 1)/stride⌋, w=⌊(stride + w - 1)/stride⌋]  mini_resnet.arch:8
-        bn2 = self.bn2(conv2)  # [batch, chan=width, h=⌊(h + stride - 1)/stride⌋, w=⌊(stride + w - 1)/stride⌋]  mini_resnet.arch:9
-        y_2 = F.relu(bn2, inplace=True)  # [batch, chan=width, h=⌊(h + stride - 1)/stride⌋, w=⌊(stride + w - 1)/stride⌋]  mini_resnet.arch:10
-        conv3 = self.conv3(y_2)  # [batch, chan=4·width, h=⌊(h + stride - 1)/stride⌋, w=⌊(stride + w - 1)/stride⌋]  mini_resnet.arch:11
-        bn3 = self.bn3(conv3)  # [batch, chan=4·width, h=⌊(h + stride - 1)/stride⌋, w=⌊(stride + w - 1)/stride⌋]  mini_resnet.arch:12
+        out = self.conv1(x)  # [batch, chan=width, h, w]  mini_resnet.arch:5
+        out = self.bn1(out)  # [batch, chan=width, h, w]  mini_resnet.arch:6
+        out = F.relu(out, inplace=True)  # [batch, chan=width, h, w]  mini_resnet.arch:7
+        out = self.conv2(out)  # [batch, chan=width, h=⌊(h + stride - 1)/stride⌋, w=⌊(stride + w - 1)/stride⌋]  mini_resnet.arch:8
+        out = self.bn2(out)  # [batch, chan=width, h=⌊(h + stride - 1)/stride⌋, w=⌊(stride + w - 1)/stride⌋]  mini_resnet.arch:9
+        out = F.relu(out, inplace=True)  # [batch, chan=width, h=⌊(h + stride - 1)/stride⌋, w=⌊(stride + w - 1)/stride⌋]  mini_resnet.arch:10
+        out = self.conv3(out)  # [batch, chan=4·width, h=⌊(h + stride - 1)/stride⌋, w=⌊(stride + w - 1)/stride⌋]  mini_resnet.arch:11
+        out = self.bn3(out)  # [batch, chan=4·width, h=⌊(h + stride - 1)/stride⌋, w=⌊(stride + w - 1)/stride⌋]  mini_resnet.arch:12
         if self.cin != 4 * self.width:
-            downsample = self.downsample(x)  # [batch, chan=4·width, h=⌊(h + stride - 1)/stride⌋, w=⌊(stride + w - 1)/stride⌋]  mini_resnet.arch:14
-            return F.relu(bn3.add_(downsample), inplace=True)  # [batch, chan=4·width, h=⌊(h + stride - 1)/stride⌋, w=⌊(stride + w - 1)/stride⌋]  mini_resnet.arch:20
+            out_2 = self.downsample(x)  # [batch, chan=4·width, h=⌊(h + stride - 1)/stride⌋, w=⌊(stride + w - 1)/stride⌋]  mini_resnet.arch:14
+            return F.relu(out.add_(out_2), inplace=True)  # [batch, chan=4·width, h=⌊(h + stride - 1)/stride⌋, w=⌊(stride + w - 1)/stride⌋]  mini_resnet.arch:20
         else:
-            return F.relu(bn3.add_(x), inplace=True)  # [batch, chan=4·width, h=⌊(h + stride - 1)/stride⌋, w=⌊(stride + w - 1)/stride⌋]  mini_resnet.arch:20
+            return F.relu(out.add_(x), inplace=True)  # [batch, chan=4·width, h=⌊(h + stride - 1)/stride⌋, w=⌊(stride + w - 1)/stride⌋]  mini_resnet.arch:20
 
 
 class Net(nn.Module):
@@ -63,10 +63,10 @@ class Net(nn.Module):
         self.fc = nn.Linear(256, num_classes)  # mini_resnet.arch:32
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        conv1 = self.conv1(x)  # [batch, chan=64, h=⌊H/2 + 1/2⌋, w=⌊W/2 + 1/2⌋]  mini_resnet.arch:25
-        bn1 = self.bn1(conv1)  # [batch, chan=64, h=⌊H/2 + 1/2⌋, w=⌊W/2 + 1/2⌋]  mini_resnet.arch:26
-        y = F.max_pool2d(F.relu(bn1, inplace=True), 3, stride=2, padding=1)  # [batch, chan=64, h=⌊⌊H/2 + 1/2⌋/2 + 1/2⌋, w=⌊⌊W/2 + 1/2⌋/2 + 1/2⌋]  mini_resnet.arch:27
-        layer1 = self.layer1(y)  # [batch, chan=256, h=⌊⌊H/2 + 1/2⌋/2 + 1/2⌋, w=⌊⌊W/2 + 1/2⌋/2 + 1/2⌋]  mini_resnet.arch:28
-        p = layer1.mean((2, 3))  # [batch, chan=256]  mini_resnet.arch:31
-        fc = self.fc(p)  # [batch, chan=num_classes]  mini_resnet.arch:32
-        return fc  # [batch, chan=num_classes]  mini_resnet.arch:33
+        out = self.conv1(x)  # [batch, chan=64, h=⌊H/2 + 1/2⌋, w=⌊W/2 + 1/2⌋]  mini_resnet.arch:25
+        out = self.bn1(out)  # [batch, chan=64, h=⌊H/2 + 1/2⌋, w=⌊W/2 + 1/2⌋]  mini_resnet.arch:26
+        out = F.max_pool2d(F.relu(out, inplace=True), 3, stride=2, padding=1)  # [batch, chan=64, h=⌊⌊H/2 + 1/2⌋/2 + 1/2⌋, w=⌊⌊W/2 + 1/2⌋/2 + 1/2⌋]  mini_resnet.arch:27
+        out = self.layer1(out)  # [batch, chan=256, h=⌊⌊H/2 + 1/2⌋/2 + 1/2⌋, w=⌊⌊W/2 + 1/2⌋/2 + 1/2⌋]  mini_resnet.arch:28
+        out = out.mean((2, 3))  # [batch, chan=256]  mini_resnet.arch:31
+        out = self.fc(out)  # [batch, chan=num_classes]  mini_resnet.arch:32
+        return out  # [batch, chan=num_classes]  mini_resnet.arch:33

@@ -52,11 +52,11 @@ class InvertedResidual(nn.Module):
         self.stride = stride
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        conv = self.conv(x)  # [batch, chan=cout, h=⌊(h + stride - 1)/stride⌋, w=⌊(stride + w - 1)/stride⌋]  std.vision:81
+        out = self.conv(x)  # [batch, chan=cout, h=⌊(h + stride - 1)/stride⌋, w=⌊(stride + w - 1)/stride⌋]  std.vision:81
         if self.stride == 1 and self.cin == self.cout:
-            return x + conv  # [batch, chan=cin, h, w]  std.vision:87
+            return x + out  # [batch, chan=cin, h, w]  std.vision:87
         else:
-            return conv  # [batch, chan=cout, h=⌊(h + stride - 1)/stride⌋, w=⌊(stride + w - 1)/stride⌋]  std.vision:87
+            return out  # [batch, chan=cout, h=⌊(h + stride - 1)/stride⌋, w=⌊(stride + w - 1)/stride⌋]  std.vision:87
 
 
 class MobileNetV2(nn.Module):
@@ -91,6 +91,6 @@ class MobileNetV2(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        features = self.features(x)  # [batch, chan=1280, h=⌊⌊⌊⌊⌊H/2 + 1/2⌋/2 + 1/2⌋/2 + 1/2⌋/2 + 1/2⌋/2 + 1/2⌋, w=⌊⌊⌊⌊⌊W/2 + 1/2⌋/2 + 1/2⌋/2 + 1/2⌋/2 + 1/2⌋/2 + 1/2⌋]  mobilenet_v2.arch:29
-        classifier = self.classifier(features.mean((2, 3)))  # [batch, chan=num_classes]  mobilenet_v2.arch:37
-        return classifier  # [batch, chan=num_classes]  mobilenet_v2.arch:41
+        out = self.features(x)  # [batch, chan=1280, h=⌊⌊⌊⌊⌊H/2 + 1/2⌋/2 + 1/2⌋/2 + 1/2⌋/2 + 1/2⌋/2 + 1/2⌋, w=⌊⌊⌊⌊⌊W/2 + 1/2⌋/2 + 1/2⌋/2 + 1/2⌋/2 + 1/2⌋/2 + 1/2⌋]  mobilenet_v2.arch:29
+        out = self.classifier(out.mean((2, 3)))  # [batch, chan=num_classes]  mobilenet_v2.arch:37
+        return out  # [batch, chan=num_classes]  mobilenet_v2.arch:41

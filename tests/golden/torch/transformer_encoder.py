@@ -24,13 +24,13 @@ class TransformerEncoderLayer(nn.Module):
         self.norm2 = nn.LayerNorm(d_model)  # std.transformer:75
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self_attn = self.self_attn(x, x, x, need_weights=False)[0]  # [batch, tok, chan=d_model]  std.transformer:63
-        norm1 = self.norm1(x + F.dropout(self_attn, self.dropout, self.training))  # [batch, tok, chan=d_model]  std.transformer:64
-        linear1 = self.linear1(norm1)  # [batch, tok, chan=d_ff]  std.transformer:68
-        h = F.relu(linear1, inplace=True)  # [batch, tok, chan=d_ff]  std.transformer:69
-        linear2 = self.linear2(F.dropout(h, self.dropout, self.training))  # [batch, tok, chan=d_model]  std.transformer:70
-        norm2 = self.norm2(norm1 + F.dropout(linear2, self.dropout, self.training))  # [batch, tok, chan=d_model]  std.transformer:75
-        return norm2  # [batch, tok, chan=d_model]  std.transformer:76
+        out = self.self_attn(x, x, x, need_weights=False)[0]  # [batch, tok, chan=d_model]  std.transformer:63
+        norm1 = self.norm1(x + F.dropout(out, self.dropout, self.training))  # [batch, tok, chan=d_model]  std.transformer:64
+        out_2 = self.linear1(norm1)  # [batch, tok, chan=d_ff]  std.transformer:68
+        out_2 = F.relu(out_2, inplace=True)  # [batch, tok, chan=d_ff]  std.transformer:69
+        out_2 = self.linear2(F.dropout(out_2, self.dropout, self.training))  # [batch, tok, chan=d_model]  std.transformer:70
+        out_2 = self.norm2(norm1 + F.dropout(out_2, self.dropout, self.training))  # [batch, tok, chan=d_model]  std.transformer:75
+        return out_2  # [batch, tok, chan=d_model]  std.transformer:76
 
 
 class TransformerEncoder(nn.Module):
@@ -48,5 +48,5 @@ class TransformerEncoder(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        layers = self.layers(x)  # [batch, tok=L, chan=d_model]  transformer_encoder.arch:18
-        return layers  # [batch, tok=L, chan=d_model]  transformer_encoder.arch:21
+        out = self.layers(x)  # [batch, tok=L, chan=d_model]  transformer_encoder.arch:18
+        return out  # [batch, tok=L, chan=d_model]  transformer_encoder.arch:21

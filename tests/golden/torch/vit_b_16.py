@@ -37,12 +37,12 @@ class EncoderBlock(nn.Module):
         self.mlp = MLP(dim, mlp_dim)  # std.transformer:44
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        ln_1 = self.ln_1(x)  # [batch, tok, chan=dim]  std.transformer:40
-        self_attention = self.self_attention(ln_1, ln_1, ln_1, need_weights=False)[0]  # [batch, tok, chan=dim]  std.transformer:41
-        add = F.dropout(self_attention, 0.0, self.training) + x  # [batch, tok, chan=dim]  std.transformer:42
-        ln_2 = self.ln_2(add)  # [batch, tok, chan=dim]  std.transformer:43
-        mlp = self.mlp(ln_2)  # [batch, tok, chan=dim]  std.transformer:44
-        return add + mlp  # [batch, tok, chan=dim]  std.transformer:45
+        out = self.ln_1(x)  # [batch, tok, chan=dim]  std.transformer:40
+        out = self.self_attention(out, out, out, need_weights=False)[0]  # [batch, tok, chan=dim]  std.transformer:41
+        add = F.dropout(out, 0.0, self.training) + x  # [batch, tok, chan=dim]  std.transformer:42
+        out_2 = self.ln_2(add)  # [batch, tok, chan=dim]  std.transformer:43
+        out_2 = self.mlp(out_2)  # [batch, tok, chan=dim]  std.transformer:44
+        return add + out_2  # [batch, tok, chan=dim]  std.transformer:45
 
 
 class Encoder(nn.Module):
@@ -68,9 +68,9 @@ class Encoder(nn.Module):
         self.ln = nn.LayerNorm(dim, eps=1e-06)  # vit_b_16.arch:21
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        layers = self.layers(F.dropout(x + self.pos_embedding, 0.0, self.training))  # [batch, tok=seq_length, chan=dim]  vit_b_16.arch:17
-        ln = self.ln(layers)  # [batch, tok=seq_length, chan=dim]  vit_b_16.arch:21
-        return ln  # [batch, tok=seq_length, chan=dim]  vit_b_16.arch:22
+        out = self.layers(F.dropout(x + self.pos_embedding, 0.0, self.training))  # [batch, tok=seq_length, chan=dim]  vit_b_16.arch:17
+        out = self.ln(out)  # [batch, tok=seq_length, chan=dim]  vit_b_16.arch:21
+        return out  # [batch, tok=seq_length, chan=dim]  vit_b_16.arch:22
 
 
 class ViT_B_16(nn.Module):
@@ -92,9 +92,9 @@ class ViT_B_16(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch = x.shape[0]
-        conv_proj = self.conv_proj(x)  # [batch, chan=dim, h=⌊H/patch⌋, w=⌊W/patch⌋]  vit_b_16.arch:31
-        patches = conv_proj.permute(0, 2, 3, 1).flatten(1, 2)  # [batch, tok=⌊H/patch⌋·⌊W/patch⌋, chan=dim]  vit_b_16.arch:32
-        tokens = torch.cat([self.class_token.expand(batch, -1, -1), patches], dim=1)  # [batch, tok=⌊H/patch⌋·⌊W/patch⌋ + 1, chan=dim]  vit_b_16.arch:34
-        encoder = self.encoder(tokens)  # [batch, tok=⌊H/patch⌋·⌊W/patch⌋ + 1, chan=dim]  vit_b_16.arch:35
-        heads = self.heads(torch.split(encoder, [1, (self.H // self.patch) * (self.W // self.patch)], dim=1)[0].flatten(1, 2))  # [batch, chan=num_classes]  vit_b_16.arch:37
-        return heads  # [batch, chan=num_classes]  vit_b_16.arch:40
+        out = self.conv_proj(x)  # [batch, chan=dim, h=⌊H/patch⌋, w=⌊W/patch⌋]  vit_b_16.arch:31
+        out = out.permute(0, 2, 3, 1).flatten(1, 2)  # [batch, tok=⌊H/patch⌋·⌊W/patch⌋, chan=dim]  vit_b_16.arch:32
+        out = torch.cat([self.class_token.expand(batch, -1, -1), out], dim=1)  # [batch, tok=⌊H/patch⌋·⌊W/patch⌋ + 1, chan=dim]  vit_b_16.arch:34
+        out = self.encoder(out)  # [batch, tok=⌊H/patch⌋·⌊W/patch⌋ + 1, chan=dim]  vit_b_16.arch:35
+        out = self.heads(torch.split(out, [1, (self.H // self.patch) * (self.W // self.patch)], dim=1)[0].flatten(1, 2))  # [batch, chan=num_classes]  vit_b_16.arch:37
+        return out  # [batch, chan=num_classes]  vit_b_16.arch:40

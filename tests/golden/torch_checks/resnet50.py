@@ -69,17 +69,17 @@ class Bottleneck(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_shape(x, 'Bottleneck (std.vision:53)', 'input x', ('batch', 'chan', 'h', 'w'), {'chan': ('cin', self.cin)})
-        conv1 = self.conv1(x)  # [batch, chan=groups·⌊planes·width_per_group/64⌋, h, w]  std.vision:55
-        bn1 = self.bn1(conv1)  # [batch, chan=groups·⌊planes·width_per_group/64⌋, h, w]  std.vision:56
-        conv2 = self.conv2(F.relu(bn1, inplace=True))  # [batch, chan=groups·⌊planes·width_per_group/64⌋, h=⌊(h + stride - 1)/stride⌋, w=⌊(stride + w - 1)/stride⌋]  std.vision:57
-        bn2 = self.bn2(conv2)  # [batch, chan=groups·⌊planes·width_per_group/64⌋, h=⌊(h + stride - 1)/stride⌋, w=⌊(stride + w - 1)/stride⌋]  std.vision:58
-        conv3 = self.conv3(F.relu(bn2, inplace=True))  # [batch, chan=4·planes, h=⌊(h + stride - 1)/stride⌋, w=⌊(stride + w - 1)/stride⌋]  std.vision:59
-        bn3 = self.bn3(conv3)  # [batch, chan=4·planes, h=⌊(h + stride - 1)/stride⌋, w=⌊(stride + w - 1)/stride⌋]  std.vision:60
+        out = self.conv1(x)  # [batch, chan=groups·⌊planes·width_per_group/64⌋, h, w]  std.vision:55
+        out = self.bn1(out)  # [batch, chan=groups·⌊planes·width_per_group/64⌋, h, w]  std.vision:56
+        out = self.conv2(F.relu(out, inplace=True))  # [batch, chan=groups·⌊planes·width_per_group/64⌋, h=⌊(h + stride - 1)/stride⌋, w=⌊(stride + w - 1)/stride⌋]  std.vision:57
+        out = self.bn2(out)  # [batch, chan=groups·⌊planes·width_per_group/64⌋, h=⌊(h + stride - 1)/stride⌋, w=⌊(stride + w - 1)/stride⌋]  std.vision:58
+        out = self.conv3(F.relu(out, inplace=True))  # [batch, chan=4·planes, h=⌊(h + stride - 1)/stride⌋, w=⌊(stride + w - 1)/stride⌋]  std.vision:59
+        out = self.bn3(out)  # [batch, chan=4·planes, h=⌊(h + stride - 1)/stride⌋, w=⌊(stride + w - 1)/stride⌋]  std.vision:60
         if self.stride != 1 or self.cin != 4 * self.planes:
-            downsample = self.downsample(x)  # [batch, chan=4·planes, h=⌊(h + stride - 1)/stride⌋, w=⌊(stride + w - 1)/stride⌋]  std.vision:63
-            output = F.relu(bn3.add_(downsample), inplace=True)  # [batch, chan=4·planes, h=⌊(h + stride - 1)/stride⌋, w=⌊(stride + w - 1)/stride⌋]  std.vision:69
+            out_2 = self.downsample(x)  # [batch, chan=4·planes, h=⌊(h + stride - 1)/stride⌋, w=⌊(stride + w - 1)/stride⌋]  std.vision:63
+            output = F.relu(out.add_(out_2), inplace=True)  # [batch, chan=4·planes, h=⌊(h + stride - 1)/stride⌋, w=⌊(stride + w - 1)/stride⌋]  std.vision:69
         else:
-            output = F.relu(bn3.add_(x), inplace=True)  # [batch, chan=4·planes, h=⌊(h + stride - 1)/stride⌋, w=⌊(stride + w - 1)/stride⌋]  std.vision:69
+            output = F.relu(out.add_(x), inplace=True)  # [batch, chan=4·planes, h=⌊(h + stride - 1)/stride⌋, w=⌊(stride + w - 1)/stride⌋]  std.vision:69
         check_shape(output, 'Bottleneck (std.vision:69)', 'output', ('batch', 'chan', 'h', 'w'), {
             'batch': ('batch', x.shape[0]),
             'chan': ('4·planes', 4 * self.planes),

@@ -45,14 +45,14 @@ class DoubleConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_shape(x, 'DoubleConv (unet.arch:18)', 'input x', ('batch', 'chan', 'h', 'w'), {'chan': ('cin', self.cin)})
-        net = self.net(x)  # [batch, chan=cout, h, w]  unet.arch:19
-        check_shape(net, 'DoubleConv (unet.arch:27)', 'output', ('batch', 'chan', 'h', 'w'), {
+        out = self.net(x)  # [batch, chan=cout, h, w]  unet.arch:19
+        check_shape(out, 'DoubleConv (unet.arch:27)', 'output', ('batch', 'chan', 'h', 'w'), {
             'batch': ('batch', x.shape[0]),
             'chan': ('cout', self.cout),
             'h': ('h', x.shape[2]),
             'w': ('w', x.shape[3]),
         })
-        return net  # [batch, chan=cout, h, w]  unet.arch:27
+        return out  # [batch, chan=cout, h, w]  unet.arch:27
 
 
 class UNet(nn.Module):
@@ -86,31 +86,31 @@ class UNet(nn.Module):
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         check_shape(image, 'UNet (unet.arch:31)', 'input image', ('batch', 'chan', 'h', 'w'), {'chan': ('in_channels', self.in_channels)})
         inc = self.inc(image)  # [batch, chan=base, h=H, w=W]  unet.arch:34
-        pooled = F.max_pool2d(inc, 2)  # [batch, chan=base, h=⌊H/2⌋, w=⌊W/2⌋]  unet.arch:38
-        down_0 = self.down[0](pooled)  # [batch, chan=2·base, h=⌊H/2⌋, w=⌊W/2⌋]  unet.arch:39
-        pooled_2 = F.max_pool2d(down_0, 2)  # [batch, chan=2·base, h=⌊⌊H/2⌋/2⌋, w=⌊⌊W/2⌋/2⌋]  unet.arch:38
-        down_1 = self.down[1](pooled_2)  # [batch, chan=4·base, h=⌊⌊H/2⌋/2⌋, w=⌊⌊W/2⌋/2⌋]  unet.arch:39
-        pooled_3 = F.max_pool2d(down_1, 2)  # [batch, chan=4·base, h=⌊⌊⌊H/2⌋/2⌋/2⌋, w=⌊⌊⌊W/2⌋/2⌋/2⌋]  unet.arch:38
-        down_2 = self.down[2](pooled_3)  # [batch, chan=8·base, h=⌊⌊⌊H/2⌋/2⌋/2⌋, w=⌊⌊⌊W/2⌋/2⌋/2⌋]  unet.arch:39
-        pooled_4 = F.max_pool2d(down_2, 2)  # [batch, chan=8·base, h=⌊⌊⌊⌊H/2⌋/2⌋/2⌋/2⌋, w=⌊⌊⌊⌊W/2⌋/2⌋/2⌋/2⌋]  unet.arch:38
-        down_3 = self.down[3](pooled_4)  # [batch, chan=16·base, h=⌊⌊⌊⌊H/2⌋/2⌋/2⌋/2⌋, w=⌊⌊⌊⌊W/2⌋/2⌋/2⌋/2⌋]  unet.arch:39
-        upconv_0 = self.upconv[0](down_3)  # [batch, chan=8·base, h=2·⌊⌊⌊⌊H/2⌋/2⌋/2⌋/2⌋, w=2·⌊⌊⌊⌊W/2⌋/2⌋/2⌋/2⌋]  unet.arch:47
-        joined = torch.cat([down_2, upconv_0], dim=1)  # [batch, chan=16·base, h=⌊⌊⌊H/2⌋/2⌋/2⌋, w=⌊⌊⌊W/2⌋/2⌋/2⌋]  unet.arch:48
-        up_0 = self.up[0](joined)  # [batch, chan=8·base, h=⌊⌊⌊H/2⌋/2⌋/2⌋, w=⌊⌊⌊W/2⌋/2⌋/2⌋]  unet.arch:49
-        upconv_1 = self.upconv[1](up_0)  # [batch, chan=4·base, h=2·⌊⌊⌊H/2⌋/2⌋/2⌋, w=2·⌊⌊⌊W/2⌋/2⌋/2⌋]  unet.arch:47
-        joined_2 = torch.cat([down_1, upconv_1], dim=1)  # [batch, chan=8·base, h=⌊⌊H/2⌋/2⌋, w=⌊⌊W/2⌋/2⌋]  unet.arch:48
-        up_1 = self.up[1](joined_2)  # [batch, chan=4·base, h=⌊⌊H/2⌋/2⌋, w=⌊⌊W/2⌋/2⌋]  unet.arch:49
-        upconv_2 = self.upconv[2](up_1)  # [batch, chan=2·base, h=2·⌊⌊H/2⌋/2⌋, w=2·⌊⌊W/2⌋/2⌋]  unet.arch:47
-        joined_3 = torch.cat([down_0, upconv_2], dim=1)  # [batch, chan=4·base, h=⌊H/2⌋, w=⌊W/2⌋]  unet.arch:48
-        up_2 = self.up[2](joined_3)  # [batch, chan=2·base, h=⌊H/2⌋, w=⌊W/2⌋]  unet.arch:49
-        upconv_3 = self.upconv[3](up_2)  # [batch, chan=base, h=2·⌊H/2⌋, w=2·⌊W/2⌋]  unet.arch:47
-        joined_4 = torch.cat([inc, upconv_3], dim=1)  # [batch, chan=2·base, h=H, w=W]  unet.arch:48
-        up_3 = self.up[3](joined_4)  # [batch, chan=base, h=H, w=W]  unet.arch:49
-        outc = self.outc(up_3)  # [batch, chan=classes, h=H, w=W]  unet.arch:53
-        check_shape(outc, 'UNet (unet.arch:54)', 'output', ('batch', 'chan', 'h', 'w'), {
+        out = F.max_pool2d(inc, 2)  # [batch, chan=base, h=⌊H/2⌋, w=⌊W/2⌋]  unet.arch:38
+        down_0 = self.down[0](out)  # [batch, chan=2·base, h=⌊H/2⌋, w=⌊W/2⌋]  unet.arch:39
+        out_2 = F.max_pool2d(down_0, 2)  # [batch, chan=2·base, h=⌊⌊H/2⌋/2⌋, w=⌊⌊W/2⌋/2⌋]  unet.arch:38
+        down_1 = self.down[1](out_2)  # [batch, chan=4·base, h=⌊⌊H/2⌋/2⌋, w=⌊⌊W/2⌋/2⌋]  unet.arch:39
+        out_3 = F.max_pool2d(down_1, 2)  # [batch, chan=4·base, h=⌊⌊⌊H/2⌋/2⌋/2⌋, w=⌊⌊⌊W/2⌋/2⌋/2⌋]  unet.arch:38
+        down_2 = self.down[2](out_3)  # [batch, chan=8·base, h=⌊⌊⌊H/2⌋/2⌋/2⌋, w=⌊⌊⌊W/2⌋/2⌋/2⌋]  unet.arch:39
+        out_4 = F.max_pool2d(down_2, 2)  # [batch, chan=8·base, h=⌊⌊⌊⌊H/2⌋/2⌋/2⌋/2⌋, w=⌊⌊⌊⌊W/2⌋/2⌋/2⌋/2⌋]  unet.arch:38
+        out_4 = self.down[3](out_4)  # [batch, chan=16·base, h=⌊⌊⌊⌊H/2⌋/2⌋/2⌋/2⌋, w=⌊⌊⌊⌊W/2⌋/2⌋/2⌋/2⌋]  unet.arch:39
+        out_4 = self.upconv[0](out_4)  # [batch, chan=8·base, h=2·⌊⌊⌊⌊H/2⌋/2⌋/2⌋/2⌋, w=2·⌊⌊⌊⌊W/2⌋/2⌋/2⌋/2⌋]  unet.arch:47
+        out_4 = torch.cat([down_2, out_4], dim=1)  # [batch, chan=16·base, h=⌊⌊⌊H/2⌋/2⌋/2⌋, w=⌊⌊⌊W/2⌋/2⌋/2⌋]  unet.arch:48
+        out_4 = self.up[0](out_4)  # [batch, chan=8·base, h=⌊⌊⌊H/2⌋/2⌋/2⌋, w=⌊⌊⌊W/2⌋/2⌋/2⌋]  unet.arch:49
+        out_4 = self.upconv[1](out_4)  # [batch, chan=4·base, h=2·⌊⌊⌊H/2⌋/2⌋/2⌋, w=2·⌊⌊⌊W/2⌋/2⌋/2⌋]  unet.arch:47
+        out_4 = torch.cat([down_1, out_4], dim=1)  # [batch, chan=8·base, h=⌊⌊H/2⌋/2⌋, w=⌊⌊W/2⌋/2⌋]  unet.arch:48
+        out_4 = self.up[1](out_4)  # [batch, chan=4·base, h=⌊⌊H/2⌋/2⌋, w=⌊⌊W/2⌋/2⌋]  unet.arch:49
+        out_4 = self.upconv[2](out_4)  # [batch, chan=2·base, h=2·⌊⌊H/2⌋/2⌋, w=2·⌊⌊W/2⌋/2⌋]  unet.arch:47
+        out_4 = torch.cat([down_0, out_4], dim=1)  # [batch, chan=4·base, h=⌊H/2⌋, w=⌊W/2⌋]  unet.arch:48
+        out_4 = self.up[2](out_4)  # [batch, chan=2·base, h=⌊H/2⌋, w=⌊W/2⌋]  unet.arch:49
+        out_4 = self.upconv[3](out_4)  # [batch, chan=base, h=2·⌊H/2⌋, w=2·⌊W/2⌋]  unet.arch:47
+        out_4 = torch.cat([inc, out_4], dim=1)  # [batch, chan=2·base, h=H, w=W]  unet.arch:48
+        out_4 = self.up[3](out_4)  # [batch, chan=base, h=H, w=W]  unet.arch:49
+        out_4 = self.outc(out_4)  # [batch, chan=classes, h=H, w=W]  unet.arch:53
+        check_shape(out_4, 'UNet (unet.arch:54)', 'output', ('batch', 'chan', 'h', 'w'), {
             'batch': ('batch', image.shape[0]),
             'chan': ('classes', self.classes),
             'h': ('H', image.shape[2]),
             'w': ('W', image.shape[3]),
         })
-        return outc  # [batch, chan=classes, h=H, w=W]  unet.arch:54
+        return out_4  # [batch, chan=classes, h=H, w=W]  unet.arch:54
