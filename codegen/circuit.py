@@ -33,7 +33,7 @@ from html import escape
 from typing import Any
 
 from archc.codegen.glyphs import GLYPHS, detail
-from archc.codegen.graph import Run, container, find_runs
+from archc.codegen.graph import Run, fold
 from archc.diagnostics import ArchError, Diagnostic
 from archc.dsl.ir import Graph, Node, Op, TensorType, TupleType
 from archc.shapes.legend import Legend
@@ -168,31 +168,10 @@ class _Builder:
 
     def _collect(self, expand: Sequence[str], depth: int | None) -> None:
         g = self.g
-        runs = find_runs(g, expand)
-        conts = {n.id: container(g, n) for n in g}
-        draw = {n.id: n.id for n in g}
-        member: dict[int, list[tuple[int, int]]] = {n.id: [] for n in g}
-        hidden: set[str] = set()
-        self.runs: dict[str, Run] = {}
-        for ri, run in enumerate(runs):
-            if any(run.rep == h or run.rep.startswith(h + ".") for h in hidden):
-                continue
-            self.runs[run.rep] = run
-            per = [[n for n in g if conts[n.id] == e or conts[n.id].startswith(e + ".")] for e in run.elements]
-            for idx, (e, nodes) in enumerate(zip(run.elements, per)):
-                for n, r in zip(nodes, per[0]):
-                    draw[n.id] = draw[r.id]
-                    member[n.id].append((ri, idx))
-                if idx:
-                    hidden.add(e)
+        f = fold(g, expand, depth)
+        conts, draw, member, box = f.conts, f.draw, f.member, f.box
+        self.runs: dict[str, Run] = f.run_of
         self.conts = conts
-        box: dict[int, str] = {}
-        if depth is not None:
-            d = max(depth, 1)
-            for n in g:
-                c = conts[draw[n.id]]
-                if c and c.count(".") + 1 >= d:
-                    box[n.id] = ".".join(c.split(".")[:d])
 
         def key(i: int) -> str:
             return f"m:{box[i]}" if i in box else f"n{draw[i]}"

@@ -152,16 +152,24 @@ def _colour(v: int, lo: float, hi: float) -> str:
     return SCALE[min(len(SCALE) - 1, int(t * len(SCALE)))]
 
 
-def build(g: Graph, expand: Sequence[str] = (), depth: int | None = None,
-          annotate: str | None = None, title: str | None = None) -> Diagram:
-    """The DOT diagram of `g` (see the module docstring for `expand` and `depth`)."""
-    if annotate is not None and annotate not in ANNOTATE:
-        raise ValueError(f"annotate must be one of {ANNOTATE}")
+@dataclasses.dataclass
+class Folding:
+    """What each node is drawn as once repeats collapse and deep modules fold (both styles use it)."""
+
+    conts: dict[int, str]  # node -> the module that contains it
+    draw: dict[int, int]  # node -> the node that draws it (its counterpart in its run's first element)
+    member: dict[int, list[tuple[int, int]]]  # node -> (run number, element index) of the runs it is in
+    hidden: set[str]  # elements of runs that are not drawn (all but the first)
+    run_of: dict[str, Run]  # a drawn run's first element -> the run
+    box: dict[int, str]  # node -> the module box at `depth` that stands for it
+
+
+def fold(g: Graph, expand: Sequence[str] = (), depth: int | None = None) -> Folding:
+    """Collapse runs of identical repeated elements (unless expanded) and fold modules below `depth`."""
     runs = find_runs(g, expand)
     conts = {n.id: container(g, n) for n in g}
-    # Map every node to the node that draws it: its counterpart in the first element of its run.
     draw = {n.id: n.id for n in g}
-    membership: dict[int, list[tuple[int, int]]] = {n.id: [] for n in g}
+    member: dict[int, list[tuple[int, int]]] = {n.id: [] for n in g}
     hidden: set[str] = set()
     run_of: dict[str, Run] = {}
     for ri, run in enumerate(runs):
@@ -172,7 +180,7 @@ def build(g: Graph, expand: Sequence[str] = (), depth: int | None = None,
         for idx, (e, nodes) in enumerate(zip(run.elements, per)):
             for n, r in zip(nodes, per[0]):
                 draw[n.id] = draw[r.id]
-                membership[n.id].append((ri, idx))
+                member[n.id].append((ri, idx))
             if idx:
                 hidden.add(e)
     # Depth: a node inside a module deeper than `depth` is drawn as that module's box.
@@ -183,6 +191,16 @@ def build(g: Graph, expand: Sequence[str] = (), depth: int | None = None,
             c = conts[draw[n.id]]
             if c and c.count(".") + 1 >= d:
                 box[n.id] = ".".join(c.split(".")[:d])
+    return Folding(conts, draw, member, hidden, run_of, box)
+
+
+def build(g: Graph, expand: Sequence[str] = (), depth: int | None = None,
+          annotate: str | None = None, title: str | None = None) -> Diagram:
+    """The DOT diagram of `g` (see the module docstring for `expand` and `depth`)."""
+    if annotate is not None and annotate not in ANNOTATE:
+        raise ValueError(f"annotate must be one of {ANNOTATE}")
+    f = fold(g, expand, depth)
+    conts, draw, membership, hidden, run_of, box = f.conts, f.draw, f.member, f.hidden, f.run_of, f.box
     costs = _costs(g, annotate) if annotate else {}
     legend = Legend((n.type for n in g), reserved=g.sizes)
 
@@ -265,7 +283,7 @@ def build(g: Graph, expand: Sequence[str] = (), depth: int | None = None,
     if legend.rows:
         rows = "\\l".join(f"{k} = {v}" for k, v in legend.rows) + "\\l"
         dot.body.append(f'  "legend" [shape=note, fontsize="9", label="derived sizes\\n{rows}"]\n')
-    collapsed = [(r.rep, len(r.elements)) for r in runs if r.rep in run_of]
+    collapsed = [(r.rep, len(r.elements)) for r in run_of.values()]
     n_nodes = len(seen)
     return Diagram(dot.source, n_nodes, len(edges), collapsed, weight if annotate else {})
 
