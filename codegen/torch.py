@@ -20,7 +20,9 @@ becomes the body of one `nn.Module` class (codegen/torch_class.py):
     `nn.ModuleList`, a `param` an `nn.Parameter`. A block whose output is
     `out seq(x) {...}` is itself an `nn.Sequential` subclass.
   - `forward` is the trace's dataflow in order: one line per named value,
-    unnamed single-use values inlined (`F.relu(bn3 + x)`), no loops (repetition
+    unnamed single-use values inlined (`F.relu(bn3 + x)`); a value used once
+    lives in a chain variable (`out = self.bn1(out)`) so its memory is freed
+    as soon as it dies; no loops (repetition
     lives in nn.Sequential / nn.ModuleList, or is unrolled). Each line carries
     a comment with the value's named shape and the `.arch` line it comes from.
   - Decisions: a condition on parameters the trace could not decide from the
@@ -68,8 +70,8 @@ trace: a torch.fx graph maps onto the same `Graph` + `ModuleInfo` tree.
         self.fc = nn.Linear(8, n)  # net.arch:3
 <BLANKLINE>
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        fc = self.fc(x)  # [b=1, c=n]  net.arch:3
-        return F.relu(fc, inplace=True)  # [b=1, c=n]  net.arch:4
+        out = self.fc(x)  # [b=1, c=n]  net.arch:3
+        return F.relu(out, inplace=True)  # [b=1, c=n]  net.arch:4
 """
 
 from __future__ import annotations

@@ -31,8 +31,8 @@ unchanged, byte for byte.
 >>> text = generate(load("net.arch", src), checks=True).text
 >>> for line in text.splitlines()[-8:]: print(line)
         check_shape(x, 'Net (net.arch:3)', 'input x', ('b', 'c'), {'c': ('8', 8)})
-        fc = self.fc(x)  # [b, c=n]  net.arch:4
-        output = F.relu(fc, inplace=True)  # [b, c=n]  net.arch:5
+        out = self.fc(x)  # [b, c=n]  net.arch:4
+        output = F.relu(out, inplace=True)  # [b, c=n]  net.arch:5
         check_shape(output, 'Net (net.arch:5)', 'output', ('b', 'c'), {
             'b': ('b', x.shape[0]),
             'c': ('n', self.n),
