@@ -1,9 +1,12 @@
 """The circuit style: a neural circuit diagram (Abbott, TMLR 2024) of the typed graph, drawn as SVG.
 
 Left to right, columns alternate operations and data. Every value is a bundle
-of horizontal wires in a *lane*, one wire per named axis, labelled `name=size`
-(legend names for derived sizes) just after the op that makes it; the tensors
-of a tuple are separated by a dashed line. An op's glyph (from
+of horizontal wires in a *lane*, one wire per named axis. A wire is labelled
+`name=size` (legend names for derived sizes) just after the op that makes it
+when its axis is new or its size changed since the previous column of the same
+value chain (the op's first input), and always at an input and at the first
+column of each block region; the tensors of a tuple are separated by a dashed
+line. An op's glyph (from
 `codegen.glyphs`) covers only the wires of the axes it acts on; the others
 run straight past it, which is how broadcasting is drawn. A value used twice
 fans out at copy dots; joins merge wires at dots marked +. Blocks and
@@ -16,10 +19,12 @@ whose `texts` are the boxes of every piece of drawn text (a character-width
 estimate), so tests can check that no two intersect. Output is deterministic.
 
 >>> import archc
->>> m = archc.loads('block B() { in x: [n = 2, c = 8]\\n fc = linear(x, c -> 4)\\n out fc }')
+>>> m = archc.loads('block B() { in x: [n = 2, c = 8]\\n fc = linear(x, c -> 4)\\n out relu(fc) }')
 >>> lay = layout(m.check().graph)
 >>> [w.label for w in lay.wires]
-['n=2', 'c=8', 'n=2', 'c=4']
+['n=2', 'c=8', 'n=2', 'c=4', 'n=2', 'c=4']
+>>> [w.label for w in lay.wires if w.shown]  # n=2 runs on unchanged past L; outputs are labelled
+['n=2', 'c=8', 'c=4', 'n=2', 'c=4']
 >>> lay.svg().startswith('<svg')
 True
 """
@@ -27,13 +32,14 @@ True
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Sequence
 from html import escape
 from typing import Any
 
 from archc.codegen.glyphs import GLYPHS, detail
-from archc.codegen.graph import Run, fold
+from archc.codegen.graph import ANNOTATE, SCALE, Run, _colour, _costs, _fmt_num, fold
 from archc.diagnostics import ArchError, Diagnostic
 from archc.dsl.ir import Graph, Node, Op, TensorType, TupleType
 from archc.shapes.legend import Legend
@@ -56,7 +62,7 @@ class Box:
     w: float
     h: float
     text: str
-    kind: str  # "wire" | "glyph" | "title" | "run" | "legend"
+    kind: str  # "wire" | "glyph" | "title" | "run" | "legend" | "cost"
 
     def hits(self, o: Box) -> bool:
         return self.x < o.x + o.w and o.x < self.x + self.w and self.y < o.y + o.h and o.y < self.y + self.h
@@ -68,6 +74,7 @@ class Wire:
     axis: str
     label: str   # "name=size"
     y: float
+    shown: bool = True  # whether the label is drawn (see `_Builder._shown`)
 
 
 @dataclasses.dataclass
@@ -95,6 +102,7 @@ class Layout:
     glyphs: list[str]            # item keys that got a glyph element
     collapsed: list[tuple[str, int]]
     body: list[str]              # the SVG elements
+    weights: dict[str, int] = dataclasses.field(default_factory=dict)  # annotate: item key -> its figure
 
     @property
     def summary(self) -> str:
@@ -155,14 +163,24 @@ def acts(n: Node) -> set[str] | None:
 
 
 class _Builder:
-    def __init__(self, g: Graph, expand: Sequence[str], depth: int | None):
+    def __init__(self, g: Graph, expand: Sequence[str], depth: int | None, annotate: str | None = None):
         self.g = g
+        self.annotate = annotate
         self.legend = Legend((n.type for n in g), reserved=g.sizes)
         self.body: list[str] = []
         self.texts: list[Box] = []
         self.wires: list[Wire] = []
         self.glyphs: list[str] = []
         self._collect(expand, depth)
+        # Costs add up on whatever draws them (a run's drawn column carries all N elements).
+        self.weights: dict[str, int] = {}
+        if annotate is not None:
+            costs = _costs(g, annotate)
+            for n in g:
+                k = self.key_of[n.id]
+                self.weights[k] = self.weights.get(k, 0) + costs.get(n.id, 0)
+        nonzero = [v for v in self.weights.values() if v > 0]
+        self.scale = (math.log10(min(nonzero)), math.log10(max(nonzero))) if nonzero else (0.0, 0.0)
 
     # ---- which columns are drawn ---------------------------------------------------------
 
@@ -195,6 +213,7 @@ class _Builder:
                     items[k].inputs.append(ks)
         self.items = list(items.values())
         self.by_key = items
+        self.key_of = {n.id: key(n.id) for n in g}
         outs = {key(i) for i in g.outputs}
         self.outputs = [k for k in items if k in outs]
 
@@ -229,6 +248,36 @@ class _Builder:
         self.lanes = max(len(free), 1)
         self.max_wires = max((len(_slots(it.node.type)) for it in self.items), default=1)
 
+    def _label(self, s: tuple[str, Any]) -> str:
+        return f"{s[0]}={self.legend.size_str(s[1])}"
+
+    def _mark_fresh(self) -> None:
+        """The items that open a block region (the first drawn column inside it): they label every wire."""
+        self.fresh: set[str] = set()
+        seen: set[str] = set()
+        for it in self.items:
+            c = self.conts[it.node.id]
+            if it.module is not None:
+                m = self.g.modules.get(it.module)
+                c = (m.parent or "") if m else ""
+            while c:
+                m = self.g.modules.get(c)
+                if m is not None and m.kind == "block" and c not in seen:
+                    seen.add(c)
+                    self.fresh.add(it.key)
+                c = (m.parent or "") if m else c.rpartition(".")[0]
+
+    def _shown(self, it: Item) -> list[bool]:
+        """Per slot of `it`'s value: is its wire labelled? Yes at an input, at a block region's first column,
+        on the diagram's outputs, where the value moves to another lane than its chain's, and where the
+        axis is new or its size changed since the previous column of the chain (`inputs[0]`)."""
+        slots = _slots(it.node.type)
+        if (not it.inputs or it.key in self.fresh or it.node.id in self.g.outputs
+                or it.lane != self.by_key[it.inputs[0]].lane):
+            return [s is not None for s in slots]
+        before = {self._label(s) for s in _slots(self.by_key[it.inputs[0]].node.type) if s is not None}
+        return [s is not None and self._label(s) not in before for s in slots]
+
     def _glyph_text(self, it: Item) -> str:
         n = it.node
         if it.module is not None:
@@ -253,6 +302,12 @@ class _Builder:
             return f"➤{gl.symbol}➤"
         return gl.symbol
 
+    def _figure(self, it: Item) -> str:
+        """The annotation drawn under the glyph ('' without --annotate)."""
+        if self.annotate is None:
+            return ""
+        return _fmt_num(self.weights.get(it.key, 0))
+
     # ---- geometry --------------------------------------------------------------------------
 
     def lane_top(self, lane: int) -> float:
@@ -269,12 +324,13 @@ class _Builder:
 
     def build(self) -> Layout:
         self._place()
+        self._mark_fresh()
         self.lane_h = HEAD + 12 + self.max_wires * GAP + 10
         # Column widths: the glyph, then room for the labels of the value it makes, then a curve.
         x = 20.0
         for it in self.items:
-            labels = [f"{s[0]}={self.legend.size_str(s[1])}" for s in _slots(it.node.type) if s is not None]
-            it.w = max(22.0, len(self._glyph_text(it)) * CW + 12)
+            labels = [self._label(s) for s, on in zip(_slots(it.node.type), self._shown(it)) if s is not None and on]
+            it.w = max(22.0, len(self._glyph_text(it)) * CW + 12, len(self._figure(it)) * CW + 8)
             x += CURVE
             it.x = x
             x += it.w + 4 + max((len(s) * CW for s in labels), default=0) + 8
@@ -293,6 +349,8 @@ class _Builder:
                 self._text(28, y, f"{k} = {v}", "legend")
                 y += TITLE_H
             y += 4
+        if self.annotate is not None and any(v > 0 for v in self.weights.values()):
+            y = self._key(y)
         regions = self._regions()
         rows = self._rows([(r[1], r[2]) for r in regions])
         self.top = y + (max(rows, default=-1) + 1) * TITLE_H + 6
@@ -308,7 +366,8 @@ class _Builder:
             self._draw_item(it, right)
         width = max(right, max((b.x + b.w for b in self.texts), default=0) + 20)
         collapsed = [(r.rep, len(r.elements)) for r in self.runs.values()]
-        return Layout(width, height, self.items, self.wires, self.texts, self.glyphs, collapsed, self.body)
+        return Layout(width, height, self.items, self.wires, self.texts, self.glyphs, collapsed, self.body,
+                      dict(self.weights))
 
     def _regions(self) -> list[tuple[str, float, float, int]]:
         """(module path, x0, x1, nesting depth) of every block / seq / list holding drawn columns."""
@@ -357,6 +416,20 @@ class _Builder:
         wt = f' font-weight="{weight}"' if weight != "normal" else ""
         self.body.append(f'<text x="{x:.1f}" y="{y + size * 0.85:.1f}" text-anchor="{anchor}" '
                          f'font-size="{size:g}"{wt} fill="{fill}" class="{kind}">{escape(s)}</text>')
+
+    def _key(self, y: float) -> float:
+        """The colour scale of the annotation, one swatch per step, under the legend; the y below it."""
+        lo, hi = self.scale
+        self._text(20, y, f"{self.annotate} per op (runs: all N)", "legend", weight="bold")
+        y += TITLE_H
+        x = 28.0
+        for i, colour in enumerate(SCALE):
+            self.body.append(f'<rect class="swatch" x="{x:.1f}" y="{y:.1f}" width="14" height="{FS:g}" '
+                             f'fill="{colour}" stroke="#888" stroke-width="0.6"/>')
+            label = f"≥ {_fmt_num(10 ** (lo + (hi - lo) * i / len(SCALE)))}"
+            self._text(x + 18, y, label, "legend")
+            x += 18 + len(label) * CW + 12
+        return y + TITLE_H + 4
 
     def _draw_regions(self, regions: list, rows: list[int], y0: float, bottom: float) -> None:
         for (path, x0, x1, d), row in zip(regions, rows):
@@ -420,18 +493,20 @@ class _Builder:
             x_end = it.x + it.w  # an unused value: a stub
         arrow = ' marker-end="url(#arrow)"' if it.key in self.outputs else ""
         lx = it.x + it.w + 4
+        shown = self._shown(it)
         for j, s in enumerate(slots):
             y = out_ys[j]
             if s is None:
                 self.body.append(f'<line class="sep" x1="{it.x:.1f}" y1="{y:.1f}" x2="{x_end:.1f}" y2="{y:.1f}" '
                                  f'stroke="#444" stroke-dasharray="5,4"/>')
                 continue
-            label = f"{s[0]}={self.legend.size_str(s[1])}"
-            self.wires.append(Wire(it.key, s[0], label, y))
+            label = self._label(s)
+            self.wires.append(Wire(it.key, s[0], label, y, shown[j]))
             self.body.append(f'<g class="wire" data-value="{it.key}" data-axis="{escape(s[0])}">'
                              f'<line x1="{it.x:.1f}" y1="{y:.1f}" x2="{x_end:.1f}" y2="{y:.1f}" stroke="#444" '
                              f'stroke-width="1.2"{arrow}/></g>')
-            self._text(lx, y - 3 - FS, label, "wire", fill="#333")
+            if shown[j]:
+                self._text(lx, y - 3 - FS, label, "wire", fill="#333")
         self._glyph(it, kind, out_ys, gy)
 
     def _glyph(self, it: Item, kind: str, ys: list[float], gy: list[float]) -> None:
@@ -441,6 +516,8 @@ class _Builder:
         x, w = it.x, it.w
         cx = x + w / 2
         lt = self.lane_top(it.lane)
+        shade = None if self.annotate is None else _colour(self.weights.get(it.key, 0), *self.scale)
+        ink = "#ffffff" if shade in SCALE[-2:] else "#222"
         top, bot = (min(gy) - 8, max(gy) + 8) if gy else (ys[0] - 8, ys[-1] + 8)
         parts: list[str] = [f'<g class="glyph" data-item="{it.key}" data-op="{n.op.value}"><title>{tip}</title>']
         self.body.append("".join(parts))
@@ -452,13 +529,14 @@ class _Builder:
             self._text(cx, lt + 2, text, "glyph", anchor="middle", weight="bold", size=FS + 3)
         elif kind == "norm":
             for y in gy:
-                self.body.append(f'<circle cx="{cx:.1f}" cy="{y:.1f}" r="8" fill="#ffffff" stroke="#222" '
+                self.body.append(f'<circle cx="{cx:.1f}" cy="{y:.1f}" r="8" fill="{shade or "#ffffff"}" stroke="#222" '
                                  f'stroke-width="1.6"/>')
             self._text(cx, lt + 2, text, "glyph", anchor="middle", size=FS - 1)
         elif kind == "softmax":
             for y in gy:
                 self.body.append(f'<path d="M{cx + 8:.1f},{y - 7:.1f} L{cx - 8:.1f},{y:.1f} '
-                                 f'L{cx + 8:.1f},{y + 7:.1f} z" fill="#ffffff" stroke="#222" stroke-width="1.4"/>')
+                                 f'L{cx + 8:.1f},{y + 7:.1f} z" fill="{shade or "#ffffff"}" stroke="#222" '
+                                 'stroke-width="1.4"/>')
         elif kind == "bar":
             self.body.append(f'<rect x="{cx - 3:.1f}" y="{ys[0] - 8:.1f}" width="6" height="{ys[-1] - ys[0] + 16:.1f}" '
                              f'fill="#222"/>')
@@ -466,36 +544,52 @@ class _Builder:
         elif kind == "linear":
             for y in gy:
                 self.body.append(f'<rect x="{x + 2:.1f}" y="{y - 9:.1f}" width="{w - 4:.1f}" height="18" '
-                                 'fill="#ffffff"/>')
-                self._text(cx, y - 9, text, "glyph", anchor="middle", size=16, weight="bold")
+                                 f'fill="{shade or "#ffffff"}"/>')
+                self._text(cx, y - 9, text, "glyph", anchor="middle", size=16, weight="bold", fill=ink)
         elif kind == "module":
             self.body.append(f'<rect x="{x:.1f}" y="{top:.1f}" width="{w:.1f}" height="{bot - top:.1f}" '
-                             f'fill="#cfe8b0" stroke="#222" stroke-width="1.5"/>'
+                             f'fill="{shade or "#cfe8b0"}" stroke="#222" stroke-width="1.5"/>'
                              f'<path d="M{x:.1f},{top:.1f} l5,-5 h{w:.1f} v{bot - top:.1f} l-5,5" fill="#a9cf85" '
                              f'stroke="#222" stroke-width="1.2"/>')
-            self._text(cx, (top + bot) / 2 - FS / 2, text, "glyph", anchor="middle")
+            self._text(cx, (top + bot) / 2 - FS / 2, text, "glyph", anchor="middle", fill=ink)
         else:
             thick = "2.4" if kind in ("conv", "conv_t") else "1.4"
-            fill = GLYPHS[n.op].fill
+            fill = shade or GLYPHS[n.op].fill
             self.body.append(f'<rect x="{x:.1f}" y="{top:.1f}" width="{w:.1f}" height="{bot - top:.1f}" '
                              f'fill="{fill}" stroke="#222" stroke-width="{thick}"/>')
-            self._text(cx, (top + bot) / 2 - FS / 2, text, "glyph", anchor="middle")
+            self._text(cx, (top + bot) / 2 - FS / 2, text, "glyph", anchor="middle", fill=ink)
         self.body.append("</g>")
         self.glyphs.append(it.key)
+        if self.annotate is not None:
+            # The figure under the column's lowest wire (clear of all wires: they run right of x).
+            v = self.weights.get(it.key, 0)
+            fy = ys[-1] + 9 if ys else lt + HEAD + 12
+            colour = shade or "#ffffff"
+            tw = len(self._figure(it)) * CW * 0.9 + 6
+            self.body.append(f'<g class="cost" data-item="{it.key}" data-value="{v}">'
+                             f'<rect x="{cx - tw / 2:.1f}" y="{fy - 1:.1f}" width="{tw:.1f}" '
+                             f'height="{FS * 0.9 + 2:.1f}" rx="3" fill="{colour}" stroke="#999" stroke-width="0.5"/>')
+            self._text(cx, fy, self._figure(it), "cost", anchor="middle", size=FS * 0.9,
+                       fill="#ffffff" if colour in SCALE[-2:] else "#222")
+            self.body.append("</g>")
 
 
-def layout(g: Graph, expand: Sequence[str] = (), depth: int | None = None) -> Layout:
-    """Lay out and draw `g` as a neural circuit diagram (see the module docstring)."""
-    return _Builder(g, expand, depth).build()
+def layout(g: Graph, expand: Sequence[str] = (), depth: int | None = None,
+           annotate: str | None = None) -> Layout:
+    """Lay out and draw `g` as a neural circuit diagram (see the module docstring).
+
+    `annotate` ("flops", "params" or "bytes") writes each column's figure from `shapes.report` under
+    its glyph (a run's column: all N elements) and shades the glyph on graph.py's scale, with a key.
+    """
+    if annotate is not None and annotate not in ANNOTATE:
+        raise ValueError(f"annotate must be one of {ANNOTATE}")
+    return _Builder(g, expand, depth, annotate).build()
 
 
 def render(g: Graph, out: str, expand: Sequence[str] = (), depth: int | None = None,
            annotate: str | None = None) -> Layout:
     """Write the diagram to `out`: .svg as text; .png/.pdf through cairosvg (`pip install archc[circuit]`)."""
-    if annotate is not None:
-        raise ArchError([Diagnostic("error", "io", "--annotate is not supported by the circuit style yet; "
-                                    "use --style graph")])
-    lay = layout(g, expand, depth)
+    lay = layout(g, expand, depth, annotate)
     text = lay.svg()
     ext = os.path.splitext(out)[1].lower()
     if ext == ".svg":

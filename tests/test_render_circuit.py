@@ -12,7 +12,8 @@ import pytest
 
 import archc
 from archc.codegen import circuit as C
-from archc.dsl.ir import TupleType
+from archc.codegen import graph as G
+from archc.dsl.ir import Graph, TupleType
 
 from conftest import EXAMPLES, ROOT
 
@@ -58,10 +59,47 @@ def test_every_example_renders(src: pathlib.Path) -> None:
         axes = [a.name for tt in (t.items if isinstance(t, TupleType) else (t,)) for a in tt.axes]
         assert per_item.get(it.key, []) == axes, it.key
         assert it.key in glyphs
-    assert len(labels) == len(wires) == len(lay.wires)
-    assert [w.label for w in lay.wires] == labels
+    assert len(wires) == len(lay.wires)
+    assert [w.label for w in lay.wires if w.shown] == labels
     for w in lay.wires:
         assert w.label.startswith(w.axis + "=")
+    assert [w.shown for w in lay.wires] == _expected_shown(lay, archc.load(str(src)).check(
+        **SETS.get(src.stem, {})).graph)
+
+
+def _expected_shown(lay: C.Layout, g: Graph) -> list[bool]:
+    """Which wires carry a label, worked out from the graph: every wire of an input, of the first column of
+    each block region, of an output and of a value that changes lane, and elsewhere exactly those whose
+    `axis=size` the column's first input lacks."""
+    first: dict[str, str] = {}  # block path -> key of the first column inside it
+    for it in lay.items:
+        path = G.container(g, it.node) if it.module is None else (g.modules[it.module].parent or "")
+        while path:
+            m = g.modules[path]
+            if m.kind == "block":
+                first.setdefault(path, it.key)
+            path = m.parent or ""
+    fresh = set(first.values())
+    labels = {it.key: [w.label for w in lay.wires if w.value == it.key] for it in lay.items}
+    lane = {it.key: it.lane for it in lay.items}
+    out = []
+    for it in lay.items:
+        whole = (not it.inputs or it.key in fresh or it.node.id in g.outputs
+                 or it.lane != lane[it.inputs[0]])
+        before = None if whole else set(labels[it.inputs[0]])
+        out.extend(before is None or lab not in before for lab in labels[it.key])
+    return out
+
+
+def test_wire_labels_only_where_new_or_changed() -> None:
+    """After `linear(c -> 4)` only c=4 is labelled; relu changes nothing, so no labels; the output
+    (layernorm) is labelled in full."""
+    m = archc.loads("size n = 2\nblock B() { in x: [n, t = 5, c = 8]\n fc = linear(x, c -> 4)\n"
+                    " y = relu(fc)\n z = layernorm(y)\n out z }")
+    lay = C.layout(m.check().graph)
+    drawn = [t.text for t in ET.fromstring(lay.svg()).findall(f".//{SVG}text[@class='wire']")]
+    assert drawn == ["n=2", "t=5", "c=8", "c=4", "n=2", "t=5", "c=4"]
+    assert len(lay.wires) == 4 * 3  # every column still has its three wires
 
 
 @pytest.mark.parametrize("src", SOURCES, ids=lambda p: p.stem)
@@ -103,6 +141,7 @@ def test_linear_chain_glyphs_and_broadcast() -> None:
     texts = [t.text for t in root.findall(f".//{SVG}text[@class='glyph']")]
     assert "L₊" in texts and "➤ReLU➤" in texts
     assert [w.label for w in lay.wires][3:6] == ["n=2", "t=5", "c=4"]
+    assert [w.shown for w in lay.wires][3:6] == [False, False, True]
     assert C.acts(lay.items[1].node) == {"c"}   # the linear map acts on c only: n and t run past it
     assert C.acts(lay.items[3].node) == {"t"}
 
@@ -133,13 +172,52 @@ def test_depth_collapses_modules() -> None:
     assert any(it.module == "layer3" for it in shallow.items)
 
 
-def test_cli_writes_svg_and_rejects_annotate(tmp_path: pathlib.Path) -> None:
+def test_cli_writes_svg_and_annotates(tmp_path: pathlib.Path) -> None:
     from archc import cli
     src = str(ROOT / "tests" / "data" / "mini_resnet.arch")
     assert cli.main(["render", src, "-o", str(tmp_path / "a.svg"), "--style", "circuit"]) == 0
-    ET.parse(tmp_path / "a.svg")
+    root = ET.parse(tmp_path / "a.svg").getroot()
+    assert not root.findall(f".//{SVG}g[@class='cost']")
     assert cli.main(["render", src, "-o", str(tmp_path / "b.svg"), "--style", "circuit",
-                     "--annotate", "flops"]) == 1
+                     "--annotate", "flops"]) == 0
+    root = ET.parse(tmp_path / "b.svg").getroot()
+    assert len(root.findall(f".//{SVG}g[@class='cost']")) == len(root.findall(f".//{SVG}g[@class='glyph']"))
+    assert len(root.findall(f".//{SVG}rect[@class='swatch']")) == 5  # the key of the colour scale
+
+
+def _drawn_costs(lay: C.Layout) -> dict[str, tuple[int, str, str]]:
+    """item key -> (exact figure, drawn text, fill of its background) read back from the SVG."""
+    out = {}
+    for g in ET.fromstring(lay.svg()).findall(f".//{SVG}g[@class='cost']"):
+        text, rect = g.find(f"{SVG}text"), g.find(f"{SVG}rect")
+        assert text is not None and rect is not None
+        out[g.get("data-item", "")] = (int(g.get("data-value", "")), text.text or "", rect.get("fill", ""))
+    return out
+
+
+@pytest.mark.parametrize("what", ["params", "flops"])
+def test_annotate_figures_add_up_to_the_model_totals(what: str, figures: dict) -> None:
+    """The figures under the glyphs, a run's column counting all N, sum to the checker's and torchvision's totals."""
+    from archc.codegen.graph import SCALE, _fmt_num
+    src = EXAMPLES / "resnet50.arch"
+    g = archc.load(str(src)).check().graph
+    rep = archc.load(str(src)).flops()
+    total = rep.params if what == "params" else rep.flops
+    ref = figures["models"]["resnet50"]
+    assert total == (ref["params"] if what == "params" else ref["flops_conv_linear"])
+    for kw in ({}, {"depth": 2}, {"depth": 1}):
+        lay = C.layout(g, annotate=what, **kw)
+        drawn = _drawn_costs(lay)
+        assert set(drawn) == {it.key for it in lay.items}
+        assert sum(v for v, _t, _f in drawn.values()) == total
+        assert drawn == {k: (v, _fmt_num(v), t) for k, (v, _x, t) in drawn.items()}  # each text is its figure
+        fills = {f for v, _t, f in drawn.values() if v > 0}
+        assert fills <= set(SCALE) and SCALE[-1] in fills and SCALE[0] in fills  # the scale spans the range
+        biggest = max(drawn.values())
+        assert biggest[2] == SCALE[-1]
+        boxes = lay.texts  # no overlapping text with the figures added either
+        for i, a in enumerate(boxes):
+            assert not any(a.hits(b) for b in boxes[i + 1:] if b.x < a.x + a.w and a.x < b.x + b.w), a
 
 
 @pytest.mark.skipif(importlib.util.find_spec("cairosvg") is None, reason="cairosvg not installed (optional)")
