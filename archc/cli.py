@@ -95,6 +95,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="draw modules at path depth N (1 = top-level) as single boxes")
     r.add_argument("--annotate", choices=["flops", "params", "bytes"], default=None,
                    help="per-op cost figures and a colour scale")
+    r.add_argument("--define", metavar="BLOCK", default=None,
+                   help="circuit style: draw BLOCK's definition (its first instance's ops) beside its 3-D box")
+    r.add_argument("--conv", choices=["compact", "expanded"], default="compact",
+                   help="circuit style: convolutions as one ★ box, or expanded (window wires contracted by L)")
     return p
 
 
@@ -336,6 +340,8 @@ def _render(args: argparse.Namespace, sets: dict[str, Any], sources: SourceMap) 
     ext = os.path.splitext(args.out)[1].lower()
     if args.style == "graph":
         from archc.codegen import graph
+        if args.define is not None or args.conv != "compact":
+            raise ArchError([Diagnostic("error", "io", "--define and --conv are options of --style circuit")])
         if ext not in (".svg", ".png", ".pdf", ".dot", ".gv"):
             raise ArchError([Diagnostic("error", "io", f"cannot write '{ext or args.out}': "
                                         "use .svg, .png, .pdf or .dot")])
@@ -350,7 +356,8 @@ def _render(args: argparse.Namespace, sets: dict[str, Any], sources: SourceMap) 
     if importlib.util.find_spec("archc.codegen.circuit") is None:
         raise ArchError([Diagnostic("error", "io", "the circuit style is not available yet; use --style graph")])
     from archc.codegen import circuit  # type: ignore[attr-defined]
-    d = circuit.render(res.graph, args.out, expand=args.expand, depth=args.depth, annotate=args.annotate)
+    d = circuit.render(res.graph, args.out, expand=args.expand, depth=args.depth, annotate=args.annotate,
+                       define=args.define, conv=args.conv)
     print(f"wrote {args.out}: {d.summary}")
     return 0
 

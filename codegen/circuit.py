@@ -14,6 +14,14 @@ sequences are tinted titled regions; a run of identical repetition elements
 (found as the graph style finds them) is drawn once inside large parentheses
 with its index range and ×N; `depth` draws deeper modules as one 3-D box.
 
+`define="Block"` draws a block's definition instead: a 3-D box titled with the
+block's name and the parameter values of its first instance, an "=" sign, and
+the circuit of that instance's ops alone (`define_graph`), its inputs drawn as
+labelled input wires. `conv="expanded"` draws each convolution in expanded
+form: a light-blue trapezoid ★ (with the stride) splits every spatial wire into
+the output positions and a kernel-window wire labelled `k=…`, and a bold **L**
+contracts the window wires and the channel wire into the output channel wire.
+
 Layout is computed here, not by graphviz: `layout(g)` returns a `Layout`
 whose `texts` are the boxes of every piece of drawn text (a character-width
 estimate), so tests can check that no two intersect. Output is deterministic.
@@ -40,8 +48,8 @@ from typing import Any
 
 from archc.codegen.glyphs import GLYPHS, detail
 from archc.codegen.graph import ANNOTATE, SCALE, Run, _colour, _costs, _fmt_num, fold
-from archc.diagnostics import ArchError, Diagnostic
-from archc.dsl.ir import Graph, Node, Op, TensorType, TupleType
+from archc.diagnostics import NO_SPAN, ArchError, Diagnostic, Span, did_you_mean
+from archc.dsl.ir import Graph, ModuleInfo, Node, Op, TensorType, TupleType
 from archc.shapes.legend import Legend
 
 FS = 11          # font size of labels (px)
@@ -50,6 +58,7 @@ GAP = 18         # vertical distance between the wires of a lane
 HEAD = 18        # room above a lane's wires for floating glyphs (➤f➤, +, bars' names)
 CURVE = 26       # horizontal room for a wire to change lanes before an op
 TITLE_H = 16     # one row of region titles / run labels
+WIN_FS = 8       # font size of the kernel-window labels of an expanded convolution
 TINTS = ("#e8eaf6", "#fdf1dc", "#e6f2e6", "#f6e3ea", "#e3f1f6")
 
 
@@ -62,7 +71,7 @@ class Box:
     w: float
     h: float
     text: str
-    kind: str  # "wire" | "glyph" | "title" | "run" | "legend" | "cost"
+    kind: str  # "wire" | "glyph" | "title" | "run" | "legend" | "cost" | "window" | "define"
 
     def hits(self, o: Box) -> bool:
         return self.x < o.x + o.w and o.x < self.x + self.w and self.y < o.y + o.h and o.y < self.y + self.h
@@ -162,10 +171,68 @@ def acts(n: Node) -> set[str] | None:
     return None
 
 
+def define_graph(g: Graph, block: str) -> tuple[Graph, ModuleInfo]:
+    """The first instance of block `block` in `g` (in elaboration order) as a graph of its own.
+
+    It holds the nodes whose scope is the instance's path or below, with paths made relative to the
+    instance; every value they read from outside becomes an input (`x`, or `x1`, `x2`, ... when
+    there are several), and its outputs are the values used outside it. An unknown name is an
+    ArchError with a did-you-mean.
+    """
+    inst = next((m for m in g.modules.values() if m.kind == "block" and m.name == block), None)
+    if inst is None:
+        names = sorted({m.name for m in g.modules.values() if m.kind == "block"})
+        first = next(iter(g), None)
+        span = Span(first.span.file, 1, 1, 1, 2) if first is not None else NO_SPAN
+        known = f"; its blocks: {', '.join(names)}" if names else "; it instantiates no blocks"
+        raise ArchError([Diagnostic("error", "name", f"--define: no instance of block '{block}' in "
+                                    f"{g.entry}{did_you_mean(block, names)}{known}", span)])
+    p = inst.path
+
+    def within(s: str) -> bool:
+        return not p or s == p or s.startswith(p + ".")
+
+    def rel(s: str) -> str:
+        return s[len(p) + 1:] if p and s.startswith(p + ".") else "" if s == p else s
+
+    inside = [n for n in g if within(n.scope)]
+    ids = {n.id for n in inside}
+    outer = list(dict.fromkeys(i for n in inside for i in n.inputs if i not in ids))
+    sub = Graph(block)
+    sub.sizes = dict(g.sizes)
+    new: dict[int, int] = {}
+    for k, i in enumerate(outer):
+        name = "x" if len(outer) == 1 else f"x{k + 1}"
+        src = g.node(i)
+        node = sub.add(Op.INPUT, (), {"name": name}, src.type, src.span, scope="", label=name)
+        sub.inputs.append(node.id)
+        new[i] = node.id
+    used_outside = {i for n in g if n.id not in ids for i in n.inputs} | set(g.outputs)
+    for n in inside:
+        node = sub.add(n.op, tuple(new[i] for i in n.inputs), n.attrs, n.type, n.span,
+                       path=rel(n.path) if n.path else n.path, scope=rel(n.scope), params=n.params, label=n.label)
+        new[n.id] = node.id
+        if n.id in g.inputs:
+            sub.inputs.append(node.id)
+        if n.id in used_outside:
+            sub.outputs.append(node.id)
+    if not sub.outputs and inside:
+        sub.outputs.append(new[inside[-1].id])
+    for path, m in g.modules.items():
+        if path != p and within(path):
+            sub.modules[rel(path)] = dataclasses.replace(
+                m, path=rel(path), parent=rel(m.parent) if m.parent and m.parent != p else None,
+                children=[rel(c) for c in m.children])
+    return sub, inst
+
+
 class _Builder:
-    def __init__(self, g: Graph, expand: Sequence[str], depth: int | None, annotate: str | None = None):
+    def __init__(self, g: Graph, expand: Sequence[str], depth: int | None, annotate: str | None = None,
+                 define: ModuleInfo | None = None, conv: str = "compact"):
         self.g = g
         self.annotate = annotate
+        self.define = define
+        self.conv = conv
         self.legend = Legend((n.type for n in g), reserved=g.sizes)
         self.body: list[str] = []
         self.texts: list[Box] = []
@@ -296,11 +363,79 @@ class _Builder:
             ks = self.legend.size_str(k[0]) if k and len(set(k)) == 1 else "×".join(self.legend.size_str(x) for x in k)
             s = a.get("strides") or ()
             st = f"/{self.legend.size_str(s[0])}" if s and any(x != 1 for x in s) else ""
+            if self._expanded(it):
+                return f"★{st}"  # the kernel labels the window wires
             text = f"★{ks}{st}" + (" T" if gl.kind == "conv_t" else "")
             return f"{text} {gl.symbol}" if gl.kind == "pool" else text
         if gl.kind in ("func", "dropout", "identity"):
             return f"➤{gl.symbol}➤"
         return gl.symbol
+
+    def _expanded(self, it: Item) -> bool:
+        """Whether `it` is a convolution drawn in expanded form (trapezoid ★, window wires, **L**)."""
+        n = it.node
+        return (self.conv == "expanded" and it.module is None and n.op == Op.CONV and bool(n.attrs.get("spatial"))
+                and bool(n.attrs.get("map")) and isinstance(n.type, TensorType)
+                and set(self._conv_axes(it)) <= {s[0] for s in _slots(n.type) if s is not None})
+
+    def _conv_axes(self, it: Item) -> list[str]:
+        """The output channel axis, then the spatial axes, of a convolution."""
+        axis, _size, rename = it.node.attrs["map"]
+        return [rename or axis, *it.node.attrs["spatial"]]
+
+    def _windows(self, it: Item) -> list[str]:
+        """The label of each spatial axis's kernel-window wire."""
+        k = it.node.attrs.get("kernel") or ()
+        return [f"k={self.legend.size_str(x)}" for x in k]
+
+    def _conv_parts(self, it: Item) -> tuple[float, float, float]:
+        """Widths of an expanded convolution's trapezoid, window-wire stretch and **L**."""
+        star = len(self._glyph_text(it)) * CW + 16
+        win = max((len(s) for s in self._windows(it)), default=1) * WIN_FS * 0.62 + 26
+        return max(star, 26.0), win, 24.0
+
+    def _define_lines(self) -> list[str]:
+        m = self.define
+        assert m is not None
+        return [m.name] + [f"{k} = {self._arg_str(v)}" for k, v in m.args.items()]
+
+    def _arg_str(self, v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, str):
+            return f'"{v}"'
+        if isinstance(v, (list, tuple)):
+            inner = ", ".join(self._arg_str(x) for x in v)
+            return f"[{inner}]" if isinstance(v, list) else f"({inner})"
+        if isinstance(v, float):
+            return f"{v:g}"
+        try:
+            return self.legend.size_str(v)
+        except Exception:  # not a size: its plain text
+            return str(v)
+
+    def _define_w(self) -> float:
+        return max(len(s) for s in self._define_lines()) * CW * 1.1 + 24
+
+    def _draw_define(self) -> float:
+        """The block's 3-D box (name and parameter values) and the "=" sign, left of the circuit; its bottom."""
+        lines = self._define_lines()
+        w, h, d = self._define_w(), len(lines) * TITLE_H + 16, 8
+        x, y = 20.0, self.top + HEAD
+        m = self.define
+        assert m is not None
+        self.body.append(f'<g class="define-box" data-block="{escape(m.name)}" data-path="{escape(m.path)}">'
+                         f'<title>{escape(m.path)}</title>'
+                         f'<path d="M{x:.1f},{y:.1f} l{d},{-d} h{w:.1f} l{-d},{d} z" fill="#b8dc95" '
+                         f'stroke="#222" stroke-width="1.2"/>'
+                         f'<path d="M{x + w:.1f},{y:.1f} l{d},{-d} v{h:.1f} l{-d},{d} z" fill="#a9cf85" '
+                         f'stroke="#222" stroke-width="1.2"/>'
+                         f'<rect x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" height="{h:.1f}" fill="#cfe8b0" '
+                         f'stroke="#222" stroke-width="1.5"/></g>')
+        for i, s in enumerate(lines):
+            self._text(x + 12, y + 8 + i * TITLE_H, s, "define", weight="bold" if i == 0 else "normal")
+        self._text(x + w + d + 14, y + h / 2 - 11, "=", "define", anchor="middle", size=22, weight="bold")
+        return y + h
 
     def _figure(self, it: Item) -> str:
         """The annotation drawn under the glyph ('' without --annotate)."""
@@ -328,9 +463,13 @@ class _Builder:
         self.lane_h = HEAD + 12 + self.max_wires * GAP + 10
         # Column widths: the glyph, then room for the labels of the value it makes, then a curve.
         x = 20.0
+        if self.define is not None:
+            x += self._define_w() + 44  # the block's box and the "=" sign
         for it in self.items:
             labels = [self._label(s) for s, on in zip(_slots(it.node.type), self._shown(it)) if s is not None and on]
             it.w = max(22.0, len(self._glyph_text(it)) * CW + 12, len(self._figure(it)) * CW + 8)
+            if self._expanded(it):
+                it.w = max(it.w, sum(self._conv_parts(it)))
             x += CURVE
             it.x = x
             x += it.w + 4 + max((len(s) * CW for s in labels), default=0) + 8
@@ -358,6 +497,8 @@ class _Builder:
         runs = [(r, x0, x1) for (r, x0, x1, _d) in regions if r in self.runs]
         run_rows = self._rows([(x0, x1) for _r, x0, x1 in runs])
         height = bottom + (max(run_rows, default=-1) + 1) * TITLE_H + 14
+        if self.define is not None:
+            height = max(height, self._draw_define() + 14)
         self._draw_regions(regions, rows, y, bottom)
         for (path, x0, x1), row in zip(runs, run_rows):
             self._draw_run(path, x0, x1, y + rows[[r[0] for r in regions].index(path)] * TITLE_H,
@@ -546,6 +687,8 @@ class _Builder:
                 self.body.append(f'<rect x="{x + 2:.1f}" y="{y - 9:.1f}" width="{w - 4:.1f}" height="18" '
                                  f'fill="{shade or "#ffffff"}"/>')
                 self._text(cx, y - 9, text, "glyph", anchor="middle", size=16, weight="bold", fill=ink)
+        elif kind == "conv" and self._expanded(it):
+            self._conv_expanded(it, text)
         elif kind == "module":
             self.body.append(f'<rect x="{x:.1f}" y="{top:.1f}" width="{w:.1f}" height="{bot - top:.1f}" '
                              f'fill="{shade or "#cfe8b0"}" stroke="#222" stroke-width="1.5"/>'
@@ -574,22 +717,61 @@ class _Builder:
             self.body.append("</g>")
 
 
+    def _conv_expanded(self, it: Item, text: str) -> None:
+        """A convolution in expanded form: the trapezoid ★ splits each spatial wire into the output positions
+        and a window wire (labelled k=…) that the bold **L** contracts, with the channel wire, into the output
+        channel wire."""
+        chan, *spatial = self._conv_axes(it)
+        yc = self.axis_y(it, chan)
+        ys = [y for y in (self.axis_y(it, a) for a in spatial) if y is not None]
+        assert yc is not None and len(ys) == len(spatial)  # `_expanded` checked the axes
+        a, b, _c = self._conv_parts(it)
+        x = it.x
+        top, bot = min(ys) - 9, max(ys) + 9
+        self.body.append(f'<polygon class="conv-split" points="{x:.1f},{top + 5:.1f} {x + a:.1f},{top:.1f} '
+                         f'{x + a:.1f},{bot:.1f} {x:.1f},{bot - 5:.1f}" fill="#d4ebfb" stroke="#222" '
+                         'stroke-width="1.6"/>')
+        self._text(x + a / 2, (top + bot) / 2 - FS / 2, text, "glyph", anchor="middle")
+        xl = x + a + b
+        for y, label in zip(ys, self._windows(it)):
+            yw = y + GAP / 2
+            xm = xl - 12
+            self.body.append(f'<path class="window" d="M{x + a:.1f},{yw:.1f} H{xm:.1f} C{xl - 4:.1f},{yw:.1f} '
+                             f'{xl - 8:.1f},{yc + 5:.1f} {xl:.1f},{yc + 5:.1f}" fill="none" stroke="#1f5f99" '
+                             'stroke-width="1.2"/>')
+            self._text(x + a + 3, yw + 0.5, label, "window", size=WIN_FS, fill="#1f5f99")
+        self.body.append(f'<g class="conv-contract"><rect x="{xl:.1f}" y="{yc - 9:.1f}" width="20" height="18" '
+                         f'fill="#ffffff"/>')
+        self._text(xl + 10, yc - 9, "L", "glyph", anchor="middle", size=16, weight="bold")
+        self.body.append("</g>")
+
+
+CONV = ("compact", "expanded")
+
+
 def layout(g: Graph, expand: Sequence[str] = (), depth: int | None = None,
-           annotate: str | None = None) -> Layout:
+           annotate: str | None = None, define: str | None = None, conv: str = "compact") -> Layout:
     """Lay out and draw `g` as a neural circuit diagram (see the module docstring).
 
     `annotate` ("flops", "params" or "bytes") writes each column's figure from `shapes.report` under
     its glyph (a run's column: all N elements) and shades the glyph on graph.py's scale, with a key.
+    `define` names a block: draw its definition (its first instance's ops) instead of the whole graph.
+    `conv` is "compact" (one ★ box per convolution) or "expanded".
     """
     if annotate is not None and annotate not in ANNOTATE:
         raise ValueError(f"annotate must be one of {ANNOTATE}")
-    return _Builder(g, expand, depth, annotate).build()
+    if conv not in CONV:
+        raise ValueError(f"conv must be one of {CONV}")
+    inst = None
+    if define is not None:
+        g, inst = define_graph(g, define)
+    return _Builder(g, expand, depth, annotate, inst, conv).build()
 
 
 def render(g: Graph, out: str, expand: Sequence[str] = (), depth: int | None = None,
-           annotate: str | None = None) -> Layout:
+           annotate: str | None = None, define: str | None = None, conv: str = "compact") -> Layout:
     """Write the diagram to `out`: .svg as text; .png/.pdf through cairosvg (`pip install archc[circuit]`)."""
-    lay = layout(g, expand, depth, annotate)
+    lay = layout(g, expand, depth, annotate, define, conv)
     text = lay.svg()
     ext = os.path.splitext(out)[1].lower()
     if ext == ".svg":
@@ -604,6 +786,6 @@ def render(g: Graph, out: str, expand: Sequence[str] = (), depth: int | None = N
     except ImportError:
         raise ArchError([Diagnostic("error", "io", "PNG/PDF output of the circuit style needs cairosvg "
                                     "(pip install cairosvg); .svg works without it")]) from None
-    conv = cairosvg.svg2png if ext == ".png" else cairosvg.svg2pdf
-    conv(bytestring=text.encode("utf-8"), write_to=out)
+    write = cairosvg.svg2png if ext == ".png" else cairosvg.svg2pdf
+    write(bytestring=text.encode("utf-8"), write_to=out)
     return lay

@@ -225,3 +225,116 @@ def test_png(tmp_path: pathlib.Path) -> None:
     out = tmp_path / "m.png"
     archc.load(str(ROOT / "tests" / "data" / "mini_resnet.arch")).render(str(out), style="circuit")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# ---- --define BLOCK: a block's definition beside its 3-D box -----------------------------------
+
+MINI = ROOT / "tests" / "data" / "mini_resnet.arch"
+
+
+def _no_overlaps(boxes: list[C.Box]) -> None:
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            assert not a.hits(b), (a, b)
+
+
+def test_define_draws_the_block_box_and_only_its_ops() -> None:
+    g = archc.load(str(MINI)).check().graph
+    lay = C.layout(g, define="Bottleneck")
+    root = ET.fromstring(lay.svg())
+    box = root.findall(f".//{SVG}g[@class='define-box']")
+    assert len(box) == 1 and box[0].get("data-path") == "layer1.0"  # the first instance
+    assert len(box[0].findall(f"{SVG}path")) == 2 and box[0].find(f"{SVG}rect") is not None  # 3-D: 2 faces + front
+    texts = [t.text for t in root.findall(f".//{SVG}text[@class='define']")]
+    assert texts == ["Bottleneck", "cin = 64", "width = 64", "stride = 1", "="]
+    # Glyphs: one input, then exactly the ops of layer1.0 in graph order (checked against the node scopes).
+    ops = [e.get("data-op") for e in root.findall(f".//{SVG}g[@class='glyph']")]
+    mine = [n.op.value for n in g if n.scope == "layer1.0" or n.scope.startswith("layer1.0.")]
+    assert ops == ["input"] + mine
+    assert "linear" not in ops and "maxpool" not in ops and ops.count("conv") == 4
+    # The input wires are labelled with the instance's input type.
+    x = [w for w in lay.wires if w.value == lay.items[0].key]
+    assert [w.label for w in x] == ["batch=1", "chan=64", "h=56", "w=56"] and all(w.shown for w in x)
+    _no_overlaps(lay.texts)
+
+
+def test_define_a_block_that_repeats_inside_it() -> None:
+    g = archc.load(str(EXAMPLES / "resnet50.arch")).check().graph
+    blocks = {m.name for m in g.modules.values() if m.kind == "block"}
+    for name in sorted(blocks - {g.entry}):
+        lay = C.layout(g, define=name)
+        inst = next(m for m in g.modules.values() if m.kind == "block" and m.name == name)
+        assert lay.items and all(not it.key.startswith("m:") for it in lay.items)
+        assert len(ET.fromstring(lay.svg()).findall(f".//{SVG}g[@class='define-box']")) == 1
+        assert sum(1 for n in g if n.scope == inst.path or n.scope.startswith(inst.path + ".")) >= len(lay.items) - 1
+        _no_overlaps(lay.texts)
+
+
+def test_define_cli_byte_identical_and_unknown_name(tmp_path: pathlib.Path) -> None:
+    outs = []
+    for k in range(2):
+        out = tmp_path / f"d{k}.svg"
+        subprocess.run([sys.executable, "-m", "archc.cli", "render", str(MINI), "-o", str(out),
+                        "--style", "circuit", "--define", "Bottleneck"], check=True, capture_output=True,
+                       env={"PYTHONHASHSEED": str(k), "PATH": ""})
+        outs.append(out.read_bytes())
+    assert outs[0] == outs[1]
+    g = archc.load(str(MINI)).check().graph
+    assert outs[0].decode() == C.layout(g, define="Bottleneck").svg()
+    r = subprocess.run([sys.executable, "-m", "archc.cli", "render", str(MINI), "-o", str(tmp_path / "e.svg"),
+                        "--style", "circuit", "--define", "Botleneck"], capture_output=True, text=True)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert r.stderr.startswith(f"{MINI}:1:1: error:") and "did you mean 'Bottleneck'?" in r.stderr
+    assert not (tmp_path / "e.svg").exists()
+
+
+# ---- --conv expanded: trapezoid ★, window wires, contracting L -----------------------------------
+
+CONVS = """size batch = 1
+block C() {
+  in x: [batch, chan = 3, h = 32, w = 24]
+  c1 = conv(x, chan -> 8, k = 3, stride = 2, pad = 1)
+  c2 = conv(relu(c1), chan -> 16, k = 5, pad = 2)
+  out c2
+}
+"""
+
+
+def test_conv_expanded() -> None:
+    g = archc.loads(CONVS).check().graph
+    compact, lay = C.layout(g), C.layout(g, conv="expanded")
+    assert "conv-split" not in compact.svg()  # compact stays the default
+    root = ET.fromstring(lay.svg())
+    convs = [e for e in root.findall(f".//{SVG}g[@class='glyph']") if e.get("data-op") == "conv"]
+    assert len(convs) == 2
+    for e, k, star in zip(convs, (3, 5), ("★/2", "★")):
+        poly = e.findall(f"{SVG}polygon[@class='conv-split']")
+        assert len(poly) == 1 and len(poly[0].get("points", "").split()) == 4  # a trapezoid
+        windows = [t.text for t in e.findall(f"{SVG}text[@class='window']")]
+        assert windows == [f"k={k}", f"k={k}"]  # one window wire per spatial axis (h, w)
+        assert len(e.findall(f"{SVG}path[@class='window']")) == 2
+        contract = e.findall(f"{SVG}g[@class='conv-contract']")
+        assert len(contract) == 1 and [t.text for t in contract[0].iter(f"{SVG}text")] == ["L"]
+        assert star in [t.text for t in e.findall(f"{SVG}text[@class='glyph']")]
+    # The L sits on the output channel wire, right of the trapezoid; the window labels start past it.
+    c1 = next(it for it in lay.items if it.node.op.value == "conv")
+    chan_y = next(w.y for w in lay.wires if w.value == c1.key and w.axis == "chan")
+    ls = [b for b in lay.texts if b.text == "L"]
+    assert ls[0].y == chan_y - 9 and ls[0].x > c1.x
+    assert [w.label for w in lay.wires if w.value == c1.key] == ["batch=1", "chan=8", "h=16", "w=12"]
+    _no_overlaps(lay.texts)
+
+
+@pytest.mark.parametrize("src", [MINI, EXAMPLES / "resnet50.arch"], ids=lambda p: p.stem)
+def test_conv_expanded_no_overlaps(src: pathlib.Path) -> None:
+    g = archc.load(str(src)).check().graph
+    lay = C.layout(g, conv="expanded")
+    n = sum(1 for it in lay.items if it.node.op.value == "conv")
+    assert lay.svg().count('class="conv-split"') == n > 0
+    boxes = lay.texts
+    order = sorted(range(len(boxes)), key=lambda i: boxes[i].x)
+    for a, i in enumerate(order):
+        for j in order[a + 1:]:
+            if boxes[j].x >= boxes[i].x + boxes[i].w:
+                break
+            assert not boxes[i].hits(boxes[j]), (boxes[i], boxes[j])
