@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import sys
 
 import pytest
 
@@ -11,6 +12,8 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 # CI clones the project next to shared/, as the developers' checkouts are.
 REFERENCE = ROOT.parent / "shared" / "reference"
+# The hand-written torch references (benchmarks/torch_references.py) serve the tests too.
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
 def _load(name: str) -> dict:

@@ -36,6 +36,7 @@ import archc  # noqa: E402
 from archc.diagnostics import ArchError  # noqa: E402
 
 from conftest import EXAMPLES, ROOT  # noqa: E402
+from torch_references import Bottleneck, CNBlock, EncoderBlock, InvertedResidual  # noqa: E402
 
 GOLDEN = ROOT / "tests" / "golden" / "torch"
 UPDATE = os.environ.get("ARCHC_UPDATE_GOLDENS") == "1"
@@ -209,67 +210,13 @@ def assert_same(generated: nn.Module, reference: nn.Module, *xs: torch.Tensor, t
     torch.testing.assert_close(got, want, rtol=tol, atol=tol)
 
 
-def conv_bn_act(cin: int, cout: int, k: int = 3, stride: int = 1, groups: int = 1,
-                act: type | None = nn.ReLU6) -> nn.Sequential:
-    """torchvision's Conv2dNormActivation."""
-    layers = [nn.Conv2d(cin, cout, k, stride, (k - 1) // 2, groups=groups, bias=False), nn.BatchNorm2d(cout)]
-    if act is not None:
-        layers.append(act())
-    return nn.Sequential(*layers)
-
-
-class RefBottleneck(nn.Module):
-    """torchvision.models.resnet.Bottleneck."""
-
-    def __init__(self, inplanes: int, planes: int, stride: int = 1):
-        super().__init__()
-        self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.conv3 = nn.Conv2d(planes, planes * 4, 1, bias=False)
-        self.bn3 = nn.BatchNorm2d(planes * 4)
-        self.relu = nn.ReLU(inplace=True)
-        self.downsample = None
-        if stride != 1 or inplanes != planes * 4:
-            self.downsample = nn.Sequential(nn.Conv2d(inplanes, planes * 4, 1, stride, bias=False),
-                                            nn.BatchNorm2d(planes * 4))
-
-    def forward(self, x):
-        identity = x
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        if self.downsample is not None:
-            identity = self.downsample(x)
-        return self.relu(out + identity)
-
-
 @pytest.mark.parametrize("cin,planes,stride", [(64, 16, 1), (32, 16, 2), (32, 8, 1)])
 def test_bottleneck_numerics(cin: int, planes: int, stride: int) -> None:
     src = ("import std.vision\n"
            f"block T() {{\n in x: [batch = 2, chan = {cin}, h = 9, w = 11]\n"
            f" out Bottleneck(x, {planes}, stride = {stride})\n}}\n")
     cls = archc.loads(src, name=str(ROOT / "tests" / "t.arch")).torch()
-    assert_same(cls(), RefBottleneck(cin, planes, stride), torch.randn(2, cin, 9, 11))
-
-
-class RefInvertedResidual(nn.Module):
-    """torchvision.models.mobilenetv2.InvertedResidual."""
-
-    def __init__(self, inp: int, oup: int, stride: int, expand_ratio: int):
-        super().__init__()
-        hidden = inp * expand_ratio
-        self.use_res_connect = stride == 1 and inp == oup
-        layers: list[nn.Module] = []
-        if expand_ratio != 1:
-            layers.append(conv_bn_act(inp, hidden, k=1))
-        layers += [conv_bn_act(hidden, hidden, stride=stride, groups=hidden),
-                   nn.Conv2d(hidden, oup, 1, 1, 0, bias=False), nn.BatchNorm2d(oup)]
-        self.conv = nn.Sequential(*layers)
-
-    def forward(self, x):
-        return x + self.conv(x) if self.use_res_connect else self.conv(x)
+    assert_same(cls(), Bottleneck(cin, planes, stride), torch.randn(2, cin, 9, 11))
 
 
 @pytest.mark.parametrize("cin,cout,stride,t", [(16, 16, 1, 6), (16, 24, 2, 6), (8, 8, 1, 1)])
@@ -278,61 +225,19 @@ def test_inverted_residual_numerics(cin: int, cout: int, stride: int, t: int) ->
            f"block T() {{\n in x: [batch = 2, chan = {cin}, h = 10, w = 10]\n"
            f" out InvertedResidual(x, {cout}, stride = {stride}, expand_ratio = {t})\n}}\n")
     cls = archc.loads(src, name=str(ROOT / "tests" / "t.arch")).torch()
-    assert_same(cls(), RefInvertedResidual(cin, cout, stride, t), torch.randn(2, cin, 10, 10))
-
-
-class RefCNBlock(nn.Module):
-    """torchvision.models.convnext.CNBlock (stochastic depth is the identity in eval)."""
-
-    class Permute(nn.Module):
-        def __init__(self, dims):
-            super().__init__()
-            self.dims = dims
-
-        def forward(self, x):
-            return x.permute(self.dims)
-
-    def __init__(self, dim: int):
-        super().__init__()
-        self.block = nn.Sequential(
-            nn.Conv2d(dim, dim, 7, padding=3, groups=dim), self.Permute([0, 2, 3, 1]),
-            nn.LayerNorm(dim, eps=1e-6), nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim),
-            self.Permute([0, 3, 1, 2]))
-        self.layer_scale = nn.Parameter(torch.ones(dim, 1, 1) * 1e-6)
-
-    def forward(self, x):
-        return self.layer_scale * self.block(x) + x
+    assert_same(cls(), InvertedResidual(cin, cout, stride, t), torch.randn(2, cin, 10, 10))
 
 
 def test_convnext_block_numerics() -> None:
     cls = archc.load(str(EXAMPLES / "convnext_tiny.arch"), entry="CNBlock").torch(dim=16, sd_prob=0.1)
-    assert_same(cls(), RefCNBlock(16), torch.randn(2, 16, 9, 8))
-
-
-class RefEncoderBlock(nn.Module):
-    """torchvision.models.vision_transformer.EncoderBlock."""
-
-    def __init__(self, heads: int, dim: int, mlp_dim: int):
-        super().__init__()
-        self.ln_1 = nn.LayerNorm(dim, eps=1e-6)
-        self.self_attention = nn.MultiheadAttention(dim, heads, batch_first=True)
-        self.dropout = nn.Dropout(0.0)
-        self.ln_2 = nn.LayerNorm(dim, eps=1e-6)
-        self.mlp = nn.Sequential(nn.Linear(dim, mlp_dim), nn.GELU(), nn.Dropout(0.0),
-                                 nn.Linear(mlp_dim, dim), nn.Dropout(0.0))
-
-    def forward(self, x):
-        y = self.ln_1(x)
-        y, _ = self.self_attention(y, y, y, need_weights=False)
-        y = self.dropout(y) + x
-        return y + self.mlp(self.ln_2(y))
+    assert_same(cls(), CNBlock(16), torch.randn(2, 16, 9, 8))
 
 
 def test_vit_encoder_block_numerics() -> None:
     src = ("import std.transformer\n"
            "block T() {\n in x: [batch = 2, tok = 10, chan = 32]\n out EncoderBlock(x, 4, 32, 64)\n}\n")
     cls = archc.loads(src, name=str(ROOT / "tests" / "t.arch")).torch()
-    assert_same(cls(), RefEncoderBlock(4, 32, 64), torch.randn(2, 10, 32))
+    assert_same(cls(), EncoderBlock(4, 32, 64), torch.randn(2, 10, 32))
 
 
 def test_transformer_encoder_equals_torch() -> None:
@@ -390,7 +295,7 @@ def generated_module(name: str, **sets):
 @pytest.mark.parametrize("cin,planes,stride", [(48, 16, 2), (64, 16, 1), (24, 8, 3)])
 def test_generic_bottleneck_at_new_values(cin: int, planes: int, stride: int) -> None:
     mod = generated_module("resnet50")
-    assert_same(mod.Bottleneck(cin, planes, stride=stride), RefBottleneck(cin, planes, stride),
+    assert_same(mod.Bottleneck(cin, planes, stride=stride), Bottleneck(cin, planes, stride),
                 torch.randn(2, cin, 7, 9))
 
 
@@ -398,7 +303,7 @@ def test_generic_bottleneck_at_new_values(cin: int, planes: int, stride: int) ->
 def test_generic_inverted_residual_at_new_values(cin: int, cout: int, stride: int, t: int) -> None:
     mod = generated_module("mobilenet_v2")
     assert_same(mod.InvertedResidual(cin, cout, stride=stride, expand_ratio=t),
-                RefInvertedResidual(cin, cout, stride, t), torch.randn(2, cin, 9, 9))
+                InvertedResidual(cin, cout, stride, t), torch.randn(2, cin, 9, 9))
 
 
 def test_generic_class_refuses_a_case_it_was_not_generated_for() -> None:

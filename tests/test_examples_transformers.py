@@ -27,6 +27,7 @@ from archc.shapes import sizes as S
 from archc.shapes.report import analyze
 
 from conftest import EXAMPLES
+from torch_references import ConvNeXt, EncoderBlock
 
 VIT = str(EXAMPLES / "vit_b_16.arch")
 CONVNEXT = str(EXAMPLES / "convnext_tiny.arch")
@@ -280,23 +281,6 @@ def test_attention_from_parts_rejects_indivisible_heads() -> None:
 # ---- small ViT and ConvNeXt against hand-written torchvision twins --------------------
 
 
-class TorchEncoderBlock(nn.Module):
-    def __init__(self, heads: int, dim: int, mlp_dim: int):
-        super().__init__()
-        self.ln_1 = nn.LayerNorm(dim, eps=1e-6)
-        self.self_attention = nn.MultiheadAttention(dim, heads, batch_first=True)
-        self.dropout = nn.Dropout(0.0)
-        self.ln_2 = nn.LayerNorm(dim, eps=1e-6)
-        self.mlp = nn.Sequential(nn.Linear(dim, mlp_dim), nn.GELU(), nn.Dropout(0.0),
-                                 nn.Linear(mlp_dim, dim), nn.Dropout(0.0))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.ln_1(x)
-        y, _ = self.self_attention(y, y, y, need_weights=False)
-        x = self.dropout(y) + x
-        return x + self.mlp(self.ln_2(x))
-
-
 class TorchViT(nn.Module):
     """torchvision's VisionTransformer, reduced to what its state_dict and FLOPs depend on."""
 
@@ -308,7 +292,7 @@ class TorchViT(nn.Module):
         self.encoder = nn.Module()
         self.encoder.pos_embedding = nn.Parameter(torch.zeros(1, (image // patch) ** 2 + 1, dim))
         self.encoder.layers = nn.Sequential(OrderedDict(
-            (f"encoder_layer_{i}", TorchEncoderBlock(heads, dim, mlp_dim)) for i in range(layers)))
+            (f"encoder_layer_{i}", EncoderBlock(heads, dim, mlp_dim)) for i in range(layers)))
         self.encoder.ln = nn.LayerNorm(dim, eps=1e-6)
         self.heads = nn.Sequential(OrderedDict(head=nn.Linear(dim, classes)))
 
@@ -333,55 +317,10 @@ def test_small_vit_matches_torch() -> None:
     assert r.by_kind["attention"] == layers * 4 * n * ((image // patch) ** 2 + 1) ** 2 * dim
 
 
-class TorchCNBlock(nn.Module):
-    def __init__(self, dim: int):
-        super().__init__()
-        self.block = nn.Sequential(
-            nn.Conv2d(dim, dim, 7, padding=3, groups=dim), Permute(0, 2, 3, 1), nn.LayerNorm(dim, eps=1e-6),
-            nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim), Permute(0, 3, 1, 2))
-        self.layer_scale = nn.Parameter(torch.full((dim, 1, 1), 1e-6))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.layer_scale * self.block(x)
-
-
-class Permute(nn.Module):
-    def __init__(self, *dims: int):
-        super().__init__()
-        self.dims = dims
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.permute(*self.dims)
-
-
-class LayerNorm2d(nn.LayerNorm):
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
-
-
-class TorchConvNeXt(nn.Module):
-    """torchvision's ConvNeXt, reduced to what its state_dict and FLOPs depend on."""
-
-    def __init__(self, depths: list[int], dims: list[int], classes: int):
-        super().__init__()
-        layers: list[nn.Module] = [nn.Sequential(nn.Conv2d(3, dims[0], 4, 4), LayerNorm2d(dims[0], eps=1e-6))]
-        for i, (depth, dim) in enumerate(zip(depths, dims)):
-            layers.append(nn.Sequential(*(TorchCNBlock(dim) for _ in range(depth))))
-            if i < len(dims) - 1:
-                layers.append(nn.Sequential(LayerNorm2d(dim, eps=1e-6), nn.Conv2d(dim, dims[i + 1], 2, 2)))
-        self.features = nn.Sequential(*layers)
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Sequential(LayerNorm2d(dims[-1], eps=1e-6), nn.Flatten(1),
-                                        nn.Linear(dims[-1], classes))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.avgpool(self.features(x)))
-
-
 def test_small_convnext_matches_torch() -> None:
     depths, dims, classes, n, h, w = [1, 2, 1, 1], [8, 16, 24, 32], 7, 2, 64, 96
     g = archc.load(CONVNEXT).check(H=h, W=w, batch=n, depths=depths, dims=dims, num_classes=classes).graph
-    ref = TorchConvNeXt(depths, dims, classes)
+    ref = ConvNeXt(depths, dims, classes)
     assert list(keys_and_shapes(g).items()) == list(torch_keys_and_shapes(ref).items())
     x = torch.randn(n, 3, h, w)
     assert output_shape(g) == list(ref(x).shape)
