@@ -10,6 +10,7 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from test_fuzz import _op_programs, mutant, problem, run_main, sources
 
 STYLES = [["--style", "graph", "-o", "{out}.dot"], ["--style", "circuit", "-o", "{out}.svg"],
