@@ -36,7 +36,7 @@ import archc  # noqa: E402
 from archc.diagnostics import ArchError  # noqa: E402
 
 from conftest import EXAMPLES, ROOT  # noqa: E402
-from torch_references import Bottleneck, CNBlock, EncoderBlock, InvertedResidual  # noqa: E402
+from torch_references import Bottleneck, CNBlock, EncoderBlock, InvertedResidual, UNet  # noqa: E402
 
 GOLDEN = ROOT / "tests" / "golden" / "torch"
 UPDATE = os.environ.get("ARCHC_UPDATE_GOLDENS") == "1"
@@ -248,40 +248,9 @@ def test_transformer_encoder_equals_torch() -> None:
     assert_same(cls(), ref, torch.randn(3, 10, 32))
 
 
-class RefUNet(nn.Module):
-    """A U-Net as the .arch describes it, written directly in torch.nn."""
-
-    @staticmethod
-    def double(cin, cout):
-        m = nn.Module()
-        m.net = nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(),
-                              nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
-        m.forward = m.net.forward
-        return m
-
-    def __init__(self, cin=1, classes=2, base=8, levels=3):
-        super().__init__()
-        self.inc = self.double(cin, base)
-        self.down = nn.ModuleList([self.double(base * 2 ** i, base * 2 ** (i + 1)) for i in range(levels)])
-        wide = [base * 2 ** (levels - i) for i in range(levels)]
-        self.upconv = nn.ModuleList([nn.ConvTranspose2d(w, w // 2, 2, 2) for w in wide])
-        self.up = nn.ModuleList([self.double(w, w // 2) for w in wide])
-        self.outc = nn.Conv2d(base, classes, 1)
-
-    def forward(self, x):
-        x = self.inc(x)
-        skips = []
-        for down in self.down:
-            skips.append(x)
-            x = down(nn.functional.max_pool2d(x, 2))
-        for upconv, up, skip in zip(self.upconv, self.up, reversed(skips)):
-            x = up(torch.cat([skip, upconv(x)], dim=1))
-        return self.outc(x)
-
-
 def test_unet_numerics() -> None:
     cls = archc.load(str(EXAMPLES / "unet.arch")).torch(base=8, levels=3, H=32, W=32)
-    assert_same(cls(), RefUNet(), torch.randn(2, 1, 24, 40))
+    assert_same(cls(), UNet(1, 2, base=8, levels=3), torch.randn(2, 1, 24, 40))
 
 
 # ---- generic classes: right for parameter values the .arch file never used ----------------------

@@ -62,7 +62,7 @@ def test_unet_needs_sizes_divisible_by_16():
 @pytest.mark.parametrize("levels", [1, 2, 3])
 def test_unet_constraint_is_exactly_where_archc_and_torch_succeed(levels):
     torch = pytest.importorskip("torch")
-    from test_costs_torch import UNet
+    from torch_references import UNet
 
     model = archc.load(str(UNET))
     step = 2 ** levels

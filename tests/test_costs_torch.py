@@ -26,6 +26,8 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 import archc  # noqa: E402
 
+from torch_references import UNet  # noqa: E402
+
 EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
 
 
@@ -257,40 +259,6 @@ def test_multihead_attention_matches_nn_multihead_attention(lq, lk):
 
 
 # ---- the U-Net example -----------------------------------------------------------------------------
-
-
-class DoubleConv(nn.Module):
-    def __init__(self, cin: int, cout: int):
-        super().__init__()
-        self.net = nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(),
-                                 nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
-
-    def forward(self, x):
-        return self.net(x)
-
-
-class UNet(nn.Module):
-    """Ronneberger's U-Net with padded convs, written the usual way in torch."""
-
-    def __init__(self, in_channels: int = 1, classes: int = 2, base: int = 64, levels: int = 4):
-        super().__init__()
-        self.inc = DoubleConv(in_channels, base)
-        self.down = nn.ModuleList(DoubleConv(base * 2 ** i, base * 2 ** (i + 1)) for i in range(levels))
-        ups = list(reversed(range(levels)))
-        self.upconv = nn.ModuleList(nn.ConvTranspose2d(base * 2 ** (i + 1), base * 2 ** i, 2, stride=2)
-                                    for i in ups)
-        self.up = nn.ModuleList(DoubleConv(base * 2 ** (i + 1), base * 2 ** i) for i in ups)
-        self.outc = nn.Conv2d(base, classes, 1)
-
-    def forward(self, x):
-        x = self.inc(x)
-        skips = []
-        for down in self.down:
-            skips.append(x)
-            x = down(F.max_pool2d(x, 2))
-        for upconv, up in zip(self.upconv, self.up):
-            x = up(torch.cat([skips.pop(), upconv(x)], dim=1))
-        return self.outc(x)
 
 
 def test_unet_example_matches_a_torch_unet():
