@@ -35,6 +35,11 @@ from archc.dsl.ir import Graph, Node
 from archc.dsl.printer import fmt_attrs
 from archc.shapes.legend import Legend
 
+# The margin (inches, x,y) inside a collapsed module's box3d. Graphviz centres the label in the
+# whole node, 3-D rim included, so the front face's top edge sits 4pt below the node's top and the
+# default margin (0.08,0.03 here) lets it cross the first line of the label; this keeps the text
+# clear of the front face (tests/test_render_graph.py::test_module_box_label_inside_front_face).
+BOX3D_MARGIN = "0.15,0.12"
 # Five steps of a light-to-dark orange scale for the cost overlay (ColorBrewer YlOrRd).
 SCALE = ("#ffffcc", "#fed976", "#fd8d3c", "#e31a1c", "#800026")
 ANNOTATE = ("flops", "params", "bytes")
@@ -230,7 +235,7 @@ def build(g: Graph, expand: Sequence[str] = (), depth: int | None = None,
             boxed_run = run_of.get(path)
             if boxed_run:
                 lines.append(boxed_run.title(g))
-            attrs = {"shape": "box3d", "style": "filled", "fillcolor": "#f2f2f2"}
+            attrs = {"shape": "box3d", "style": "filled", "fillcolor": "#f2f2f2", "margin": BOX3D_MARGIN}
             where = (m.parent or "") if m else ""
         else:
             glyph = GLYPHS[n.op]

@@ -131,6 +131,68 @@ def test_depth_boxes() -> None:
     assert "i = 1…35  ×35" in d2.source
 
 
+DEPTH_CASES = [(src, depth) for src in SOURCES for depth in (2, 3)] + [(RESNET152, 2), (RESNET152, 3)]
+
+
+def _box3d_stmts(source: str) -> list[str]:
+    return [line for line in source.splitlines() if 'shape="box3d"' in line]
+
+
+@pytest.mark.parametrize("src,depth", DEPTH_CASES, ids=lambda v: v.stem if isinstance(v, pathlib.Path) else str(v))
+def test_module_boxes_carry_their_margin(src: pathlib.Path, depth: int) -> None:
+    """Every collapsed module box asks for the margin that keeps its label off the 3-D rim (no `dot` needed)."""
+    for stmt in _box3d_stmts(G.build(_graph(src), depth=depth).source):
+        assert f'margin="{G.BOX3D_MARGIN}"' in stmt, stmt
+
+
+# How far (points) the label's text must stay inside the box3d's front face.
+CLEARANCE = 2.0
+
+
+@pytest.mark.skipif(not HAVE_DOT, reason="Graphviz `dot` is not installed")
+@pytest.mark.parametrize("src,depth", DEPTH_CASES, ids=lambda v: v.stem if isinstance(v, pathlib.Path) else str(v))
+def test_module_box_label_inside_front_face(src: pathlib.Path, depth: int) -> None:
+    """Laid out by `dot`, each box3d's label lies inside its front face with room to spare.
+
+    Graphviz draws a box3d as a front face with a 3-D rim above and to the right of it, and
+    centres the label on the whole node, rim included: with too small a margin the front face's
+    top edge runs through the label's first line. From `dot -Tjson` (y grows upwards, points):
+    the front face's top is its horizontal rim line, its right side the vertical one; a line of
+    text spans from its baseline up to at most baseline + font size.
+    """
+    import json
+    import subprocess
+
+    for annotate in (None, "flops"):
+        source = G.build(_graph(src), depth=depth, annotate=annotate).source
+        if not _box3d_stmts(source):
+            continue
+        layout = json.loads(subprocess.run(["dot", "-Tjson"], input=source.encode(), capture_output=True,
+                                           check=True).stdout)
+        boxes = [o for o in layout.get("objects", []) if o.get("shape") == "box3d"]
+        assert len(boxes) == len(_box3d_stmts(source))
+        for o in boxes:
+            name = o["name"]
+            poly = next(op["points"] for op in o["_draw_"] if op["op"] == "P")
+            lines = [op["points"] for op in o["_draw_"] if op["op"] == "L"]
+            top = next(a[1] for a, b in lines if a[1] == b[1])  # the rim's horizontal line
+            right = next(a[0] for a, b in lines if a[0] == b[0])  # the rim's vertical line
+            left, bottom = min(x for x, _ in poly), min(y for _, y in poly)
+            size, texts = 0.0, []
+            for op in o["_ldraw_"]:
+                if op["op"] == "F":
+                    size = float(op["size"])
+                elif op["op"] == "T":
+                    texts.append((op["pt"], float(op["width"]), size, op["text"]))
+            assert texts, name
+            (x, y), _, size, text = texts[0]
+            assert y + size <= top - CLEARANCE, f"{name}: {text!r} reaches {y + size} > front face top {top}"
+            (x, y), _, size, text = texts[-1]
+            assert y - 0.3 * size >= bottom + CLEARANCE, f"{name}: {text!r} below the box bottom {bottom}"
+            for (x, _y), width, _, text in texts:
+                assert left + CLEARANCE <= x - width / 2 and x + width / 2 <= right - CLEARANCE, (name, text)
+
+
 def test_symbolic_legend() -> None:
     g = archc.load(str(RESNET152)).check(symbolic=True).graph
     src = G.build(g, depth=2).source
