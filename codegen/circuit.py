@@ -48,16 +48,17 @@ from typing import Any
 
 from archc.codegen.glyphs import GLYPHS, detail
 from archc.codegen.graph import ANNOTATE, SCALE, Run, _colour, _costs, _fmt_num, fold
+from archc.codegen.textwidth import width
 from archc.diagnostics import NO_SPAN, ArchError, Diagnostic, Span, did_you_mean
 from archc.dsl.ir import Graph, ModuleInfo, Node, Op, TensorType, TupleType
 from archc.shapes.legend import Legend
 
 FS = 11          # font size of labels (px)
-CW = 0.62 * FS   # estimated width of one character
 GAP = 18         # vertical distance between the wires of a lane
 HEAD = 18        # room above a lane's wires for floating glyphs (➤f➤, +, bars' names)
 CURVE = 26       # horizontal room for a wire to change lanes before an op
 TITLE_H = 16     # one row of region titles / run labels
+ATTN_W = 84      # width of an attention op drawn in full (cup, softmax, cup)
 WIN_FS = 8       # font size of the kernel-window labels of an expanded convolution
 TINTS = ("#e8eaf6", "#fdf1dc", "#e6f2e6", "#f6e3ea", "#e3f1f6")
 
@@ -98,7 +99,10 @@ class Item:
     lane: int = 0
     x: float = 0.0         # left edge of the op column
     w: float = 0.0         # width of the glyph
+    first: int = 0         # column of the first consumer (its value's wires run in `lane` up to there)
     end: int = 0           # column of the last consumer
+    carry: int | None = None  # the lane its value is carried in from `first` to `end`, when used again later
+    curve: float = 0.0     # room left of the column for its input wires to change rows
 
 
 @dataclasses.dataclass
@@ -287,33 +291,73 @@ class _Builder:
     # ---- columns and lanes -----------------------------------------------------------------
 
     def _place(self) -> None:
+        """Columns in graph order, then lanes. A value's wires run in its *home* lane from its column to its
+        first consumer; a value used again later is copied there (dots) and *carried* in a lane of its own
+        to its last consumer, as the paper draws a residual's skip wires below the block. An op continues
+        the lane of an input whose first consumer it is (the chain of ops stays on one line), else takes
+        over the carried lane of an input whose last consumer it is (a branch such as a downsample), else
+        starts a new lane. Lanes are coloured like intervals: chains holding an input or an output first
+        (the spine, top), then the others from the shortest, so nested skips stack without crossing."""
         users: dict[str, list[int]] = {it.key: [] for it in self.items}
-        for c, it in enumerate(self.items):
-            it.col = c
+        for col, it in enumerate(self.items):
+            it.col = col
             for s in it.inputs:
-                users[s].append(c)
+                users[s].append(col)
         last = len(self.items)
         for it in self.items:
-            it.end = max(users[it.key], default=it.col)
-            if it.key in self.outputs:
-                it.end = last
-        free: list[int] = []  # per lane: the column its current value ends at
+            us = users[it.key]
+            out = it.key in self.outputs
+            it.first = us[0] if us else last if out else it.col
+            it.end = last if out else max(us, default=it.col)
+        spans: list[list[int]] = []  # per chain: [first column, last column]
+        spine: list[bool] = []
+        home: dict[str, int] = {}    # item key -> the chain of its home segment
+        carried: dict[str, int] = {}  # item key -> the chain its carried copy belongs to
+
+        def chain(lo: int, hi: int, top: bool) -> int:
+            spans.append([lo, hi])
+            spine.append(top)
+            return len(spans) - 1
+
         for it in self.items:
-            lane = -1
-            if it.inputs:
+            c: int | None = next((home[s] for s in it.inputs if self.by_key[s].first == it.col), None)
+            if c is None and it.inputs:
                 src = self.by_key[it.inputs[0]]
-                if src.end == it.col:
-                    lane = src.lane
-            if lane < 0:
-                lane = next((i for i, f in enumerate(free) if f <= it.col and
-                             not any(self.by_key[s].lane == i and self.by_key[s].end > it.col for s in it.inputs)),
-                            len(free))
-            if lane == len(free):
-                free.append(0)
-            free[lane] = it.end
-            it.lane = lane
-        self.lanes = max(len(free), 1)
-        self.max_wires = max((len(_slots(it.node.type)) for it in self.items), default=1)
+                if src.key in carried and src.end == it.col:
+                    c = carried[src.key]
+            top = not it.inputs or it.key in self.outputs
+            if c is None:
+                c = chain(it.col, it.first, top)
+            spans[c][1] = max(spans[c][1], it.first)
+            spine[c] = spine[c] or top
+            home[it.key] = c
+            if it.end > it.first:
+                carried[it.key] = chain(it.first, it.end, False)
+        order = sorted(range(len(spans)), key=lambda c: (not spine[c], 0 if spine[c] else spans[c][1] - spans[c][0],
+                                                         spans[c][0]))
+        taken: list[list[tuple[float, float]]] = []
+        lane_of: dict[int, int] = {}
+        for c in order:
+            lo, hi = spans[c][0], max(spans[c][1], spans[c][0] + 0.5)
+            lane = next((i for i, t in enumerate(taken) if not any(lo < b and a < hi for a, b in t)), len(taken))
+            if lane == len(taken):
+                taken.append([])
+            taken[lane].append((lo, hi))
+            lane_of[c] = lane
+        for it in self.items:
+            it.lane = lane_of[home[it.key]]
+            it.carry = lane_of[carried[it.key]] if it.key in carried else None
+        self.lanes = max(len(taken), 1)
+        rows = [1] * self.lanes
+        for it in self.items:
+            rows[it.lane] = max(rows[it.lane], self._rows_of(it))
+            if it.carry is not None:
+                rows[it.carry] = max(rows[it.carry], len(_slots(it.node.type)))
+        self.lane_rows = rows
+
+    def _src_lane(self, it: Item, src: Item) -> int:
+        """The lane `it` reads input `src` from: its home lane at its first consumer, its carried lane after."""
+        return src.carry if src.carry is not None and it.col != src.first else src.lane
 
     def _label(self, s: tuple[str, Any]) -> str:
         return f"{s[0]}={self.legend.size_str(s[1])}"
@@ -349,7 +393,9 @@ class _Builder:
         n = it.node
         if it.module is not None:
             m = self.g.modules.get(it.module)
-            return m.name if m else it.module
+            if m is None:
+                return it.module
+            return m.name if m.kind == "block" and m.name else f"{it.module.rpartition('.')[2]} ({m.kind})"
         gl = GLYPHS[n.op]
         a = n.attrs
         if gl.kind == "input":
@@ -390,8 +436,8 @@ class _Builder:
 
     def _conv_parts(self, it: Item) -> tuple[float, float, float]:
         """Widths of an expanded convolution's trapezoid, window-wire stretch and **L**."""
-        star = len(self._glyph_text(it)) * CW + 16
-        win = max((len(s) for s in self._windows(it)), default=1) * WIN_FS * 0.62 + 26
+        star = width(self._glyph_text(it), FS) + 16
+        win = max((width(s, WIN_FS) for s in self._windows(it)), default=8.0) + 26
         return max(star, 26.0), win, 24.0
 
     def _define_lines(self) -> list[str]:
@@ -415,7 +461,7 @@ class _Builder:
             return str(v)
 
     def _define_w(self) -> float:
-        return max(len(s) for s in self._define_lines()) * CW * 1.1 + 24
+        return max(width(s, FS, i == 0) for i, s in enumerate(self._define_lines())) + 24
 
     def _draw_define(self) -> float:
         """The block's 3-D box (name and parameter values) and the "=" sign, left of the circuit; its bottom."""
@@ -446,10 +492,16 @@ class _Builder:
     # ---- geometry --------------------------------------------------------------------------
 
     def lane_top(self, lane: int) -> float:
-        return self.top + lane * self.lane_h
+        return self.top + sum(self._lane_h(i) for i in range(lane))
+
+    def _lane_h(self, lane: int) -> float:
+        return HEAD + 12 + (self.lane_rows[lane] - 1) * GAP + 22
+
+    def row_y(self, lane: int, j: int) -> float:
+        return self.lane_top(lane) + HEAD + 12 + j * GAP
 
     def wire_y(self, it: Item, j: int) -> float:
-        return self.lane_top(it.lane) + HEAD + 12 + j * GAP
+        return self.row_y(it.lane, j)
 
     def axis_y(self, it: Item, name: str) -> float | None:
         for j, s in enumerate(_slots(it.node.type)):
@@ -457,22 +509,87 @@ class _Builder:
                 return self.wire_y(it, j)
         return None
 
+    def _attn(self, it: Item) -> tuple[str, str, str] | None:
+        """The items giving q, k and v of an attention op drawn in full (three distinct inputs), else None."""
+        n = it.node
+        if it.module is not None or n.op != Op.ATTENTION or len(n.inputs) != 3:
+            return None
+        q, k, v = (self.key_of[i] for i in n.inputs)
+        return (q, k, v) if len({q, k, v}) == 3 and isinstance(n.type, TensorType) else None
+
+    def _ends(self, it: Item) -> dict[tuple[str, str], int]:
+        """Rows under an op's output wires where input wires end at it, keyed (input item, axis): the axes a
+        reduction removes; an einsum's contracted axes, one row per operand holding it (consecutive rows of
+        one axis meet in a cup); attention's q·k contraction over the feature axis and its sum over the
+        key positions (k's sequence wire, through the softmax ◁, meets v's in a cup)."""
+        n = it.node
+        if it.module is not None:
+            return {}
+        kind = GLYPHS[n.op].kind
+        slots = _slots(n.type)
+        base = len(slots)
+        kept = {s[0] for s in slots if s is not None}
+        ends: dict[tuple[str, str], int] = {}
+        roles = self._attn(it)
+        if roles is not None:
+            q, k, v = roles
+            seq, chan = n.attrs["seq"], n.attrs["chan"]
+            return {(q, chan): base, (k, chan): base + 1, (k, seq): base + 2, (v, seq): base + 3}
+        if kind not in ("reduce", "einsum"):
+            return ends
+        sources = it.inputs[:1] if kind == "reduce" else it.inputs
+        names = {k: [s[0] for s in _slots(self.by_key[k].node.type) if s is not None] for k in sources}
+        gone = list(dict.fromkeys(a for k in sources for a in names[k] if a not in kept))
+        for a in gone:
+            for k in sources:
+                if a in names[k]:
+                    ends[(k, a)] = base + len(ends)
+        return ends
+
+    def _rows_of(self, it: Item) -> int:
+        return max(len(_slots(it.node.type)) + len(self._ends(it)), 1)
+
+    def _glyph_w(self, it: Item) -> float:
+        """The width of an item's glyph: its text as drawn (size, weight), at least 22 px."""
+        text = self._glyph_text(it)
+        kind = "module" if it.module is not None else GLYPHS[it.node.op].kind
+        if kind == "linear":
+            w = width(text, 16, True) + 8
+        elif kind == "func":
+            w = width(text, FS, True) + 6
+        elif kind == "join":
+            w = width(text, FS + 3, True) + 6
+        elif kind == "einsum":
+            w = GAP * 0.7 + 10
+        elif self._attn(it) is not None:
+            w = ATTN_W
+        else:
+            w = width(text, FS) + 14
+        if self.annotate is not None:
+            w = max(w, width(self._figure(it), FS * 0.9) + 10)
+        return max(22.0, w)
+
     def build(self) -> Layout:
         self._place()
         self._mark_fresh()
-        self.lane_h = HEAD + 12 + self.max_wires * GAP + 10
-        # Column widths: the glyph, then room for the labels of the value it makes, then a curve.
+        # Column widths: the glyph, then room for the labels of the value it makes, then a curve; a little
+        # more where a block region starts or ends, so neighbouring regions keep apart.
         x = 20.0
         if self.define is not None:
             x += self._define_w() + 44  # the block's box and the "=" sign
+        prev: tuple[str, ...] = ()
         for it in self.items:
             labels = [self._label(s) for s, on in zip(_slots(it.node.type), self._shown(it)) if s is not None and on]
-            it.w = max(22.0, len(self._glyph_text(it)) * CW + 12, len(self._figure(it)) * CW + 8)
+            it.w = self._glyph_w(it)
             if self._expanded(it):
                 it.w = max(it.w, sum(self._conv_parts(it)))
-            x += CURVE
+            here = self._containers(it)
+            x += 8 * len(set(here) ^ set(prev))
+            prev = here
+            it.curve = self._curve(it)
+            x += it.curve
             it.x = x
-            x += it.w + 4 + max((len(s) * CW for s in labels), default=0) + 8
+            x += it.w + 4 + max((width(s, FS) for s in labels), default=0) + 8
         right = x + 40
         # Header: title, legend rows, then rows of region titles (assigned greedily, no overlap).
         y = 8.0
@@ -493,7 +610,7 @@ class _Builder:
         regions = self._regions()
         rows = self._rows([(r[1], r[2]) for r in regions])
         self.top = y + (max(rows, default=-1) + 1) * TITLE_H + 6
-        bottom = self.top + self.lanes * self.lane_h
+        bottom = self.lane_top(self.lanes)
         runs = [(r, x0, x1) for (r, x0, x1, _d) in regions if r in self.runs]
         run_rows = self._rows([(x0, x1) for _r, x0, x1 in runs])
         height = bottom + (max(run_rows, default=-1) + 1) * TITLE_H + 14
@@ -505,24 +622,48 @@ class _Builder:
                            bottom, bottom + 4 + row * TITLE_H)
         for it in self.items:
             self._draw_item(it, right)
-        width = max(right, max((b.x + b.w for b in self.texts), default=0) + 20)
+        width_ = max(right, max((b.x + b.w for b in self.texts), default=0) + 20)
         collapsed = [(r.rep, len(r.elements)) for r in self.runs.values()]
-        return Layout(width, height, self.items, self.wires, self.texts, self.glyphs, collapsed, self.body,
+        return Layout(width_, height, self.items, self.wires, self.texts, self.glyphs, collapsed, self.body,
                       dict(self.weights))
 
+    def _curve(self, it: Item) -> float:
+        """Room for an item's input wires to change rows: wider the further they travel (lanes apart)."""
+        self.top = 0.0  # relative rows only; `build` sets the real top before drawing
+        rise = [abs(self.row_y(self._src_lane(it, self.by_key[k]), 0) - self.row_y(it.lane, 0)) for k in it.inputs]
+        return CURVE + min(max(rise, default=0.0) * 0.12, 50.0)
+
+    def _containers(self, it: Item) -> tuple[str, ...]:
+        """The module paths around an item's column, outermost first (a collapsed run's box included)."""
+        c = self.conts[it.node.id]
+        if it.module is not None:
+            m = self.g.modules.get(it.module)
+            c = it.module if it.module in self.runs else (m.parent or "") if m else ""
+        out: list[str] = []
+        while c:
+            out.append(c)
+            m = self.g.modules.get(c)
+            c = (m.parent or "") if m else c.rpartition(".")[0]
+        return tuple(reversed(out))
+
     def _regions(self) -> list[tuple[str, float, float, int]]:
-        """(module path, x0, x1, nesting depth) of every block / seq / list holding drawn columns."""
+        """(module path, x0, x1, nesting depth) of every block / seq / list holding drawn columns (and of a
+        collapsed run drawn as one box, so its parentheses show)."""
         span: dict[str, list[float]] = {}
         for it in self.items:
-            c = it.module or self.conts[it.node.id]
-            if it.module is not None:
-                m = self.g.modules.get(it.module)
-                c = (m.parent or "") if m else ""
-            while c:
-                m = self.g.modules.get(c)
+            for c in self._containers(it):
                 lo, hi = span.get(c, [it.x, it.x + it.w])
                 span[c] = [min(lo, it.x), max(hi, it.x + it.w)]
-                c = (m.parent or "") if m else c.rpartition(".")[0]
+        # A list whose elements interleave with another module's (U-Net's `upconv[i]` between `up[i]`) gets
+        # no region of its own: it would cover its neighbours; its elements' regions name it.
+        def parent(p: str) -> str:
+            m = self.g.modules.get(p)
+            return (m.parent or "") if m else p.rpartition(".")[0]
+
+        for path in [p for p, m in self.g.modules.items() if m.kind == "list" and p in span]:
+            lo, hi = span[path]
+            if any(q != path and parent(q) == parent(path) and lo < b and a < hi for q, (a, b) in span.items()):
+                del span[path]
         out = []
         for path, (lo, hi) in span.items():
             d = path.count(".")
@@ -538,7 +679,7 @@ class _Builder:
         out = []
         for x0, x1 in spans:
             r = 0
-            while r < len(taken) and any(x0 < b and a < x1 for a, b in taken[r]):
+            while r < len(taken) and any(x0 < b + 4 and a < x1 + 4 for a, b in taken[r]):
                 r += 1
             if r == len(taken):
                 taken.append([])
@@ -550,8 +691,8 @@ class _Builder:
 
     def _text(self, x: float, y: float, s: str, kind: str, anchor: str = "start", size: float = FS,
               weight: str = "normal", fill: str = "#222") -> None:
-        """Text whose box's top-left is (x, y) (or top-centre with anchor middle)."""
-        w = len(s) * size * 0.62
+        """Text whose box's top-left is (x, y) (or top-centre with anchor middle), its width measured."""
+        w = width(s, size, weight == "bold")
         x0 = x - w / 2 if anchor == "middle" else x
         self.texts.append(Box(x0, y, w, size, s, kind))
         wt = f' font-weight="{weight}"' if weight != "normal" else ""
@@ -569,13 +710,17 @@ class _Builder:
                              f'fill="{colour}" stroke="#888" stroke-width="0.6"/>')
             label = f"≥ {_fmt_num(10 ** (lo + (hi - lo) * i / len(SCALE)))}"
             self._text(x + 18, y, label, "legend")
-            x += 18 + len(label) * CW + 12
+            x += 18 + width(label, FS) + 12
         return y + TITLE_H + 4
 
     def _draw_regions(self, regions: list, rows: list[int], y0: float, bottom: float) -> None:
         for (path, x0, x1, d), row in zip(regions, rows):
             m = self.g.modules.get(path)
-            name = path.rpartition(".")[2]
+            up, _, name = path.rpartition(".")
+            pm = self.g.modules.get(up) if m is not None and m.parent == up else None
+            if pm is not None and pm.kind in ("list", "seq"):  # an element: down[0], layer1.0
+                base = up.rpartition(".")[2]
+                name = f"{base}[{name}]" if pm.kind == "list" else f"{base}.{name}"
             if m is not None and m.kind == "block":
                 title = f"{name} · {m.name}"
             else:
@@ -586,10 +731,12 @@ class _Builder:
                              f'height="{bottom - ty - 2 - d * 3:.1f}" rx="6" fill="{tint}" fill-opacity="0.75" '
                              f'stroke="#b9bfd3" stroke-width="0.8"><title>{escape(path)}</title></rect>')
             inset = 16 if path in self.runs else 4  # clear of the run's parenthesis
-            room = int((x1 - x0 - inset - 4) / (CW * 0.9))
-            if room >= 2:
-                title = title if len(title) <= room else title[:room - 1] + "…"
-                self._text(x0 + inset, ty, title, "title", size=FS * 0.9, fill="#3a3f58")
+            room = x1 - x0 - inset - 4
+            size = FS * 0.9
+            while title and width(title, size) > room:
+                title = title[:-2] + "…" if len(title) > 2 else ""
+            if len(title) >= 2:
+                self._text(x0 + inset, ty, title, "title", size=size, fill="#3a3f58")
 
     def _draw_run(self, path: str, x0: float, x1: float, top: float, bottom: float, label_y: float) -> None:
         run = self.runs[path]
@@ -601,56 +748,103 @@ class _Builder:
         first, lastm = self.g.modules[run.elements[0]], self.g.modules[run.elements[-1]]
         assert first.repeat is not None and lastm.repeat is not None
         label = f"{first.repeat[0]} = {first.repeat[1]}…{lastm.repeat[1]}  ×{len(run.elements)}"
-        self._text(x1 - len(label) * CW, label_y, label, "run", weight="bold")
+        self._text(x1 - width(label, FS, True), label_y, label, "run", weight="bold")
+
+    def _target(self, it: Item, key: str, axis: str, ends: dict[tuple[str, str], int],
+                named: list[str], gy: list[float], out_ys: list[float], y0: float) -> float:
+        """Where the wire `axis` of input `key` enters `it`'s column."""
+        if (key, axis) in ends:
+            return self.row_y(it.lane, ends[key, axis])
+        if axis in named:
+            y = self.axis_y(it, axis)
+            assert y is not None
+            return y
+        return (min(gy) + max(gy)) / 2 if gy else out_ys[0] if out_ys else y0
 
     def _draw_item(self, it: Item, right: float) -> None:
         slots = _slots(it.node.type)
         out_ys = [self.wire_y(it, j) for j in range(len(slots))]
         gl = GLYPHS[it.node.op]
-        kind = "module" if it.module is not None else gl.kind
-        # Incoming wires: each input's lane wires curve into this column's wires of the same axis.
+        kind = "module" if it.module is not None else "attention_full" if self._attn(it) else gl.kind
+        # Incoming wires: each input's wires (from its home or carried lane) curve into this column's
+        # wires of the same axis, or into the rows where they end (reductions, contractions).
         act = None if it.module is not None else acts(it.node)
         named = [s[0] for s in slots if s is not None]
+        ends = self._ends(it)
         gy = [y for s, y in zip(slots, out_ys) if s is not None and (act is None or s[0] in act)]
+        if ends and kind in ("reduce", "einsum"):
+            gy = sorted(self.row_y(it.lane, r) for r in ends.values())
+        merged: dict[float, int] = {}
         for key in it.inputs:
             src = self.by_key[key]
-            last = src.end == it.col
+            lane = self._src_lane(it, src)
+            xb = it.x - it.curve
+            xm = xb + it.curve / 2
             for j, s in enumerate(_slots(src.node.type)):
-                y0 = self.wire_y(src, j)
                 if s is None:
                     continue
-                y1 = self.axis_y(it, s[0]) if s[0] in named else None
-                if y1 is None:
-                    y1 = (min(gy) + max(gy)) / 2 if gy else out_ys[0] if out_ys else y0
-                xb = it.x - CURVE
-                xm = xb + CURVE / 2
+                y0 = self.row_y(lane, j)
+                y1 = self._target(it, key, s[0], ends, named, gy, out_ys, y0)
+                if (key, s[0]) not in ends:
+                    merged[y1] = merged.get(y1, 0) + 1
                 d = f"M{xb:.1f},{y0:.1f} C{xm:.1f},{y0:.1f} {xm:.1f},{y1:.1f} {it.x:.1f},{y1:.1f}"
                 self.body.append(f'<path class="link" d="{d}" fill="none" stroke="#444" stroke-width="1.2"/>')
-                if not last:
+                if lane == src.carry and it.col != src.end:
                     self.body.append(f'<circle class="copy" cx="{xb:.1f}" cy="{y0:.1f}" r="2.8" fill="#333"/>')
-        # Outgoing wires: from this column to the last consumer (or the right edge for an output).
-        x_end = right - 10 if it.key in self.outputs else self.items[it.end].x - CURVE
-        if it.end == it.col and it.key not in self.outputs:
-            x_end = it.x + it.w  # an unused value: a stub
-        arrow = ' marker-end="url(#arrow)"' if it.key in self.outputs else ""
+        # Outgoing wires: in the home lane up to the first consumer (or the right edge for an output);
+        # a value used again later is copied there (dots) and carried in its own lane to its last consumer.
+        last = len(self.items)
+        out = it.key in self.outputs
+        if it.first == last:
+            x_home = right - 10
+        elif it.first == it.col:
+            x_home = it.x + it.w  # an unused value: a stub
+        else:
+            x_home = self.items[it.first].x - self.items[it.first].curve
+        arrow = ' marker-end="url(#arrow)"'
         lx = it.x + it.w + 4
         shown = self._shown(it)
         for j, s in enumerate(slots):
             y = out_ys[j]
             if s is None:
-                self.body.append(f'<line class="sep" x1="{it.x:.1f}" y1="{y:.1f}" x2="{x_end:.1f}" y2="{y:.1f}" '
+                self.body.append(f'<line class="sep" x1="{it.x:.1f}" y1="{y:.1f}" x2="{x_home:.1f}" y2="{y:.1f}" '
                                  f'stroke="#444" stroke-dasharray="5,4"/>')
                 continue
             label = self._label(s)
             self.wires.append(Wire(it.key, s[0], label, y, shown[j]))
-            self.body.append(f'<g class="wire" data-value="{it.key}" data-axis="{escape(s[0])}">'
-                             f'<line x1="{it.x:.1f}" y1="{y:.1f}" x2="{x_end:.1f}" y2="{y:.1f}" stroke="#444" '
-                             f'stroke-width="1.2"{arrow}/></g>')
+            line = (f'<line x1="{it.x:.1f}" y1="{y:.1f}" x2="{x_home:.1f}" y2="{y:.1f}" stroke="#444" '
+                    f'stroke-width="1.2"{arrow if it.first == last else ""}/>')
+            self.body.append(f'<g class="wire" data-value="{it.key}" data-axis="{escape(s[0])}">{line}'
+                             f'{self._carried(it, j, y, right, out)}</g>')
             if shown[j]:
                 self._text(lx, y - 3 - FS, label, "wire", fill="#333")
-        self._glyph(it, kind, out_ys, gy)
+        if it.carry is not None and it.first < last:
+            xf = self.items[it.first].x - self.items[it.first].curve
+            for y in out_ys:
+                self.body.append(f'<circle class="copy" cx="{xf:.1f}" cy="{y:.1f}" r="2.8" fill="#333"/>')
+        self._glyph(it, kind, out_ys, gy, sorted(y for y, c in merged.items() if c > 1))
 
-    def _glyph(self, it: Item, kind: str, ys: list[float], gy: list[float]) -> None:
+    def _carried(self, it: Item, j: int, y: float, right: float, out: bool) -> str:
+        """The carried copy of wire `j` of `it`: a curve from the copy dot to its lane, then a line."""
+        if it.carry is None or it.first >= len(self.items):
+            return ""
+        xf = self.items[it.first].x - self.items[it.first].curve
+        yc = self.row_y(it.carry, j)
+        xe = right - 10 if it.end >= len(self.items) else self.items[it.end].x - self.items[it.end].curve
+        arrow = ' marker-end="url(#arrow)"' if out and it.end >= len(self.items) else ""
+        xm = xf + CURVE / 2
+        curve = (f'<path class="carry" d="M{xf:.1f},{y:.1f} C{xm:.1f},{y:.1f} {xm:.1f},{yc:.1f} '
+                 f'{xf + CURVE:.1f},{yc:.1f}" fill="none" stroke="#444" stroke-width="1.2"/>')
+        return (f'{curve}<line x1="{xf + CURVE:.1f}" y1="{yc:.1f}" x2="{xe:.1f}" y2="{yc:.1f}" stroke="#444" '
+                f'stroke-width="1.2"{arrow}/>')
+
+    def _cup(self, x: float, y1: float, y2: float) -> str:
+        """Two wires ending at x joined by a cup: their axes are contracted (summed over together)."""
+        b = max((y2 - y1) * 0.6, 8.0)
+        return (f'<path class="cup" d="M{x:.1f},{y1:.1f} C{x + b:.1f},{y1:.1f} {x + b:.1f},{y2:.1f} '
+                f'{x:.1f},{y2:.1f}" fill="none" stroke="#222" stroke-width="1.6"/>')
+
+    def _glyph(self, it: Item, kind: str, ys: list[float], gy: list[float], joins: list[float]) -> None:
         text = self._glyph_text(it)
         n = it.node
         tip = escape(" ".join(x for x in (it.module or n.path or n.label or n.op.value, n.op.value, detail(n)) if x))
@@ -659,9 +853,8 @@ class _Builder:
         lt = self.lane_top(it.lane)
         shade = None if self.annotate is None else _colour(self.weights.get(it.key, 0), *self.scale)
         ink = "#ffffff" if shade in SCALE[-2:] else "#222"
-        top, bot = (min(gy) - 8, max(gy) + 8) if gy else (ys[0] - 8, ys[-1] + 8)
-        parts: list[str] = [f'<g class="glyph" data-item="{it.key}" data-op="{n.op.value}"><title>{tip}</title>']
-        self.body.append("".join(parts))
+        top, bot = (min(gy) - 8, max(gy) + 8) if gy else (ys[0] - 8, ys[-1] + 8) if ys else (lt + HEAD, lt + HEAD + 16)
+        self.body.append(f'<g class="glyph" data-item="{it.key}" data-op="{n.op.value}"><title>{tip}</title>')
         if kind in ("func", "dropout", "identity", "input"):
             self._text(cx, lt + 2, text, "glyph", anchor="middle", weight="bold" if kind == "func" else "normal")
         elif kind == "join":
@@ -675,9 +868,7 @@ class _Builder:
             self._text(cx, lt + 2, text, "glyph", anchor="middle", size=FS - 1)
         elif kind == "softmax":
             for y in gy:
-                self.body.append(f'<path d="M{cx + 8:.1f},{y - 7:.1f} L{cx - 8:.1f},{y:.1f} '
-                                 f'L{cx + 8:.1f},{y + 7:.1f} z" fill="{shade or "#ffffff"}" stroke="#222" '
-                                 'stroke-width="1.4"/>')
+                self.body.append(self._triangle(cx, y, shade))
         elif kind == "bar":
             self.body.append(f'<rect x="{cx - 3:.1f}" y="{ys[0] - 8:.1f}" width="6" height="{ys[-1] - ys[0] + 16:.1f}" '
                              f'fill="#222"/>')
@@ -687,13 +878,20 @@ class _Builder:
                 self.body.append(f'<rect x="{x + 2:.1f}" y="{y - 9:.1f}" width="{w - 4:.1f}" height="18" '
                                  f'fill="{shade or "#ffffff"}"/>')
                 self._text(cx, y - 9, text, "glyph", anchor="middle", size=16, weight="bold", fill=ink)
+        elif kind == "einsum":
+            self._contractions(it, shade)
+        elif kind == "attention_full":
+            self._attention(it, shade)
         elif kind == "conv" and self._expanded(it):
             self._conv_expanded(it, text)
         elif kind == "module":
-            self.body.append(f'<rect x="{x:.1f}" y="{top:.1f}" width="{w:.1f}" height="{bot - top:.1f}" '
-                             f'fill="{shade or "#cfe8b0"}" stroke="#222" stroke-width="1.5"/>'
-                             f'<path d="M{x:.1f},{top:.1f} l5,-5 h{w:.1f} v{bot - top:.1f} l-5,5" fill="#a9cf85" '
-                             f'stroke="#222" stroke-width="1.2"/>')
+            d = 6
+            self.body.append(f'<path d="M{x:.1f},{top:.1f} l{d},{-d} h{w:.1f} l{-d},{d} z" fill="#b8dc95" '
+                             f'stroke="#222" stroke-width="1.2"/>'
+                             f'<path d="M{x + w:.1f},{top:.1f} l{d},{-d} v{bot - top:.1f} l{-d},{d} z" '
+                             f'fill="#a9cf85" stroke="#222" stroke-width="1.2"/>'
+                             f'<rect x="{x:.1f}" y="{top:.1f}" width="{w:.1f}" height="{bot - top:.1f}" '
+                             f'fill="{shade or "#cfe8b0"}" stroke="#222" stroke-width="1.5"/>')
             self._text(cx, (top + bot) / 2 - FS / 2, text, "glyph", anchor="middle", fill=ink)
         else:
             thick = "2.4" if kind in ("conv", "conv_t") else "1.4"
@@ -701,20 +899,73 @@ class _Builder:
             self.body.append(f'<rect x="{x:.1f}" y="{top:.1f}" width="{w:.1f}" height="{bot - top:.1f}" '
                              f'fill="{fill}" stroke="#222" stroke-width="{thick}"/>')
             self._text(cx, (top + bot) / 2 - FS / 2, text, "glyph", anchor="middle", fill=ink)
+        if kind in ("einsum", "attention_full", "bar"):
+            for y in joins:  # wires of several inputs meeting on one axis: the same positions (diagonal), a dot
+                self.body.append(f'<circle class="diag" cx="{x:.1f}" cy="{y:.1f}" r="3.2" fill="#333"/>')
         self.body.append("</g>")
         self.glyphs.append(it.key)
         if self.annotate is not None:
             # The figure under the column's lowest wire (clear of all wires: they run right of x).
             v = self.weights.get(it.key, 0)
-            fy = ys[-1] + 9 if ys else lt + HEAD + 12
+            low = max([*ys, *(self.row_y(it.lane, r) for r in self._ends(it).values())], default=lt + HEAD + 3)
+            fy = low + 9
             colour = shade or "#ffffff"
-            tw = len(self._figure(it)) * CW * 0.9 + 6
+            tw = width(self._figure(it), FS * 0.9) + 6
             self.body.append(f'<g class="cost" data-item="{it.key}" data-value="{v}">'
                              f'<rect x="{cx - tw / 2:.1f}" y="{fy - 1:.1f}" width="{tw:.1f}" '
                              f'height="{FS * 0.9 + 2:.1f}" rx="3" fill="{colour}" stroke="#999" stroke-width="0.5"/>')
             self._text(cx, fy, self._figure(it), "cost", anchor="middle", size=FS * 0.9,
                        fill="#ffffff" if colour in SCALE[-2:] else "#222")
             self.body.append("</g>")
+
+    @staticmethod
+    def _triangle(cx: float, y: float, shade: str | None) -> str:
+        return (f'<path d="M{cx + 8:.1f},{y - 7:.1f} L{cx - 8:.1f},{y:.1f} L{cx + 8:.1f},{y + 7:.1f} z" '
+                f'fill="{shade or "#ffffff"}" stroke="#222" stroke-width="1.4"/>')
+
+    def _contractions(self, it: Item, shade: str | None) -> None:
+        """An einsum: no box, only its contracted wires, joined in cups (one per axis held by two operands)."""
+        rows: dict[str, list[int]] = {}
+        for (_k, a), r in self._ends(it).items():
+            rows.setdefault(a, []).append(r)
+        for rs in rows.values():
+            ys = [self.row_y(it.lane, r) for r in sorted(rs)]
+            for y1, y2 in zip(ys, ys[1:]):
+                self.body.append(self._cup(it.x, y1, y2))
+            if len(ys) == 1:  # summed over in one operand only: the wire ends at a bar
+                self.body.append(f'<line x1="{it.x:.1f}" y1="{ys[0] - 6:.1f}" x2="{it.x:.1f}" y2="{ys[0] + 6:.1f}" '
+                                 f'stroke="#222" stroke-width="2"/>')
+        if shade is not None:
+            ys = [self.row_y(it.lane, r) for r in self._ends(it).values()] or [self.wire_y(it, 0)]
+            self.body.append(f'<rect x="{it.x - 2:.1f}" y="{min(ys) - 8:.1f}" width="{it.w:.1f}" '
+                             f'height="{max(ys) - min(ys) + 16:.1f}" fill="{shade}" fill-opacity="0.5"/>')
+
+    def _attention(self, it: Item, shade: str | None) -> None:
+        """Scaled dot-product attention in full: q and k contracted over the feature axis (a cup), scaled by
+        1/√d, a softmax ◁ on k's sequence wire, which then meets v's sequence wire in a second cup; the
+        other axes of q, k and v are the same positions (diagonal: dots where their wires meet)."""
+        ends = self._ends(it)
+        q, k, v = self._attn(it) or ("", "", "")
+        seq, chan = it.node.attrs["seq"], it.node.attrs["chan"]
+        y_qc, y_kc = self.row_y(it.lane, ends[q, chan]), self.row_y(it.lane, ends[k, chan])
+        y_ks, y_vs = self.row_y(it.lane, ends[k, seq]), self.row_y(it.lane, ends[v, seq])
+        x = it.x
+        top = self.wire_y(it, 0) - 10
+        self.body.append(f'<rect class="attention" x="{x - 4:.1f}" y="{top:.1f}" width="{it.w + 4:.1f}" '
+                         f'height="{y_vs + 10 - top:.1f}" rx="5" fill="{shade or "#e8dcf0"}" fill-opacity="0.8"/>')
+        self.body.append(self._cup(x, y_qc, y_kc))
+        xs, x3 = x + ATTN_W * 0.5, x + ATTN_W - 22
+        for y in (y_ks, y_vs):
+            self.body.append(f'<line x1="{x:.1f}" y1="{y:.1f}" x2="{x3:.1f}" y2="{y:.1f}" stroke="#444" '
+                             'stroke-width="1.2"/>')
+        self.body.append(self._triangle(xs, y_ks, None))
+        self.body.append(self._cup(x3, y_ks, y_vs))
+        self._text(x + 16, y_qc + 1, f"÷√{self.legend.size_str(self._chan_size(it, chan))}", "glyph", size=9)
+
+    def _chan_size(self, it: Item, chan: str) -> Any:
+        q = self.by_key[self.key_of[it.node.inputs[0]]].node.type
+        assert isinstance(q, TensorType)
+        return next(a.size for a in q.axes if a.name == chan)
 
 
     def _conv_expanded(self, it: Item, text: str) -> None:
