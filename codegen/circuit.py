@@ -60,6 +60,7 @@ CURVE = 26       # horizontal room for a wire to change lanes before an op
 TITLE_H = 16     # one row of region titles / run labels
 ATTN_W = 84      # width of an attention op drawn in full (cup, softmax, cup)
 WIN_FS = 8       # font size of the kernel-window labels of an expanded convolution
+POWERS = "⁰¹²³⁴⁵⁶⁷⁸⁹"
 TINTS = ("#e8eaf6", "#fdf1dc", "#e6f2e6", "#f6e3ea", "#e3f1f6")
 
 
@@ -430,8 +431,11 @@ class _Builder:
         return [rename or axis, *it.node.attrs["spatial"]]
 
     def _windows(self, it: Item) -> list[str]:
-        """The label of each spatial axis's kernel-window wire."""
+        """The labels of the kernel-window wires: one per spatial axis, or one `k=3²` for a square kernel
+        (the paper's `1²`), which leaves the trapezoid under the last spatial wire."""
         k = it.node.attrs.get("kernel") or ()
+        if len(k) > 1 and len(set(k)) == 1 and len(k) < len(POWERS):
+            return [f"k={self.legend.size_str(k[0])}{POWERS[len(k)]}"]
         return [f"k={self.legend.size_str(x)}" for x in k]
 
     def _conv_parts(self, it: Item) -> tuple[float, float, float]:
@@ -978,13 +982,14 @@ class _Builder:
         assert yc is not None and len(ys) == len(spatial)  # `_expanded` checked the axes
         a, b, _c = self._conv_parts(it)
         x = it.x
-        top, bot = min(ys) - 9, max(ys) + 9
-        self.body.append(f'<polygon class="conv-split" points="{x:.1f},{top + 5:.1f} {x + a:.1f},{top:.1f} '
-                         f'{x + a:.1f},{bot:.1f} {x:.1f},{bot - 5:.1f}" fill="#d4ebfb" stroke="#222" '
+        top, bot = min(ys) - 9, max(ys) + GAP / 2 + 4  # the window wires leave through the right side
+        self.body.append(f'<polygon class="conv-split" points="{x:.1f},{top - 2:.1f} {x + a:.1f},{top + 4:.1f} '
+                         f'{x + a:.1f},{bot:.1f} {x:.1f},{bot + 4:.1f}" fill="#d4ebfb" stroke="#222" '
                          'stroke-width="1.6"/>')
         self._text(x + a / 2, (top + bot) / 2 - FS / 2, text, "glyph", anchor="middle")
         xl = x + a + b
-        for y, label in zip(ys, self._windows(it)):
+        windows = self._windows(it)
+        for y, label in zip(ys[-len(windows):], windows):
             yw = y + GAP / 2
             xm = xl - 12
             self.body.append(f'<path class="window" d="M{x + a:.1f},{yw:.1f} H{xm:.1f} C{xl - 4:.1f},{yw:.1f} '

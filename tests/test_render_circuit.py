@@ -311,8 +311,8 @@ def test_conv_expanded() -> None:
         poly = e.findall(f"{SVG}polygon[@class='conv-split']")
         assert len(poly) == 1 and len(poly[0].get("points", "").split()) == 4  # a trapezoid
         windows = [t.text for t in e.findall(f"{SVG}text[@class='window']")]
-        assert windows == [f"k={k}", f"k={k}"]  # one window wire per spatial axis (h, w)
-        assert len(e.findall(f"{SVG}path[@class='window']")) == 2
+        assert windows == [f"k={k}²"]  # a square kernel: one window wire for h and w, as the paper's 1²
+        assert len(e.findall(f"{SVG}path[@class='window']")) == 1
         contract = e.findall(f"{SVG}g[@class='conv-contract']")
         assert len(contract) == 1 and [t.text for t in contract[0].iter(f"{SVG}text")] == ["L"]
         assert star in [t.text for t in e.findall(f"{SVG}text[@class='glyph']")]
@@ -323,6 +323,14 @@ def test_conv_expanded() -> None:
     assert ls[0].y == chan_y - 9 and ls[0].x > c1.x
     assert [w.label for w in lay.wires if w.value == c1.key] == ["batch=1", "chan=8", "h=16", "w=12"]
     _no_overlaps(lay.texts)
+
+
+def test_conv_expanded_rectangular_kernel_has_a_window_wire_per_axis() -> None:
+    g = archc.loads("size batch = 1\nblock C() {\n  in x: [batch, chan = 3, h = 32, w = 24]\n"
+                    "  c1 = conv(x, chan -> 8, k = [3, 1], pad = [1, 0])\n  out c1\n}").check().graph
+    root = ET.fromstring(C.layout(g, conv="expanded").svg())
+    assert [t.text for t in root.iter(f"{SVG}text") if t.get("class") == "window"] == ["k=3", "k=1"]
+    assert len([p for p in root.iter(f"{SVG}path") if p.get("class") == "window"]) == 2
 
 
 @pytest.mark.parametrize("src", [MINI, EXAMPLES / "resnet50.arch"], ids=lambda p: p.stem)
