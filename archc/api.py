@@ -161,10 +161,26 @@ class Model:
             return circuit.render(self.check().graph, out, **kw)
         return graph.render(self.check().graph, out, **kw)
 
+    @property
+    def blocks(self) -> dict[str, BlockView]:
+        """Every block the entry instantiates (in elaboration order), each showing its definition.
+
+        >>> m = loads('block A(n) { in x: [c = n]\\n out relu(x) }\\n'
+        ...           'entry block B() { in x: [c = 4]\\n a = A(x, 4)\\n out a }')
+        >>> list(m.blocks), m.blocks["A"].svg().startswith("<svg")
+        (['B', 'A'], True)
+        """
+        g = self.check().graph
+        names = dict.fromkeys(m.name for m in g.modules.values() if m.kind == "block")
+        return {name: BlockView(self, name) for name in names}
+
     def _repr_svg_(self) -> str | None:
-        """Jupyter's rich display: the graph-style diagram (None, so text is shown, without `dot`)."""
+        """Jupyter's rich display: the graph-style diagram, or the circuit style where `dot` is missing."""
         from archc.codegen import graph
-        return graph.svg(self.check().graph) if graph.have_dot() else None
+        if graph.have_dot():
+            return graph.svg(self.check().graph)
+        from archc.codegen import circuit
+        return circuit.layout(self.check().graph).svg()
 
     def ir(self, **sets: Any) -> str:
         from archc.dsl.printer import print_graph
@@ -190,6 +206,30 @@ class Model:
         return load_class(generate(self.program, self.entry, sets, checks=checks))
 
 
+class BlockView:
+    """A block as its model's entry instantiates it: it renders its definition, as `archc render --style
+    circuit --define NAME` does (a 3-D box with the parameters of its first instance, "=", its circuit)."""
+
+    def __init__(self, model: Model, name: str):
+        self.model = model
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"<block {self.name}>"
+
+    def svg(self, **kw: Any) -> str:
+        from archc.codegen import circuit
+        return circuit.layout(self.model.check().graph, define=self.name, **kw).svg()
+
+    def render(self, out: str, **kw: Any) -> Any:
+        """Write the block's definition to `out` (.svg/.png/.pdf); keywords as `circuit.render`."""
+        from archc.codegen import circuit
+        return circuit.render(self.model.check().graph, out, define=self.name, **kw)
+
+    def _repr_svg_(self) -> str:
+        return self.svg()
+
+
 def load(path: str, entry: str | None = None) -> Model:
     """Load a .arch file (and its imports). Raises ArchError with located diagnostics."""
     return Model(load_program(path), entry)
@@ -200,4 +240,4 @@ def loads(text: str, name: str = "<string>.arch", entry: str | None = None) -> M
     return Model(load_program(name, text), entry)
 
 
-__all__ = ["ArchError", "Compiled", "Diagnostic", "Model", "load", "loads"]
+__all__ = ["ArchError", "BlockView", "Compiled", "Diagnostic", "Model", "load", "loads"]

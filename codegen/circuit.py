@@ -433,7 +433,7 @@ class _Builder:
     def _windows(self, it: Item) -> list[str]:
         """The labels of the kernel-window wires: one per spatial axis, or one `k=3²` for a square kernel
         (the paper's `1²`), which leaves the trapezoid under the last spatial wire."""
-        k = it.node.attrs.get("kernel") or ()
+        k: tuple = tuple(it.node.attrs.get("kernel") or ())
         if len(k) > 1 and len(set(k)) == 1 and len(k) < len(POWERS):
             return [f"k={self.legend.size_str(k[0])}{POWERS[len(k)]}"]
         return [f"k={self.legend.size_str(x)}" for x in k]

@@ -346,3 +346,27 @@ def test_conv_expanded_no_overlaps(src: pathlib.Path) -> None:
             if boxes[j].x >= boxes[i].x + boxes[i].w:
                 break
             assert not boxes[i].hits(boxes[j]), (boxes[i], boxes[j])
+
+
+@pytest.mark.parametrize("src", SOURCES, ids=lambda p: p.stem)
+def test_every_block_renders_its_definition_in_jupyter(src: pathlib.Path) -> None:
+    """`Model.blocks` holds each block the entry instantiates; each displays its definition: a define box
+    titled with its name, and only the ops of its first instance."""
+    m = archc.load(str(src))  # with the file's own sizes (transformer_encoder: L stays symbolic)
+    blocks = m.blocks
+    g = m.check().graph
+    assert list(blocks) == list(dict.fromkeys(x.name for x in g.modules.values() if x.kind == "block"))
+    for name, view in blocks.items():
+        root = ET.fromstring(view._repr_svg_())
+        box = root.find(f".//{SVG}g[@class='define-box']")
+        assert box is not None and box.get("data-block") == name
+        first = next(x for x in g.modules.values() if x.kind == "block" and x.name == name)
+        inside = sum(1 for n in g if not first.path or n.scope == first.path or n.scope.startswith(first.path + "."))
+        glyphs = root.findall(f".//{SVG}g[@class='glyph']")
+        assert 0 < len(glyphs) <= inside + 8  # its ops (runs collapse), plus its inputs
+
+
+def test_repr_svg_falls_back_to_the_circuit_style_without_dot(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(G, "have_dot", lambda: False)
+    svg = archc.load(str(ROOT / "tests/data/mini_resnet.arch"))._repr_svg_()
+    assert svg is not None and ET.fromstring(svg).find(f".//{SVG}g[@class='wire']") is not None
