@@ -244,6 +244,12 @@ class _Builder:
         self.wires: list[Wire] = []
         self.glyphs: list[str] = []
         self._collect(expand, depth)
+        self.last_node: dict[str, int] = {}  # module path -> its last node (the value leaving it)
+        for n in g:
+            path = n.path or n.scope
+            while path:
+                self.last_node[path] = n.id
+                path = path.rpartition(".")[0]
         # Costs add up on whatever draws them (a run's drawn column carries all N elements).
         self.weights: dict[str, int] = {}
         if annotate is not None:
@@ -593,7 +599,7 @@ class _Builder:
             it.curve = self._curve(it)
             x += it.curve
             it.x = x
-            x += it.w + 4 + max((width(s, FS) for s in labels), default=0) + 8
+            x += it.w + (10 if it.module is not None else 4) + max((width(s, FS) for s in labels), default=0) + 8
         right = x + 40
         # Header: title, legend rows, then rows of region titles (assigned greedily, no overlap).
         y = 8.0
@@ -735,7 +741,7 @@ class _Builder:
                              f'height="{bottom - ty - 2 - d * 3:.1f}" rx="6" fill="{tint}" fill-opacity="0.75" '
                              f'stroke="#b9bfd3" stroke-width="0.8"><title>{escape(path)}</title></rect>')
             inset = 16 if path in self.runs else 4  # clear of the run's parenthesis
-            room = x1 - x0 - inset - 4
+            room = x1 - x0 - 2 * inset  # clear of both parentheses of a run
             size = FS * 0.9
             while title and width(title, size) > room:
                 title = title[:-2] + "…" if len(title) > 2 else ""
@@ -806,7 +812,7 @@ class _Builder:
         else:
             x_home = self.items[it.first].x - self.items[it.first].curve
         arrow = ' marker-end="url(#arrow)"'
-        lx = it.x + it.w + 4
+        lx = it.x + it.w + (10 if it.module is not None else 4)  # clear of a 3-D box's side
         shown = self._shown(it)
         for j, s in enumerate(slots):
             y = out_ys[j]
@@ -826,7 +832,45 @@ class _Builder:
             xf = self.items[it.first].x - self.items[it.first].curve
             for y in out_ys:
                 self.body.append(f'<circle class="copy" cx="{xf:.1f}" cy="{y:.1f}" r="2.8" fill="#333"/>')
+            self._carry_names(it, xf + CURVE, right)
         self._glyph(it, kind, out_ys, gy, sorted(y for y, c in merged.items() if c > 1))
+
+    def _value_name(self, it: Item) -> str:
+        """What the source calls `it`'s value: its name, else the outermost module it is the output of
+        (`inc`, `down[0]`), else ''."""
+        n = it.node
+        if n.label:
+            return n.label
+        path = it.module or n.path or ""
+        name = ""
+        while path:
+            if self.last_node.get(path) == n.id and path in self.g.modules:
+                name = path
+            path = path.rpartition(".")[0]
+        return self._title_name(name) if name else ""
+
+    def _title_name(self, path: str) -> str:
+        """A module path as the source names it: `down[0]` for a list element, `layer1.0` otherwise."""
+        up, _, name = path.rpartition(".")
+        pm = self.g.modules.get(up)
+        if pm is not None and pm.kind == "list":
+            return f"{up}[{name}]"
+        return path
+
+    def _carry_names(self, it: Item, x0: float, right: float) -> None:
+        """Name a carried copy where it leaves ("→ inc") and where it comes back ("inc →"), as the paper's
+        figures mark values saved to memory and loaded back, when the value has a name and there is room."""
+        name = self._value_name(it)
+        assert it.carry is not None
+        if not name:
+            return
+        y = self.row_y(it.carry, 0) - 3 - FS
+        xe = right - 10 if it.end >= len(self.items) else self.items[it.end].x - self.items[it.end].curve
+        a, b = f"→ {name}", f"{name} →"
+        wa, wb = width(a, FS), width(b, FS)
+        if xe - x0 > wa + wb + 40:
+            self._text(x0 + 6, y, a, "carry", fill="#555")
+            self._text(xe - wb - 6, y, b, "carry", fill="#555")
 
     def _carried(self, it: Item, j: int, y: float, right: float, out: bool) -> str:
         """The carried copy of wire `j` of `it`: a curve from the copy dot to its lane, then a line."""
