@@ -303,7 +303,8 @@ class _Builder:
         to its last consumer, as the paper draws a residual's skip wires below the block. An op continues
         the lane of an input whose first consumer it is (the chain of ops stays on one line), else takes
         over the carried lane of an input whose last consumer it is (a branch such as a downsample), else
-        starts a new lane. Lanes are coloured like intervals: chains holding an input or an output first
+        starts a new lane; among several inputs, one fed from a graph input wins over a parameter's (ViT's
+        class token, a layer scale). Lanes are coloured like intervals: chains holding an input or an output first
         (the spine, top), then the others from the shortest, so nested skips stack without crossing."""
         users: dict[str, list[int]] = {it.key: [] for it in self.items}
         for col, it in enumerate(self.items):
@@ -326,15 +327,19 @@ class _Builder:
             spine.append(top)
             return len(spans) - 1
 
+        fed: set[int] = set()  # chains that carry data from a graph input (not from a parameter alone)
         for it in self.items:
-            c: int | None = next((home[s] for s in it.inputs if self.by_key[s].first == it.col), None)
+            here = [home[s] for s in it.inputs if self.by_key[s].first == it.col]
+            c: int | None = next((x for x in here if x in fed), here[0] if here else None)
             if c is None and it.inputs:
                 src = self.by_key[it.inputs[0]]
                 if src.key in carried and src.end == it.col:
                     c = carried[src.key]
-            top = not it.inputs or it.key in self.outputs
+            top = it.node.op == Op.INPUT or it.key in self.outputs
             if c is None:
                 c = chain(it.col, it.first, top)
+            if it.node.op == Op.INPUT or any(home[s] in fed or carried.get(s) in fed for s in it.inputs):
+                fed.add(c)
             spans[c][1] = max(spans[c][1], it.first)
             spine[c] = spine[c] or top
             home[it.key] = c
@@ -830,7 +835,7 @@ class _Builder:
                 self._text(lx, y - 3 - FS, label, "wire", fill="#333")
         if it.carry is not None and it.first < last:
             xf = self.items[it.first].x - self.items[it.first].curve
-            for y in out_ys:
+            for y in (y for s, y in zip(slots, out_ys) if s is not None):
                 self.body.append(f'<circle class="copy" cx="{xf:.1f}" cy="{y:.1f}" r="2.8" fill="#333"/>')
             self._carry_names(it, xf + CURVE, right)
         self._glyph(it, kind, out_ys, gy, sorted(y for y, c in merged.items() if c > 1))
