@@ -366,6 +366,9 @@ class _Builder:
             if it.carry is not None:
                 rows[it.carry] = max(rows[it.carry], len(_slots(it.node.type)))
         self.lane_rows = rows
+        self.lane_off = [0.0]  # each lane's top below the first's; one more entry: the total height
+        for lane in range(self.lanes):
+            self.lane_off.append(self.lane_off[-1] + self._lane_h(lane))
 
     def _src_lane(self, it: Item, src: Item) -> int:
         """The lane `it` reads input `src` from: its home lane at its first consumer, its carried lane after."""
@@ -507,7 +510,7 @@ class _Builder:
     # ---- geometry --------------------------------------------------------------------------
 
     def lane_top(self, lane: int) -> float:
-        return self.top + sum(self._lane_h(i) for i in range(lane))
+        return self.top + self.lane_off[lane]
 
     def _lane_h(self, lane: int) -> float:
         return HEAD + 12 + (self.lane_rows[lane] - 1) * GAP + 22
@@ -644,8 +647,7 @@ class _Builder:
 
     def _curve(self, it: Item) -> float:
         """Room for an item's input wires to change rows: wider the further they travel (lanes apart)."""
-        self.top = 0.0  # relative rows only; `build` sets the real top before drawing
-        rise = [abs(self.row_y(self._src_lane(it, self.by_key[k]), 0) - self.row_y(it.lane, 0)) for k in it.inputs]
+        rise = [abs(self.lane_off[self._src_lane(it, self.by_key[k])] - self.lane_off[it.lane]) for k in it.inputs]
         return CURVE + min(max(rise, default=0.0) * 0.12, 50.0)
 
     def _containers(self, it: Item) -> tuple[str, ...]:
