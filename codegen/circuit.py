@@ -6,13 +6,17 @@ of horizontal wires in a *lane*, one wire per named axis. A wire is labelled
 when its axis is new or its size changed since the previous column of the same
 value chain (the op's first input), and always at an input and at the first
 column of each block region; the tensors of a tuple are separated by a dashed
-line. An op's glyph (from
-`codegen.glyphs`) covers only the wires of the axes it acts on; the others
-run straight past it, which is how broadcasting is drawn. A value used twice
-fans out at copy dots; joins merge wires at dots marked +. Blocks and
-sequences are tinted titled regions; a run of identical repetition elements
-(found as the graph style finds them) is drawn once inside large parentheses
-with its index range and ×N; `depth` draws deeper modules as one 3-D box.
+line. An op's glyph (from `codegen.glyphs`) covers only the wires of the axes
+it acts on; the others run straight past it, which is how broadcasting is
+drawn. The data path from the input keeps the top lane; a value used again
+later is copied at dots and carried in a lane of its own (named where it
+leaves and comes back) to a + join, a concat bar or a branch that takes it
+over. Wires an op consumes end in rows under its output: a reduction's box,
+an einsum's contractions joined in cups (operands meeting on a kept axis: a
+dot), attention's q·k cup, softmax ◁ and second cup. Blocks and sequences are
+tinted titled regions; a run of identical repetition elements (found as the
+graph style finds them) is drawn once inside large parentheses with its index
+range and ×N; `depth` draws deeper modules as one 3-D box.
 
 `define="Block"` draws a block's definition instead: a 3-D box titled with the
 block's name and the parameter values of its first instance, an "=" sign, and
@@ -23,8 +27,8 @@ the output positions and a kernel-window wire labelled `k=…`, and a bold **L**
 contracts the window wires and the channel wire into the output channel wire.
 
 Layout is computed here, not by graphviz: `layout(g)` returns a `Layout`
-whose `texts` are the boxes of every piece of drawn text (a character-width
-estimate), so tests can check that no two intersect. Output is deterministic.
+whose `texts` are the boxes of every piece of drawn text (measured with
+`textwidth`), so tests can check that no two intersect. Output is deterministic.
 
 >>> import archc
 >>> m = archc.loads('block B() { in x: [n = 2, c = 8]\\n fc = linear(x, c -> 4)\\n out relu(fc) }')
