@@ -587,7 +587,7 @@ class _Builder:
             w = ATTN_W
         else:
             w = width(text, FS) + 14
-        if self.annotate is not None:
+        if self.annotate is not None and self.weights.get(it.key, 0) > 0:
             w = max(w, width(self._figure(it), FS * 0.9) + 10)
         return max(22.0, w)
 
@@ -963,8 +963,9 @@ class _Builder:
                 self.body.append(f'<circle class="diag" cx="{x:.1f}" cy="{y:.1f}" r="3.2" fill="#333"/>')
         self.body.append("</g>")
         self.glyphs.append(it.key)
-        if self.annotate is not None:
-            # The figure under the column's lowest wire (clear of all wires: they run right of x).
+        if self.annotate is not None and self.weights.get(it.key, 0) > 0:
+            # The figure under the column's lowest wire (clear of all wires: they run right of x); ops that
+            # cost nothing in this convention get none (their glyph stays unshaded).
             v = self.weights.get(it.key, 0)
             low = max([*ys, *(self.row_y(it.lane, r) for r in self._ends(it).values())], default=lt + HEAD + 3)
             fy = low + 9
