@@ -379,7 +379,10 @@ class _Builder:
         return src.carry if src.carry is not None and it.col != src.first else src.lane
 
     def _label(self, s: tuple[str, Any]) -> str:
-        return f"{s[0]}={self.legend.size_str(s[1])}"
+        """`name=size`, or just the name where the size is the free size of that name (`batch`, not
+        `batch=batch`)."""
+        size = self.legend.size_str(s[1])
+        return s[0] if size == s[0] else f"{s[0]}={size}"
 
     def _mark_fresh(self) -> None:
         """The items that open a block region (the first drawn column inside it): they label every wire."""

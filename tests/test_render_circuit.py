@@ -62,7 +62,7 @@ def test_every_example_renders(src: pathlib.Path) -> None:
     assert len(wires) == len(lay.wires)
     assert [w.label for w in lay.wires if w.shown] == labels
     for w in lay.wires:
-        assert w.label.startswith(w.axis + "=")
+        assert w.label.startswith(w.axis + "=") or w.label == w.axis
     assert [w.shown for w in lay.wires] == _expected_shown(lay, archc.load(str(src)).check(
         **SETS.get(src.stem, {})).graph)
 
@@ -89,6 +89,17 @@ def _expected_shown(lay: C.Layout, g: Graph) -> list[bool]:
         before = None if whole else set(labels[it.inputs[0]])
         out.extend(before is None or lab not in before for lab in labels[it.key])
     return out
+
+
+def test_symbolic_labels_name_the_free_size_once() -> None:
+    """With symbolic sizes a wire whose size is the free size of its own name is labelled by the name alone;
+    derived sizes get legend names, defined in the legend."""
+    g = archc.load(str(EXAMPLES / "unet.arch")).check(symbolic=True).graph
+    lay = C.layout(g, depth=2)
+    labels = {w.label for w in lay.wires}
+    assert "batch" in labels and "batch=batch" not in labels and "h=H" in labels
+    legend = [b.text for b in lay.texts if b.kind == "legend"]
+    assert "h1 = ⌊H/2⌋" in legend and any(t.startswith("h5 = 2·h4") for t in legend)
 
 
 def test_wire_labels_only_where_new_or_changed() -> None:
