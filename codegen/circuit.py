@@ -64,6 +64,7 @@ CURVE = 26       # horizontal room for a wire to change lanes before an op
 TITLE_H = 16     # one row of region titles / run labels
 ATTN_W = 84      # width of an attention op drawn in full (cup, softmax, cup)
 WIN_FS = 8       # font size of the kernel-window labels of an expanded convolution
+LEGEND_ROWS = 6  # entries per column of the legend
 POWERS = "⁰¹²³⁴⁵⁶⁷⁸⁹"
 TINTS = ("#e8eaf6", "#fdf1dc", "#e6f2e6", "#f6e3ea", "#e3f1f6")
 
@@ -618,18 +619,25 @@ class _Builder:
         right = x + 40
         # Header: title, legend rows, then rows of region titles (assigned greedily, no overlap).
         y = 8.0
+        def typ(t: TensorType | TupleType) -> str:
+            return " | ".join("[" + ", ".join(self._label((a.name, a.size)) for a in tt.axes) + "]" for tt in _types(t))
+
         title = f"{self.g.entry}(" + ", ".join(
-            f"{self.g.node(i).attrs.get('name', 'x')}: {self.legend.type_str(self.g.node(i).type)}"
-            for i in self.g.inputs) + ")"
+            f"{self.g.node(i).attrs.get('name', 'x')}: {typ(self.g.node(i).type)}" for i in self.g.inputs) + ")"
         self._text(20, y, title, "title", weight="bold")
         y += TITLE_H + 4
         if self.legend.rows:
             self._text(20, y, "Legend", "legend", weight="bold")
             y += TITLE_H
-            for k, v in self.legend.rows:
-                self._text(28, y, f"{k} = {v}", "legend")
-                y += TITLE_H
-            y += 4
+            # In columns of LEGEND_ROWS entries, so a long legend (U-Net: 16 derived sizes) stays short.
+            rows = [f"{k} = {v}" for k, v in self.legend.rows]
+            x = 28.0
+            for i in range(0, len(rows), LEGEND_ROWS):
+                column = rows[i:i + LEGEND_ROWS]
+                for r, text in enumerate(column):
+                    self._text(x, y + r * TITLE_H, text, "legend")
+                x += max(width(t, FS) for t in column) + 28
+            y += min(len(rows), LEGEND_ROWS) * TITLE_H + 4
         if self.annotate is not None and any(v > 0 for v in self.weights.values()):
             y = self._key(y)
         regions = self._regions()
