@@ -630,14 +630,14 @@ class _Builder:
             self._text(20, y, "Legend", "legend", weight="bold")
             y += TITLE_H
             # In columns of LEGEND_ROWS entries, so a long legend (U-Net: 16 derived sizes) stays short.
-            rows = [f"{k} = {v}" for k, v in self.legend.rows]
+            entries = [f"{k} = {v}" for k, v in self.legend.rows]
             x = 28.0
-            for i in range(0, len(rows), LEGEND_ROWS):
-                column = rows[i:i + LEGEND_ROWS]
+            for i in range(0, len(entries), LEGEND_ROWS):
+                column = entries[i:i + LEGEND_ROWS]
                 for r, text in enumerate(column):
                     self._text(x, y + r * TITLE_H, text, "legend")
                 x += max(width(t, FS) for t in column) + 28
-            y += min(len(rows), LEGEND_ROWS) * TITLE_H + 4
+            y += min(len(entries), LEGEND_ROWS) * TITLE_H + 4
         if self.annotate is not None and any(v > 0 for v in self.weights.values()):
             y = self._key(y)
         regions = self._regions()
