@@ -235,10 +235,16 @@ def test_annotate_figures_add_up_to_the_model_totals(what: str, figures: dict) -
 
 
 @pytest.mark.skipif(importlib.util.find_spec("cairosvg") is None, reason="cairosvg not installed (optional)")
-def test_png(tmp_path: pathlib.Path) -> None:
+@pytest.mark.parametrize("src", SOURCES, ids=lambda p: p.stem)
+def test_png(src: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    """Every example rendered to PNG by a real SVG renderer (cairosvg), at the layout's size."""
     out = tmp_path / "m.png"
-    archc.load(str(ROOT / "tests" / "data" / "mini_resnet.arch")).render(str(out), style="circuit")
-    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    lay = C.render(archc.load(str(src)).check(**SETS.get(src.stem, {})).graph, str(out))
+    data = out.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    assert (width, height) == (round(lay.width), round(lay.height))
+    assert 200 < width < 20_000 and 100 < height < 2_000
 
 
 # ---- --define BLOCK: a block's definition beside its 3-D box -----------------------------------
