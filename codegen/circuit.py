@@ -365,6 +365,7 @@ class _Builder:
             it.lane = lane_of[home[it.key]]
             it.carry = lane_of[carried[it.key]] if it.key in carried else None
         self.lanes = max(len(taken), 1)
+        self.ends = {it.key: self._end_rows(it) for it in self.items}
         rows = [1] * self.lanes
         for it in self.items:
             rows[it.lane] = max(rows[it.lane], self._rows_of(it))
@@ -374,6 +375,13 @@ class _Builder:
         self.lane_off = [0.0]  # each lane's top below the first's; one more entry: the total height
         for lane in range(self.lanes):
             self.lane_off.append(self.lane_off[-1] + self._lane_h(lane))
+
+    def _entry_x(self, col: int, right: float) -> float:
+        """Where wires into column `col` leave their lane and start to curve (past the last column: the
+        right edge, where outputs end in arrows)."""
+        if col >= len(self.items):
+            return right - 10
+        return self.items[col].x - self.items[col].curve
 
     def _src_lane(self, it: Item, src: Item) -> int:
         """The lane `it` reads input `src` from: its home lane at its first consumer, its carried lane after."""
@@ -399,7 +407,7 @@ class _Builder:
                 if m is not None and m.kind == "block" and c not in seen:
                     seen.add(c)
                     self.fresh.add(it.key)
-                c = (m.parent or "") if m else c.rpartition(".")[0]
+                c = self._parent(c)
 
     def _shown(self, it: Item) -> list[bool]:
         """Per slot of `it`'s value: is its wire labelled? Yes at an input, at a block region's first column,
@@ -543,7 +551,7 @@ class _Builder:
         q, k, v = (self.key_of[i] for i in n.inputs)
         return (q, k, v) if len({q, k, v}) == 3 and isinstance(n.type, TensorType) else None
 
-    def _ends(self, it: Item) -> dict[tuple[str, str], int]:
+    def _end_rows(self, it: Item) -> dict[tuple[str, str], int]:
         """Rows under an op's output wires where input wires end at it, keyed (input item, axis): the axes a
         reduction removes; an einsum's contracted axes, one row per operand holding it (consecutive rows of
         one axis meet in a cup); attention's q·k contraction over the feature axis and its sum over the
@@ -573,7 +581,7 @@ class _Builder:
         return ends
 
     def _rows_of(self, it: Item) -> int:
-        return max(len(_slots(it.node.type)) + len(self._ends(it)), 1)
+        return max(len(_slots(it.node.type)) + len(self.ends[it.key]), 1)
 
     def _glyph_w(self, it: Item) -> float:
         """The width of an item's glyph: its text as drawn (size, weight), at least 22 px."""
@@ -665,6 +673,11 @@ class _Builder:
         rise = [abs(self.lane_off[self._src_lane(it, self.by_key[k])] - self.lane_off[it.lane]) for k in it.inputs]
         return CURVE + min(max(rise, default=0.0) * 0.12, 50.0)
 
+    def _parent(self, path: str) -> str:
+        """The module holding module `path` ('' at the top)."""
+        m = self.g.modules.get(path)
+        return (m.parent or "") if m else path.rpartition(".")[0]
+
     def _containers(self, it: Item) -> tuple[str, ...]:
         """The module paths around an item's column, outermost first (a collapsed run's box included)."""
         c = self.conts[it.node.id]
@@ -674,8 +687,7 @@ class _Builder:
         out: list[str] = []
         while c:
             out.append(c)
-            m = self.g.modules.get(c)
-            c = (m.parent or "") if m else c.rpartition(".")[0]
+            c = self._parent(c)
         return tuple(reversed(out))
 
     def _regions(self) -> list[tuple[str, float, float, int]]:
@@ -688,13 +700,10 @@ class _Builder:
                 span[c] = [min(lo, it.x), max(hi, it.x + it.w)]
         # A list whose elements interleave with another module's (U-Net's `upconv[i]` between `up[i]`) gets
         # no region of its own: it would cover its neighbours; its elements' regions name it.
-        def parent(p: str) -> str:
-            m = self.g.modules.get(p)
-            return (m.parent or "") if m else p.rpartition(".")[0]
-
         for path in [p for p, m in self.g.modules.items() if m.kind == "list" and p in span]:
             lo, hi = span[path]
-            if any(q != path and parent(q) == parent(path) and lo < b and a < hi for q, (a, b) in span.items()):
+            up = self._parent(path)
+            if any(q != path and self._parent(q) == up and lo < b and a < hi for q, (a, b) in span.items()):
                 del span[path]
         out = []
         for path, (lo, hi) in span.items():
@@ -748,11 +757,7 @@ class _Builder:
     def _draw_regions(self, regions: list, rows: list[int], y0: float, bottom: float) -> None:
         for (path, x0, x1, d), row in zip(regions, rows):
             m = self.g.modules.get(path)
-            up, _, name = path.rpartition(".")
-            pm = self.g.modules.get(up) if m is not None and m.parent == up else None
-            if pm is not None and pm.kind in ("list", "seq"):  # an element: down[0], layer1.0
-                base = up.rpartition(".")[2]
-                name = f"{base}[{name}]" if pm.kind == "list" else f"{base}.{name}"
+            name = self._module_name(path, full=False)
             if m is not None and m.kind == "block":
                 title = f"{name} · {m.name}"
             else:
@@ -802,16 +807,16 @@ class _Builder:
         # wires of the same axis, or into the rows where they end (reductions, contractions).
         act = None if it.module is not None else acts(it.node)
         named = [s[0] for s in slots if s is not None]
-        ends = self._ends(it)
+        ends = self.ends[it.key]
         gy = [y for s, y in zip(slots, out_ys) if s is not None and (act is None or s[0] in act)]
         if ends and kind in ("reduce", "einsum"):
             gy = sorted(self.row_y(it.lane, r) for r in ends.values())
         merged: dict[float, int] = {}
+        xb = it.x - it.curve
+        xm = xb + it.curve / 2
         for key in it.inputs:
             src = self.by_key[key]
             lane = self._src_lane(it, src)
-            xb = it.x - it.curve
-            xm = xb + it.curve / 2
             for j, s in enumerate(_slots(src.node.type)):
                 if s is None:
                     continue
@@ -827,12 +832,7 @@ class _Builder:
         # a value used again later is copied there (dots) and carried in its own lane to its last consumer.
         last = len(self.items)
         out = it.key in self.outputs
-        if it.first == last:
-            x_home = right - 10
-        elif it.first == it.col:
-            x_home = it.x + it.w  # an unused value: a stub
-        else:
-            x_home = self.items[it.first].x - self.items[it.first].curve
+        x_home = it.x + it.w if it.first == it.col else self._entry_x(it.first, right)  # unused: a stub
         arrow = ' marker-end="url(#arrow)"'
         lx = it.x + it.w + (10 if it.module is not None else 4)  # clear of a 3-D box's side
         shown = self._shown(it)
@@ -851,7 +851,7 @@ class _Builder:
             if shown[j]:
                 self._text(lx, y - 3 - FS, label, "wire", fill="#333")
         if it.carry is not None and it.first < last:
-            xf = self.items[it.first].x - self.items[it.first].curve
+            xf = self._entry_x(it.first, right)
             for y in (y for s, y in zip(slots, out_ys) if s is not None):
                 self.body.append(f'<circle class="copy" cx="{xf:.1f}" cy="{y:.1f}" r="2.8" fill="#333"/>')
             self._carry_names(it, xf + CURVE, right)
@@ -869,15 +869,18 @@ class _Builder:
             if self.last_node.get(path) == n.id and path in self.g.modules:
                 name = path
             path = path.rpartition(".")[0]
-        return self._title_name(name) if name else ""
+        return self._module_name(name) if name else ""
 
-    def _title_name(self, path: str) -> str:
-        """A module path as the source names it: `down[0]` for a list element, `layer1.0` otherwise."""
+    def _module_name(self, path: str, full: bool = True) -> str:
+        """A module path as the source names it: `down[0]` for an element of a list, `layer1.0` for one of a
+        sequence, the path otherwise. `full=False` shortens it for a region title: the container's last part
+        only for an element (`1.0`, not `features.1.0`), else the module's own name."""
         up, _, name = path.rpartition(".")
-        pm = self.g.modules.get(up)
-        if pm is not None and pm.kind == "list":
-            return f"{up}[{name}]"
-        return path
+        pm = self.g.modules.get(up) if path in self.g.modules and self._parent(path) == up else None
+        if pm is None or pm.kind not in ("list", "seq"):
+            return path if full else name
+        base = up if full else up.rpartition(".")[2]
+        return f"{base}[{name}]" if pm.kind == "list" else f"{base}.{name}"
 
     def _carry_names(self, it: Item, x0: float, right: float) -> None:
         """Name a carried copy where it leaves ("→ inc") and where it comes back ("inc →"), as the paper's
@@ -887,7 +890,7 @@ class _Builder:
         if not name:
             return
         y = self.row_y(it.carry, 0) - 3 - FS
-        xe = right - 10 if it.end >= len(self.items) else self.items[it.end].x - self.items[it.end].curve
+        xe = self._entry_x(it.end, right)
         a, b = f"→ {name}", f"{name} →"
         wa, wb = width(a, FS), width(b, FS)
         if xe - x0 > wa + wb + 40:
@@ -898,9 +901,9 @@ class _Builder:
         """The carried copy of wire `j` of `it`: a curve from the copy dot to its lane, then a line."""
         if it.carry is None or it.first >= len(self.items):
             return ""
-        xf = self.items[it.first].x - self.items[it.first].curve
+        xf = self._entry_x(it.first, right)
         yc = self.row_y(it.carry, j)
-        xe = right - 10 if it.end >= len(self.items) else self.items[it.end].x - self.items[it.end].curve
+        xe = self._entry_x(it.end, right)
         arrow = ' marker-end="url(#arrow)"' if out and it.end >= len(self.items) else ""
         xm = xf + CURVE / 2
         curve = (f'<path class="carry" d="M{xf:.1f},{y:.1f} C{xm:.1f},{y:.1f} {xm:.1f},{yc:.1f} '
@@ -978,7 +981,7 @@ class _Builder:
             # The figure under the column's lowest wire (clear of all wires: they run right of x); ops that
             # cost nothing in this convention get none (their glyph stays unshaded).
             v = self.weights.get(it.key, 0)
-            low = max([*ys, *(self.row_y(it.lane, r) for r in self._ends(it).values())], default=lt + HEAD + 3)
+            low = max([*ys, *(self.row_y(it.lane, r) for r in self.ends[it.key].values())], default=lt + HEAD + 3)
             fy = low + 9
             colour = shade or "#ffffff"
             tw = width(self._figure(it), FS * 0.9) + 6
@@ -997,7 +1000,7 @@ class _Builder:
     def _contractions(self, it: Item, shade: str | None) -> None:
         """An einsum: no box, only its contracted wires, joined in cups (one per axis held by two operands)."""
         rows: dict[str, list[int]] = {}
-        for (_k, a), r in self._ends(it).items():
+        for (_k, a), r in self.ends[it.key].items():
             rows.setdefault(a, []).append(r)
         for rs in rows.values():
             ys = [self.row_y(it.lane, r) for r in sorted(rs)]
@@ -1007,7 +1010,7 @@ class _Builder:
                 self.body.append(f'<line x1="{it.x:.1f}" y1="{ys[0] - 6:.1f}" x2="{it.x:.1f}" y2="{ys[0] + 6:.1f}" '
                                  f'stroke="#222" stroke-width="2"/>')
         if shade is not None:
-            ys = [self.row_y(it.lane, r) for r in self._ends(it).values()] or [self.wire_y(it, 0)]
+            ys = [self.row_y(it.lane, r) for r in self.ends[it.key].values()] or [self.wire_y(it, 0)]
             self.body.append(f'<rect x="{it.x - 2:.1f}" y="{min(ys) - 8:.1f}" width="{it.w:.1f}" '
                              f'height="{max(ys) - min(ys) + 16:.1f}" fill="{shade}" fill-opacity="0.5"/>')
 
@@ -1015,7 +1018,7 @@ class _Builder:
         """Scaled dot-product attention in full: q and k contracted over the feature axis (a cup), scaled by
         1/√d, a softmax ◁ on k's sequence wire, which then meets v's sequence wire in a second cup; the
         other axes of q, k and v are the same positions (diagonal: dots where their wires meet)."""
-        ends = self._ends(it)
+        ends = self.ends[it.key]
         q, k, v = self._attn(it) or ("", "", "")
         seq, chan = it.node.attrs["seq"], it.node.attrs["chan"]
         y_qc, y_kc = self.row_y(it.lane, ends[q, chan]), self.row_y(it.lane, ends[k, chan])
