@@ -172,7 +172,7 @@ class Model:
         """
         g = self.check().graph
         names = dict.fromkeys(m.name for m in g.modules.values() if m.kind == "block")
-        return {name: BlockView(self, name) for name in names}
+        return {name: BlockView(g, name) for name in names}
 
     def _repr_svg_(self) -> str | None:
         """Jupyter's rich display: the graph-style diagram, or the circuit style where `dot` is missing."""
@@ -207,11 +207,12 @@ class Model:
 
 
 class BlockView:
-    """A block as its model's entry instantiates it: it renders its definition, as `archc render --style
-    circuit --define NAME` does (a 3-D box with the parameters of its first instance, "=", its circuit)."""
+    """A block as its model's entry instantiates it (in the entry's checked graph, elaborated once by
+    `Model.blocks`): it renders its definition, as `archc render --style circuit --define NAME` does (a 3-D
+    box with the parameters of its first instance, "=", its circuit)."""
 
-    def __init__(self, model: Model, name: str):
-        self.model = model
+    def __init__(self, graph: Graph, name: str):
+        self.graph = graph
         self.name = name
 
     def __repr__(self) -> str:
@@ -219,12 +220,12 @@ class BlockView:
 
     def svg(self, **kw: Any) -> str:
         from archc.codegen import circuit
-        return circuit.layout(self.model.check().graph, define=self.name, **kw).svg()
+        return circuit.layout(self.graph, define=self.name, **kw).svg()
 
     def render(self, out: str, **kw: Any) -> Any:
         """Write the block's definition to `out` (.svg/.png/.pdf); keywords as `circuit.render`."""
         from archc.codegen import circuit
-        return circuit.render(self.model.check().graph, out, define=self.name, **kw)
+        return circuit.render(self.graph, out, define=self.name, **kw)
 
     def _repr_svg_(self) -> str:
         return self.svg()
