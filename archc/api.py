@@ -18,9 +18,9 @@ from typing import Any
 
 from archc.diagnostics import ArchError, Diagnostic, SourceMap
 from archc.dsl.elaborate import Abort, Elaborator, elaborate
-from archc.dsl.ir import Graph
 from archc.dsl.loader import Program
 from archc.dsl.loader import load as load_program
+from archc.ir.graph import Graph
 from archc.shapes.constraints import Derived, explain
 from archc.shapes.constraints import derive as derive_constraints
 
@@ -33,7 +33,7 @@ class Compiled:
 
     @property
     def row_names(self) -> dict[int, str]:
-        from archc.shapes.report import row_names
+        from archc.analysis.report import row_names
         return row_names(self.graph)
 
 
@@ -146,7 +146,7 @@ class Model:
 
     @rare_gc()
     def flops(self, convention: str = "torch", symbolic: bool = False, **sets: Any):
-        from archc.shapes.report import analyze
+        from archc.analysis.report import analyze
         return analyze(self.check(symbolic, **sets).graph, convention)
 
     def block(self, name: str) -> Model:
@@ -155,9 +155,9 @@ class Model:
 
     def render(self, out: str, style: str = "graph", **kw: Any) -> Any:
         """Draw the entry to `out` (.svg/.png/.pdf, or .dot for the graph style); see `archc render`."""
-        from archc.codegen import graph
+        from archc.codegen.diagrams import graph
         if style != "graph":
-            from archc.codegen import circuit
+            from archc.codegen.diagrams import circuit
             return circuit.render(self.check().graph, out, **kw)
         return graph.render(self.check().graph, out, **kw)
 
@@ -176,14 +176,14 @@ class Model:
 
     def _repr_svg_(self) -> str | None:
         """Jupyter's rich display: the graph-style diagram, or the circuit style where `dot` is missing."""
-        from archc.codegen import graph
+        from archc.codegen.diagrams import graph
         if graph.have_dot():
             return graph.svg(self.check().graph)
-        from archc.codegen import circuit
+        from archc.codegen.diagrams import circuit
         return circuit.layout(self.check().graph).svg()
 
     def ir(self, **sets: Any) -> str:
-        from archc.dsl.printer import print_graph
+        from archc.ir.printer import print_graph
         return print_graph(self.check(**sets).graph)
 
     def torch_source(self, checks: bool = False, **sets: Any) -> str:
@@ -219,12 +219,12 @@ class BlockView:
         return f"<block {self.name}>"
 
     def svg(self, **kw: Any) -> str:
-        from archc.codegen import circuit
+        from archc.codegen.diagrams import circuit
         return circuit.layout(self.graph, define=self.name, **kw).svg()
 
     def render(self, out: str, **kw: Any) -> Any:
         """Write the block's definition to `out` (.svg/.png/.pdf); keywords as `circuit.render`."""
-        from archc.codegen import circuit
+        from archc.codegen.diagrams import circuit
         return circuit.render(self.graph, out, define=self.name, **kw)
 
     def _repr_svg_(self) -> str:

@@ -174,7 +174,7 @@ def _run(args: argparse.Namespace, sources: SourceMap) -> int:
 def _check(args: argparse.Namespace, res: api.Compiled) -> int:
     g = res.graph
     if args.ir and not args.json:
-        from archc.dsl.printer import print_graph
+        from archc.ir.printer import print_graph
         sys.stdout.write(print_graph(g))
         return 0
     names = res.row_names
@@ -227,7 +227,7 @@ def _where(span: Any, root: str) -> str:
 
 def _module_rows(g: Any, depth: int, legend: Any, root: str) -> list[tuple[str, ...]]:
     """Consecutive nodes of one module (at `depth`) as one row: its op count and output type."""
-    from archc.shapes.report import module_key
+    from archc.analysis.report import module_key
     runs: list[tuple[str, list[Any]]] = []
     for n in g:
         key = module_key(n, depth) if n.op.value != "input" else n.attrs["name"]
@@ -239,8 +239,8 @@ def _module_rows(g: Any, depth: int, legend: Any, root: str) -> list[tuple[str, 
 
 
 def _axes_json(t: Any) -> Any:
-    from archc.dsl.ir import TensorType
     from archc.shapes.sizes import to_str
+    from archc.shapes.types import TensorType
     if isinstance(t, TensorType):
         return [{"name": a.name, "size": to_str(a.size)} for a in t.axes]
     return [_axes_json(x) for x in t.items]
@@ -258,8 +258,8 @@ def _header(res: api.Compiled) -> str:
 
 
 def _flops(args: argparse.Namespace, res: api.Compiled) -> int:
+    from archc.analysis.report import analyze, group_rows, to_json
     from archc.shapes import sizes as S
-    from archc.shapes.report import analyze, group_rows, to_json
     rep = analyze(res.graph, args.convention)
     if args.json:
         print(json.dumps(to_json(rep, layers=not args.no_layers), indent=1))
@@ -339,7 +339,7 @@ def _render(args: argparse.Namespace, sets: dict[str, Any], sources: SourceMap) 
     res = api.compile_file(args.file, entry=args.entry, sets=sets, symbolic=args.symbolic, sources=sources)
     ext = os.path.splitext(args.out)[1].lower()
     if args.style == "graph":
-        from archc.codegen import graph
+        from archc.codegen.diagrams import graph
         if args.define is not None or args.conv != "compact":
             raise ArchError([Diagnostic("error", "io", "--define and --conv are options of --style circuit")])
         if ext not in (".svg", ".png", ".pdf", ".dot", ".gv"):
@@ -353,9 +353,9 @@ def _render(args: argparse.Namespace, sets: dict[str, Any], sources: SourceMap) 
               + "".join(f", {p} ×{n}" for p, n in d.collapsed))
         return 0
     import importlib.util
-    if importlib.util.find_spec("archc.codegen.circuit") is None:
+    if importlib.util.find_spec("archc.codegen.diagrams.circuit") is None:
         raise ArchError([Diagnostic("error", "io", "the circuit style is not available yet; use --style graph")])
-    from archc.codegen import circuit  # type: ignore[attr-defined]
+    from archc.codegen.diagrams import circuit  # type: ignore[attr-defined]
     d = circuit.render(res.graph, args.out, expand=args.expand, depth=args.depth, annotate=args.annotate,
                        define=args.define, conv=args.conv)
     print(f"wrote {args.out}: {d.summary}")

@@ -11,8 +11,6 @@ import re
 from typing import Any
 
 from archc.diagnostics import Span, did_you_mean
-from archc.dsl.ir import ModuleInfo, Op, TupleType
-from archc.dsl.ops import OPS, REQUIRED, OpSig
 from archc.dsl.values import (
     MAX_NODES,
     POISON,
@@ -24,8 +22,11 @@ from archc.dsl.values import (
     _RuleCtx,
 )
 from archc.grammar import ast
+from archc.ir.graph import ModuleInfo, Op
+from archc.ops.rules import SHAPE_RULES, ShapeError
+from archc.ops.signatures import OPS, REQUIRED, OpSig
 from archc.shapes import sizes as S
-from archc.shapes.rules import SHAPE_RULES, ShapeError
+from archc.shapes.types import TupleType
 
 
 class Calls(State):

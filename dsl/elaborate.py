@@ -27,7 +27,6 @@ from typing import Any
 from archc.diagnostics import ArchError, DiagnosticBag, Span, did_you_mean
 from archc.dsl.calls import Calls
 from archc.dsl.expressions import Expressions
-from archc.dsl.ir import DTYPE_BYTES, Axis, Graph, ModuleInfo, Op, TensorType, TupleType
 from archc.dsl.loader import File, Program
 from archc.dsl.sequences import Sequences
 from archc.dsl.values import (  # noqa: F401 - re-exported for code generation's tracer
@@ -46,7 +45,9 @@ from archc.dsl.values import (  # noqa: F401 - re-exported for code generation's
     join,
 )
 from archc.grammar import ast
+from archc.ir.graph import Graph, ModuleInfo, Op
 from archc.shapes import sizes as S
+from archc.shapes.types import DTYPE_BYTES, Axis, TensorType, TupleType
 
 
 class Elaborator(Expressions, Calls, Sequences):
@@ -428,7 +429,7 @@ class Elaborator(Expressions, Calls, Sequences):
                                                     f"the size of '{ax.name}'")))
         t = TensorType(tuple(axes), decl.dtype or "f32")
         self._claim(frame, join(frame.path, stmt.name), stmt.span)
-        from archc.dsl.ir import ParamSpec
+        from archc.shapes.types import ParamSpec
         init = self.ev(stmt.init, frame) if stmt.init is not None else "zeros"
         node = self.graph.add(Op.PARAM, (), {"name": stmt.name, "init": init}, t, stmt.span,
                               path=frame.path or None, scope=frame.path,

@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 from archc.diagnostics import Span, did_you_mean
-from archc.dsl.ir import ModuleInfo, Op, TupleType
 from archc.dsl.values import (
     _FLOAT_OPS,
     POISON,
@@ -24,7 +23,9 @@ from archc.dsl.values import (
     State,
 )
 from archc.grammar import ast
+from archc.ir.graph import ModuleInfo, Op
 from archc.shapes import sizes as S
+from archc.shapes.types import TupleType
 
 
 class Expressions(State):

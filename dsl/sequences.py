@@ -11,7 +11,6 @@ import re
 from typing import Any
 
 from archc.diagnostics import Span
-from archc.dsl.ir import ModuleInfo, TensorType
 from archc.dsl.values import (
     POISON,
     TV,
@@ -22,7 +21,9 @@ from archc.dsl.values import (
     join,
 )
 from archc.grammar import ast
+from archc.ir.graph import ModuleInfo
 from archc.shapes import sizes as S
+from archc.shapes.types import TensorType
 
 
 class Sequences(State):

@@ -14,11 +14,11 @@ import operator
 from typing import Any
 
 from archc.diagnostics import DiagnosticBag, Span
-from archc.dsl.ir import Graph
 from archc.dsl.loader import File, Program
 from archc.grammar import ast
+from archc.ir.graph import Graph
+from archc.ops.rules import ShapeError
 from archc.shapes import sizes as S
-from archc.shapes.rules import ShapeError
 
 _FLOAT_OPS = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
               "//": operator.floordiv, "%": operator.mod, "**": operator.pow}

@@ -5,7 +5,7 @@ distinct derived size after its axis (`h1`, `h2`, ...) and writes each one in
 terms of the earlier ones, the way a neural circuit diagram's legend reads
 (`h2 = ⌊h1/2 + 1/2⌋`). Check output and diagrams share it.
 
->>> from archc.dsl.ir import Axis, TensorType
+>>> from archc.shapes.types import Axis, TensorType
 >>> from archc.shapes import sizes as S
 >>> H = S.symbol("H")
 >>> h1 = S.floordiv(S.add(H, 1), 2)
@@ -22,8 +22,8 @@ from collections.abc import Iterable
 
 import sympy
 
-from archc.dsl.ir import TensorType, TupleType
 from archc.shapes import sizes as S
+from archc.shapes.types import TensorType, TupleType
 
 
 class Legend:

@@ -6,7 +6,7 @@ import pytest
 
 import archc
 from archc.diagnostics import ArchError
-from archc.dsl.lint import lint
+from archc.ir.lint import lint
 
 from conftest import EXAMPLES, ROOT
 

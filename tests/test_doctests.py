@@ -5,13 +5,16 @@ from __future__ import annotations
 import doctest
 import importlib
 import pkgutil
+import tomllib
+from pathlib import Path
 
 import pytest
 
-PACKAGES = ["archc", "archc.grammar", "archc.dsl", "archc.shapes", "archc.codegen"]
+PACKAGES = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
 
 
 def _modules() -> list[str]:
+    """Every module of every package that pyproject.toml installs."""
     names = set()
     for pkg in PACKAGES:
         path = importlib.import_module(pkg).__path__

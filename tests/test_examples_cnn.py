@@ -16,9 +16,9 @@ import pytest
 
 import archc
 from archc import cli
+from archc.analysis.report import analyze
 from archc.api import compile_file
 from archc.diagnostics import ArchError
-from archc.shapes.report import analyze
 from archc.shapes.sizes import evaluate, free_names
 
 from conftest import EXAMPLES, ROOT

@@ -21,10 +21,10 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import archc
 from archc import cli
+from archc.analysis.report import analyze
 from archc.api import compile_file
-from archc.dsl.ir import TensorType
 from archc.shapes import sizes as S
-from archc.shapes.report import analyze
+from archc.shapes.types import TensorType
 
 from conftest import EXAMPLES
 from torch_references import ConvNeXt, EncoderBlock

@@ -381,7 +381,7 @@ def _arg_value(kind: str, choices: tuple[str, ...]) -> st.SearchStrategy[str]:
 
 @st.composite
 def _op_programs(draw) -> str:
-    from archc.dsl.ops import SIGNATURES
+    from archc.ops.signatures import SIGNATURES
     sig = draw(st.sampled_from(SIGNATURES))
     lo, hi = (sig.tensors, sig.tensors) if isinstance(sig.tensors, int) else sig.tensors
     args = [draw(st.sampled_from(["x", "y", "z", "ids"])) for _ in range(draw(st.integers(lo, min(hi, 3))))]

@@ -15,7 +15,7 @@ import pathlib
 import pytest
 
 from archc import cli
-from archc.dsl.printer import print_graph
+from archc.ir.printer import print_graph
 
 from conftest import EXAMPLES, ROOT
 

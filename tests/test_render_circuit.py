@@ -11,9 +11,10 @@ import xml.etree.ElementTree as ET
 import pytest
 
 import archc
-from archc.codegen import circuit as C
-from archc.codegen import graph as G
-from archc.dsl.ir import Graph, TupleType
+from archc.codegen.diagrams import circuit as C
+from archc.codegen.diagrams import graph as G
+from archc.ir.graph import Graph
+from archc.shapes.types import TupleType
 
 from conftest import EXAMPLES, ROOT
 
@@ -212,7 +213,7 @@ def _drawn_costs(lay: C.Layout) -> dict[str, tuple[int, str, str]]:
 @pytest.mark.parametrize("what", ["params", "flops"])
 def test_annotate_figures_add_up_to_the_model_totals(what: str, figures: dict) -> None:
     """The figures under the glyphs, a run's column counting all N, sum to the checker's and torchvision's totals."""
-    from archc.codegen.graph import SCALE, _fmt_num
+    from archc.codegen.diagrams.graph import SCALE, _fmt_num
     src = EXAMPLES / "resnet50.arch"
     g = archc.load(str(src)).check().graph
     rep = archc.load(str(src)).flops()

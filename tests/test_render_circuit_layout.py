@@ -16,8 +16,8 @@ import xml.etree.ElementTree as ET
 import pytest
 
 import archc
-from archc.codegen import circuit as C
-from archc.dsl.ir import Graph, Op
+from archc.codegen.diagrams import circuit as C
+from archc.ir.graph import Graph, Op
 
 from conftest import EXAMPLES, ROOT
 

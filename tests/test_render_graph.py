@@ -18,8 +18,8 @@ import pytest
 
 import archc
 from archc import cli
-from archc.codegen import graph as G
-from archc.dsl.ir import Op
+from archc.codegen.diagrams import graph as G
+from archc.ir.graph import Op
 
 from conftest import EXAMPLES, ROOT
 

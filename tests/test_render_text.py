@@ -15,8 +15,8 @@ import xml.etree.ElementTree as ET
 import pytest
 
 import archc
-from archc.codegen import circuit as C
-from archc.codegen.textwidth import CHARS, UNKNOWN, width
+from archc.codegen.diagrams import circuit as C
+from archc.codegen.diagrams.textwidth import CHARS, UNKNOWN, width
 
 from conftest import EXAMPLES, ROOT
 

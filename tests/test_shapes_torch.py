@@ -28,8 +28,8 @@ nn = torch.nn
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 import archc  # noqa: E402
+from archc.analysis.report import analyze  # noqa: E402
 from archc.diagnostics import ArchError  # noqa: E402
-from archc.shapes.report import analyze  # noqa: E402
 
 SPATIAL = {1: ["l"], 2: ["h", "w"], 3: ["d", "h", "w"]}
 # A fixed set of examples in CI; ARCHC_HYPOTHESIS_EXAMPLES=5000 explores afresh (random, slower).

@@ -87,7 +87,7 @@ from typing import Any
 import jinja2
 
 from archc.codegen.namespace import Namespace
-from archc.codegen.torch_class import (
+from archc.codegen.torch.classes import (
     HELPERS,
     ChildRef,
     ClassBuilder,
@@ -99,7 +99,7 @@ from archc.codegen.torch_class import (
     replace_text,
     where,
 )
-from archc.codegen.trace import BakeParams, CallRecord, Trace, fail, trace_call, trace_entry
+from archc.codegen.torch.trace import BakeParams, CallRecord, Trace, fail, trace_call, trace_entry
 from archc.diagnostics import ArchError
 from archc.dsl.loader import Program
 from archc.shapes import sizes as S
@@ -335,7 +335,7 @@ def _with_note(e: ArchError, note: str) -> ArchError:
 
 # ---- the module ----------------------------------------------------------------------------
 
-_ENV = jinja2.Environment(loader=jinja2.PackageLoader("archc.codegen", "templates"),
+_ENV = jinja2.Environment(loader=jinja2.PackageLoader("archc.codegen.torch", "templates"),
                           undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                           keep_trailing_newline=True, autoescape=False)
 

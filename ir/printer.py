@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from archc.dsl.ir import Graph, Node
+from archc.ir.graph import Graph, Node
 from archc.shapes import sizes as S
 
 _SKIP = {"spatial", "kernel", "strides", "dilations", "pads"}

@@ -33,11 +33,12 @@ from typing import Any
 
 from archc.diagnostics import ArchError, Diagnostic, Span
 from archc.dsl.elaborate import POISON, TV, Abort, Elaborator, Frame, Poison
-from archc.dsl.ir import Graph, ModuleInfo, Op, TensorType
 from archc.dsl.loader import File, Program
 from archc.grammar import ast
+from archc.ir.graph import Graph, ModuleInfo, Op
 from archc.shapes import pyexpr
 from archc.shapes import sizes as S
+from archc.shapes.types import TensorType
 
 
 @dataclasses.dataclass

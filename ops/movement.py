@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import re
 
-from archc.dsl.ir import Axis, Op, ParamSpec, TensorType, TupleType
+from archc.ir.graph import Op
+from archc.ops.rules import _check_nonneg, axis_of, fail, per_axis, rule, spatial_axes
 from archc.shapes import sizes as S
-from archc.shapes.rules import _check_nonneg, axis_of, fail, per_axis, rule, spatial_axes
 from archc.shapes.sizes import Size
+from archc.shapes.types import Axis, ParamSpec, TensorType, TupleType
 
 _TOKEN = re.compile(r"\s*(->|\.\.\.|[A-Za-z_][A-Za-z0-9_]*|[0-9]+|[()=])")
 

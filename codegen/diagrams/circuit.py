@@ -50,12 +50,13 @@ from collections.abc import Sequence
 from html import escape
 from typing import Any
 
-from archc.codegen.glyphs import GLYPHS, detail
-from archc.codegen.graph import ANNOTATE, SCALE, Run, _colour, _costs, _fmt_num, fold
-from archc.codegen.textwidth import width
+from archc.codegen.diagrams.graph import ANNOTATE, SCALE, Run, _colour, _costs, _fmt_num, fold
+from archc.codegen.diagrams.textwidth import width
 from archc.diagnostics import NO_SPAN, ArchError, Diagnostic, Span, did_you_mean
-from archc.dsl.ir import Graph, ModuleInfo, Node, Op, TensorType, TupleType
+from archc.ir.graph import Graph, ModuleInfo, Node, Op
+from archc.ops.glyphs import GLYPHS, detail
 from archc.shapes.legend import Legend
+from archc.shapes.types import TensorType, TupleType
 
 FS = 11          # font size of labels (px)
 GAP = 18         # vertical distance between the wires of a lane

@@ -19,14 +19,15 @@ import dataclasses
 import os
 from typing import Any
 
-from archc.codegen import torch_ops as L
 from archc.codegen.namespace import MODULE_ATTRIBUTES, Namespace, check_attribute, check_step_name
-from archc.codegen.trace import CallRecord, Trace, fail
+from archc.codegen.torch.trace import CallRecord, Trace, fail
 from archc.diagnostics import ArchError, Span
-from archc.dsl.ir import Node, Op, TupleType
 from archc.grammar import ast
+from archc.ir.graph import Node, Op
+from archc.ops import torch_lowering as L
 from archc.shapes import pyexpr
 from archc.shapes import sizes as S
+from archc.shapes.types import TupleType
 
 HELPERS = ("StochasticDepth", "stochastic_depth", "Permute", "Reduce", "Scale", "LayerNormAt", "check_shape")
 
@@ -560,7 +561,7 @@ class ClassBuilder:
             body, returns = self._forward(in_vars, self._events(None), tr.outputs)
             forward = tuple(body)
         if self.gen.checks:  # `archc build --checks`: shape checks at the top and before the return
-            from archc.codegen.torch_checks import add_checks  # it builds on this module
+            from archc.codegen.torch.checks import add_checks  # it builds on this module
             forward = add_checks(self, in_vars, forward)
         locals_ = tuple(f"{local} = {text}" for text, local in
                         sorted(((t, loc) for t, loc in self.used_locals.items()), key=lambda x: x[1]))

@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from archc.dsl.ir import Op
+from archc.ir.graph import Op
 
 REQUIRED = object()
 

@@ -30,9 +30,9 @@ from typing import Any
 
 import graphviz
 
-from archc.codegen.glyphs import GLYPHS, detail
-from archc.dsl.ir import Graph, Node
-from archc.dsl.printer import fmt_attrs
+from archc.ir.graph import Graph, Node
+from archc.ir.printer import fmt_attrs
+from archc.ops.glyphs import GLYPHS, detail
 from archc.shapes.legend import Legend
 
 # The margin (inches, x,y) inside a collapsed module's box3d. Graphviz centres the label in the
@@ -135,7 +135,7 @@ def _fmt_num(x: float) -> str:
 
 
 def _costs(g: Graph, what: str) -> dict[int, int]:
-    from archc.shapes.report import analyze
+    from archc.analysis.report import analyze
     rep = analyze(g)
     out = {}
     for r in rep.rows:
@@ -299,7 +299,7 @@ def _distinct(symbol: str, op: str) -> bool:
 
 
 def _call(name: str, args: dict[str, Any]) -> str:
-    from archc.dsl.printer import fmt_value
+    from archc.ir.printer import fmt_value
     inner = ", ".join(f"{k}={fmt_value(v)}" for k, v in args.items())
     return f"{name}({inner})"
 

@@ -11,11 +11,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from archc.dsl.ir import Graph, Node, TensorType
-from archc.shapes import costs as C
+from archc.ir.graph import Graph, Node
+from archc.ops import costs as C
 from archc.shapes import sizes as S
 from archc.shapes.constraints import Derived, derive
 from archc.shapes.sizes import Size
+from archc.shapes.types import TensorType
 
 
 @dataclasses.dataclass

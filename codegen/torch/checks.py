@@ -45,10 +45,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from archc.codegen.torch_class import ClassBuilder, Lines, where
-from archc.dsl.ir import TensorType
+from archc.codegen.torch.classes import ClassBuilder, Lines, where
 from archc.grammar import ast
 from archc.shapes import pyexpr
+from archc.shapes.types import TensorType
 
 HELPER = "check_shape"
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")

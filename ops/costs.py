@@ -26,9 +26,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from archc.dsl.ir import ACTIVATIONS, Node, Op, TensorType, TupleType
+from archc.ir.graph import ACTIVATIONS, Node, Op
 from archc.shapes import sizes as S
 from archc.shapes.sizes import Size
+from archc.shapes.types import TensorType, TupleType
 
 CONTRACTIONS = ("conv", "linear", "matmul", "attention")
 OTHER_KINDS = ("bias", "elementwise", "norm", "softmax", "pool")

@@ -7,9 +7,9 @@ state_dict keys are unique; outputs exist.
 
 from __future__ import annotations
 
-from archc.dsl.ir import Graph, Op
-from archc.shapes.costs import COST_RULES
-from archc.shapes.rules import SHAPE_RULES
+from archc.ir.graph import Graph, Op
+from archc.ops.costs import COST_RULES
+from archc.ops.rules import SHAPE_RULES
 
 _TYPED_ELSEWHERE = {Op.INPUT, Op.PARAM, Op.GETITEM, Op.TUPLE}
 

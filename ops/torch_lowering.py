@@ -26,8 +26,9 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from archc.dsl.ir import Node, Op, TensorType
-from archc.shapes.rules import _pattern_side
+from archc.ir.graph import Node, Op
+from archc.ops.rules import _pattern_side
+from archc.shapes.types import TensorType
 
 ATOM, MUL, ADD = 3, 2, 1  # precedence of an expression's text, for inlining
 

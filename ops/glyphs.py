@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from archc.dsl.ir import Node, Op
+from archc.ir.graph import Node, Op
 from archc.shapes import sizes as S
 
 

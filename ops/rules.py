@@ -17,16 +17,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from archc.dsl.ir import (
-    ACTIVATIONS,
-    Axis,
-    Op,
-    ParamSpec,
-    TensorType,
-    Type,
-)
+from archc.ir.graph import ACTIVATIONS, Op
 from archc.shapes import sizes as S
 from archc.shapes.sizes import Size
+from archc.shapes.types import Axis, ParamSpec, TensorType, Type
 
 
 class ShapeError(Exception):
@@ -490,4 +484,4 @@ def _binary(ctx, ins, a):
 
 
 # The data-movement rules live in movement.py; importing it registers them.
-from archc.shapes.movement import _pattern_side  # noqa: E402,F401 - re-exported for code generation
+from archc.ops.movement import _pattern_side  # noqa: E402,F401 - re-exported for code generation

@@ -1,0 +1,1 @@
+"""What a typed graph costs: per-layer rows, totals and the JSON reports."""

@@ -1,0 +1,1 @@
+"""Primitive operations: one definition per op, holding every facet (see registry.py)."""
