@@ -130,6 +130,13 @@ def ceildiv(a: Size, b: Size) -> Size:
     return norm(sympy.ceiling(sympy.Rational(1, 1) * a / b))
 
 
+def minimum(a: Size, b: Size) -> Size:
+    """The smaller of two sizes (a sympy Min when it cannot be decided)."""
+    if isinstance(a, int) and isinstance(b, int):
+        return min(a, b)
+    return norm(sympy.Min(a, b))
+
+
 def truediv(a: Size, b: Size) -> Size | float:
     """Exact division: an int when it divides, a sympy rational when symbolic."""
     if isinstance(a, int) and isinstance(b, int):
@@ -305,3 +312,26 @@ def simplify_total(x: Size) -> Size:
     if isinstance(x, int):
         return x
     return norm(x)
+
+
+def subs_all(x: Any, values: dict[str, int]) -> Any:
+    """`x` with `values` put in for free sizes wherever a size occurs in it: a size itself, or
+    inside tuples, lists and dict values (a node's attributes); anything else is returned as is.
+
+    >>> H = symbol("H")
+    >>> subs_all({"map": ("chan", add(H, 1), None), "pads": ((floordiv(H, 2), 1),)}, {"H": 8})
+    {'map': ('chan', 9, None), 'pads': ((4, 1),)}
+    """
+    if not values:
+        return x
+    if isinstance(x, bool):
+        return x
+    if is_size(x):
+        return subs(x, values)
+    if isinstance(x, tuple):
+        return tuple(subs_all(v, values) for v in x)
+    if isinstance(x, list):
+        return [subs_all(v, values) for v in x]
+    if isinstance(x, dict):
+        return {k: subs_all(v, values) for k, v in x.items()}
+    return x
