@@ -19,7 +19,7 @@ import pytest
 import archc
 from archc import cli
 from archc.codegen.diagrams import graph as G
-from archc.ir.graph import Op
+from archc.ir.graph import Graph, Op
 
 from conftest import EXAMPLES, ROOT
 
@@ -86,7 +86,7 @@ def test_expand_draws_every_op_once() -> None:
     assert d.nodes == len(g)
     # An edge per input slot, except repeated (same source, same destination) ones.
     assert d.edges == len({(s, n.id) for n in g for s in n.inputs})
-    node_ids = set(re.findall(r'^\s*"(n\d+)" \[', d.source, re.M))
+    node_ids = set(re.findall(r'^\s*(n\d+) \[', d.source, re.M))
     assert node_ids == {f"n{n.id}" for n in g}
 
 
@@ -100,10 +100,10 @@ def test_every_op_is_drawn_with_its_glyph() -> None:
     g = _graph(EXAMPLES / "vit_b_16.arch")
     src = G.build(g, expand=["EncoderBlock"]).source
     for n in g:
-        label = re.search(rf'^\s*"n{n.id}" \[label="([^"]*)"', src, re.M)
+        label = re.search(rf'^\s*n{n.id} \[label=(?:"([^"]*)"|(\w+))', src, re.M)  # quoted when need be
         assert label is not None, n
         if n.op is not Op.INPUT:
-            assert n.op.value in label.group(1)
+            assert n.op.value in (label.group(1) or label.group(2))
 
 
 @pytest.mark.parametrize("what", ["params", "flops"])
@@ -135,7 +135,7 @@ DEPTH_CASES = [(src, depth) for src in SOURCES for depth in (2, 3)] + [(RESNET15
 
 
 def _box3d_stmts(source: str) -> list[str]:
-    return [line for line in source.splitlines() if 'shape="box3d"' in line]
+    return [line for line in source.splitlines() if "shape=box3d" in line]
 
 
 @pytest.mark.parametrize("src,depth", DEPTH_CASES, ids=lambda v: v.stem if isinstance(v, pathlib.Path) else str(v))
@@ -235,3 +235,97 @@ def test_render_png_and_svg(src: pathlib.Path, tmp_path: pathlib.Path) -> None:
 def test_repr_svg() -> None:
     svg = archc.load(str(ROOT / "tests/data/mini_resnet.arch")).block("Net")._repr_svg_()
     assert svg is not None and ET.fromstring(svg.split("?>", 1)[-1].split("-->", 1)[-1].lstrip()) is not None
+
+
+# ---- labels are quoted by the graphviz package, every character literal -------------------------------
+
+NASTY = ['say "hi"', "back\\slash", "trailing\\", "<html>", "a<b>c", "{rec|ord}", "two\nlines", "naïve ★ 𝔼 →",
+         '\\"', "\\n not a break", "\\l"]
+
+
+def _svg_texts(source: str) -> list[str]:
+    """Lay `source` out with `dot`, parse the SVG (it must be well-formed XML) and return its text lines."""
+    import subprocess
+    svg = subprocess.run(["dot", "-Tsvg"], input=source.encode(), capture_output=True, check=True).stdout
+    root = ET.fromstring(svg)
+    return [t.text or "" for t in root.iter("{http://www.w3.org/2000/svg}text")]
+
+
+@pytest.mark.parametrize("text", NASTY, ids=repr)
+def test_label_keeps_every_character(text: str) -> None:
+    """`label` makes DOT text that Graphviz reads back as exactly the lines given (a newline inside a line
+    breaks it too); `"` and the quoting are the library's."""
+    import graphviz
+    lines = ["first", text]
+    got = G.label(lines)
+    assert "\n" not in got and isinstance(got, graphviz.quoting.NoHtml)
+    if not HAVE_DOT:
+        return
+    d = graphviz.Digraph()
+    d.node("a", label=got)
+    d.node("b", label="b")
+    d.edge("a", "b", label=G.label([text]))
+    with d.subgraph(name="cluster_x") as sub:
+        sub.attr(label=G.label([text]))
+        sub.node("c", label="c")
+    want = [p for line in lines for p in line.split("\n")]
+    texts = _svg_texts(d.source)
+    assert texts[:len(want)] == want or all(w in texts for w in want), texts
+    assert texts.count(text.split("\n")[-1]) >= 3  # the node's line, the edge's and the cluster's
+
+
+def _nasty_graph() -> Graph:
+    """A graph built by hand whose names, labels, axes, block name and arguments are all awkward."""
+    from archc.diagnostics import NO_SPAN
+    from archc.ir.graph import ModuleInfo
+    from archc.shapes.types import Axis, TensorType
+
+    g = Graph('Net "<x>"')
+    t = TensorType((Axis('b"|{', 2), Axis("c\\d<e>", 4), Axis("é\nz", 3)))
+    x = g.add(Op.INPUT, (), {"name": 'in "x"'}, t, NO_SPAN, scope="", label='in "x"')
+    g.inputs.append(x.id)
+    g.add_module(ModuleInfo("blk", "block", 'B<"{|}">', {"tag": 'a"b\\c<d>{e|f}\nz', "k": 3}, NO_SPAN, ""))
+    r = g.add(Op.RELU, (x.id,), {}, t, NO_SPAN, scope="blk", label='r\\"<>')
+    g.outputs.append(r.id)
+    return g
+
+
+@pytest.mark.skipif(not HAVE_DOT, reason="Graphviz `dot` is not installed")
+def test_awkward_names_render_to_well_formed_svg() -> None:
+    """Names where they enter the DOT writer (input names, value labels, axis names on edges, block names and
+    arguments on clusters, the title) come out of `dot` as the text they are."""
+    g = _nasty_graph()
+    d = G.build(g)
+    assert d.nodes == 2 and d.edges == 1
+    texts = _svg_texts(d.source)
+    shape = '[b"|{=2, c\\d<e>=4, é'  # the axis name's newline breaks the line
+    assert 'in "x"' in texts and 'r\\"<>' in texts
+    assert sum(t.startswith(shape) for t in texts) == 2  # the input's label and the edge's
+    assert any(t.startswith('blk · B<"{|}">(tag=') and 'a"b\\c<d>{e|f}' in t for t in texts), texts
+    assert any(t.startswith('Net "<x>"(') for t in texts), texts
+    # Edge labels go through the library too: no hand-written `label="…"` can break the statement.
+    assert re.search(r'^\s*n0 -> n1 \[label="\[b\\"\|\{=2, c\\\\d<e>=4, é\\nz=3\]"\]$', d.source, re.M), d.source
+    for annotate in G.ANNOTATE:
+        _svg_texts(G.build(g, annotate=annotate, depth=1).source)  # boxes and the key parse too
+
+
+@pytest.mark.skipif(not HAVE_DOT, reason="Graphviz `dot` is not installed")
+def test_string_attributes_of_a_real_file_reach_labels_intact(tmp_path: pathlib.Path) -> None:
+    """Through a real .arch file: a block's string argument (with `"`, `\\`, `<`, `>`, `{`, `|` and é) titles
+    its cluster, and a rearrange pattern (`->`, parentheses) labels its node."""
+    src = tmp_path / "awkward.arch"
+    src.write_text('block Inner(tag) {\n'
+                   '  in x: [batch = 2, chan = 4, h = 4, w = 4]\n'
+                   '  y = linear(x, chan -> 8)\n'
+                   '  out rearrange(y, "batch chan h w -> batch tok=(h w) chan")\n'
+                   '}\n'
+                   'block Net() {\n'
+                   '  in x: [batch = 2, chan = 4, h = 4, w = 4]\n'
+                   '  inner = Inner(x, "a\\"b\\\\c<d>{e|f}\\u00e9")\n'
+                   '  out inner\n'
+                   '}\n', encoding="utf-8")
+    d = G.build(archc.load(str(src)).check().graph)
+    texts = _svg_texts(d.source)
+    assert "⇄ rearrange batch chan h w -> batch tok=(h w) chan" in texts
+    assert 'inner · Inner(tag="a"b\\c<d>{e|f}é")' in texts, texts
+    assert "[batch=2, chan=8, h=4, w=4]" in texts  # an edge label

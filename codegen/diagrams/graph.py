@@ -8,8 +8,11 @@ attributes and types) is drawn once, titled with its index range and ×N,
 unless `expand` names the block, the repetition's parent or the element.
 `depth` draws every module deeper than N path components as one box.
 
-The DOT text is byte-for-byte reproducible (goldens: tests/golden/dot/);
-`render` pipes it through Graphviz's `dot` for SVG, PNG or PDF.
+The DOT text is written through the graphviz package (`Digraph`, a subgraph per
+cluster), which quotes every name and label; `label` makes each label's text
+literal (backslashes, line breaks, `<...>`). It is byte-for-byte reproducible
+(goldens: tests/golden/dot/); `render` pipes it through Graphviz's `dot` for
+SVG, PNG or PDF.
 
 >>> import archc
 >>> m = archc.loads('block B() { in x: [n = 2, c = 8]\\n fc = linear(x, c -> 4)\\n out fc }')
@@ -23,6 +26,7 @@ True
 from __future__ import annotations
 
 import dataclasses
+import html
 import math
 import os
 from collections.abc import Sequence
@@ -210,7 +214,9 @@ def build(g: Graph, expand: Sequence[str] = (), depth: int | None = None,
     legend = Legend((n.type for n in g), reserved=g.sizes)
 
     def key(i: int) -> str:
-        return f"m:{box[i]}" if i in box else f"n{draw[i]}"
+        # An op is n<id>, a module box m/<path> (the SVG's tooltip). The graphviz package reads a `:` in an
+        # edge's end as `node:port`, so none may appear in a name (module paths are dotted identifiers).
+        return f"m/{box[i]}".replace(":", "_") if i in box else f"n{draw[i]}"
 
     # Costs add up on whatever draws them (a run's first element carries the whole run).
     weight: dict[str, int] = {}
@@ -219,13 +225,14 @@ def build(g: Graph, expand: Sequence[str] = (), depth: int | None = None,
     nonzero = [v for v in weight.values() if v > 0]
     lo, hi = (math.log10(min(nonzero)), math.log10(max(nonzero))) if nonzero else (0.0, 0.0)
 
-    clusters: dict[str, list[str]] = {}  # module path -> node statements inside it
+    clusters: dict[str, list[Stmt]] = {}  # module path -> the nodes drawn inside it
     seen: set[str] = set()
     for n in g:
         k = key(n.id)
         if k in seen:
             continue
         seen.add(k)
+        attrs: dict[str, str]
         if n.id in box:
             path = box[n.id]
             m = g.modules.get(path)
@@ -256,10 +263,9 @@ def build(g: Graph, expand: Sequence[str] = (), depth: int | None = None,
             attrs["fillcolor"] = _colour(v, lo, hi)
             if attrs["fillcolor"] in SCALE[-2:]:
                 attrs["fontcolor"] = "#ffffff"
-        label = "\\n".join(x.replace("\\", "\\\\") for x in lines)
-        clusters.setdefault(where, []).append(_stmt(k, label, attrs))
+        clusters.setdefault(where, []).append((k, label(lines), attrs))
 
-    edges: list[str] = []
+    edges: list[tuple[str, str, str]] = []
     done: set[tuple[str, str, str]] = set()
     for n in g:
         for src in n.inputs:
@@ -272,22 +278,22 @@ def build(g: Graph, expand: Sequence[str] = (), depth: int | None = None,
             if (a, b, text) in done:
                 continue
             done.add((a, b, text))
-            edges.append(f'  "{a}" -> "{b}" [label="{text}"]')
+            edges.append((a, b, text))
 
     dot = graphviz.Digraph(name=g.entry)
     dot.attr("graph", rankdir="TB", fontname="Helvetica", fontsize="11", nodesep="0.25", ranksep="0.3",
-             label=title if title is not None else _title(g, legend), labelloc="t")
+             label=label([title if title is not None else _title(g, legend)]), labelloc="t")
     dot.attr("node", fontname="Helvetica", fontsize="10", height="0.3", margin="0.08,0.03")
     dot.attr("edge", fontname="Helvetica", fontsize="8", color="#555555", fontcolor="#333333",
              arrowsize="0.6")
-    body = _cluster_tree(g, clusters, run_of, hidden)
-    dot.body.extend(body)
-    dot.body.extend(e + "\n" for e in edges)
+    _cluster_tree(dot, g, clusters, run_of, hidden)
+    for a, b, text in edges:
+        dot.edge(a, b, label=label([text]))
     if annotate and nonzero:
-        dot.body.append(_scale_legend(annotate, lo, hi))
+        dot.node("scale", label=_scale_legend(annotate, lo, hi), _attributes=[("shape", "plaintext")])
     if legend.rows:
-        rows = "\\l".join(f"{k} = {v}" for k, v in legend.rows) + "\\l"
-        dot.body.append(f'  "legend" [shape=note, fontsize="9", label="derived sizes\\n{rows}"]\n')
+        rows = label(["derived sizes"]) + "\\n" + "".join(label([f"{k} = {v}"]) + "\\l" for k, v in legend.rows)
+        dot.node("legend", label=graphviz.nohtml(rows), _attributes=[("shape", "note"), ("fontsize", "9")])
     collapsed = [(r.rep, len(r.elements)) for r in run_of.values()]
     n_nodes = len(seen)
     return Diagram(dot.source, n_nodes, len(edges), collapsed, weight if annotate else {})
@@ -309,18 +315,24 @@ def _title(g: Graph, legend: Legend) -> str:
     return f"{g.entry}({ins})"
 
 
-def _quote(s: str) -> str:
-    return s.replace('"', '\\"')
+Stmt = tuple[str, str, dict[str, str]]  # a node: its name, label and attributes (in this order)
 
 
-def _stmt(key: str, label: str, attrs: dict[str, str]) -> str:
-    extra = "".join(f' {k}="{v}"' for k, v in attrs.items())
-    return f'"{key}" [label="{_quote(label)}"{extra}]'
+def label(lines: Sequence[str]) -> str:
+    """A DOT label of text lines, every character literal: backslashes doubled (graphviz.escape), line
+    breaks (between lines and inside one) as DOT's centred \\n, and never read as an HTML-like
+    `<...>` label. Quoting, and the escaping of `"`, is the graphviz package's.
+
+    >>> print(label(['a "b"', 'c\\\\d<e>{f|g}']))
+    a "b"\\nc\\\\d<e>{f|g}
+    """
+    parts = [p for line in lines for p in str(line).split("\n")]
+    return graphviz.nohtml("\\n".join(graphviz.escape(p) for p in parts))
 
 
-def _cluster_tree(g: Graph, clusters: dict[str, list[str]], run_of: dict[str, Run],
-                  hidden: set[str]) -> list[str]:
-    """Nested `subgraph cluster_…` blocks for every module that holds drawn nodes."""
+def _cluster_tree(dot: graphviz.Digraph, g: Graph, clusters: dict[str, list[Stmt]], run_of: dict[str, Run],
+                  hidden: set[str]) -> None:
+    """The top-level nodes, then nested `subgraph cluster_…` for every module that holds drawn nodes."""
     needed: set[str] = set()
     for path in clusters:
         p = path
@@ -332,8 +344,9 @@ def _cluster_tree(g: Graph, clusters: dict[str, list[str]], run_of: dict[str, Ru
         parent = (g.modules[p].parent or "") if p in g.modules else p.rpartition(".")[0]
         kids.setdefault(parent, []).append(p)
 
-    def emit(path: str, indent: str) -> list[str]:
-        out = [f"{indent}{s}\n" for s in clusters.get(path, [])]
+    def emit(into: graphviz.Digraph, path: str) -> None:
+        for name, text, attrs in clusters.get(path, []):
+            into.node(name, label=text, _attributes=list(attrs.items()))
         for child in kids.get(path, []):
             if any(_within(child, h) for h in hidden):
                 continue
@@ -341,34 +354,34 @@ def _cluster_tree(g: Graph, clusters: dict[str, list[str]], run_of: dict[str, Ru
             if m is not None and m.kind == "list" and child not in run_of:
                 # A list's elements sit at different places in the dataflow (a U-Net's levels):
                 # one box around them would drag them together, so they are drawn in place.
-                out.extend(emit(child, indent))
+                emit(into, child)
                 continue
-            label = child
+            lines = [child]
             if m is not None and m.kind == "block":
-                label = f"{child} · {_call(m.name, m.args)}"
+                lines = [f"{child} · {_call(m.name, m.args)}"]
             elif m is not None:
-                label = f"{child} ({m.kind})"
-            style = 'style="rounded,filled" fillcolor="#f7f9fc" color="#9aa8bd"'
+                lines = [f"{child} ({m.kind})"]
+            style = [("style", "rounded,filled"), ("fillcolor", "#f7f9fc"), ("color", "#9aa8bd")]
             run = run_of.get(child)
             if run is not None:
-                label = f"{label}\\n{run.title(g)}"
-                style = 'style="rounded,filled,bold" fillcolor="#fdf3e3" color="#c07a1a" penwidth="2"'
-            out.append(f'{indent}subgraph "cluster_{child}" {{\n')
-            out.append(f'{indent}  label="{_quote(label)}" labeljust="l" {style}\n')
-            out.extend(emit(child, indent + "  "))
-            out.append(f"{indent}}}\n")
-        return out
+                lines.append(run.title(g))
+                style = [("style", "rounded,filled,bold"), ("fillcolor", "#fdf3e3"), ("color", "#c07a1a"),
+                         ("penwidth", "2")]
+            with into.subgraph(name=f"cluster_{child}") as sub:
+                sub.attr(_attributes=[("label", label(lines)), ("labeljust", "l"), *style])
+                emit(sub, child)
 
-    return emit("", "  ")
+    emit(dot, "")
 
 
 def _scale_legend(what: str, lo: float, hi: float) -> str:
+    """The colour key of --annotate, as an HTML-like label (its text is ours: escaped for HTML anyway)."""
     rows = []
     for i, colour in enumerate(SCALE):
         a = 10 ** (lo + (hi - lo) * i / len(SCALE))
-        rows.append(f'<tr><td bgcolor="{colour}">  </td><td align="left">≥ {_fmt_num(a)}</td></tr>')
-    table = f'<<table border="0" cellspacing="2"><tr><td colspan="2">{what}</td></tr>{"".join(rows)}</table>>'
-    return f'  "scale" [shape=plaintext, label={table}]\n'
+        rows.append(f'<tr><td bgcolor="{colour}">  </td><td align="left">≥ {html.escape(_fmt_num(a))}</td></tr>')
+    head = f'<tr><td colspan="2">{html.escape(what)}</td></tr>'
+    return f'<<table border="0" cellspacing="2">{head}{"".join(rows)}</table>>'
 
 
 def render(g: Graph, out: str, **kw: Any) -> Diagram:
