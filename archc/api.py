@@ -145,9 +145,12 @@ class Model:
         return compile_program(self.program, self.entry, sets, symbolic)
 
     @rare_gc()
-    def flops(self, convention: str = "torch", symbolic: bool = False, **sets: Any):
+    def flops(self, convention: str = "torch", symbolic: bool = False, fold_bn: bool = False, **sets: Any):
+        """Parameters, FLOPs and bytes per layer and in total (analysis/report.py); `fold_bn=True`:
+        of the inference graph with batchnorm folded into the layer before it (`archc flops --fold-bn`)."""
         from archc.analysis.report import analyze
-        return analyze(self.check(symbolic, **sets).graph, convention)
+        g = self.check(symbolic, **sets).graph
+        return analyze(fold_batchnorm(g) if fold_bn else g, convention)
 
     def block(self, name: str) -> Model:
         """The same program with block `name` as its entry (it renders itself in Jupyter too)."""
@@ -186,16 +189,18 @@ class Model:
         from archc.ir.printer import print_graph
         return print_graph(self.check(**sets).graph)
 
-    def torch_source(self, checks: bool = False, **sets: Any) -> str:
+    def torch_source(self, checks: bool = False, fold_bn: bool = False, **sets: Any) -> str:
         """The generated PyTorch module's text (what `archc build` writes); needs no torch.
-        `checks=True`: with run-time shape checks (`archc build --checks`)."""
+        `checks=True`: with run-time shape checks (`archc build --checks`); `fold_bn=True`: with
+        inference batchnorm folded into the layer before it (`archc build --fold-bn`)."""
         from archc.codegen.torch import generate
         self.check(**sets)
-        return generate(self.program, self.entry, sets, checks=checks).text
+        return generate(self.program, self.entry, sets, checks=checks, fold_bn=fold_bn).text
 
-    def torch(self, checks: bool = False, **sets: Any) -> type:
+    def torch(self, checks: bool = False, fold_bn: bool = False, **sets: Any) -> type:
         """The generated entry nn.Module class, executed in a fresh module (needs torch).
-        `checks=True`: every forward checks its inputs' and output's named axes (ValueError).
+        `checks=True`: every forward checks its inputs' and output's named axes (ValueError);
+        `fold_bn=True`: batchnorm folded for inference, loading unfolded state_dicts (docs/codegen.md).
 
         >>> Net = loads('block Net() { in x: [b = 2, c = 8]\\n fc = linear(x, c -> 4)\\n out fc }').torch()
         >>> import torch; Net()(torch.zeros(2, 8)).shape
@@ -203,7 +208,7 @@ class Model:
         """
         from archc.codegen.torch import generate, load_class
         self.check(**sets)
-        return load_class(generate(self.program, self.entry, sets, checks=checks))
+        return load_class(generate(self.program, self.entry, sets, checks=checks, fold_bn=fold_bn))
 
 
 class BlockView:
@@ -229,6 +234,19 @@ class BlockView:
 
     def _repr_svg_(self) -> str:
         return self.svg()
+
+
+def fold_batchnorm(g: Graph) -> Graph:
+    """`g` for inference with every foldable batchnorm folded into the conv or linear before it and
+    removed (passes/fold_bn.py): what `archc flops --fold-bn` counts.
+
+    >>> g = loads('block B() { in x: [b = 1, c = 4]\\n fc = linear(x, c -> 8)\\n bn = batchnorm(fc)\\n'
+    ...           ' out bn }').check().graph
+    >>> [n.op.value for n in fold_batchnorm(g)], list(fold_batchnorm(g).state_dict())
+    (['input', 'linear'], ['fc.weight', 'fc.bias'])
+    """
+    from archc.passes import run
+    return run(g, ["fold_batchnorm", "drop_folded"])
 
 
 def load(path: str, entry: str | None = None) -> Model:

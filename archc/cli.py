@@ -65,6 +65,8 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--depth", type=int, metavar="N", default=None,
                    help="sum the layers below module depth N (1 = top-level layers)")
     f.add_argument("--no-layers", action="store_true", help="print totals only")
+    f.add_argument("--fold-bn", action="store_true",
+                   help="count the inference graph, with batchnorm folded into the conv or linear before it")
     f.add_argument("--memory", action="store_true",
                    help="per-layer bytes read and written and arithmetic intensity (full FLOPs per byte)")
 
@@ -78,6 +80,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--force", action="store_true", help="overwrite a file that archc did not generate")
     b.add_argument("--checks", action="store_true",
                    help="check named axis sizes at run time: each forward checks its inputs and output (ValueError)")
+    b.add_argument("--fold-bn", action="store_true",
+                   help="fold inference batchnorm into the conv or linear before it (loads unfolded state_dicts)")
     b.add_argument("--json", action="store_true",
                    help="print the written path, the entry class and its inputs as JSON (docs/json.md)")
     r = sub.add_parser("render", help="draw the architecture: SVG, or PNG/PDF/DOT by the file's extension")
@@ -260,7 +264,7 @@ def _header(res: api.Compiled) -> str:
 def _flops(args: argparse.Namespace, res: api.Compiled) -> int:
     from archc.analysis.report import analyze, group_rows, to_json
     from archc.shapes import sizes as S
-    rep = analyze(res.graph, args.convention)
+    rep = analyze(api.fold_batchnorm(res.graph) if args.fold_bn else res.graph, args.convention)
     if args.json:
         print(json.dumps(to_json(rep, layers=not args.no_layers), indent=1))
         return 0
@@ -320,11 +324,12 @@ def _build(args: argparse.Namespace, sets: dict[str, Any], sources: SourceMap) -
     from archc.dsl.loader import load
     program = load(args.file, sources=sources)
     api.compile_program(program, args.entry, sets)
-    gen = codegen_torch.generate(program, args.entry, sets, checks=args.checks)
+    gen = codegen_torch.generate(program, args.entry, sets, checks=args.checks, fold_bn=args.fold_bn)
     path = codegen_torch.write(gen, args.out, codegen_torch.module_stem(args.file), force=args.force)
     if args.json:
         print(json.dumps({"target": args.target, "path": path, "entry": gen.entry_class,
-                          "classes": gen.classes, "inputs": gen.inputs, "checks": args.checks}, indent=1))
+                          "classes": gen.classes, "inputs": gen.inputs, "checks": args.checks,
+                          "fold_bn": args.fold_bn}, indent=1))
     else:
         ins = ", ".join(f"{i['name']}: {i['type']}" for i in gen.inputs)
         print(f"wrote {path}: class {gen.entry_class}({ins}), {len(gen.classes)} classes")

@@ -29,7 +29,8 @@ from archc.shapes import pyexpr
 from archc.shapes import sizes as S
 from archc.shapes.types import TupleType
 
-HELPERS = ("StochasticDepth", "stochastic_depth", "Permute", "Reduce", "Scale", "LayerNormAt", "check_shape")
+HELPERS = ("StochasticDepth", "stochastic_depth", "Permute", "Reduce", "Scale", "LayerNormAt", "check_shape",
+           "FoldBatchNorm")
 
 
 class Fallback(Exception):
@@ -143,6 +144,9 @@ class ClassBuilder:
     """Builds the Variant of one trace; `generic`: written in the block's integer parameters."""
 
     def __init__(self, gen: Any, tr: Trace, generic: bool, floats: dict[str, tuple[float, float]] | None = None):
+        if getattr(gen, "fold_bn", False):  # `archc build --fold-bn`; the pass keeps node ids, which the trace uses
+            from archc.passes.fold_bn import fold_batchnorm
+            tr.graph = fold_batchnorm(tr.graph)
         self.gen, self.tr, self.g, self.generic = gen, tr, tr.graph, generic
         self.floats = floats or {}  # float parameter -> (the stand-in value it was traced with, its value)
         self.float_locals: dict[str, str] = {}
@@ -440,6 +444,29 @@ class ClassBuilder:
         head, _, index = path.partition(".")
         return f"self.{head}[{index}]" if index else f"self.{head}"
 
+    def _fresh(self, node: Node) -> bool:
+        """Whether `node`'s value is a new tensor no one else holds (a folded batchnorm: its layer's)."""
+        while _folded(node):
+            node = self.g.node(node.inputs[0])
+        return node.op in L.FRESH
+
+    def _fold_hooks(self, under: str | None) -> list[Any]:
+        """`archc build --fold-bn`: for each batchnorm of this class folded into its layer (under the
+        layer at `under`, or anywhere), a load_state_dict pre-hook that folds an unfolded state_dict."""
+        out: list[Any] = []
+        for n in self.g:
+            fold = n.attrs.get("folded_bn") if n.scope == "" else None
+            if fold is None or n.path is None:
+                continue
+            bn = fold["path"]
+            if under is not None and bn != under and not bn.startswith(under + "."):
+                continue
+            self.helper("FoldBatchNorm")
+            extra = ", transposed=True" if n.op is Op.CONV_T else ""
+            out.append(Lines((f'self.register_load_state_dict_pre_hook(FoldBatchNorm("{n.path}", "{bn}", '
+                              f"eps={fold['eps']!r}{extra}))  # {where(self.node_at[bn].span)}",)))
+        return out
+
     def lower_module(self, node: Node) -> str:
         low = L.LOWERINGS.get(node.op)
         if low is None or low.module is None:
@@ -490,7 +517,9 @@ class ClassBuilder:
         """The constructor expression of the layer at `path`, as lines."""
         info = self.mods[path]
         if info.kind == "op":
-            return [f"{self.lower_module(self.node_at[path])}  # {where(info.span)}"]
+            node = self.node_at[path]
+            note = f", batchnorm folded into {node.attrs['folded_into']}" if _folded(node) else ""
+            return [f"{self.lower_module(node)}  # {where(info.span)}{note}"]
         if info.kind == "block":
             return [f"{self.child_call(self.tr.calls[path])}  # {where(info.span)}"]
         if info.kind == "list":
@@ -519,7 +548,7 @@ class ClassBuilder:
         previous: Node | None = None
         for label, k in items:
             node = self.node_at.get(k) if self.mods[k].kind == "op" else None
-            self.inplace = previous is not None and previous.op in L.FRESH
+            self.inplace = previous is not None and self._fresh(previous)
             try:
                 lines = self.module_lines(k)
             finally:
@@ -558,6 +587,7 @@ class ClassBuilder:
                     raise self._fail(f"the layer name {why}", self.mods[p].span)
                 lines = self.module_lines(p)
                 init.append(Lines((f"self.{p} = {lines[0]}",) + tuple(lines[1:])))
+                init += self._fold_hooks(p)
             body, returns = self._forward(in_vars, self._events(None), tr.outputs)
             forward = tuple(body)
         if self.gen.checks:  # `archc build --checks`: shape checks at the top and before the return
@@ -634,11 +664,11 @@ class ClassBuilder:
         pre = self._events(seq.start)
         direct = not pre and len(in_vars) == 1 and seq.input.id == in_vars[0][0]
         if direct:
-            return "nn.Sequential", [Lines(tuple(lines))], None, "torch.Tensor"
+            return "nn.Sequential", [Lines(tuple(lines))] + self._fold_hooks(None), None, "torch.Tensor"
         body, returns = self._forward(in_vars, pre, [seq.input])
         last = body[-1].lines[0].replace("return ", "return super().forward(", 1)
         body[-1] = Lines((_before_comment(last, ")"),))
-        return "nn.Sequential", [Lines(tuple(lines))], tuple(body), "torch.Tensor"
+        return "nn.Sequential", [Lines(tuple(lines))] + self._fold_hooks(None), tuple(body), "torch.Tensor"
 
     def _events(self, before: int | None) -> list[tuple[str, Any]]:
         """The block's own work in order: stateless nodes, layer calls, nested blocks and sequences."""
@@ -691,6 +721,11 @@ class ClassBuilder:
         return self.prologue + lines, returns
 
     def _node_line(self, n: Node, expr: dict, uses: dict, lines: list[Any]) -> None:
+        if _folded(n):  # its layer computes the batchnorm's output: forward reads the layer's value
+            expr[n.id] = expr[n.inputs[0]]
+            if n.inputs[0] in self.temps:
+                self.temps[n.id] = self.temps.pop(n.inputs[0])
+            return
         low = L.LOWERINGS.get(n.op)
         args = [expr[i] for i in n.inputs]
         ins = [self.g.node(i).type for i in n.inputs]
@@ -709,7 +744,7 @@ class ClassBuilder:
                 if low is None or low.forward is None:
                     raise L.Unsupported(f"{n.op.value} has no torch lowering yet")
                 src = self.g.node(n.inputs[0]) if n.inputs else None
-                self.inplace = (n.op in L.INPLACE and src is not None and src.op in L.FRESH
+                self.inplace = (n.op in L.INPLACE and src is not None and self._fresh(src)
                                 and uses.get(src.id, 0) == 1 and src.id in self.own and src.type == n.type)
                 try:
                     e = low.forward(n, ins, self, args)
@@ -762,6 +797,11 @@ class ClassBuilder:
         lines.append(Lines((f"{', '.join(names)} = {call}  # {shape}  {where(info.span)}",)))
         for v, name in zip(outs, names):
             expr[v.id] = L.Expr(name)
+
+
+def _folded(node: Node) -> bool:
+    """An identity that stands where a batchnorm was folded into its layer (passes/fold_bn.py)."""
+    return node.op is Op.IDENTITY and "folded_into" in node.attrs
 
 
 def _assigned_once(body: tuple) -> set[str]:

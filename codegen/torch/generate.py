@@ -149,9 +149,10 @@ class Generator:
     """Turns a program into the render model of one module."""
 
     def __init__(self, program: Program, sets: dict[str, Any] | None = None, no_generic: set | None = None,
-                 checks: bool = False):
+                 checks: bool = False, fold_bn: bool = False):
         self.program = program
         self.checks = checks  # run-time shape checks in every forward (codegen/torch_checks.py)
+        self.fold_bn = fold_bn  # batchnorm folded into the layer before it (passes/fold_bn.py)
         self.sets = dict(sets or {})
         self.helpers: set[str] = set()
         self.ordered_dict = False
@@ -341,23 +342,27 @@ _ENV = jinja2.Environment(loader=jinja2.PackageLoader("archc.codegen.torch", "te
 
 
 def generate(program: Program, entry: str | None = None, sets: dict[str, Any] | None = None,
-             generic: bool = True, checks: bool = False) -> Generated:
+             generic: bool = True, checks: bool = False, fold_bn: bool = False) -> Generated:
     """Generate the PyTorch module of `program` (its entry block, or `entry`). Raises ArchError.
 
     `generic=False` emits only specialised classes (no constructor arguments); `checks=True`
-    adds run-time shape checks to every forward (`archc build --checks`, codegen/torch_checks.py)."""
+    adds run-time shape checks to every forward (`archc build --checks`, codegen/torch_checks.py);
+    `fold_bn=True` folds each inference batchnorm into the conv or linear before it where
+    passes/fold_bn.py allows (`archc build --fold-bn`): the layer gets a bias, the batchnorm
+    becomes `nn.Identity()`, and a `FoldBatchNorm` load_state_dict pre-hook folds the batchnorm's
+    entries of an unfolded state_dict into the layer's weight and bias."""
     no_generic: set = set() if generic else {"*"}
     for _ in range(64):
         try:
-            return _generate(program, entry, sets, no_generic, generic, checks)
+            return _generate(program, entry, sets, no_generic, generic, checks, fold_bn)
         except _Restart as r:
             no_generic.add(r.key)
     raise AssertionError("archc could not settle which classes are generic")
 
 
 def _generate(program: Program, entry: str | None, sets: dict[str, Any] | None, no_generic: set,
-              generic: bool, checks: bool = False) -> Generated:
-    gen = Generator(program, sets, no_generic, checks)
+              generic: bool, checks: bool = False, fold_bn: bool = False) -> Generated:
+    gen = Generator(program, sets, no_generic, checks, fold_bn)
     entry_key = ("entry",)
     tr = None
     if generic and entry_key not in no_generic:
@@ -368,7 +373,7 @@ def _generate(program: Program, entry: str | None, sets: dict[str, Any] | None, 
             raise
         except Exception as e:  # noqa: BLE001 - fall back to a specialised entry class
             _debug("the entry", e)
-            gen = Generator(program, sets, no_generic | {entry_key}, checks)
+            gen = Generator(program, sets, no_generic | {entry_key}, checks, fold_bn)
             tr = None
     if tr is None:
         tr = trace_entry(program, entry, gen.sets)
@@ -387,6 +392,9 @@ def _generate(program: Program, entry: str | None, sets: dict[str, Any] | None, 
               "# Needs only torch at run time."]
     if checks:
         header.append("# With run-time shape checks (archc build --checks): each forward checks its inputs and output.")
+    if "FoldBatchNorm" in gen.helpers:
+        header.append("# Inference batchnorm folded into the layer before it (archc build --fold-bn); "
+                      "loads unfolded state_dicts.")
     docstring = (f"{tr.block.name} and the blocks it uses, from {source}"
                  + (f" (default sizes {sizes})" if sizes else "") + ".")
     uses_functional = "LayerNormAt" in gen.helpers or any(
