@@ -91,16 +91,28 @@ def test_hand_written_conv_bn(tmp_path: pathlib.Path) -> None:
     assert set(fsd) == {k for k in sd if not k.startswith("bn")} | {"conv1.bias", "conv2.bias"}
 
 
-@pytest.mark.parametrize("name, size", [("resnet50", 64), ("mobilenet_v2", 64)])
-def test_examples_fold_and_compute_the_same(name: str, size: int) -> None:
+@pytest.mark.parametrize("name, pairs", [("resnet50", 53), ("mobilenet_v2", 52), ("unet", 18)])
+def test_examples_fold_and_compute_the_same(name: str, pairs: int) -> None:
     plain_cls, folded_cls, text = _pair(str(EXAMPLES / f"{name}.arch"))
-    rel, sd, fsd = _compare(plain_cls, folded_cls, torch.randn(2, 3, size, size))
+    x = torch.randn(2, 3 if name != "unet" else _unet_channels(), 64, 64)
+    rel, sd, fsd = _compare(plain_cls, folded_cls, x)
     print(f"{name}: max relative difference {rel:.2e}")
     assert rel <= 1e-5, rel
     bns = _bn_prefixes(sd)
-    assert len(bns) in (53, 52) and _bn_prefixes(fsd) == set()
+    assert len(bns) == pairs and _bn_prefixes(fsd) == set()
     assert not any(k.rsplit(".", 1)[0] in bns for k in fsd)
     assert len(fsd) == len(sd) - 5 * len(bns) + len(bns)
+
+
+def _unet_channels() -> int:
+    graph = archc.load(str(EXAMPLES / "unet.arch")).check().graph
+    return int(graph.node(graph.inputs[0]).tensor_type.size("chan"))
+
+
+@pytest.mark.parametrize("name", ["convnext_tiny", "vit_b_16"])
+def test_without_batchnorm_the_text_is_unchanged(name: str) -> None:
+    m = archc.load(str(EXAMPLES / f"{name}.arch"))
+    assert m.torch_source(fold_bn=True) == m.torch_source()
 
 
 @pytest.mark.parametrize("name", ["resnet50", "mobilenet_v2"])
