@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import pathlib
 import subprocess
@@ -391,3 +392,30 @@ def test_repr_svg_falls_back_to_the_circuit_style_without_dot(monkeypatch: pytes
     monkeypatch.setattr(G, "have_dot", lambda: False)
     svg = archc.load(str(ROOT / "tests/data/mini_resnet.arch"))._repr_svg_()
     assert svg is not None and ET.fromstring(svg).find(f".//{SVG}g[@class='wire']") is not None
+
+
+def test_layout_is_plain_marks_and_the_svg_writes_them() -> None:
+    """The layout holds marks (plain data, no SVG); the emitter has one writer per kind of mark and turns
+    them, one line each and in order, into the document."""
+    import typing
+
+    from archc.codegen.diagrams import circuit_glyphs, circuit_marks, circuit_svg
+
+    kinds = set(typing.get_args(circuit_marks.Mark))
+    assert kinds == set(circuit_svg.WRITERS)
+    lay = C.layout(_graph_of(EXAMPLES / "transformer_encoder.arch"), annotate="flops")
+    assert lay.marks and all(type(m) in kinds for m in lay.marks)
+    for m in lay.marks:  # no SVG syntax in the layout: text only in what a Text says
+        for f in dataclasses.fields(m):
+            v = getattr(m, f.name)
+            assert not (isinstance(v, str) and "<" in v and not isinstance(m, circuit_marks.Text)), m
+    assert lay.texts == [m.box for m in lay.marks if isinstance(m, circuit_marks.Text)]
+    lines = lay.svg().splitlines()
+    assert lines[3:-1] == lay.body == [circuit_svg.element(m) for m in lay.marks]
+    # Every glyph kind drawn here comes from the table (a kind missing from it is drawn as a box).
+    drawn = {circuit_glyphs.kind_of(it) for it in lay.items}
+    assert drawn - {"reduce", "embed"} <= set(circuit_glyphs.STYLES)
+
+
+def _graph_of(src: pathlib.Path) -> Graph:
+    return archc.load(str(src)).check().graph
