@@ -13,6 +13,7 @@ from typing import Any
 
 from archc.ir.graph import Graph, Node
 from archc.ops import costs as C
+from archc.ops.registry import Op, Trait
 from archc.shapes import sizes as S
 from archc.shapes.constraints import Derived, derive
 from archc.shapes.sizes import Size
@@ -84,9 +85,9 @@ def analyze(graph: Graph, convention: str = "torch") -> Report:
         ins = [graph.node(i).type for i in n.inputs]
         tins = [t for t in ins if isinstance(t, TensorType)]
         cost = C.node_cost(n, tins)
-        params, buffers = C.param_count(n)
-        read, written = C.bytes_moved(n, tins)
-        if n.op not in C.VIEWS or n.op.value == "input":
+        params, buffers = C.param_count(n.params)
+        read, written = C.bytes_moved(n.op, tins, n.type, n.params)
+        if not n.op.has(Trait.VIEW) or n.op is Op.INPUT:
             acts.append(n.type.nbytes())
         rows.append(Row(names[n.id], n.op.value, n, str(n.type), params, buffers,
                         C.flops(cost, convention), C.by_kind(cost, convention), C.flops(cost, "full"),

@@ -1,5 +1,5 @@
 # mypy: disable-error-code="attr-defined"
-"""Elaboration of op calls: binding arguments against `dsl/ops.py`, then applying
+"""Elaboration of op calls: binding arguments against the op's attributes (`OpDef.params`), then applying
 the op's shape rule and adding its node to the graph.
 
 Part of the `Elaborator` (dsl/elaborate.py), a mixin over `values.State`.
@@ -22,9 +22,9 @@ from archc.dsl.values import (
     _RuleCtx,
 )
 from archc.grammar import ast
-from archc.ir.graph import ModuleInfo, Op
-from archc.ops.rules import SHAPE_RULES, ShapeError
-from archc.ops.signatures import OPS, REQUIRED, OpSig
+from archc.ir.graph import ModuleInfo
+from archc.ops.facets import ShapeError
+from archc.ops.registry import BY_NAME, REQUIRED, OpDef
 from archc.shapes import sizes as S
 from archc.shapes.types import TupleType
 
@@ -37,18 +37,18 @@ class Calls(State):
         found = frame.file.namespace.get(call.func)
         if found is not None:
             return self.call_block(found[0], found[1], call, implicit, frame, path)
-        sig = OPS.get(call.func)
+        sig = BY_NAME.get(call.func)
         if sig is None:
-            names = list(OPS) + list(frame.file.namespace)
+            names = list(BY_NAME) + list(frame.file.namespace)
             self.bag.error("name", f"no op or block named '{call.func}'{did_you_mean(call.func, names)}",
                            call.func_span)
             raise Abort
         inputs, attrs, arg_spans = self._bind(sig, call, frame, implicit)
         if any(isinstance(v, Poison) for v in inputs):
             return POISON
-        return self._apply(sig.op, inputs, attrs, call.span, frame, path, arg_spans, sig.name, seq_step)
+        return self._apply(sig, inputs, attrs, call.span, frame, path, arg_spans, sig.name, seq_step)
 
-    def _bind(self, sig: OpSig, call: ast.Call, frame: Frame, implicit: Any
+    def _bind(self, sig: OpDef[Any], call: ast.Call, frame: Frame, implicit: Any
               ) -> tuple[list[Any], dict[str, Any], dict[str, Span]]:
         tensors: list[Any] = [implicit] if implicit is not None else []
         lo, hi = (sig.tensors, sig.tensors) if isinstance(sig.tensors, int) else sig.tensors
@@ -157,7 +157,7 @@ class Calls(State):
             raise Abort
         return (self._axis_name(a.source, "the old name"), self._axis_name(a.size, "the new name"))
 
-    def _arg(self, sig: OpSig, p: Any, ex: ast.Expr, frame: Frame) -> Any:
+    def _arg(self, sig: OpDef[Any], p: Any, ex: ast.Expr, frame: Frame) -> Any:
         kind = p.kind
         if kind == "axis":
             return self._axis_name(ex, f"'{p.name}' of {sig.name}")
@@ -240,7 +240,7 @@ class Calls(State):
 
     # ---- applying an op ---------------------------------------------------------------------------
 
-    def _apply(self, op: Op, inputs: list[Any], attrs: dict[str, Any], span: Span, frame: Frame,
+    def _apply(self, op: OpDef[Any], inputs: list[Any], given: dict[str, Any], span: Span, frame: Frame,
                path: str | None, arg_spans: dict[str, Span], name: str = "", seq_step: bool = False) -> Any:
         types = []
         for v in inputs:
@@ -256,14 +256,14 @@ class Calls(State):
                 raise Abort
             types.append(t)
         ctx = _RuleCtx(self, span, arg_spans)
+        assert op.shape is not None, f"{op.name} is typed by the elaborator, not called"
         try:
-            out_type, params = SHAPE_RULES[op](ctx, types, attrs)
+            out_type, params, attrs = op.shape(ctx, types, op.attrs(**given))
         except ShapeError as err:
             where = arg_spans.get(err.arg, span) if err.arg else span
-            prefix = "" if "what" in attrs else f"{name or op.value}: "  # `a + b` needs no "add: "
+            prefix = "" if "what" in given else f"{name or op.value}: "  # `a + b` needs no "add: "
             self.bag.error(err.code, prefix + err.message, where)
             return POISON
-        attrs.pop("what", None)
         if len(self.graph) >= MAX_NODES:
             self.bag.error("structure", f"the graph has more than {MAX_NODES} nodes", span)
             raise Abort
@@ -275,7 +275,7 @@ class Calls(State):
         owner = path if (params or in_seq) else None
         if owner is not None:
             self._claim(frame, owner, span)
-            self.graph.add_module(ModuleInfo(owner, "op", op.value, dict(attrs), span,
+            self.graph.add_module(ModuleInfo(owner, "op", op.value, attrs.as_dict(), span,
                                              self._parent_of(owner), repeat=self._take_repeat()))
         label = path.rsplit(".", 1)[-1] if path and not owner else ""
         node = self.graph.add(op, tuple(v.id for v in inputs), attrs, out_type, span, path=owner,

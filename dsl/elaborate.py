@@ -45,7 +45,8 @@ from archc.dsl.values import (  # noqa: F401 - re-exported for code generation's
     join,
 )
 from archc.grammar import ast
-from archc.ir.graph import Graph, ModuleInfo, Op
+from archc.ir.graph import Graph, ModuleInfo
+from archc.ops.registry import Op
 from archc.shapes import sizes as S
 from archc.shapes.types import DTYPE_BYTES, Axis, TensorType, TupleType
 

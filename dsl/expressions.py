@@ -23,7 +23,8 @@ from archc.dsl.values import (
     State,
 )
 from archc.grammar import ast
-from archc.ir.graph import ModuleInfo, Op
+from archc.ir.graph import ModuleInfo
+from archc.ops.registry import Op
 from archc.shapes import sizes as S
 from archc.shapes.types import TupleType
 

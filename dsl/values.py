@@ -17,7 +17,7 @@ from archc.diagnostics import DiagnosticBag, Span
 from archc.dsl.loader import File, Program
 from archc.grammar import ast
 from archc.ir.graph import Graph
-from archc.ops.rules import ShapeError
+from archc.ops.facets import ShapeError
 from archc.shapes import sizes as S
 
 _FLOAT_OPS = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,

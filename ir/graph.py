@@ -18,74 +18,23 @@ which is also the state_dict prefix of the parameters under it.
 from __future__ import annotations
 
 import dataclasses
-import enum
 from collections.abc import Iterator
 from typing import Any
 
 from archc.diagnostics import Span
+from archc.ops.registry import Attrs, Op, OpDef
 from archc.shapes.sizes import Size
 from archc.shapes.types import ParamSpec, TensorType, Type
 
+__all__ = ["Graph", "ModuleInfo", "Node", "Op", "OpDef"]  # Op: the ops a graph's nodes refer to
 
-class Op(enum.Enum):
-    INPUT = "input"
-    PARAM = "param"  # a learned tensor (class token, position embedding, layer scale)
-    LINEAR = "linear"
-    CONV = "conv"
-    CONV_T = "conv_transpose"
-    MAXPOOL = "maxpool"
-    AVGPOOL = "avgpool"
-    ADAPTIVE_AVGPOOL = "adaptive_avgpool"
-    ADAPTIVE_MAXPOOL = "adaptive_maxpool"
-    MEAN = "mean"
-    SUM = "sum"
-    AMAX = "amax"
-    BATCHNORM = "batchnorm"
-    LAYERNORM = "layernorm"
-    GROUPNORM = "groupnorm"
-    RMSNORM = "rmsnorm"
-    RELU = "relu"
-    RELU6 = "relu6"
-    GELU = "gelu"
-    SILU = "silu"
-    SIGMOID = "sigmoid"
-    TANH = "tanh"
-    HARDSWISH = "hardswish"
-    HARDSIGMOID = "hardsigmoid"
-    SOFTMAX = "softmax"
-    DROPOUT = "dropout"
-    DROP_PATH = "drop_path"
-    IDENTITY = "identity"
-    ADD = "add"
-    SUB = "sub"
-    MUL = "mul"
-    SCALE = "scale"  # tensor times a constant
-    EINSUM = "einsum"
-    REARRANGE = "rearrange"
-    RENAME = "rename"
-    FLATTEN = "flatten"
-    CONCAT = "concat"
-    SPLIT = "split"
-    GETITEM = "getitem"
-    TUPLE = "tuple"
-    EXPAND = "expand"
-    EMBEDDING = "embedding"
-    PIXEL_SHUFFLE = "pixel_shuffle"
-    PIXEL_UNSHUFFLE = "pixel_unshuffle"
-    UPSAMPLE = "upsample"
-    ATTENTION = "attention"
-    MHA = "multihead_attention"
-
-
-ACTIVATIONS = frozenset({Op.RELU, Op.RELU6, Op.GELU, Op.SILU, Op.SIGMOID, Op.TANH,
-                         Op.HARDSWISH, Op.HARDSIGMOID})
 
 @dataclasses.dataclass
 class Node:
     id: int
-    op: Op
+    op: OpDef[Any]
     inputs: tuple[int, ...]
-    attrs: dict[str, Any]
+    attrs: Any  # the op's typed attributes: an instance of op.attrs
     type: Type
     span: Span
     path: str | None = None  # module path when the node owns parameters (state_dict prefix)
@@ -126,8 +75,11 @@ class Graph:
         self.outputs: list[int] = []
         self.sizes: dict[str, int | None] = {}  # free sizes and the values they were given
 
-    def add(self, op: Op, inputs: tuple[int, ...], attrs: dict[str, Any], type: Type,
+    def add(self, op: OpDef[Any], inputs: tuple[int, ...], attrs: Attrs | dict[str, Any], type: Type,
             span: Span, **kw: Any) -> Node:
+        """Append a node; `attrs` is the op's attributes, or a dict of them to build them from."""
+        if isinstance(attrs, dict):
+            attrs = op.attrs(**attrs)
         node = Node(len(self._nodes), op, tuple(inputs), attrs, type, span, **kw)
         self._nodes.append(node)
         self._nx = None

@@ -1,17 +1,15 @@
 """IR lint: invariants every pass may rely on. Returns problems; empty means sound.
 
 Checked: node ids are dense and topological; every edge carries its source's
-type; every op has a shape rule and a cost rule; module paths exist and nest;
+type; every node's attributes are its op's typed attributes, and only ops the
+elaborator types itself lack a shape rule; module paths exist and nest;
 state_dict keys are unique; outputs exist.
 """
 
 from __future__ import annotations
 
-from archc.ir.graph import Graph, Op
-from archc.ops.costs import COST_RULES
-from archc.ops.rules import SHAPE_RULES
-
-_TYPED_ELSEWHERE = {Op.INPUT, Op.PARAM, Op.GETITEM, Op.TUPLE}
+from archc.ir.graph import Graph
+from archc.ops.registry import Op
 
 
 def lint(g: Graph) -> list[str]:
@@ -22,10 +20,10 @@ def lint(g: Graph) -> list[str]:
         for src in n.inputs:
             if src >= n.id:
                 problems.append(f"%{n.id} uses %{src}, which does not come before it")
-        if n.op not in SHAPE_RULES and n.op not in _TYPED_ELSEWHERE:
+        if n.op.shape is None and n.op.callable:
             problems.append(f"%{n.id}: op {n.op.value} has no shape rule")
-        if n.op not in COST_RULES:
-            problems.append(f"%{n.id}: op {n.op.value} has no cost rule")
+        if not isinstance(n.attrs, n.op.attrs):
+            problems.append(f"%{n.id}: attributes {type(n.attrs).__name__} are not {n.op.attrs.__name__}")
         if n.path is not None and n.path not in g.modules and n.op is not Op.PARAM:
             problems.append(f"%{n.id}: module path '{n.path}' is not in the module tree")
         if n.params and n.path is None and n.op is not Op.PARAM:

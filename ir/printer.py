@@ -11,8 +11,6 @@ from typing import Any
 from archc.ir.graph import Graph, Node
 from archc.shapes import sizes as S
 
-_SKIP = {"spatial", "kernel", "strides", "dilations", "pads"}
-
 
 def fmt_value(v: Any) -> str:
     if isinstance(v, bool):
@@ -32,9 +30,7 @@ def fmt_value(v: Any) -> str:
 
 def fmt_attrs(node: Node) -> str:
     parts = []
-    for k, v in node.attrs.items():
-        if k in _SKIP:
-            continue
+    for k, v in node.attrs.items():  # the op's arguments, in declared order; not what its rule derived
         if k == "map":
             axis, size, rename = v
             parts.append(f"map={axis}->{(rename + '=') if rename else ''}{S.fmt(size)}")

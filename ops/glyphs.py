@@ -1,12 +1,14 @@
-"""The diagram glyph of every op, in one table keyed by `Op` (both diagram styles use it).
+"""What diagram glyphs share: the colour families, and the detail text of an op's attributes.
 
-A `Glyph` says how an op is drawn: its `kind` (the shape family of a neural
-circuit diagram: a learned map **L**, a convolution ★, a pooling ★ then Max/𝔼,
+Each op's `Glyph` lives with its definition (`OpDef.glyph`); it says how the op
+is drawn: its `kind` (the shape family of a neural circuit diagram: a learned
+map **L**, a convolution ★, a pooling ★ then Max/𝔼,
 an elementwise function ➤f➤, a norm circle, a softmax ◁, a reshape/concat bar,
 a + join, ...), the `symbol` written on it, and the `fill` colour of its box in
 the graph style. `detail(node)` is the short text of the attributes that matter
 to a reader (kernel, stride, the resized axis, the axes acted on).
 
+>>> import archc.ops
 >>> GLYPHS[Op.CONV].kind, GLYPHS[Op.SOFTMAX].symbol
 ('conv', '◁')
 >>> all(op in GLYPHS for op in Op)
@@ -15,78 +17,36 @@ True
 
 from __future__ import annotations
 
-import dataclasses
+from collections.abc import Iterator, Mapping
+from typing import Any, Protocol
 
-from archc.ir.graph import Node, Op
+from archc.ops.facets import Glyph
+from archc.ops.registry import Op, OpDef
 from archc.shapes import sizes as S
 
+LEARNED = "#dbe9f7"
+CONV = "#cfe3f4"
+POOL = "#e4eef7"
+FUNC = "#fff2cc"
+NORM = "#e2f0d9"
+SHAPE = "#eeeeee"
+JOIN = "#fbe5d6"
+ATTN = "#e8dcf0"
 
-@dataclasses.dataclass(frozen=True)
-class Glyph:
-    kind: str    # input | param | linear | conv | conv_t | pool | reduce | norm | func | softmax
-    #              | dropout | join | bar | einsum | attention | embed | identity
-    symbol: str  # what the circuit style writes on the glyph; the graph style's op mark
-    fill: str    # box colour in the graph style
+class _Glyphs(Mapping[OpDef[Any], Glyph]):
+    """Every op's glyph, read off its definition (`GLYPHS[node.op]` is `node.op.glyph`)."""
+
+    def __getitem__(self, op: OpDef[Any]) -> Glyph:
+        return op.glyph
+
+    def __iter__(self) -> Iterator[OpDef[Any]]:
+        return iter(Op)
+
+    def __len__(self) -> int:
+        return len(Op)
 
 
-_LEARNED = "#dbe9f7"
-_CONV = "#cfe3f4"
-_POOL = "#e4eef7"
-_FUNC = "#fff2cc"
-_NORM = "#e2f0d9"
-_SHAPE = "#eeeeee"
-_JOIN = "#fbe5d6"
-_ATTN = "#e8dcf0"
-
-GLYPHS: dict[Op, Glyph] = {
-    Op.INPUT: Glyph("input", "in", "#ffffff"),
-    Op.PARAM: Glyph("param", "θ", _LEARNED),
-    Op.LINEAR: Glyph("linear", "L", _LEARNED),
-    Op.CONV: Glyph("conv", "★", _CONV),
-    Op.CONV_T: Glyph("conv_t", "★T", _CONV),
-    Op.MAXPOOL: Glyph("pool", "Max", _POOL),
-    Op.AVGPOOL: Glyph("pool", "𝔼", _POOL),
-    Op.ADAPTIVE_AVGPOOL: Glyph("pool", "𝔼", _POOL),
-    Op.ADAPTIVE_MAXPOOL: Glyph("pool", "Max", _POOL),
-    Op.MEAN: Glyph("reduce", "𝔼", _POOL),
-    Op.SUM: Glyph("reduce", "Σ", _POOL),
-    Op.AMAX: Glyph("reduce", "Max", _POOL),
-    Op.BATCHNORM: Glyph("norm", "BN", _NORM),
-    Op.LAYERNORM: Glyph("norm", "LN", _NORM),
-    Op.GROUPNORM: Glyph("norm", "GN", _NORM),
-    Op.RMSNORM: Glyph("norm", "RMS", _NORM),
-    Op.RELU: Glyph("func", "ReLU", _FUNC),
-    Op.RELU6: Glyph("func", "ReLU6", _FUNC),
-    Op.GELU: Glyph("func", "GELU", _FUNC),
-    Op.SILU: Glyph("func", "SiLU", _FUNC),
-    Op.SIGMOID: Glyph("func", "σ", _FUNC),
-    Op.TANH: Glyph("func", "tanh", _FUNC),
-    Op.HARDSWISH: Glyph("func", "hswish", _FUNC),
-    Op.HARDSIGMOID: Glyph("func", "hσ", _FUNC),
-    Op.SOFTMAX: Glyph("softmax", "◁", _FUNC),
-    Op.DROPOUT: Glyph("dropout", "drop", "#f5f5f5"),
-    Op.DROP_PATH: Glyph("dropout", "droppath", "#f5f5f5"),
-    Op.IDENTITY: Glyph("identity", "id", "#f5f5f5"),
-    Op.ADD: Glyph("join", "+", _JOIN),
-    Op.SUB: Glyph("join", "−", _JOIN),
-    Op.MUL: Glyph("join", "×", _JOIN),
-    Op.SCALE: Glyph("func", "·c", _FUNC),
-    Op.EINSUM: Glyph("einsum", "∪", _LEARNED),
-    Op.REARRANGE: Glyph("bar", "⇄", _SHAPE),
-    Op.RENAME: Glyph("bar", "rename", _SHAPE),
-    Op.FLATTEN: Glyph("bar", "flatten", _SHAPE),
-    Op.CONCAT: Glyph("bar", "concat", _SHAPE),
-    Op.SPLIT: Glyph("bar", "split", _SHAPE),
-    Op.GETITEM: Glyph("bar", "[i]", _SHAPE),
-    Op.TUPLE: Glyph("bar", "( , )", _SHAPE),
-    Op.EXPAND: Glyph("bar", "expand", _SHAPE),
-    Op.EMBEDDING: Glyph("embed", "E", _LEARNED),
-    Op.PIXEL_SHUFFLE: Glyph("bar", "shuffle", _SHAPE),
-    Op.PIXEL_UNSHUFFLE: Glyph("bar", "unshuffle", _SHAPE),
-    Op.UPSAMPLE: Glyph("bar", "↑", _SHAPE),
-    Op.ATTENTION: Glyph("attention", "Attn", _ATTN),
-    Op.MHA: Glyph("attention", "MHA", _ATTN),
-}
+GLYPHS = _Glyphs()
 
 
 def _sz(x: object) -> str:
@@ -97,7 +57,11 @@ def _times(xs: tuple) -> str:
     return "×".join(_sz(x) for x in xs)
 
 
-def detail(node: Node) -> str:
+class _HasAttrs(Protocol):
+    attrs: Any
+
+
+def detail(node: _HasAttrs) -> str:
     """The attributes a reader needs, read from the node's attributes (not from its op):
 
     kernel and stride for windows, the resized axis of a map, the axes acted on.

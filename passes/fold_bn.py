@@ -30,8 +30,8 @@ state_dict therefore loses the batchnorm's entries and gains the layer's bias.
 ...                 ' conv1 = conv(x, c -> 8, k = 3, bias = false)\\n bn1 = batchnorm(conv1)\\n'
 ...                 ' out relu(bn1) }').check().graph
 >>> f = fold_batchnorm(g)
->>> f.node(1).attrs["folded_bn"], f.node(2).op.value, f.node(2).attrs
-({'path': 'bn1', 'eps': 1e-05}, 'identity', {'folded_into': 'conv1'})
+>>> f.node(1).attrs.folded_bn, f.node(2).op.value, f.node(2).attrs.folded_into
+({'path': 'bn1', 'eps': 1e-05}, 'identity', 'conv1')
 >>> list(f.state_dict()), [n.op.value for n in drop_folded(f)]
 (['conv1.weight', 'conv1.bias'], ['input', 'conv', 'relu'])
 """
@@ -73,7 +73,7 @@ def foldable(g: Graph) -> dict[int, int]:
             continue
         layer = g.node(bn.inputs[0])
         if (layer.op not in FOLDS_INTO or layer.path is None or layer.scope != bn.scope
-                or users.get(layer.id) != [bn.id] or layer.id in outputs or "folded_bn" in layer.attrs):
+                or users.get(layer.id) != [bn.id] or layer.id in outputs or layer.attrs.get("folded_bn") is not None):
             continue
         if layer.op is Op.CONV_T and layer.attrs.get("groups", 1) != 1:
             continue
@@ -103,7 +103,7 @@ def fold_batchnorm(g: Graph) -> Graph:
             params = n.params
             if not any(p.name == "bias" for p in params):
                 params = params + (ParamSpec("bias", (n.tensor_type.size(out_axis(n)),)),)
-            attrs = {**n.attrs, "bias": True, "folded_bn": {"path": bn.path, "eps": float(bn.attrs["eps"])}}
+            attrs = n.attrs.replace(bias=True, folded_bn={"path": bn.path, "eps": float(bn.attrs["eps"])})
             return dataclasses.replace(n, attrs=attrs, params=params)
         if n.id in pairs:
             return dataclasses.replace(n, op=Op.IDENTITY, attrs={"folded_into": g.node(pairs[n.id]).path},
@@ -120,8 +120,8 @@ def fold_batchnorm(g: Graph) -> Graph:
 @graph_pass("drop_folded", requires=("linted",), ensures=("linted",))
 def drop_folded(g: Graph) -> Graph:
     """Remove the identities `fold_batchnorm` left (and their modules): what costs should count."""
-    gone = [n for n in g if n.op is Op.IDENTITY and "folded_into" in n.attrs]
-    out = rewrite(g, lambda n: Forward(n.inputs[0]) if n.op is Op.IDENTITY and "folded_into" in n.attrs else n)
+    gone = [n for n in g if n.op is Op.IDENTITY and n.attrs.get("folded_into") is not None]
+    out = rewrite(g, lambda n: Forward(n.inputs[0]) if n in gone else n)
     for n in gone:
         if n.path is not None and not any(m.path == n.path for m in out):
             drop_module(out, n.path)

@@ -26,12 +26,9 @@ from __future__ import annotations
 
 import heapq
 
-from archc.ir.graph import ACTIVATIONS, Graph, Node, Op
+from archc.ir.graph import Graph, Node
 from archc.ir.plan import Group, Plan, crossing
-
-VIEWS = frozenset({Op.IDENTITY, Op.RENAME, Op.REARRANGE, Op.FLATTEN, Op.EXPAND, Op.SPLIT, Op.GETITEM, Op.TUPLE})
-POINTWISE = ACTIVATIONS | {Op.ADD, Op.SUB, Op.MUL, Op.SCALE, Op.DROPOUT, Op.DROP_PATH}
-SOURCES = frozenset({Op.INPUT, Op.PARAM})
+from archc.ops.registry import Trait
 
 
 def plan(g: Graph) -> Plan:
@@ -59,12 +56,12 @@ def plan(g: Graph) -> Plan:
         heads.append(n)
 
     for n in g:
-        if n.op in SOURCES or not n.inputs:
-            start(n, "input" if n.op in SOURCES else n.op.value)
-        elif n.op in VIEWS:
+        if n.op.has(Trait.SOURCE) or not n.inputs:
+            start(n, "input" if n.op.has(Trait.SOURCE) else n.op.value)
+        elif n.op.has(Trait.VIEW) and not n.op.has(Trait.RANDOM):
             group_of[n.id] = group_of[n.inputs[0]]
             members[group_of[n.id]].append(n.id)
-        elif n.op in POINTWISE:
+        elif n.op.has(Trait.POINTWISE):
             into = next((group_of[i] for i in n.inputs if kinds[group_of[i]] == "pointwise"
                          and users.get(i) == {n.id} and i not in outputs), None)
             if into is None:

@@ -16,6 +16,7 @@ through (`dsl/` builds sizes with these functions).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import sys
@@ -334,4 +335,7 @@ def subs_all(x: Any, values: dict[str, int]) -> Any:
         return [subs_all(v, values) for v in x]
     if isinstance(x, dict):
         return {k: subs_all(v, values) for k, v in x.items()}
+    if dataclasses.is_dataclass(x) and not isinstance(x, type):  # an op's typed attributes
+        return dataclasses.replace(x, **{f.name: subs_all(getattr(x, f.name), values)
+                                         for f in dataclasses.fields(x) if f.init})
     return x

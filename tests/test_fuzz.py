@@ -381,8 +381,8 @@ def _arg_value(kind: str, choices: tuple[str, ...]) -> st.SearchStrategy[str]:
 
 @st.composite
 def _op_programs(draw) -> str:
-    from archc.ops.signatures import SIGNATURES
-    sig = draw(st.sampled_from(SIGNATURES))
+    from archc.ops.registry import BY_NAME
+    sig = draw(st.sampled_from(sorted(BY_NAME.values(), key=lambda op: op.name)))
     lo, hi = (sig.tensors, sig.tensors) if isinstance(sig.tensors, int) else sig.tensors
     args = [draw(st.sampled_from(["x", "y", "z", "ids"])) for _ in range(draw(st.integers(lo, min(hi, 3))))]
     for p in sig.params:

@@ -403,7 +403,7 @@ class ClassBuilder:
                 self._py_names += 1
                 return self.float_locals[e.name], 9
             if e.name in self.tr.args:
-                return L._lit(self.tr.args[e.name]), 9
+                return L.lit(self.tr.args[e.name]), 9
             if e.name in self.init_names and e.name in self.program_sizes():
                 self._py_names += 1
                 return self.init_names[e.name], 9
@@ -448,7 +448,7 @@ class ClassBuilder:
         """Whether `node`'s value is a new tensor no one else holds (a folded batchnorm: its layer's)."""
         while _folded(node):
             node = self.g.node(node.inputs[0])
-        return node.op in L.FRESH
+        return node.op.torch.fresh
 
     def _fold_hooks(self, under: str | None) -> list[Any]:
         """`archc build --fold-bn`: for each batchnorm of this class folded into its layer (under the
@@ -468,15 +468,15 @@ class ClassBuilder:
         return out
 
     def lower_module(self, node: Node) -> str:
-        low = L.LOWERINGS.get(node.op)
-        if low is None or low.module is None:
+        low = node.op.torch
+        if low.module is None:
             raise self._fail(f"{node.op.value} cannot be a layer or a sequence step yet (no torch module "
                              "lowering); write it as its own statement", node.span)
         ins = [self.g.node(i).type for i in node.inputs]
         if len(ins) != 1 and node.op is not Op.MHA:
             raise self._fail(f"{node.op.value} with {len(ins)} inputs cannot be a sequence step", node.span)
         try:
-            return low.module(node, ins, self)
+            return low.module(node.attrs, ins, node.type, self)
         except L.Unsupported as e:
             raise self._fail(str(e), node.span) from None
 
@@ -726,7 +726,7 @@ class ClassBuilder:
             if n.inputs[0] in self.temps:
                 self.temps[n.id] = self.temps.pop(n.inputs[0])
             return
-        low = L.LOWERINGS.get(n.op)
+        low = n.op.torch
         args = [expr[i] for i in n.inputs]
         ins = [self.g.node(i).type for i in n.inputs]
         try:
@@ -735,19 +735,19 @@ class ClassBuilder:
                 if why:
                     raise self._fail(f"the layer name {why}", n.span)
                 mod = self._attr(n.path)
-                if low is not None and low.call is not None:
-                    e = low.call(n, ins, self, mod, args)
+                if low.call is not None:
+                    e = low.call(n.attrs, ins, n.type, self, mod, args)
                 else:
                     e = L.Expr(f"{mod}({', '.join(a.text for a in args)})")
                 hint = n.path.replace(".", "_")
             else:
-                if low is None or low.forward is None:
+                if low.forward is None:
                     raise L.Unsupported(f"{n.op.value} has no torch lowering yet")
                 src = self.g.node(n.inputs[0]) if n.inputs else None
-                self.inplace = (n.op in L.INPLACE and src is not None and self._fresh(src)
+                self.inplace = (n.op.torch.inplace and src is not None and self._fresh(src)
                                 and uses.get(src.id, 0) == 1 and src.id in self.own and src.type == n.type)
                 try:
-                    e = low.forward(n, ins, self, args)
+                    e = low.forward(n.attrs, ins, n.type, self, args)
                 finally:
                     self.inplace = False
                 hint = n.label or n.op.value
@@ -801,7 +801,7 @@ class ClassBuilder:
 
 def _folded(node: Node) -> bool:
     """An identity that stands where a batchnorm was folded into its layer (passes/fold_bn.py)."""
-    return node.op is Op.IDENTITY and "folded_into" in node.attrs
+    return node.op is Op.IDENTITY and node.attrs.get("folded_into") is not None
 
 
 def _assigned_once(body: tuple) -> set[str]:

@@ -1,0 +1,261 @@
+"""Contractions over named axes: `einsum`, scaled dot-product `attention`, and `multihead_attention`.
+
+>>> import archc.ops
+>>> Op.ATTENTION.glyph.kind, Trait.ATTENTION in Op.MHA.traits
+('attention', True)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from archc.ops import glyphs as G
+from archc.ops import rules as R
+from archc.ops import torch_lowering as T
+from archc.ops.facets import Cost, Expr, Glyph, LowerCtx, ShapeCtx, TorchLowering, Unsupported
+from archc.ops.registry import Attrs, Op, OpDef, Trait, arg, define
+from archc.shapes import sizes as S
+from archc.shapes.sizes import Size
+from archc.shapes.types import Axis, ParamSpec, TensorType, Type
+
+# ---- einsum -------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class EinsumAttrs(Attrs):
+    spec: str | None = arg("str", None)
+    over: tuple[str, ...] | None = arg("axes", None)
+
+
+def _einsum_shape(ctx: ShapeCtx, ins: list[TensorType], a: EinsumAttrs
+                  ) -> tuple[Type, tuple[ParamSpec, ...], EinsumAttrs]:
+    spec, over = a.spec, a.over
+    if spec is None:
+        if len(ins) != 2 or over is None:
+            raise R.fail("einsum needs a spec string, or two tensors and over=[axes]", "spec", "arg")
+        left, right = ins
+        for name in over:
+            R.axis_of(left, name, "over")
+            R.axis_of(right, name, "over")
+        out_names = [n for n in left.names if n not in over]
+        out_names += [n for n in right.names if n not in over and n not in out_names]
+    else:
+        if "->" not in spec:
+            raise R.fail("an einsum spec needs '->', as in 'a b, b c -> a c'", "spec", "arg")
+        lhs, rhs = spec.split("->", 1)
+        operands = [p.split() for p in lhs.split(",")]
+        out_names = rhs.split()
+        if len(operands) != len(ins):
+            raise R.fail(f"the spec names {len(operands)} operands but {len(ins)} tensors are given",
+                         "spec", "arg")
+        for j, (names, t) in enumerate(zip(operands, ins)):
+            if tuple(names) != t.names:
+                raise R.fail(f"operand {j + 1} of the spec is [{', '.join(names)}] but the tensor is {t}",
+                             "spec")
+    known: dict[str, Size] = {}
+    for t in ins:
+        for ax in t.axes:
+            if ax.name in known:
+                ctx.require_equal(known[ax.name], ax.size, f"axis '{ax.name}' across einsum operands")
+            else:
+                known[ax.name] = ax.size
+    for n in out_names:
+        if n not in known:
+            raise R.fail(f"output axis '{n}' is not an axis of any operand", "spec")
+    if len(set(out_names)) != len(out_names):
+        raise R.fail("an output axis appears twice", "spec")
+    return TensorType(tuple(Axis(n, known[n]) for n in out_names), ins[0].dtype), (), a
+
+
+def _einsum_cost(a: EinsumAttrs, ins: list[TensorType], out: Type, params: tuple[ParamSpec, ...]) -> Cost:
+    assert isinstance(out, TensorType)
+    if len(ins) == 1:
+        return Cost().add("elementwise", ins[0].numel())
+    every: dict[str, Size] = {}
+    for t in ins:
+        for ax in t.axes:
+            every.setdefault(ax.name, ax.size)
+    contracted = [n for n in every if not out.has(n)]
+    if not contracted:
+        return Cost().add("elementwise", S.mul(out.numel(), len(ins) - 1))
+    return Cost().add("matmul", S.prod(every.values()))
+
+
+def _einsum_forward(a: EinsumAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx, args: list[Expr]) -> Expr:
+    assert isinstance(out, TensorType)
+    letters: dict[str, str] = {}
+    for t in list(ins) + [out]:
+        for name in t.names:
+            if name not in letters:
+                if len(letters) >= 52:
+                    raise Unsupported("einsum over more than 52 axes")
+                letters[name] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"[len(letters)]
+    spec = ",".join("".join(letters[n] for n in t.names) for t in ins)
+    spec += "->" + "".join(letters[n] for n in out.names)
+    return Expr(f"torch.einsum({spec!r}, {', '.join(x.text for x in args)})")
+
+
+define(OpDef(
+    key="EINSUM", name="einsum", attrs=EinsumAttrs, tensors=(1, 8), traits=frozenset({Trait.CONTRACTION}),
+    shape=_einsum_shape, cost=_einsum_cost, torch=TorchLowering(forward=_einsum_forward),
+    glyph=Glyph("einsum", "∪", G.LEARNED),
+    doc="contraction over named axes: a spec 'a b, b c -> a c' or over=[b]"))
+
+# ---- attention ----------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class AttentionAttrs(Attrs):
+    seq: str = arg("axis")
+    chan: str = arg("axis")
+    causal: bool = arg("bool", False)
+    scale: float | None = arg("float", None)
+
+
+def _attention_shape(ctx: ShapeCtx, ins: list[TensorType], a: AttentionAttrs
+                     ) -> tuple[Type, tuple[ParamSpec, ...], AttentionAttrs]:
+    q, k, v = ins
+    seq, chan = a.seq, a.chan
+    for t, nm in ((q, "q"), (k, "k"), (v, "v")):
+        R.axis_of(t, seq, "seq", f"(the sequence axis of {nm})")
+        R.axis_of(t, chan, "chan", f"(the feature axis of {nm})")
+    if not (q.names == k.names == v.names):
+        raise R.fail(f"q, k and v must have the same axes: {q}, {k}, {v}")
+    for ax in q.axes:
+        if ax.name == seq:
+            continue
+        if ax.name == chan:
+            ctx.require_equal(ax.size, k.size(chan), "the feature axis of q and k")
+            continue
+        ctx.require_equal(ax.size, k.size(ax.name), f"axis '{ax.name}' of q and k")
+        ctx.require_equal(ax.size, v.size(ax.name), f"axis '{ax.name}' of q and v")
+    ctx.require_equal(k.size(seq), v.size(seq), "the sequence axis of k and v")
+    return q.with_size(chan, v.size(chan)), (), a
+
+
+def _attention_cost(a: AttentionAttrs, ins: list[TensorType], out: Type, params: tuple[ParamSpec, ...]) -> Cost:
+    q, k, v = ins
+    scores = S.mul(S.floordiv(q.numel(), q.size(a.chan)) if S.is_concrete(q.numel())
+                   else S.truediv(q.numel(), q.size(a.chan)), k.size(a.seq))
+    macs = S.add(S.mul(scores, q.size(a.chan)), S.mul(scores, v.size(a.chan)))
+    return Cost().add("attention", macs).add("softmax", S.mul(5, scores)).add("elementwise", scores)
+
+
+def _attention_forward(a: AttentionAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx,
+                       args: list[Expr]) -> Expr:
+    for t in ins:
+        if t.names[-2:] != (a.seq, a.chan):
+            raise Unsupported(f"attention on {t}: torch's scaled_dot_product_attention needs the "
+                              f"sequence axis '{a.seq}' and the feature axis '{a.chan}' last (rearrange first)")
+    kw = ""
+    if a.causal:
+        kw += ", is_causal=True"
+    if a.scale is not None:
+        kw += f", scale={T.lit(float(a.scale))}"
+    return Expr(f"F.scaled_dot_product_attention({', '.join(x.text for x in args)}{kw})")
+
+
+define(OpDef(
+    key="ATTENTION", name="attention", attrs=AttentionAttrs, tensors=3,
+    traits=frozenset({Trait.CONTRACTION, Trait.ATTENTION}),
+    shape=_attention_shape, cost=_attention_cost, torch=TorchLowering(forward=_attention_forward),
+    glyph=Glyph("attention", "Attn", G.ATTN),
+    doc="scaled dot-product attention softmax(q·kᵀ·scale)·v over named axes"))
+
+# ---- multi-head attention -------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class MHAAttrs(Attrs):
+    heads: Size = arg("size")
+    seq: str | None = arg("axis", None)
+    chan: str | None = arg("axis", None)
+    bias: bool = arg("bool", True)
+    dropout: float = arg("float", 0.0)
+
+
+def _mha_shape(ctx: ShapeCtx, ins: list[TensorType], a: MHAAttrs) -> tuple[Type, tuple[ParamSpec, ...], MHAAttrs]:
+    q = ins[0]
+    if len(ins) == 2:
+        raise R.fail("multihead_attention takes one tensor (self-attention) or three (q, k, v)", None, "arg")
+    chan = a.chan or q.names[-1]
+    seq = a.seq or (q.names[-2] if len(q.axes) >= 2 else None)
+    if seq is None:
+        raise R.fail("multihead_attention needs a sequence axis", "seq")
+    R.axis_of(q, chan, "chan")
+    R.axis_of(q, seq, "seq")
+    d = q.size(chan)
+    for t in ins[1:]:
+        if t.names != q.names:
+            raise R.fail(f"k and v must have the axes of q {q}, got {t}")
+        ctx.require_equal(t.size(chan), d, "the feature axis of k and v")
+    R.check_min((a.heads,), "heads", 1)
+    ctx.require_divisible(d, a.heads, f"'{chan}' by heads", "heads")
+    params = [ParamSpec("in_proj_weight", (S.mul(3, d), d))]
+    if a.bias:
+        params.append(ParamSpec("in_proj_bias", (S.mul(3, d),)))
+    params.append(ParamSpec("out_proj.weight", (d, d)))
+    if a.bias:
+        params.append(ParamSpec("out_proj.bias", (d,)))
+    return q, tuple(params), a
+
+
+def _mha_cost(a: MHAAttrs, ins: list[TensorType], out: Type, params: tuple[ParamSpec, ...]) -> Cost:
+    q = ins[0]
+    k = ins[1] if len(ins) == 3 else q
+    chan = a.chan or q.names[-1]
+    seq = a.seq or q.names[-2]
+    d = q.size(chan)
+    rows_q = S.truediv(q.numel(), d) if not S.is_concrete(q.numel()) else S.floordiv(q.numel(), d)
+    rows_k = S.truediv(k.numel(), d) if not S.is_concrete(k.numel()) else S.floordiv(k.numel(), d)
+    proj = S.add(S.mul(rows_q, S.mul(d, d)), S.mul(S.mul(2, rows_k), S.mul(d, d)))
+    out_proj = S.mul(rows_q, S.mul(d, d))
+    scores_per_head = S.mul(rows_q, k.size(seq))  # over batch x Lq x Lk
+    c = Cost().add("linear", S.add(proj, out_proj))
+    c.add("attention", S.mul(S.mul(2, scores_per_head), d))
+    c.add("softmax", S.mul(5, S.mul(scores_per_head, a.heads)))
+    c.add("elementwise", S.mul(scores_per_head, a.heads))
+    if a.bias:
+        c.add("bias", S.add(S.mul(rows_q, S.mul(2, d)), S.mul(rows_k, S.mul(2, d))))
+    return c
+
+
+def _mha_layout(a: MHAAttrs, x: TensorType) -> bool:
+    """batch_first for nn.MultiheadAttention, after checking the layout."""
+    chan = a.chan or x.names[-1]
+    seq = a.seq or x.names[-2]
+    if x.names[-1] != chan:
+        raise Unsupported(f"multihead_attention on {x}: the feature axis '{chan}' must be last")
+    if len(x.names) == 2:
+        return False  # unbatched: [seq, chan]
+    if len(x.names) != 3:
+        raise Unsupported(f"multihead_attention on {x}: nn.MultiheadAttention takes 2 or 3 axes")
+    if x.names[1] == seq:
+        return True
+    if x.names[0] == seq:
+        return False
+    raise Unsupported(f"multihead_attention on {x}: no sequence axis '{seq}'")
+
+
+def _mha_module(a: MHAAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx) -> str:
+    x = ins[0]
+    d = ctx.const(x.size(a.chan or x.names[-1]), "embed_dim")
+    kw: list[tuple[str, Any, Any]] = [("dropout", float(a.dropout), 0.0), ("bias", a.bias, True),
+                                      ("batch_first", _mha_layout(a, x), False)]
+    return f"nn.MultiheadAttention({d}, {ctx.const(a.heads, 'num_heads')}{T.kwargs(kw)})"
+
+
+def _mha_call(a: MHAAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx, mod: str, args: list[Expr]) -> Expr:
+    qkv = [args[0].text] * 3 if len(args) == 1 else [x.text for x in args]
+    return Expr(f"{mod}({', '.join(qkv)}, need_weights=False)[0]")
+
+
+define(OpDef(
+    key="MHA", name="multihead_attention", attrs=MHAAttrs, tensors=(1, 3),
+    traits=frozenset({Trait.CONTRACTION, Trait.ATTENTION, Trait.PARAMETERS, Trait.RANDOM}),
+    shape=_mha_shape, cost=_mha_cost, torch=TorchLowering(module=_mha_module, call=_mha_call),
+    glyph=Glyph("attention", "MHA", G.ATTN),
+    doc="nn.MultiheadAttention (packed in_proj_weight), self-attention by default"))
+
+__all__ = ["Op"]

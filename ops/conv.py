@@ -1,0 +1,217 @@
+"""Learned linear maps: `linear` on one axis, `conv` and `conv_transpose` over spatial axes.
+
+Convolution arithmetic follows Dumoulin & Visin and PyTorch, per spatial axis:
+  conv:        o = floor((i + p0 + p1 - d(k-1) - 1) / s) + 1
+  transposed:  o = (i - 1)s - p0 - p1 + d(k-1) + output_padding + 1
+
+>>> import archc.ops
+>>> [p.name for p in Op.CONV.params][:4]
+['map', 'k', 'stride', 'pad']
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from archc.ops import glyphs as G
+from archc.ops import rules as R
+from archc.ops import torch_lowering as T
+from archc.ops.facets import Cost, Glyph, LowerCtx, ShapeCtx, TorchLowering, Unsupported
+from archc.ops.registry import Attrs, Op, OpDef, Trait, arg, define, derived
+from archc.shapes import sizes as S
+from archc.shapes.sizes import Size
+from archc.shapes.types import ParamSpec, TensorType, Type
+
+Map = tuple[str, Size, "str | None"]  # (axis, new size, new name)
+
+
+def _out(t: Type) -> TensorType:
+    assert isinstance(t, TensorType)
+    return t
+
+
+# ---- linear ---------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class LinearAttrs(Attrs):
+    map: Map = arg("map")
+    bias: bool = arg("bool", True)
+    folded_bn: dict[str, Any] | None = derived(None)  # the batchnorm folded in (passes/fold_bn.py): path, eps
+
+
+def _linear_shape(ctx: ShapeCtx, ins: list[TensorType], a: LinearAttrs
+                  ) -> tuple[Type, tuple[ParamSpec, ...], LinearAttrs]:
+    (x,) = ins
+    axis, n_out, rename = a.map
+    n_in = x.size(x.names[R.axis_of(x, axis, "map")])
+    ctx.require_positive(n_out, "the output size", "map")
+    params: tuple[ParamSpec, ...] = (ParamSpec("weight", (n_out, n_in)),)
+    if a.bias:
+        params += (ParamSpec("bias", (n_out,)),)
+    return x.with_size(axis, n_out, rename), params, a
+
+
+def _linear_cost(a: LinearAttrs, ins: list[TensorType], out: Type, params: tuple[ParamSpec, ...]) -> Cost:
+    c = Cost().add("linear", S.mul(_out(out).numel(), ins[0].size(a.map[0])))
+    return c.add("bias", _out(out).numel()) if a.bias else c
+
+
+def _linear_module(a: LinearAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx) -> str:
+    (x,) = ins
+    axis, n_out, _ = a.map
+    if x.names[-1] != axis:
+        raise Unsupported(f"linear on '{axis}' of {x}: torch's nn.Linear acts on the last axis "
+                          "(rearrange first)")
+    n_in = ctx.const(x.size(axis), "in_features")
+    return f"nn.Linear({n_in}, {ctx.const(n_out, 'out_features')}{T.kwargs([('bias', a.bias, True)])})"
+
+
+define(OpDef(
+    key="LINEAR", name="linear", attrs=LinearAttrs, tensors=1,
+    traits=frozenset({Trait.CONTRACTION, Trait.PARAMETERS}),
+    shape=_linear_shape, cost=_linear_cost, torch=TorchLowering(module=_linear_module, fresh=True),
+    glyph=Glyph("linear", "L", G.LEARNED),
+    doc="a learned linear map on one axis; broadcasts over the rest"))
+
+
+# ---- convolution ------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ConvAttrs(Attrs):
+    map: Map = arg("map")
+    k: Any = arg("sizes")
+    stride: Any = arg("sizes", 1)
+    pad: Any = arg("pad", 0)
+    dilation: Any = arg("sizes", 1)
+    groups: Size = arg("size", 1)
+    bias: bool = arg("bool", True)
+    over: tuple[str, ...] | None = arg("axes", None)
+    # resolved per spatial axis by the shape rule
+    spatial: tuple[str, ...] = derived(())
+    kernel: tuple[Size, ...] = derived(())
+    strides: tuple[Size, ...] = derived(())
+    dilations: tuple[Size, ...] = derived(())
+    pads: tuple[tuple[Size, Size], ...] = derived(())
+    folded_bn: dict[str, Any] | None = derived(None)  # the batchnorm folded in (passes/fold_bn.py): path, eps
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ConvTAttrs(ConvAttrs):
+    output_padding: Any = arg("sizes", 0)
+
+
+def _conv_common(ctx: ShapeCtx, x: TensorType, a: ConvAttrs, transposed: bool) -> tuple[Any, ...]:
+    axis, cout, rename = a.map
+    c = R.axis_of(x, axis, "map", "to act on")
+    cin = x.axes[c].size
+    idx = R.spatial_axes(x, a.over, c)
+    if c in idx:
+        raise R.fail(f"the channel axis '{axis}' cannot also be a spatial axis", "over")
+    n = len(idx)
+    k = R.per_axis(a.k, n, "k")
+    s = R.per_axis(a.stride, n, "stride")
+    d = R.per_axis(a.dilation, n, "dilation")
+    R.check_min(k, "k", 1)
+    R.check_min(s, "stride", 1)
+    R.check_min(d, "dilation", 1)
+    pads = R.padding(a.pad, k, d, s, n, transposed)
+    for p0, p1 in pads:
+        R.check_min((p0, p1), "pad")
+    g = a.groups
+    R.check_min((g,), "groups", 1)
+    ctx.require_positive(cout, "the output channels", "map")
+    ctx.require_divisible(cin, g, f"input channels '{axis}' by groups", "groups")
+    ctx.require_divisible(cout, g, "output channels by groups", "groups")
+    return axis, cout, rename, cin, idx, k, s, d, pads, g
+
+
+def _conv_shape(ctx: ShapeCtx, ins: list[TensorType], a: ConvAttrs
+                ) -> tuple[Type, tuple[ParamSpec, ...], ConvAttrs]:
+    (x,) = ins
+    axis, cout, rename, cin, idx, k, s, d, pads, g = _conv_common(ctx, x, a, False)
+    out = x
+    for j, i in enumerate(idx):
+        ax = x.axes[i]
+        o = R.window_out(ax.size, k[j], s[j], pads[j][0], pads[j][1], d[j], False)
+        ctx.require_positive(o, f"conv output along '{ax.name}' (input {S.fmt(ax.size)}, k={k[j]})", "k")
+        out = out.with_size(ax.name, o)
+    out = out.with_size(axis, cout, rename)
+    params: tuple[ParamSpec, ...] = (ParamSpec("weight", (cout, S.floordiv(cin, g)) + tuple(k)),)
+    if a.bias:
+        params += (ParamSpec("bias", (cout,)),)
+    return out, params, a.replace(**R.window(x, idx, k, s, d, pads))
+
+
+def _conv_t_shape(ctx: ShapeCtx, ins: list[TensorType], a: ConvTAttrs
+                  ) -> tuple[Type, tuple[ParamSpec, ...], ConvTAttrs]:
+    (x,) = ins
+    axis, cout, rename, cin, idx, k, s, d, pads, g = _conv_common(ctx, x, a, True)
+    op = R.per_axis(a.output_padding, len(idx), "output_padding")
+    out = x
+    for j, i in enumerate(idx):
+        ax = x.axes[i]
+        if S.is_concrete(op[j]) and S.is_concrete(s[j]) and S.is_concrete(d[j]):
+            if not 0 <= int(op[j]) < max(int(s[j]), int(d[j])):
+                raise R.fail(f"output_padding must be smaller than max(stride, dilation) = "
+                             f"{max(int(s[j]), int(d[j]))}, got {op[j]}", "output_padding", "value")
+        o = S.add(S.mul(S.add(ax.size, -1), s[j]), S.add(S.mul(-1, S.add(pads[j][0], pads[j][1])),
+                  S.add(S.mul(d[j], S.add(k[j], -1)), S.add(op[j], 1))))
+        ctx.require_positive(o, f"transposed conv output along '{ax.name}'", "k")
+        out = out.with_size(ax.name, o)
+    out = out.with_size(axis, cout, rename)
+    params: tuple[ParamSpec, ...] = (ParamSpec("weight", (cin, S.floordiv(cout, g)) + tuple(k)),)
+    if a.bias:
+        params += (ParamSpec("bias", (cout,)),)
+    return out, params, a.replace(**R.window(x, idx, k, s, d, pads))
+
+
+def _conv_cost(a: ConvAttrs, ins: list[TensorType], out: Type, params: tuple[ParamSpec, ...]) -> Cost:
+    weight = params[0].shape  # [cout, cin/g, *k]: each output element meets cin/g * prod(k) weights
+    c = Cost().add("conv", S.mul(_out(out).numel(), S.prod(weight[1:])))
+    return c.add("bias", _out(out).numel()) if a.bias else c
+
+
+def _conv_t_cost(a: ConvTAttrs, ins: list[TensorType], out: Type, params: tuple[ParamSpec, ...]) -> Cost:
+    # FlopCounterMode counts a transposed conv over its *input* positions:
+    # each input element meets cout/g * prod(k) weights.
+    weight = params[0].shape  # [cin, cout/g, *k]
+    c = Cost().add("conv", S.mul(ins[0].numel(), S.prod(weight[1:])))
+    return c.add("bias", _out(out).numel()) if a.bias else c
+
+
+def _conv_module(a: ConvAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx) -> str:
+    (x,) = ins
+    transposed = isinstance(a, ConvTAttrs)
+    what = "conv_transpose" if transposed else "conv"
+    axis, n_out, _ = a.map
+    n = T.spatial(a, x, what, axis)
+    cin, cout = ctx.const(x.size(axis), "in_channels"), ctx.const(n_out, "out_channels")
+    k = T.ints(ctx, a.kernel, "kernel_size")
+    pad = T.pads(a, ctx, what)
+    cls = f"nn.ConvTranspose{n}d" if transposed else f"nn.Conv{n}d"
+    kw = [("stride", T.ints(ctx, a.strides, "stride"), 1), ("padding", pad, 0)]
+    if isinstance(a, ConvTAttrs):
+        kw.append(("output_padding", T.ints(ctx, T.per(a.output_padding, n), "output_padding"), 0))
+    kw += [("dilation", T.ints(ctx, a.dilations, "dilation"), 1),
+           ("groups", ctx.const(a.groups, "groups"), 1), ("bias", a.bias, True)]
+    return f"{cls}({cin}, {cout}, kernel_size={T.lit(k)}{T.kwargs(kw)})"
+
+
+_CONV_TRAITS = frozenset({Trait.CONTRACTION, Trait.WINDOW, Trait.PARAMETERS})
+
+define(OpDef(
+    key="CONV", name="conv", attrs=ConvAttrs, tensors=1, traits=_CONV_TRAITS,
+    shape=_conv_shape, cost=_conv_cost, torch=TorchLowering(module=_conv_module, fresh=True),
+    glyph=Glyph("conv", "★", G.CONV),
+    doc="convolution over the spatial axes `over` (default: the axes after the channel axis)"))
+
+define(OpDef(
+    key="CONV_T", name="conv_transpose", attrs=ConvTAttrs, tensors=1, traits=_CONV_TRAITS,
+    shape=_conv_t_shape, cost=_conv_t_cost, torch=TorchLowering(module=_conv_module, fresh=True),
+    glyph=Glyph("conv_t", "★T", G.CONV),
+    doc="transposed convolution"))
+
+__all__ = ["Op"]

@@ -1,0 +1,151 @@
+"""The types of an op's facets: what a shape rule, a cost rule, a lowering and a glyph are.
+
+Nothing here is about one op in particular; `registry.OpDef` holds one value of
+each of these per op, and the op modules of this package fill them in.
+
+  shape rule   (ctx, input types, attrs) -> (output type, state_dict entries, attrs)
+               attrs come back with the fields the rule derives (kernel, strides, ...);
+               problems are raised as `ShapeError`, requirements on sizes go through `ctx`.
+  cost rule    (attrs, input types, output type, state_dict entries) -> `Cost`
+  lowering     `TorchLowering`: how the PyTorch target writes the op (module / forward / call)
+  glyph        `Glyph`: how both diagram styles draw it
+
+>>> Cost().add("conv", 6).add("bias", 0).units
+{'conv': 6}
+>>> Expr("a + b", ADD).atom()
+'(a + b)'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any, Generic, Protocol, TypeVar
+
+from archc.shapes import sizes as S
+from archc.shapes.sizes import Size
+from archc.shapes.types import ParamSpec, TensorType, Type
+
+A = TypeVar("A")
+
+# ---- shape rules ------------------------------------------------------------------------------
+
+
+class ShapeError(Exception):
+    """A problem a shape rule found: an error code, a message in axis names, and the argument to point at."""
+
+    def __init__(self, code: str, message: str, arg: str | None = None):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.arg = arg
+
+
+class ShapeCtx(Protocol):
+    """How a rule states requirements on sizes: decided now when concrete, recorded as constraints otherwise."""
+
+    def require_equal(self, a: Size, b: Size, what: str, arg: str | None = None) -> None: ...
+    def require_divisible(self, a: Size, m: Size, what: str, arg: str | None = None) -> None: ...
+    def require_positive(self, a: Size, what: str, arg: str | None = None) -> None: ...
+
+
+ShapeRule = Callable[[ShapeCtx, list[TensorType], A], tuple[Type, tuple[ParamSpec, ...], A]]
+
+# ---- cost rules -------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Cost:
+    """Work by kind: multiply-adds of the contraction kinds, plain operation counts of the others."""
+
+    units: dict[str, Size] = dataclasses.field(default_factory=dict)
+
+    def add(self, kind: str, n: Size) -> Cost:
+        if n != 0:
+            self.units[kind] = S.add(self.units.get(kind, 0), n)
+        return self
+
+
+CostRule = Callable[[A, list[TensorType], Type, tuple[ParamSpec, ...]], Cost]
+
+# ---- PyTorch lowering -------------------------------------------------------------------------
+
+ATOM, MUL, ADD = 3, 2, 1  # precedence of an expression's text, for inlining
+
+
+@dataclasses.dataclass(frozen=True)
+class Expr:
+    """A Python expression's text and how tightly it binds."""
+
+    text: str
+    prec: int = ATOM
+
+    def atom(self) -> str:
+        """The text, parenthesised unless it already binds like a name or a call."""
+        return self.text if self.prec >= ATOM else f"({self.text})"
+
+    def at(self, prec: int) -> str:
+        return self.text if self.prec >= prec else f"({self.text})"
+
+
+class Unsupported(Exception):
+    """The op (with these attributes or this layout) has no lowering yet."""
+
+
+class LowerCtx(Protocol):
+    """What a lowering may ask of the class being built."""
+
+    inplace: bool  # the op may overwrite its input (a fresh tensor no one else reads)
+
+    def const(self, x: Any, what: str) -> int: ...
+    def size(self, x: Any) -> str: ...
+    def helper(self, name: str) -> None: ...
+
+
+ModuleFn = Callable[[A, list[TensorType], Type, LowerCtx], str]
+ForwardFn = Callable[[A, list[TensorType], Type, LowerCtx, list[Expr]], Expr]
+CallFn = Callable[[A, list[TensorType], Type, LowerCtx, str, list[Expr]], Expr]
+
+
+@dataclasses.dataclass(frozen=True)
+class TorchLowering(Generic[A]):
+    """How the PyTorch target writes an op.
+
+    module   the text of an `nn.Module` performing the op (the attribute of an op with
+             parameters, or a numbered step of a sequence: `nn.ReLU()` for a `relu()` step);
+    forward  the expression of a stateless op in forward (`F.relu(x)`), from its inputs' texts;
+    call     how forward calls the op's module (default `self.m(x)`);
+    inplace  the op may overwrite its input, as torchvision's activations do;
+    fresh    its output is always a new tensor (never a view or the input itself).
+    """
+
+    module: ModuleFn[A] | None = None
+    forward: ForwardFn[A] | None = None
+    call: CallFn[A] | None = None
+    inplace: bool = False
+    fresh: bool = False
+
+
+# ---- diagrams and kernels ---------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Glyph:
+    """How both diagram styles draw an op.
+
+    kind    the shape family of a neural circuit diagram: input | param | linear | conv | conv_t |
+            pool | reduce | norm | func | softmax | dropout | join | bar | einsum | attention |
+            embed | identity
+    symbol  what the circuit style writes on the glyph; the graph style's op mark
+    fill    box colour in the graph style
+    """
+
+    kind: str
+    symbol: str
+    fill: str
+
+
+class TritonLowering(Protocol):
+    """The slot for an op's Triton lowering (the Triton target reads it; no op fills it yet)."""
+
+    def __call__(self, attrs: Any, ins: list[TensorType], out: Type) -> str: ...

@@ -1,0 +1,209 @@
+"""Normalisations over named axes: batch, layer, group and RMS norm.
+
+>>> import archc.ops
+>>> Op.BATCHNORM.glyph.symbol, Trait.NORMALIZATION in Op.RMSNORM.traits
+('BN', True)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from archc.ops import glyphs as G
+from archc.ops import rules as R
+from archc.ops import torch_lowering as T
+from archc.ops.facets import Cost, Glyph, LowerCtx, ShapeCtx, TorchLowering, Unsupported
+from archc.ops.registry import Attrs, Op, OpDef, Trait, arg, define
+from archc.shapes import sizes as S
+from archc.shapes.sizes import Size
+from archc.shapes.types import ParamSpec, TensorType, Type
+
+_NORM = frozenset({Trait.NORMALIZATION, Trait.PARAMETERS})
+
+# ---- batch norm ---------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class BatchNormAttrs(Attrs):
+    axis: str | None = arg("axis", None)
+    eps: float = arg("float", 1e-5)
+    momentum: float = arg("float", 0.1)
+    affine: bool = arg("bool", True)
+    track_running_stats: bool = arg("bool", True)
+
+
+def _batchnorm_shape(ctx: ShapeCtx, ins: list[TensorType], a: BatchNormAttrs
+                     ) -> tuple[Type, tuple[ParamSpec, ...], BatchNormAttrs]:
+    (x,) = ins
+    c = x.size(R.channel(x, a.axis))
+    params: tuple[ParamSpec, ...] = ()
+    if a.affine:
+        params += (ParamSpec("weight", (c,)), ParamSpec("bias", (c,)))
+    if a.track_running_stats:
+        params += (ParamSpec("running_mean", (c,), True), ParamSpec("running_var", (c,), True),
+                   ParamSpec("num_batches_tracked", (), True))
+    return x, params, a
+
+
+def _batchnorm_cost(a: BatchNormAttrs, ins: list[TensorType], out: Type, params: tuple[ParamSpec, ...]) -> Cost:
+    return Cost().add("norm", S.mul(2, ins[0].numel()))
+
+
+def _batchnorm_module(a: BatchNormAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx) -> str:
+    (x,) = ins
+    axis = a.axis or x.names[1]
+    if x.index(axis) != 1 or not 2 <= len(x.names) <= 5:
+        raise Unsupported(f"batchnorm of '{axis}' on {x}: torch needs [batch, {axis}, ...] with 2 to 5 axes")
+    n = {2: 1, 3: 1, 4: 2, 5: 3}[len(x.names)]
+    kw = [("eps", float(a.eps), 1e-5), ("momentum", float(a.momentum), 0.1), ("affine", a.affine, True),
+          ("track_running_stats", a.track_running_stats, True)]
+    return f"nn.BatchNorm{n}d({ctx.const(x.size(axis), 'num_features')}{T.kwargs(kw)})"
+
+
+define(OpDef(
+    key="BATCHNORM", name="batchnorm", attrs=BatchNormAttrs, tensors=1, traits=_NORM,
+    shape=_batchnorm_shape, cost=_batchnorm_cost, torch=TorchLowering(module=_batchnorm_module, fresh=True),
+    glyph=Glyph("norm", "BN", G.NORM),
+    doc="batch normalisation of one channel axis (default: the second axis)"))
+
+# ---- layer norm and RMS norm ------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class LayerNormAttrs(Attrs):
+    over: tuple[str, ...] | None = arg("axes", None)
+    eps: float = arg("float", 1e-5)
+    affine: bool = arg("bool", True)
+    bias: bool = arg("bool", True)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RMSNormAttrs(Attrs):
+    over: tuple[str, ...] | None = arg("axes", None)
+    eps: float | None = arg("float", None)
+    affine: bool = arg("bool", True)
+
+
+def _layernorm_shape(ctx: ShapeCtx, ins: list[TensorType], a: LayerNormAttrs
+                     ) -> tuple[Type, tuple[ParamSpec, ...], LayerNormAttrs]:
+    (x,) = ins
+    shape = tuple(x.size(n) for n in R.norm_over(x, a.over))
+    params: tuple[ParamSpec, ...] = ()
+    if a.affine:
+        params += (ParamSpec("weight", shape),)
+        if a.bias:
+            params += (ParamSpec("bias", shape),)
+    return x, params, a
+
+
+def _rmsnorm_shape(ctx: ShapeCtx, ins: list[TensorType], a: RMSNormAttrs
+                   ) -> tuple[Type, tuple[ParamSpec, ...], RMSNormAttrs]:
+    (x,) = ins
+    shape = tuple(x.size(n) for n in R.norm_over(x, a.over))
+    return x, (ParamSpec("weight", shape),) if a.affine else (), a
+
+
+def _affine_cost(ins: list[TensorType], params: tuple[ParamSpec, ...]) -> Cost:
+    """4 per element for the statistics and the normalisation, +2 with weight and bias, +1 with one."""
+    per = 4
+    if params:
+        per += 2 if len([p for p in params if not p.buffer]) == 2 else 1
+    return Cost().add("norm", S.mul(per, ins[0].numel()))
+
+
+def _layernorm_cost(a: LayerNormAttrs, ins: list[TensorType], out: Type, params: tuple[ParamSpec, ...]) -> Cost:
+    return _affine_cost(ins, params)
+
+
+def _rmsnorm_cost(a: RMSNormAttrs, ins: list[TensorType], out: Type, params: tuple[ParamSpec, ...]) -> Cost:
+    return Cost().add("norm", S.mul(4 if params else 3, ins[0].numel()))
+
+
+def _over(what: str, over: tuple[str, ...] | None, x: TensorType) -> tuple[int, ...]:
+    names = over or (x.names[-1],)
+    dims = T.dims(x, names)
+    if list(dims) != list(range(dims[0], dims[0] + len(dims))):
+        raise Unsupported(f"{what} over {list(names)} of {x}: the axes must be adjacent and in order")
+    return dims
+
+
+def _normalized_shape(ctx: LowerCtx, x: TensorType, dims: tuple[int, ...]) -> object:
+    return T.ints(ctx, [x.axes[d].size for d in dims], "normalized_shape")
+
+
+def _layernorm_module(a: LayerNormAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx) -> str:
+    (x,) = ins
+    dims = _over("layernorm", a.over, x)
+    shape = _normalized_shape(ctx, x, dims)
+    shape = shape if isinstance(shape, tuple) or len(dims) == 1 else (shape,) * len(dims)
+    kw = [("eps", float(a.eps), 1e-5), ("elementwise_affine", a.affine, True),
+          ("bias", a.bias if a.affine else True, True)]
+    if dims[-1] == len(x.names) - 1:
+        return f"nn.LayerNorm({T.lit(shape)}{T.kwargs(kw)})"
+    ctx.helper("LayerNormAt")
+    return f"LayerNormAt({T.lit(shape)}, dim={dims[0]}{T.kwargs(kw)})"
+
+
+def _rmsnorm_module(a: RMSNormAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx) -> str:
+    (x,) = ins
+    dims = _over("rmsnorm", a.over, x)
+    if dims[-1] != len(x.names) - 1:
+        raise Unsupported(f"rmsnorm over inner axes of {x}: torch's nn.RMSNorm normalises the last axes")
+    kw = [("eps", None if a.eps is None else float(a.eps), None), ("elementwise_affine", a.affine, True)]
+    return f"nn.RMSNorm({T.lit(_normalized_shape(ctx, x, dims))}{T.kwargs(kw)})"
+
+
+define(OpDef(
+    key="LAYERNORM", name="layernorm", attrs=LayerNormAttrs, tensors=1, traits=_NORM,
+    shape=_layernorm_shape, cost=_layernorm_cost, torch=TorchLowering(module=_layernorm_module, fresh=True),
+    glyph=Glyph("norm", "LN", G.NORM),
+    doc="layer normalisation over `over` (default: the last axis)"))
+
+define(OpDef(
+    key="RMSNORM", name="rmsnorm", attrs=RMSNormAttrs, tensors=1, traits=_NORM,
+    shape=_rmsnorm_shape, cost=_rmsnorm_cost, torch=TorchLowering(module=_rmsnorm_module, fresh=True),
+    glyph=Glyph("norm", "RMS", G.NORM),
+    doc="RMS normalisation over `over` (default: the last axis)"))
+
+# ---- group norm -----------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class GroupNormAttrs(Attrs):
+    groups: Size = arg("size")
+    axis: str | None = arg("axis", None)
+    eps: float = arg("float", 1e-5)
+    affine: bool = arg("bool", True)
+
+
+def _groupnorm_shape(ctx: ShapeCtx, ins: list[TensorType], a: GroupNormAttrs
+                     ) -> tuple[Type, tuple[ParamSpec, ...], GroupNormAttrs]:
+    (x,) = ins
+    name = R.channel(x, a.axis)
+    c = x.size(name)
+    R.check_min((a.groups,), "groups", 1)
+    ctx.require_divisible(c, a.groups, f"'{name}' by groups", "groups")
+    return x, (ParamSpec("weight", (c,)), ParamSpec("bias", (c,))) if a.affine else (), a
+
+
+def _groupnorm_cost(a: GroupNormAttrs, ins: list[TensorType], out: Type, params: tuple[ParamSpec, ...]) -> Cost:
+    return _affine_cost(ins, params)
+
+
+def _groupnorm_module(a: GroupNormAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx) -> str:
+    (x,) = ins
+    axis = a.axis or x.names[1]
+    if x.index(axis) != 1:
+        raise Unsupported(f"groupnorm of '{axis}' on {x}: torch needs the channel axis at position 1")
+    kw = [("eps", float(a.eps), 1e-5), ("affine", a.affine, True)]
+    return (f"nn.GroupNorm({ctx.const(a.groups, 'num_groups')}, "
+            f"{ctx.const(x.size(axis), 'num_channels')}{T.kwargs(kw)})")
+
+
+define(OpDef(
+    key="GROUPNORM", name="groupnorm", attrs=GroupNormAttrs, tensors=1, traits=_NORM,
+    shape=_groupnorm_shape, cost=_groupnorm_cost, torch=TorchLowering(module=_groupnorm_module, fresh=True),
+    glyph=Glyph("norm", "GN", G.NORM),
+    doc="group normalisation of a channel axis (default: the second axis)"))
+
+__all__ = ["Op"]

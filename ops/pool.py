@@ -1,0 +1,265 @@
+"""Windows and reductions: max/avg pooling, adaptive pooling, and mean/sum/amax over named axes.
+
+>>> import archc.ops
+>>> Op.MAXPOOL.glyph.symbol, Op.MEAN.glyph.symbol, Trait.REDUCTION in Op.SUM.traits
+('Max', '𝔼', True)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from archc.ops import glyphs as G
+from archc.ops import rules as R
+from archc.ops import torch_lowering as T
+from archc.ops.facets import Cost, Expr, Glyph, LowerCtx, ShapeCtx, TorchLowering, Unsupported
+from archc.ops.registry import Attrs, Op, OpDef, Trait, arg, define, derived
+from archc.shapes import sizes as S
+from archc.shapes.sizes import Size
+from archc.shapes.types import Axis, ParamSpec, TensorType, Type
+
+
+def _out(t: Type) -> TensorType:
+    assert isinstance(t, TensorType)
+    return t
+
+
+# ---- max and average pooling -------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class MaxPoolAttrs(Attrs):
+    k: Any = arg("sizes")
+    stride: Any = arg("sizes", None)
+    pad: Any = arg("pad", 0)
+    dilation: Any = arg("sizes", 1)
+    ceil: bool = arg("bool", False)
+    over: tuple[str, ...] | None = arg("axes", None)
+    spatial: tuple[str, ...] = derived(())
+    kernel: tuple[Size, ...] = derived(())
+    strides: tuple[Size, ...] = derived(())
+    dilations: tuple[Size, ...] = derived(())
+    pads: tuple[tuple[Size, Size], ...] = derived(())
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class AvgPoolAttrs(Attrs):
+    k: Any = arg("sizes")
+    stride: Any = arg("sizes", None)
+    pad: Any = arg("pad", 0)
+    ceil: bool = arg("bool", False)
+    count_include_pad: bool = arg("bool", True)
+    over: tuple[str, ...] | None = arg("axes", None)
+    spatial: tuple[str, ...] = derived(())
+    kernel: tuple[Size, ...] = derived(())
+    strides: tuple[Size, ...] = derived(())
+    dilations: tuple[Size, ...] = derived(())
+    pads: tuple[tuple[Size, Size], ...] = derived(())
+
+
+def _pool_shape(ctx: ShapeCtx, ins: list[TensorType], a: Any) -> tuple[Type, tuple[ParamSpec, ...], Any]:
+    (x,) = ins
+    idx = R.spatial_axes(x, a.over, 1)
+    n = len(idx)
+    k = R.per_axis(a.k, n, "k")
+    s = R.per_axis(a.stride if a.stride is not None else a.k, n, "stride")
+    d = R.per_axis(a.get("dilation", 1), n, "dilation")
+    R.check_min(k, "k", 1)
+    R.check_min(s, "stride", 1)
+    pads = R.padding(a.pad, k, d, s, n)
+    out = x
+    for j, i in enumerate(idx):
+        ax = x.axes[i]
+        p0, p1 = pads[j]
+        for p in (p0, p1):
+            # PyTorch's rule: pad <= k // 2, of the kernel size itself whatever the dilation.
+            if S.is_concrete(p) and S.is_concrete(k[j]) and int(p) > int(k[j]) // 2:
+                raise R.fail(f"pooling pad {p} exceeds half the kernel size {k[j]} (PyTorch rejects it)",
+                             "pad", "value")
+        if n == 3 and isinstance(a, AvgPoolAttrs):  # avg_pool3d (alone) wants a window in the unpadded input
+            ctx.require_positive(S.add(ax.size, S.add(1, S.mul(-1, k[j]))),
+                                 f"3-D average pooling input along '{ax.name}' ({S.fmt(ax.size)}) "
+                                 f"minus the kernel {k[j]}, plus 1", "k")
+        o = R.window_out(ax.size, k[j], s[j], p0, p1, d[j], a.ceil)
+        ctx.require_positive(o, f"pooling output along '{ax.name}' (input {S.fmt(ax.size)}, k={k[j]})", "k")
+        out = out.with_size(ax.name, o)
+    return out, (), a.replace(**R.window(x, idx, k, s, d, pads))
+
+
+def _maxpool_cost(a: MaxPoolAttrs, ins: list[TensorType], out: Type, params: tuple[ParamSpec, ...]) -> Cost:
+    return Cost().add("pool", S.mul(_out(out).numel(), S.add(S.prod(a.kernel), -1)))
+
+
+def _avgpool_cost(a: AvgPoolAttrs, ins: list[TensorType], out: Type, params: tuple[ParamSpec, ...]) -> Cost:
+    return Cost().add("pool", S.mul(_out(out).numel(), S.prod(a.kernel)))
+
+
+def _pool_args(a: Any, ins: list[TensorType], ctx: LowerCtx, what: str) -> tuple[int, Any, Any, Any]:
+    n = T.spatial(a, ins[0], what)
+    k = T.ints(ctx, a.kernel, "kernel_size")
+    s = T.ints(ctx, a.strides, "stride")
+    pad = T.pads(a, ctx, what)
+    if pad == "same":
+        raise Unsupported(f"{what} with pad=\"same\" is not lowered yet")
+    return n, k, s, pad
+
+
+def _maxpool_kw(a: MaxPoolAttrs, ins: list[TensorType], ctx: LowerCtx) -> tuple[int, Any, str]:
+    n, k, s, pad = _pool_args(a, ins, ctx, "maxpool")
+    kw = [("stride", s, k), ("padding", pad, 0), ("dilation", T.ints(ctx, a.dilations, "dilation"), 1),
+          ("ceil_mode", a.ceil, False)]
+    return n, k, T.kwargs(kw)
+
+
+def _maxpool_module(a: MaxPoolAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx) -> str:
+    n, k, kw = _maxpool_kw(a, ins, ctx)
+    return f"nn.MaxPool{n}d({T.lit(k)}{kw})"
+
+
+def _maxpool_forward(a: MaxPoolAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx, args: list[Expr]) -> Expr:
+    n, k, kw = _maxpool_kw(a, ins, ctx)
+    return Expr(f"F.max_pool{n}d({args[0].text}, {T.lit(k)}{kw})")
+
+
+def _avgpool_kw(a: AvgPoolAttrs, ins: list[TensorType], ctx: LowerCtx) -> tuple[int, Any, str]:
+    n, k, s, pad = _pool_args(a, ins, ctx, "avgpool")
+    kw = [("stride", s, k), ("padding", pad, 0), ("ceil_mode", a.ceil, False),
+          ("count_include_pad", a.count_include_pad, True)]
+    return n, k, T.kwargs(kw)
+
+
+def _avgpool_module(a: AvgPoolAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx) -> str:
+    n, k, kw = _avgpool_kw(a, ins, ctx)
+    return f"nn.AvgPool{n}d({T.lit(k)}{kw})"
+
+
+def _avgpool_forward(a: AvgPoolAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx, args: list[Expr]) -> Expr:
+    n, k, kw = _avgpool_kw(a, ins, ctx)
+    return Expr(f"F.avg_pool{n}d({args[0].text}, {T.lit(k)}{kw})")
+
+
+_POOL = frozenset({Trait.WINDOW, Trait.REDUCTION})
+
+define(OpDef(
+    key="MAXPOOL", name="maxpool", attrs=MaxPoolAttrs, tensors=1, traits=_POOL,
+    shape=_pool_shape, cost=_maxpool_cost,
+    torch=TorchLowering(module=_maxpool_module, forward=_maxpool_forward), glyph=Glyph("pool", "Max", G.POOL),
+    doc="max pooling over `over` (default: every axis after the first two)"))
+
+define(OpDef(
+    key="AVGPOOL", name="avgpool", attrs=AvgPoolAttrs, tensors=1, traits=_POOL,
+    shape=_pool_shape, cost=_avgpool_cost,
+    torch=TorchLowering(module=_avgpool_module, forward=_avgpool_forward), glyph=Glyph("pool", "𝔼", G.POOL),
+    doc="average pooling"))
+
+# ---- adaptive pooling ------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class AdaptiveAttrs(Attrs):
+    out: Any = arg("sizes")
+    over: tuple[str, ...] | None = arg("axes", None)
+    spatial: tuple[str, ...] = derived(())
+
+
+def _adaptive_shape(ctx: ShapeCtx, ins: list[TensorType], a: AdaptiveAttrs
+                    ) -> tuple[Type, tuple[ParamSpec, ...], AdaptiveAttrs]:
+    (x,) = ins
+    idx = R.spatial_axes(x, a.over, 1)
+    outs = R.per_axis(a.out, len(idx), "out")
+    R.check_min(outs, "out", 1)
+    out = x
+    for i, o in zip(idx, outs):
+        out = out.with_size(x.axes[i].name, o)
+    return out, (), a.replace(spatial=tuple(x.axes[i].name for i in idx))
+
+
+def _adaptive_window(ins: list[TensorType], out: Type) -> Size:
+    window: Size = 1
+    for a_in, a_out in zip(ins[0].axes, _out(out).axes):
+        if a_in.size != a_out.size:
+            window = S.mul(window, S.ceildiv(a_in.size, a_out.size))
+    return window
+
+
+def _adaptive_avg_cost(a: AdaptiveAttrs, ins: list[TensorType], out: Type, params: tuple[ParamSpec, ...]) -> Cost:
+    return Cost().add("pool", S.mul(_out(out).numel(), _adaptive_window(ins, out)))
+
+
+def _adaptive_max_cost(a: AdaptiveAttrs, ins: list[TensorType], out: Type, params: tuple[ParamSpec, ...]) -> Cost:
+    return Cost().add("pool", S.mul(_out(out).numel(), S.add(_adaptive_window(ins, out), -1)))
+
+
+def _adaptive_lowering(kind: str) -> TorchLowering[AdaptiveAttrs]:
+    def sizes(a: AdaptiveAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx) -> tuple[int, str]:
+        n = T.spatial(a, ins[0], f"adaptive_{kind.lower()}pool")
+        return n, T.lit(T.ints(ctx, [_out(out).size(s) for s in a.spatial], "output_size"))
+
+    def module(a: AdaptiveAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx) -> str:
+        n, size = sizes(a, ins, out, ctx)
+        return f"nn.Adaptive{kind}Pool{n}d({size})"
+
+    def forward(a: AdaptiveAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx, args: list[Expr]) -> Expr:
+        n, size = sizes(a, ins, out, ctx)
+        return Expr(f"F.adaptive_{kind.lower()}_pool{n}d({args[0].text}, {size})")
+
+    return TorchLowering(module=module, forward=forward)
+
+
+define(OpDef(
+    key="ADAPTIVE_AVGPOOL", name="adaptive_avgpool", attrs=AdaptiveAttrs, tensors=1, traits=_POOL,
+    shape=_adaptive_shape, cost=_adaptive_avg_cost, torch=_adaptive_lowering("Avg"),
+    glyph=Glyph("pool", "𝔼", G.POOL), doc="adaptive average pooling to a fixed output size"))
+
+define(OpDef(
+    key="ADAPTIVE_MAXPOOL", name="adaptive_maxpool", attrs=AdaptiveAttrs, tensors=1, traits=_POOL,
+    shape=_adaptive_shape, cost=_adaptive_max_cost, torch=_adaptive_lowering("Max"),
+    glyph=Glyph("pool", "Max", G.POOL), doc="adaptive max pooling to a fixed output size"))
+
+# ---- reductions over named axes ----------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ReduceAttrs(Attrs):
+    over: tuple[str, ...] = arg("axes")
+    keep: bool = arg("bool", False)
+
+
+def _reduce_shape(ctx: ShapeCtx, ins: list[TensorType], a: ReduceAttrs
+                  ) -> tuple[Type, tuple[ParamSpec, ...], ReduceAttrs]:
+    (x,) = ins
+    for n in a.over:
+        R.axis_of(x, n, "over")
+    if a.keep:
+        axes = tuple(Axis(ax.name, 1) if ax.name in a.over else ax for ax in x.axes)
+    else:
+        axes = tuple(ax for ax in x.axes if ax.name not in a.over)
+    return TensorType(axes, x.dtype), (), a
+
+
+def _reduce_cost(a: ReduceAttrs, ins: list[TensorType], out: Type, params: tuple[ParamSpec, ...]) -> Cost:
+    return Cost().add("elementwise", ins[0].numel())
+
+
+def _reduce_lowering(method: str) -> TorchLowering[ReduceAttrs]:
+    def forward(a: ReduceAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx, args: list[Expr]) -> Expr:
+        keep = ", keepdim=True" if a.keep else ""
+        return Expr(f"{args[0].atom()}.{method}({T.dim_lit(T.dims(ins[0], a.over))}{keep})")
+
+    def module(a: ReduceAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx) -> str:
+        ctx.helper("Reduce")
+        keep = ", keepdim=True" if a.keep else ""
+        return f"Reduce({method!r}, {T.lit(T.dims(ins[0], a.over))}{keep})"
+
+    return TorchLowering(module=module, forward=forward)
+
+
+for _key, _name, _symbol, _doc in (("MEAN", "mean", "𝔼", "mean over axes"), ("SUM", "sum", "Σ", "sum over axes"),
+                                   ("AMAX", "amax", "Max", "maximum over axes")):
+    define(OpDef(
+        key=_key, name=_name, attrs=ReduceAttrs, tensors=1, traits=frozenset({Trait.REDUCTION}),
+        shape=_reduce_shape, cost=_reduce_cost, torch=_reduce_lowering(_name),
+        glyph=Glyph("reduce", _symbol, G.POOL), doc=_doc))
+
+__all__ = ["Op"]
