@@ -181,6 +181,10 @@ class Calls(State):
             if isinstance(v, list):
                 return [self._as_size(x, ex.span, f"'{p.name}' of {sig.name}") for x in v]
             return self._as_size(v, ex.span, f"'{p.name}' of {sig.name}")
+        if kind == "ints":  # whole numbers of either sign: shifts, offsets
+            if isinstance(v, list):
+                return [self._as_int(x, ex.span, f"'{p.name}' of {sig.name}") for x in v]
+            return self._as_int(v, ex.span, f"'{p.name}' of {sig.name}")
         if kind == "pad":
             if isinstance(v, str):
                 if v not in ("same", "valid"):
@@ -212,6 +216,17 @@ class Calls(State):
                 raise Abort
             return v
         raise AssertionError(kind)
+
+    def _as_int(self, v: Any, span: Span, what: str) -> Any:
+        """A whole number that may be negative (a shift); a free size is one only where it divides."""
+        if isinstance(v, float) and v.is_integer():
+            v = int(v)
+        if isinstance(v, bool) or not S.is_size(v):
+            self.bag.error("type", f"{what} must be a whole number, got {self._kind(v)}", span)
+            raise Abort
+        if S.is_concrete(v):
+            return int(v)
+        return self._as_size(v, span, what) if S.fraction(v)[1] != 1 else v
 
     def _as_size(self, v: Any, span: Span, what: str) -> Any:
         if isinstance(v, Poison):

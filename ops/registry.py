@@ -62,6 +62,7 @@ def arg(kind: str, default: Any = REQUIRED, choices: tuple[str, ...] = ()) -> An
     map    `chan -> 64` / `chan -> hid = 4*d`: (axis, new size, new name or None)
     axis   one axis name;  axes: one name or a list of names
     size   an integer size;  sizes: one size or one per spatial axis
+    ints   one whole number of either sign, or a list of them (shifts, offsets)
     pad    int | [p per axis] | [[before, after] per axis] | "same" | "valid"
     bool, float, str, number (int or float), renames (`a -> b` pairs),
     sizes_kw (any keyword = a size: the axis sizes of a rearrange pattern)

@@ -371,6 +371,7 @@ def _arg_value(kind: str, choices: tuple[str, ...]) -> st.SearchStrategy[str]:
         "sizes_kw": st.builds(lambda a, e: f"{a} = {e}", axis, small | _exprs(1)),
         "size": small | _exprs(),
         "sizes": small | st.sampled_from(["[1, 2]", "[3, 3]", "[2, 1, 1]"]) | _exprs(),
+        "ints": small | st.sampled_from(["-1", "[1, -2]", "[-3, 3, 0]", "-H"]) | _exprs(),
         "pad": st.sampled_from(["0", "1", '"same"', '"valid"', "[1, 1]", "[[0, 1], [1, 0]]", "[1, 2, 1, 2]"])
         | _exprs(),
         "bool": st.sampled_from(["true", "false"]) | _exprs(1),
