@@ -1,9 +1,9 @@
 """The glyph of each kind of op in a circuit diagram: its text, its width and its marks, in one table.
 
 `STYLES` maps a glyph kind (`archc.ops.glyphs.GLYPHS[op].kind`, or "module" for a collapsed module's
-box) to a `Style`: `text` (what the glyph says), `width` (its column's width, from the measured text)
-and `draw` (the marks it adds, given the wires it covers in a `Frame`). A kind not in the table is drawn
-as a plain box with its symbol. `acts` says which wires a glyph covers.
+box) to a `Style`: `text` (what the glyph says), `width` (its column's width, from the measured text),
+`draw` (the marks it adds, given the wires it covers in a `Frame`) and `acts` (which wires it covers:
+the others run straight past it). A kind not in the table is drawn as a box with its symbol.
 
 >>> sorted(STYLES)[:6]
 ['attention', 'bar', 'conv', 'conv_t', 'dropout', 'einsum']
@@ -51,30 +51,7 @@ class Frame:
 
 def acts(n: Node) -> set[str] | None:
     """The axes of its first input that op `n` acts on (None: all of them; empty: none, it floats above)."""
-    kind = GLYPHS[n.op].kind
-    a = n.attrs
-    if kind in ("func", "dropout", "identity", "join"):
-        return set()
-    if kind in ("linear", "embed") and a.get("map"):
-        return {a["map"][0]}
-    over = a.get("over")
-    over = [over] if isinstance(over, str) else list(over or [])
-    if kind in ("reduce", "softmax"):
-        ax = a.get("axis")
-        return set(over) | ({ax} if isinstance(ax, str) else set(ax or []))
-    if kind == "norm":
-        if over:
-            return set(over)
-        t = n.type
-        if isinstance(t, TensorType) and t.axes:
-            return {t.axes[1].name if n.op in (Op.BATCHNORM, Op.GROUPNORM) and len(t.axes) > 1
-                    else t.axes[-1].name}
-        return None
-    if kind in ("conv", "conv_t", "pool"):
-        t = n.type
-        if isinstance(t, TensorType) and len(t.axes) > 2:
-            return {x.name for x in t.axes[1:]}
-    return None
+    return STYLES.get(GLYPHS[n.op].kind, DEFAULT).acts(n)
 
 
 def kind_of(it: Item) -> str:
@@ -98,6 +75,51 @@ def glyph_width(b: Builder, it: Item) -> float:
 
 def draw_glyph(b: Builder, it: Item, f: Frame) -> None:
     STYLES.get(kind_of(it), DEFAULT).draw(b, it, f)
+
+
+# ---- which wires a glyph covers -----------------------------------------------------------------
+
+def _acts_all(n: Node) -> set[str] | None:
+    return None
+
+
+def _acts_none(n: Node) -> set[str] | None:
+    return set()  # it floats above the wires, which run on untouched
+
+
+def _acts_map(n: Node) -> set[str] | None:
+    """A linear map or embedding: the axis it maps."""
+    m = n.attrs.get("map")
+    return {m[0]} if m else None
+
+
+def _over(n: Node) -> list[str]:
+    over = n.attrs.get("over")
+    return [over] if isinstance(over, str) else list(over or [])
+
+
+def _acts_reduce(n: Node) -> set[str] | None:
+    """A reduction or softmax: the axes it runs over."""
+    ax = n.attrs.get("axis")
+    return set(_over(n)) | ({ax} if isinstance(ax, str) else set(ax or []))
+
+
+def _acts_norm(n: Node) -> set[str] | None:
+    """A norm: its `over` axes, else the channel axis (batch and group norm) or the last one."""
+    if _over(n):
+        return set(_over(n))
+    t = n.type
+    if isinstance(t, TensorType) and t.axes:
+        return {t.axes[1].name if n.op in (Op.BATCHNORM, Op.GROUPNORM) and len(t.axes) > 1 else t.axes[-1].name}
+    return None
+
+
+def _acts_spatial(n: Node) -> set[str] | None:
+    """A convolution or pool: every axis but the first (batch)."""
+    t = n.type
+    if isinstance(t, TensorType) and len(t.axes) > 2:
+        return {x.name for x in t.axes[1:]}
+    return None
 
 
 # ---- texts --------------------------------------------------------------------------------------
@@ -332,32 +354,34 @@ def _draw_conv(b: Builder, it: Item, f: Frame) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class Style:
-    """How one kind of glyph is drawn."""
+    """How one kind of glyph is drawn: its text, its width, its marks, and the wires it covers."""
 
     text: Callable[[Builder, Item], str] = _symbol
     width: Callable[[Builder, Item, str], float] = _text_width
     draw: Callable[[Builder, Item, Frame], None] = _draw_box
+    acts: Callable[[Node], set[str] | None] = _acts_all
 
 
-DEFAULT = Style()
-_FLOAT = Style(_func_text, _text_width, _draw_floating)
+DEFAULT = Style()  # a kind missing from the table: a box with its symbol over all the wires
+_FLOAT = Style(_func_text, _text_width, _draw_floating, _acts_none)
 
 STYLES: dict[str, Style] = {
     "module": Style(_module_text, _text_width, _draw_module),
     "input": Style(_input_text, _text_width, _draw_floating),
     "param": Style(_param_text),
-    "func": Style(_func_text, _func_width, _draw_floating),
+    "func": Style(_func_text, _func_width, _draw_floating, _acts_none),
     "dropout": _FLOAT,
     "identity": _FLOAT,
-    "join": Style(_symbol, _join_width, _draw_join),
-    "norm": Style(draw=_draw_norm),
-    "softmax": Style(draw=_draw_softmax),
+    "join": Style(_symbol, _join_width, _draw_join, _acts_none),
+    "norm": Style(draw=_draw_norm, acts=_acts_norm),
+    "softmax": Style(draw=_draw_softmax, acts=_acts_reduce),
+    "reduce": Style(acts=_acts_reduce),
     "bar": Style(draw=_draw_bar),
-    "linear": Style(_linear_text, _linear_width, _draw_linear),
+    "linear": Style(_linear_text, _linear_width, _draw_linear, _acts_map),
+    "embed": Style(acts=_acts_map),
     "einsum": Style(_symbol, _einsum_width, _draw_einsum),
     "attention": Style(_symbol, _attention_width, _draw_attention),
-    "conv": Style(_conv_text, _text_width, _draw_conv),
-    "conv_t": Style(_conv_text),
-    "pool": Style(_conv_text),
+    "conv": Style(_conv_text, _text_width, _draw_conv, _acts_spatial),
+    "conv_t": Style(_conv_text, acts=_acts_spatial),
+    "pool": Style(_conv_text, acts=_acts_spatial),
 }
-# Kinds drawn with the default Style (a box with the glyph's symbol): reduce, embed.
