@@ -39,8 +39,8 @@ def test_roll_equals_torch_roll(sizes: list[int], over: list[str], data: st.Data
 
 
 def test_one_shift_for_every_axis_and_free_sizes() -> None:
-    m = archc.loads("size H = 6\nblock R() {\n  in x: [n = 2, h = H, w = H]\n  y = roll(x, shift = -H/2, over = [h, w])\n"
-                    "  out y\n}\n")
+    m = archc.loads("size H = 6\nblock R() {\n  in x: [n = 2, h = H, w = H]\n"
+                    "  y = roll(x, shift = -H/2, over = [h, w])\n  out y\n}\n")
     module = m.torch()()
     for h in (6, 8):  # H is free: the shift is read off the input's shape
         x = torch.randn(2, h, h)
