@@ -15,7 +15,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 OPS = sorted(Op, key=lambda o: o.name)
 KINDS = {"input", "param", "linear", "conv", "conv_t", "pool", "reduce", "norm", "func", "softmax", "dropout",
          "join", "bar", "einsum", "attention", "embed", "identity"}
-ARG_KINDS = {"map", "axis", "axes", "size", "sizes", "ints", "pad", "bool", "float", "str", "number", "renames", "sizes_kw"}
+ARG_KINDS = {"map", "axis", "axes", "size", "sizes", "ints", "pad", "bool", "float", "str", "number", "renames",
+             "sizes_kw"}
 
 
 @pytest.mark.parametrize("op", OPS, ids=lambda o: o.name)
