@@ -53,8 +53,8 @@ from collections.abc import Sequence
 
 from archc.codegen.diagrams.circuit_glyphs import acts
 from archc.codegen.diagrams.circuit_lanes import Item
-from archc.codegen.diagrams.circuit_layout import Builder, Layout, Wire
-from archc.codegen.diagrams.circuit_marks import FS, Box
+from archc.codegen.diagrams.circuit_layout import Builder, Layout
+from archc.codegen.diagrams.circuit_marks import FS, Box, Wire
 from archc.codegen.diagrams.graph import ANNOTATE
 from archc.diagnostics import NO_SPAN, ArchError, Diagnostic, Span, did_you_mean
 from archc.ir.graph import Graph, ModuleInfo, Op

@@ -27,6 +27,7 @@ from archc.shapes.types import TensorType, TupleType
 
 GAP = 18         # vertical distance between the wires of a lane
 HEAD = 18        # room above a lane's wires for floating glyphs (➤f➤, +, bars' names)
+CURVE = 26       # horizontal room for a wire to change lanes before an op
 
 
 @dataclasses.dataclass

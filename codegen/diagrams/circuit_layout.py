@@ -2,9 +2,10 @@
 
 `Builder` extends `circuit_lanes.Lanes` (items, lanes, rows) with pixels: each column's x from its
 glyph's width and its labels' measured widths (`textwidth`), the title / legend / key rows, tinted
-block regions with titles placed greedily in rows, run parentheses, and every wire, link and carried
-copy. Glyphs come from the table in `circuit_glyphs`. The result is a `Layout`: plain data, its
-`marks` in drawing order (`circuit_marks`) and the boxes of all its texts, which `circuit_svg` writes.
+block regions with titles placed greedily in rows, and run parentheses; each column's links, wires,
+carried copies and glyph are `circuit_items.draw_item`'s (glyphs from the table in `circuit_glyphs`).
+The result is a `Layout`: plain data, its `marks` in drawing order (`circuit_marks`) and the boxes of
+all its texts, which `circuit_svg` writes.
 
 >>> import archc
 >>> m = archc.loads('block B() { in x: [n = 2, c = 8]\\n fc = linear(x, c -> 4)\\n out relu(fc) }')
@@ -16,30 +17,22 @@ copy. Glyphs come from the table in `circuit_glyphs`. The result is a `Layout`: 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any
 
 from archc.codegen.diagrams import circuit_marks as M
-from archc.codegen.diagrams.circuit_glyphs import Frame, acts, draw_glyph, glyph_text, glyph_width, kind_of
-from archc.codegen.diagrams.circuit_lanes import GAP, HEAD, Item, Lanes, slots, types
-from archc.codegen.diagrams.circuit_marks import FS, Box
-from archc.codegen.diagrams.graph import SCALE, _colour, _fmt_num
+from archc.codegen.diagrams.circuit_glyphs import glyph_width
+from archc.codegen.diagrams.circuit_items import draw_item
+from archc.codegen.diagrams.circuit_lanes import CURVE, GAP, HEAD, Item, Lanes, slots, types
+from archc.codegen.diagrams.circuit_marks import FS, Box, Wire
+from archc.codegen.diagrams.graph import SCALE, _fmt_num
 from archc.codegen.diagrams.textwidth import width
-from archc.ops.glyphs import detail
+from archc.ir.graph import Graph, ModuleInfo
 from archc.shapes.types import TensorType, TupleType
 
-CURVE = 26       # horizontal room for a wire to change lanes before an op
 TITLE_H = 16     # one row of region titles / run labels
 LEGEND_ROWS = 6  # entries per column of the legend
 TINTS = ("#e8eaf6", "#fdf1dc", "#e6f2e6", "#f6e3ea", "#e3f1f6")
-
-
-@dataclasses.dataclass(frozen=True)
-class Wire:
-    value: str   # the item that produces it
-    axis: str
-    label: str   # "name=size"
-    y: float
-    shown: bool = True  # whether the label is drawn (see `Builder.shown`)
 
 
 @dataclasses.dataclass
@@ -75,8 +68,9 @@ class Layout:
 class Builder(Lanes):
     """Lays out the items of `Lanes` in pixels and records every mark (see the module docstring)."""
 
-    def __init__(self, *args: Any, **kw: Any) -> None:
-        super().__init__(*args, **kw)
+    def __init__(self, g: Graph, expand: Sequence[str], depth: int | None, annotate: str | None = None,
+                 define: ModuleInfo | None = None, conv: str = "compact") -> None:
+        super().__init__(g, expand, depth, annotate, define, conv)
         self.marks: list[M.Mark] = []
         self.wires: list[Wire] = []
         self.glyphs: list[str] = []
@@ -237,7 +231,7 @@ class Builder(Lanes):
             self._draw_run(path, x0, x1, y + rows[[r[0] for r in regions].index(path)] * TITLE_H,
                            bottom, bottom + 4 + row * TITLE_H)
         for it in self.items:
-            self._draw_item(it, right)
+            draw_item(self, it, right)
         texts = [m.box for m in self.marks if isinstance(m, M.Text)]
         width_ = max(right, max((b.x + b.w for b in texts), default=0) + 20)
         collapsed = [(r.rep, len(r.elements)) for r in self.runs.values()]
@@ -290,6 +284,17 @@ class Builder(Lanes):
         """The module holding module `path` ('' at the top)."""
         m = self.g.modules.get(path)
         return (m.parent or "") if m else path.rpartition(".")[0]
+
+    def module_name(self, path: str, full: bool = True) -> str:
+        """A module path as the source names it: `down[0]` for an element of a list, `layer1.0` for one of a
+        sequence, the path otherwise. `full=False` shortens it for a region title: the container's last part
+        only for an element (`1.0`, not `features.1.0`), else the module's own name."""
+        up, _, name = path.rpartition(".")
+        pm = self.g.modules.get(up) if path in self.g.modules and self._parent(path) == up else None
+        if pm is None or pm.kind not in ("list", "seq"):
+            return path if full else name
+        base = up if full else up.rpartition(".")[2]
+        return f"{base}[{name}]" if pm.kind == "list" else f"{base}.{name}"
 
     def _containers(self, it: Item) -> tuple[str, ...]:
         """The module paths around an item's column, outermost first (a collapsed run's box included)."""
@@ -345,7 +350,7 @@ class Builder(Lanes):
                       bottom: float) -> None:
         for (path, x0, x1, d), row in zip(regions, rows):
             m = self.g.modules.get(path)
-            name = self._module_name(path, full=False)
+            name = self.module_name(path, full=False)
             if m is not None and m.kind == "block":
                 title = f"{name} · {m.name}"
             else:
@@ -369,141 +374,3 @@ class Builder(Lanes):
         assert first.repeat is not None and lastm.repeat is not None
         label = f"{first.repeat[0]} = {first.repeat[1]}…{lastm.repeat[1]}  ×{len(run.elements)}"
         self.text(x1 - width(label, FS, True), label_y, label, "run", weight="bold")
-
-    # ---- an item: its input links, its wires, its glyph ----------------------------------------------------
-
-    def _target(self, it: Item, key: str, axis: str, ends: dict[tuple[str, str], int],
-                named: list[str], gy: list[float], out_ys: list[float], y0: float) -> float:
-        """Where the wire `axis` of input `key` enters `it`'s column."""
-        if (key, axis) in ends:
-            return self.row_y(it.lane, ends[key, axis])
-        if axis in named:
-            y = self.axis_y(it, axis)
-            assert y is not None
-            return y
-        return (min(gy) + max(gy)) / 2 if gy else out_ys[0] if out_ys else y0
-
-    def _draw_item(self, it: Item, right: float) -> None:
-        here = slots(it.node.type)
-        out_ys = [self.wire_y(it, j) for j in range(len(here))]
-        # Incoming wires: each input's wires (from its home or carried lane) curve into this column's
-        # wires of the same axis, or into the rows where they end (reductions, contractions).
-        act = None if it.module is not None else acts(it.node)
-        named = [s[0] for s in here if s is not None]
-        ends = self.ends[it.key]
-        gy = [y for s, y in zip(here, out_ys) if s is not None and (act is None or s[0] in act)]
-        if ends and kind_of(it) in ("reduce", "einsum"):
-            gy = sorted(self.row_y(it.lane, r) for r in ends.values())
-        merged: dict[float, int] = {}
-        xb = it.x - it.curve
-        xm = xb + it.curve / 2
-        for key in it.inputs:
-            src = self.by_key[key]
-            lane = self.src_lane(it, src)
-            for j, s in enumerate(slots(src.node.type)):
-                if s is None:
-                    continue
-                y0 = self.row_y(lane, j)
-                y1 = self._target(it, key, s[0], ends, named, gy, out_ys, y0)
-                if (key, s[0]) not in ends:
-                    merged[y1] = merged.get(y1, 0) + 1
-                self.add(M.Link(xb, y0, xm, it.x, y1))
-                if lane == src.carry and it.col != src.end:
-                    self.add(M.Dot("copy", xb, y0))
-        # Outgoing wires: in the home lane up to the first consumer (or the right edge for an output);
-        # a value used again later is copied there (dots) and carried in its own lane to its last consumer.
-        last = len(self.items)
-        out = it.key in self.outputs
-        x_home = it.x + it.w if it.first == it.col else self.entry_x(it.first, right)  # unused: a stub
-        lx = it.x + it.w + (10 if it.module is not None else 4)  # clear of a 3-D box's side
-        shown = self.shown(it)
-        for j, s in enumerate(here):
-            y = out_ys[j]
-            if s is None:
-                self.add(M.Separator(it.x, x_home, y))
-                continue
-            label = self.label(s)
-            self.wires.append(Wire(it.key, s[0], label, y, shown[j]))
-            self.add(M.WireMark(it.key, s[0], it.x, x_home, y, it.first == last, self._carried(it, j, y, right, out)))
-            if shown[j]:
-                self.text(lx, y - 3 - FS, label, "wire", fill="#333")
-        if it.carry is not None and it.first < last:
-            xf = self.entry_x(it.first, right)
-            for y in (y for s, y in zip(here, out_ys) if s is not None):
-                self.add(M.Dot("copy", xf, y))
-            self._carry_names(it, xf + CURVE, right)
-        self._glyph(it, out_ys, gy, sorted(y for y, c in merged.items() if c > 1))
-
-    def _carried(self, it: Item, j: int, y: float, right: float, out: bool) -> M.Carry | None:
-        """The carried copy of wire `j` of `it`: a curve from the copy dot to its lane, then a line."""
-        if it.carry is None or it.first >= len(self.items):
-            return None
-        xf = self.entry_x(it.first, right)
-        arrow = out and it.end >= len(self.items)
-        return M.Carry(xf, xf + CURVE / 2, xf + CURVE, y, self.row_y(it.carry, j), self.entry_x(it.end, right), arrow)
-
-    def _value_name(self, it: Item) -> str:
-        """What the source calls `it`'s value: its name, else the outermost module it is the output of
-        (`inc`, `down[0]`), else ''."""
-        n = it.node
-        if n.label:
-            return n.label
-        path = it.module or n.path or ""
-        name = ""
-        while path:
-            if self.last_node.get(path) == n.id and path in self.g.modules:
-                name = path
-            path = path.rpartition(".")[0]
-        return self._module_name(name) if name else ""
-
-    def _module_name(self, path: str, full: bool = True) -> str:
-        """A module path as the source names it: `down[0]` for an element of a list, `layer1.0` for one of a
-        sequence, the path otherwise. `full=False` shortens it for a region title: the container's last part
-        only for an element (`1.0`, not `features.1.0`), else the module's own name."""
-        up, _, name = path.rpartition(".")
-        pm = self.g.modules.get(up) if path in self.g.modules and self._parent(path) == up else None
-        if pm is None or pm.kind not in ("list", "seq"):
-            return path if full else name
-        base = up if full else up.rpartition(".")[2]
-        return f"{base}[{name}]" if pm.kind == "list" else f"{base}.{name}"
-
-    def _carry_names(self, it: Item, x0: float, right: float) -> None:
-        """Name a carried copy where it leaves ("→ inc") and where it comes back ("inc →"), as the paper's
-        figures mark values saved to memory and loaded back, when the value has a name and there is room."""
-        name = self._value_name(it)
-        assert it.carry is not None
-        if not name:
-            return
-        y = self.row_y(it.carry, 0) - 3 - FS
-        xe = self.entry_x(it.end, right)
-        a, b = f"→ {name}", f"{name} →"
-        wa, wb = width(a, FS), width(b, FS)
-        if xe - x0 > wa + wb + 40:
-            self.text(x0 + 6, y, a, "carry", fill="#555")
-            self.text(xe - wb - 6, y, b, "carry", fill="#555")
-
-    def _glyph(self, it: Item, ys: list[float], gy: list[float], joins: list[float]) -> None:
-        """The item's glyph (from the table in `circuit_glyphs`) in its group, then its --annotate figure."""
-        n = it.node
-        tip = " ".join(x for x in (it.module or n.path or n.label or n.op.value, n.op.value, detail(n)) if x)
-        lt = self.lane_top(it.lane)
-        shade = None if self.annotate is None else _colour(self.weights.get(it.key, 0), *self.scale)
-        ink = "#ffffff" if shade in SCALE[-2:] else "#222"
-        top, bot = (min(gy) - 8, max(gy) + 8) if gy else (ys[0] - 8, ys[-1] + 8) if ys else (lt + HEAD, lt + HEAD + 16)
-        self.add(M.GlyphOpen(it.key, n.op.value, tip))
-        draw_glyph(self, it, Frame(glyph_text(self, it), it.x + it.w / 2, lt, top, bot, shade, ink, ys, gy, joins))
-        self.add(M.Close())
-        self.glyphs.append(it.key)
-        if self.annotate is not None and self.weights.get(it.key, 0) > 0:
-            # The figure under the column's lowest wire (clear of all wires: they run right of x); ops that
-            # cost nothing in this convention get none (their glyph stays unshaded).
-            v = self.weights.get(it.key, 0)
-            low = max([*ys, *(self.row_y(it.lane, r) for r in self.ends[it.key].values())], default=lt + HEAD + 3)
-            fy = low + 9
-            colour = shade or "#ffffff"
-            tw = width(self.figure(it), FS * 0.9) + 6
-            cx = it.x + it.w / 2
-            self.add(M.CostOpen(it.key, v, cx - tw / 2, fy - 1, tw, FS * 0.9 + 2, colour))
-            self.text(cx, fy, self.figure(it), "cost", anchor="middle", size=FS * 0.9,
-                      fill="#ffffff" if colour in SCALE[-2:] else "#222")
-            self.add(M.Close())

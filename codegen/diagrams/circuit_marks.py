@@ -33,6 +33,17 @@ class Box:
 
 
 @dataclasses.dataclass(frozen=True)
+class Wire:
+    """An axis of a value drawn as a wire (a record for tests and tools, not a mark)."""
+
+    value: str   # the item that produces it
+    axis: str
+    label: str   # "name=size"
+    y: float
+    shown: bool = True  # whether the label is drawn (see `circuit_layout.Builder.shown`)
+
+
+@dataclasses.dataclass(frozen=True)
 class Text:
     """A text whose box is `box`; `x` is where it is anchored (its left, or its centre with "middle")."""
 
