@@ -48,6 +48,8 @@ class Report:
     buffers: Size
     flops: Size
     by_kind: dict[str, Size]
+    param_bytes: Size  # learned parameters, each at its own dtype
+    buffer_bytes: Size  # buffers (running statistics, index tables), persistent or not
     activation_bytes: Size
     read: Size
     written: Size
@@ -103,6 +105,8 @@ def analyze(graph: Graph, convention: str = "torch") -> Report:
         graph, convention, rows,
         params=S.simplify_total(S.total(r.params for r in rows)),
         buffers=S.simplify_total(S.total(r.buffers for r in rows)),
+        param_bytes=S.simplify_total(S.total(p.nbytes() for r in rows for p in r.node.params if not p.buffer)),
+        buffer_bytes=S.simplify_total(S.total(p.nbytes() for r in rows for p in r.node.params if p.buffer)),
         flops=S.simplify_total(S.total(r.flops for r in rows)),
         by_kind=by_kind,
         activation_bytes=S.simplify_total(S.total(acts)),
@@ -122,6 +126,7 @@ def to_json(rep: Report, layers: bool = True) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "entry": g.entry,
         "convention": rep.convention,
+        "dtype": g.dtype,
         "sizes": dict(g.sizes),
         "inputs": [{"name": g.node(i).attrs["name"], "type": str(g.node(i).type)} for i in g.inputs],
         "outputs": [str(g.node(i).type) for i in g.outputs],
@@ -132,6 +137,8 @@ def to_json(rep: Report, layers: bool = True) -> dict[str, Any]:
         "params_expr": S.to_str(rep.params),
         "flops_expr": S.to_str(rep.flops),
         "flops_by_kind_expr": {k: S.to_str(v) for k, v in rep.by_kind.items()},
+        "param_bytes": _num(rep, rep.param_bytes),
+        "buffer_bytes": _num(rep, rep.buffer_bytes),
         "activation_bytes": _num(rep, rep.activation_bytes),
         "bytes_read": _num(rep, rep.read),
         "bytes_written": _num(rep, rep.written),

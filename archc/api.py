@@ -60,16 +60,21 @@ def rare_gc() -> Iterator[None]:
 
 @rare_gc()
 def compile_program(program: Program, entry: str | None = None, sets: dict[str, Any] | None = None,
-                    symbolic: bool = False, derive: bool = False) -> Compiled:
+                    symbolic: bool = False, derive: bool = False, dtype: str | None = None) -> Compiled:
     """Elaborate a loaded program. With `derive`, a concrete run also derives the
     constraints on its free sizes from a symbolic run, and an error caused by
-    concrete sizes gets those constraints as notes."""
+    concrete sizes gets those constraints as notes. Floating-point values and
+    parameters are in `dtype`, else the file's `dtype` declaration, else f32."""
     try:
         g = elaborate(program, entry, sets, symbolic)
     except ArchError as e:
         if derive:
             _annotate(e, program, entry, sets)
         raise
+    dtype = dtype or program.dtype
+    if dtype != "f32":
+        from archc.passes.dtype import cast_floats
+        g = cast_floats(g, dtype)
     if symbolic or not derive:
         return Compiled(g, symbolic, derive_constraints(getattr(g, "constraints", []), _defaults(g)))
     if not g.sizes:
@@ -123,7 +128,8 @@ def _symbolic_run(program: Program, entry: str | None, sets: dict[str, Any] | No
 
 
 def compile_file(path: str, entry: str | None = None, sets: dict[str, Any] | None = None,
-                 symbolic: bool = False, sources: SourceMap | None = None, derive: bool = False) -> Compiled:
+                 symbolic: bool = False, sources: SourceMap | None = None, derive: bool = False,
+                 dtype: str | None = None) -> Compiled:
     """Load and elaborate `path`; diagnostics quote from `sources` (filled in here)."""
     try:
         program = load_program(path, sources=sources)
@@ -131,7 +137,7 @@ def compile_file(path: str, entry: str | None = None, sets: dict[str, Any] | Non
         raise
     if sources is not None:
         sources.texts.update(program.sources.texts)
-    return compile_program(program, entry, sets, symbolic, derive)
+    return compile_program(program, entry, sets, symbolic, derive, dtype)
 
 
 class Model:
@@ -141,15 +147,18 @@ class Model:
         self.program = program
         self.entry = entry
 
-    def check(self, symbolic: bool = False, **sets: Any) -> Compiled:
-        return compile_program(self.program, self.entry, sets, symbolic)
+    def check(self, symbolic: bool = False, dtype: str | None = None, **sets: Any) -> Compiled:
+        """The typed graph (`dtype`: cast floating-point values and parameters, as `archc check --dtype`)."""
+        return compile_program(self.program, self.entry, sets, symbolic, dtype=dtype)
 
     @rare_gc()
-    def flops(self, convention: str = "torch", symbolic: bool = False, fold_bn: bool = False, **sets: Any):
+    def flops(self, convention: str = "torch", symbolic: bool = False, fold_bn: bool = False,
+              dtype: str | None = None, **sets: Any):
         """Parameters, FLOPs and bytes per layer and in total (analysis/report.py); `fold_bn=True`:
-        of the inference graph with batchnorm folded into the layer before it (`archc flops --fold-bn`)."""
+        of the inference graph with batchnorm folded into the layer before it (`archc flops --fold-bn`);
+        `dtype="bf16"`: bytes at that floating-point dtype (`archc flops --dtype bf16`)."""
         from archc.analysis.report import analyze
-        g = self.check(symbolic, **sets).graph
+        g = self.check(symbolic, dtype, **sets).graph
         return analyze(fold_batchnorm(g) if fold_bn else g, convention)
 
     def block(self, name: str) -> Model:

@@ -17,6 +17,9 @@ from typing import Any, NoReturn
 
 from archc import api
 from archc.diagnostics import ArchError, Diagnostic, SourceMap, render
+from archc.shapes.types import DTYPES
+
+FLOAT_DTYPES = [name for name, d in DTYPES.items() if d.is_float]
 
 CONVENTION_HELP = {
     "torch": "2 FLOPs per multiply-add of conv, linear and matmul (= torch FlopCounterMode); "
@@ -51,6 +54,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="keep every free size symbolic (closed forms); figures are also "
                         "evaluated at the sizes' values")
         sp.add_argument("--json", action="store_true", help="machine-readable output (docs/json.md)")
+        sp.add_argument("--dtype", choices=FLOAT_DTYPES, default=None,
+                        help="floating-point dtype of values and parameters (default: the file's `dtype`, "
+                        "else f32); integer and complex tensors keep theirs")
 
     c = sub.add_parser("check", help="infer every shape; report constraints on free sizes")
     common(c)
@@ -166,7 +172,7 @@ def _run(args: argparse.Namespace, sources: SourceMap) -> int:
     if args.command == "render":
         return _render(args, sets, sources)
     result = api.compile_file(args.file, entry=args.entry, sets=sets, symbolic=args.symbolic,
-                              sources=sources, derive=args.command == "check")
+                              sources=sources, derive=args.command == "check", dtype=args.dtype)
     if args.command == "check":
         return _check(args, result)
     return _flops(args, result)
@@ -307,9 +313,9 @@ def _flops(args: argparse.Namespace, res: api.Compiled) -> int:
         out.append("by kind (FLOPs; contractions at 2 per multiply-add):")
         kinds = [(f"  {k}", fig(v)) for k, v in rep.by_kind.items()]
         out.append(table(("", ""), kinds, "ll").split("\n", 1)[1])
-    out.append("memory (bytes):")
-    mem = [("  activations", fig(rep.activation_bytes)), ("  read", fig(rep.read)),
-           ("  written", fig(rep.written))]
+    out.append(f"memory (bytes, {rep.graph.dtype}):")
+    mem = [("  parameters", fig(rep.param_bytes))] + ([("  buffers", fig(rep.buffer_bytes))] if rep.buffers != 0 else [])
+    mem += [("  activations", fig(rep.activation_bytes)), ("  read", fig(rep.read)), ("  written", fig(rep.written))]
     out.append(table(("", ""), mem, "ll").split("\n", 1)[1])
     print("\n".join(out))
     return 0

@@ -22,6 +22,7 @@ the free sizes have values, checked against those values on the spot.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 from archc.diagnostics import ArchError, DiagnosticBag, Span, did_you_mean
@@ -48,7 +49,7 @@ from archc.grammar import ast
 from archc.ir.graph import Graph, ModuleInfo
 from archc.ops.registry import Op
 from archc.shapes import sizes as S
-from archc.shapes.types import DTYPE_BYTES, Axis, TensorType, TupleType
+from archc.shapes.types import DTYPES, Axis, ParamSpec, TensorType, TupleType
 
 
 class Elaborator(Expressions, Calls, Sequences):
@@ -288,8 +289,8 @@ class Elaborator(Expressions, Calls, Sequences):
             for v in frame.outputs:
                 if not self._is_tensorish(v):
                     self.bag.error("type", f"`out` takes tensors, not {self._kind(v)}", stmt.span)
-        elif isinstance(stmt, ast.ParamDecl):
-            self._param(frame, stmt)
+        elif isinstance(stmt, (ast.ParamDecl, ast.BufferDecl)):
+            self._state(frame, stmt)
         elif isinstance(stmt, ast.If):
             for test, body in stmt.branches:
                 if self.truth(self.ev(test, frame), test.span):
@@ -326,10 +327,7 @@ class Elaborator(Expressions, Calls, Sequences):
         if isinstance(decl, ast.TupleTypeExpr):
             self.bag.error("type", "tuple-typed inputs are written as several `in` statements", decl.span)
             raise Abort
-        if decl.dtype is not None and decl.dtype not in DTYPE_BYTES:
-            self.bag.error("type", f"unknown dtype '{decl.dtype}'{did_you_mean(decl.dtype, DTYPE_BYTES)}",
-                           decl.span)
-            raise Abort
+        self._dtype(decl)
         if actual is None:  # the entry: the declaration defines the input
             axes = []
             for ax in decl.axes:
@@ -415,11 +413,38 @@ class Elaborator(Expressions, Calls, Sequences):
             parts.append("..." if a.name is None else a.name)
         return "[" + ", ".join(parts) + "]"
 
-    def _param(self, frame: Frame, stmt: ast.ParamDecl) -> None:
+    def _dtype(self, decl: ast.TensorTypeExpr) -> str:
+        """The declared dtype (f32 when none is written); an unknown one is an error at the type."""
+        if decl.dtype is not None and decl.dtype not in DTYPES:
+            self.bag.error("type", f"unknown dtype '{decl.dtype}'{did_you_mean(decl.dtype, DTYPES)}; "
+                           f"one of {', '.join(DTYPES)}", decl.span)
+            raise Abort
+        return decl.dtype or "f32"
+
+    def _state(self, frame: Frame, stmt: ast.ParamDecl | ast.BufferDecl) -> None:
+        """`param` (learned) and `buffer` (not learned) tensors: a state_dict entry and a source node."""
+        learned = isinstance(stmt, ast.ParamDecl)
+        what = "a learned tensor" if learned else "a buffer"
         decl = stmt.type
         if not isinstance(decl, ast.TensorTypeExpr):
-            self.bag.error("type", "a learned tensor has one tensor type", decl.span)
+            self.bag.error("type", f"{what} has one tensor type", decl.span)
             raise Abort
+        dtype = self._dtype(decl)
+        if learned and DTYPES[dtype].kind in ("int", "bool"):
+            self.bag.error("type", f"a learned tensor is floating-point or complex, not {dtype}: "
+                           f"declare integer or boolean state with `buffer {stmt.name}: {dtype}[...]`", decl.span)
+            raise Abort
+        persistent = True
+        for opt in () if learned else stmt.options:
+            if opt.name != "persistent":
+                self.bag.error("arg", f"a buffer has one option, `persistent = false`, not '{opt.name}'"
+                               f"{did_you_mean(opt.name, ['persistent'])}", opt.span)
+                raise Abort
+            value = self.ev(opt.value, frame)
+            if not isinstance(value, bool):
+                self.bag.error("type", f"persistent is true or false, got {self._kind(value)}", opt.value.span)
+                raise Abort
+            persistent = value
         axes = []
         for ax in decl.axes:
             if ax.name is None or ax.size is None:
@@ -428,13 +453,21 @@ class Elaborator(Expressions, Calls, Sequences):
                 raise Abort
             axes.append(Axis(ax.name, self._as_size(self.ev(ax.size, frame), ax.size.span,
                                                     f"the size of '{ax.name}'")))
-        t = TensorType(tuple(axes), decl.dtype or "f32")
+        t = TensorType(tuple(axes), dtype)
         self._claim(frame, join(frame.path, stmt.name), stmt.span)
-        from archc.shapes.types import ParamSpec
         init = self.ev(stmt.init, frame) if stmt.init is not None else "zeros"
-        node = self.graph.add(Op.PARAM, (), {"name": stmt.name, "init": init}, t, stmt.span,
-                              path=frame.path or None, scope=frame.path,
-                              params=(ParamSpec(stmt.name, t.shape),), label=stmt.name)
+        if init != "zeros" and (isinstance(init, bool) or not isinstance(init, (int, float))):
+            self.bag.error("type", f"the initial value of {what} is a number, got {self._kind(init)}",
+                           stmt.init.span if stmt.init is not None else stmt.span)
+            raise Abort
+        if isinstance(init, float) and not math.isfinite(init):
+            self.bag.error("value", f"the initial value of {what} must be finite, got {init}",
+                           stmt.init.span if stmt.init is not None else stmt.span)
+            raise Abort
+        spec = ParamSpec(stmt.name, t.shape, buffer=not learned, dtype=dtype, persistent=persistent)
+        attrs = {"name": stmt.name, "init": init} | ({} if learned else {"persistent": persistent})
+        node = self.graph.add(Op.PARAM if learned else Op.BUFFER, (), attrs, t, stmt.span,
+                              path=frame.path or None, scope=frame.path, params=(spec,), label=stmt.name)
         frame.env[stmt.name] = TV(node.id)
 
     # ---- statements ---------------------------------------------------------------------

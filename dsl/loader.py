@@ -15,6 +15,7 @@ import os
 from archc.diagnostics import ArchError, DiagnosticBag, SourceMap, Span
 from archc.grammar import ast
 from archc.grammar.parser import parse
+from archc.shapes.types import DTYPES
 
 MAX_FILE_BYTES = 4 << 20
 
@@ -32,6 +33,7 @@ class Program:
     files: dict[str, File]
     sizes: dict[str, tuple[ast.SizeDecl, File]]
     sources: SourceMap
+    dtype: str = "f32"  # the root file's `dtype` declaration: the floating-point dtype of the model
 
     def entry_block(self, name: str | None) -> ast.Block:
         """The block to elaborate: `name`, else the one marked `entry`, else the last one."""
@@ -157,5 +159,17 @@ def load(path: str, text: str | None = None, sources: SourceMap | None = None) -
                           [("first declared here", sizes[s.name][0].span)])
             if s.name not in sizes or f is root:
                 sizes[s.name] = (s, f)
+    dtype = "f32"
+    for i, d in enumerate(root.module.dtypes):
+        if i:
+            bag.error("redefined", "the file declares its dtype twice", d.span,
+                      [("first declared here", root.module.dtypes[0].span)])
+        elif d.name not in DTYPES or not DTYPES[d.name].is_float:
+            from archc.diagnostics import did_you_mean
+            floats = [n for n, t in DTYPES.items() if t.is_float]
+            bag.error("type", f"a file's dtype is a floating-point one ({', '.join(floats)}), not "
+                      f"'{d.name}'{did_you_mean(d.name, floats)}", d.name_span)
+        else:
+            dtype = d.name
     bag.raise_if_errors()
-    return Program(root, files, sizes, sources)
+    return Program(root, files, sizes, sources, dtype)

@@ -259,7 +259,18 @@ class Assert:
     span: Span
 
 
-Stmt = In | Out | Let | ParamDecl | If | For | Assert
+@dataclass(frozen=True)
+class BufferDecl:
+    """`buffer index: i64[n = 49] = 0, persistent = false`: state that is not learned."""
+
+    name: str
+    type: TypeExpr
+    init: Expr | None
+    options: tuple[KwArg, ...]
+    span: Span
+
+
+Stmt = In | Out | Let | ParamDecl | BufferDecl | If | For | Assert
 
 # ---- files ----------------------------------------------------------------------
 
@@ -289,6 +300,15 @@ class SizeDecl:
 
 
 @dataclass(frozen=True)
+class DtypeDecl:
+    """`dtype bf16`: the floating-point dtype of the file's values and parameters."""
+
+    name: str
+    span: Span
+    name_span: Span
+
+
+@dataclass(frozen=True)
 class Import:
     path: str  # "file.arch" (relative) or a library name like "std.nn"
     is_file: bool
@@ -303,3 +323,4 @@ class Module:
     sizes: tuple[SizeDecl, ...]
     blocks: tuple[Block, ...]
     span: Span
+    dtypes: tuple[DtypeDecl, ...] = ()

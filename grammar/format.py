@@ -140,6 +140,10 @@ def _body(stmts: tuple, depth: int) -> list[str]:
         elif isinstance(s, ast.ParamDecl):
             init = f" = {expr(s.init)}" if s.init is not None else ""
             out.append(f"{pad}param {s.name}: {type_expr(s.type)}{init}")
+        elif isinstance(s, ast.BufferDecl):
+            init = f" = {expr(s.init)}" if s.init is not None else ""
+            opts = "".join(f", {o.name} = {expr(o.value)}" for o in s.options)
+            out.append(f"{pad}buffer {s.name}: {type_expr(s.type)}{init}{opts}")
         elif isinstance(s, ast.If):
             for i, (test, body) in enumerate(s.branches):
                 out.append(f"{pad}{'if' if i == 0 else '} elif'} {expr(test)} {{")
@@ -169,6 +173,8 @@ def format_module(m: ast.Module) -> str:
     for imp in m.imports:
         target = _quote(imp.path) if imp.is_file else imp.path
         out.append(f"import {target}" + (f" as {imp.alias}" if imp.alias else ""))
+    for d in m.dtypes:
+        out.append(f"dtype {d.name}")
     if m.sizes:
         out.append("size " + ", ".join(s.name if s.default is None else f"{s.name} = {expr(s.default)}"
                                        for s in m.sizes))

@@ -26,7 +26,7 @@ from archc.diagnostics import ArchError, Diagnostic, Span
 from archc.grammar import ast
 
 KEYWORDS = frozenset(
-    "import as size entry block in out param if elif else then for seq assert "
+    "import as size dtype entry block in out param buffer if elif else then for seq assert "
     "and or not true false".split()
 )
 
@@ -89,7 +89,7 @@ def _too_deep(tree: lark.Tree) -> lark.Tree | None:
     return None
 
 
-_TOP_LEVEL_WORDS = frozenset({"block", "size", "import", "entry", "as"})
+_TOP_LEVEL_WORDS = frozenset({"block", "size", "dtype", "import", "entry", "as", "buffer"})
 
 
 def _keyword_as_name(e: lark.exceptions.UnexpectedInput) -> bool:
@@ -160,6 +160,7 @@ class _Builder(Transformer):
             tuple(s for i in items if isinstance(i, list) for s in i),
             tuple(i for i in items if isinstance(i, ast.Block)),
             self.sp(meta),
+            tuple(i for i in items if isinstance(i, ast.DtypeDecl)),
         )
 
     def import_file(self, meta, c):
@@ -176,6 +177,9 @@ class _Builder(Transformer):
 
     def size_item(self, meta, c):
         return ast.SizeDecl(str(c[0]), c[1], self.sp(meta))
+
+    def dtype_decl(self, meta, c):
+        return ast.DtypeDecl(str(c[0]), self.sp(meta), _tok_span(self.file, c[0]))
 
     def block_def(self, meta, c):
         entry, name, *rest = c
@@ -208,6 +212,10 @@ class _Builder(Transformer):
 
     def param_stmt(self, meta, c):
         return ast.ParamDecl(str(c[0]), c[1], c[2], self.sp(meta))
+
+    def buffer_stmt(self, meta, c):
+        options = tuple(ast.KwArg(str(c[i]), c[i + 1], _tok_span(self.file, c[i])) for i in range(3, len(c), 2))
+        return ast.BufferDecl(str(c[0]), c[1], c[2], options, self.sp(meta))
 
     def if_stmt(self, meta, c):
         test, body, *rest = c
@@ -447,8 +455,8 @@ def _human_terminal(name: str) -> str:
 
 # Groups of terminals named by one phrase when the parser would accept all of them.
 _PHRASES: list[tuple[str, set[str], set[str]]] = [  # (phrase, must all be expected, also covered)
-    ("a top-level declaration (block, import, size)", {"block", "import", "size"}, {"entry", "$END"}),
-    ("a statement", {"in", "out", "assert"}, {"param", "if", "for", "NAME"}),
+    ("a top-level declaration (block, import, size)", {"block", "import", "size"}, {"entry", "$END", "dtype"}),
+    ("a statement", {"in", "out", "assert"}, {"param", "buffer", "if", "for", "NAME"}),
     ("an expression", {"NUMBER", "STRING", "("}, {"NAME", "[", "-", "true", "false", "not", "if", "seq"}),
     ("an operator", {"+", "*"}, {"-", "/", "//", "%", "**", "COMP", "and", "or", "[", "."}),
 ]

@@ -74,6 +74,7 @@ class Graph:
         self.inputs: list[int] = []
         self.outputs: list[int] = []
         self.sizes: dict[str, int | None] = {}  # free sizes and the values they were given
+        self.dtype = "f32"  # the floating-point dtype of values and parameters (`dtype bf16`, --dtype)
 
     def add(self, op: OpDef[Any], inputs: tuple[int, ...], attrs: Attrs | dict[str, Any], type: Type,
             span: Span, **kw: Any) -> Node:
@@ -128,10 +129,13 @@ class Graph:
             self.modules[info.parent].children.append(info.path)
 
     def state_dict(self) -> dict[str, tuple[tuple[Size, ...], bool]]:
-        """Every parameter and buffer: full key -> (shape, is_buffer), in definition order."""
+        """Every parameter and persistent buffer, as PyTorch's state_dict has them:
+        full key -> (shape, is_buffer), in definition order."""
         out: dict[str, tuple[tuple[Size, ...], bool]] = {}
         for n in self._nodes:
             for p in n.params:
+                if not p.persistent:
+                    continue
                 key = f"{n.path}.{p.name}" if n.path else p.name
                 out[key] = (p.shape, p.buffer)
         return out

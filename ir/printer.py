@@ -9,6 +9,7 @@ import os
 from typing import Any
 
 from archc.ir.graph import Graph, Node
+from archc.ops.registry import Op
 from archc.shapes import sizes as S
 
 
@@ -41,13 +42,28 @@ def fmt_attrs(node: Node) -> str:
     return "{" + ", ".join(parts) + "}" if parts else ""
 
 
+def fmt_buffers(node: Node) -> str:
+    """The buffers an op owns besides its learned weights, with their dtypes (batchnorm's running
+    statistics): `buffers{running_mean: [64], num_batches_tracked: i64[]}`. A non-persistent one
+    (not in the state_dict) is marked `~`."""
+    if node.op is Op.BUFFER:
+        return ""  # the node is the buffer: its type says it
+    parts = []
+    for p in node.params:
+        if p.buffer:
+            dtype = "" if p.dtype == "f32" else p.dtype  # as tensor types print
+            dims = ", ".join(S.fmt(d) for d in p.shape)
+            parts.append(f"{'' if p.persistent else '~'}{p.name}: {dtype}[{dims}]")
+    return "buffers{" + ", ".join(parts) + "}" if parts else ""
+
+
 def print_node(node: Node) -> str:
     args = ", ".join(f"%{i}" for i in node.inputs)
     where = f" @{node.path}" if node.path else ""
-    attrs = fmt_attrs(node)
     head = f"%{node.id} = {node.op.value}({args}){where}"
-    if attrs:
-        head += " " + attrs
+    for extra in (fmt_attrs(node), fmt_buffers(node)):
+        if extra:
+            head += " " + extra
     return f"{head} : {node.type}  # {os.path.basename(node.span.file)}:{node.span.line}"
 
 

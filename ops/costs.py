@@ -73,7 +73,7 @@ def bytes_moved(op: OpDef, ins: list[TensorType], out: Type, params: tuple[Param
     if op.has(Trait.VIEW):
         return 0, 0
     read = S.total(t.nbytes() for t in ins)
-    read = S.add(read, S.mul(4, S.total(p.numel() for p in params)))
+    read = S.add(read, S.total(p.nbytes() for p in params))
     written = out.nbytes() if isinstance(out, (TensorType, TupleType)) else 0
     return read, written
 

@@ -41,7 +41,7 @@ def _batchnorm_shape(ctx: ShapeCtx, ins: list[TensorType], a: BatchNormAttrs
         params += (ParamSpec("weight", (c,)), ParamSpec("bias", (c,)))
     if a.track_running_stats:
         params += (ParamSpec("running_mean", (c,), True), ParamSpec("running_var", (c,), True),
-                   ParamSpec("num_batches_tracked", (), True))
+                   ParamSpec("num_batches_tracked", (), True, "i64"))
     return x, params, a
 
 

@@ -4,8 +4,8 @@ Their types come from declarations (`in x: [...]`, `param scale: [...]`) or
 from the tuple they index, so they have no shape rule.
 
 >>> import archc.ops
->>> Op.PARAM.callable, Op.GETITEM.attrs(index=1).index
-(False, 1)
+>>> Op.PARAM.callable, Op.BUFFER.attrs(name="idx").persistent, Op.GETITEM.attrs(index=1).index
+(False, True, 1)
 """
 
 from __future__ import annotations
@@ -35,6 +35,13 @@ class ParamAttrs(Attrs):
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class BufferAttrs(Attrs):
+    name: str = arg("str")
+    init: Any = arg("number", "zeros")
+    persistent: bool = arg("bool", True)  # in the state_dict, as PyTorch's register_buffer(persistent=...)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class GetItemAttrs(Attrs):
     index: int = arg("size")
 
@@ -50,6 +57,13 @@ define(OpDef(
     shape=None, cost=_free, torch=TorchLowering(), glyph=Glyph("param", "θ", G.LEARNED),
     doc="a learned tensor (`param cls: [chan = 768]`): class token, position embedding, layer scale",
     callable=False))
+
+define(OpDef(
+    key="BUFFER", name="buffer", attrs=BufferAttrs, tensors=0,
+    traits=frozenset({Trait.SOURCE, Trait.VIEW, Trait.PARAMETERS}),
+    shape=None, cost=_free, torch=TorchLowering(), glyph=Glyph("param", "β", G.SHAPE),
+    doc="state that is not learned (`buffer index: i64[n = 49] = 0`): in the state_dict unless "
+        "`persistent = false`", callable=False))
 
 
 def _getitem_forward(a: GetItemAttrs, ins: list[TensorType], out: Type, ctx: Any, args: list[Expr]) -> Expr:

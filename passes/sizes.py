@@ -61,7 +61,7 @@ def bind_sizes(g: Graph, values: dict[str, int] | None = None) -> Graph:
     def bind(n: Node) -> Node:
         return dataclasses.replace(
             n, type=_type(n.type, given), attrs=S.subs_all(n.attrs, given),
-            params=tuple(ParamSpec(p.name, tuple(S.subs(d, given) for d in p.shape), p.buffer) for p in n.params))
+            params=tuple(dataclasses.replace(p, shape=tuple(S.subs(d, given) for d in p.shape)) for p in n.params))
     out = rewrite(g, bind)
     out.sizes = {k: given.get(k, v) for k, v in g.sizes.items()}
     return out

@@ -17,8 +17,32 @@ import dataclasses
 from archc.shapes import sizes
 from archc.shapes.sizes import Size
 
-DTYPE_BYTES = {"f32": 4, "f16": 2, "bf16": 2, "f64": 8, "i64": 8, "i32": 4, "i8": 1,
-               "u8": 1, "bool": 1}
+
+
+@dataclasses.dataclass(frozen=True)
+class DType:
+    """An element type: its .arch name, its size, its family and PyTorch's name for it."""
+
+    name: str
+    bytes: int
+    kind: str  # "float" | "complex" | "int" | "bool"
+    torch: str
+
+    @property
+    def is_float(self) -> bool:
+        return self.kind == "float"
+
+
+DTYPES: dict[str, DType] = {d.name: d for d in (
+    DType("f32", 4, "float", "torch.float32"), DType("f16", 2, "float", "torch.float16"),
+    DType("bf16", 2, "float", "torch.bfloat16"), DType("f64", 8, "float", "torch.float64"),
+    DType("c64", 8, "complex", "torch.complex64"), DType("c128", 16, "complex", "torch.complex128"),
+    DType("i64", 8, "int", "torch.int64"), DType("i32", 4, "int", "torch.int32"),
+    DType("i16", 2, "int", "torch.int16"), DType("i8", 1, "int", "torch.int8"),
+    DType("u8", 1, "int", "torch.uint8"), DType("bool", 1, "bool", "torch.bool"),
+)}
+"""Every dtype .arch knows, by name (`f32`, `bf16`, `c64`, `i64`, `bool`, ...)."""
+DTYPE_BYTES = {name: d.bytes for name, d in DTYPES.items()}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,7 +114,12 @@ class ParamSpec:
 
     name: str  # "weight", "bias", "running_mean", "in_proj_weight", ...
     shape: tuple[Size, ...]
-    buffer: bool = False
+    buffer: bool = False  # not learned: a running statistic, an index table, a mask
+    dtype: str = "f32"
+    persistent: bool = True  # in the state_dict (a non-persistent buffer is not, as in PyTorch)
 
     def numel(self) -> Size:
         return sizes.prod(self.shape)
+
+    def nbytes(self) -> Size:
+        return sizes.mul(self.numel(), DTYPE_BYTES[self.dtype])
