@@ -22,7 +22,7 @@ from archc.ir.graph import Graph, Node
 from archc.ir.rewrite import rewrite
 from archc.passes.base import graph_pass, prop
 from archc.shapes import sizes as S
-from archc.shapes.types import ParamSpec, TensorType, TupleType, Type
+from archc.shapes.types import TensorType, TupleType, Type
 
 
 def _type(t: Type, values: dict[str, int]) -> Type:

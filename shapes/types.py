@@ -18,7 +18,6 @@ from archc.shapes import sizes
 from archc.shapes.sizes import Size
 
 
-
 @dataclasses.dataclass(frozen=True)
 class DType:
     """An element type: its .arch name, its size, its family and PyTorch's name for it."""
