@@ -314,7 +314,9 @@ def _flops(args: argparse.Namespace, res: api.Compiled) -> int:
         kinds = [(f"  {k}", fig(v)) for k, v in rep.by_kind.items()]
         out.append(table(("", ""), kinds, "ll").split("\n", 1)[1])
     out.append(f"memory (bytes, {rep.graph.dtype}):")
-    mem = [("  parameters", fig(rep.param_bytes))] + ([("  buffers", fig(rep.buffer_bytes))] if rep.buffers != 0 else [])
+    mem = [("  parameters", fig(rep.param_bytes))]
+    if rep.buffers != 0:
+        mem.append(("  buffers", fig(rep.buffer_bytes)))
     mem += [("  activations", fig(rep.activation_bytes)), ("  read", fig(rep.read)), ("  written", fig(rep.written))]
     out.append(table(("", ""), mem, "ll").split("\n", 1)[1])
     print("\n".join(out))
