@@ -130,12 +130,26 @@ class Graph:
 
     def state_dict(self) -> dict[str, tuple[tuple[Size, ...], bool]]:
         """Every parameter and persistent buffer, as PyTorch's state_dict has them:
-        full key -> (shape, is_buffer), in definition order."""
-        out: dict[str, tuple[tuple[Size, ...], bool]] = {}
+        full key -> (shape, is_buffer), in PyTorch's order: each module's own parameters, then its
+        own buffers, then its submodules, each in the order they were defined."""
+        entries: list[tuple[tuple[str, ...], tuple[Size, ...], bool]] = []
         for n in self._nodes:
             for p in n.params:
-                if not p.persistent:
-                    continue
-                key = f"{n.path}.{p.name}" if n.path else p.name
-                out[key] = (p.shape, p.buffer)
+                if p.persistent:
+                    key = f"{n.path}.{p.name}" if n.path else p.name
+                    entries.append((tuple(key.split(".")), p.shape, p.buffer))
+        out: dict[str, tuple[tuple[Size, ...], bool]] = {}
+
+        def visit(prefix: tuple[str, ...], items: list[tuple[tuple[str, ...], tuple[Size, ...], bool]]) -> None:
+            own = [e for e in items if len(e[0]) == len(prefix) + 1]
+            for e in sorted(own, key=lambda e: e[2]):  # stable: parameters, then buffers
+                out[".".join(e[0])] = (e[1], e[2])
+            children: dict[str, list[tuple[tuple[str, ...], tuple[Size, ...], bool]]] = {}
+            for e in items:
+                if len(e[0]) > len(prefix) + 1:
+                    children.setdefault(e[0][len(prefix)], []).append(e)
+            for name, sub in children.items():
+                visit(prefix + (name,), sub)
+
+        visit((), entries)
         return out

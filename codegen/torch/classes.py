@@ -23,11 +23,12 @@ from archc.codegen.namespace import MODULE_ATTRIBUTES, Namespace, check_attribut
 from archc.codegen.torch.trace import CallRecord, Trace, fail
 from archc.diagnostics import ArchError, Span
 from archc.grammar import ast
-from archc.ir.graph import Node, Op
+from archc.ir.graph import Node
+from archc.ops.registry import Op
 from archc.ops import torch_lowering as L
 from archc.shapes import pyexpr
 from archc.shapes import sizes as S
-from archc.shapes.types import TupleType
+from archc.shapes.types import DTYPES, TupleType
 
 HELPERS = ("StochasticDepth", "stochastic_depth", "Permute", "Reduce", "Scale", "LayerNormAt", "check_shape",
            "FoldBatchNorm")
@@ -151,7 +152,7 @@ class ClassBuilder:
         self.floats = floats or {}  # float parameter -> (the stand-in value it was traced with, its value)
         self.float_locals: dict[str, str] = {}
         self.mods = self.g.modules
-        self.node_at = {n.path: n for n in self.g if n.path is not None and n.op is not Op.PARAM}
+        self.node_at = {n.path: n for n in self.g if n.path is not None and not _state(n)}
         self.locals = Namespace(reserved={"self"} | set(HELPERS))
         self.sources: dict[str, tuple[str, int]] = {}  # run-time symbol -> (input variable, dim)
         self.prologue: list[Any] = []
@@ -161,7 +162,7 @@ class ClassBuilder:
         self.inplace = False  # read by the activation lowerings: may they overwrite their input?
         self._py_names = 0  # how many constructor arguments the expression `_py` wrote mentions
         self.own: set[int] = set()
-        layer_names = set(self.mods[""].children) | {n.attrs["name"] for n in self.g if n.op is Op.PARAM}
+        layer_names = set(self.mods[""].children) | {n.attrs["name"] for n in self.g if _state(n)}
         self.attrs = Namespace(reserved=layer_names | MODULE_ATTRIBUTES | {"self"})
         self._sizes()
 
@@ -634,7 +635,7 @@ class ClassBuilder:
     def _param_lines(self) -> list[Any]:
         out: list[Any] = []
         for n in self.g:
-            if n.op is not Op.PARAM or n.scope != "":
+            if not _state(n) or n.scope != "":
                 continue
             name = n.attrs["name"]
             why = check_attribute(name)
@@ -648,18 +649,26 @@ class ClassBuilder:
                     raise self._fail(str(e), n.span) from None
             shape = ", ".join(dims)
             init = n.attrs.get("init", "zeros")
+            dtype = DTYPES[n.type.dtype]
+            kw = "" if dtype.name == "f32" else f", dtype={dtype.torch}"
             if init == "zeros":
-                value = f"torch.zeros({shape})"
+                value = f"torch.zeros({shape}{kw})"
             elif isinstance(init, (int, float)) and not isinstance(init, bool):
-                value = f"torch.full(({shape}{',' if len(dims) == 1 else ''}), {float(init)!r})"
+                fill = repr(float(init)) if dtype.kind in ("float", "complex") else repr(int(init))
+                value = f"torch.full(({shape}{',' if len(dims) == 1 else ''}), {fill}{kw})"
             else:
                 raise self._fail(f"the initial value {init!r} of '{name}' is not lowered yet", n.span)
-            out.append(Lines((f"self.{name} = nn.Parameter({value})  # {where(n.span)}",)))
+            if n.op is Op.BUFFER:
+                persistent = "" if n.attrs.persistent else ", persistent=False"
+                line = f"self.register_buffer({name!r}, {value}{persistent})"
+            else:
+                line = f"self.{name} = nn.Parameter({value})"
+            out.append(Lines((f"{line}  # {where(n.span)}",)))
         return out
 
     def _sequential(self, in_vars: list, seq: Any) -> tuple[str, list, tuple | None, str]:
-        if any(n.op is Op.PARAM and n.scope == "" for n in self.g):
-            raise self._fail("a block with `out seq(...)` cannot also own learned tensors yet", self.tr.block.span)
+        if any(_state(n) and n.scope == "" for n in self.g):
+            raise self._fail("a block with `out seq(...)` cannot also own learned tensors or buffers yet", self.tr.block.span)
         lines = self._seq_lines("", list(self.mods[""].children), "super().__init__(", self.tr.block.span)
         pre = self._events(seq.start)
         direct = not pre and len(in_vars) == 1 and seq.input.id == in_vars[0][0]
@@ -674,7 +683,7 @@ class ClassBuilder:
         """The block's own work in order: stateless nodes, layer calls, nested blocks and sequences."""
         events: list[tuple[tuple[int, int], str, Any]] = []
         for n in self.g:
-            if n.scope != "" or n.op in (Op.INPUT, Op.PARAM):
+            if n.scope != "" or n.op is Op.INPUT or _state(n):
                 continue
             if n.path is None or (self.mods[n.path].kind == "op" and self._top(n.path)):
                 events.append(((n.id, 1), "node", n))
@@ -705,7 +714,7 @@ class ClassBuilder:
         self.temps: dict[int, str] = {}  # value id -> the chain variable holding it (one use only)
         expr: dict[int, L.Expr] = {i: L.Expr(var) for i, var in in_vars}
         for n in self.g:
-            if n.op is Op.PARAM and n.scope == "":
+            if _state(n) and n.scope == "":
                 expr[n.id] = L.Expr(f"self.{n.attrs['name']}")
         lines: list[Any] = []
         self.uses = uses
@@ -797,6 +806,11 @@ class ClassBuilder:
         lines.append(Lines((f"{', '.join(names)} = {call}  # {shape}  {where(info.span)}",)))
         for v, name in zip(outs, names):
             expr[v.id] = L.Expr(name)
+
+
+def _state(node: Node) -> bool:
+    """A tensor the module holds: a learned `param` (nn.Parameter) or a `buffer` (register_buffer)."""
+    return node.op is Op.PARAM or node.op is Op.BUFFER
 
 
 def _folded(node: Node) -> bool:
