@@ -12,6 +12,7 @@ import archc
 from archc.diagnostics import ArchError
 from archc.ir.printer import print_graph
 from archc.shapes.types import DTYPES
+
 from conftest import EXAMPLES
 
 torch = pytest.importorskip("torch")

@@ -24,8 +24,8 @@ from archc.codegen.torch.trace import CallRecord, Trace, fail
 from archc.diagnostics import ArchError, Span
 from archc.grammar import ast
 from archc.ir.graph import Node
-from archc.ops.registry import Op
 from archc.ops import torch_lowering as L
+from archc.ops.registry import Op
 from archc.shapes import pyexpr
 from archc.shapes import sizes as S
 from archc.shapes.types import DTYPES, TupleType
