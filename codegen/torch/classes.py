@@ -668,7 +668,8 @@ class ClassBuilder:
 
     def _sequential(self, in_vars: list, seq: Any) -> tuple[str, list, tuple | None, str]:
         if any(_state(n) and n.scope == "" for n in self.g):
-            raise self._fail("a block with `out seq(...)` cannot also own learned tensors or buffers yet", self.tr.block.span)
+            raise self._fail("a block with `out seq(...)` cannot also own learned tensors or buffers yet",
+                             self.tr.block.span)
         lines = self._seq_lines("", list(self.mods[""].children), "super().__init__(", self.tr.block.span)
         pre = self._events(seq.start)
         direct = not pre and len(in_vars) == 1 and seq.input.id == in_vars[0][0]
