@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 from collections.abc import Iterator
 from typing import Any, Generic, TypeVar
 
@@ -99,13 +100,11 @@ class Attrs:
 
     @classmethod
     def params(cls) -> tuple[ParamDef, ...]:
-        return tuple(ParamDef(f.name, f.metadata["kind"], f.default, f.metadata["choices"])
-                     for f in dataclasses.fields(cls) if "kind" in f.metadata)
+        return _params(cls)
 
     def items(self) -> Iterator[tuple[str, Any]]:
-        for f in dataclasses.fields(self):
-            if "kind" in f.metadata:
-                yield f.name, getattr(self, f.name)
+        for p in _params(type(self)):
+            yield p.name, getattr(self, p.name)
 
     def as_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -121,6 +120,19 @@ class Attrs:
 
     def replace(self, **changes: Any) -> Any:
         return dataclasses.replace(self, **changes)
+
+
+@functools.cache
+def _params(cls: type[Attrs]) -> tuple[ParamDef, ...]:
+    """The arguments of an attributes class, in declared order (computed once per class: binding
+    reads them for every call)."""
+    return tuple(ParamDef(f.name, f.metadata["kind"], f.default, f.metadata["choices"])
+                 for f in dataclasses.fields(cls) if "kind" in f.metadata)
+
+
+@functools.cache
+def _by_name(cls: type[Attrs]) -> dict[str, ParamDef]:
+    return {p.name: p for p in _params(cls)}
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -154,10 +166,10 @@ class OpDef(Generic[A]):
 
     @property
     def params(self) -> tuple[ParamDef, ...]:
-        return self.attrs.params()
+        return _params(self.attrs)
 
     def param(self, name: str) -> ParamDef | None:
-        return next((p for p in self.params if p.name == name), None)
+        return _by_name(self.attrs).get(name)
 
     def has(self, trait: Trait) -> bool:
         return trait in self.traits
