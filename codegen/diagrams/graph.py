@@ -200,7 +200,39 @@ def fold(g: Graph, expand: Sequence[str] = (), depth: int | None = None) -> Fold
             c = conts[draw[n.id]]
             if c and c.count(".") + 1 >= d:
                 box[n.id] = ".".join(c.split(".")[:d])
+        _convex(g, box, conts, draw)
     return Folding(conts, draw, member, hidden, run_of, box)
+
+
+def _convex(g: Graph, box: dict[int, str], conts: dict[int, str], draw: dict[int, int]) -> None:
+    """Open the boxes that cannot be drawn as one step: a module whose elements are used at different
+    points of the dataflow (U-Net's list of up-convolutions, each fed by the level below it) has a
+    node outside it on a path between two of its nodes, and one box would both feed and follow that
+    node. Such a box gives way to its submodules one level down (and those to theirs, if need be)."""
+    while True:
+        members: dict[str, set[int]] = {}
+        for i, b in box.items():
+            members.setdefault(b, set()).add(i)
+        broken = [b for b, ids in members.items() if not _is_convex(g, ids)]
+        if not broken:
+            return
+        for b in broken:
+            level = b.count(".") + 2
+            for i in members[b]:
+                c = conts[draw[i]]
+                if c.count(".") + 1 >= level:
+                    box[i] = ".".join(c.split(".")[:level])
+                else:
+                    del box[i]
+
+
+def _is_convex(g: Graph, ids: set[int]) -> bool:
+    """No node outside `ids` is both reached from `ids` and reaches `ids` (node ids are topological)."""
+    after: set[int] = set()  # outside nodes that depend on the set
+    for n in g:
+        if n.id not in ids and any(i in ids or i in after for i in n.inputs):
+            after.add(n.id)
+    return not any(i in after for n in g if n.id in ids for i in n.inputs)
 
 
 def build(g: Graph, expand: Sequence[str] = (), depth: int | None = None,
