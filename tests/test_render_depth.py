@@ -6,6 +6,7 @@ import pytest
 
 import archc
 from archc.codegen.diagrams import graph as G
+
 from conftest import EXAMPLES
 
 NAMES = sorted(p.stem for p in EXAMPLES.glob("*.arch"))
