@@ -50,7 +50,7 @@ GLYPHS = _Glyphs()
 
 
 def _sz(x: object) -> str:
-    return S.fmt(x) if not isinstance(x, str) else x  # type: ignore[arg-type]
+    return S.fmt(x) if not isinstance(x, str) else x
 
 
 def _times(xs: tuple) -> str:

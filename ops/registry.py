@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import functools
 from collections.abc import Iterator
 from typing import Any, Generic, TypeVar
 
@@ -122,17 +121,25 @@ class Attrs:
         return dataclasses.replace(self, **changes)
 
 
-@functools.cache
+# Memo tables keyed by class (not functools.cache: mypy does not see a class object whose
+# instances define __hash__ as Hashable).
+_PARAMS: dict[type[Attrs], tuple[ParamDef, ...]] = {}
+_BY_PARAM_NAME: dict[type[Attrs], dict[str, ParamDef]] = {}
+
+
 def _params(cls: type[Attrs]) -> tuple[ParamDef, ...]:
     """The arguments of an attributes class, in declared order (computed once per class: binding
     reads them for every call)."""
-    return tuple(ParamDef(f.name, f.metadata["kind"], f.default, f.metadata["choices"])
-                 for f in dataclasses.fields(cls) if "kind" in f.metadata)
+    if cls not in _PARAMS:
+        _PARAMS[cls] = tuple(ParamDef(f.name, f.metadata["kind"], f.default, f.metadata["choices"])
+                             for f in dataclasses.fields(cls) if "kind" in f.metadata)
+    return _PARAMS[cls]
 
 
-@functools.cache
 def _by_name(cls: type[Attrs]) -> dict[str, ParamDef]:
-    return {p.name: p for p in _params(cls)}
+    if cls not in _BY_PARAM_NAME:
+        _BY_PARAM_NAME[cls] = {p.name: p for p in _params(cls)}
+    return _BY_PARAM_NAME[cls]
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
