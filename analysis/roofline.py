@@ -3,7 +3,10 @@
 A kernel reads from memory every value it uses that another kernel computed
 (once, however many of its ops use it) and the parameters and buffers its ops
 own, and writes the values the plan says cross into another kernel or leave
-the graph. A view moves nothing: reading a view reads the tensor it looks at.
+the graph. A view moves nothing: a kernel reads the part of the tensor a view
+looks at (all of it for a rearrange, one piece for a split, the small tensor
+an `expand` broadcasts), and a kernel whose output leaves through a view
+writes the tensor under it.
 Run eagerly, one kernel per op, every op reads its inputs and writes its
 output (`ops.costs.bytes_moved`); the difference is the memory traffic fusion
 saves. FLOPs are counted in the `full` convention (every kind of work costs:
@@ -26,6 +29,7 @@ contractions, the plain floating-point units otherwise). Device figures:
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Any
 
 from archc.ir.graph import Graph, Node
@@ -75,7 +79,7 @@ class GroupCost:
     name: str
     kind: str
     ops: tuple[str, ...]
-    lines: tuple[int, ...]
+    lines: tuple[str, ...]  # "file.arch:12", the .arch lines the kernel's ops come from
     read: Size
     written: Size
     flops: Size  # full convention
@@ -110,6 +114,15 @@ def _source(g: Graph, i: int) -> int:
     return n.id
 
 
+def _read_bytes(g: Graph, i: int) -> Size:
+    """Reading value `i` from memory: its bytes, or fewer where it is a broadcast view (`expand`) of a
+    smaller tensor; a slice (`split`, a tuple item) reads only its part."""
+    mine, theirs = _nbytes(g.node(i)), _nbytes(g.node(_source(g, i)))
+    if S.is_concrete(mine) and S.is_concrete(theirs):
+        return min(int(mine), int(theirs))
+    return mine
+
+
 def _nbytes(n: Node) -> Size:
     return n.type.nbytes() if isinstance(n.type, (TensorType, TupleType)) else 0
 
@@ -121,15 +134,17 @@ def plan_costs(plan: Plan) -> PlanCosts:
     for group in plan.groups:
         members = set(group.nodes)
         nodes = [g.node(i) for i in group.nodes]
-        reads = {_source(g, i) for n in nodes if not n.op.has(Trait.VIEW) for i in n.inputs} - members
-        read = S.total([_nbytes(g.node(i)) for i in sorted(reads)] +
+        reads = {i for n in nodes if not n.op.has(Trait.VIEW) for i in n.inputs if _source(g, i) not in members}
+        read = S.total([_read_bytes(g, i) for i in sorted(reads)] +
                        [p.nbytes() for n in nodes if not n.op.has(Trait.SOURCE) for p in n.params])
-        written = S.total(_nbytes(n) for n in nodes if n.id in plan.written and not n.op.has(Trait.VIEW))
+        # a view that leaves the kernel is the tensor it looks at: the kernel writes that one, once
+        out = {_source(g, n.id) for n in nodes if n.id in plan.written} & members
+        written = S.total(_nbytes(g.node(i)) for i in sorted(out) if not g.node(i).op.has(Trait.SOURCE))
         flops = S.total(C.flops(_cost(g, n), "full") for n in nodes)
         if group.kind == "input":  # already in memory: nothing to run
             read, written, flops = 0, 0, 0
         costs.append(GroupCost(group.name, group.kind, tuple(n.op.name for n in nodes),
-                               tuple(sorted({n.span.line for n in nodes})), read, written, flops,
+                               _lines(nodes), read, written, flops,
                                any(n.op.has(Trait.CONTRACTION) for n in nodes)))
     eager_read: list[Size] = []
     eager_written: list[Size] = []
@@ -140,6 +155,11 @@ def plan_costs(plan: Plan) -> PlanCosts:
         eager_read.append(r)
         eager_written.append(w)
     return PlanCosts(plan, costs, S.total(eager_read), S.total(eager_written))
+
+
+def _lines(nodes: list[Node]) -> tuple[str, ...]:
+    spans = sorted({(os.path.basename(n.span.file), n.span.line) for n in nodes})
+    return tuple(f"{f}:{line}" for f, line in spans)
 
 
 def _inputs(g: Graph, n: Node) -> list[TensorType]:

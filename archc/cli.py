@@ -17,9 +17,11 @@ from typing import Any, NoReturn
 
 from archc import api
 from archc.diagnostics import ArchError, Diagnostic, SourceMap, render
+from archc.ops.registry import Trait
 from archc.shapes.types import DTYPES
 
 FLOAT_DTYPES = [name for name, d in DTYPES.items() if d.is_float]
+DEVICE_NAMES = ("a100", "h100", "h200")  # analysis/roofline.py's table (not imported here: check stays light)
 
 CONVENTION_HELP = {
     "torch": "2 FLOPs per multiply-add of conv, linear and matmul (= torch FlopCounterMode); "
@@ -75,6 +77,12 @@ def _parser() -> argparse.ArgumentParser:
                    help="count the inference graph, with batchnorm folded into the conv or linear before it")
     f.add_argument("--memory", action="store_true",
                    help="per-layer bytes read and written and arithmetic intensity (full FLOPs per byte)")
+
+    pl = sub.add_parser("plan", help="the kernels a fusion plan runs: bytes, FLOPs and a roofline time each")
+    common(pl)
+    pl.add_argument("--device", choices=sorted(DEVICE_NAMES), default="h100",
+                    help="the device of the roofline estimate (figures: docs/costs.md)")
+    pl.add_argument("--no-groups", action="store_true", help="print totals only")
 
     b = sub.add_parser("build", help="generate code: one PyTorch module per .arch file")
     b.add_argument("file", metavar="FILE", help=".arch file")
@@ -175,6 +183,8 @@ def _run(args: argparse.Namespace, sources: SourceMap) -> int:
                               sources=sources, derive=args.command == "check", dtype=args.dtype)
     if args.command == "check":
         return _check(args, result)
+    if args.command == "plan":
+        return _plan(args, result)
     return _flops(args, result)
 
 
@@ -321,6 +331,84 @@ def _flops(args: argparse.Namespace, res: api.Compiled) -> int:
     out.append(table(("", ""), mem, "ll").split("\n", 1)[1])
     print("\n".join(out))
     return 0
+
+
+# ---- plan -----------------------------------------------------------------------------
+
+
+def _plan(args: argparse.Namespace, res: api.Compiled) -> int:
+    """The simple planner's kernels (passes/plan.py) with their traffic and roofline time (analysis/roofline.py)."""
+    from archc.analysis.roofline import DEVICES, plan_costs, seconds
+    from archc.passes.plan import plan
+    from archc.shapes import sizes as S
+    g = res.graph
+    costs = plan_costs(plan(g))
+    device = DEVICES[args.device]
+    values = {k: v for k, v in g.sizes.items() if v is not None}
+
+    def num(x: Any) -> int | None:
+        return S.evaluate(x, values)
+
+    groups = [c for c in costs.groups if c.kind != "input" and not all(n.op.has(Trait.VIEW) for n in
+                                                                         (g.node(i) for i in _group(costs, c).nodes))]
+    times = [seconds(c, device, g.dtype, values) for c in groups]
+    total_time = None if None in times else sum(t for t in times if t is not None)
+    eager, fused = num(costs.eager_bytes), num(costs.plan_bytes)
+    if args.json:
+        doc = {
+            "entry": g.entry, "dtype": g.dtype, "device": device.name, "sizes": dict(g.sizes),
+            "eager_bytes": eager, "plan_bytes": fused, "saved_bytes": None if eager is None or fused is None
+            else eager - fused, "eager_kernels": len([n for n in g if not n.op.has(Trait.VIEW)]),
+            "plan_kernels": len(groups), "seconds": total_time,
+            "groups": [{"name": c.name, "kind": c.kind, "ops": list(c.ops), "lines": list(c.lines),
+                        "bytes_read": num(c.read), "bytes_written": num(c.written), "flops": num(c.flops),
+                        "intensity": _ratio(num(c.flops), num(c.moved)), "seconds": t}
+                       for c, t in zip(groups, times)],
+        }
+        print(json.dumps(doc, indent=1))
+        return 0
+    out = [_header(res)]
+    if not args.no_groups:
+        rows = [(c.name, c.kind, "+".join(c.ops), _fig(num(c.read)), _fig(num(c.written)), _fig(num(c.flops)),
+                 _fmt_ratio(_ratio(num(c.flops), num(c.moved))), _fmt_time(t), " ".join(c.lines))
+                for c, t in zip(groups, times)]
+        out.append(table(("kernel", "kind", "ops", "read B", "written B", "FLOPs", "FLOP/B", "time", "lines"),
+                         rows, "lllrrrrrl"))
+    out.append(f"kernels: {len(groups)} planned (one per op eagerly: "
+               f"{len([n for n in g if not n.op.has(Trait.VIEW)])})")
+    out.append(f"memory traffic ({g.dtype}): eager {_fig(eager, costs.eager_bytes)} B, "
+               f"planned {_fig(fused, costs.plan_bytes)} B"
+               + ("" if eager is None or fused is None or not eager
+                  else f", saved {_fig(eager - fused)} B ({(eager - fused) / eager:.1%})"))
+    out.append(f"roofline on {device.name}: {_fmt_time(total_time)}  [{device.source}]")
+    print("\n".join(out))
+    return 0
+
+
+def _group(costs: Any, c: Any) -> Any:
+    return costs.plan.groups[costs.groups.index(c)]
+
+
+def _ratio(a: int | None, b: int | None) -> float | None:
+    return round(a / b, 3) if a is not None and b else None
+
+
+def _fig(x: int | None, expr: Any = None) -> str:
+    """An integer with thousands separators; the expression in the free sizes when it has no value."""
+    if x is None:
+        from archc.shapes import sizes as S
+        return "?" if expr is None else S.fmt(expr)
+    return f"{x:,}"
+
+
+def _fmt_ratio(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2f}"
+
+
+def _fmt_time(t: float | None) -> str:
+    if t is None:
+        return "? (free sizes)"
+    return f"{t * 1e6:.1f} µs" if t < 1e-3 else f"{t * 1e3:.2f} ms"
 
 
 # ---- build ----------------------------------------------------------------------------

@@ -134,6 +134,18 @@ def test_flops_json_matches_the_documented_schema(free_file):
     assert not set(sch) - seen, f"documented but never seen in the output: {sorted(set(sch) - seen)}"
 
 
+def test_plan_json_matches_the_documented_schema(free_file):
+    sch, seen = schema("plan"), set()
+    for argv in (["plan", MINI, "--json"], ["plan", MINI, "--json", "--device", "a100", "--dtype", "bf16"],
+                 ["plan", free_file, "--json"], ["plan", free_file, "--json", "--set", "L=8"]):
+        validate(run(*argv), sch, seen)
+    assert not set(sch) - seen, f"documented but never seen in the output: {sorted(set(sch) - seen)}"
+    doc, flops = run("plan", MINI, "--json"), run("flops", MINI, "--json", "--no-layers")
+    assert doc["eager_bytes"] == flops["bytes_read"] + flops["bytes_written"]
+    assert doc["saved_bytes"] == doc["eager_bytes"] - doc["plan_bytes"] > 0
+    assert doc["seconds"] == pytest.approx(sum(g["seconds"] for g in doc["groups"]))
+
+
 def test_check_json_is_a_graph_in_topological_order():
     doc = run("check", MINI, "--json")
     nodes = doc["nodes"]

@@ -1,4 +1,4 @@
-"""`archc check` and `archc flops` never import torch or triton (DESIGN.md), and
+"""`archc check`, `archc flops` and `archc plan` never import torch or triton (DESIGN.md), and
 `archc flops` with concrete sizes does not import sympy or networkx either:
 those imports are most of the start-up time that benchmarks/bench_flops.py
 measures (sympy alone ~0.3 s), and a concrete count needs neither.
@@ -46,6 +46,8 @@ def imported_modules(*args: str | pathlib.Path) -> set[str]:
     ("flops", RESNET152, "--json"),
     ("flops", RESNET152, "--symbolic"),
     ("flops", MINI, "--depth", "1", "--convention", "full"),
+    ("plan", RESNET152, "--json"),
+    ("plan", MINI, "--dtype", "bf16", "--device", "a100"),
 ], ids=lambda a: " ".join(str(x.name) if isinstance(x, pathlib.Path) else x for x in a))
 def test_check_and_flops_never_import_torch_or_triton(args):
     mods = imported_modules(*args)

@@ -40,9 +40,9 @@ def test_a_fused_chain_saves_exactly_its_intermediates() -> None:
 
 def test_the_roofline_is_the_slower_of_memory_and_arithmetic() -> None:
     h100 = DEVICES["h100"]
-    memory_bound = GroupCost("a", "pointwise", ("relu",), (1,), 3.35e9, 0, 1, False)
+    memory_bound = GroupCost("a", "pointwise", ("relu",), ("m.arch:1",), 3.35e9, 0, 1, False)
     assert seconds(memory_bound, h100, "f32") == pytest.approx(1e-3)
-    compute_bound = GroupCost("b", "conv", ("conv",), (1,), 0, 0, 989.4e9, True)
+    compute_bound = GroupCost("b", "conv", ("conv",), ("m.arch:1",), 0, 0, 989.4e9, True)
     assert seconds(compute_bound, h100, "bf16") == pytest.approx(1e-3)
     assert seconds(compute_bound, h100, "f32") == pytest.approx(989.4e9 / 66.9e12)
     assert seconds(GroupCost("c", "conv", (), (), 0, 0, 0, True), h100, "f32") == 0
