@@ -121,7 +121,7 @@ class Graph:
 
     def is_acyclic(self) -> bool:
         import networkx as nx
-        return nx.is_directed_acyclic_graph(self._g)
+        return bool(nx.is_directed_acyclic_graph(self._g))
 
     def add_module(self, info: ModuleInfo) -> None:
         self.modules[info.path] = info

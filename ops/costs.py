@@ -68,7 +68,7 @@ def param_count(params: tuple[ParamSpec, ...]) -> tuple[Size, Size]:
     return learned, buffers
 
 
-def bytes_moved(op: OpDef, ins: list[TensorType], out: Type, params: tuple[ParamSpec, ...]) -> tuple[Size, Size]:
+def bytes_moved(op: OpDef[Any], ins: list[TensorType], out: Type, params: tuple[ParamSpec, ...]) -> tuple[Size, Size]:
     """(bytes read, bytes written) by one op at inference, parameters read once; views move nothing."""
     if op.has(Trait.VIEW):
         return 0, 0

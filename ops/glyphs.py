@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from archc.ops.facets import Glyph
 from archc.ops.registry import Op, OpDef
 from archc.shapes import sizes as S
+from archc.shapes.sizes import Size
 
 LEARNED = "#dbe9f7"
 CONV = "#cfe3f4"
@@ -53,7 +54,7 @@ def _sz(x: object) -> str:
     return S.fmt(x) if not isinstance(x, str) else x
 
 
-def _times(xs: tuple) -> str:
+def _times(xs: tuple[object, ...]) -> str:
     return "×".join(_sz(x) for x in xs)
 
 
@@ -70,7 +71,7 @@ def detail(node: _HasAttrs) -> str:
     parts: list[str] = []
     if a.get("kernel"):
         parts.append(_times(a["kernel"]))
-        strides: tuple = a.get("strides") or ()
+        strides: tuple[Size, ...] = a.get("strides") or ()
         if any(s != 1 for s in strides):
             parts.append("/" + _times(strides) if len(set(strides)) > 1 else f"/{_sz(strides[0])}")
         if a.get("groups", 1) != 1:

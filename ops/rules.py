@@ -13,6 +13,7 @@ Convolution arithmetic follows Dumoulin & Visin and PyTorch:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from archc.ops.facets import ShapeCtx, ShapeError
@@ -53,7 +54,7 @@ def spatial_axes(t: TensorType, over: tuple[str, ...] | None, after: int, arg: s
     return idx
 
 
-def padding(pad: Any, k: tuple, d: tuple, s: tuple, n: int, transposed: bool = False
+def padding(pad: Any, k: tuple[Size, ...], d: tuple[Size, ...], s: tuple[Size, ...], n: int, transposed: bool = False
             ) -> list[tuple[Size, Size]]:
     if pad == "valid":
         return [(0, 0)] * n
@@ -81,7 +82,7 @@ def padding(pad: Any, k: tuple, d: tuple, s: tuple, n: int, transposed: bool = F
     return [(pad, pad)] * n
 
 
-def check_min(vals: tuple, what: str, minimum: int = 0) -> None:
+def check_min(vals: tuple[Size, ...], what: str, minimum: int = 0) -> None:
     for v in vals:
         if S.is_concrete(v) and int(v) < minimum:
             raise fail(f"{what} must be at least {minimum}, got {v}", what, "value")
@@ -114,7 +115,7 @@ def channel(x: TensorType, axis: str | None) -> str:
     return x.names[1]
 
 
-def norm_over(x: TensorType, over) -> tuple[str, ...]:
+def norm_over(x: TensorType, over: Sequence[str] | None) -> tuple[str, ...]:
     if over is None:
         return (x.names[-1],)
     for n in over:
@@ -122,7 +123,8 @@ def norm_over(x: TensorType, over) -> tuple[str, ...]:
     return tuple(over)
 
 
-def window(x: TensorType, idx: list[int], k: tuple, s: tuple, d: tuple, pads: list) -> dict[str, Any]:
+def window(x: TensorType, idx: list[int], k: tuple[Size, ...], s: tuple[Size, ...], d: tuple[Size, ...],
+           pads: list[tuple[Size, Size]]) -> dict[str, Any]:
     """The resolved per-axis geometry a windowed op keeps for its cost rule and lowerings."""
     return {"spatial": tuple(x.axes[i].name for i in idx), "kernel": tuple(k), "strides": tuple(s),
             "dilations": tuple(d), "pads": tuple(pads)}

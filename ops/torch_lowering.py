@@ -106,7 +106,7 @@ def dim_lit(dims: tuple[int, ...]) -> str:
     return str(dims[0]) if len(dims) == 1 else lit(dims)
 
 
-def per(v: Any, n: int) -> list:
+def per(v: Any, n: int) -> list[Any]:
     return list(v) if isinstance(v, (list, tuple)) else [v] * n
 
 
