@@ -143,7 +143,17 @@ def _parse_sets(items: list[str]) -> dict[str, int | float | bool]:
     return out
 
 
+def _unbreakable_output() -> None:
+    """Where the terminal's encoding cannot show a character (an ASCII locale and `—`, `⌊`, `·`),
+    print its escape instead of failing with UnicodeEncodeError."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None and (stream.encoding or "").lower().replace("-", "") != "utf8":
+            reconfigure(errors="backslashreplace")
+
+
 def main(argv: list[str] | None = None) -> int:
+    _unbreakable_output()
     args = _parser().parse_args(argv)
     sources = SourceMap()
     try:

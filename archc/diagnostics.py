@@ -130,11 +130,30 @@ class SourceMap:
         return lines[line - 1].rstrip("\r") if line <= len(lines) else None
 
 
+# Characters that must not reach a terminal from user text: C0 and C1 controls (escape sequences,
+# carriage returns, newlines that would forge another `error:` line), DEL, and the Unicode line
+# separators and bidirectional overrides that reorder what a reader sees ("trojan source").
+_UNSAFE = {c for c in range(0x20)} | {0x7F} | set(range(0x80, 0xA0)) | {0x2028, 0x2029} | \
+    set(range(0x202A, 0x202F)) | set(range(0x2066, 0x206A)) | {0x200E, 0x200F, 0x061C}
+_ESCAPES = {ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"}
+_SAFE = {c: _ESCAPES.get(c, f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}") for c in _UNSAFE}
+
+
+def printable(text: str) -> str:
+    """`text` with every character that could drive a terminal written as its escape, on one line.
+
+    >>> printable("a\\x1b[31mred\\nerror: forged\\u202e")
+    'a\\\\x1b[31mred\\\\nerror: forged\\\\u202e'
+    """
+    return text.translate(_SAFE)
+
+
 def render(diag: Diagnostic, sources: SourceMap) -> str:
-    """Format one diagnostic as `file:line:col: severity: message [code]` + caret."""
-    out = [_render_one(diag.span, diag.severity, f"{diag.message} [{diag.code}]", sources)]
+    """Format one diagnostic as `file:line:col: severity: message [code]` + caret. Text that came from
+    the user (names, strings, paths) is `printable`: one diagnostic is exactly its lines."""
+    out = [_render_one(diag.span, diag.severity, f"{printable(diag.message)} [{diag.code}]", sources)]
     for text, span in diag.notes:
-        out.append(_render_one(span, "note", text, sources) if span else f"    note: {text}")
+        out.append(_render_one(span, "note", printable(text), sources) if span else f"    note: {printable(text)}")
     return "\n".join(out)
 
 
@@ -144,13 +163,13 @@ MAX_QUOTE = 160  # longer source lines are quoted as a window of this many chara
 def _render_one(span: Span, severity: str, message: str, sources: SourceMap) -> str:
     if span is NO_SPAN or span.line == 0:
         return f"archc: {severity}: {message}"
-    head = f"{span}: {severity}: {message}"
+    head = f"{printable(str(span))}: {severity}: {message}"
     src = sources.line(span.file, span.line)
     if src is None:
         return head
     # One column per character, as the lexer counts them: a tab is one space, and control
     # characters (a binary file, an escape sequence) print as '?' rather than reach the terminal.
-    src = "".join("?" if ord(c) < 32 or ord(c) == 127 else c for c in src.expandtabs(1))
+    src = "".join("?" if ord(c) in _UNSAFE else c for c in src.expandtabs(1))
     start = max(span.col - 1, 0)
     end = span.end_col - 1 if span.end_line == span.line else len(src.rstrip())
     if len(src) > MAX_QUOTE:  # quote a window around the caret
