@@ -17,10 +17,12 @@ import functools
 import importlib.resources
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import lark
 from lark import Token, Transformer, v_args
+from lark.tree import Meta
 
 from archc.diagnostics import ArchError, Diagnostic, Span
 from archc.grammar import ast
@@ -134,18 +136,24 @@ def _unquote(s: str) -> str:
         raise _BadString(f"bad escape sequence in the string {s}: {e.reason}") from None
 
 
-def _bin(op: str) -> Any:
+def _bin(op: str) -> Callable[[_Builder, Meta, _Children], ast.BinOp]:
     """A _Builder method building a BinOp for operator `op`."""
-    def method(self: _Builder, meta: Any, c: list) -> ast.BinOp:
+    def method(self: _Builder, meta: Meta, c: _Children) -> ast.BinOp:
         return ast.BinOp(op, c[0], c[1], self.sp(meta))
     return method
 
 
+# Types for _Builder's annotations, named out here: its methods named after the grammar's rules
+# `tuple`, `list` and `range` shadow those builtins in the class body.
+_Children = list[Any]  # a rule's children: tokens, AST nodes, None for an absent optional part
+_MapRhs = tuple[ast.Expr, str | None]  # the new size in `chan -> ...` and the new name, if any
+
+
 @v_args(meta=True)
-class _Builder(Transformer):
+class _Builder(Transformer[Token, ast.Module]):
     """Builds AST dataclasses from lark trees, one method per grammar rule."""
 
-    def __init__(self, file: str):
+    def __init__(self, file: str) -> None:
         super().__init__()
         self.file = file
 
@@ -153,7 +161,7 @@ class _Builder(Transformer):
         return _span(self.file, meta)
 
     # files
-    def start(self, meta, items):
+    def start(self, meta: Meta, items: _Children) -> ast.Module:
         return ast.Module(
             self.file,
             tuple(i for i in items if isinstance(i, ast.Import)),
@@ -163,61 +171,61 @@ class _Builder(Transformer):
             tuple(i for i in items if isinstance(i, ast.DtypeDecl)),
         )
 
-    def import_file(self, meta, c):
+    def import_file(self, meta: Meta, c: _Children) -> ast.Import:
         return ast.Import(_unquote(c[0]), True, str(c[1]) if c[1] else None, self.sp(meta))
 
-    def import_lib(self, meta, c):
+    def import_lib(self, meta: Meta, c: _Children) -> ast.Import:
         return ast.Import(c[0], False, str(c[1]) if c[1] else None, self.sp(meta))
 
-    def dotted(self, meta, names):
+    def dotted(self, meta: Meta, names: _Children) -> str:
         return ".".join(str(n) for n in names)
 
-    def size_decl(self, meta, items):
+    def size_decl(self, meta: Meta, items: _Children) -> list[ast.SizeDecl]:
         return list(items)
 
-    def size_item(self, meta, c):
+    def size_item(self, meta: Meta, c: _Children) -> ast.SizeDecl:
         return ast.SizeDecl(str(c[0]), c[1], self.sp(meta))
 
-    def dtype_decl(self, meta, c):
+    def dtype_decl(self, meta: Meta, c: _Children) -> ast.DtypeDecl:
         return ast.DtypeDecl(str(c[0]), self.sp(meta), _tok_span(self.file, c[0]))
 
-    def block_def(self, meta, c):
+    def block_def(self, meta: Meta, c: _Children) -> ast.Block:
         entry, name, *rest = c
         body = rest[-1]
         params = tuple(p for p in rest[:-1] if p is not None)
         return ast.Block(str(name), params, body, entry is not None, self.sp(meta),
                          _tok_span(self.file, name))
 
-    def param(self, meta, c):
+    def param(self, meta: Meta, c: _Children) -> ast.Param:
         return ast.Param(str(c[0]), c[1], self.sp(meta))
 
-    def body(self, meta, stmts):
+    def body(self, meta: Meta, stmts: _Children) -> tuple[ast.Stmt, ...]:
         return tuple(stmts)
 
     # statements
-    def in_stmt(self, meta, c):
+    def in_stmt(self, meta: Meta, c: _Children) -> ast.In:
         return ast.In(str(c[0]), c[1], self.sp(meta))
 
-    def out_stmt(self, meta, c):
+    def out_stmt(self, meta: Meta, c: _Children) -> ast.Out:
         return ast.Out(tuple(c), self.sp(meta))
 
-    def let_stmt(self, meta, c):
+    def let_stmt(self, meta: Meta, c: _Children) -> ast.Let:
         return ast.Let(tuple(c[:-1]), c[-1], self.sp(meta))
 
-    def name_target(self, meta, c):
+    def name_target(self, meta: Meta, c: _Children) -> ast.Target:
         return ast.Target(str(c[0]), None, self.sp(meta))
 
-    def index_target(self, meta, c):
+    def index_target(self, meta: Meta, c: _Children) -> ast.Target:
         return ast.Target(str(c[0]), c[1], self.sp(meta))
 
-    def param_stmt(self, meta, c):
+    def param_stmt(self, meta: Meta, c: _Children) -> ast.ParamDecl:
         return ast.ParamDecl(str(c[0]), c[1], c[2], self.sp(meta))
 
-    def buffer_stmt(self, meta, c):
+    def buffer_stmt(self, meta: Meta, c: _Children) -> ast.BufferDecl:
         options = tuple(ast.KwArg(str(c[i]), c[i + 1], _tok_span(self.file, c[i])) for i in range(3, len(c), 2))
         return ast.BufferDecl(str(c[0]), c[1], c[2], options, self.sp(meta))
 
-    def if_stmt(self, meta, c):
+    def if_stmt(self, meta: Meta, c: _Children) -> ast.If:
         test, body, *rest = c
         branches = [(test, body)]
         orelse: tuple = ()
@@ -230,76 +238,76 @@ class _Builder(Transformer):
                 orelse = r[1]
         return ast.If(tuple(branches), orelse, self.sp(meta))
 
-    def elif_clause(self, meta, c):
+    def elif_clause(self, meta: Meta, c: _Children) -> tuple[str, ast.Expr, tuple[ast.Stmt, ...]]:
         return ("elif", c[0], c[1])
 
-    def else_clause(self, meta, c):
+    def else_clause(self, meta: Meta, c: _Children) -> tuple[str, tuple[ast.Stmt, ...]]:
         return ("else", c[0])
 
-    def for_stmt(self, meta, c):
+    def for_stmt(self, meta: Meta, c: _Children) -> ast.For:
         var, (start, stop), body = c
         return ast.For(str(var), start, stop, body, self.sp(meta))
 
-    def range(self, meta, c):
+    def range(self, meta: Meta, c: _Children) -> tuple[ast.Expr, ast.Expr]:
         return (c[0], c[1])
 
-    def assert_stmt(self, meta, c):
+    def assert_stmt(self, meta: Meta, c: _Children) -> ast.Assert:
         return ast.Assert(c[0], _unquote(c[1]) if c[1] else None, self.sp(meta))
 
     # types
-    def tensor_type(self, meta, c):
+    def tensor_type(self, meta: Meta, c: _Children) -> ast.TensorTypeExpr:
         dtype, *axes = c
         return ast.TensorTypeExpr(str(dtype) if dtype else None,
                                   tuple(a for a in axes if a is not None), self.sp(meta))
 
-    def tuple_type(self, meta, c):
+    def tuple_type(self, meta: Meta, c: _Children) -> ast.TupleTypeExpr:
         return ast.TupleTypeExpr(tuple(c), self.sp(meta))
 
-    def named_axis(self, meta, c):
+    def named_axis(self, meta: Meta, c: _Children) -> ast.AxisDecl:
         return ast.AxisDecl(str(c[0]), c[1], self.sp(meta))
 
-    def ellipsis_axis(self, meta, c):
+    def ellipsis_axis(self, meta: Meta, c: _Children) -> ast.AxisDecl:
         return ast.AxisDecl(None, None, self.sp(meta))
 
     # sequences
-    def seq_expr(self, meta, c):
+    def seq_expr(self, meta: Meta, c: _Children) -> ast.SeqExpr:
         return ast.SeqExpr(c[0], c[1], self.sp(meta))
 
-    def steps(self, meta, c):
+    def steps(self, meta: Meta, c: _Children) -> tuple[ast.Step, ...]:
         return tuple(s for s in c if s is not None)
 
-    def call_step(self, meta, c):
+    def call_step(self, meta: Meta, c: _Children) -> ast.CallStep:
         return ast.CallStep(c[0], None, self.sp(meta))
 
-    def labelled_step(self, meta, c):
+    def labelled_step(self, meta: Meta, c: _Children) -> ast.CallStep:
         return ast.CallStep(c[1], c[0], self.sp(meta))
 
-    def labelled_seq(self, meta, c):
+    def labelled_seq(self, meta: Meta, c: _Children) -> ast.SeqStep:
         return ast.SeqStep(c[1], c[0], self.sp(meta))
 
-    def seq_step(self, meta, c):
+    def seq_step(self, meta: Meta, c: _Children) -> ast.SeqStep:
         return ast.SeqStep(c[0], None, self.sp(meta))
 
-    def for_step(self, meta, c):
+    def for_step(self, meta: Meta, c: _Children) -> ast.ForStep:
         var, (start, stop), step = c
         return ast.ForStep(str(var), start, stop, (step,), self.sp(meta))
 
-    def for_steps(self, meta, c):
+    def for_steps(self, meta: Meta, c: _Children) -> ast.ForStep:
         var, (start, stop), steps = c
         return ast.ForStep(str(var), start, stop, steps, self.sp(meta))
 
-    def if_step(self, meta, c):
+    def if_step(self, meta: Meta, c: _Children) -> ast.IfStep:
         return ast.IfStep(c[0], (c[1],), (), self.sp(meta))
 
-    def if_steps(self, meta, c):
+    def if_steps(self, meta: Meta, c: _Children) -> ast.IfStep:
         return ast.IfStep(c[0], c[1], c[2] or (), self.sp(meta))
 
-    def label(self, meta, c):
+    def label(self, meta: Meta, c: _Children) -> str:
         tok = c[0]
         return _unquote(tok) if tok.type == "STRING" else str(tok)
 
     # expressions
-    def cond(self, meta, c):
+    def cond(self, meta: Meta, c: _Children) -> ast.Cond:
         return ast.Cond(c[0], c[1], c[2], self.sp(meta))
 
     or_op = _bin("or")
@@ -312,72 +320,73 @@ class _Builder(Transformer):
     mod = _bin("%")
     pow = _bin("**")
 
-    def compare(self, meta, c):
+    def compare(self, meta: Meta, c: _Children) -> ast.BinOp:
         return ast.BinOp(str(c[1]), c[0], c[2], self.sp(meta))
 
-    def not_op(self, meta, c):
+    def not_op(self, meta: Meta, c: _Children) -> ast.UnaryOp:
         return ast.UnaryOp("not", c[0], self.sp(meta))
 
-    def neg(self, meta, c):
+    def neg(self, meta: Meta, c: _Children) -> ast.UnaryOp:
         return ast.UnaryOp("-", c[0], self.sp(meta))
 
-    def index(self, meta, c):
+    def index(self, meta: Meta, c: _Children) -> ast.Index:
         return ast.Index(c[0], c[1], self.sp(meta))
 
-    def number(self, meta, c):
+    def number(self, meta: Meta, c: _Children) -> ast.Number:
         text = str(c[0])
         value: int | float = float(text) if any(ch in text for ch in ".eE") else int(text)
         return ast.Number(value, self.sp(meta))
 
-    def string(self, meta, c):
+    def string(self, meta: Meta, c: _Children) -> ast.String:
         return ast.String(_unquote(c[0]), self.sp(meta))
 
-    def true(self, meta, c):
+    def true(self, meta: Meta, c: _Children) -> ast.Bool:
         return ast.Bool(True, self.sp(meta))
 
-    def false(self, meta, c):
+    def false(self, meta: Meta, c: _Children) -> ast.Bool:
         return ast.Bool(False, self.sp(meta))
 
-    def var(self, meta, c):
+    def var(self, meta: Meta, c: _Children) -> ast.Var:
         return ast.Var(str(c[0]), self.sp(meta))
 
-    def tuple(self, meta, c):
+    def tuple(self, meta: Meta, c: _Children) -> ast.TupleExpr:
         return ast.TupleExpr(tuple(x for x in c if x is not None), self.sp(meta))
 
-    def list(self, meta, c):
+    def list(self, meta: Meta, c: _Children) -> ast.ListExpr:
         return ast.ListExpr(tuple(x for x in c if x is not None), self.sp(meta))
 
-    def plain_item(self, meta, c):
+    def plain_item(self, meta: Meta, c: _Children) -> ast.Expr:
         return c[0]
 
-    def keyed_item(self, meta, c):
+    def keyed_item(self, meta: Meta, c: _Children) -> ast.KeyedItem:
         return ast.KeyedItem(str(c[0]), c[1], self.sp(meta))
 
-    def ellipsis_item(self, meta, c):
+    def ellipsis_item(self, meta: Meta, c: _Children) -> ast.EllipsisItem:
         return ast.EllipsisItem(self.sp(meta))
 
-    def call(self, meta, c):
+    def call(self, meta: Meta, c: _Children) -> ast.Call:
         func, *args = c
         func_span = Span(self.file, meta.line, meta.column, meta.line, meta.column + len(func))
         return ast.Call(func, tuple(a for a in args if a is not None), self.sp(meta), func_span)
 
-    def pos_arg(self, meta, c):
+    def pos_arg(self, meta: Meta, c: _Children) -> ast.PosArg:
         return ast.PosArg(c[0], self.sp(meta))
 
-    def kw_arg(self, meta, c):
+    def kw_arg(self, meta: Meta, c: _Children) -> ast.KwArg:
         return ast.KwArg(str(c[0]), c[1], self.sp(meta))
 
-    def seq_kw_arg(self, meta, c):  # `seq` is a keyword, and the name of an argument of attention
+    # `seq` is a keyword, and the name of an argument of attention
+    def seq_kw_arg(self, meta: Meta, c: _Children) -> ast.KwArg:
         return ast.KwArg("seq", c[0], self.sp(meta))
 
-    def map_arg(self, meta, c):
+    def map_arg(self, meta: Meta, c: _Children) -> ast.MapArg:
         size, rename = c[1]
         return ast.MapArg(c[0], size, rename, self.sp(meta))
 
-    def size_rhs(self, meta, c):
+    def size_rhs(self, meta: Meta, c: _Children) -> _MapRhs:
         return (c[0], None)
 
-    def renamed_rhs(self, meta, c):
+    def renamed_rhs(self, meta: Meta, c: _Children) -> _MapRhs:
         return (c[1], str(c[0]))
 
 

@@ -15,12 +15,31 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from archc.diagnostics import Span
 from archc.shapes import sizes as S
 
 SEARCH_LIMIT = 1 << 16
 PIN_SEARCH = 1024  # how far to look for the few solutions of an equation with floors
+
+
+class Constraint(Protocol):
+    """What this module reads of a constraint recorded during elaboration (`dsl.values.Constraint`,
+    a later stage): `lhs` and `rhs` are sizes; for "assumed", `lhs` is (size, operator, size) and
+    `rhs` whether the condition held."""
+
+    @property
+    def kind(self) -> str: ...  # "equal" | "divisible" | "positive" | "assumed"
+    @property
+    def lhs(self) -> Any: ...
+    @property
+    def rhs(self) -> Any: ...
+    @property
+    def what(self) -> str: ...
+    @property
+    def span(self) -> Span: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,7 +51,7 @@ class Derived:
     names: tuple[str, ...] = ()  # the free sizes it is about
 
 
-def _holds(c, values: dict[str, int]) -> bool | None:
+def _holds(c: Constraint, values: dict[str, int]) -> bool | None:
     if c.kind == "equal":
         a, b = S.evaluate(c.lhs, values), S.evaluate(c.rhs, values)
         return None if a is None or b is None else a == b
@@ -45,7 +64,7 @@ def _holds(c, values: dict[str, int]) -> bool | None:
     return None
 
 
-def _expr_of(c) -> object:
+def _expr_of(c: Constraint) -> object:
     if c.kind == "equal":
         return S.add(c.lhs, S.mul(-1, c.rhs))
     if c.kind == "divisible":
@@ -53,7 +72,7 @@ def _expr_of(c) -> object:
     return c.lhs
 
 
-def derive(constraints: list, defaults: dict[str, int]) -> list[Derived]:
+def derive(constraints: Sequence[Constraint], defaults: dict[str, int]) -> list[Derived]:
     """Statements about free sizes implied by the recorded constraints, combined per size.
 
     Facts about one free size come out where that size is first constrained:
@@ -97,17 +116,17 @@ def derive(constraints: list, defaults: dict[str, int]) -> list[Derived]:
 class _Facts:
     """What the constraints in one free size allow: a minimum and a set of residues."""
 
-    def __init__(self, name: str):
+    def __init__(self, name: str) -> None:
         self.name = name
-        self.minimum: tuple[int, object] | None = None  # (value, constraint)
+        self.minimum: tuple[int, Constraint] | None = None  # (value, constraint)
         self.period = 1
         self.ok: set[int] = {0}  # allowed residues modulo `period`
-        self.narrowed_by = None  # the constraint that last narrowed the residues
-        self.pinned: tuple[set[int], object] | None = None  # the only values some equation allows
+        self.narrowed_by: Constraint | None = None  # the constraint that last narrowed the residues
+        self.pinned: tuple[set[int], Constraint] | None = None  # the only values some equation allows
         self.hopeless: list[Derived] = []  # constraints no value satisfies
         self.apart: list[Derived] = []  # residue facts too fine-grained to combine
 
-    def add(self, c) -> None:
+    def add(self, c: Constraint) -> None:
         if c.kind == "positive":
             lo = _minimum(c, self.name)
             if lo is None:
@@ -142,7 +161,7 @@ class _Facts:
             self.narrowed_by = c
         self.period, self.ok = period, combined
 
-    def _fact(self, text: str, kind: str, c) -> Derived:
+    def _fact(self, text: str, kind: str, c: Constraint) -> Derived:
         return Derived(text, kind, c.span, c.what, (self.name,))
 
     def derived(self) -> list[Derived]:
@@ -165,7 +184,7 @@ class _Facts:
         return out + self.apart
 
 
-def _solutions(c, name: str) -> set[int]:
+def _solutions(c: Constraint, name: str) -> set[int]:
     """The positive values of `name` solving an equation that no large value solves."""
     import sympy  # here, not at the top: `archc flops` with concrete sizes never imports sympy
     expr = sympy.sympify(_expr_of(c))
@@ -183,7 +202,7 @@ def _residue_text(name: str, ok: list[int], m: int) -> str:
     return f"{name} mod {m} in {{{', '.join(map(str, ok))}}}"
 
 
-def explain(constraints: list, derived: list[Derived], span: Span,
+def explain(constraints: Sequence[Constraint], derived: list[Derived], span: Span,
             values: dict[str, int] | None = None) -> list[Derived]:
     """The derived facts behind the constraints recorded at `span`: the notes for an error there.
 
@@ -222,7 +241,7 @@ def _common_step(ok: list[int], m: int) -> int | None:
     return None
 
 
-def _minimum(c, name: str) -> int | None:
+def _minimum(c: Constraint, name: str) -> int | None:
     """Smallest value of `name` making c hold (output sizes grow with the input)."""
     hi = 1
     while not _holds(c, {name: hi}):
