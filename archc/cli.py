@@ -466,10 +466,10 @@ def _render(args: argparse.Namespace, sets: dict[str, Any], sources: SourceMap) 
     import importlib.util
     if importlib.util.find_spec("archc.codegen.diagrams.circuit") is None:
         raise ArchError([Diagnostic("error", "io", "the circuit style is not available yet; use --style graph")])
-    from archc.codegen.diagrams import circuit  # type: ignore[attr-defined]
-    d = circuit.render(res.graph, args.out, expand=args.expand, depth=args.depth, annotate=args.annotate,
-                       define=args.define, conv=args.conv)
-    print(f"wrote {args.out}: {d.summary}")
+    from archc.codegen.diagrams import circuit
+    layout = circuit.render(res.graph, args.out, expand=args.expand, depth=args.depth, annotate=args.annotate,
+                            define=args.define, conv=args.conv)
+    print(f"wrote {args.out}: {layout.summary}")
     return 0
 
 
