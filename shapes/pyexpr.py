@@ -187,3 +187,12 @@ def param_symbol(name: str) -> sympy.Symbol:
 def relation(a: Size, op: str, b: Size, names: Mapping[str, str]) -> str:
     """`a op b` as Python, for a condition on sizes: relation(H, '!=', 1, {'H': 'h'}) == 'h != 1'."""
     return f"{_wrap(_print(sympy.sympify(a), names), _ADD)} {op} {_wrap(_print(sympy.sympify(b), names), _ADD)}"
+
+
+def replace(x: Size, name: str, value: Size) -> Size:
+    """The size with the size symbol `name` replaced by `value` (an input size by the parameter
+    expression it equals): replace(H + 1, "H", 2 * n) == 2 * n + 1."""
+    from archc.shapes.sizes import symbol
+    if isinstance(x, int) or name not in free_names(x):
+        return x
+    return x.xreplace({symbol(name): value})

@@ -339,3 +339,11 @@ def subs_all(x: Any, values: dict[str, int]) -> Any:
         return dataclasses.replace(x, **{f.name: subs_all(getattr(x, f.name), values)
                                          for f in dataclasses.fields(x) if f.init})
     return x
+
+
+def symbol_name(x: object) -> str | None:
+    """The name of a size that is one bare symbol, else None (for code generation, which never
+    looks inside sympy): symbol_name(symbol("H")) == "H"; symbol_name(add(symbol("H"), 1)) is None."""
+    if _is_expr(x) and x.is_Symbol:  # type: ignore[attr-defined]
+        return str(x.name)  # type: ignore[attr-defined]
+    return None
