@@ -56,7 +56,7 @@ class Sequences(State):
             return cur
         return self._steps(e.steps, cur, frame.path, counter, frame)
 
-    def _steps(self, steps: tuple, cur: Any, seq_path: str, counter: list[int], frame: Frame) -> Any:
+    def _steps(self, steps: tuple[ast.Step, ...], cur: Any, seq_path: str, counter: list[int], frame: Frame) -> Any:
         for st in steps:
             if isinstance(cur, Poison):
                 return cur
@@ -100,7 +100,7 @@ class Sequences(State):
         return out
 
     def _label(self, template: str, frame: Frame, span: Span) -> str:
-        def sub(m: re.Match) -> str:
+        def sub(m: re.Match[str]) -> str:
             v = frame.env.get(m.group(1))
             if v is None or not S.is_concrete(v):
                 self.bag.error("name", f"'{{{m.group(1)}}}' in a step name must be a loop variable", span)

@@ -96,7 +96,7 @@ def _label(label: str) -> str:
     return label if label.isidentifier() else _quote(label)
 
 
-def _steps(steps: tuple, depth: int) -> str:
+def _steps(steps: tuple[ast.Step, ...], depth: int) -> str:
     pad = "  " * (depth + 1)
     lines = ["{"]
     for s in steps:
@@ -126,7 +126,7 @@ def type_expr(t: ast.TypeExpr) -> str:
     return f"{t.dtype or ''}[{axes}]"
 
 
-def _body(stmts: tuple, depth: int) -> list[str]:
+def _body(stmts: tuple[ast.Stmt, ...], depth: int) -> list[str]:
     pad = "  " * depth
     out: list[str] = []
     for s in stmts:

@@ -80,7 +80,7 @@ def parse(text: str, file: str) -> ast.Module:
 MAX_NESTING = 200
 
 
-def _too_deep(tree: lark.Tree) -> lark.Tree | None:
+def _too_deep(tree: lark.Tree[Token]) -> lark.Tree[Token] | None:
     """The first subtree deeper than MAX_NESTING, found without recursion."""
     stack = [(tree, 1)]
     while stack:
@@ -228,7 +228,7 @@ class _Builder(Transformer[Token, ast.Module]):
     def if_stmt(self, meta: Meta, c: _Children) -> ast.If:
         test, body, *rest = c
         branches = [(test, body)]
-        orelse: tuple = ()
+        orelse: tuple[ast.Stmt, ...] = ()
         for r in rest:
             if r is None:
                 continue

@@ -91,7 +91,7 @@ def _within(c: str, p: str) -> bool:
     return c == p or c.startswith(p + ".")
 
 
-def _signature(g: Graph, members: list[Node], prefix: str) -> tuple:
+def _signature(g: Graph, members: list[Node], prefix: str) -> tuple[object, ...]:
     index = {n.id: k for k, n in enumerate(members)}
     # Dropout rates may vary along a repetition (stochastic depth): the diagram does not show them.
     return tuple((n.op, "" if GLYPHS[n.op].kind == "dropout" else fmt_attrs(n), str(n.type),
@@ -108,16 +108,16 @@ def find_runs(g: Graph, expand: Sequence[str] = ()) -> list[Run]:
     """Runs of ≥ 2 identical consecutive repetition elements, outermost first."""
     members: dict[str, list[Node]] = {}
     conts = {n.id: container(g, n) for n in g}
-    groups: dict[tuple, list[str]] = {}
+    groups: dict[tuple[str | None, str, int, int], list[str]] = {}
     for path, m in g.modules.items():
         if m.repeat is not None and m.kind != "op":
             groups.setdefault((m.parent, m.repeat[0], m.repeat[2], m.repeat[3]), []).append(path)
             members[path] = [n for n in g if _within(conts[n.id], path)]
     runs: list[Run] = []
     for (parent, *_), elems in groups.items():
-        elems.sort(key=lambda p: g.modules[p].repeat[1])  # type: ignore[index]
+        elems.sort(key=lambda p: g.modules[p].repeat[1])  # type: ignore[index]  # grouped above: repeat is set
         current: list[str] = []
-        sig: tuple | None = None
+        sig: tuple[object, ...] | None = None
         ends: list[str | None] = [*elems, None]
         for e in ends:
             s = _signature(g, members[e], e) if e is not None and not _expanded(g, e, expand) else None
