@@ -20,6 +20,7 @@ from archc.diagnostics import ArchError, Diagnostic, SourceMap
 from archc.dsl.elaborate import Abort, Elaborator, elaborate
 from archc.dsl.loader import Program
 from archc.dsl.loader import load as load_program
+from archc.dsl.templates import Templates
 from archc.ir.graph import Graph
 from archc.shapes.constraints import Derived, explain
 from archc.shapes.constraints import derive as derive_constraints
@@ -204,7 +205,7 @@ class Model:
         inference batchnorm folded into the layer before it (`archc build --fold-bn`)."""
         from archc.codegen.torch import generate
         self.check(**sets)
-        return generate(self.program, self.entry, sets, checks=checks, fold_bn=fold_bn).text
+        return generate(Templates(self.program, self.entry, sets), checks=checks, fold_bn=fold_bn).text
 
     def torch(self, checks: bool = False, fold_bn: bool = False, **sets: Any) -> type:
         """The generated entry nn.Module class, executed in a fresh module (needs torch).
@@ -217,7 +218,7 @@ class Model:
         """
         from archc.codegen.torch import generate, load_class
         self.check(**sets)
-        return load_class(generate(self.program, self.entry, sets, checks=checks, fold_bn=fold_bn))
+        return load_class(generate(Templates(self.program, self.entry, sets), checks=checks, fold_bn=fold_bn))
 
 
 class BlockView:

@@ -428,9 +428,10 @@ def _build(args: argparse.Namespace, sets: dict[str, Any], sources: SourceMap) -
     """Check the file as `archc check` does, then generate and write the module."""
     from archc.codegen import torch as codegen_torch  # only here: check and flops never load codegen
     from archc.dsl.loader import load
+    from archc.dsl.templates import Templates
     program = load(args.file, sources=sources)
     api.compile_program(program, args.entry, sets)
-    gen = codegen_torch.generate(program, args.entry, sets, checks=args.checks, fold_bn=args.fold_bn)
+    gen = codegen_torch.generate(Templates(program, args.entry, sets), checks=args.checks, fold_bn=args.fold_bn)
     path = codegen_torch.write(gen, args.out, codegen_torch.module_stem(args.file), force=args.force)
     if args.json:
         print(json.dumps({"target": args.target, "path": path, "entry": gen.entry_class,

@@ -20,7 +20,7 @@ FOUNDATION = {"archc.diagnostics"}
 # sympy stays behind shapes/: the stages after it see ints and printed expressions.
 SYMPY_ALLOWED = {"shapes"}
 # Code generation, analysis and passes read the typed graph, never the AST.
-NO_AST = {"analysis", "passes"}
+NO_AST = {"analysis", "passes", "codegen"}
 
 
 def _stage_of(module: str) -> str | None:

@@ -25,10 +25,9 @@ instead of specialising a dynamic size; the rank is a plain `if` (export
 always knows it). Without checks nothing here runs and the generated text is
 unchanged, byte for byte.
 
->>> from archc.dsl.loader import load
->>> from archc.codegen.torch import generate
+>>> import archc
 >>> src = 'size b = 2\\nblock Net(n = 4) {\\n in x: [b, c = 8]\\n fc = linear(x, c -> n)\\n out relu(fc)\\n}'
->>> text = generate(load("net.arch", src), checks=True).text
+>>> text = archc.loads(src, name="net.arch").torch_source(checks=True)
 >>> for line in text.splitlines()[-8:]: print(line)
         check_shape(x, 'Net (net.arch:3)', 'input x', ('b', 'c'), {'c': ('8', 8)})
         out = self.fc(x)  # [b, c=n]  net.arch:4
@@ -45,9 +44,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from archc.codegen.torch.classes import ClassBuilder, Lines, where
-from archc.grammar import ast
+from archc.codegen.torch.classes import ClassBuilder, Lines, tensor_type, where
 from archc.shapes import pyexpr
+from archc.shapes import sizes as S
 from archc.shapes.types import TensorType
 
 HELPER = "check_shape"
@@ -99,13 +98,13 @@ def _norm(b: ClassBuilder, x: Any) -> Any:
 
 
 def _input_checks(b: ClassBuilder, in_vars: list[tuple[int, str]]) -> list[Lines]:
-    decls = {s.name: s for s in b.tr.block.body if isinstance(s, ast.In)}
+    decls = {d.name: d for d in b.tr.block.inputs}
     position = {var: k for k, (_, var) in enumerate(in_vars)}
     names = {var: b.g.node(i) for i, var in in_vars}
     out = []
     for k, (i, var) in enumerate(in_vars):
         node = b.g.node(i)
-        t = node.type
+        t = tensor_type(node.type)
         decl = decls.get(node.attrs["name"])
         at = where(decl.span if decl is not None else b.tr.block.span)
         expected: dict[str, tuple[str, str]] = {}
@@ -129,10 +128,10 @@ def _candidates(b: ClassBuilder, size: Any) -> list[Any]:
     """What an input axis size equals: itself (a literal, or a constructor argument), and what the
     block's `in` declarations required of it (`chan = cin`, the size of an earlier input's axis)."""
     out = [size]
-    if isinstance(size, int) or not size.is_Symbol:
+    if S.symbol_name(size) is None:
         return out
-    for c in b.tr.input_equalities:
-        for x, y in ((c.lhs, c.rhs), (c.rhs, c.lhs)):
+    for lhs, rhs in b.tr.input_equalities:
+        for x, y in ((lhs, rhs), (rhs, lhs)):
             if not isinstance(x, int) and x == size:
                 out.append(y)
     return out
@@ -161,8 +160,9 @@ def _python(b: ClassBuilder, size: Any, runtime: Any) -> str | None:
 def _display(b: ClassBuilder, size: Any, inputs: dict[str, Any]) -> str:
     """How a message names an expected size: `cin`, `4·planes`, `h of x`, `3`."""
     v = _norm(b, size)
-    if not isinstance(v, int) and v.is_Symbol and v.name in b.sources and v.name not in b.init_names:
-        var, dim = b.sources[v.name]
+    sym = S.symbol_name(v)
+    if sym is not None and sym in b.sources and sym not in b.init_names:
+        var, dim = b.sources[sym]
         return f"{inputs[var].type.axes[dim].name} of {inputs[var].attrs['name']}"
     return b.fmt(size)
 

@@ -1,6 +1,6 @@
-"""One traced block instance as the body of an nn.Module class (see codegen/torch.py for the design).
+"""One traced block instance as the body of an nn.Module class (see generate.py for the design).
 
-`ClassBuilder` turns a `Trace` into a `Variant`: the class's constructor
+`ClassBuilder` turns a `BlockTrace` (ir/templates.py) into a `Variant`: the class's constructor
 signature, its `__init__` and `forward` as statements, and the decisions the
 trace took (`stride != 1` was true). A *generic* trace has the block's integer
 parameters as symbols, so the statements are written in them
@@ -17,18 +17,18 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Sequence
 from typing import Any
 
 from archc.codegen.namespace import MODULE_ATTRIBUTES, Namespace, check_attribute, check_step_name
-from archc.codegen.torch.trace import CallRecord, Trace, fail
-from archc.diagnostics import ArchError, Span
-from archc.grammar import ast
+from archc.diagnostics import ArchError, Diagnostic, Span
 from archc.ir.graph import Node
+from archc.ir.templates import Binary, BlockTrace, CallRecord, Lit, Name, ParamExpr, Unary, Value
 from archc.ops import torch_lowering as L
 from archc.ops.registry import Op
 from archc.shapes import pyexpr
 from archc.shapes import sizes as S
-from archc.shapes.types import DTYPES, TupleType
+from archc.shapes.types import DTYPES, TensorType, TupleType, Type
 
 HELPERS = ("StochasticDepth", "stochastic_depth", "Permute", "Reduce", "Scale", "LayerNormAt", "check_shape",
            "FoldBatchNorm")
@@ -131,23 +131,26 @@ def safe(text: str) -> str:
     return text.encode("unicode_escape").decode("ascii").replace('"', "'")
 
 
-def _literal_default(p: ast.Param) -> Any:
-    """A parameter's default when the .arch writes it as a plain number (else no default)."""
-    e = p.default
-    if isinstance(e, ast.Number):
-        return e.value
-    if isinstance(e, ast.UnaryOp) and e.op == "-" and isinstance(e.operand, ast.Number):
-        return -e.operand.value
-    return None
+def tensor_type(t: Type) -> TensorType:
+    """The type of a value that is one tensor (an input, a learned tensor)."""
+    assert isinstance(t, TensorType), t
+    return t
+
+
+def fail(message: str, span: Span | None = None) -> ArchError:
+    """The error of code generation: located at `span` when there is one."""
+    d = Diagnostic("error", "codegen", message) if span is None else Diagnostic("error", "codegen", message, span)
+    return ArchError([d])
 
 
 class ClassBuilder:
     """Builds the Variant of one trace; `generic`: written in the block's integer parameters."""
 
-    def __init__(self, gen: Any, tr: Trace, generic: bool, floats: dict[str, tuple[float, float]] | None = None):
+    def __init__(self, gen: Any, tr: BlockTrace, generic: bool,
+                 floats: dict[str, tuple[float, float]] | None = None) -> None:
         if getattr(gen, "fold_bn", False):  # `archc build --fold-bn`; the pass keeps node ids, which the trace uses
             from archc.passes.fold_bn import fold_batchnorm
-            tr.graph = fold_batchnorm(tr.graph)
+            tr = dataclasses.replace(tr, graph=fold_batchnorm(tr.graph))
         self.gen, self.tr, self.g, self.generic = gen, tr, tr.graph, generic
         self.floats = floats or {}  # float parameter -> (the stand-in value it was traced with, its value)
         self.float_locals: dict[str, str] = {}
@@ -179,7 +182,7 @@ class ClassBuilder:
         self.params: list[tuple[str, Any]] = []
         taken: set[str] = set()
         for i in self.g.inputs:
-            for ax in self.g.node(i).type.axes:
+            for ax in tensor_type(self.g.node(i).type).axes:
                 for name in sorted(pyexpr.free_names(ax.size)):
                     if ":" in name and name not in self.display:
                         short = name.split(":", 1)[1]
@@ -192,28 +195,29 @@ class ClassBuilder:
             sym = tr.params.get(p.name)
             if p.name in self.floats:
                 self.float_locals[p.name] = ns.name(("arg", p.name), p.name)
-                self.params.append((p.name, self.floats[p.name][1] if tr.is_entry else _literal_default(p)))
+                self.params.append((p.name, self.floats[p.name][1] if tr.is_entry else p.default))
                 continue
             if sym is None:
                 continue
             local = ns.name(("arg", p.name), p.name)
             self.init_names[sym] = local
             self.display[sym] = p.name
-            default = tr.values[sym] if tr.is_entry else _literal_default(p)
+            default = tr.values[sym] if tr.is_entry else p.default
             self.params.append((p.name, default))
-        for c in tr.input_equalities:  # `in x: [chan = dim]`: the input size is the parameter
-            for a, b in ((c.lhs, c.rhs), (c.rhs, c.lhs)):
-                if (not isinstance(a, int) and a.is_Symbol and ":" in a.name and a.name not in self.subst
+        for lhs, rhs in tr.input_equalities:  # `in x: [chan = dim]`: the input size is the parameter
+            for a, b in ((lhs, rhs), (rhs, lhs)):
+                sym = S.symbol_name(a)
+                if (sym is not None and ":" in sym and sym not in self.subst
                         and pyexpr.free_names(b) and all(n.startswith("@") for n in pyexpr.free_names(b))):
-                    self.subst[a.name] = b
+                    self.subst[sym] = b
         for k, i in enumerate(self.g.inputs):
-            for j, ax in enumerate(self.g.node(i).type.axes):
-                if isinstance(ax.size, int) or not ax.size.is_Symbol:
+            for j, ax in enumerate(tensor_type(self.g.node(i).type).axes):
+                sym = S.symbol_name(ax.size)
+                if sym is None:
                     continue
-                name = ax.size.name
+                name = sym
                 if name in tr.fixed and name not in self.subst and name not in self.init_names:
-                    hint = next((v for v, x in tr.env.items() if S.is_size(x) and not isinstance(x, int)
-                                 and x == ax.size), None)
+                    hint = next((v for v, x in tr.env.items() if x == ax.size), None)
                     if hint is None and ":" not in name:
                         hint = name  # a free size of the entry: H, not the axis h
                     local = ns.name(("arg", name), hint or ax.name)
@@ -245,13 +249,11 @@ class ClassBuilder:
     def _scalars(self) -> None:
         """The block's own scalar variables (`width = planes * ...`), to name repeated expressions."""
         self.scalar_text: dict[str, tuple[str, str]] = {}
-        once = _assigned_once(self.tr.block.body)
-        for name, v in self.tr.env.items():
+        once = self.tr.block.assigned_once
+        for name, v in self.tr.env.items():  # the symbolic sizes only
             if name not in once:
                 continue  # rebound in a loop or a branch: its last value is no name for the others
-            if isinstance(v, bool) or isinstance(v, (int, float, str, list, tuple)) or not S.is_size(v):
-                continue
-            if v.is_Symbol or name in {p.name for p in self.tr.block.params}:
+            if S.symbol_name(v) is not None or name in self.tr.block.param_names:
                 continue
             try:
                 text = pyexpr.to_python(self._sub(v), self.init_names)
@@ -264,8 +266,7 @@ class ClassBuilder:
         if isinstance(x, int) or not self.subst:
             return x
         for name, expr in self.subst.items():
-            if name in pyexpr.free_names(x):
-                x = x.xreplace({S.symbol(name): expr})
+            x = pyexpr.replace(x, name, expr)
         return x
 
     def const(self, x: Any, what: str) -> Any:
@@ -388,15 +389,11 @@ class ClassBuilder:
     _PREC = {"or": 1, "and": 2, "==": 4, "!=": 4, "<": 4, "<=": 4, ">": 4, ">=": 4, "+": 5, "-": 5,
              "*": 6, "/": 6, "//": 6, "%": 6, "**": 8}
 
-    def _py(self, e: Any) -> tuple[str, int]:
-        """A .arch expression on parameters as Python in __init__'s names (for guards)."""
-        if isinstance(e, ast.Number):
+    def _py(self, e: ParamExpr) -> tuple[str, int]:
+        """An expression on parameters (an assert's test) as Python in __init__'s names (for guards)."""
+        if isinstance(e, Lit):
             return repr(e.value), 9
-        if isinstance(e, ast.Bool):
-            return repr(e.value), 9
-        if isinstance(e, ast.String):
-            return repr(e.value), 9
-        if isinstance(e, ast.Var):
+        if isinstance(e, Name):
             if e.name in self.tr.params:
                 self._py_names += 1
                 return self.init_names[self.tr.params[e.name]], 9
@@ -409,13 +406,13 @@ class ClassBuilder:
                 self._py_names += 1
                 return self.init_names[e.name], 9
             raise L.Unsupported(e.name)
-        if isinstance(e, ast.BinOp) and e.op in self._PREC:
+        if isinstance(e, Binary) and e.op in self._PREC:
             prec = self._PREC[e.op]
             (lt, lp), (rt, rp) = self._py(e.left), self._py(e.right)
             left = lt if lp >= prec else f"({lt})"
             right = rt if rp > prec or (rp == prec and prec <= 2) else f"({rt})"
             return f"{left} {e.op} {right}", prec
-        if isinstance(e, ast.UnaryOp):
+        if isinstance(e, Unary):
             t, p = self._py(e.operand)
             if e.op == "not":
                 return f"not {t if p >= 3 else f'({t})'}", 3
@@ -473,7 +470,7 @@ class ClassBuilder:
         if low.module is None:
             raise self._fail(f"{node.op.value} cannot be a layer or a sequence step yet (no torch module "
                              "lowering); write it as its own statement", node.span)
-        ins = [self.g.node(i).type for i in node.inputs]
+        ins: list[Any] = [self.g.node(i).type for i in node.inputs]
         if len(ins) != 1 and node.op is not Op.MHA:
             raise self._fail(f"{node.op.value} with {len(ins)} inputs cannot be a sequence step", node.span)
         try:
@@ -489,7 +486,7 @@ class ClassBuilder:
             return f"{ref.name}()"
         args: list[str] = []
         for k, j in ref.implied:
-            size = self.g.node(call.inputs[k].id).type.axes[j].size if k >= 0 else None
+            size = self.tr.type_of(call.inputs[k]).axes[j].size if k >= 0 else None
             if size is None:
                 raise Fallback("a nested block needs a free size")
             args.append(str(self._const_at(call, size, "an input size of a nested block")))
@@ -571,9 +568,10 @@ class ClassBuilder:
             n = self.g.node(i)
             var = self.locals.name(("value", i), n.attrs["name"])
             in_vars.append((i, var))
-            for dim, ax in enumerate(n.type.axes):
-                if not isinstance(ax.size, int) and ax.size.is_Symbol and ax.size.name not in self.fixed_values:
-                    self.sources.setdefault(ax.size.name, (var, dim))
+            for dim, ax in enumerate(tensor_type(n.type).axes):
+                sym = S.symbol_name(ax.size)
+                if sym is not None and sym not in self.fixed_values:
+                    self.sources.setdefault(sym, (var, dim))
         path = self._path()
         seq = tr.seqs.get("")
         forward: tuple[Any, ...] | None
@@ -642,14 +640,15 @@ class ClassBuilder:
             if why:
                 raise self._fail(f"the parameter name {why}", n.span)
             dims = []
-            for d in n.type.shape:
+            t = tensor_type(n.type)
+            for d in t.shape:
                 try:
                     dims.append(str(self.const(d, "a parameter's shape")))
                 except L.Unsupported as e:
                     raise self._fail(str(e), n.span) from None
             shape = ", ".join(dims)
             init = n.attrs.get("init", "zeros")
-            dtype = DTYPES[n.type.dtype]
+            dtype = DTYPES[t.dtype]
             kw = "" if dtype.name == "f32" else f", dtype={dtype.torch}"
             if init == "zeros":
                 value = f"torch.zeros({shape}{kw})"
@@ -672,7 +671,7 @@ class ClassBuilder:
                              self.tr.block.span)
         lines = self._seq_lines("", list(self.mods[""].children), "super().__init__(", self.tr.block.span)
         pre = self._events(seq.start)
-        direct = not pre and len(in_vars) == 1 and seq.input.id == in_vars[0][0]
+        direct = not pre and len(in_vars) == 1 and seq.input == in_vars[0][0]
         if direct:
             return "nn.Sequential", [Lines(tuple(lines))] + self._fold_hooks(None), None, "torch.Tensor"
         body, returns = self._forward(in_vars, pre, [seq.input])
@@ -691,26 +690,28 @@ class ClassBuilder:
         for path, rec in self.tr.calls.items():
             if self.mods.get(path) is not None and self.mods[path].kind == "block" and self._top(path):
                 events.append(((rec.start, 0), "call", rec))
-        for path, rec in self.tr.seqs.items():
+        for path, seq in self.tr.seqs.items():
             if path and self.mods.get(path) is not None and self.mods[path].kind == "seq" and self._top(path):
-                events.append(((rec.start, 0), "seq", rec))
+                events.append(((seq.start, 0), "seq", seq))
         events.sort(key=lambda e: e[0])
         if before is not None:
             events = [e for e in events if e[0] < (before, 0)]
         return [(kind, obj) for _, kind, obj in events]
 
-    def _forward(self, in_vars: list, events: list, outputs: list) -> tuple[list[Any], str]:
+    def _forward(self, in_vars: list, events: list, outputs: Sequence[Value]) -> tuple[list[Any], str]:
         uses: dict[int, int] = {}
         for kind, obj in events:
-            ids = ([tv.id for tv in obj.inputs] if kind == "call" else [obj.input.id] if kind == "seq"
+            ids = (list(obj.inputs) if kind == "call" else [obj.input] if kind == "seq"
                    else list(obj.inputs))
             for i in ids:
                 uses[i] = uses.get(i, 0) + 1
+        out_ids: list[int] = []
         for v in outputs:
-            if not hasattr(v, "id"):
+            if not isinstance(v, int):
                 raise self._fail("an output that is a tuple of another block's outputs is not lowered yet",
                                  self.tr.block.span)
-            uses[v.id] = uses.get(v.id, 0) + 1
+            uses[v] = uses.get(v, 0) + 1
+            out_ids.append(v)
         self.own = {obj.id for kind, obj in events if kind == "node"}
         self.temps: dict[int, str] = {}  # value id -> the chain variable holding it (one use only)
         expr: dict[int, L.Expr] = {i: L.Expr(var) for i, var in in_vars}
@@ -724,9 +725,9 @@ class ClassBuilder:
                 self._node_line(obj, expr, uses, lines)
             else:
                 self._module_call(kind, obj, expr, lines)
-        shape = ", ".join(self.shape(self.g.node(v.id).type) for v in outputs)
+        shape = ", ".join(self.shape(self.tr.type_of(v)) for v in out_ids)
         at = where(self.tr.out_span or self.tr.block.span)
-        lines.append(Lines((f"return {', '.join(expr[v.id].text for v in outputs)}  # {shape}  {at}",)))
+        lines.append(Lines((f"return {', '.join(expr[v].text for v in out_ids)}  # {shape}  {at}",)))
         returns = "torch.Tensor" if len(outputs) == 1 else f"tuple[{', '.join(['torch.Tensor'] * len(outputs))}]"
         return self.prologue + lines, returns
 
@@ -738,7 +739,7 @@ class ClassBuilder:
             return
         low = n.op.torch
         args = [expr[i] for i in n.inputs]
-        ins = [self.g.node(i).type for i in n.inputs]
+        ins: list[Any] = [self.g.node(i).type for i in n.inputs]
         try:
             if n.path is not None:
                 why = check_attribute(n.path.split(".")[0])
@@ -794,19 +795,19 @@ class ClassBuilder:
         info = self.mods[rec.path]
         ins, outs = ([rec.input], [rec.output]) if kind == "seq" else (rec.inputs, rec.outputs)
         for v in outs:
-            if not hasattr(v, "id"):
+            if not isinstance(v, int):
                 raise self._fail(f"'{rec.path}' returns a nested tuple, which is not lowered yet", info.span)
-        call = f"{self._attr(rec.path)}({', '.join(expr[tv.id].text for tv in ins)})"
+        call = f"{self._attr(rec.path)}({', '.join(expr[v].text for v in ins)})"
         hint = rec.path.replace(".", "_")
         if len(outs) == 1:
-            names = [self._variable(("value", "call", rec.path, 0), hint, outs[0].id, [tv.id for tv in ins],
+            names = [self._variable(("value", "call", rec.path, 0), hint, outs[0], list(ins),
                                     self.uses)]
         else:
             names = [self.locals.name(("value", "call", rec.path, i), f"{hint}_{i}") for i in range(len(outs))]
-        shape = ", ".join(self.shape(self.g.node(v.id).type) for v in outs)
+        shape = ", ".join(self.shape(self.tr.type_of(v)) for v in outs)
         lines.append(Lines((f"{', '.join(names)} = {call}  # {shape}  {where(info.span)}",)))
         for v, name in zip(outs, names):
-            expr[v.id] = L.Expr(name)
+            expr[v] = L.Expr(name)
 
 
 def _state(node: Node) -> bool:
@@ -817,25 +818,6 @@ def _state(node: Node) -> bool:
 def _folded(node: Node) -> bool:
     """An identity that stands where a batchnorm was folded into its layer (passes/fold_bn.py)."""
     return node.op is Op.IDENTITY and node.attrs.get("folded_into") is not None
-
-
-def _assigned_once(body: tuple) -> set[str]:
-    """Names a block assigns exactly once, at its top level (`width = planes * ...`)."""
-    counts: dict[str, int] = {}
-
-    def visit(stmts: tuple, top: bool) -> None:
-        for st in stmts:
-            if isinstance(st, ast.Let):
-                for t in st.targets:
-                    counts[t.name] = counts.get(t.name, 0) + (1 if top and len(st.targets) == 1 else 2)
-            elif isinstance(st, ast.If):
-                for _, b in st.branches:
-                    visit(b, False)
-                visit(st.orelse, False)
-            elif isinstance(st, ast.For):
-                visit(st.body, False)
-    visit(body, True)
-    return {k for k, n in counts.items() if n == 1}
 
 
 def replace_text(stmts: tuple | None, mapping: dict[str, str]) -> tuple:
