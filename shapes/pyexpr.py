@@ -60,7 +60,7 @@ def _wrap(text_prec: tuple[str, int], need: int) -> str:
     return f"({text})" if prec < need else text
 
 
-def _print(e, names: Mapping[str, str]) -> tuple[str, int]:
+def _print(e: Size, names: Mapping[str, str]) -> tuple[str, int]:
     if isinstance(e, int):
         return (str(e), _ATOM) if e >= 0 else (str(e), _UNARY)
     if e.is_Integer:
@@ -93,7 +93,7 @@ def _print(e, names: Mapping[str, str]) -> tuple[str, int]:
     raise NotPrintable(f"cannot write the size {e} as Python")
 
 
-def _terms(e) -> list[tuple[sympy.Rational, sympy.Expr]]:
+def _terms(e: sympy.Expr) -> list[tuple[sympy.Rational, sympy.Expr]]:
     """e as a sum of rational multiples of integer-valued products."""
     out = []
     for term in sympy.Add.make_args(sympy.expand(e) if e.is_Add else e):
@@ -102,7 +102,7 @@ def _terms(e) -> list[tuple[sympy.Rational, sympy.Expr]]:
     return out
 
 
-def _print_linear(e, names: Mapping[str, str]) -> tuple[str, int]:
+def _print_linear(e: sympy.Expr, names: Mapping[str, str]) -> tuple[str, int]:
     """Sums and products; a common denominator q prints as one exact `// q`."""
     num, den = sympy.fraction(sympy.together(e))
     if den != 1 and not den.is_Integer:  # H/patch: exact where the checker required it
@@ -139,7 +139,7 @@ def _print_linear(e, names: Mapping[str, str]) -> tuple[str, int]:
     return out, _ADD
 
 
-def _print_div(arg, names: Mapping[str, str], ceil: bool) -> tuple[str, int]:
+def _print_div(arg: sympy.Expr, names: Mapping[str, str], ceil: bool) -> tuple[str, int]:
     terms = _terms(arg)
     q = math.lcm(*(int(c.q) for c, _ in terms))
     numerator = sympy.Add(*(c * q * r for c, r in terms))
@@ -154,14 +154,14 @@ _REL = {sympy.GreaterThan: ">=", sympy.StrictGreaterThan: ">", sympy.LessThan: "
         sympy.StrictLessThan: "<", sympy.Equality: "==", sympy.Unequality: "!="}
 
 
-def _print_cond(c, names: Mapping[str, str]) -> str:
+def _print_cond(c: sympy.Basic, names: Mapping[str, str]) -> str:
     for cls, op in _REL.items():
         if isinstance(c, cls):
             return f"{_wrap(_print(c.lhs, names), _ADD)} {op} {_wrap(_print(c.rhs, names), _ADD)}"
     raise NotPrintable(f"cannot write the condition {c} as Python")
 
 
-def _print_piecewise(e, names: Mapping[str, str]) -> tuple[str, int]:
+def _print_piecewise(e: sympy.Piecewise, names: Mapping[str, str]) -> tuple[str, int]:
     *cases, (last, cond) = e.args
     if cond is not sympy.true:
         raise NotPrintable(f"the size {e} is not defined everywhere")

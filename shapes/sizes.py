@@ -20,7 +20,8 @@ import dataclasses
 import functools
 import math
 import sys
-from typing import TYPE_CHECKING, Any, Union
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, TypeGuard, Union
 
 if TYPE_CHECKING:
     import sympy
@@ -40,7 +41,7 @@ else:
 Size = Union[int, "sympy.Expr"]
 
 
-def _is_expr(x: object) -> bool:
+def _is_expr(x: object) -> TypeGuard[sympy.Expr]:
     """Whether `x` is a sympy expression; never imports sympy (nothing can be one before)."""
     module = sys.modules.get("sympy")
     return module is not None and isinstance(x, module.Expr)
@@ -56,7 +57,7 @@ def is_concrete(x: object) -> bool:
         return False
     if isinstance(x, int):
         return True
-    return _is_expr(x) and x.is_Integer is True  # type: ignore[attr-defined]
+    return _is_expr(x) and x.is_Integer is True
 
 
 def is_size(x: object) -> bool:
@@ -67,7 +68,7 @@ def is_size(x: object) -> bool:
 
 def norm(x: Size) -> Size:
     """Integers as ints; sympy integers too."""
-    if _is_expr(x) and x.is_Integer:  # type: ignore[union-attr]
+    if _is_expr(x) and x.is_Integer:
         return int(x)
     return x
 
@@ -84,7 +85,7 @@ def mul(a: Size, b: Size) -> Size:
     return norm(sympy.Mul(a, b))
 
 
-def prod(xs) -> Size:
+def prod(xs: Iterable[Size | float]) -> Size:
     xs = tuple(xs)
     out = 1
     for x in xs:
@@ -99,16 +100,16 @@ def prod(xs) -> Size:
 # Symbolic shapes repeat (every layer of a stack has the same), and sympy's Mul
 # is slow: products of a shape are remembered.
 @functools.lru_cache(maxsize=1 << 14)
-def _prod_expr(xs: tuple) -> Size:
+def _prod_expr(xs: tuple[Size | float, ...]) -> Size:
     out: Size = 1
     for x in xs:
         out = mul(out, x)
     return out
 
 
-def total(xs) -> Size:
+def total(xs: Iterable[Size]) -> Size:
     ints = 0
-    counts: dict = {}  # equal terms (the same layer repeated) enter sympy's Add once, times a count
+    counts: dict[Size, int] = {}  # equal terms (the same layer repeated) enter sympy's Add once, times a count
     for x in xs:
         if isinstance(x, int):
             ints += x
@@ -223,9 +224,9 @@ def evaluate(x: Size, values: dict[str, int]) -> int | None:
     v = subs(x, values)
     if isinstance(v, (int, float)):  # a float only from a comparison of a size with a number
         return v  # type: ignore[return-value]
-    if _is_expr(v) and v.is_number:  # type: ignore[union-attr]
+    if _is_expr(v) and v.is_number:
         # zoo or nan when a size divides by a zero size: no value to decide anything with
-        return int(v) if v.is_real and v.is_finite else None  # type: ignore[union-attr]
+        return int(v) if v.is_real and v.is_finite else None
     return None
 
 
@@ -344,6 +345,6 @@ def subs_all(x: Any, values: dict[str, int]) -> Any:
 def symbol_name(x: object) -> str | None:
     """The name of a size that is one bare symbol, else None (for code generation, which never
     looks inside sympy): symbol_name(symbol("H")) == "H"; symbol_name(add(symbol("H"), 1)) is None."""
-    if _is_expr(x) and x.is_Symbol:  # type: ignore[attr-defined]
-        return str(x.name)  # type: ignore[attr-defined]
+    if _is_expr(x) and x.is_Symbol:
+        return str(x.name)
     return None
