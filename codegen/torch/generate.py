@@ -51,7 +51,7 @@ of one `nn.Module` class (codegen/torch/classes.py):
     num_layers into the class, which the docstring says). Set
     ARCHC_DEBUG_CODEGEN=1 to see why a class was specialised.
 
-Per-op lowerings live in codegen/torch_ops.py (one table keyed by `Op`); an op,
+Per-op lowerings live in ops/torch_lowering.py (one table keyed by `Op`); an op,
 layout or attribute without a lowering is a `codegen` error at its `.arch`
 line, never wrong code. Python identifiers come from one `Namespace`
 (codegen/namespace.py); layer names are validated, not renamed. Templates
@@ -351,7 +351,7 @@ def generate(source: TraceSource | object, entry: str | None = None, sets: dict[
     program: its entry block, or `entry`, with the `--set` values `sets`). Raises ArchError.
 
     `generic=False` emits only specialised classes (no constructor arguments); `checks=True`
-    adds run-time shape checks to every forward (`archc build --checks`, codegen/torch_checks.py);
+    adds run-time shape checks to every forward (`archc build --checks`, codegen/torch/checks.py);
     `fold_bn=True` folds each inference batchnorm into the conv or linear before it where
     passes/fold_bn.py allows (`archc build --fold-bn`): the layer gets a bias, the batchnorm
     becomes `nn.Identity()`, and a `FoldBatchNorm` load_state_dict pre-hook folds the batchnorm's
