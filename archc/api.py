@@ -14,7 +14,7 @@ import contextlib
 import dataclasses
 import gc
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from archc.diagnostics import ArchError, Diagnostic, SourceMap
 from archc.dsl.elaborate import Abort, Elaborator, elaborate
@@ -24,6 +24,9 @@ from archc.dsl.templates import Templates
 from archc.ir.graph import Graph
 from archc.shapes.constraints import Derived, explain
 from archc.shapes.constraints import derive as derive_constraints
+
+if TYPE_CHECKING:  # analysis is imported when flops() runs, not with the API
+    from archc.analysis.report import Report
 
 
 @dataclasses.dataclass
@@ -154,7 +157,7 @@ class Model:
 
     @rare_gc()
     def flops(self, convention: str = "torch", symbolic: bool = False, fold_bn: bool = False,
-              dtype: str | None = None, **sets: Any):
+              dtype: str | None = None, **sets: Any) -> Report:
         """Parameters, FLOPs and bytes per layer and in total (analysis/report.py); `fold_bn=True`:
         of the inference graph with batchnorm folded into the layer before it (`archc flops --fold-bn`);
         `dtype="bf16"`: bytes at that floating-point dtype (`archc flops --dtype bf16`)."""

@@ -40,8 +40,10 @@ def _setting(module: str, key: str) -> object:
     return value
 
 
-def test_bodies_of_unannotated_functions_are_checked() -> None:
+def test_every_function_is_annotated_and_checked() -> None:
     assert MYPY.get("check_untyped_defs") is True
+    assert MYPY.get("disallow_untyped_defs") is True
+    assert MYPY.get("disallow_incomplete_defs") is True
 
 
 def test_no_global_ignore_missing_imports() -> None:
