@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.resources
 import os
+import stat
 
 from archc.diagnostics import ArchError, DiagnosticBag, SourceMap, Span
 from archc.grammar import ast
@@ -61,6 +62,38 @@ class Program:
         return blocks[-1]
 
 
+class SourceError(Exception):
+    """A file that is not .arch text: its contents are never quoted."""
+
+
+def read_source(path: str) -> str:
+    """The text of a .arch file: a regular file of at most MAX_FILE_BYTES of UTF-8 text without NUL
+    bytes (a binary file; /proc/self/environ). Other control characters reach the lexer, which
+    reports them at their place (quoted as '?'). Opened without blocking and checked on the open descriptor, so a FIFO,
+    a device (/dev/zero) or a directory is refused rather than read forever, and a file swapped
+    in after a check is still the one checked. Raises SourceError, OSError or UnicodeDecodeError."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise SourceError("is not a regular file")
+        chunks, size = [], 0
+        while size <= MAX_FILE_BYTES:  # st_size lies for /proc files: count what is read
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > MAX_FILE_BYTES:
+            raise SourceError(f"is larger than {MAX_FILE_BYTES >> 20} MiB")
+    finally:
+        os.close(fd)
+    text = b"".join(chunks).decode("utf-8")
+    if "\0" in text:
+        raise SourceError("is not .arch text (it contains NUL bytes)")
+    return text
+
+
 def _stdlib_text(name: str) -> str | None:
     parts = name.split(".")
     if parts[0] != "std" or len(parts) != 2:
@@ -84,18 +117,20 @@ def load(path: str, text: str | None = None, sources: SourceMap | None = None) -
     bag = DiagnosticBag()
 
     def read(p: str, span: Span | None) -> str | None:
+        where = span or Span(p, 0, 0, 0, 0)
+        code = "io" if span is None else "import"
         try:
-            if os.path.getsize(p) > MAX_FILE_BYTES:
-                bag.error("io", f"{p} is larger than {MAX_FILE_BYTES >> 20} MiB", span or Span(p, 0, 0, 0, 0))
-                return None
-            with open(p, encoding="utf-8") as f:
-                return f.read()
+            text = read_source(p)
+        except SourceError as e:
+            bag.error(code, f"{p} {e}", where)
+            return None
         except (OSError, ValueError) as e:  # ValueError: a NUL in the path; UnicodeDecodeError is one
             what = "is not UTF-8 text" if isinstance(e, UnicodeDecodeError) else \
                 "is not a valid file name" if isinstance(e, ValueError) else \
                 f"cannot be read: {e.strerror or e}"
-            bag.error("io" if span is None else "import", f"{p} {what}", span or Span(p, 0, 0, 0, 0))
+            bag.error(code, f"{p} {what}", where)
             return None
+        return text
 
     def visit(key: str, text: str, stack: tuple[str, ...]) -> File | None:
         if key in files:
@@ -117,6 +152,9 @@ def load(path: str, text: str | None = None, sources: SourceMap | None = None) -
             if imp.is_file:
                 base = os.path.dirname(key) if not key.startswith("<") else "."
                 target = os.path.normpath(os.path.join(base, imp.path))
+                if not target.endswith(".arch"):  # a shared model cannot make archc quote other files
+                    bag.error("import", f"an import names a .arch file, not '{imp.path}'", imp.span)
+                    continue
                 if target in stack:
                     bag.error("import", f"'{imp.path}' imports itself (through {' -> '.join(stack)})", imp.span)
                     continue

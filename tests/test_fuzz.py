@@ -284,10 +284,11 @@ def _hostile(tmp: Path) -> dict[str, tuple[str, int, str]]:
 
     body = "block B() {\n  in x: [n = 2, c = 3]\n  y = %s\n  out y\n}\n"
     return {
-        "directory": (str(tmp), 1, "cannot be read"),
+        "directory": (str(tmp), 1, "is not a regular file"),
         "missing file": (str(tmp / "nope.arch"), 1, "No such file or directory"),
         "binary file": (write("bin.arch", bytes(range(256)) * 8), 1, "is not UTF-8 text"),
-        "binary but utf-8": (write("ctl.arch", "block B() {\x1b[2J\x00\x07}"), 1, "unexpected character"),
+        "binary but utf-8": (write("ctl.arch", "block B() {\x1b[2J\x00\x07}"), 1, "is not .arch text"),
+        "control characters": (write("esc.arch", "block B() {\x1b[2J\x07}"), 1, "unexpected character"),
         "empty file": (write("empty.arch", ""), 1, "defines no block"),
         "only comments": (write("comments.arch", "# nothing\n# here\n"), 1, "defines no block"),
         "huge size": (write("huge.arch", "size H = 99999999999999999999\nblock B() {\n  in x: [n = 2, h = H]\n"
@@ -312,7 +313,8 @@ def _hostile(tmp: Path) -> dict[str, tuple[str, int, str]]:
     }
 
 
-HOSTILE = ["directory", "missing file", "binary file", "binary but utf-8", "empty file", "only comments",
+HOSTILE = ["directory", "missing file", "binary file", "binary but utf-8", "control characters", "empty file",
+           "only comments",
            "huge size", "huge kernel", "float overflow", "deep parentheses", "deep negation", "deep lists",
            "deep not", "long line", "long name", "many errors", "form feed and crlf", "byte order mark",
            "too large"]
