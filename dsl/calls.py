@@ -7,6 +7,7 @@ Part of the `Elaborator` (dsl/elaborate.py), a mixin over `values.State`.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -203,6 +204,9 @@ class Calls(State):
         if kind in ("float", "number"):
             if v is None or isinstance(v, bool) or not (isinstance(v, float) or S.is_concrete(v)):
                 self.bag.error("type", f"'{p.name}' of {sig.name} is a number, got {self._kind(v)}", ex.span)
+                raise Abort
+            if isinstance(v, float) and not math.isfinite(v):
+                self.bag.error("value", f"'{p.name}' of {sig.name} must be a finite number, got {v}", ex.span)
                 raise Abort
             return float(v) if kind == "float" else (int(v) if S.is_concrete(v) else v)
         if kind == "str":

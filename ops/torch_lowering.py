@@ -12,12 +12,13 @@ size expression).
 >>> from archc.ops.registry import NoAttrs, Op
 >>> Op.RELU.torch.forward(NoAttrs(), [], None, None, [Expr("bn1")]).text
 'F.relu(bn1)'
->>> lit((3, 3)), kwargs([("stride", 2, 1), ("bias", True, True)])
-('(3, 3)', ', stride=2')
+>>> lit((3, 3)), kwargs([("stride", 2, 1), ("bias", True, True)]), lit(float("-inf"))
+('(3, 3)', ', stride=2', "float('-inf')")
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -49,7 +50,7 @@ def lit(v: Any) -> str:
     if isinstance(v, bool) or v is None:
         return repr(v)
     if isinstance(v, float):
-        return repr(v)
+        return repr(v) if math.isfinite(v) else f"float({str(v)!r})"  # inf, nan: no Python literal
     if isinstance(v, int):
         return str(v)
     if isinstance(v, str):

@@ -57,3 +57,17 @@ def test_an_ascii_terminal_gets_escapes_not_a_crash(args: tuple[str, ...]) -> No
     assert out.returncode in (0, 1) and b"internal error" not in out.stderr
     assert all(b < 128 for b in out.stdout + out.stderr)
     assert b"\\u230a" in out.stdout + out.stderr or b"\\u2014" in out.stdout
+
+
+def test_non_finite_numbers_are_refused_at_the_argument_or_written_as_python(tmp_path) -> None:
+    """`1e999` is inf: an op argument refuses it where it is written; a scale by it stays valid Python."""
+    import archc
+    from archc.diagnostics import ArchError
+    with pytest.raises(ArchError) as err:
+        archc.loads("block B() {\n  in x: [n = 2, c = 4]\n  y = layernorm(x, eps = 1e999)\n  out y\n}\n").check()
+    d = err.value.diagnostics[0]
+    assert "must be a finite number" in d.message and (d.span.line, d.span.col) == (3, 26)
+    m = archc.loads("block B(f = 1e999) {\n  in x: [n = 2, c = 4]\n  out x * f\n}\n")
+    source = m.torch_source()
+    compile(source, "gen.py", "exec")
+    assert "float('inf')" in source and "= inf" not in source
