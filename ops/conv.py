@@ -208,7 +208,7 @@ define(OpDef(
     glyph=Glyph("conv", "★", G.CONV),
     doc="convolution over the spatial axes `over` (default: the axes after the channel axis)"))
 
-define(OpDef[ConvTAttrs](
+define(OpDef(
     key="CONV_T", name="conv_transpose", attrs=ConvTAttrs, tensors=1, traits=_CONV_TRAITS,
     shape=_conv_t_shape, cost=_conv_t_cost, torch=TorchLowering(module=_conv_module, fresh=True),
     glyph=Glyph("conv_t", "★T", G.CONV),

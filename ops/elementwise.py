@@ -28,12 +28,12 @@ def _same_shape(ctx: ShapeCtx, ins: list[TensorType], a: Any) -> tuple[Type, tup
     return ins[0], (), a
 
 
-def _per_element(a: Any, ins: list[TensorType], out: Type, params: tuple[ParamSpec, ...]) -> Cost:
+def _per_element(a: Attrs, ins: list[TensorType], out: Type, params: tuple[ParamSpec, ...]) -> Cost:
     assert isinstance(out, TensorType)
     return Cost().add("elementwise", out.numel())
 
 
-def _free(a: Any, ins: list[TensorType], out: Type, params: tuple[ParamSpec, ...]) -> Cost:
+def _free(a: Attrs, ins: list[TensorType], out: Type, params: tuple[ParamSpec, ...]) -> Cost:
     return Cost()
 
 
@@ -167,15 +167,15 @@ define(OpDef(
     glyph=Glyph("dropout", "droppath", "#f5f5f5"), doc="stochastic depth (identity at inference)"))
 
 
-def _identity_module(a: Any, ins: list[TensorType], out: Type, ctx: LowerCtx) -> str:
+def _identity_module(a: Attrs, ins: list[TensorType], out: Type, ctx: LowerCtx) -> str:
     return "nn.Identity()"
 
 
-def _identity_forward(a: Any, ins: list[TensorType], out: Type, ctx: LowerCtx, args: list[Expr]) -> Expr:
+def _identity_forward(a: Attrs, ins: list[TensorType], out: Type, ctx: LowerCtx, args: list[Expr]) -> Expr:
     return args[0]
 
 
-IDENTITY_LOWERING: TorchLowering[Any] = TorchLowering(module=_identity_module, forward=_identity_forward)
+IDENTITY_LOWERING: TorchLowering[Attrs] = TorchLowering(module=_identity_module, forward=_identity_forward)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

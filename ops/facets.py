@@ -27,6 +27,7 @@ from archc.shapes.sizes import Size
 from archc.shapes.types import ParamSpec, TensorType, Type
 
 A = TypeVar("A")
+A_contra = TypeVar("A_contra", contravariant=True)
 
 # ---- shape rules ------------------------------------------------------------------------------
 
@@ -108,7 +109,7 @@ CallFn = Callable[[A, list[TensorType], Type, LowerCtx, str, list[Expr]], Expr]
 
 
 @dataclasses.dataclass(frozen=True)
-class TorchLowering(Generic[A]):
+class TorchLowering(Generic[A_contra]):
     """How the PyTorch target writes an op.
 
     module   the text of an `nn.Module` performing the op (the attribute of an op with
@@ -117,11 +118,13 @@ class TorchLowering(Generic[A]):
     call     how forward calls the op's module (default `self.m(x)`);
     inplace  the op may overwrite its input, as torchvision's activations do;
     fresh    its output is always a new tensor (never a view or the input itself).
+
+    Contravariant in the attributes: a lowering for any `Attrs` (nn.Identity) serves every op.
     """
 
-    module: ModuleFn[A] | None = None
-    forward: ForwardFn[A] | None = None
-    call: CallFn[A] | None = None
+    module: ModuleFn[A_contra] | None = None
+    forward: ForwardFn[A_contra] | None = None
+    call: CallFn[A_contra] | None = None
     inplace: bool = False
     fresh: bool = False
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Any
+from typing import Any, TypeVar
 
 from archc.ops import glyphs as G
 from archc.ops import torch_lowering as T
@@ -24,10 +24,11 @@ from archc.shapes import sizes as S
 from archc.shapes.sizes import Size
 from archc.shapes.types import Axis, ParamSpec, TensorType, TupleType, Type
 
-Result = tuple[Type, tuple[ParamSpec, ...], Any]
+AttrsT = TypeVar("AttrsT", bound=Attrs)
+Result = tuple[Type, tuple[ParamSpec, ...], AttrsT]  # a shape rule's result, its attributes typed
 
 
-def _free(a: Any, ins: list[TensorType], out: Type, params: tuple[ParamSpec, ...]) -> Cost:
+def _free(a: Attrs, ins: list[TensorType], out: Type, params: tuple[ParamSpec, ...]) -> Cost:
     return Cost()
 
 
@@ -82,7 +83,7 @@ class RearrangeAttrs(Attrs):
     sizes: dict[str, Size] | None = arg("sizes_kw", None)
 
 
-def _rearrange_shape(ctx: ShapeCtx, ins: list[TensorType], a: RearrangeAttrs) -> Result:
+def _rearrange_shape(ctx: ShapeCtx, ins: list[TensorType], a: RearrangeAttrs) -> Result[RearrangeAttrs]:
     (x,) = ins
     pattern: str = a.pattern
     if pattern.count("->") != 1:
@@ -137,7 +138,7 @@ class RenameAttrs(Attrs):
     names: list[tuple[str, str]] = arg("renames")
 
 
-def _rename_shape(ctx: ShapeCtx, ins: list[TensorType], a: RenameAttrs) -> Result:
+def _rename_shape(ctx: ShapeCtx, ins: list[TensorType], a: RenameAttrs) -> Result[RenameAttrs]:
     (x,) = ins
     mapping: dict[str, str] = {}
     for old, new in a.names:
@@ -161,7 +162,7 @@ class FlattenAttrs(Attrs):
     name: str | None = arg("axis", None)
 
 
-def _flatten_shape(ctx: ShapeCtx, ins: list[TensorType], a: FlattenAttrs) -> Result:
+def _flatten_shape(ctx: ShapeCtx, ins: list[TensorType], a: FlattenAttrs) -> Result[FlattenAttrs]:
     (x,) = ins
     over = a.over
     idx = [axis_of(x, n, "over") for n in over]
@@ -183,7 +184,7 @@ class ConcatAttrs(Attrs):
     axis: str = arg("axis")
 
 
-def _concat_shape(ctx: ShapeCtx, ins: list[TensorType], a: ConcatAttrs) -> Result:
+def _concat_shape(ctx: ShapeCtx, ins: list[TensorType], a: ConcatAttrs) -> Result[ConcatAttrs]:
     axis = a.axis
     first = ins[0]
     for t in ins:
@@ -208,7 +209,7 @@ class SplitAttrs(Attrs):
     sizes: Any = arg("sizes", None)
 
 
-def _split_shape(ctx: ShapeCtx, ins: list[TensorType], a: SplitAttrs) -> Result:
+def _split_shape(ctx: ShapeCtx, ins: list[TensorType], a: SplitAttrs) -> Result[SplitAttrs]:
     (x,) = ins
     axis = a.axis
     n = x.size(x.names[axis_of(x, axis, "axis")])
@@ -234,7 +235,7 @@ class ExpandAttrs(Attrs):
     sizes: dict[str, Size] = arg("sizes_kw")
 
 
-def _expand_shape(ctx: ShapeCtx, ins: list[TensorType], a: ExpandAttrs) -> Result:
+def _expand_shape(ctx: ShapeCtx, ins: list[TensorType], a: ExpandAttrs) -> Result[ExpandAttrs]:
     (x,) = ins
     out = x
     for name, size in (a.sizes or {}).items():
@@ -258,7 +259,7 @@ class EmbeddingAttrs(Attrs):
     axis: str = arg("axis", "chan")
 
 
-def _embedding_shape(ctx: ShapeCtx, ins: list[TensorType], a: EmbeddingAttrs) -> Result:
+def _embedding_shape(ctx: ShapeCtx, ins: list[TensorType], a: EmbeddingAttrs) -> Result[EmbeddingAttrs]:
     (x,) = ins
     if not x.dtype.startswith(("i", "u")):
         raise fail(f"embedding looks up integer ids, but the tensor is {x.dtype}", None, "type")
@@ -284,7 +285,7 @@ def _chw(x: TensorType, r: Size) -> tuple[Axis, Axis, Axis]:
     return c, h, w
 
 
-def _pixel_shuffle_shape(ctx: ShapeCtx, ins: list[TensorType], a: PixelShuffleAttrs) -> Result:
+def _pixel_shuffle_shape(ctx: ShapeCtx, ins: list[TensorType], a: PixelShuffleAttrs) -> Result[PixelShuffleAttrs]:
     (x,) = ins
     r = a.r
     c, h, w = _chw(x, r)
@@ -298,7 +299,7 @@ def _pixel_shuffle_shape(ctx: ShapeCtx, ins: list[TensorType], a: PixelShuffleAt
 # ---- pixel_unshuffle ---------------------------------------------------------------------------
 
 
-def _pixel_unshuffle_shape(ctx: ShapeCtx, ins: list[TensorType], a: PixelShuffleAttrs) -> Result:
+def _pixel_unshuffle_shape(ctx: ShapeCtx, ins: list[TensorType], a: PixelShuffleAttrs) -> Result[PixelShuffleAttrs]:
     (x,) = ins
     r = a.r
     c, h, w = _chw(x, r)
@@ -321,7 +322,7 @@ class UpsampleAttrs(Attrs):
     over: tuple[str, ...] | None = arg("axes", None)
 
 
-def _upsample_shape(ctx: ShapeCtx, ins: list[TensorType], a: UpsampleAttrs) -> Result:
+def _upsample_shape(ctx: ShapeCtx, ins: list[TensorType], a: UpsampleAttrs) -> Result[UpsampleAttrs]:
     (x,) = ins
     idx = spatial_axes(x, a.over, 1)
     if (a.scale is None) == (a.size is None):

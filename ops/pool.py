@@ -95,7 +95,8 @@ def _avgpool_cost(a: AvgPoolAttrs, ins: list[TensorType], out: Type, params: tup
     return Cost().add("pool", S.mul(_out(out).numel(), S.prod(a.kernel)))
 
 
-def _pool_args(a: Any, ins: list[TensorType], ctx: LowerCtx, what: str) -> tuple[int, Any, Any, Any]:
+def _pool_args(a: MaxPoolAttrs | AvgPoolAttrs, ins: list[TensorType], ctx: LowerCtx, what: str
+               ) -> tuple[int, Any, Any, Any]:
     n = T.spatial(a, ins[0], what)
     k = T.ints(ctx, a.kernel, "kernel_size")
     s = T.ints(ctx, a.strides, "stride")

@@ -32,7 +32,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 from collections.abc import Iterator
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from archc.ops.facets import CostRule, Glyph, ShapeRule, TorchLowering, TritonLowering
 
@@ -190,8 +190,19 @@ BY_NAME: dict[str, OpDef[Any]] = {}
 """Every op that .arch can call, by the name it is called by."""
 
 
-def define(op: OpDef[A]) -> OpDef[A]:
+class _Definition(Protocol):
+    """What `define` is given. Not `OpDef[A]`: mypy would infer the `OpDef(...)` written inside
+    the call from the call's generic context and let a rule typed for other attributes through;
+    given this plain context, it infers A from the attributes and every rule together."""
+
+    @property
+    def key(self) -> str: ...
+
+
+def define(op: _Definition) -> OpDef[Any]:
     """Register an op. Names and keys are unique."""
+    if not isinstance(op, OpDef):
+        raise TypeError(f"define() registers an OpDef, not {type(op).__name__}")
     if op.key in _BY_KEY or op.name in BY_NAME:
         raise ValueError(f"op {op.name} ({op.key}) is defined twice")
     _BY_KEY[op.key] = op
