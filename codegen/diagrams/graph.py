@@ -34,6 +34,7 @@ from typing import Any
 
 import graphviz
 
+from archc.diagnostics import printable
 from archc.ir.graph import Graph, Node
 from archc.ir.printer import fmt_attrs
 from archc.ops.glyphs import GLYPHS, detail
@@ -352,14 +353,15 @@ Stmt = tuple[str, str, dict[str, str]]  # a node: its name, label and attributes
 
 def label(lines: Sequence[str]) -> str:
     """A DOT label of text lines, every character literal: backslashes doubled (graphviz.escape), line
-    breaks (between lines and inside one) as DOT's centred \\n, and never read as an HTML-like
+    breaks (between lines and inside one) as DOT's centred \\n, other control characters shown as their
+    escapes (`\\x1b`: XML cannot hold them, so the SVG stays well-formed), and never read as an HTML-like
     `<...>` label. Quoting, and the escaping of `"`, is the graphviz package's.
 
     >>> print(label(['a "b"', 'c\\\\d<e>{f|g}']))
     a "b"\\nc\\\\d<e>{f|g}
     """
     parts = [p for line in lines for p in str(line).split("\n")]
-    return graphviz.nohtml("\\n".join(graphviz.escape(p) for p in parts))
+    return graphviz.nohtml("\\n".join(graphviz.escape(printable(p)) for p in parts))
 
 
 def _cluster_tree(dot: graphviz.Digraph, g: Graph, clusters: dict[str, list[Stmt]], run_of: dict[str, Run],
