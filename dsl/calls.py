@@ -1,4 +1,3 @@
-# mypy: disable-error-code="attr-defined"
 """Elaboration of op calls: binding arguments against the op's attributes (`OpDef.params`), then applying
 the op's shape rule and adding its node to the graph.
 
@@ -9,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from archc.diagnostics import Span, did_you_mean
 from archc.dsl.values import (
@@ -29,8 +28,20 @@ from archc.ops.registry import BY_NAME, REQUIRED, OpDef
 from archc.shapes import sizes as S
 from archc.shapes.types import TupleType
 
+if TYPE_CHECKING:
+    from archc.dsl.loader import File
+
 
 class Calls(State):
+    if TYPE_CHECKING:  # methods of the Elaborator's other parts that this part calls
+        def ev(self, e: ast.Expr, frame: Frame, path: str | None = None, list_path: str | None = None) -> Any: ...
+        def call_block(self, block: ast.Block, bfile: File, call: ast.Call, implicit: Any,
+                       frame: Frame, path: str | None) -> Any: ...
+        def _getitem(self, value: TV, i: int, span: Span) -> TV: ...
+        def _claim(self, frame: Frame, path: str, span: Span) -> None: ...
+        def _parent_of(self, path: str) -> str | None: ...
+        def _take_repeat(self) -> tuple[str, int, int, int] | None: ...
+
     # ---- calls -------------------------------------------------------------------------------
 
     def _call(self, call: ast.Call, frame: Frame, implicit: Any, path: str | None,

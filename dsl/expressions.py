@@ -1,14 +1,13 @@
-# mypy: disable-error-code="attr-defined"
 """Elaboration of expressions: values, arithmetic on sizes, tensor arithmetic.
 
 Part of the `Elaborator` (dsl/elaborate.py), written as a mixin over
 `values.State`; methods of the other parts are reached through `self`
-(hence the mypy note above: the parts are only complete together).
+(declared for the type checker at the top of the class: the parts are only complete together).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from archc.diagnostics import Span, did_you_mean
 from archc.dsl.values import (
@@ -24,12 +23,21 @@ from archc.dsl.values import (
 )
 from archc.grammar import ast
 from archc.ir.graph import ModuleInfo
-from archc.ops.registry import Op
+from archc.ops.registry import Op, OpDef
 from archc.shapes import sizes as S
 from archc.shapes.types import TupleType
 
 
 class Expressions(State):
+    if TYPE_CHECKING:  # methods of the Elaborator's other parts that this part calls
+        def _call(self, call: ast.Call, frame: Frame, implicit: Any, path: str | None,
+                  seq_step: bool = False) -> Any: ...
+        def _apply(self, op: OpDef[Any], inputs: list[Any], given: dict[str, Any], span: Span, frame: Frame,
+                   path: str | None, arg_spans: dict[str, Span], name: str = "", seq_step: bool = False) -> Any: ...
+        def _seq(self, e: ast.SeqExpr, frame: Frame, path: str | None) -> Any: ...
+        def _getitem(self, value: TV, i: int, span: Span) -> TV: ...
+        def _parent_of(self, path: str) -> str | None: ...
+
     # ---- expressions ----------------------------------------------------------------------
 
     def ev(self, e: ast.Expr, frame: Frame, path: str | None = None, list_path: str | None = None) -> Any:

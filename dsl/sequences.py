@@ -1,4 +1,3 @@
-# mypy: disable-error-code="attr-defined"
 """Elaboration of `seq(x) { ... }`: numbered and labelled steps, nested
 sequences, repetition and conditional steps, named like nn.Sequential children.
 
@@ -8,7 +7,7 @@ Part of the `Elaborator` (dsl/elaborate.py), a mixin over `values.State`.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from archc.diagnostics import Span
 from archc.dsl.values import (
@@ -27,6 +26,16 @@ from archc.shapes.types import TensorType
 
 
 class Sequences(State):
+    if TYPE_CHECKING:  # methods of the Elaborator's other parts that this part calls
+        def ev(self, e: ast.Expr, frame: Frame, path: str | None = None, list_path: str | None = None) -> Any: ...
+        def truth(self, v: Any, span: Span) -> bool: ...
+        def _call(self, call: ast.Call, frame: Frame, implicit: Any, path: str | None,
+                  seq_step: bool = False) -> Any: ...
+        def _range(self, frame: Frame, start: ast.Expr, stop: ast.Expr, span: Span) -> range: ...
+        def _claim(self, frame: Frame, path: str, span: Span) -> None: ...
+        def _parent_of(self, path: str) -> str | None: ...
+        def _take_repeat(self) -> tuple[str, int, int, int] | None: ...
+
     # ---- sequences ----------------------------------------------------------------------------------
 
     def _seq(self, e: ast.SeqExpr, frame: Frame, path: str | None) -> Any:
