@@ -55,7 +55,6 @@ from archc.ir.templates import (
     Value,
     source_of,
 )
-from archc.shapes import pyexpr
 from archc.shapes import sizes as S
 from archc.shapes.types import TensorType
 
@@ -137,13 +136,14 @@ class Tracer(Elaborator):
         if self.generic:
             for e in (start, stop):
                 v = self.ev(e, frame)
-                names = pyexpr.free_names(v) if S.is_size(v) else set()
+                names = S.free_names(v) if S.is_size(v) else set()
                 if names and all(n.startswith("@") for n in names):
                     raise BakeParams({n[1:] for n in names})
         return super()._range(frame, start, stop, span)
 
     def _symbolic_params(self, frame: Frame, block: ast.Block) -> None:
         """A generic trace: every integer parameter becomes a symbol, valued for decisions."""
+        from archc.shapes import pyexpr  # only here: `archc check` at concrete sizes never loads sympy
         for p in block.params:
             v = frame.env.get(p.name)
             if isinstance(v, int) and not isinstance(v, bool) and p.name not in self.concrete:
@@ -265,7 +265,7 @@ class Templates:
         for n in tr.graph:
             for p in n.params:
                 for d in p.shape:
-                    fixed |= pyexpr.free_names(d)
+                    fixed |= S.free_names(d)
         args = {k: _concrete(v, tr.values) for k, v in tr.graph.modules[""].args.items()}
         calls = {path: CallRecord(path, self.facts(c.block, c.file), c.args, tuple(_value(x) for x in c.inputs),
                                   tuple(_value(x) for x in c.outputs), c.start) for path, c in tr.calls.items()}
