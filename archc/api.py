@@ -172,6 +172,7 @@ class Model:
     def render(self, out: str, style: str = "graph", **kw: Any) -> Any:
         """Draw the entry to `out` (.svg/.png/.pdf, or .dot for the graph style); see `archc render`."""
         from archc.codegen.diagrams import graph
+        kw.setdefault("inputs", list(self.program.files))  # never written over, force or not
         if style != "graph":
             from archc.codegen.diagrams import circuit
             return circuit.render(self.check().graph, out, **kw)

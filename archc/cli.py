@@ -107,6 +107,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--set", metavar="NAME=VALUE", action="append", default=[], dest="sets",
                    help="give a free size or an entry parameter a value (repeatable)")
     r.add_argument("--symbolic", action="store_true", help="label wires with symbolic sizes")
+    r.add_argument("--force", action="store_true", help="replace a file that archc did not write (or a link)")
     r.add_argument("--expand", metavar="BLOCK", action="append", default=[],
                    help="draw every element of repetitions of this block (name or module path; repeatable)")
     r.add_argument("--depth", type=int, metavar="N", default=None,
@@ -432,7 +433,8 @@ def _build(args: argparse.Namespace, sets: dict[str, Any], sources: SourceMap) -
     program = load(args.file, sources=sources)
     api.compile_program(program, args.entry, sets)
     gen = codegen_torch.generate(Templates(program, args.entry, sets), checks=args.checks, fold_bn=args.fold_bn)
-    path = codegen_torch.write(gen, args.out, codegen_torch.module_stem(args.file), force=args.force)
+    path = codegen_torch.write(gen, args.out, codegen_torch.module_stem(args.file), force=args.force,
+                               inputs=list(sources.texts))
     if args.json:
         print(json.dumps({"target": args.target, "path": path, "entry": gen.entry_class,
                           "classes": gen.classes, "inputs": gen.inputs, "checks": args.checks,
@@ -460,7 +462,8 @@ def _render(args: argparse.Namespace, sets: dict[str, Any], sources: SourceMap) 
         if ext not in (".dot", ".gv") and not graph.have_dot():
             raise ArchError([Diagnostic("error", "io", "the graph style needs Graphviz's `dot` "
                                         "for SVG/PNG/PDF (apt-get install graphviz); .dot output works without it")])
-        d = graph.render(res.graph, args.out, expand=args.expand, depth=args.depth, annotate=args.annotate)
+        d = graph.render(res.graph, args.out, force=args.force, inputs=list(sources.texts), expand=args.expand,
+                         depth=args.depth, annotate=args.annotate)
         print(f"wrote {args.out}: {d.nodes} nodes, {d.edges} edges"
               + "".join(f", {p} ×{n}" for p, n in d.collapsed))
         return 0
@@ -469,7 +472,7 @@ def _render(args: argparse.Namespace, sets: dict[str, Any], sources: SourceMap) 
         raise ArchError([Diagnostic("error", "io", "the circuit style is not available yet; use --style graph")])
     from archc.codegen.diagrams import circuit
     layout = circuit.render(res.graph, args.out, expand=args.expand, depth=args.depth, annotate=args.annotate,
-                            define=args.define, conv=args.conv)
+                            define=args.define, conv=args.conv, force=args.force, inputs=list(sources.texts))
     print(f"wrote {args.out}: {layout.summary}")
     return 0
 

@@ -14,6 +14,7 @@ import pytest
 import archc
 from archc.codegen.diagrams import circuit as C
 from archc.codegen.diagrams import graph as G
+from archc.codegen.output import mark
 from archc.ir.graph import Graph
 from archc.shapes.types import TupleType
 
@@ -141,7 +142,7 @@ def test_byte_identical_across_processes(tmp_path: pathlib.Path) -> None:
                        env={"PYTHONHASHSEED": str(k), "PATH": ""})
         outs.append(out.read_bytes())
     assert outs[0] == outs[1]
-    assert outs[0].decode() == _layout(src).svg()
+    assert outs[0] == mark("svg", _layout(src).svg().encode())
 
 
 def test_linear_chain_glyphs_and_broadcast() -> None:
@@ -302,7 +303,7 @@ def test_define_cli_byte_identical_and_unknown_name(tmp_path: pathlib.Path) -> N
         outs.append(out.read_bytes())
     assert outs[0] == outs[1]
     g = archc.load(str(MINI)).check().graph
-    assert outs[0].decode() == C.layout(g, define="Bottleneck").svg()
+    assert outs[0] == mark("svg", C.layout(g, define="Bottleneck").svg().encode())
     r = subprocess.run([sys.executable, "-m", "archc.cli", "render", str(MINI), "-o", str(tmp_path / "e.svg"),
                         "--style", "circuit", "--define", "Botleneck"], capture_output=True, text=True)
     assert r.returncode == 1 and "Traceback" not in r.stderr

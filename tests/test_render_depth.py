@@ -22,7 +22,7 @@ def test_every_depth_folds_into_an_acyclic_drawing(name: str, depth: int, tmp_pa
         ids = {i for i, b in box.items() if b == path}
         assert G._is_convex(g, ids), f"{path} at depth {depth} would be drawn before a node that feeds it"
     m.render(str(tmp_path / "c.svg"), style="circuit", depth=depth)
-    assert (tmp_path / "c.svg").read_text().startswith("<svg")
+    assert "<svg" in (tmp_path / "c.svg").read_text()
 
 
 def test_unets_lists_of_levels_open_up_at_depth_one() -> None:

@@ -19,6 +19,7 @@ import pytest
 import archc
 from archc import cli
 from archc.codegen.diagrams import graph as G
+from archc.codegen.output import mark
 from archc.ir.graph import Graph, Op
 
 from conftest import EXAMPLES, ROOT
@@ -210,7 +211,7 @@ def test_cli_dot_and_bad_extension(tmp_path: pathlib.Path) -> None:
     out = tmp_path / "m.dot"
     rc, text, _ = _cli("render", str(ROOT / "tests/data/mini_resnet.arch"), "-o", str(out))
     assert rc == 0 and "layer1.1 ×2" in text
-    assert out.read_text() == G.build(_graph(ROOT / "tests/data/mini_resnet.arch")).source
+    assert out.read_bytes() == mark("dot", G.build(_graph(ROOT / "tests/data/mini_resnet.arch")).source.encode())
     rc, _, err = _cli("render", str(ROOT / "tests/data/mini_resnet.arch"), "-o", str(tmp_path / "m.txt"))
     assert rc == 1 and "[io]" in err
 

@@ -56,6 +56,7 @@ from archc.codegen.diagrams.circuit_lanes import Item
 from archc.codegen.diagrams.circuit_layout import Builder, Layout
 from archc.codegen.diagrams.circuit_marks import FS, Box, Wire
 from archc.codegen.diagrams.graph import ANNOTATE
+from archc.codegen.output import write_diagram
 from archc.diagnostics import NO_SPAN, ArchError, Diagnostic, Span, did_you_mean
 from archc.ir.graph import Graph, ModuleInfo, Op
 
@@ -140,14 +141,14 @@ def layout(g: Graph, expand: Sequence[str] = (), depth: int | None = None,
 
 
 def render(g: Graph, out: str, expand: Sequence[str] = (), depth: int | None = None,
-           annotate: str | None = None, define: str | None = None, conv: str = "compact") -> Layout:
+           annotate: str | None = None, define: str | None = None, conv: str = "compact", force: bool = False,
+           inputs: Sequence[str] = ()) -> Layout:
     """Write the diagram to `out`: .svg as text; .png/.pdf through cairosvg (`pip install archc[circuit]`)."""
     lay = layout(g, expand, depth, annotate, define, conv)
     text = lay.svg()
     ext = os.path.splitext(out)[1].lower()
     if ext == ".svg":
-        with open(out, "w", encoding="utf-8") as f:
-            f.write(text)
+        write_diagram(out, "svg", text.encode("utf-8"), force, inputs)
         return lay
     if ext not in (".png", ".pdf"):
         raise ArchError([Diagnostic("error", "io", f"cannot write '{ext or out}' in the circuit style: "
@@ -157,6 +158,6 @@ def render(g: Graph, out: str, expand: Sequence[str] = (), depth: int | None = N
     except ImportError:
         raise ArchError([Diagnostic("error", "io", "PNG/PDF output of the circuit style needs cairosvg "
                                     "(pip install cairosvg); .svg works without it")]) from None
-    write = cairosvg.svg2png if ext == ".png" else cairosvg.svg2pdf
-    write(bytestring=text.encode("utf-8"), write_to=out)
+    convert = cairosvg.svg2png if ext == ".png" else cairosvg.svg2pdf
+    write_diagram(out, ext[1:], convert(bytestring=text.encode("utf-8")), force, inputs)
     return lay

@@ -34,6 +34,7 @@ from typing import Any
 
 import graphviz
 
+from archc.codegen.output import write_diagram
 from archc.diagnostics import printable
 from archc.ir.graph import Graph, Node
 from archc.ir.printer import fmt_attrs
@@ -418,17 +419,14 @@ def _scale_legend(what: str, lo: float, hi: float) -> str:
     return f'<<table border="0" cellspacing="2">{head}{"".join(rows)}</table>>'
 
 
-def render(g: Graph, out: str, **kw: Any) -> Diagram:
-    """Write the diagram to `out`: .dot writes the DOT text; .svg/.png/.pdf need Graphviz's `dot`."""
+def render(g: Graph, out: str, force: bool = False, inputs: Sequence[str] = (), **kw: Any) -> Diagram:
+    """Write the diagram to `out`: .dot writes the DOT text; .svg/.png/.pdf need Graphviz's `dot`.
+    The file is written safely (codegen/output.py): never over a file archc did not write unless
+    `force`, never over one of the `inputs`."""
     d = build(g, **kw)
     fmt = os.path.splitext(out)[1].lstrip(".").lower() or "svg"
-    if fmt in ("dot", "gv"):
-        with open(out, "w") as f:
-            f.write(d.source)
-        return d
-    data = graphviz.Source(d.source).pipe(format=fmt)
-    with open(out, "wb") as f:
-        f.write(data)
+    data = d.source.encode() if fmt in ("dot", "gv") else graphviz.Source(d.source).pipe(format=fmt)
+    write_diagram(out, fmt, data, force, inputs)
     return d
 
 

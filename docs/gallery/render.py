@@ -34,6 +34,9 @@ def with_output(args: list[str], out: str) -> list[str]:
     return [*args[:i + 1], out, *args[i + 2:]]
 
 
+FORCE = "--force" in sys.argv  # replace gallery files that predate archc's mark (codegen/output.py)
+
+
 def main() -> int:
     from archc.cli import main as archc
 
@@ -41,7 +44,7 @@ def main() -> int:
     for args in commands():
         svg = output(args)
         for out in (svg, svg.removesuffix(".svg") + ".png"):
-            code = archc(with_output(args, out))
+            code = archc([*with_output(args, out), "--force"] if FORCE else with_output(args, out))
             if code != 0:
                 print(f"failed: archc {shlex.join(with_output(args, out))}", file=sys.stderr)
                 return code
