@@ -50,10 +50,8 @@ from archc.ir.templates import (
     ParamExpr,
     ParamFact,
     SeqRecord,
-    TraceSource,
     Unary,
     Value,
-    source_of,
 )
 from archc.shapes import sizes as S
 from archc.shapes.types import TensorType
@@ -277,11 +275,6 @@ class Templates:
                           tr.out_span, tuple(tr.decisions), dict(tr.params), env,
                           tuple((c.lhs, c.rhs) for c in tr.input_equalities),
                           tuple(self._assert(st) for st in tr.asserts))
-
-
-@source_of.register
-def _source(program: Program, entry: str | None = None, sets: Mapping[str, Any] | None = None) -> TraceSource:
-    return Templates(program, entry, sets)
 
 
 def _value(v: Any) -> Value:

@@ -26,8 +26,6 @@ Binary(op='*', left=Name(name='n'), right=Lit(value=2))
 from __future__ import annotations
 
 import dataclasses
-import functools
-from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
 from archc.diagnostics import Span
@@ -204,10 +202,3 @@ class TraceSource(Protocol):
         `generic`: with its integer parameters (but `concrete`) as symbols too."""
         ...
 
-
-@functools.singledispatch
-def source_of(program: object, entry: str | None = None,
-              sets: Mapping[str, Any] | None = None) -> TraceSource:
-    """The `TraceSource` of a loaded program, for its entry block (or `entry`) and `--set` values.
-    The elaborator registers its program type here (dsl/templates.py)."""
-    raise TypeError(f"no trace source for {type(program).__name__}")

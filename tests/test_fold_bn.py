@@ -21,6 +21,7 @@ import archc
 from archc import cli
 from archc.codegen.torch import generate, load_class
 from archc.dsl.loader import load
+from archc.dsl.templates import Templates
 
 from conftest import EXAMPLES
 
@@ -58,8 +59,8 @@ def _randomize_bn(net: torch.nn.Module, seed: int = 0) -> None:
 
 def _pair(program_path: str, text: str | None = None) -> tuple[type, type, str]:
     program = load(program_path, text)
-    plain = generate(program)
-    folded = generate(program, fold_bn=True)
+    plain = generate(Templates(program))
+    folded = generate(Templates(program), fold_bn=True)
     return load_class(plain), load_class(folded), folded.text
 
 
