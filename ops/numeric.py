@@ -1,0 +1,165 @@
+"""Elementwise math and scans: exp, log, sqrt, abs, clamp, minimum and maximum of two tensors (axes
+broadcast by name), cumsum along an axis, and flip over named axes.
+
+>>> import archc
+>>> g = archc.loads('block B() { in x: [n = 2, c = 4]\\n in y: [c = 4]\\n out maximum(exp(x), y) }').check().graph
+>>> str(g.node(g.outputs[0]).type), archc.loads('block B() { in x: [n = 2]\\n out cumsum(x, axis = n) }').flops().flops
+('[n=2, c=4]', 0)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from archc.ops import glyphs as G
+from archc.ops import rules as R
+from archc.ops import torch_lowering as T
+from archc.ops.facets import ATOM, Cost, Expr, Glyph, LowerCtx, ShapeCtx, TorchLowering
+from archc.ops.registry import Attrs, NoAttrs, OpDef, Trait, arg, define, derived
+from archc.shapes.types import DTYPES, ParamSpec, TensorType, Type
+
+
+def _out(t: Type) -> TensorType:
+    assert isinstance(t, TensorType)
+    return t
+
+
+def _per_element(a: Attrs, ins: list[TensorType], out: Type, params: tuple[ParamSpec, ...]) -> Cost:
+    return Cost().add("elementwise", _out(out).numel())
+
+
+# ---- unary math ------------------------------------------------------------------------------------
+
+
+def _unary(key: str, name: str, function: str, symbol: str, real_float: bool, doc: str) -> None:
+    def shape(ctx: ShapeCtx, ins: list[TensorType], a: NoAttrs) -> tuple[Type, tuple[ParamSpec, ...], NoAttrs]:
+        (x,) = ins
+        if real_float and not DTYPES[x.dtype].is_float:
+            raise R.fail(f"{name} takes a floating-point tensor, not {x.dtype}: {x}", None, "type")
+        out = x if DTYPES[x.dtype].kind != "complex" or name != "abs" else \
+            TensorType(x.axes, "f32" if x.dtype == "c64" else "f64")  # |z| of a complex tensor is real
+        return out, (), a
+
+    def forward(a: NoAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx, args: list[Expr]) -> Expr:
+        return Expr(f"{function}({args[0].text})")
+
+    define(OpDef(
+        key=key, name=name, attrs=NoAttrs, tensors=1, traits=frozenset({Trait.POINTWISE}),
+        shape=shape, cost=_per_element, torch=TorchLowering(forward=forward, fresh=True),
+        glyph=Glyph("func", symbol, G.FUNC), doc=doc))
+
+
+_unary("EXP", "exp", "torch.exp", "exp", True, "eˣ elementwise (floating-point tensors)")
+_unary("LOG", "log", "torch.log", "log", True, "natural logarithm elementwise (floating-point tensors)")
+_unary("SQRT", "sqrt", "torch.sqrt", "√", True, "square root elementwise (floating-point tensors)")
+_unary("ABS", "abs", "torch.abs", "|x|", False, "absolute value elementwise (of a complex tensor: its modulus, real)")
+
+
+# ---- clamp ---------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ClampAttrs(Attrs):
+    min: float | None = arg("float", None)
+    max: float | None = arg("float", None)
+
+
+def _clamp_shape(ctx: ShapeCtx, ins: list[TensorType], a: ClampAttrs) -> tuple[Type, tuple[ParamSpec, ...], ClampAttrs]:
+    if a.min is None and a.max is None:
+        raise R.fail("clamp needs min=, max= or both", None, "arg")
+    if a.min is not None and a.max is not None and a.min > a.max:
+        raise R.fail(f"clamp's min {a.min} is above its max {a.max}", "min", "value")
+    if DTYPES[ins[0].dtype].kind == "complex":
+        raise R.fail(f"clamp takes a real tensor, not {ins[0].dtype}", None, "type")
+    return ins[0], (), a
+
+
+def _clamp_forward(a: ClampAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx, args: list[Expr]) -> Expr:
+    bounds = ", ".join(f"{k}={T.lit(v)}" for k, v in (("min", a.min), ("max", a.max)) if v is not None)
+    return Expr(f"{args[0].atom()}.clamp({bounds})")
+
+
+define(OpDef(
+    key="CLAMP", name="clamp", attrs=ClampAttrs, tensors=1, traits=frozenset({Trait.POINTWISE}),
+    shape=_clamp_shape, cost=_per_element, torch=TorchLowering(forward=_clamp_forward, fresh=True),
+    glyph=Glyph("func", "clamp", G.FUNC), doc="limits every element to [min, max] (either may be left out)"))
+
+
+# ---- minimum and maximum of two tensors ---------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class PairAttrs(Attrs):
+    what: str = derived("elementwise minimum or maximum")
+
+
+def _pair(key: str, name: str, symbol: str) -> None:
+    def shape(ctx: ShapeCtx, ins: list[TensorType], a: PairAttrs) -> tuple[Type, tuple[ParamSpec, ...], PairAttrs]:
+        for t in ins:
+            if DTYPES[t.dtype].kind == "complex":
+                raise R.fail(f"{name} takes real tensors, not {t.dtype}", None, "type")
+        return R.broadcast(ctx, ins[0], ins[1], name), (), a
+
+    def forward(a: PairAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx, args: list[Expr]) -> Expr:
+        left, right = (T.aligned(t, _out(out), e, ATOM) for t, e in zip(ins, args))
+        return Expr(f"torch.{name}({left}, {right})")
+
+    define(OpDef(
+        key=key, name=name, attrs=PairAttrs, tensors=2, traits=frozenset({Trait.POINTWISE, Trait.JOIN}),
+        shape=shape, cost=_per_element, torch=TorchLowering(forward=forward, fresh=True),
+        glyph=Glyph("join", symbol, G.JOIN),
+        doc=f"elementwise {name} of two tensors; axes broadcast by name"))
+
+
+_pair("MINIMUM", "minimum", "min")
+_pair("MAXIMUM", "maximum", "max")
+
+
+# ---- cumsum and flip --------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class AxisAttrs(Attrs):
+    axis: str = arg("axis")
+
+
+def _cumsum_shape(ctx: ShapeCtx, ins: list[TensorType], a: AxisAttrs) -> tuple[Type, tuple[ParamSpec, ...], AxisAttrs]:
+    R.axis_of(ins[0], a.axis, "axis")
+    return ins[0], (), a
+
+
+def _cumsum_forward(a: AxisAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx, args: list[Expr]) -> Expr:
+    return Expr(f"{args[0].atom()}.cumsum({ins[0].index(a.axis)})")
+
+
+define(OpDef(
+    key="CUMSUM", name="cumsum", attrs=AxisAttrs, tensors=1, traits=frozenset({Trait.REDUCTION}),
+    shape=_cumsum_shape, cost=_per_element, torch=TorchLowering(forward=_cumsum_forward, fresh=True),
+    glyph=Glyph("reduce", "Σ…", G.POOL), doc="running sum along one axis; the type is unchanged"))
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class FlipAttrs(Attrs):
+    over: tuple[str, ...] = arg("axes")
+
+
+def _flip_shape(ctx: ShapeCtx, ins: list[TensorType], a: FlipAttrs) -> tuple[Type, tuple[ParamSpec, ...], FlipAttrs]:
+    for name in a.over:
+        R.axis_of(ins[0], name, "over")
+    if len(set(a.over)) != len(a.over):
+        raise R.fail("an axis is named twice in over", "over")
+    return ins[0], (), a
+
+
+def _flip_cost(a: FlipAttrs, ins: list[TensorType], out: Type, params: tuple[ParamSpec, ...]) -> Cost:
+    return Cost()  # moves data, computes nothing
+
+
+def _flip_forward(a: FlipAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx, args: list[Expr]) -> Expr:
+    return Expr(f"{args[0].atom()}.flip({T.lit(T.dims(ins[0], a.over))})")
+
+
+define(OpDef(
+    key="FLIP", name="flip", attrs=FlipAttrs, tensors=1, traits=frozenset({Trait.MOVEMENT}),
+    shape=_flip_shape, cost=_flip_cost, torch=TorchLowering(forward=_flip_forward),
+    glyph=Glyph("bar", "flip", G.SHAPE), doc="reverses the order along the `over` axes"))
