@@ -360,7 +360,7 @@ class Elaborator(Expressions, Calls, Sequences):
         assert ax.name is not None
         if ax.size is None or (isinstance(ax.size, ast.Var) and ax.size.name not in frame.env
                                and ax.size.name not in self._sizes_env):
-            name = ax.name if ax.size is None else ax.size.name  # type: ignore[union-attr]
+            name = ax.name if not isinstance(ax.size, ast.Var) else ax.size.name
             if name in frame.env:
                 return frame.env[name]
             if name not in self._sizes_env:
@@ -435,7 +435,7 @@ class Elaborator(Expressions, Calls, Sequences):
                            f"declare integer or boolean state with `buffer {stmt.name}: {dtype}[...]`", decl.span)
             raise Abort
         persistent = True
-        for opt in () if learned else stmt.options:
+        for opt in stmt.options if isinstance(stmt, ast.BufferDecl) else ():
             if opt.name != "persistent":
                 self.bag.error("arg", f"a buffer has one option, `persistent = false`, not '{opt.name}'"
                                f"{did_you_mean(opt.name, ['persistent'])}", opt.span)

@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, TypeVar
 
 from archc.ops import glyphs as G
 from archc.ops import rules as R
@@ -21,7 +21,10 @@ from archc.shapes.types import ParamSpec, TensorType, Type
 _ACT_DOC = "elementwise; acts on every axis"
 
 
-def _same_shape(ctx: ShapeCtx, ins: list[TensorType], a: Any) -> tuple[Type, tuple[ParamSpec, ...], Any]:
+AnyAttrs = TypeVar("AnyAttrs", bound=Attrs)
+
+
+def _same_shape(ctx: ShapeCtx, ins: list[TensorType], a: AnyAttrs) -> tuple[Type, tuple[ParamSpec, ...], AnyAttrs]:
     p = a.get("p")
     if p is not None and not 0 <= p <= 1:
         raise R.fail(f"p must be between 0 and 1, got {p}", "p", "value")

@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, TypeVar
 
 from archc.ops import glyphs as G
 from archc.ops import rules as R
@@ -58,7 +58,10 @@ class AvgPoolAttrs(Attrs):
     pads: tuple[tuple[Size, Size], ...] = derived(())
 
 
-def _pool_shape(ctx: ShapeCtx, ins: list[TensorType], a: Any) -> tuple[Type, tuple[ParamSpec, ...], Any]:
+PoolAttrs = TypeVar("PoolAttrs", MaxPoolAttrs, AvgPoolAttrs)
+
+
+def _pool_shape(ctx: ShapeCtx, ins: list[TensorType], a: PoolAttrs) -> tuple[Type, tuple[ParamSpec, ...], PoolAttrs]:
     (x,) = ins
     idx = R.spatial_axes(x, a.over, 1)
     n = len(idx)
