@@ -18,17 +18,12 @@ from archc.ops import glyphs as G
 from archc.ops import rules as R
 from archc.ops import torch_lowering as T
 from archc.ops.facets import Cost, Glyph, LowerCtx, ShapeCtx, TorchLowering, Unsupported
-from archc.ops.registry import Attrs, Op, OpDef, Trait, arg, define, derived
+from archc.ops.registry import Attrs, Op, OpDef, Trait, WindowAttrs, arg, define, derived
 from archc.shapes import sizes as S
 from archc.shapes.sizes import Size
 from archc.shapes.types import ParamSpec, TensorType, Type
 
 Map = tuple[str, Size, "str | None"]  # (axis, new size, new name)
-
-
-def _out(t: Type) -> TensorType:
-    assert isinstance(t, TensorType)
-    return t
 
 
 # ---- linear ---------------------------------------------------------------------------------
@@ -54,8 +49,8 @@ def _linear_shape(ctx: ShapeCtx, ins: list[TensorType], a: LinearAttrs
 
 
 def _linear_cost(a: LinearAttrs, ins: list[TensorType], out: Type, params: tuple[ParamSpec, ...]) -> Cost:
-    c = Cost().add("linear", S.mul(_out(out).numel(), ins[0].size(a.map[0])))
-    return c.add("bias", _out(out).numel()) if a.bias else c
+    c = Cost().add("linear", S.mul(R.tensor(out).numel(), ins[0].size(a.map[0])))
+    return c.add("bias", R.tensor(out).numel()) if a.bias else c
 
 
 def _linear_module(a: LinearAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx) -> str:
@@ -80,7 +75,7 @@ define(OpDef(
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class ConvAttrs(Attrs):
+class ConvAttrs(WindowAttrs):
     map: Map = arg("map")
     k: Any = arg("sizes")
     stride: Any = arg("sizes", 1)
@@ -89,12 +84,6 @@ class ConvAttrs(Attrs):
     groups: Size = arg("size", 1)
     bias: bool = arg("bool", True)
     over: tuple[str, ...] | None = arg("axes", None)
-    # resolved per spatial axis by the shape rule
-    spatial: tuple[str, ...] = derived(())
-    kernel: tuple[Size, ...] = derived(())
-    strides: tuple[Size, ...] = derived(())
-    dilations: tuple[Size, ...] = derived(())
-    pads: tuple[tuple[Size, Size], ...] = derived(())
     folded_bn: dict[str, Any] | None = derived(None)  # the batchnorm folded in (passes/fold_bn.py): path, eps
 
 
@@ -170,8 +159,8 @@ def _conv_t_shape(ctx: ShapeCtx, ins: list[TensorType], a: ConvTAttrs
 
 def _conv_cost(a: ConvAttrs, ins: list[TensorType], out: Type, params: tuple[ParamSpec, ...]) -> Cost:
     weight = params[0].shape  # [cout, cin/g, *k]: each output element meets cin/g * prod(k) weights
-    c = Cost().add("conv", S.mul(_out(out).numel(), S.prod(weight[1:])))
-    return c.add("bias", _out(out).numel()) if a.bias else c
+    c = Cost().add("conv", S.mul(R.tensor(out).numel(), S.prod(weight[1:])))
+    return c.add("bias", R.tensor(out).numel()) if a.bias else c
 
 
 def _conv_t_cost(a: ConvTAttrs, ins: list[TensorType], out: Type, params: tuple[ParamSpec, ...]) -> Cost:
@@ -179,7 +168,7 @@ def _conv_t_cost(a: ConvTAttrs, ins: list[TensorType], out: Type, params: tuple[
     # each input element meets cout/g * prod(k) weights.
     weight = params[0].shape  # [cin, cout/g, *k]
     c = Cost().add("conv", S.mul(ins[0].numel(), S.prod(weight[1:])))
-    return c.add("bias", _out(out).numel()) if a.bias else c
+    return c.add("bias", R.tensor(out).numel()) if a.bias else c
 
 
 def _conv_module(a: ConvAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx) -> str:

@@ -19,13 +19,8 @@ from archc.ops.registry import Attrs, NoAttrs, OpDef, Trait, arg, define, derive
 from archc.shapes.types import DTYPES, ParamSpec, TensorType, Type
 
 
-def _out(t: Type) -> TensorType:
-    assert isinstance(t, TensorType)
-    return t
-
-
 def _per_element(a: Attrs, ins: list[TensorType], out: Type, params: tuple[ParamSpec, ...]) -> Cost:
-    return Cost().add("elementwise", _out(out).numel())
+    return Cost().add("elementwise", R.tensor(out).numel())
 
 
 # ---- unary math ------------------------------------------------------------------------------------
@@ -101,7 +96,7 @@ def _pair(key: str, name: str, symbol: str) -> None:
         return R.broadcast(ctx, ins[0], ins[1], name), (), a
 
     def forward(a: PairAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx, args: list[Expr]) -> Expr:
-        left, right = (T.aligned(t, _out(out), e, ATOM) for t, e in zip(ins, args))
+        left, right = (T.aligned(t, R.tensor(out), e, ATOM) for t, e in zip(ins, args))
         return Expr(f"torch.{name}({left}, {right})")
 
     define(OpDef(

@@ -8,54 +8,39 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from archc.ops import glyphs as G
 from archc.ops import rules as R
 from archc.ops import torch_lowering as T
 from archc.ops.facets import Cost, Expr, Glyph, LowerCtx, ShapeCtx, TorchLowering, Unsupported
-from archc.ops.registry import Attrs, Op, OpDef, Trait, arg, define, derived
+from archc.ops.registry import Attrs, Op, OpDef, Trait, WindowAttrs, arg, define, derived
 from archc.shapes import sizes as S
 from archc.shapes.sizes import Size
 from archc.shapes.types import Axis, ParamSpec, TensorType, Type
-
-
-def _out(t: Type) -> TensorType:
-    assert isinstance(t, TensorType)
-    return t
-
 
 # ---- max and average pooling -------------------------------------------------------------------
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class MaxPoolAttrs(Attrs):
+class MaxPoolAttrs(WindowAttrs):
     k: Any = arg("sizes")
     stride: Any = arg("sizes", None)
     pad: Any = arg("pad", 0)
     dilation: Any = arg("sizes", 1)
     ceil: bool = arg("bool", False)
     over: tuple[str, ...] | None = arg("axes", None)
-    spatial: tuple[str, ...] = derived(())
-    kernel: tuple[Size, ...] = derived(())
-    strides: tuple[Size, ...] = derived(())
-    dilations: tuple[Size, ...] = derived(())
-    pads: tuple[tuple[Size, Size], ...] = derived(())
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class AvgPoolAttrs(Attrs):
+class AvgPoolAttrs(WindowAttrs):
     k: Any = arg("sizes")
     stride: Any = arg("sizes", None)
     pad: Any = arg("pad", 0)
     ceil: bool = arg("bool", False)
     count_include_pad: bool = arg("bool", True)
     over: tuple[str, ...] | None = arg("axes", None)
-    spatial: tuple[str, ...] = derived(())
-    kernel: tuple[Size, ...] = derived(())
-    strides: tuple[Size, ...] = derived(())
-    dilations: tuple[Size, ...] = derived(())
-    pads: tuple[tuple[Size, Size], ...] = derived(())
 
 
 PoolAttrs = TypeVar("PoolAttrs", MaxPoolAttrs, AvgPoolAttrs)
@@ -91,11 +76,11 @@ def _pool_shape(ctx: ShapeCtx, ins: list[TensorType], a: PoolAttrs) -> tuple[Typ
 
 
 def _maxpool_cost(a: MaxPoolAttrs, ins: list[TensorType], out: Type, params: tuple[ParamSpec, ...]) -> Cost:
-    return Cost().add("pool", S.mul(_out(out).numel(), S.add(S.prod(a.kernel), -1)))
+    return Cost().add("pool", S.mul(R.tensor(out).numel(), S.add(S.prod(a.kernel), -1)))
 
 
 def _avgpool_cost(a: AvgPoolAttrs, ins: list[TensorType], out: Type, params: tuple[ParamSpec, ...]) -> Cost:
-    return Cost().add("pool", S.mul(_out(out).numel(), S.prod(a.kernel)))
+    return Cost().add("pool", S.mul(R.tensor(out).numel(), S.prod(a.kernel)))
 
 
 def _pool_args(a: MaxPoolAttrs | AvgPoolAttrs, ins: list[TensorType], ctx: LowerCtx, what: str
@@ -109,38 +94,33 @@ def _pool_args(a: MaxPoolAttrs | AvgPoolAttrs, ins: list[TensorType], ctx: Lower
     return n, k, s, pad
 
 
-def _maxpool_kw(a: MaxPoolAttrs, ins: list[TensorType], ctx: LowerCtx) -> tuple[int, Any, str]:
-    n, k, s, pad = _pool_args(a, ins, ctx, "maxpool")
-    kw = [("stride", s, k), ("padding", pad, 0), ("dilation", T.ints(ctx, a.dilations, "dilation"), 1),
-          ("ceil_mode", a.ceil, False)]
-    return n, k, T.kwargs(kw)
+def _maxpool_kw(a: MaxPoolAttrs, ctx: LowerCtx, k: Any, s: Any, pad: Any) -> list[tuple[str, Any, Any]]:
+    return [("stride", s, k), ("padding", pad, 0), ("dilation", T.ints(ctx, a.dilations, "dilation"), 1),
+            ("ceil_mode", a.ceil, False)]
 
 
-def _maxpool_module(a: MaxPoolAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx) -> str:
-    n, k, kw = _maxpool_kw(a, ins, ctx)
-    return f"nn.MaxPool{n}d({T.lit(k)}{kw})"
+def _avgpool_kw(a: AvgPoolAttrs, ctx: LowerCtx, k: Any, s: Any, pad: Any) -> list[tuple[str, Any, Any]]:
+    return [("stride", s, k), ("padding", pad, 0), ("ceil_mode", a.ceil, False),
+            ("count_include_pad", a.count_include_pad, True)]
 
 
-def _maxpool_forward(a: MaxPoolAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx, args: list[Expr]) -> Expr:
-    n, k, kw = _maxpool_kw(a, ins, ctx)
-    return Expr(f"F.max_pool{n}d({args[0].text}, {T.lit(k)}{kw})")
+def _pool_lowering(kind: str, keywords: Callable[[PoolAttrs, LowerCtx, Any, Any, Any], list[tuple[str, Any, Any]]]
+                   ) -> TorchLowering[PoolAttrs]:
+    """nn.MaxPool2d / F.max_pool2d (kind "max"), nn.AvgPool2d / F.avg_pool2d ("avg"), with the keywords
+    that differ from torch's defaults."""
+    def args(a: PoolAttrs, ins: list[TensorType], ctx: LowerCtx) -> tuple[int, Any, str]:
+        n, k, s, pad = _pool_args(a, ins, ctx, f"{kind}pool")
+        return n, k, T.kwargs(keywords(a, ctx, k, s, pad))
 
+    def module(a: PoolAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx) -> str:
+        n, k, kw = args(a, ins, ctx)
+        return f"nn.{kind.capitalize()}Pool{n}d({T.lit(k)}{kw})"
 
-def _avgpool_kw(a: AvgPoolAttrs, ins: list[TensorType], ctx: LowerCtx) -> tuple[int, Any, str]:
-    n, k, s, pad = _pool_args(a, ins, ctx, "avgpool")
-    kw = [("stride", s, k), ("padding", pad, 0), ("ceil_mode", a.ceil, False),
-          ("count_include_pad", a.count_include_pad, True)]
-    return n, k, T.kwargs(kw)
+    def forward(a: PoolAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx, xs: list[Expr]) -> Expr:
+        n, k, kw = args(a, ins, ctx)
+        return Expr(f"F.{kind}_pool{n}d({xs[0].text}, {T.lit(k)}{kw})")
 
-
-def _avgpool_module(a: AvgPoolAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx) -> str:
-    n, k, kw = _avgpool_kw(a, ins, ctx)
-    return f"nn.AvgPool{n}d({T.lit(k)}{kw})"
-
-
-def _avgpool_forward(a: AvgPoolAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx, args: list[Expr]) -> Expr:
-    n, k, kw = _avgpool_kw(a, ins, ctx)
-    return Expr(f"F.avg_pool{n}d({args[0].text}, {T.lit(k)}{kw})")
+    return TorchLowering(module=module, forward=forward)
 
 
 _POOL = frozenset({Trait.WINDOW, Trait.REDUCTION})
@@ -148,13 +128,13 @@ _POOL = frozenset({Trait.WINDOW, Trait.REDUCTION})
 define(OpDef(
     key="MAXPOOL", name="maxpool", attrs=MaxPoolAttrs, tensors=1, traits=_POOL,
     shape=_pool_shape, cost=_maxpool_cost,
-    torch=TorchLowering(module=_maxpool_module, forward=_maxpool_forward), glyph=Glyph("pool", "Max", G.POOL),
+    torch=_pool_lowering("max", _maxpool_kw), glyph=Glyph("pool", "Max", G.POOL),
     doc="max pooling over `over` (default: every axis after the first two)"))
 
 define(OpDef(
     key="AVGPOOL", name="avgpool", attrs=AvgPoolAttrs, tensors=1, traits=_POOL,
     shape=_pool_shape, cost=_avgpool_cost,
-    torch=TorchLowering(module=_avgpool_module, forward=_avgpool_forward), glyph=Glyph("pool", "𝔼", G.POOL),
+    torch=_pool_lowering("avg", _avgpool_kw), glyph=Glyph("pool", "𝔼", G.POOL),
     doc="average pooling"))
 
 # ---- adaptive pooling ------------------------------------------------------------------------------
@@ -181,24 +161,24 @@ def _adaptive_shape(ctx: ShapeCtx, ins: list[TensorType], a: AdaptiveAttrs
 
 def _adaptive_window(ins: list[TensorType], out: Type) -> Size:
     window: Size = 1
-    for a_in, a_out in zip(ins[0].axes, _out(out).axes):
+    for a_in, a_out in zip(ins[0].axes, R.tensor(out).axes):
         if a_in.size != a_out.size:
             window = S.mul(window, S.ceildiv(a_in.size, a_out.size))
     return window
 
 
 def _adaptive_avg_cost(a: AdaptiveAttrs, ins: list[TensorType], out: Type, params: tuple[ParamSpec, ...]) -> Cost:
-    return Cost().add("pool", S.mul(_out(out).numel(), _adaptive_window(ins, out)))
+    return Cost().add("pool", S.mul(R.tensor(out).numel(), _adaptive_window(ins, out)))
 
 
 def _adaptive_max_cost(a: AdaptiveAttrs, ins: list[TensorType], out: Type, params: tuple[ParamSpec, ...]) -> Cost:
-    return Cost().add("pool", S.mul(_out(out).numel(), S.add(_adaptive_window(ins, out), -1)))
+    return Cost().add("pool", S.mul(R.tensor(out).numel(), S.add(_adaptive_window(ins, out), -1)))
 
 
 def _adaptive_lowering(kind: str) -> TorchLowering[AdaptiveAttrs]:
     def sizes(a: AdaptiveAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx) -> tuple[int, str]:
         n = T.spatial(a, ins[0], f"adaptive_{kind.lower()}pool")
-        return n, T.lit(T.ints(ctx, [_out(out).size(s) for s in a.spatial], "output_size"))
+        return n, T.lit(T.ints(ctx, [R.tensor(out).size(s) for s in a.spatial], "output_size"))
 
     def module(a: AdaptiveAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx) -> str:
         n, size = sizes(a, ins, out, ctx)

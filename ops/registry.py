@@ -143,6 +143,18 @@ def _by_name(cls: type[Attrs]) -> dict[str, ParamDef]:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class WindowAttrs(Attrs):
+    """What a windowed op (convolution, pooling) resolves per spatial axis: the axes it slides over,
+    and its kernel, strides, dilations and (before, after) padding; filled in by the shape rule."""
+
+    spatial: tuple[str, ...] = derived(())
+    kernel: tuple[Any, ...] = derived(())
+    strides: tuple[Any, ...] = derived(())
+    dilations: tuple[Any, ...] = derived(())
+    pads: tuple[tuple[Any, Any], ...] = derived(())
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class NoAttrs(Attrs):
     """The attributes of an op that takes no arguments (relu, add, ...)."""
 

@@ -19,7 +19,13 @@ from typing import Any
 from archc.ops.facets import ShapeCtx, ShapeError
 from archc.shapes import sizes as S
 from archc.shapes.sizes import Size
-from archc.shapes.types import Axis, TensorType
+from archc.shapes.types import Axis, TensorType, Type
+
+
+def tensor(t: Type) -> TensorType:
+    """An op's output type where the op always makes one tensor (not a tuple)."""
+    assert isinstance(t, TensorType)
+    return t
 
 
 def fail(message: str, arg: str | None = None, code: str = "axis") -> ShapeError:
