@@ -97,31 +97,33 @@ _activation("HARDSIGMOID", "hardsigmoid", "F.hardsigmoid", "nn.Hardsigmoid", "hœ
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class SoftmaxAttrs(Attrs):
+class AxisAttrs(Attrs):
+    """An op along one named axis (softmax, cumsum)."""
+
     axis: str = arg("axis")
 
 
-def _softmax_shape(ctx: ShapeCtx, ins: list[TensorType], a: SoftmaxAttrs
-                   ) -> tuple[Type, tuple[ParamSpec, ...], SoftmaxAttrs]:
+def axis_shape(ctx: ShapeCtx, ins: list[TensorType], a: AxisAttrs) -> tuple[Type, tuple[ParamSpec, ...], AxisAttrs]:
+    """Along one axis, which must exist; the type is unchanged."""
     R.axis_of(ins[0], a.axis, "axis")
     return ins[0], (), a
 
 
-def _softmax_cost(a: SoftmaxAttrs, ins: list[TensorType], out: Type, params: tuple[ParamSpec, ...]) -> Cost:
+def _softmax_cost(a: AxisAttrs, ins: list[TensorType], out: Type, params: tuple[ParamSpec, ...]) -> Cost:
     return Cost().add("softmax", S.mul(5, ins[0].numel()))
 
 
-def _softmax_module(a: SoftmaxAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx) -> str:
+def _softmax_module(a: AxisAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx) -> str:
     return f"nn.Softmax(dim={ins[0].index(a.axis)})"
 
 
-def _softmax_forward(a: SoftmaxAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx, args: list[Expr]) -> Expr:
+def _softmax_forward(a: AxisAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx, args: list[Expr]) -> Expr:
     return Expr(f"{args[0].atom()}.softmax({ins[0].index(a.axis)})")
 
 
 define(OpDef(
-    key="SOFTMAX", name="softmax", attrs=SoftmaxAttrs, tensors=1, traits=frozenset({Trait.REDUCTION}),
-    shape=_softmax_shape, cost=_softmax_cost, torch=TorchLowering(module=_softmax_module, forward=_softmax_forward),
+    key="SOFTMAX", name="softmax", attrs=AxisAttrs, tensors=1, traits=frozenset({Trait.REDUCTION}),
+    shape=axis_shape, cost=_softmax_cost, torch=TorchLowering(module=_softmax_module, forward=_softmax_forward),
     glyph=Glyph("softmax", "‚óÅ", G.FUNC), doc="softmax along one axis"))
 
 # ---- dropout, stochastic depth, identity --------------------------------------------------------------------

@@ -14,6 +14,7 @@ import dataclasses
 from archc.ops import glyphs as G
 from archc.ops import rules as R
 from archc.ops import torch_lowering as T
+from archc.ops.elementwise import AxisAttrs, axis_shape
 from archc.ops.facets import ATOM, Cost, Expr, Glyph, LowerCtx, ShapeCtx, TorchLowering
 from archc.ops.registry import Attrs, NoAttrs, OpDef, Trait, arg, define, derived
 from archc.shapes.types import DTYPES, ParamSpec, TensorType, Type
@@ -113,23 +114,13 @@ _pair("MAXIMUM", "maximum", "max")
 # ---- cumsum and flip --------------------------------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class AxisAttrs(Attrs):
-    axis: str = arg("axis")
-
-
-def _cumsum_shape(ctx: ShapeCtx, ins: list[TensorType], a: AxisAttrs) -> tuple[Type, tuple[ParamSpec, ...], AxisAttrs]:
-    R.axis_of(ins[0], a.axis, "axis")
-    return ins[0], (), a
-
-
 def _cumsum_forward(a: AxisAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx, args: list[Expr]) -> Expr:
     return Expr(f"{args[0].atom()}.cumsum({ins[0].index(a.axis)})")
 
 
 define(OpDef(
     key="CUMSUM", name="cumsum", attrs=AxisAttrs, tensors=1, traits=frozenset({Trait.REDUCTION}),
-    shape=_cumsum_shape, cost=_per_element, torch=TorchLowering(forward=_cumsum_forward, fresh=True),
+    shape=axis_shape, cost=_per_element, torch=TorchLowering(forward=_cumsum_forward, fresh=True),
     glyph=Glyph("reduce", "Σ…", G.POOL), doc="running sum along one axis; the type is unchanged"))
 
 
@@ -139,10 +130,7 @@ class FlipAttrs(Attrs):
 
 
 def _flip_shape(ctx: ShapeCtx, ins: list[TensorType], a: FlipAttrs) -> tuple[Type, tuple[ParamSpec, ...], FlipAttrs]:
-    for name in a.over:
-        R.axis_of(ins[0], name, "over")
-    if len(set(a.over)) != len(a.over):
-        raise R.fail("an axis is named twice in over", "over")
+    R.distinct_axes(ins[0], a.over)
     return ins[0], (), a
 
 

@@ -39,10 +39,7 @@ class PadAttrs(Attrs):
 
 def _shape(ctx: ShapeCtx, ins: list[TensorType], a: PadAttrs) -> tuple[Type, tuple[ParamSpec, ...], PadAttrs]:
     (x,) = ins
-    for name in a.over:
-        R.axis_of(x, name, "over")
-    if len(set(a.over)) != len(a.over):
-        raise R.fail("an axis is named twice in over", "over")
+    R.distinct_axes(x, a.over)
     if isinstance(a.pad, str):
         raise R.fail(f"pad is a size, a list or [before, after] pairs, not \"{a.pad}\"", "pad", "value")
     pads = R.padding(a.pad, (1,) * len(a.over), (1,) * len(a.over), (1,) * len(a.over), len(a.over))

@@ -32,10 +32,7 @@ class RollAttrs(Attrs):
 
 def _shape(ctx: ShapeCtx, ins: list[TensorType], a: RollAttrs) -> tuple[Type, tuple[ParamSpec, ...], RollAttrs]:
     (x,) = ins
-    for name in a.over:
-        R.axis_of(x, name, "over")
-    if len(set(a.over)) != len(a.over):
-        raise R.fail("an axis is named twice in over", "over")
+    R.distinct_axes(x, a.over)
     R.per_axis(a.shift, len(a.over), "shift")
     return x, (), a
 

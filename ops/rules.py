@@ -40,6 +40,14 @@ def axis_of(t: TensorType, name: str, arg: str | None = None, role: str = "") ->
     return t.index(name)
 
 
+def distinct_axes(t: TensorType, names: tuple[str, ...], arg: str = "over") -> list[int]:
+    """The positions of `names` in `t`: each must be an axis of it, and none named twice."""
+    idx = [axis_of(t, name, arg) for name in names]
+    if len(set(names)) != len(names):
+        raise fail(f"an axis is named twice in {arg}", arg)
+    return idx
+
+
 def per_axis(value: Any, n: int, what: str) -> tuple[Size, ...]:
     """Expand a scalar or check a list against the number of spatial axes."""
     if isinstance(value, (list, tuple)):
