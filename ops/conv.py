@@ -17,7 +17,7 @@ from typing import Any
 from archc.ops import glyphs as G
 from archc.ops import rules as R
 from archc.ops import torch_lowering as T
-from archc.ops.facets import Cost, Glyph, LowerCtx, ShapeCtx, TorchLowering, Unsupported
+from archc.ops.facets import Cost, Glyph, LowerCtx, ShapeCtx, TorchLowering
 from archc.ops.registry import Attrs, Op, OpDef, Trait, WindowAttrs, arg, define, derived
 from archc.shapes import sizes as S
 from archc.shapes.sizes import Size
@@ -56,11 +56,13 @@ def _linear_cost(a: LinearAttrs, ins: list[TensorType], out: Type, params: tuple
 def _linear_module(a: LinearAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx) -> str:
     (x,) = ins
     axis, n_out, _ = a.map
-    if x.names[-1] != axis:
-        raise Unsupported(f"linear on '{axis}' of {x}: torch's nn.Linear acts on the last axis "
-                          "(rearrange first)")
     n_in = ctx.const(x.size(axis), "in_features")
-    return f"nn.Linear({n_in}, {ctx.const(n_out, 'out_features')}{T.kwargs([('bias', a.bias, True)])})"
+    sizes = f"{n_in}, {ctx.const(n_out, 'out_features')}"
+    bias = T.kwargs([("bias", a.bias, True)])
+    if x.names[-1] == axis:
+        return f"nn.Linear({sizes}{bias})"
+    ctx.helper("LinearAt")  # nn.Linear acts on the last axis: an nn.Linear that moves `axis` there and back
+    return f"LinearAt({sizes}, dim={x.index(axis)}{bias})"
 
 
 define(OpDef(

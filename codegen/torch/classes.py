@@ -30,7 +30,8 @@ from archc.shapes import pyexpr
 from archc.shapes import sizes as S
 from archc.shapes.types import DTYPES, TensorType, TupleType, Type
 
-HELPERS = ("StochasticDepth", "stochastic_depth", "Permute", "Reduce", "Scale", "LayerNormAt", "check_shape",
+HELPERS = ("StochasticDepth", "stochastic_depth", "Permute", "Reduce", "Scale", "LayerNormAt", "LinearAt",
+           "check_shape",
            "FoldBatchNorm")
 
 
