@@ -79,7 +79,7 @@ _compare("NOT_EQUAL", "not_equal", "ne", "≠", False)
 
 def _need_bool(t: TensorType, what: str, arg: str | None = None) -> None:
     if t.dtype != "bool":
-        raise R.fail(f"{what} takes bool tensors, not {t.dtype}: {t} (compare first, as in greater(x, 0))",
+        raise R.fail(f"{what} takes bool tensors, not {t.dtype}: {t} (compare first, as in greater(x, y))",
                      arg, "type")
 
 

@@ -123,3 +123,13 @@ def test_a_size_no_input_gives_is_a_located_build_error() -> None:
         m.torch_source()
     d = err.value.diagnostics[0]
     assert "cannot read 'L' off an input's shape" in d.message and d.span.line == 4
+
+
+def test_dtype_is_an_argument_name_as_well_as_a_top_level_word() -> None:
+    """`dtype` starts a file's dtype declaration, and names a constant's argument: both parse, in any position."""
+    src = ('dtype bf16\nblock B() {\n  in x: [n = 2]\n  ids = zeros(dtype = "i64", n = 2)\n'
+           '  mask = ones(n = 2, dtype = "bool")\n  halves = full(n = 2, value = 0.5, dtype = "f32")\n'
+           "  out (ids, mask, halves)\n}\n")
+    g = archc.loads(src).check().graph
+    types = [str(g.node(o).type) for o in g.outputs]
+    assert types == ["i64[n=2]", "bool[n=2]", "bf16[n=2]"]  # the file's dtype casts the floats only
