@@ -26,10 +26,13 @@ from archc.ir.graph import ModuleInfo
 from archc.ops.facets import ShapeError
 from archc.ops.registry import BY_NAME, REQUIRED, OpDef
 from archc.shapes import sizes as S
-from archc.shapes.types import TupleType
+from archc.shapes.types import DTYPES, TupleType
 
 if TYPE_CHECKING:
     from archc.dsl.loader import File
+
+
+_KIND_WORDS = {"float": "floating-point", "complex": "complex", "int": "integer", "bool": "boolean"}
 
 
 class Calls(State):
@@ -285,6 +288,12 @@ class Calls(State):
                                "unpack it first", span)
                 raise Abort
             types.append(t)
+        if op.dtypes is not None:
+            for t in types:
+                if DTYPES[t.dtype].kind not in op.dtypes:
+                    kinds = " or ".join(_KIND_WORDS[k] for k in sorted(op.dtypes))
+                    self.bag.error("type", f"{name or op.value} takes {kinds} tensors, not {t.dtype}: {t}", span)
+                    return POISON
         ctx = _RuleCtx(self, span, arg_spans)
         assert op.shape is not None, f"{op.name} is typed by the elaborator, not called"
         try:

@@ -14,7 +14,7 @@ from archc.ops import glyphs as G
 from archc.ops import rules as R
 from archc.ops import torch_lowering as T
 from archc.ops.facets import Cost, Expr, Glyph, LowerCtx, ShapeCtx, TorchLowering, Unsupported
-from archc.ops.registry import Attrs, Op, OpDef, Trait, arg, define
+from archc.ops.registry import FLOAT, FLOATING, Attrs, Op, OpDef, Trait, arg, define
 from archc.shapes import sizes as S
 from archc.shapes.sizes import Size
 from archc.shapes.types import Axis, ParamSpec, TensorType, Type
@@ -100,7 +100,7 @@ define(OpDef(
     key="EINSUM", name="einsum", attrs=EinsumAttrs, tensors=(1, 8), traits=frozenset({Trait.CONTRACTION}),
     shape=_einsum_shape, cost=_einsum_cost, torch=TorchLowering(forward=_einsum_forward),
     glyph=Glyph("einsum", "∪", G.LEARNED),
-    doc="contraction over named axes: a spec 'a b, b c -> a c' or over=[b]"))
+    doc="contraction over named axes: a spec 'a b, b c -> a c' or over=[b]", dtypes=FLOATING))
 
 # ---- attention ----------------------------------------------------------------------------------
 
@@ -161,7 +161,7 @@ define(OpDef(
     traits=frozenset({Trait.CONTRACTION, Trait.ATTENTION}),
     shape=_attention_shape, cost=_attention_cost, torch=TorchLowering(forward=_attention_forward),
     glyph=Glyph("attention", "Attn", G.ATTN),
-    doc="scaled dot-product attention softmax(q·kᵀ·scale)·v over named axes"))
+    doc="scaled dot-product attention softmax(q·kᵀ·scale)·v over named axes", dtypes=FLOAT))
 
 # ---- multi-head attention -------------------------------------------------------------------------
 
@@ -256,6 +256,6 @@ define(OpDef(
     traits=frozenset({Trait.CONTRACTION, Trait.ATTENTION, Trait.PARAMETERS, Trait.RANDOM}),
     shape=_mha_shape, cost=_mha_cost, torch=TorchLowering(module=_mha_module, call=_mha_call),
     glyph=Glyph("attention", "MHA", G.ATTN),
-    doc="nn.MultiheadAttention (packed in_proj_weight), self-attention by default"))
+    doc="nn.MultiheadAttention (packed in_proj_weight), self-attention by default", dtypes=FLOAT))
 
 __all__ = ["Op"]

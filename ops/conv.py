@@ -18,7 +18,7 @@ from archc.ops import glyphs as G
 from archc.ops import rules as R
 from archc.ops import torch_lowering as T
 from archc.ops.facets import Cost, Glyph, LowerCtx, ShapeCtx, TorchLowering
-from archc.ops.registry import Attrs, Op, OpDef, Trait, WindowAttrs, arg, define, derived
+from archc.ops.registry import FLOAT, Attrs, Op, OpDef, Trait, WindowAttrs, arg, define, derived
 from archc.shapes import sizes as S
 from archc.shapes.sizes import Size
 from archc.shapes.types import ParamSpec, TensorType, Type
@@ -70,7 +70,7 @@ define(OpDef(
     traits=frozenset({Trait.CONTRACTION, Trait.PARAMETERS}),
     shape=_linear_shape, cost=_linear_cost, torch=TorchLowering(module=_linear_module, fresh=True),
     glyph=Glyph("linear", "L", G.LEARNED),
-    doc="a learned linear map on one axis; broadcasts over the rest"))
+    doc="a learned linear map on one axis; broadcasts over the rest", dtypes=FLOAT))
 
 
 # ---- convolution ------------------------------------------------------------------------------
@@ -197,12 +197,12 @@ define(OpDef(
     key="CONV", name="conv", attrs=ConvAttrs, tensors=1, traits=_CONV_TRAITS,
     shape=_conv_shape, cost=_conv_cost, torch=TorchLowering(module=_conv_module, fresh=True),
     glyph=Glyph("conv", "★", G.CONV),
-    doc="convolution over the spatial axes `over` (default: the axes after the channel axis)"))
+    doc="convolution over the spatial axes `over` (default: the axes after the channel axis)", dtypes=FLOAT))
 
 define(OpDef(
     key="CONV_T", name="conv_transpose", attrs=ConvTAttrs, tensors=1, traits=_CONV_TRAITS,
     shape=_conv_t_shape, cost=_conv_t_cost, torch=TorchLowering(module=_conv_module, fresh=True),
     glyph=Glyph("conv_t", "★T", G.CONV),
-    doc="transposed convolution"))
+    doc="transposed convolution", dtypes=FLOAT))
 
 __all__ = ["Op"]

@@ -14,7 +14,7 @@ from archc.ops import glyphs as G
 from archc.ops import rules as R
 from archc.ops import torch_lowering as T
 from archc.ops.facets import ADD, MUL, Cost, Expr, Glyph, LowerCtx, ShapeCtx, TorchLowering, Unsupported
-from archc.ops.registry import Attrs, NoAttrs, Op, OpDef, Trait, arg, define, derived
+from archc.ops.registry import FLOAT, FLOATING, NUMBER, Attrs, NoAttrs, Op, OpDef, Trait, arg, define, derived
 from archc.shapes import sizes as S
 from archc.shapes.types import ParamSpec, TensorType, Type
 
@@ -58,7 +58,7 @@ def _activation(key: str, name: str, functional: str, module: str, symbol: str, 
     define(OpDef(
         key=key, name=name, attrs=NoAttrs, tensors=1, traits=frozenset({Trait.POINTWISE, Trait.ACTIVATION}),
         shape=_same_shape, cost=_per_element, torch=TorchLowering(module=build, forward=forward, inplace=inplace),
-        glyph=Glyph("func", symbol, G.FUNC), doc=_ACT_DOC))
+        glyph=Glyph("func", symbol, G.FUNC), doc=_ACT_DOC, dtypes=FLOAT))
 
 
 _activation("RELU", "relu", "F.relu", "nn.ReLU", "ReLU", True)
@@ -85,7 +85,7 @@ def _gelu_forward(a: GeluAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx,
 define(OpDef(
     key="GELU", name="gelu", attrs=GeluAttrs, tensors=1, traits=frozenset({Trait.POINTWISE, Trait.ACTIVATION}),
     shape=_same_shape, cost=_per_element, torch=TorchLowering(module=_gelu_module, forward=_gelu_forward),
-    glyph=Glyph("func", "GELU", G.FUNC), doc=_ACT_DOC))
+    glyph=Glyph("func", "GELU", G.FUNC), doc=_ACT_DOC, dtypes=FLOAT))
 
 _activation("SILU", "silu", "F.silu", "nn.SiLU", "SiLU", True)
 _activation("SIGMOID", "sigmoid", "torch.sigmoid", "nn.Sigmoid", "σ", False)
@@ -124,7 +124,7 @@ def _softmax_forward(a: AxisAttrs, ins: list[TensorType], out: Type, ctx: LowerC
 define(OpDef(
     key="SOFTMAX", name="softmax", attrs=AxisAttrs, tensors=1, traits=frozenset({Trait.REDUCTION}),
     shape=axis_shape, cost=_softmax_cost, torch=TorchLowering(module=_softmax_module, forward=_softmax_forward),
-    glyph=Glyph("softmax", "◁", G.FUNC), doc="softmax along one axis"))
+    glyph=Glyph("softmax", "◁", G.FUNC), doc="softmax along one axis", dtypes=FLOAT))
 
 # ---- dropout, stochastic depth, identity --------------------------------------------------------------------
 
@@ -164,12 +164,12 @@ _RANDOM = frozenset({Trait.POINTWISE, Trait.RANDOM, Trait.VIEW})
 define(OpDef(
     key="DROPOUT", name="dropout", attrs=DropoutAttrs, tensors=1, traits=_RANDOM,
     shape=_same_shape, cost=_free, torch=TorchLowering(module=_dropout_module, forward=_dropout_forward),
-    glyph=Glyph("dropout", "drop", "#f5f5f5"), doc="dropout (identity at inference)"))
+    glyph=Glyph("dropout", "drop", "#f5f5f5"), doc="dropout (identity at inference)", dtypes=FLOAT))
 
 define(OpDef(
     key="DROP_PATH", name="drop_path", attrs=DropPathAttrs, tensors=1, traits=_RANDOM,
     shape=_same_shape, cost=_free, torch=TorchLowering(module=_drop_path_module, forward=_drop_path_forward),
-    glyph=Glyph("dropout", "droppath", "#f5f5f5"), doc="stochastic depth (identity at inference)"))
+    glyph=Glyph("dropout", "droppath", "#f5f5f5"), doc="stochastic depth (identity at inference)", dtypes=FLOAT))
 
 
 def _identity_module(a: Attrs, ins: list[TensorType], out: Type, ctx: LowerCtx) -> str:
@@ -217,7 +217,7 @@ def _join(key: str, name: str, sym: str, prec: int, method: str, symbol: str, in
     define(OpDef(
         key=key, name=name, attrs=JoinAttrs, tensors=2, traits=frozenset({Trait.POINTWISE, Trait.JOIN}),
         shape=_join_shape, cost=_per_element, torch=TorchLowering(forward=forward, inplace=inplace, fresh=True),
-        glyph=Glyph("join", symbol, G.JOIN), doc=doc))
+        glyph=Glyph("join", symbol, G.JOIN), doc=doc, dtypes=NUMBER))
 
 
 _join("ADD", "add", "+", ADD, "add_", "+", True, "elementwise sum; axes broadcast by name")
@@ -251,6 +251,6 @@ define(OpDef(
     key="SCALE", name="scale", attrs=ScaleAttrs, tensors=1, traits=frozenset({Trait.POINTWISE}),
     shape=_same_shape, cost=_per_element,
     torch=TorchLowering(module=_scale_module, forward=_scale_forward, fresh=True),
-    glyph=Glyph("func", "·c", G.FUNC), doc="multiply by a constant"))
+    glyph=Glyph("func", "·c", G.FUNC), doc="multiply by a constant", dtypes=FLOATING))
 
 __all__ = ["Op"]

@@ -18,7 +18,7 @@ from archc.ops import glyphs as G
 from archc.ops import torch_lowering as T
 from archc.ops.elementwise import IDENTITY_LOWERING
 from archc.ops.facets import Cost, Expr, Glyph, LowerCtx, ShapeCtx, TorchLowering, Unsupported
-from archc.ops.registry import Attrs, Op, OpDef, Trait, arg, define
+from archc.ops.registry import FLOAT, Attrs, Op, OpDef, Trait, arg, define
 from archc.ops.rules import axis_of, check_min, fail, per_axis, spatial_axes
 from archc.shapes import sizes as S
 from archc.shapes.sizes import Size
@@ -544,7 +544,8 @@ define(OpDef(
     key="EMBEDDING", name="embedding", attrs=EmbeddingAttrs, tensors=1,
     traits=frozenset({Trait.MOVEMENT, Trait.PARAMETERS}),
     shape=_embedding_shape, cost=_free, torch=TorchLowering(module=_embedding_module),
-    glyph=Glyph("embed", "E", G.LEARNED), doc="looks up integer ids; adds an axis of size `dim`"))
+    glyph=Glyph("embed", "E", G.LEARNED), doc="looks up integer ids; adds an axis of size `dim`",
+    dtypes=frozenset({"int"})))
 
 define(OpDef(
     key="PIXEL_SHUFFLE", name="pixel_shuffle", attrs=PixelShuffleAttrs, tensors=1, traits=_MOVE,
@@ -559,6 +560,7 @@ define(OpDef(
 define(OpDef(
     key="UPSAMPLE", name="upsample", attrs=UpsampleAttrs, tensors=1, traits=frozenset({Trait.MOVEMENT}),
     shape=_upsample_shape, cost=_upsample_cost, torch=TorchLowering(module=_upsample_module, forward=_upsample_forward),
-    glyph=Glyph("bar", "↑", G.SHAPE), doc="nearest or bilinear resampling of the axes after the first two"))
+    glyph=Glyph("bar", "↑", G.SHAPE), doc="nearest or bilinear resampling of the axes after the first two",
+    dtypes=FLOAT))
 
 __all__ = ["Op"]

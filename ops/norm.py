@@ -13,7 +13,7 @@ from archc.ops import glyphs as G
 from archc.ops import rules as R
 from archc.ops import torch_lowering as T
 from archc.ops.facets import Cost, Glyph, LowerCtx, ShapeCtx, TorchLowering, Unsupported
-from archc.ops.registry import Attrs, Op, OpDef, Trait, arg, define
+from archc.ops.registry import FLOAT, Attrs, Op, OpDef, Trait, arg, define
 from archc.shapes import sizes as S
 from archc.shapes.sizes import Size
 from archc.shapes.types import ParamSpec, TensorType, Type
@@ -64,7 +64,7 @@ define(OpDef(
     key="BATCHNORM", name="batchnorm", attrs=BatchNormAttrs, tensors=1, traits=_NORM,
     shape=_batchnorm_shape, cost=_batchnorm_cost, torch=TorchLowering(module=_batchnorm_module, fresh=True),
     glyph=Glyph("norm", "BN", G.NORM),
-    doc="batch normalisation of one channel axis (default: the second axis)"))
+    doc="batch normalisation of one channel axis (default: the second axis)", dtypes=FLOAT))
 
 # ---- layer norm and RMS norm ------------------------------------------------------------------------
 
@@ -157,13 +157,13 @@ define(OpDef(
     key="LAYERNORM", name="layernorm", attrs=LayerNormAttrs, tensors=1, traits=_NORM,
     shape=_layernorm_shape, cost=_layernorm_cost, torch=TorchLowering(module=_layernorm_module, fresh=True),
     glyph=Glyph("norm", "LN", G.NORM),
-    doc="layer normalisation over `over` (default: the last axis)"))
+    doc="layer normalisation over `over` (default: the last axis)", dtypes=FLOAT))
 
 define(OpDef(
     key="RMSNORM", name="rmsnorm", attrs=RMSNormAttrs, tensors=1, traits=_NORM,
     shape=_rmsnorm_shape, cost=_rmsnorm_cost, torch=TorchLowering(module=_rmsnorm_module, fresh=True),
     glyph=Glyph("norm", "RMS", G.NORM),
-    doc="RMS normalisation over `over` (default: the last axis)"))
+    doc="RMS normalisation over `over` (default: the last axis)", dtypes=FLOAT))
 
 # ---- group norm -----------------------------------------------------------------------------------
 
@@ -204,6 +204,6 @@ define(OpDef(
     key="GROUPNORM", name="groupnorm", attrs=GroupNormAttrs, tensors=1, traits=_NORM,
     shape=_groupnorm_shape, cost=_groupnorm_cost, torch=TorchLowering(module=_groupnorm_module, fresh=True),
     glyph=Glyph("norm", "GN", G.NORM),
-    doc="group normalisation of a channel axis (default: the second axis)"))
+    doc="group normalisation of a channel axis (default: the second axis)", dtypes=FLOAT))
 
 __all__ = ["Op"]

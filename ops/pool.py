@@ -15,7 +15,7 @@ from archc.ops import glyphs as G
 from archc.ops import rules as R
 from archc.ops import torch_lowering as T
 from archc.ops.facets import Cost, Expr, Glyph, LowerCtx, ShapeCtx, TorchLowering, Unsupported
-from archc.ops.registry import Attrs, Op, OpDef, Trait, WindowAttrs, arg, define, derived
+from archc.ops.registry import FLOAT, FLOATING, NUMBER, REAL, Attrs, Op, OpDef, Trait, WindowAttrs, arg, define, derived
 from archc.shapes import sizes as S
 from archc.shapes.sizes import Size
 from archc.shapes.types import Axis, ParamSpec, TensorType, Type
@@ -129,13 +129,13 @@ define(OpDef(
     key="MAXPOOL", name="maxpool", attrs=MaxPoolAttrs, tensors=1, traits=_POOL,
     shape=_pool_shape, cost=_maxpool_cost,
     torch=_pool_lowering("max", _maxpool_kw), glyph=Glyph("pool", "Max", G.POOL),
-    doc="max pooling over `over` (default: every axis after the first two)"))
+    doc="max pooling over `over` (default: every axis after the first two)", dtypes=FLOAT))
 
 define(OpDef(
     key="AVGPOOL", name="avgpool", attrs=AvgPoolAttrs, tensors=1, traits=_POOL,
     shape=_pool_shape, cost=_avgpool_cost,
     torch=_pool_lowering("avg", _avgpool_kw), glyph=Glyph("pool", "𝔼", G.POOL),
-    doc="average pooling"))
+    doc="average pooling", dtypes=FLOAT))
 
 # ---- adaptive pooling ------------------------------------------------------------------------------
 
@@ -194,12 +194,12 @@ def _adaptive_lowering(kind: str) -> TorchLowering[AdaptiveAttrs]:
 define(OpDef(
     key="ADAPTIVE_AVGPOOL", name="adaptive_avgpool", attrs=AdaptiveAttrs, tensors=1, traits=_POOL,
     shape=_adaptive_shape, cost=_adaptive_avg_cost, torch=_adaptive_lowering("Avg"),
-    glyph=Glyph("pool", "𝔼", G.POOL), doc="adaptive average pooling to a fixed output size"))
+    glyph=Glyph("pool", "𝔼", G.POOL), doc="adaptive average pooling to a fixed output size", dtypes=FLOAT))
 
 define(OpDef(
     key="ADAPTIVE_MAXPOOL", name="adaptive_maxpool", attrs=AdaptiveAttrs, tensors=1, traits=_POOL,
     shape=_adaptive_shape, cost=_adaptive_max_cost, torch=_adaptive_lowering("Max"),
-    glyph=Glyph("pool", "Max", G.POOL), doc="adaptive max pooling to a fixed output size"))
+    glyph=Glyph("pool", "Max", G.POOL), doc="adaptive max pooling to a fixed output size", dtypes=FLOAT))
 
 # ---- reductions over named axes ----------------------------------------------------------------------
 
@@ -239,11 +239,12 @@ def _reduce_lowering(method: str) -> TorchLowering[ReduceAttrs]:
     return TorchLowering(module=module, forward=forward)
 
 
-for _key, _name, _symbol, _doc in (("MEAN", "mean", "𝔼", "mean over axes"), ("SUM", "sum", "Σ", "sum over axes"),
-                                   ("AMAX", "amax", "Max", "maximum over axes")):
+for _key, _name, _symbol, _doc, _dtypes in (("MEAN", "mean", "𝔼", "mean over axes", FLOATING),
+                                            ("SUM", "sum", "Σ", "sum over axes", NUMBER),
+                                            ("AMAX", "amax", "Max", "maximum over axes", REAL)):
     define(OpDef(
         key=_key, name=_name, attrs=ReduceAttrs, tensors=1, traits=frozenset({Trait.REDUCTION}),
         shape=_reduce_shape, cost=_reduce_cost, torch=_reduce_lowering(_name),
-        glyph=Glyph("reduce", _symbol, G.POOL), doc=_doc))
+        glyph=Glyph("reduce", _symbol, G.POOL), doc=_doc, dtypes=_dtypes))
 
 __all__ = ["Op"]

@@ -36,6 +36,11 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from archc.ops.facets import CostRule, Glyph, ShapeRule, TorchLowering, TritonLowering
 
+FLOAT = frozenset({"float"})
+REAL = frozenset({"float", "int"})
+NUMBER = frozenset({"float", "int", "complex"})
+FLOATING = frozenset({"float", "complex"})
+
 
 class Trait(enum.Enum):
     SOURCE = "source"                # makes a value from nothing: an input or a learned tensor
@@ -178,6 +183,9 @@ class OpDef(Generic[A]):
     doc: str
     triton: TritonLowering | None = None
     callable: bool = True  # can be called from .arch (not input, param, getitem, tuple)
+    # The dtype families its tensor inputs may have ("float", "complex", "int", "bool"); None: any.
+    # Checked before the shape rule, so `softmax` of i64 ids is an error at the call, not in torch.
+    dtypes: frozenset[str] | None = None
 
     @property
     def value(self) -> str:
