@@ -1,0 +1,231 @@
+"""A long fuzz run: N cases through archc's commands, counted by what happened.
+
+Two kinds of input, drawn from a fixed seed (case i is always the same):
+
+  - mutants of every .arch source of the repository (examples, test programs, the standard
+    library): characters and tokens deleted, duplicated, swapped and inserted
+    (tests/test_fuzz.py's mutator);
+  - generated programs that call one op with odd arguments next to a linear layer
+    (tests/test_fuzz.py's op-program generator), which are mostly valid.
+
+Each case goes through `check`, `flops`, `plan`, a graph-style `render` to DOT, a circuit-style
+`render` to SVG and `build`, in-process; a program that builds is imported and its module
+constructed and run forward on random inputs of the entry's sizes (torch). Every outcome is
+sorted into one kind:
+
+  ok: ... / located-error  check passes (and the program built and ran, or build refused it with a
+                           located error), or exit 1 with diagnostics in the documented form
+  internal-error           exit 70 (a bug in archc) or a Python traceback
+  bad-diagnostic           exit 1 whose stderr is not in the documented form
+  control-characters       raw control characters in stdout or stderr
+  bad-svg                  an SVG that is not well-formed XML
+  hang                     a case past the time limit (--timeout, per command)
+  module-fails             a built module that fails to construct or run forward
+
+and the run prints the counts by kind, the time taken, and the first examples of each failure
+kind (file, case index) to reproduce them.
+
+    python benchmarks/fuzz.py --cases 100000 --jobs 2      # the full run (tens of minutes)
+    python benchmarks/fuzz.py --cases 300                  # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import concurrent.futures
+import contextlib
+import io
+import os
+import random
+import re
+import signal
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from test_fuzz import mutant, problem, sources  # noqa: E402 - the suite's mutator and oracle
+
+CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+COMMANDS = [["check"], ["flops", "--json"], ["plan"], ["render", "-o", "{dir}/g.dot"],
+            ["render", "--style", "circuit", "-o", "{dir}/c.svg"], ["build", "-o", "{dir}/b"]]
+
+
+class Timeout(Exception):
+    pass
+
+
+def _alarm(signum: int, frame: Any) -> None:
+    raise Timeout
+
+
+def op_program(rng: random.Random) -> str:
+    """One op with odd arguments beside a linear layer (the shape of tests/test_fuzz.py's programs)."""
+    from archc.ops.registry import BY_NAME, REQUIRED
+    op = rng.choice(sorted(BY_NAME.values(), key=lambda o: o.name))
+    lo, hi = (op.tensors, op.tensors) if isinstance(op.tensors, int) else op.tensors
+    args = [rng.choice(["x", "y", "z", "ids"]) for _ in range(rng.randint(lo, min(hi, 3)))]
+    values = {"map": ["c -> 4", "c -> H", "c -> out = 2 * H", "h -> 3"], "axis": ["c", "h", "w", "n", "q"],
+              "axes": ["[h, w]", "[c]", "h", "[]", "[w, h]"], "size": ["1", "2", "H", "0", "-1", "H // 3"],
+              "sizes": ["1", "3", "[1, 2]", "[2, 2]", "H"], "ints": ["-1", "[1, -2]", "0", "H"],
+              "pad": ["0", "1", '"same"', '"valid"', "[[0, 1], [1, 0]]"], "bool": ["true", "false", "1"],
+              "float": ["0.1", "0.5", "1e999", "-2.0"], "number": ["2", "0.5", "-1"],
+              "str": ['"none"', '"tanh"', '"n c h w -> n (c h) w"', '"nope"', '"reflect"'],
+              "renames": ["c -> d", "h -> w"], "sizes_kw": ["n = 2", "q = H"]}
+    for p in op.params:
+        if p.default is not REQUIRED and rng.random() < 0.6:
+            continue  # mostly the defaults: most programs are valid, and then built and run
+        v = rng.choice(values.get(p.kind, ["1"]))
+        args.append(v if p.kind in ("map", "renames", "sizes_kw") else f"{p.name} = {v}")
+    return ("size H = 8, N = 2\n"
+            "block B() {\n  in x: [n = N, c = 4, h = H, w = H]\n  in y: [n = N, c = 4, h = H, w = H]\n"
+            "  in z: [n = N, c = 4, h = 1, w = H]\n  in ids: i64[n = N, h = H]\n"
+            f"  layer = {op.name}({', '.join(args)})\n  extra = linear(x, c -> 4)\n  out layer\n}}\n")
+
+
+def _case(index: int, seed: int, texts: list[tuple[str, str]]) -> tuple[str, str]:
+    rng = random.Random(seed * 1_000_003 + index)
+    if index % 2 == 0:
+        name, text = texts[rng.randrange(len(texts))]
+        return f"{name} mutant {index}", mutant(text, rng.randrange(1 << 30))[0]
+    return f"op program {index}", op_program(rng)
+
+
+def _run(argv: list[str]) -> tuple[int, str, str]:
+    from archc.cli import main
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            status = main(argv)
+        except SystemExit as e:
+            status = int(e.code or 0)
+    return status, out.getvalue(), err.getvalue()
+
+
+def _module_runs(path: Path) -> bool:
+    """Import a built module, construct its entry class and run forward on inputs of its sizes."""
+    import importlib.util
+    import json
+
+    import torch
+    status, out, _ = _run(["check", str(path), "--json"])
+    if status != 0:
+        return True
+    doc = json.loads(out)
+    free = [f"{k}=3" for k, v in doc["sizes"].items() if v is None]  # a free size without a value
+    if free:
+        status, out, _ = _run(["check", str(path), "--json", *(a for f in free for a in ("--set", f))])
+        if status != 0:
+            return True
+        doc = json.loads(out)
+    spec = importlib.util.spec_from_file_location("fuzzed", next((path.parent / "b").glob("*.py")))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    cls = getattr(module, doc["entry"])
+    inputs = []
+    for node in doc["nodes"]:
+        if node["op"] == "input":
+            shape = [int(a["size"]) for a in node["axes"]]
+            ints = node["type"].startswith("i")
+            inputs.append(torch.randint(0, 2, shape) if ints else torch.randn(shape))
+    with torch.no_grad():
+        cls().eval()(*inputs)
+    return True
+
+
+def run_case(index: int, seed: int, texts: list[tuple[str, str]], timeout: float, run_modules: bool) -> tuple[str, str]:
+    """(kind, where) of one case; kind "ok" when nothing went wrong."""
+    where, text = _case(index, seed, texts)
+    signal.signal(signal.SIGALRM, _alarm)
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "case.arch"
+        src.write_text(text, encoding="utf-8")
+        built = checked = False
+        for command in COMMANDS:
+            argv = [command[0], str(src), *(a.format(dir=tmp) for a in command[1:])]
+            signal.setitimer(signal.ITIMER_REAL, timeout)
+            try:
+                status, out, err = _run(argv)
+            except Timeout:
+                return "hang", f"{where}: {' '.join(command)}"
+            except Exception as e:  # noqa: BLE001 - a crash escaping main is what we count
+                return "internal-error", f"{where}: {' '.join(command)}: {type(e).__name__}: {e}"
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+            if status == 70 or "Traceback" in err:
+                return "internal-error", f"{where}: {' '.join(command)}: {err.strip().splitlines()[0]}"
+            if CONTROL.search(out + err.replace("\n", "")):
+                return "control-characters", f"{where}: {' '.join(command)}"
+            if status == 1 and problem(status, err):
+                return "bad-diagnostic", f"{where}: {' '.join(command)}: {err.strip()[:200]!r}"
+            if status == 0 and command[-1].endswith(".svg"):
+                try:
+                    ET.parse(os.path.join(tmp, "c.svg"))
+                except ET.ParseError as e:
+                    return "bad-svg", f"{where}: {e}"
+            built = built or (command[0] == "build" and status == 0)
+            checked = checked or (command[0] == "check" and status == 0)
+        if built and run_modules:
+            signal.setitimer(signal.ITIMER_REAL, timeout * 4)
+            try:
+                _module_runs(src)
+            except Timeout:
+                return "hang", f"{where}: running the built module"
+            except Exception as e:  # noqa: BLE001
+                return "module-fails", f"{where}: {type(e).__name__}: {str(e)[:200]}"
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+        if not checked:
+            return "located-error", where
+        return ("ok: built and ran" if built and run_modules else "ok: built" if built else
+                "ok: checked, build refused"), where
+
+
+def _batch(args: tuple[int, int, int, float, bool]) -> list[tuple[str, str]]:
+    start, stop, seed, timeout, run_modules = args
+    texts = [(str(p.relative_to(ROOT)), p.read_text(encoding="utf-8")) for p in sources()]
+    return [run_case(i, seed, texts, timeout, run_modules) for i in range(start, stop)]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--cases", type=int, default=100_000)
+    ap.add_argument("--seed", type=int, default=2024)
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--timeout", type=float, default=15.0, help="seconds per command of a case")
+    ap.add_argument("--no-modules", action="store_true", help="do not run the modules that build")
+    args = ap.parse_args()
+    t0 = time.perf_counter()
+    step = 50
+    batches = [(i, min(i + step, args.cases), args.seed, args.timeout, not args.no_modules)
+               for i in range(0, args.cases, step)]
+    counts: collections.Counter[str] = collections.Counter()
+    examples: dict[str, list[str]] = collections.defaultdict(list)
+    with concurrent.futures.ProcessPoolExecutor(args.jobs) as pool:
+        for results in pool.map(_batch, batches):
+            for kind, where in results:
+                counts[kind] += 1
+                if not kind.startswith(("ok", "located-error")) and len(examples[kind]) < 5:
+                    examples[kind].append(where)
+    took = time.perf_counter() - t0
+    per_case = took / max(args.cases, 1) * 1e3
+    print(f"{args.cases} cases (seed {args.seed}) in {took:.0f} s ({per_case:.1f} ms a case):")
+    for kind in ("ok: built and ran", "ok: built", "ok: checked, build refused", "located-error", "internal-error",
+                 "bad-diagnostic", "control-characters", "bad-svg", "hang", "module-fails"):
+        print(f"  {kind:28} {counts[kind]:>8,}")
+    for kind, wheres in examples.items():
+        print(f"first {kind} cases:")
+        for w in wheres:
+            print(f"  {w}")
+    return 0 if not examples else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
