@@ -1,6 +1,7 @@
 """Comparisons and masks: greater, less, equal, not_equal, greater_equal and less_equal of two tensors
-(bool results), logical_and, logical_or and logical_not of bool tensors, `where(cond, a, b)` and
-`masked_fill(x, mask, value)`. Every op with two or three tensors broadcasts their axes by name, as `add`.
+or of a tensor and a number (`not_equal(ids, value = 0)`), with bool results; logical_and, logical_or
+and logical_not of bool tensors; `where(cond, a, b)` and `masked_fill(x, mask, value)`. Every op with
+two or three tensors broadcasts their axes by name, as `add`.
 
 >>> import archc
 >>> src = 'block B() {{ in x: [n = 2, c = 4]\\n in y: [c = 4]\\n out {} }}'
@@ -42,7 +43,7 @@ def _args(ins: list[TensorType], out: Type, args: list[Expr]) -> list[str]:
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class CompareAttrs(Attrs):
-    what: str = derived("comparison")
+    value: float | int | None = arg("number", None)  # instead of a second tensor: ids != 0, x > 0.5
 
 
 def _compare(key: str, name: str, function: str, symbol: str, ordered: bool) -> None:
@@ -52,18 +53,27 @@ def _compare(key: str, name: str, function: str, symbol: str, ordered: bool) -> 
             if ordered and DTYPES[t.dtype].kind == "complex":
                 raise R.fail(f"{name} orders its inputs, and complex numbers ({t.dtype}) have no order; "
                              "compare real parts or moduli (abs) instead", None, "type")
+        if len(ins) == 2 and a.value is not None:
+            raise R.fail("compares with a second tensor or with value=, not both", "value", "arg")
+        if len(ins) == 1:
+            if a.value is None:
+                raise R.fail(f"compares two tensors, or a tensor with value= (as in {name}(ids, value = 0))",
+                             None, "arg")
+            return _as_bool(ins[0]), (), a
         return _as_bool(R.broadcast(ctx, ins[0], ins[1], name)), (), a
 
     def forward(a: CompareAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx, args: list[Expr]) -> Expr:
+        if len(ins) == 1:
+            return Expr(f"torch.{function}({args[0].text}, {T.lit(a.value)})")
         left, right = _args(ins, out, args)
         return Expr(f"torch.{function}({left}, {right})")
 
     define(OpDef(
-        key=key, name=name, attrs=CompareAttrs, tensors=2, traits=frozenset({Trait.POINTWISE, Trait.JOIN}),
+        key=key, name=name, attrs=CompareAttrs, tensors=(1, 2), traits=frozenset({Trait.POINTWISE, Trait.JOIN}),
         shape=shape, cost=_per_element, torch=TorchLowering(forward=forward, fresh=True),
         glyph=Glyph("join", symbol, G.JOIN),
-        doc=f"elementwise `{symbol}` of two tensors of one dtype, a bool tensor; axes broadcast by name"
-            + ("" if ordered else " (complex allowed)")))
+        doc=f"elementwise `{symbol}` of two tensors of one dtype (axes broadcast by name) or of a tensor and "
+            "value=; a bool tensor" + ("" if ordered else " (complex allowed)")))
 
 
 _compare("GREATER", "greater", "gt", ">", True)

@@ -24,6 +24,9 @@ CASES: dict[str, Fn] = {
     "less_equal(x, y)": lambda x, y, b, m: torch.le(x, y),
     "equal(x, y)": lambda x, y, b, m: torch.eq(x, y),
     "not_equal(y, x)": lambda x, y, b, m: torch.ne(y, x),
+    "greater(x, value = 0.25)": lambda x, y, b, m: torch.gt(x, 0.25),
+    "less_equal(y, value = -1)": lambda x, y, b, m: torch.le(y, -1),
+    "not_equal(m, value = 0)": lambda x, y, b, m: torch.ne(m, 0),
     "logical_and(b, m)": lambda x, y, b, m: torch.logical_and(b, m),
     "logical_or(m, less(x, y))": lambda x, y, b, m: torch.logical_or(m, x < y),
     "logical_not(b)": lambda x, y, b, m: torch.logical_not(b),
@@ -67,16 +70,29 @@ def test_free_sizes_broadcast_by_name() -> None:
 
 def test_integer_comparison_and_fill() -> None:
     src = ("block B() {\n  in i: i64[n = 4]\n  in j: i64[n = 4]\n"
-           "  z = masked_fill(i, greater_equal(i, j), value = 7)\n  out z\n}\n")
+           "  z = masked_fill(i, logical_or(greater_equal(i, j), equal(i, value = 0)), value = 7)\n  out z\n}\n")
     i, j = torch.tensor([1, 5, 3, 0]), torch.tensor([2, 5, 1, 1])
     out = archc.loads(src).torch()()(i, j)
-    assert out.dtype == torch.int64 and torch.equal(out, i.masked_fill(i >= j, 7))
+    assert out.dtype == torch.int64 and torch.equal(out, i.masked_fill((i >= j) | (i == 0), 7))
+
+
+def test_a_padding_mask_from_token_ids() -> None:
+    """Keys whose id is the padding id 0 get no attention: not_equal(ids, value = 0) broadcast over queries."""
+    src = ("size S\nblock B() {\n  in scores: [n = 2, t = 3, s = S]\n  in ids: i64[n = 2, s = S]\n"
+           '  out masked_fill(scores, equal(ids, value = 0), fill = "-inf")\n}\n')
+    module = archc.loads(src).torch()()
+    for s in (4, 6):
+        scores, ids = torch.randn(2, 3, s), torch.randint(0, 3, (2, s))
+        assert torch.equal(module(scores, ids), scores.masked_fill((ids == 0)[:, None, :], float("-inf")))
 
 
 @pytest.mark.parametrize("call, message, at", [
     ("greater(z, z)", "complex numbers (c64) have no order", "greater"),
     ("less_equal(x, ids)", "less_equal of f32 and i64 tensors", "less_equal"),
     ("greater(x, q)", "axis 'q' of [q=5] is not in [n=3, c=5]", "greater"),
+    ("greater(x, x, value = 1.0)", "a second tensor or with value=, not both", "value"),
+    ("less(x)", "compares two tensors, or a tensor with value= (as in less(ids, value = 0))", "less"),
+    ('equal(x, value = "a")', "'value' of equal is a number", '"a"'),
     ("logical_and(x, b)", "logical_and takes bool tensors, not f32", "logical_and"),
     ("logical_not(ids)", "logical_not takes bool tensors, not i64", "logical_not"),
     ("where(x, x, x)", "where's condition takes bool tensors, not f32", "where"),
