@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from archc.dsl.loader import File
 
 
+# Functions of numbers and sizes in expressions: name -> (fewest, most) arguments.
+SIZE_FUNCTIONS = {"max": (2, 64), "min": (2, 64), "floor": (1, 1), "ceil": (1, 1), "round": (1, 1), "int": (1, 1)}
 _KIND_WORDS = {"float": "floating-point", "complex": "complex", "int": "integer", "bool": "boolean"}
 
 
@@ -52,9 +54,11 @@ class Calls(State):
         found = frame.file.namespace.get(call.func)
         if found is not None:
             return self.call_block(found[0], found[1], call, implicit, frame, path)
+        if call.func in SIZE_FUNCTIONS and call.func not in BY_NAME:
+            return self._size_function(call, frame)
         sig = BY_NAME.get(call.func)
         if sig is None:
-            names = list(BY_NAME) + list(frame.file.namespace)
+            names = list(BY_NAME) + list(frame.file.namespace) + list(SIZE_FUNCTIONS)
             self.bag.error("name", f"no op or block named '{call.func}'{did_you_mean(call.func, names)}",
                            call.func_span)
             raise Abort
@@ -62,6 +66,42 @@ class Calls(State):
         if any(isinstance(v, Poison) for v in inputs):
             return POISON
         return self._apply(sig, inputs, attrs, call.span, frame, path, arg_spans, sig.name, seq_step)
+
+    def _size_function(self, call: ast.Call, frame: Frame) -> Any:
+        """max, min, floor, ceil, round and int of numbers and sizes (free sizes stay symbolic)."""
+        arity = SIZE_FUNCTIONS[call.func]
+        args = [a for a in call.args if isinstance(a, ast.PosArg)]
+        if len(args) != len(call.args) or not arity[0] <= len(args) <= arity[1]:
+            want = f"{arity[0]}" if arity[0] == arity[1] else f"{arity[0]} or more"
+            self.bag.error("arg", f"{call.func} takes {want} number(s) or size(s), written without names", call.span)
+            raise Abort
+        values = []
+        for a in args:
+            v = self.ev(a.value, frame)
+            if isinstance(v, Poison):
+                raise Abort
+            if isinstance(v, bool) or not (isinstance(v, float) or S.is_size(v)):
+                self.bag.error("type", f"{call.func} takes numbers and sizes, got {self._kind(v)}", a.span)
+                raise Abort
+            values.append(v)
+        if call.func in ("max", "min"):
+            out = values[0]
+            for v in values[1:]:
+                if isinstance(out, float) or isinstance(v, float):
+                    out = max(out, v) if call.func == "max" else min(out, v)
+                else:
+                    out = S.maximum(out, v) if call.func == "max" else S.minimum(out, v)
+            return out
+        (v,) = values
+        if call.func == "floor":
+            return S.floor(v)
+        if call.func == "ceil":
+            return S.ceil(v)
+        if not S.is_concrete(v) and not isinstance(v, float):
+            self.bag.error("value", f"{call.func} needs a number, but {S.fmt(v)} depends on free sizes "
+                           "(floor or ceil keep it symbolic)", call.span)
+            raise Abort
+        return round(v) if call.func == "round" else int(v)
 
     def _bind(self, sig: OpDef[Any], call: ast.Call, frame: Frame, implicit: Any
               ) -> tuple[list[Any], dict[str, Any], dict[str, Span]]:

@@ -132,6 +132,27 @@ def ceildiv(a: Size, b: Size) -> Size:
     return norm(sympy.ceiling(sympy.Rational(1, 1) * a / b))
 
 
+def maximum(a: Size, b: Size) -> Size:
+    """The larger of two sizes (a sympy Max when it cannot be decided)."""
+    if isinstance(a, int) and isinstance(b, int):
+        return max(a, b)
+    return norm(sympy.Max(a, b))
+
+
+def floor(x: Size | float) -> Size:
+    """The largest whole number not above `x` (an int, a float, or a fraction of sizes such as H/2)."""
+    if isinstance(x, (int, float)):
+        return math.floor(x)
+    return norm(sympy.floor(x))
+
+
+def ceil(x: Size | float) -> Size:
+    """The smallest whole number not below `x`."""
+    if isinstance(x, (int, float)):
+        return math.ceil(x)
+    return norm(sympy.ceiling(x))
+
+
 def minimum(a: Size, b: Size) -> Size:
     """The smaller of two sizes (a sympy Min when it cannot be decided)."""
     if isinstance(a, int) and isinstance(b, int):
