@@ -1,9 +1,9 @@
 """A legend for derived sizes: short names for the symbolic sizes a graph computes.
 
-Deep networks nest floors (`⌊⌊⌊H/2 + 1/2⌋/2 + 1/2⌋/2⌋`); the legend names each
+Deep networks nest floors and ceilings (`⌊⌈⌈H/2⌉/2⌉/2⌋`); the legend names each
 distinct derived size after its axis (`h1`, `h2`, ...) and writes each one in
 terms of the earlier ones, the way a neural circuit diagram's legend reads
-(`h2 = ⌊h1/2 + 1/2⌋`). Check output and diagrams share it.
+(`h2 = ⌈h1/2⌉`). Check output and diagrams share it.
 
 >>> from archc.shapes.types import Axis, TensorType
 >>> from archc.shapes import sizes as S
@@ -11,7 +11,7 @@ terms of the earlier ones, the way a neural circuit diagram's legend reads
 >>> h1 = S.floordiv(S.add(H, 1), 2)
 >>> leg = Legend([TensorType((Axis("h", h1),)), TensorType((Axis("h", S.floordiv(S.add(h1, 1), 2)),))])
 >>> leg.rows
-[('h1', '⌊H/2 + 1/2⌋'), ('h2', '⌊h1/2 + 1/2⌋')]
+[('h1', '⌈H/2⌉'), ('h2', '⌈h1/2⌉')]
 >>> leg.type_str(TensorType((Axis("h", h1), Axis("c", 3))))
 '[h=h1, c=3]'
 """

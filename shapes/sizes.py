@@ -255,6 +255,19 @@ _SUPERSCRIPT = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 
 @functools.cache
+def _as_ceiling(x: sympy.Expr) -> sympy.Expr | None:
+    """q/d where `x` is (q + d - 1)/d for a whole-number q and an integer d > 1, else None: then
+    ⌊x⌋ = ⌈q/d⌉ (sympy writes ceil(H/2) of a size as floor(H/2 + 1/2))."""
+    num, den = sympy.fraction(sympy.together(x))
+    if not (den.is_Integer and int(den) > 1) or not num.free_symbols or not num.is_integer:
+        return None
+    d = int(den)
+    const, _ = num.as_coeff_Add()
+    if not const.is_Integer or int(const) != d - 1:
+        return None
+    return sympy.expand((num - (d - 1)) / d)
+
+
 def _human() -> Any:
     """The printer of `fmt`, made on first use (it subclasses sympy's StrPrinter)."""
 
@@ -262,6 +275,9 @@ def _human() -> Any:
         """sympy's str form with ⌊x⌋, ⌈x⌉, · for products and superscript powers."""
 
         def _print_floor(self, e: sympy.Expr) -> str:
+            up = _as_ceiling(e.args[0])
+            if up is not None:  # ⌊(q + d - 1)/d⌋ is ⌈q/d⌉ for whole q: print what is meant
+                return "⌈" + self._print(up) + "⌉"
             return "⌊" + self._print(e.args[0]) + "⌋"
 
         def _print_ceiling(self, e: sympy.Expr) -> str:

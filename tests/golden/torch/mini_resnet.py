@@ -63,10 +63,10 @@ class Net(nn.Module):
         self.fc = nn.Linear(256, num_classes)  # mini_resnet.arch:32
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.conv1(x)  # [batch, chan=64, h=⌊H/2 + 1/2⌋, w=⌊W/2 + 1/2⌋]  mini_resnet.arch:25
-        out = self.bn1(out)  # [batch, chan=64, h=⌊H/2 + 1/2⌋, w=⌊W/2 + 1/2⌋]  mini_resnet.arch:26
-        out = F.max_pool2d(F.relu(out, inplace=True), 3, stride=2, padding=1)  # [batch, chan=64, h=⌊⌊H/2 + 1/2⌋/2 + 1/2⌋, w=⌊⌊W/2 + 1/2⌋/2 + 1/2⌋]  mini_resnet.arch:27
-        out = self.layer1(out)  # [batch, chan=256, h=⌊⌊H/2 + 1/2⌋/2 + 1/2⌋, w=⌊⌊W/2 + 1/2⌋/2 + 1/2⌋]  mini_resnet.arch:28
+        out = self.conv1(x)  # [batch, chan=64, h=⌈H/2⌉, w=⌈W/2⌉]  mini_resnet.arch:25
+        out = self.bn1(out)  # [batch, chan=64, h=⌈H/2⌉, w=⌈W/2⌉]  mini_resnet.arch:26
+        out = F.max_pool2d(F.relu(out, inplace=True), 3, stride=2, padding=1)  # [batch, chan=64, h=⌈⌈H/2⌉/2⌉, w=⌈⌈W/2⌉/2⌉]  mini_resnet.arch:27
+        out = self.layer1(out)  # [batch, chan=256, h=⌈⌈H/2⌉/2⌉, w=⌈⌈W/2⌉/2⌉]  mini_resnet.arch:28
         out = out.mean((2, 3))  # [batch, chan=256]  mini_resnet.arch:31
         out = self.fc(out)  # [batch, chan=num_classes]  mini_resnet.arch:32
         return out  # [batch, chan=num_classes]  mini_resnet.arch:33

@@ -91,6 +91,6 @@ class MobileNetV2(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.features(x)  # [batch, chan=1280, h=⌊⌊⌊⌊⌊H/2 + 1/2⌋/2 + 1/2⌋/2 + 1/2⌋/2 + 1/2⌋/2 + 1/2⌋, w=⌊⌊⌊⌊⌊W/2 + 1/2⌋/2 + 1/2⌋/2 + 1/2⌋/2 + 1/2⌋/2 + 1/2⌋]  mobilenet_v2.arch:29
+        out = self.features(x)  # [batch, chan=1280, h=⌈⌈⌈⌈⌈H/2⌉/2⌉/2⌉/2⌉/2⌉, w=⌈⌈⌈⌈⌈W/2⌉/2⌉/2⌉/2⌉/2⌉]  mobilenet_v2.arch:29
         out = self.classifier(out.mean((2, 3)))  # [batch, chan=num_classes]  mobilenet_v2.arch:37
         return out  # [batch, chan=num_classes]  mobilenet_v2.arch:41
