@@ -162,7 +162,11 @@ class Calls(State):
             if p is None or p.kind == "sizes_kw":
                 if kw_sizes is not None:
                     sz = self._as_size(self.ev(a.value, frame), a.value.span, f"'{a.name}'")
-                    (attrs.setdefault(kw_sizes.name, {}))[a.name] = sz
+                    given = attrs.setdefault(kw_sizes.name, {})
+                    if a.name in given:
+                        self.bag.error("arg", f"the size of '{a.name}' is given twice", a.span)
+                        raise Abort
+                    given[a.name] = sz
                     spans[kw_sizes.name] = a.span
                     continue
                 self.bag.error("arg", f"{sig.name} has no argument '{a.name}'"

@@ -40,3 +40,11 @@ def test_bad_size_functions_are_located(expr: str, message: str) -> None:
         archc.loads(f"size H\nblock B() {{\n  in x: [n = 2, c = {expr}]\n  out x\n}}\n").check(symbolic=True)
     d = err.value.diagnostics[0]
     assert message in d.message and d.span.line == 3, (d.message, d.span)
+
+
+@pytest.mark.parametrize("call, at", [("zeros(n = 2, n = 3)", "n = 3"), ("expand(x, b = 2, b = 3)", "b = 3")])
+def test_an_axis_size_given_twice_is_an_error(call: str, at: str) -> None:
+    with pytest.raises(ArchError) as err:
+        archc.loads(f"block B() {{\n  in x: [n = 2, c = 4]\n  y = {call}\n  out y\n}}\n").check()
+    d = err.value.diagnostics[0]
+    assert "is given twice" in d.message and (d.span.line, d.span.col) == (3, 7 + call.index(at))
