@@ -1,4 +1,5 @@
-"""The Python API: load a .arch file, check it, count its costs.
+"""The Python API: load a .arch file, check it, count its costs. Budgets (docs/errors.md, Limits)
+are raised for the code inside `with limits(nodes=1_000_000): ...`.
 
 >>> import archc
 >>> m = archc.loads('block B() { in x: [n = 2, c = 8]\\n fc = linear(x, c -> 4)\\n out fc }')
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from archc.diagnostics import ArchError, Diagnostic, SourceMap
 from archc.dsl.elaborate import Abort, Elaborator, elaborate
+from archc.dsl.limits import Limits, limits
 from archc.dsl.loader import Program
 from archc.dsl.loader import load as load_program
 from archc.dsl.templates import Templates
@@ -273,4 +275,4 @@ def loads(text: str, name: str = "<string>.arch", entry: str | None = None) -> M
     return Model(load_program(name, text), entry)
 
 
-__all__ = ["ArchError", "BlockView", "Compiled", "Diagnostic", "Model", "load", "loads"]
+__all__ = ["ArchError", "BlockView", "Compiled", "Diagnostic", "Limits", "Model", "limits", "load", "loads"]

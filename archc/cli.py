@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 
 from archc import api
 from archc.diagnostics import ArchError, Diagnostic, SourceMap, render
+from archc.dsl import limits
 from archc.ops.registry import Trait
 from archc.shapes.types import DTYPES
 
@@ -41,6 +42,20 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+def _limit(text: str) -> tuple[str, int]:
+    try:
+        return limits.parse_limit(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _add_limit(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--limit", metavar="NAME=N", action="append", default=[], dest="limits", type=_limit,
+                    help="raise (or lower) a budget, repeatable: " + "; ".join(
+                        f"{k}: {v} (default {getattr(limits.Limits(), k):,})" for k, v in limits.HELP.items())
+                    + " (docs/errors.md, Limits)")
+
+
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="archc", description="Compile .arch neural-network architectures: "
                 "check shapes, count costs, generate code, draw diagrams.")
@@ -59,6 +74,7 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--dtype", choices=FLOAT_DTYPES, default=None,
                         help="floating-point dtype of values and parameters (default: the file's `dtype`, "
                         "else f32); integer and complex tensors keep theirs")
+        _add_limit(sp)
 
     c = sub.add_parser("check", help="infer every shape; report constraints on free sizes")
     common(c)
@@ -98,6 +114,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="fold inference batchnorm into the conv or linear before it (loads unfolded state_dicts)")
     b.add_argument("--json", action="store_true",
                    help="print the written path, the entry class and its inputs as JSON (docs/json.md)")
+    _add_limit(b)
     r = sub.add_parser("render", help="draw the architecture: SVG, or PNG/PDF/DOT by the file's extension")
     r.add_argument("file", metavar="FILE", help=".arch file")
     r.add_argument("-o", "--out", metavar="OUT", required=True, help="output file (.svg, .png, .pdf, .dot)")
@@ -118,6 +135,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="circuit style: draw BLOCK's definition (its first instance's ops) beside its 3-D box")
     r.add_argument("--conv", choices=["compact", "expanded"], default="compact",
                    help="circuit style: convolutions as one ★ box, or expanded (window wires contracted by L)")
+    _add_limit(r)
     return p
 
 
@@ -158,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     sources = SourceMap()
     try:
-        with api.rare_gc():  # the whole command: compiling, the cost pass, the output
+        with api.rare_gc(), limits.limits(**dict(args.limits)):  # the whole command, within its budgets
             return _run(args, sources)
     except ArchError as e:
         unique = list(dict.fromkeys(e.diagnostics))  # a loop repeats the same error at the same place

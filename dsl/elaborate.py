@@ -28,12 +28,11 @@ from typing import Any
 from archc.diagnostics import ArchError, DiagnosticBag, Span, did_you_mean
 from archc.dsl.calls import Calls
 from archc.dsl.expressions import Expressions
+from archc.dsl.limits import current as current_limits
+from archc.dsl.limits import note as limit_note
 from archc.dsl.loader import File, Program
 from archc.dsl.sequences import Sequences
 from archc.dsl.values import (  # noqa: F401 - re-exported for code generation's tracer
-    MAX_DEPTH,
-    MAX_LOOP,
-    MAX_NODES,
     POISON,
     TV,
     Abort,
@@ -64,6 +63,8 @@ class Elaborator(Expressions, Calls, Sequences):
         self.constraints: list[Constraint] = []
         self.values: dict[str, int] = {}  # values of free sizes, for deciding what symbols cannot
         self.depth = 0
+        self.limits = current_limits()
+        self.steps = 0
         self.repeat: tuple[str, int, int, int] | None = None
         self.graph = Graph("")
         self._sizes_env: dict[str, Any] = {}
@@ -160,9 +161,10 @@ class Elaborator(Expressions, Calls, Sequences):
             self.bag.error("structure", f"a call of block '{block.name}' needs a name: write "
                            f"`name = {call.func}(...)`", call.span)
             raise Abort
-        if self.depth >= MAX_DEPTH:
-            self.bag.error("structure", f"blocks nest deeper than {MAX_DEPTH} (does '{block.name}' call "
-                           "itself?)", call.span)
+        self.spend(1, call.span)
+        if self.depth >= self.limits.depth:
+            self.bag.error("structure", f"blocks nest deeper than {self.limits.depth} (does '{block.name}' "
+                           "call itself?)", call.span, [(limit_note("depth"), None)])
             raise Abort
         in_names = [s.name for s in block.body if isinstance(s, ast.In)]
         pnames = [p.name for p in block.params]
@@ -248,12 +250,13 @@ class Elaborator(Expressions, Calls, Sequences):
 
     def _exec(self, frame: Frame, stmts: list | tuple) -> None:
         for stmt in stmts:
+            self.spend(1, stmt.span)
             try:
                 self._stmt(frame, stmt)
             except Abort:
                 if isinstance(stmt, ast.Let):
                     self._poison_targets(frame, stmt)
-                continue
+            self.check_nodes(stmt.span)  # the innermost statement that grew the graph past the budget
 
     def _poison_targets(self, frame: Frame, stmt: ast.Let) -> None:
         """A failed `x = ...` leaves x poisoned, so its uses add no 'not defined' errors."""
@@ -315,10 +318,9 @@ class Elaborator(Expressions, Calls, Sequences):
             if not S.is_concrete(v):
                 self.bag.error("type", f"a loop bound must be a concrete integer, got {self._kind(v)}", e.span)
                 raise Abort
-        if int(b) - int(a) > MAX_LOOP:
-            self.bag.error("value", f"a loop of {int(b) - int(a)} steps is more than {MAX_LOOP}", span)
-            raise Abort
-        return range(int(a), int(b))
+        steps = range(int(a), int(b))
+        self.spend(max(int(b) - int(a), 0), span)  # the whole loop up front: one that cannot finish stops here
+        return steps
 
     # ---- inputs and types -----------------------------------------------------------
 

@@ -14,11 +14,11 @@ import os
 import stat
 
 from archc.diagnostics import ArchError, DiagnosticBag, SourceMap, Span
+from archc.dsl.limits import current as current_limits
+from archc.dsl.limits import note as limit_note
 from archc.grammar import ast
 from archc.grammar.parser import parse
 from archc.shapes.types import DTYPES
-
-MAX_FILE_BYTES = 4 << 20
 
 
 @dataclasses.dataclass
@@ -63,11 +63,15 @@ class Program:
 
 
 class SourceError(Exception):
-    """A file that is not .arch text: its contents are never quoted."""
+    """A file that is not .arch text: its contents are never quoted. `limit`: the limit it exceeds."""
+
+    def __init__(self, message: str, limit: str | None = None):
+        super().__init__(message)
+        self.limit = limit
 
 
 def read_source(path: str) -> str:
-    """The text of a .arch file: a regular file of at most MAX_FILE_BYTES of UTF-8 text without NUL
+    """The text of a .arch file: a regular file of at most `--limit bytes` (dsl/limits.py) of UTF-8 text without NUL
     bytes (a binary file; /proc/self/environ). Other control characters reach the lexer, which
     reports them at their place (quoted as '?'). Opened without blocking and checked on the open descriptor, so a FIFO,
     a device (/dev/zero) or a directory is refused rather than read forever, and a file swapped
@@ -77,15 +81,15 @@ def read_source(path: str) -> str:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise SourceError("is not a regular file")
-        chunks, size = [], 0
-        while size <= MAX_FILE_BYTES:  # st_size lies for /proc files: count what is read
+        chunks, size, limit = [], 0, current_limits().bytes
+        while size <= limit:  # st_size lies for /proc files: count what is read
             chunk = os.read(fd, 1 << 16)
             if not chunk:
                 break
             chunks.append(chunk)
             size += len(chunk)
-        if size > MAX_FILE_BYTES:
-            raise SourceError(f"is larger than {MAX_FILE_BYTES >> 20} MiB")
+        if size > limit:
+            raise SourceError(f"is larger than {limit:,} bytes", "bytes")
     finally:
         os.close(fd)
     text = b"".join(chunks).decode("utf-8")
@@ -122,7 +126,7 @@ def load(path: str, text: str | None = None, sources: SourceMap | None = None) -
         try:
             text = read_source(p)
         except SourceError as e:
-            bag.error(code, f"{p} {e}", where)
+            bag.error(code, f"{p} {e}", where, [(limit_note(e.limit), None)] if e.limit else [])
             return None
         except (OSError, ValueError) as e:  # ValueError: a NUL in the path; UnicodeDecodeError is one
             what = "is not UTF-8 text" if isinstance(e, UnicodeDecodeError) else \
@@ -185,6 +189,10 @@ def load(path: str, text: str | None = None, sources: SourceMap | None = None) -
         text = read(path, None)
         if text is None:
             bag.raise_if_errors()
+    elif len(text.encode("utf-8", "replace")) > current_limits().bytes:
+        bag.error("io", f"{path} is larger than {current_limits().bytes:,} bytes", Span(path, 0, 0, 0, 0),
+                  [(limit_note("bytes"), None)])
+        bag.raise_if_errors()
     assert text is not None
     root = visit(path, text, ())
     bag.raise_if_errors()

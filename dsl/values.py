@@ -13,7 +13,9 @@ import dataclasses
 import operator
 from typing import Any
 
-from archc.diagnostics import DiagnosticBag, Span
+from archc.diagnostics import ArchError, Diagnostic, DiagnosticBag, Span
+from archc.dsl.limits import Limits
+from archc.dsl.limits import note as limit_note
 from archc.dsl.loader import File, Program
 from archc.grammar import ast
 from archc.ir.graph import Graph
@@ -23,9 +25,9 @@ from archc.shapes import sizes as S
 _FLOAT_OPS = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
               "//": operator.floordiv, "%": operator.mod, "**": operator.pow}
 
-MAX_DEPTH = 64
-MAX_NODES = 2_000_000
-MAX_LOOP = 100_000
+# The budgets (nodes, steps, block depth) are `dsl.limits.Limits`, read per elaboration; MAX_NODES is
+# only a last stop for code that adds nodes outside a statement (the budget is checked after each).
+MAX_NODES = 1 << 40
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +64,11 @@ class Abort(Exception):
     """Stops elaborating the current statement (its diagnostic is already recorded)."""
 
 
+class OverBudget(ArchError):
+    """Stops the whole elaboration: a limit of `dsl.limits` ran out. An ArchError, so the handlers that
+    give up on a failed compile give up on it too, and no `except Abort` carries on past it."""
+
+
 @dataclasses.dataclass
 class Frame:
     """One block instance being elaborated."""
@@ -90,12 +97,28 @@ class State:
     constraints: list[Constraint]
     values: dict[str, int]
     depth: int
+    limits: Limits
+    steps: int  # spent of limits.steps
     repeat: tuple[str, int, int, int] | None
     graph: Graph
     _sizes_env: dict[str, Any]
     _claimed: dict[str, Span]
     _scope: str = ""
 
+    def spend(self, n: int, span: Span) -> None:
+        """Charge `n` elaboration steps to the budget; over it, stop at `span` (OverBudget)."""
+        self.steps += n
+        if self.steps > self.limits.steps:
+            self.over_budget("steps", f"elaborating this takes more than {self.limits.steps:,} steps "
+                             "(a loop or a recursion expands too far)", span)
+
+    def check_nodes(self, span: Span) -> None:
+        """Stop at `span` (OverBudget) once the graph holds more nodes than the budget."""
+        if len(self.graph) > self.limits.nodes:
+            self.over_budget("nodes", f"the graph has more than {self.limits.nodes:,} nodes here", span)
+
+    def over_budget(self, name: str, message: str, span: Span) -> None:
+        raise OverBudget([Diagnostic("error", "structure", message, span, ((limit_note(name), None),))])
 
     def type_of(self, v: TV) -> Any:
         return self.graph.node(v.id).type
