@@ -99,7 +99,7 @@ def _filled(key: str, name: str, function: str, symbol: str, doc: str) -> None:
         return _axes(name, ins, a, None, f"{name}(n = 4, c = 8)"), (), a
 
     def forward(a: ConstantAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx, args: list[Expr]) -> Expr:
-        return Expr(f"torch.{function}({_dims(out, ctx)}, dtype={_torch_dtype(out)})")
+        return Expr(f"torch.{function}({_dims(out, ctx)}, dtype={_torch_dtype(out)}{ctx.device()})")
 
     define(OpDef(
         key=key, name=name, attrs=ConstantAttrs, tensors=0, traits=frozenset({Trait.SOURCE}),
@@ -119,7 +119,7 @@ def _full_shape(ctx: ShapeCtx, ins: list[TensorType], a: FullAttrs) -> tuple[Typ
 
 def _full_forward(a: FullAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx, args: list[Expr]) -> Expr:
     dims = _dims(out, ctx) + ("," if len(R.tensor(out).axes) == 1 else "")
-    return Expr(f"torch.full(({dims}), {_typed_value(a.value, a.dtype)}, dtype={_torch_dtype(out)})")
+    return Expr(f"torch.full(({dims}), {_typed_value(a.value, a.dtype)}, dtype={_torch_dtype(out)}{ctx.device()})")
 
 
 define(OpDef(
@@ -141,7 +141,7 @@ def _arange_shape(ctx: ShapeCtx, ins: list[TensorType], a: ArangeAttrs
 
 
 def _arange_forward(a: ArangeAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx, args: list[Expr]) -> Expr:
-    return Expr(f"torch.arange({_dims(out, ctx)}, dtype={_torch_dtype(out)})")
+    return Expr(f"torch.arange({_dims(out, ctx)}, dtype={_torch_dtype(out)}{ctx.device()})")
 
 
 define(OpDef(
@@ -156,7 +156,7 @@ def _eye_shape(ctx: ShapeCtx, ins: list[TensorType], a: ConstantAttrs
 
 
 def _eye_forward(a: ConstantAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx, args: list[Expr]) -> Expr:
-    return Expr(f"torch.eye({_dims(out, ctx)}, dtype={_torch_dtype(out)})")
+    return Expr(f"torch.eye({_dims(out, ctx)}, dtype={_torch_dtype(out)}{ctx.device()})")
 
 
 define(OpDef(
@@ -178,7 +178,7 @@ def _triangle(key: str, name: str, symbol: str, doc: str) -> None:
 
     def forward(a: TriangleAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx, args: list[Expr]) -> Expr:
         diagonal = "" if S.is_concrete(a.diagonal) and int(a.diagonal) == 0 else ctx.size(a.diagonal)
-        return Expr(f"torch.ones({_dims(out, ctx)}, dtype={_torch_dtype(out)}).{name}({diagonal})")
+        return Expr(f"torch.ones({_dims(out, ctx)}, dtype={_torch_dtype(out)}{ctx.device()}).{name}({diagonal})")
 
     define(OpDef(
         key=key, name=name, attrs=TriangleAttrs, tensors=0, traits=frozenset({Trait.SOURCE}),

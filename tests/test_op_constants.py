@@ -133,3 +133,9 @@ def test_dtype_is_an_argument_name_as_well_as_a_top_level_word() -> None:
     g = archc.loads(src).check().graph
     types = [str(g.node(o).type) for o in g.outputs]
     assert types == ["i64[n=2]", "bool[n=2]", "bf16[n=2]"]  # the file's dtype casts the floats only
+
+
+def test_constants_are_made_on_the_inputs_device() -> None:
+    """A constant follows the block's first input (`device=x.device`), so the module runs on a GPU too."""
+    src = archc.loads("block B() {\n  in x: [n = 2, c = 4]\n  m = ones(n = 2, c = 4)\n  out x * m\n}\n").torch_source()
+    assert "device=x.device" in src

@@ -123,7 +123,8 @@ class ChildRef:
 
 def where(span: Span) -> str:
     """`file.arch:12` for comments: the file's base name (`std.vision` for the library)."""
-    name = span.file[1:-1] if span.file.startswith("<") else os.path.basename(span.file)
+    library = span.file.startswith("<") and span.file.endswith(">")  # <std.vision>
+    name = span.file[1:-1] if library else os.path.basename(span.file)
     return f"{safe(name)}:{span.line}"
 
 
@@ -164,6 +165,7 @@ class ClassBuilder:
         self.stored: dict[str, str] = {}  # symbol -> attribute name, for forward
         self.used_locals: dict[str, str] = {}  # scalar text -> its local assignment
         self.inplace = False  # read by the activation lowerings: may they overwrite their input?
+        self.first_input: str | None = None  # the forward's first tensor argument: the device of new tensors
         self._py_names = 0  # how many constructor arguments the expression `_py` wrote mentions
         self.own: set[int] = set()
         layer_names = set(self.mods[""].children) | {n.attrs["name"] for n in self.g if _state(n)}
@@ -328,6 +330,9 @@ class ClassBuilder:
 
     def helper(self, name: str) -> None:
         self.gen.helpers.add(name)
+
+    def device(self) -> str:
+        return f", device={self.first_input}.device" if self.first_input else ""
 
     def fmt(self, x: Any) -> str:
         v = self._sub(x) if self.generic else pyexpr.substitute(x, self.fixed_values)
@@ -700,6 +705,7 @@ class ClassBuilder:
         return [(kind, obj) for _, kind, obj in events]
 
     def _forward(self, in_vars: list, events: list, outputs: Sequence[Value]) -> tuple[list[Any], str]:
+        self.first_input = in_vars[0][1] if in_vars else None
         uses: dict[int, int] = {}
         for kind, obj in events:
             ids = (list(obj.inputs) if kind == "call" else [obj.input] if kind == "seq"
