@@ -179,3 +179,61 @@ def test_a_100k_op_chain_checks_in_seconds(tmp_path: pathlib.Path, capsys: pytes
     rc, out, err, seconds = _cli(capsys, "flops", f, "--no-layers")
     assert rc == 0, err
     assert seconds < 25
+
+
+HUB = """block Net() {
+  in x: [b = 1, c = 4]
+  y = relu(x)
+  for i in 0..COUNT {
+    y = relu(y + x)
+  }
+  out y
+}
+"""
+
+
+@pytest.mark.parametrize("style", ["graph", "circuit"])
+def test_render_refuses_a_diagram_too_large_to_lay_out(style: str, tmp_path: pathlib.Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    f = _write(tmp_path, "chain.arch", CHAIN.replace("COUNT", "6000"))
+    out = str(tmp_path / "chain.svg")
+    rc, _, err, seconds = _cli(capsys, "render", f, "--style", style, "-o", out)
+    assert rc == 1 and "the diagram would have 6,002 boxes, more than the 5,000" in err
+    assert "--depth 1" in err and "--limit draw=N" in err
+    assert seconds < 20 and not pathlib.Path(out).exists()
+    if style == "graph":  # no layout: DOT text is written whatever its size
+        assert _cli(capsys, "render", f, "-o", str(tmp_path / "chain.dot"))[0] == 0
+
+
+def test_render_draws_a_large_circuit_when_the_limit_is_raised(tmp_path: pathlib.Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    f = _write(tmp_path, "chain.arch", CHAIN.replace("COUNT", "6000"))
+    rc, out, err, seconds = _cli(capsys, "render", f, "--style", "circuit", "-o", str(tmp_path / "c.svg"),
+                                 "--limit", "draw=10000")
+    assert rc == 0, err
+    assert seconds < 30
+
+
+def test_render_stops_dot_at_its_time_limit(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A few hundred ops that all read one input: small, but `dot` takes minutes over it."""
+    from archc.codegen.diagrams import graph
+    if not graph.have_dot():
+        pytest.skip("needs Graphviz's dot")
+    f = _write(tmp_path, "hub.arch", HUB.replace("COUNT", "100"))
+    rc, _, err, seconds = _cli(capsys, "render", f, "-o", str(tmp_path / "hub.svg"), "--limit", "dot_seconds=2")
+    assert rc == 1 and "Graphviz's dot did not lay out the diagram (202 boxes, 301 edges) within 2 s" in err
+    assert "--limit dot_seconds=N" in err
+    assert seconds < 20
+
+
+def test_a_long_repetition_folds_in_linear_time(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A `seq` of 20,000 identical blocks draws as one box x20000 (folding scanned the graph once per
+    element before: minutes)."""
+    text = ("block B() {\n  in x: [b = 1, c = 4]\n  fc = linear(x, c -> 4)\n  out relu(fc)\n}\n"
+            "entry block Net() {\n  in x: [b = 1, c = 4]\n  s = seq(x) {\n    for i in 0..20000: B()\n  }\n"
+            "  out s\n}\n")
+    f = _write(tmp_path, "stack.arch", text)
+    rc, out, err, seconds = _cli(capsys, "render", f, "-o", str(tmp_path / "stack.dot"))
+    assert rc == 0, err
+    assert "×20000" in out
+    assert seconds < 30

@@ -29,13 +29,16 @@ import dataclasses
 import html
 import math
 import os
+import subprocess
 from collections.abc import Sequence
 from typing import Any
 
 import graphviz
 
 from archc.codegen.output import write_diagram
-from archc.diagnostics import printable
+from archc.diagnostics import ArchError, Diagnostic, printable
+from archc.dsl.limits import current as current_limits
+from archc.dsl.limits import note as limit_note
 from archc.ir.graph import Graph, Node
 from archc.ir.printer import fmt_attrs
 from archc.ops.glyphs import GLYPHS, detail
@@ -93,6 +96,19 @@ def _within(c: str, p: str) -> bool:
     return c == p or c.startswith(p + ".")
 
 
+def _members(g: Graph, conts: dict[int, str]) -> dict[str, list[Node]]:
+    """Module path -> the nodes drawn within it (`_within`), in graph order: one pass over each node's
+    enclosing modules, so folding stays linear in the graph (a scan of the graph per repetition element
+    made a 2,000-element `seq` take seconds and a 50,000-element one half an hour)."""
+    out: dict[str, list[Node]] = {}
+    for n in g:
+        c = conts[n.id]
+        while c:
+            out.setdefault(c, []).append(n)
+            c = c.rpartition(".")[0]
+    return out
+
+
 def _signature(g: Graph, members: list[Node], prefix: str) -> tuple[object, ...]:
     index = {n.id: k for k, n in enumerate(members)}
     # Dropout rates may vary along a repetition (stochastic depth): the diagram does not show them.
@@ -108,13 +124,14 @@ def _expanded(g: Graph, elem: str, expand: Sequence[str]) -> bool:
 
 def find_runs(g: Graph, expand: Sequence[str] = ()) -> list[Run]:
     """Runs of ≥ 2 identical consecutive repetition elements, outermost first."""
-    members: dict[str, list[Node]] = {}
     conts = {n.id: container(g, n) for n in g}
+    within = _members(g, conts)
+    members: dict[str, list[Node]] = {}
     groups: dict[tuple[str | None, str, int, int], list[str]] = {}
     for path, m in g.modules.items():
         if m.repeat is not None and m.kind != "op":
             groups.setdefault((m.parent, m.repeat[0], m.repeat[2], m.repeat[3]), []).append(path)
-            members[path] = [n for n in g if _within(conts[n.id], path)]
+            members[path] = within.get(path, [])
     runs: list[Run] = []
     for (parent, *_), elems in groups.items():
         elems.sort(key=lambda p: g.modules[p].repeat[1])  # type: ignore[index]  # grouped above: repeat is set
@@ -179,6 +196,7 @@ def fold(g: Graph, expand: Sequence[str] = (), depth: int | None = None) -> Fold
     """Collapse runs of identical repeated elements (unless expanded) and fold modules below `depth`."""
     runs = find_runs(g, expand)
     conts = {n.id: container(g, n) for n in g}
+    within = _members(g, conts)
     draw = {n.id: n.id for n in g}
     member: dict[int, list[tuple[int, int]]] = {n.id: [] for n in g}
     hidden: set[str] = set()
@@ -187,7 +205,7 @@ def fold(g: Graph, expand: Sequence[str] = (), depth: int | None = None) -> Fold
         if any(_within(run.rep, h) for h in hidden):
             continue
         run_of[run.rep] = run
-        per = [[n for n in g if _within(conts[n.id], e)] for e in run.elements]
+        per = [within.get(e, []) for e in run.elements]
         for idx, (e, nodes) in enumerate(zip(run.elements, per)):
             for n, r in zip(nodes, per[0]):
                 draw[n.id] = draw[r.id]
@@ -425,9 +443,38 @@ def render(g: Graph, out: str, force: bool = False, inputs: Sequence[str] = (), 
     `force`, never over one of the `inputs`."""
     d = build(g, **kw)
     fmt = os.path.splitext(out)[1].lstrip(".").lower() or "svg"
-    data = d.source.encode() if fmt in ("dot", "gv") else graphviz.Source(d.source).pipe(format=fmt)
+    data = d.source.encode() if fmt in ("dot", "gv") else run_dot(d, fmt)
     write_diagram(out, fmt, data, force, inputs)
     return d
+
+
+def refuse_large(boxes: int) -> None:
+    """A diagram of more boxes than `--limit draw` is refused (ArchError) before anything lays it out:
+    Graphviz's `dot` took 2.5 s for a 5,000-op chain and a minute for 20,000 ops (docs/errors.md)."""
+    limit = current_limits().draw
+    if boxes > limit:
+        raise ArchError([Diagnostic(
+            "error", "io", f"the diagram would have {boxes:,} boxes, more than the {limit:,} that can be laid "
+            "out in reasonable time: draw modules as single boxes with --depth 1 (or 2, 3, ...), or write .dot",
+            notes=((limit_note("draw"), None),))])
+
+
+def run_dot(d: Diagram, fmt: str) -> bytes:
+    """Lay out and draw `d` with Graphviz's `dot`, within `--limit dot_seconds`: its time is not only a
+    matter of size (a few hundred ops that all read one input, with labelled edges, took minutes)."""
+    refuse_large(d.nodes)
+    seconds = current_limits().dot_seconds
+    try:
+        done = subprocess.run(["dot", f"-T{fmt}"], input=d.source.encode(), capture_output=True, timeout=seconds)
+    except subprocess.TimeoutExpired:
+        raise ArchError([Diagnostic(
+            "error", "io", f"Graphviz's dot did not lay out the diagram ({d.nodes:,} boxes, {d.edges:,} edges) "
+            f"within {seconds} s: draw modules as single boxes with --depth 1 (or 2, 3, ...), use --style "
+            "circuit, or write .dot", notes=((limit_note("dot_seconds"), None),))]) from None
+    if done.returncode != 0:
+        said = done.stderr.decode("utf-8", "replace").strip().splitlines() or [f"exit status {done.returncode}"]
+        raise ArchError([Diagnostic("error", "io", f"Graphviz's dot failed: {printable(said[-1])}")])
+    return done.stdout
 
 
 def have_dot() -> bool:
@@ -438,4 +485,4 @@ def have_dot() -> bool:
 
 def svg(g: Graph, **kw: Any) -> str:
     """The diagram as SVG text (for Jupyter's `_repr_svg_`); needs Graphviz's `dot`."""
-    return graphviz.Source(build(g, **kw).source).pipe(format="svg").decode()
+    return run_dot(build(g, **kw), "svg").decode()
