@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 from archc.diagnostics import ArchError, Diagnostic, SourceMap
 from archc.dsl.elaborate import Abort, Elaborator, elaborate
-from archc.dsl.limits import Limits, limits
 from archc.dsl.loader import Program
 from archc.dsl.loader import load as load_program
 from archc.dsl.templates import Templates
 from archc.ir.graph import Graph
+from archc.ir.limits import Limits, limits
 from archc.shapes.constraints import Derived, explain
 from archc.shapes.constraints import derive as derive_constraints
 

@@ -17,7 +17,7 @@ from typing import Any, NoReturn
 
 from archc import api
 from archc.diagnostics import ArchError, Diagnostic, SourceMap, render
-from archc.dsl import limits
+from archc.ir import limits
 from archc.ops.registry import Trait
 from archc.shapes.types import DTYPES
 

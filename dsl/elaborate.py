@@ -28,8 +28,6 @@ from typing import Any
 from archc.diagnostics import ArchError, DiagnosticBag, Span, did_you_mean
 from archc.dsl.calls import Calls
 from archc.dsl.expressions import Expressions
-from archc.dsl.limits import current as current_limits
-from archc.dsl.limits import note as limit_note
 from archc.dsl.loader import File, Program
 from archc.dsl.sequences import Sequences
 from archc.dsl.values import (  # noqa: F401 - re-exported for code generation's tracer
@@ -46,6 +44,8 @@ from archc.dsl.values import (  # noqa: F401 - re-exported for code generation's
 )
 from archc.grammar import ast
 from archc.ir.graph import Graph, ModuleInfo
+from archc.ir.limits import current as current_limits
+from archc.ir.limits import note as limit_note
 from archc.ops.registry import Op
 from archc.shapes import sizes as S
 from archc.shapes.types import DTYPES, Axis, ParamSpec, TensorType, TupleType

@@ -14,10 +14,10 @@ import os
 import stat
 
 from archc.diagnostics import ArchError, DiagnosticBag, SourceMap, Span
-from archc.dsl.limits import current as current_limits
-from archc.dsl.limits import note as limit_note
 from archc.grammar import ast
 from archc.grammar.parser import parse
+from archc.ir.limits import current as current_limits
+from archc.ir.limits import note as limit_note
 from archc.shapes.types import DTYPES
 
 
@@ -71,7 +71,7 @@ class SourceError(Exception):
 
 
 def read_source(path: str) -> str:
-    """The text of a .arch file: a regular file of at most `--limit bytes` (dsl/limits.py) of UTF-8 text without NUL
+    """The text of a .arch file: a regular file of at most `--limit bytes` (ir/limits.py) of UTF-8 text without NUL
     bytes (a binary file; /proc/self/environ). Other control characters reach the lexer, which
     reports them at their place (quoted as '?'). Opened without blocking and checked on the open descriptor, so a FIFO,
     a device (/dev/zero) or a directory is refused rather than read forever, and a file swapped

@@ -14,18 +14,18 @@ import operator
 from typing import Any
 
 from archc.diagnostics import ArchError, Diagnostic, DiagnosticBag, Span
-from archc.dsl.limits import Limits
-from archc.dsl.limits import note as limit_note
 from archc.dsl.loader import File, Program
 from archc.grammar import ast
 from archc.ir.graph import Graph
+from archc.ir.limits import Limits
+from archc.ir.limits import note as limit_note
 from archc.ops.facets import ShapeError
 from archc.shapes import sizes as S
 
 _FLOAT_OPS = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
               "//": operator.floordiv, "%": operator.mod, "**": operator.pow}
 
-# The budgets (nodes, steps, block depth) are `dsl.limits.Limits`, read per elaboration; MAX_NODES is
+# The budgets (nodes, steps, block depth) are `ir.limits.Limits`, read per elaboration; MAX_NODES is
 # only a last stop for code that adds nodes outside a statement (the budget is checked after each).
 MAX_NODES = 1 << 40
 
@@ -65,7 +65,7 @@ class Abort(Exception):
 
 
 class OverBudget(ArchError):
-    """Stops the whole elaboration: a limit of `dsl.limits` ran out. An ArchError, so the handlers that
+    """Stops the whole elaboration: a limit of `ir.limits` ran out. An ArchError, so the handlers that
     give up on a failed compile give up on it too, and no `except Abort` carries on past it."""
 
 

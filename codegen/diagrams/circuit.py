@@ -55,7 +55,7 @@ from archc.codegen.diagrams.circuit_glyphs import acts
 from archc.codegen.diagrams.circuit_lanes import Item
 from archc.codegen.diagrams.circuit_layout import Builder, Layout
 from archc.codegen.diagrams.circuit_marks import FS, Box, Wire
-from archc.codegen.diagrams.graph import ANNOTATE, fold, refuse_large
+from archc.codegen.diagrams.graph import ANNOTATE, drawn, refuse_large
 from archc.codegen.output import write_diagram
 from archc.diagnostics import NO_SPAN, ArchError, Diagnostic, Span, did_you_mean
 from archc.ir.graph import Graph, ModuleInfo, Op
@@ -137,8 +137,7 @@ def layout(g: Graph, expand: Sequence[str] = (), depth: int | None = None,
     inst = None
     if define is not None:
         g, inst = define_graph(g, define)
-    f = fold(g, expand, depth)  # the layout is linear (about 0.1 ms a box) but its SVG is not small
-    refuse_large(len({f.box.get(n.id) or f.draw[n.id] for n in g}))
+    refuse_large(drawn(g, expand, depth))  # the layout is linear (about 0.1 ms a box); its SVG is not small
     return Builder(g, expand, depth, annotate, inst, conv).build()
 
 

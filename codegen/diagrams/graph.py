@@ -37,9 +37,9 @@ import graphviz
 
 from archc.codegen.output import write_diagram
 from archc.diagnostics import ArchError, Diagnostic, printable
-from archc.dsl.limits import current as current_limits
-from archc.dsl.limits import note as limit_note
 from archc.ir.graph import Graph, Node
+from archc.ir.limits import current as current_limits
+from archc.ir.limits import note as limit_note
 from archc.ir.printer import fmt_attrs
 from archc.ops.glyphs import GLYPHS, detail
 from archc.shapes.legend import Legend
@@ -441,11 +441,19 @@ def render(g: Graph, out: str, force: bool = False, inputs: Sequence[str] = (), 
     """Write the diagram to `out`: .dot writes the DOT text; .svg/.png/.pdf need Graphviz's `dot`.
     The file is written safely (codegen/output.py): never over a file archc did not write unless
     `force`, never over one of the `inputs`."""
-    d = build(g, **kw)
     fmt = os.path.splitext(out)[1].lstrip(".").lower() or "svg"
+    if fmt not in ("dot", "gv"):  # refused before the DOT text is built (a few seconds at 100,000 ops)
+        refuse_large(drawn(g, kw.get("expand", ()), kw.get("depth")))
+    d = build(g, **kw)
     data = d.source.encode() if fmt in ("dot", "gv") else run_dot(d, fmt)
     write_diagram(out, fmt, data, force, inputs)
     return d
+
+
+def drawn(g: Graph, expand: Sequence[str] = (), depth: int | None = None) -> int:
+    """How many boxes the diagram of `g` draws: its ops once repeats collapse, and module boxes."""
+    f = fold(g, expand, depth)
+    return len({f.box.get(n.id) or f.draw[n.id] for n in g})
 
 
 def refuse_large(boxes: int) -> None:
