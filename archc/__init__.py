@@ -7,6 +7,6 @@
 See README.md and docs/language.md.
 """
 
-from archc.api import ArchError, BlockView, Model, load, loads
+from archc.api import ArchError, BlockView, Model, limits, load, loads
 
-__all__ = ["ArchError", "BlockView", "Model", "load", "loads"]
+__all__ = ["ArchError", "BlockView", "Model", "limits", "load", "loads"]

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 from archc.diagnostics import Span, did_you_mean
 from archc.dsl.values import (
-    MAX_NODES,
     POISON,
     TV,
     Abort,
@@ -347,9 +346,6 @@ class Calls(State):
             prefix = "" if "what" in given else f"{name or op.value}: "  # `a + b` needs no "add: "
             self.bag.error(err.code, prefix + err.message, where)
             return POISON
-        if len(self.graph) >= MAX_NODES:
-            self.bag.error("structure", f"the graph has more than {MAX_NODES} nodes", span)
-            raise Abort
         in_seq = path is not None and seq_step
         if (params or in_seq) and path is None:
             self.bag.error("structure", f"{name or op.value} has parameters and needs a name: write "

@@ -25,9 +25,8 @@ from archc.shapes import sizes as S
 _FLOAT_OPS = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
               "//": operator.floordiv, "%": operator.mod, "**": operator.pow}
 
-# The budgets (nodes, steps, block depth) are `ir.limits.Limits`, read per elaboration; MAX_NODES is
-# only a last stop for code that adds nodes outside a statement (the budget is checked after each).
-MAX_NODES = 1 << 40
+# The budgets (nodes, steps, block depth) are `ir.limits.Limits`, read per elaboration and checked
+# after each statement.
 
 
 @dataclasses.dataclass(frozen=True)
