@@ -378,8 +378,8 @@ def _plan(args: argparse.Namespace, res: api.Compiled) -> int:
     def num(x: Any) -> int | None:
         return S.evaluate(x, values)
 
-    groups = [c for c in costs.groups if c.kind != "input" and not all(n.op.has(Trait.VIEW) for n in
-                                                                         (g.node(i) for i in _group(costs, c).nodes))]
+    groups = [c for c, group in zip(costs.groups, costs.plan.groups)  # the kernels that compute something
+              if c.kind != "input" and not all(g.node(i).op.has(Trait.VIEW) for i in group.nodes)]
     times = [seconds(c, device, g.dtype, values) for c in groups]
     total_time = None if None in times else sum(t for t in times if t is not None)
     eager, fused = num(costs.eager_bytes), num(costs.plan_bytes)
@@ -412,10 +412,6 @@ def _plan(args: argparse.Namespace, res: api.Compiled) -> int:
     out.append(f"roofline on {device.name}: {_fmt_time(total_time)}  [{device.source}]")
     print("\n".join(out))
     return 0
-
-
-def _group(costs: Any, c: Any) -> Any:
-    return costs.plan.groups[costs.groups.index(c)]
 
 
 def _ratio(a: int | None, b: int | None) -> float | None:

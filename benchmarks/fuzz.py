@@ -57,7 +57,7 @@ COMMANDS = [["check"], ["flops", "--json"], ["plan"], ["render", "-o", "{dir}/g.
             ["render", "--style", "circuit", "-o", "{dir}/c.svg"], ["build", "-o", "{dir}/b"]]
 
 
-class Timeout(Exception):
+class Timeout(BaseException):  # not an Exception: archc's last-resort handler must not catch it
     pass
 
 

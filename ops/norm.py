@@ -35,6 +35,7 @@ class BatchNormAttrs(Attrs):
 def _batchnorm_shape(ctx: ShapeCtx, ins: list[TensorType], a: BatchNormAttrs
                      ) -> tuple[Type, tuple[ParamSpec, ...], BatchNormAttrs]:
     (x,) = ins
+    R.check_eps(a.eps)
     c = x.size(R.channel(x, a.axis))
     params: tuple[ParamSpec, ...] = ()
     if a.affine:
@@ -87,6 +88,7 @@ class RMSNormAttrs(Attrs):
 def _layernorm_shape(ctx: ShapeCtx, ins: list[TensorType], a: LayerNormAttrs
                      ) -> tuple[Type, tuple[ParamSpec, ...], LayerNormAttrs]:
     (x,) = ins
+    R.check_eps(a.eps)
     shape = tuple(x.size(n) for n in R.norm_over(x, a.over))
     params: tuple[ParamSpec, ...] = ()
     if a.affine:
@@ -99,6 +101,7 @@ def _layernorm_shape(ctx: ShapeCtx, ins: list[TensorType], a: LayerNormAttrs
 def _rmsnorm_shape(ctx: ShapeCtx, ins: list[TensorType], a: RMSNormAttrs
                    ) -> tuple[Type, tuple[ParamSpec, ...], RMSNormAttrs]:
     (x,) = ins
+    R.check_eps(a.eps)
     shape = tuple(x.size(n) for n in R.norm_over(x, a.over))
     return x, (ParamSpec("weight", shape),) if a.affine else (), a
 
@@ -179,6 +182,7 @@ class GroupNormAttrs(Attrs):
 def _groupnorm_shape(ctx: ShapeCtx, ins: list[TensorType], a: GroupNormAttrs
                      ) -> tuple[Type, tuple[ParamSpec, ...], GroupNormAttrs]:
     (x,) = ins
+    R.check_eps(a.eps)
     name = R.channel(x, a.axis)
     c = x.size(name)
     R.check_min((a.groups,), "groups", 1)

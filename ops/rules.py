@@ -48,6 +48,12 @@ def distinct_axes(t: TensorType, names: tuple[str, ...], arg: str = "over") -> l
     return idx
 
 
+def check_eps(eps: float | None) -> None:
+    """A norm's eps is added under a square root: it must be positive (torch rejects a negative one)."""
+    if eps is not None and not eps > 0:
+        raise fail(f"eps must be positive, got {eps}", "eps", "value")
+
+
 def per_axis(value: Any, n: int, what: str) -> tuple[Size, ...]:
     """Expand a scalar or check a list against the number of spatial axes."""
     if isinstance(value, (list, tuple)):

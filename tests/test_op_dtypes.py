@@ -39,3 +39,13 @@ def test_the_float_only_ops_are_the_learned_and_numeric_ones() -> None:
     only_float = {name for name, op in BY_NAME.items() if op.dtypes == frozenset({"float"})}
     assert {"conv", "linear", "batchnorm", "softmax", "relu", "gelu", "maxpool", "upsample"} <= only_float
     assert not {"rearrange", "concat", "split", "flip", "roll", "pad", "add"} & only_float
+
+
+@pytest.mark.parametrize("norm", ["batchnorm(x, eps = -2.0)", "layernorm(x, eps = 0.0)", "rmsnorm(x, eps = -1.0)",
+                                  "groupnorm(x, groups = 2, eps = -0.5)"])
+def test_a_norms_eps_must_be_positive(norm: str) -> None:
+    """Found by benchmarks/fuzz.py: torch refused a negative eps only when the built module ran."""
+    with pytest.raises(ArchError) as err:
+        archc.loads(SRC.format(call=norm)).check()
+    d = err.value.diagnostics[0]
+    assert "eps must be positive" in d.message and (d.span.line, d.span.col) == (5, 7 + norm.index("eps"))
