@@ -17,16 +17,13 @@ from __future__ import annotations
 
 import dataclasses
 
+from archc.ops import costs as C
 from archc.ops import glyphs as G
 from archc.ops import rules as R
 from archc.ops import torch_lowering as T
-from archc.ops.facets import ATOM, Cost, Expr, Glyph, LowerCtx, ShapeCtx, TorchLowering
+from archc.ops.facets import ATOM, Expr, Glyph, LowerCtx, ShapeCtx, TorchLowering
 from archc.ops.registry import Attrs, NoAttrs, OpDef, Trait, arg, define, derived
 from archc.shapes.types import DTYPES, ParamSpec, TensorType, Type
-
-
-def _per_element(a: Attrs, ins: list[TensorType], out: Type, params: tuple[ParamSpec, ...]) -> Cost:
-    return Cost().add("elementwise", R.tensor(out).numel())
 
 
 def _as_bool(t: TensorType) -> TensorType:
@@ -70,7 +67,7 @@ def _compare(key: str, name: str, function: str, symbol: str, ordered: bool) -> 
 
     define(OpDef(
         key=key, name=name, attrs=CompareAttrs, tensors=(1, 2), traits=frozenset({Trait.POINTWISE, Trait.JOIN}),
-        shape=shape, cost=_per_element, torch=TorchLowering(forward=forward, fresh=True),
+        shape=shape, cost=C.per_element, torch=TorchLowering(forward=forward, fresh=True),
         glyph=Glyph("join", symbol, G.JOIN),
         doc=f"elementwise `{symbol}` of two tensors of one dtype (axes broadcast by name) or of a tensor and "
             "value=; a bool tensor" + ("" if ordered else " (complex allowed)")))
@@ -110,7 +107,7 @@ def _logic(key: str, name: str, symbol: str) -> None:
 
     define(OpDef(
         key=key, name=name, attrs=LogicAttrs, tensors=2, traits=frozenset({Trait.POINTWISE, Trait.JOIN}),
-        shape=shape, cost=_per_element, torch=TorchLowering(forward=forward, fresh=True),
+        shape=shape, cost=C.per_element, torch=TorchLowering(forward=forward, fresh=True),
         glyph=Glyph("join", symbol, G.JOIN), doc=f"elementwise `{symbol}` of two bool tensors; axes broadcast by name"))
 
 
@@ -129,7 +126,7 @@ def _not_forward(a: NoAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx, ar
 
 define(OpDef(
     key="LOGICAL_NOT", name="logical_not", attrs=NoAttrs, tensors=1, traits=frozenset({Trait.POINTWISE}),
-    shape=_not_shape, cost=_per_element, torch=TorchLowering(forward=_not_forward, fresh=True),
+    shape=_not_shape, cost=C.per_element, torch=TorchLowering(forward=_not_forward, fresh=True),
     glyph=Glyph("func", "¬", G.FUNC), doc="elementwise negation of a bool tensor"))
 
 
@@ -156,7 +153,7 @@ def _where_forward(a: WhereAttrs, ins: list[TensorType], out: Type, ctx: LowerCt
 
 define(OpDef(
     key="WHERE", name="where", attrs=WhereAttrs, tensors=3, traits=frozenset({Trait.POINTWISE, Trait.JOIN}),
-    shape=_where_shape, cost=_per_element, torch=TorchLowering(forward=_where_forward, fresh=True),
+    shape=_where_shape, cost=C.per_element, torch=TorchLowering(forward=_where_forward, fresh=True),
     glyph=Glyph("join", "?:", G.JOIN),
     doc="`where(cond, a, b)`: a where the bool cond holds, else b (a and b of one dtype); axes broadcast by name"))
 
@@ -200,7 +197,7 @@ def _masked_fill_forward(a: MaskedFillAttrs, ins: list[TensorType], out: Type, c
 define(OpDef(
     key="MASKED_FILL", name="masked_fill", attrs=MaskedFillAttrs, tensors=2,
     traits=frozenset({Trait.POINTWISE, Trait.JOIN}),
-    shape=_masked_fill_shape, cost=_per_element, torch=TorchLowering(forward=_masked_fill_forward, fresh=True),
+    shape=_masked_fill_shape, cost=C.per_element, torch=TorchLowering(forward=_masked_fill_forward, fresh=True),
     glyph=Glyph("join", "fill", G.JOIN),
     doc='`masked_fill(x, mask, value = v)`: v where the bool mask holds, else x; `fill = "-inf"` (or "inf") for '
         "an infinity; axes broadcast by name"))

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import dataclasses
 
+from archc.ops import costs as C
 from archc.ops import glyphs as G
 from archc.ops import rules as R
 from archc.ops import torch_lowering as T
-from archc.ops.facets import Cost, Expr, Glyph, LowerCtx, ShapeCtx, TorchLowering
+from archc.ops.facets import Expr, Glyph, LowerCtx, ShapeCtx, TorchLowering
 from archc.ops.registry import Attrs, OpDef, Trait, arg, define
 from archc.shapes import sizes as S
 from archc.shapes.sizes import Size
@@ -78,10 +79,6 @@ def _typed_value(value: float, dtype: str) -> str:
     return T.lit(bool(value) if kind == "bool" else int(value) if kind == "int" else float(value))
 
 
-def _no_cost(a: ConstantAttrs, ins: list[TensorType], out: Type, params: tuple[ParamSpec, ...]) -> Cost:
-    return Cost()  # made, not computed: torch counts no FLOPs either
-
-
 def _dims(out: Type, ctx: LowerCtx) -> str:
     return ", ".join(ctx.size(ax.size) for ax in R.tensor(out).axes)
 
@@ -103,7 +100,7 @@ def _filled(key: str, name: str, function: str, symbol: str, doc: str) -> None:
 
     define(OpDef(
         key=key, name=name, attrs=ConstantAttrs, tensors=0, traits=frozenset({Trait.SOURCE}),
-        shape=shape, cost=_no_cost, torch=TorchLowering(forward=forward, fresh=True),
+        shape=shape, cost=C.free, torch=TorchLowering(forward=forward, fresh=True),
         glyph=Glyph("func", symbol, G.SHAPE), doc=doc))
 
 
@@ -124,7 +121,7 @@ def _full_forward(a: FullAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx,
 
 define(OpDef(
     key="FULL", name="full", attrs=FullAttrs, tensors=0, traits=frozenset({Trait.SOURCE}),
-    shape=_full_shape, cost=_no_cost, torch=TorchLowering(forward=_full_forward, fresh=True),
+    shape=_full_shape, cost=C.free, torch=TorchLowering(forward=_full_forward, fresh=True),
     glyph=Glyph("func", "c", G.SHAPE), doc="a tensor filled with `value`, with the axes given as keyword sizes"))
 
 
@@ -146,7 +143,7 @@ def _arange_forward(a: ArangeAttrs, ins: list[TensorType], out: Type, ctx: Lower
 
 define(OpDef(
     key="ARANGE", name="arange", attrs=ArangeAttrs, tensors=0, traits=frozenset({Trait.SOURCE}),
-    shape=_arange_shape, cost=_no_cost, torch=TorchLowering(forward=_arange_forward, fresh=True),
+    shape=_arange_shape, cost=C.free, torch=TorchLowering(forward=_arange_forward, fresh=True),
     glyph=Glyph("func", "0…n", G.SHAPE), doc="0, 1, ..., n − 1 along the one axis given (`arange(n = 10)`); i64"))
 
 
@@ -161,7 +158,7 @@ def _eye_forward(a: ConstantAttrs, ins: list[TensorType], out: Type, ctx: LowerC
 
 define(OpDef(
     key="EYE", name="eye", attrs=ConstantAttrs, tensors=0, traits=frozenset({Trait.SOURCE}),
-    shape=_eye_shape, cost=_no_cost, torch=TorchLowering(forward=_eye_forward, fresh=True),
+    shape=_eye_shape, cost=C.free, torch=TorchLowering(forward=_eye_forward, fresh=True),
     glyph=Glyph("func", "I", G.SHAPE), doc="ones on the diagonal of the two axes given, zeros elsewhere"))
 
 
@@ -182,7 +179,7 @@ def _triangle(key: str, name: str, symbol: str, doc: str) -> None:
 
     define(OpDef(
         key=key, name=name, attrs=TriangleAttrs, tensors=0, traits=frozenset({Trait.SOURCE}),
-        shape=shape, cost=_no_cost, torch=TorchLowering(forward=forward, fresh=True),
+        shape=shape, cost=C.free, torch=TorchLowering(forward=forward, fresh=True),
         glyph=Glyph("func", symbol, G.SHAPE), doc=doc))
 
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from archc.ops.facets import Cost
-from archc.ops.registry import OpDef, Trait
+from archc.ops.registry import Attrs, OpDef, Trait
 from archc.shapes import sizes as S
 from archc.shapes.sizes import Size
 from archc.shapes.types import ParamSpec, TensorType, TupleType, Type
@@ -59,6 +59,17 @@ def by_kind(cost: Cost, convention: str = "torch") -> dict[str, Size]:
     for k, v in cost.units.items():
         out[k] = S.mul(per_mac, v) if k in CONTRACTIONS else v
     return out
+
+
+def free(a: Attrs, ins: list[TensorType], out: Type, params: tuple[ParamSpec, ...]) -> Cost:
+    """The cost rule of an op that computes nothing: a view, a data movement, a source, a constant."""
+    return Cost()
+
+
+def per_element(a: Attrs, ins: list[TensorType], out: Type, params: tuple[ParamSpec, ...]) -> Cost:
+    """The cost rule of a pointwise op: one elementwise operation per output element."""
+    assert isinstance(out, TensorType)
+    return Cost().add("elementwise", out.numel())
 
 
 def param_count(params: tuple[ParamSpec, ...]) -> tuple[Size, Size]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, TypeVar
 
+from archc.ops import costs as C
 from archc.ops import glyphs as G
 from archc.ops import rules as R
 from archc.ops import torch_lowering as T
@@ -31,15 +32,6 @@ def _same_shape(ctx: ShapeCtx, ins: list[TensorType], a: AnyAttrs) -> tuple[Type
     return ins[0], (), a
 
 
-def _per_element(a: Attrs, ins: list[TensorType], out: Type, params: tuple[ParamSpec, ...]) -> Cost:
-    assert isinstance(out, TensorType)
-    return Cost().add("elementwise", out.numel())
-
-
-def _free(a: Attrs, ins: list[TensorType], out: Type, params: tuple[ParamSpec, ...]) -> Cost:
-    return Cost()
-
-
 # ---- activations -----------------------------------------------------------------------------------
 
 
@@ -57,7 +49,7 @@ def _activation(key: str, name: str, functional: str, module: str, symbol: str, 
 
     define(OpDef(
         key=key, name=name, attrs=NoAttrs, tensors=1, traits=frozenset({Trait.POINTWISE, Trait.ACTIVATION}),
-        shape=_same_shape, cost=_per_element, torch=TorchLowering(module=build, forward=forward, inplace=inplace),
+        shape=_same_shape, cost=C.per_element, torch=TorchLowering(module=build, forward=forward, inplace=inplace),
         glyph=Glyph("func", symbol, G.FUNC), doc=_ACT_DOC, dtypes=FLOAT))
 
 
@@ -84,7 +76,7 @@ def _gelu_forward(a: GeluAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx,
 
 define(OpDef(
     key="GELU", name="gelu", attrs=GeluAttrs, tensors=1, traits=frozenset({Trait.POINTWISE, Trait.ACTIVATION}),
-    shape=_same_shape, cost=_per_element, torch=TorchLowering(module=_gelu_module, forward=_gelu_forward),
+    shape=_same_shape, cost=C.per_element, torch=TorchLowering(module=_gelu_module, forward=_gelu_forward),
     glyph=Glyph("func", "GELU", G.FUNC), doc=_ACT_DOC, dtypes=FLOAT))
 
 _activation("SILU", "silu", "F.silu", "nn.SiLU", "SiLU", True)
@@ -163,12 +155,12 @@ _RANDOM = frozenset({Trait.POINTWISE, Trait.RANDOM, Trait.VIEW})
 
 define(OpDef(
     key="DROPOUT", name="dropout", attrs=DropoutAttrs, tensors=1, traits=_RANDOM,
-    shape=_same_shape, cost=_free, torch=TorchLowering(module=_dropout_module, forward=_dropout_forward),
+    shape=_same_shape, cost=C.free, torch=TorchLowering(module=_dropout_module, forward=_dropout_forward),
     glyph=Glyph("dropout", "drop", "#f5f5f5"), doc="dropout (identity at inference)", dtypes=FLOAT))
 
 define(OpDef(
     key="DROP_PATH", name="drop_path", attrs=DropPathAttrs, tensors=1, traits=_RANDOM,
-    shape=_same_shape, cost=_free, torch=TorchLowering(module=_drop_path_module, forward=_drop_path_forward),
+    shape=_same_shape, cost=C.free, torch=TorchLowering(module=_drop_path_module, forward=_drop_path_forward),
     glyph=Glyph("dropout", "droppath", "#f5f5f5"), doc="stochastic depth (identity at inference)", dtypes=FLOAT))
 
 
@@ -190,7 +182,7 @@ class IdentityAttrs(Attrs):
 
 define(OpDef(
     key="IDENTITY", name="identity", attrs=IdentityAttrs, tensors=1, traits=frozenset({Trait.POINTWISE, Trait.VIEW}),
-    shape=_same_shape, cost=_free, torch=IDENTITY_LOWERING,
+    shape=_same_shape, cost=C.free, torch=IDENTITY_LOWERING,
     glyph=Glyph("identity", "id", "#f5f5f5"), doc="passes its input through"))
 
 # ---- joins and scaling ----------------------------------------------------------------------------------------
@@ -216,7 +208,7 @@ def _join(key: str, name: str, sym: str, prec: int, method: str, symbol: str, in
 
     define(OpDef(
         key=key, name=name, attrs=JoinAttrs, tensors=2, traits=frozenset({Trait.POINTWISE, Trait.JOIN}),
-        shape=_join_shape, cost=_per_element, torch=TorchLowering(forward=forward, inplace=inplace, fresh=True),
+        shape=_join_shape, cost=C.per_element, torch=TorchLowering(forward=forward, inplace=inplace, fresh=True),
         glyph=Glyph("join", symbol, G.JOIN), doc=doc, dtypes=NUMBER))
 
 
@@ -249,7 +241,7 @@ def _scale_forward(a: ScaleAttrs, ins: list[TensorType], out: Type, ctx: LowerCt
 
 define(OpDef(
     key="SCALE", name="scale", attrs=ScaleAttrs, tensors=1, traits=frozenset({Trait.POINTWISE}),
-    shape=_same_shape, cost=_per_element,
+    shape=_same_shape, cost=C.per_element,
     torch=TorchLowering(module=_scale_module, forward=_scale_forward, fresh=True),
     glyph=Glyph("func", "·c", G.FUNC), doc="multiply by a constant", dtypes=FLOATING))
 

@@ -14,6 +14,7 @@ import dataclasses
 import re
 from typing import Any, TypeVar
 
+from archc.ops import costs as C
 from archc.ops import glyphs as G
 from archc.ops import torch_lowering as T
 from archc.ops.elementwise import IDENTITY_LOWERING
@@ -26,10 +27,6 @@ from archc.shapes.types import Axis, ParamSpec, TensorType, TupleType, Type
 
 AttrsT = TypeVar("AttrsT", bound=Attrs)
 Result = tuple[Type, tuple[ParamSpec, ...], AttrsT]  # a shape rule's result, its attributes typed
-
-
-def _free(a: Attrs, ins: list[TensorType], out: Type, params: tuple[ParamSpec, ...]) -> Cost:
-    return Cost()
 
 
 _MOVE = frozenset({Trait.MOVEMENT})
@@ -70,8 +67,6 @@ def _pattern_side(text: str) -> list[tuple[str | None, list[str]]]:
             out.append((None, [toks[i]]))
             i += 1
     return out
-
-
 
 
 # ---- rearrange ---------------------------------------------------------------------------------
@@ -510,51 +505,51 @@ def _upsample_forward(a: UpsampleAttrs, ins: list[TensorType], out: Type, ctx: L
 
 define(OpDef(
     key="REARRANGE", name="rearrange", attrs=RearrangeAttrs, tensors=1, traits=_VIEW,
-    shape=_rearrange_shape, cost=_free, torch=TorchLowering(module=_rearrange_module, forward=_rearrange_forward),
+    shape=_rearrange_shape, cost=C.free, torch=TorchLowering(module=_rearrange_module, forward=_rearrange_forward),
     glyph=Glyph("bar", "⇄", G.SHAPE),
     doc="einops-style pattern over axis names: 'batch chan h w -> batch tok=(h w) chan'"))
 
 define(OpDef(
     key="RENAME", name="rename", attrs=RenameAttrs, tensors=1, traits=_VIEW,
-    shape=_rename_shape, cost=_free, torch=IDENTITY_LOWERING, glyph=Glyph("bar", "rename", G.SHAPE),
+    shape=_rename_shape, cost=C.free, torch=IDENTITY_LOWERING, glyph=Glyph("bar", "rename", G.SHAPE),
     doc="renames axes: rename(x, tok -> seq)"))
 
 define(OpDef(
     key="FLATTEN", name="flatten", attrs=FlattenAttrs, tensors=1, traits=_VIEW,
-    shape=_flatten_shape, cost=_free, torch=TorchLowering(module=_flatten_module, forward=_flatten_forward),
+    shape=_flatten_shape, cost=C.free, torch=TorchLowering(module=_flatten_module, forward=_flatten_forward),
     glyph=Glyph("bar", "flatten", G.SHAPE), doc="merges consecutive axes into one"))
 
 define(OpDef(
     key="CONCAT", name="concat", attrs=ConcatAttrs, tensors=(1, 64), traits=_MOVE,
-    shape=_concat_shape, cost=_free, torch=TorchLowering(forward=_concat_forward),
+    shape=_concat_shape, cost=C.free, torch=TorchLowering(forward=_concat_forward),
     glyph=Glyph("bar", "concat", G.SHAPE), doc="joins tensors along one axis"))
 
 define(OpDef(
     key="SPLIT", name="split", attrs=SplitAttrs, tensors=1, traits=_VIEW,
-    shape=_split_shape, cost=_free, torch=TorchLowering(forward=_split_forward),
+    shape=_split_shape, cost=C.free, torch=TorchLowering(forward=_split_forward),
     glyph=Glyph("bar", "split", G.SHAPE),
     doc="splits along one axis into `parts` equal pieces or pieces of `sizes`"))
 
 define(OpDef(
     key="EXPAND", name="expand", attrs=ExpandAttrs, tensors=1, traits=_VIEW,
-    shape=_expand_shape, cost=_free, torch=TorchLowering(forward=_expand_forward),
+    shape=_expand_shape, cost=C.free, torch=TorchLowering(forward=_expand_forward),
     glyph=Glyph("bar", "expand", G.SHAPE), doc="broadcasts size-1 axes: expand(t, batch = n)"))
 
 define(OpDef(
     key="EMBEDDING", name="embedding", attrs=EmbeddingAttrs, tensors=1,
     traits=frozenset({Trait.MOVEMENT, Trait.PARAMETERS}),
-    shape=_embedding_shape, cost=_free, torch=TorchLowering(module=_embedding_module),
+    shape=_embedding_shape, cost=C.free, torch=TorchLowering(module=_embedding_module),
     glyph=Glyph("embed", "E", G.LEARNED), doc="looks up integer ids; adds an axis of size `dim`",
     dtypes=frozenset({"int"})))
 
 define(OpDef(
     key="PIXEL_SHUFFLE", name="pixel_shuffle", attrs=PixelShuffleAttrs, tensors=1, traits=_MOVE,
-    shape=_pixel_shuffle_shape, cost=_free, torch=_shuffle_lowering("F.pixel_shuffle", "nn.PixelShuffle"),
+    shape=_pixel_shuffle_shape, cost=C.free, torch=_shuffle_lowering("F.pixel_shuffle", "nn.PixelShuffle"),
     glyph=Glyph("bar", "shuffle", G.SHAPE), doc="[.., C·r², H, W] -> [.., C, H·r, W·r]"))
 
 define(OpDef(
     key="PIXEL_UNSHUFFLE", name="pixel_unshuffle", attrs=PixelShuffleAttrs, tensors=1, traits=_MOVE,
-    shape=_pixel_unshuffle_shape, cost=_free, torch=_shuffle_lowering("F.pixel_unshuffle", "nn.PixelUnshuffle"),
+    shape=_pixel_unshuffle_shape, cost=C.free, torch=_shuffle_lowering("F.pixel_unshuffle", "nn.PixelUnshuffle"),
     glyph=Glyph("bar", "unshuffle", G.SHAPE), doc="[.., C, H·r, W·r] -> [.., C·r², H, W]"))
 
 define(OpDef(

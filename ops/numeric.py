@@ -11,18 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 
+from archc.ops import costs as C
 from archc.ops import glyphs as G
 from archc.ops import rules as R
 from archc.ops import torch_lowering as T
 from archc.ops.elementwise import AxisAttrs, axis_shape
-from archc.ops.facets import ATOM, Cost, Expr, Glyph, LowerCtx, ShapeCtx, TorchLowering
+from archc.ops.facets import ATOM, Expr, Glyph, LowerCtx, ShapeCtx, TorchLowering
 from archc.ops.registry import Attrs, NoAttrs, OpDef, Trait, arg, define, derived
 from archc.shapes.types import DTYPES, ParamSpec, TensorType, Type
-
-
-def _per_element(a: Attrs, ins: list[TensorType], out: Type, params: tuple[ParamSpec, ...]) -> Cost:
-    return Cost().add("elementwise", R.tensor(out).numel())
-
 
 # ---- unary math ------------------------------------------------------------------------------------
 
@@ -41,7 +37,7 @@ def _unary(key: str, name: str, function: str, symbol: str, real_float: bool, do
 
     define(OpDef(
         key=key, name=name, attrs=NoAttrs, tensors=1, traits=frozenset({Trait.POINTWISE}),
-        shape=shape, cost=_per_element, torch=TorchLowering(forward=forward, fresh=True),
+        shape=shape, cost=C.per_element, torch=TorchLowering(forward=forward, fresh=True),
         glyph=Glyph("func", symbol, G.FUNC), doc=doc))
 
 
@@ -77,7 +73,7 @@ def _clamp_forward(a: ClampAttrs, ins: list[TensorType], out: Type, ctx: LowerCt
 
 define(OpDef(
     key="CLAMP", name="clamp", attrs=ClampAttrs, tensors=1, traits=frozenset({Trait.POINTWISE}),
-    shape=_clamp_shape, cost=_per_element, torch=TorchLowering(forward=_clamp_forward, fresh=True),
+    shape=_clamp_shape, cost=C.per_element, torch=TorchLowering(forward=_clamp_forward, fresh=True),
     glyph=Glyph("func", "clamp", G.FUNC), doc="limits every element to [min, max] (either may be left out)"))
 
 
@@ -102,7 +98,7 @@ def _pair(key: str, name: str, symbol: str) -> None:
 
     define(OpDef(
         key=key, name=name, attrs=PairAttrs, tensors=2, traits=frozenset({Trait.POINTWISE, Trait.JOIN}),
-        shape=shape, cost=_per_element, torch=TorchLowering(forward=forward, fresh=True),
+        shape=shape, cost=C.per_element, torch=TorchLowering(forward=forward, fresh=True),
         glyph=Glyph("join", symbol, G.JOIN),
         doc=f"elementwise {name} of two tensors; axes broadcast by name"))
 
@@ -120,7 +116,7 @@ def _cumsum_forward(a: AxisAttrs, ins: list[TensorType], out: Type, ctx: LowerCt
 
 define(OpDef(
     key="CUMSUM", name="cumsum", attrs=AxisAttrs, tensors=1, traits=frozenset({Trait.REDUCTION}),
-    shape=axis_shape, cost=_per_element, torch=TorchLowering(forward=_cumsum_forward, fresh=True),
+    shape=axis_shape, cost=C.per_element, torch=TorchLowering(forward=_cumsum_forward, fresh=True),
     glyph=Glyph("reduce", "Σ…", G.POOL), doc="running sum along one axis; the type is unchanged"))
 
 
@@ -134,15 +130,11 @@ def _flip_shape(ctx: ShapeCtx, ins: list[TensorType], a: FlipAttrs) -> tuple[Typ
     return ins[0], (), a
 
 
-def _flip_cost(a: FlipAttrs, ins: list[TensorType], out: Type, params: tuple[ParamSpec, ...]) -> Cost:
-    return Cost()  # moves data, computes nothing
-
-
 def _flip_forward(a: FlipAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx, args: list[Expr]) -> Expr:
     return Expr(f"{args[0].atom()}.flip({T.lit(T.dims(ins[0], a.over))})")
 
 
 define(OpDef(
     key="FLIP", name="flip", attrs=FlipAttrs, tensors=1, traits=frozenset({Trait.MOVEMENT}),
-    shape=_flip_shape, cost=_flip_cost, torch=TorchLowering(forward=_flip_forward),
+    shape=_flip_shape, cost=C.free, torch=TorchLowering(forward=_flip_forward),
     glyph=Glyph("bar", "flip", G.SHAPE), doc="reverses the order along the `over` axes"))

@@ -16,10 +16,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from archc.ops import costs as C
 from archc.ops import glyphs as G
 from archc.ops import rules as R
 from archc.ops import torch_lowering as T
-from archc.ops.facets import Cost, Expr, Glyph, LowerCtx, ShapeCtx, TorchLowering, Unsupported
+from archc.ops.facets import Expr, Glyph, LowerCtx, ShapeCtx, TorchLowering, Unsupported
 from archc.ops.registry import Attrs, OpDef, Trait, arg, define, derived
 from archc.shapes import sizes as S
 from archc.shapes.sizes import Size
@@ -63,10 +64,6 @@ def _shape(ctx: ShapeCtx, ins: list[TensorType], a: PadAttrs) -> tuple[Type, tup
     return out, (), a.replace(pads=tuple(pads))
 
 
-def _cost(a: PadAttrs, ins: list[TensorType], out: Type, params: tuple[ParamSpec, ...]) -> Cost:
-    return Cost()  # moves data, computes nothing
-
-
 def _forward(a: PadAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx, args: list[Expr]) -> Expr:
     """F.pad takes (before, after) pairs from the last dimension inwards, over trailing dimensions."""
     (x,) = ins
@@ -91,6 +88,6 @@ def _forward(a: PadAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx, args:
 
 define(OpDef(
     key="PAD", name="pad", attrs=PadAttrs, tensors=1, traits=frozenset({Trait.MOVEMENT}),
-    shape=_shape, cost=_cost, torch=TorchLowering(forward=_forward),
+    shape=_shape, cost=C.free, torch=TorchLowering(forward=_forward),
     glyph=Glyph("bar", "pad", G.SHAPE),
     doc="widens the `over` axes by margins: constant (value), reflect, replicate or circular"))

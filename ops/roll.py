@@ -16,10 +16,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from archc.ops import costs as C
 from archc.ops import glyphs as G
 from archc.ops import rules as R
 from archc.ops import torch_lowering as T
-from archc.ops.facets import Cost, Expr, Glyph, LowerCtx, ShapeCtx, TorchLowering
+from archc.ops.facets import Expr, Glyph, LowerCtx, ShapeCtx, TorchLowering
 from archc.ops.registry import Attrs, OpDef, Trait, arg, define
 from archc.shapes.types import ParamSpec, TensorType, Type
 
@@ -37,10 +38,6 @@ def _shape(ctx: ShapeCtx, ins: list[TensorType], a: RollAttrs) -> tuple[Type, tu
     return x, (), a
 
 
-def _cost(a: RollAttrs, ins: list[TensorType], out: Type, params: tuple[ParamSpec, ...]) -> Cost:
-    return Cost()  # moves data, computes nothing
-
-
 def _forward(a: RollAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx, args: list[Expr]) -> Expr:
     shifts = [ctx.size(s) for s in R.per_axis(a.shift, len(a.over), "shift")]  # literals, or read off shapes
     shift = shifts[0] if len(shifts) == 1 else f"({', '.join(shifts)})"
@@ -49,6 +46,6 @@ def _forward(a: RollAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx, args
 
 define(OpDef(
     key="ROLL", name="roll", attrs=RollAttrs, tensors=1, traits=frozenset({Trait.MOVEMENT}),
-    shape=_shape, cost=_cost, torch=TorchLowering(forward=_forward),
+    shape=_shape, cost=C.free, torch=TorchLowering(forward=_forward),
     glyph=Glyph("bar", "roll", G.SHAPE),
     doc="shifts cyclically along the `over` axes by `shift` (one, or one per axis)"))

@@ -13,14 +13,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from archc.ops import costs as C
 from archc.ops import glyphs as G
-from archc.ops.facets import Cost, Expr, Glyph, TorchLowering
+from archc.ops.facets import Expr, Glyph, TorchLowering
 from archc.ops.registry import Attrs, Op, OpDef, Trait, arg, define
-from archc.shapes.types import ParamSpec, TensorType, Type
-
-
-def _free(a: Attrs, ins: list[TensorType], out: Type, params: tuple[ParamSpec, ...]) -> Cost:
-    return Cost()
+from archc.shapes.types import TensorType, Type
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -48,20 +45,20 @@ class GetItemAttrs(Attrs):
 
 define(OpDef(
     key="INPUT", name="input", attrs=InputAttrs, tensors=0, traits=frozenset({Trait.SOURCE, Trait.VIEW}),
-    shape=None, cost=_free, torch=TorchLowering(), glyph=Glyph("input", "in", "#ffffff"),
+    shape=None, cost=C.free, torch=TorchLowering(), glyph=Glyph("input", "in", "#ffffff"),
     doc="an input of the entry block (`in x: [...]`)", callable=False))
 
 define(OpDef(
     key="PARAM", name="param", attrs=ParamAttrs, tensors=0,
     traits=frozenset({Trait.SOURCE, Trait.VIEW, Trait.PARAMETERS}),
-    shape=None, cost=_free, torch=TorchLowering(), glyph=Glyph("param", "θ", G.LEARNED),
+    shape=None, cost=C.free, torch=TorchLowering(), glyph=Glyph("param", "θ", G.LEARNED),
     doc="a learned tensor (`param cls: [chan = 768]`): class token, position embedding, layer scale",
     callable=False))
 
 define(OpDef(
     key="BUFFER", name="buffer", attrs=BufferAttrs, tensors=0,
     traits=frozenset({Trait.SOURCE, Trait.VIEW, Trait.PARAMETERS}),
-    shape=None, cost=_free, torch=TorchLowering(), glyph=Glyph("param", "β", G.SHAPE),
+    shape=None, cost=C.free, torch=TorchLowering(), glyph=Glyph("param", "β", G.SHAPE),
     doc="state that is not learned (`buffer index: i64[n = 49] = 0`): in the state_dict unless "
         "`persistent = false`", callable=False))
 
@@ -72,7 +69,7 @@ def _getitem_forward(a: GetItemAttrs, ins: list[TensorType], out: Type, ctx: Any
 
 define(OpDef(
     key="GETITEM", name="getitem", attrs=GetItemAttrs, tensors=1, traits=frozenset({Trait.MOVEMENT, Trait.VIEW}),
-    shape=None, cost=_free, torch=TorchLowering(forward=_getitem_forward), glyph=Glyph("bar", "[i]", G.SHAPE),
+    shape=None, cost=C.free, torch=TorchLowering(forward=_getitem_forward), glyph=Glyph("bar", "[i]", G.SHAPE),
     doc="one tensor of a tuple (`a, b = split(...)`)", callable=False))
 
 __all__ = ["Op"]
