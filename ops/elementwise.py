@@ -40,7 +40,7 @@ def _inplace_kw(inplace: bool, ctx: LowerCtx, sep: str) -> str:
     return f"{sep}inplace=True" if inplace and getattr(ctx, "inplace", False) else ""
 
 
-def _activation(key: str, name: str, functional: str, module: str, symbol: str, inplace: bool) -> None:
+def _activation(key: str, name: str, functional: str, module: str, symbol: str, inplace: bool, triton: str) -> None:
     def forward(a: NoAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx, args: list[Expr]) -> Expr:
         return Expr(f"{functional}({args[0].text}{_inplace_kw(inplace, ctx, ', ')})")
 
@@ -50,11 +50,12 @@ def _activation(key: str, name: str, functional: str, module: str, symbol: str, 
     define(OpDef(
         key=key, name=name, attrs=NoAttrs, tensors=1, traits=frozenset({Trait.POINTWISE, Trait.ACTIVATION}),
         shape=_same_shape, cost=C.per_element, torch=TorchLowering(module=build, forward=forward, inplace=inplace),
-        glyph=Glyph("func", symbol, G.FUNC), doc=_ACT_DOC, dtypes=FLOAT))
+        glyph=Glyph("func", symbol, G.FUNC), doc=_ACT_DOC, dtypes=FLOAT,
+        triton=lambda a, args: triton.format(*args)))
 
 
-_activation("RELU", "relu", "F.relu", "nn.ReLU", "ReLU", True)
-_activation("RELU6", "relu6", "F.relu6", "nn.ReLU6", "ReLU6", True)
+_activation("RELU", "relu", "F.relu", "nn.ReLU", "ReLU", True, "tl.maximum({0}, 0.0)")
+_activation("RELU6", "relu6", "F.relu6", "nn.ReLU6", "ReLU6", True, "tl.minimum(tl.maximum({0}, 0.0), 6.0)")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -74,16 +75,25 @@ def _gelu_forward(a: GeluAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx,
     return Expr(f"F.gelu({args[0].text}{_gelu_kw(a)})")
 
 
+def _gelu_triton(a: GeluAttrs, args: list[str]) -> str:
+    x = args[0]
+    if a.approximate == "tanh":  # tanh(u) = 2·sigmoid(2u) - 1
+        return f"{x} * tl.sigmoid(1.5957691216057308 * ({x} + 0.044715 * {x} * {x} * {x}))"
+    return f"0.5 * {x} * (1.0 + tl.erf({x} * 0.7071067811865476))"
+
+
 define(OpDef(
     key="GELU", name="gelu", attrs=GeluAttrs, tensors=1, traits=frozenset({Trait.POINTWISE, Trait.ACTIVATION}),
     shape=_same_shape, cost=C.per_element, torch=TorchLowering(module=_gelu_module, forward=_gelu_forward),
-    glyph=Glyph("func", "GELU", G.FUNC), doc=_ACT_DOC, dtypes=FLOAT))
+    glyph=Glyph("func", "GELU", G.FUNC), doc=_ACT_DOC, dtypes=FLOAT, triton=_gelu_triton))
 
-_activation("SILU", "silu", "F.silu", "nn.SiLU", "SiLU", True)
-_activation("SIGMOID", "sigmoid", "torch.sigmoid", "nn.Sigmoid", "σ", False)
-_activation("TANH", "tanh", "torch.tanh", "nn.Tanh", "tanh", False)
-_activation("HARDSWISH", "hardswish", "F.hardswish", "nn.Hardswish", "hswish", True)
-_activation("HARDSIGMOID", "hardsigmoid", "F.hardsigmoid", "nn.Hardsigmoid", "hσ", True)
+_activation("SILU", "silu", "F.silu", "nn.SiLU", "SiLU", True, "{0} * tl.sigmoid({0})")
+_activation("SIGMOID", "sigmoid", "torch.sigmoid", "nn.Sigmoid", "σ", False, "tl.sigmoid({0})")
+_activation("TANH", "tanh", "torch.tanh", "nn.Tanh", "tanh", False, "2.0 * tl.sigmoid(2.0 * {0}) - 1.0")
+_activation("HARDSWISH", "hardswish", "F.hardswish", "nn.Hardswish", "hswish", True,
+            "{0} * tl.minimum(tl.maximum({0} + 3.0, 0.0), 6.0) / 6.0")
+_activation("HARDSIGMOID", "hardsigmoid", "F.hardsigmoid", "nn.Hardsigmoid", "hσ", True,
+            "tl.minimum(tl.maximum({0} + 3.0, 0.0), 6.0) / 6.0")
 
 # ---- softmax ---------------------------------------------------------------------------------------------
 
@@ -153,15 +163,23 @@ def _drop_path_forward(a: DropPathAttrs, ins: list[TensorType], out: Type, ctx: 
 
 _RANDOM = frozenset({Trait.POINTWISE, Trait.RANDOM, Trait.VIEW})
 
+
+def _passthrough(a: Attrs, args: list[str]) -> str:
+    """The inference value of dropout, drop_path and identity: the input."""
+    return args[0]
+
+
 define(OpDef(
     key="DROPOUT", name="dropout", attrs=DropoutAttrs, tensors=1, traits=_RANDOM,
     shape=_same_shape, cost=C.free, torch=TorchLowering(module=_dropout_module, forward=_dropout_forward),
-    glyph=Glyph("dropout", "drop", "#f5f5f5"), doc="dropout (identity at inference)", dtypes=FLOAT))
+    glyph=Glyph("dropout", "drop", "#f5f5f5"), doc="dropout (identity at inference)", dtypes=FLOAT,
+    triton=_passthrough))
 
 define(OpDef(
     key="DROP_PATH", name="drop_path", attrs=DropPathAttrs, tensors=1, traits=_RANDOM,
     shape=_same_shape, cost=C.free, torch=TorchLowering(module=_drop_path_module, forward=_drop_path_forward),
-    glyph=Glyph("dropout", "droppath", "#f5f5f5"), doc="stochastic depth (identity at inference)", dtypes=FLOAT))
+    glyph=Glyph("dropout", "droppath", "#f5f5f5"), doc="stochastic depth (identity at inference)", dtypes=FLOAT,
+    triton=_passthrough))
 
 
 def _identity_module(a: Attrs, ins: list[TensorType], out: Type, ctx: LowerCtx) -> str:
@@ -183,7 +201,7 @@ class IdentityAttrs(Attrs):
 define(OpDef(
     key="IDENTITY", name="identity", attrs=IdentityAttrs, tensors=1, traits=frozenset({Trait.POINTWISE, Trait.VIEW}),
     shape=_same_shape, cost=C.free, torch=IDENTITY_LOWERING,
-    glyph=Glyph("identity", "id", "#f5f5f5"), doc="passes its input through"))
+    glyph=Glyph("identity", "id", "#f5f5f5"), doc="passes its input through", triton=_passthrough))
 
 # ---- joins and scaling ----------------------------------------------------------------------------------------
 
@@ -209,7 +227,8 @@ def _join(key: str, name: str, sym: str, prec: int, method: str, symbol: str, in
     define(OpDef(
         key=key, name=name, attrs=JoinAttrs, tensors=2, traits=frozenset({Trait.POINTWISE, Trait.JOIN}),
         shape=_join_shape, cost=C.per_element, torch=TorchLowering(forward=forward, inplace=inplace, fresh=True),
-        glyph=Glyph("join", symbol, G.JOIN), doc=doc, dtypes=NUMBER))
+        glyph=Glyph("join", symbol, G.JOIN), doc=doc, dtypes=NUMBER,
+        triton=lambda a, args: f"{args[0]} {sym} {args[1]}"))
 
 
 _join("ADD", "add", "+", ADD, "add_", "+", True, "elementwise sum; axes broadcast by name")
@@ -243,6 +262,7 @@ define(OpDef(
     key="SCALE", name="scale", attrs=ScaleAttrs, tensors=1, traits=frozenset({Trait.POINTWISE}),
     shape=_same_shape, cost=C.per_element,
     torch=TorchLowering(module=_scale_module, forward=_scale_forward, fresh=True),
-    glyph=Glyph("func", "·c", G.FUNC), doc="multiply by a constant", dtypes=FLOATING))
+    glyph=Glyph("func", "·c", G.FUNC), doc="multiply by a constant", dtypes=FLOATING,
+    triton=lambda a, args: f"{args[0]} * {float(_scale_literal(a))!r}"))
 
 __all__ = ["Op"]

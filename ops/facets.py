@@ -153,6 +153,8 @@ class Glyph:
 
 
 class TritonLowering(Protocol):
-    """The slot for an op's Triton lowering (the Triton target reads it; no op fills it yet)."""
+    """An op's Triton lowering: the expression of a pointwise op, computed in fp32 (the kernels' compute
+    type), from the expressions of its inputs (`tl.maximum(v3, 0.0)` for relu of `v3`). The Triton
+    target (codegen/triton) fuses chains of the ops that have one into one kernel (passes/plan.py)."""
 
-    def __call__(self, attrs: Any, ins: list[TensorType], out: Type) -> str: ...
+    def __call__(self, attrs: Any, args: list[str]) -> str: ...

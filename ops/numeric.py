@@ -24,6 +24,8 @@ from archc.shapes.types import DTYPES, ParamSpec, TensorType, Type
 
 
 def _unary(key: str, name: str, function: str, symbol: str, real_float: bool, doc: str) -> None:
+    triton = f"tl.{name}"
+
     def shape(ctx: ShapeCtx, ins: list[TensorType], a: NoAttrs) -> tuple[Type, tuple[ParamSpec, ...], NoAttrs]:
         (x,) = ins
         if real_float and not DTYPES[x.dtype].is_float:
@@ -38,7 +40,7 @@ def _unary(key: str, name: str, function: str, symbol: str, real_float: bool, do
     define(OpDef(
         key=key, name=name, attrs=NoAttrs, tensors=1, traits=frozenset({Trait.POINTWISE}),
         shape=shape, cost=C.per_element, torch=TorchLowering(forward=forward, fresh=True),
-        glyph=Glyph("func", symbol, G.FUNC), doc=doc))
+        glyph=Glyph("func", symbol, G.FUNC), doc=doc, triton=lambda a, args: f"{triton}({args[0]})"))
 
 
 _unary("EXP", "exp", "torch.exp", "exp", True, "eˣ elementwise (floating-point tensors)")
@@ -71,10 +73,20 @@ def _clamp_forward(a: ClampAttrs, ins: list[TensorType], out: Type, ctx: LowerCt
     return Expr(f"{args[0].atom()}.clamp({bounds})")
 
 
+def _clamp_triton(a: ClampAttrs, args: list[str]) -> str:
+    x = args[0]
+    if a.min is not None:
+        x = f"tl.maximum({x}, {float(a.min)!r})"
+    if a.max is not None:
+        x = f"tl.minimum({x}, {float(a.max)!r})"
+    return x
+
+
 define(OpDef(
     key="CLAMP", name="clamp", attrs=ClampAttrs, tensors=1, traits=frozenset({Trait.POINTWISE}),
     shape=_clamp_shape, cost=C.per_element, torch=TorchLowering(forward=_clamp_forward, fresh=True),
-    glyph=Glyph("func", "clamp", G.FUNC), doc="limits every element to [min, max] (either may be left out)"))
+    glyph=Glyph("func", "clamp", G.FUNC), doc="limits every element to [min, max] (either may be left out)",
+    triton=_clamp_triton))
 
 
 # ---- minimum and maximum of two tensors ---------------------------------------------------------------
@@ -100,7 +112,8 @@ def _pair(key: str, name: str, symbol: str) -> None:
         key=key, name=name, attrs=PairAttrs, tensors=2, traits=frozenset({Trait.POINTWISE, Trait.JOIN}),
         shape=shape, cost=C.per_element, torch=TorchLowering(forward=forward, fresh=True),
         glyph=Glyph("join", symbol, G.JOIN),
-        doc=f"elementwise {name} of two tensors; axes broadcast by name"))
+        doc=f"elementwise {name} of two tensors; axes broadcast by name",
+        triton=lambda a, args: f"tl.{name}({args[0]}, {args[1]})"))
 
 
 _pair("MINIMUM", "minimum", "min")
