@@ -172,9 +172,13 @@ class Model:
         return Model(self.program, name)
 
     def render(self, out: str, style: str = "graph", **kw: Any) -> Any:
-        """Draw the entry to `out` (.svg/.png/.pdf, or .dot for the graph style); see `archc render`."""
+        """Draw the entry to `out` (.svg/.png/.pdf, or .dot for the graph style); see `archc render`.
+        `style="roofline"` takes `device="h100"` (codegen/diagrams/roofline.py; needs matplotlib)."""
         from archc.codegen.diagrams import graph
         kw.setdefault("inputs", list(self.program.files))  # never written over, force or not
+        if style == "roofline":
+            from archc.codegen.diagrams import roofline
+            return roofline.render(self.check().graph, out, **kw)
         if style != "graph":
             from archc.codegen.diagrams import circuit
             return circuit.render(self.check().graph, out, **kw)

@@ -118,8 +118,11 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("render", help="draw the architecture: SVG, or PNG/PDF/DOT by the file's extension")
     r.add_argument("file", metavar="FILE", help=".arch file")
     r.add_argument("-o", "--out", metavar="OUT", required=True, help="output file (.svg, .png, .pdf, .dot)")
-    r.add_argument("--style", choices=["graph", "circuit"], default="graph",
-                   help="graph: graphviz dataflow graph; circuit: neural circuit diagram")
+    r.add_argument("--style", choices=["graph", "circuit", "roofline"], default="graph",
+                   help="graph: graphviz dataflow graph; circuit: neural circuit diagram; roofline: each "
+                   "kernel of the plan against the device's roofs (needs matplotlib: pip install 'archc[plot]')")
+    r.add_argument("--device", choices=sorted(DEVICE_NAMES), default="h100",
+                   help="roofline style: the device whose roofs are drawn (figures: docs/costs.md)")
     r.add_argument("--entry", metavar="NAME", help="block to draw (default: the file's entry)")
     r.add_argument("--set", metavar="NAME=VALUE", action="append", default=[], dest="sets",
                    help="give a free size or an entry parameter a value (repeatable)")
@@ -463,9 +466,18 @@ def _build(args: argparse.Namespace, sets: dict[str, Any], sources: SourceMap) -
 
 
 def _render(args: argparse.Namespace, sets: dict[str, Any], sources: SourceMap) -> int:
-    """Check the file, then draw it in the chosen style (codegen/graph.py, codegen/circuit.py)."""
+    """Check the file, then draw it in the chosen style (codegen/diagrams/: graph.py, circuit.py, roofline.py)."""
     res = api.compile_file(args.file, entry=args.entry, sets=sets, symbolic=args.symbolic, sources=sources)
     ext = os.path.splitext(args.out)[1].lower()
+    if args.style == "roofline":
+        if args.define is not None or args.conv != "compact" or args.expand or args.depth is not None \
+                or args.annotate is not None:
+            raise ArchError([Diagnostic("error", "io", "--define, --conv, --expand, --depth and --annotate "
+                                        "are options of the graph and circuit styles")])
+        from archc.codegen.diagrams import roofline
+        rl = roofline.render(res.graph, args.out, device=args.device, force=args.force, inputs=list(sources.texts))
+        print(f"wrote {args.out}: {rl.summary}")
+        return 0
     if args.style == "graph":
         from archc.codegen.diagrams import graph
         if args.define is not None or args.conv != "compact":
