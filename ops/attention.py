@@ -12,8 +12,9 @@ from typing import Any
 
 from archc.ops import glyphs as G
 from archc.ops import rules as R
+from archc.ops import saves as Sv
 from archc.ops import torch_lowering as T
-from archc.ops.facets import Cost, Expr, Glyph, LowerCtx, ShapeCtx, TorchLowering, Unsupported
+from archc.ops.facets import Cost, Expr, Glyph, Kept, LowerCtx, SaveCtx, Saved, ShapeCtx, TorchLowering, Unsupported
 from archc.ops.registry import FLOAT, FLOATING, Attrs, Op, OpDef, Trait, arg, define
 from archc.shapes import sizes as S
 from archc.shapes.sizes import Size
@@ -100,7 +101,7 @@ define(OpDef(
     key="EINSUM", name="einsum", attrs=EinsumAttrs, tensors=(1, 8), traits=frozenset({Trait.CONTRACTION}),
     shape=_einsum_shape, cost=_einsum_cost, torch=TorchLowering(forward=_einsum_forward),
     glyph=Glyph("einsum", "∪", G.LEARNED),
-    doc="contraction over named axes: a spec 'a b, b c -> a c' or over=[b]", dtypes=FLOATING))
+    doc="contraction over named axes: a spec 'a b, b c -> a c' or over=[b]", dtypes=FLOATING, saves=Sv.operands))
 
 # ---- attention ----------------------------------------------------------------------------------
 
@@ -156,12 +157,29 @@ def _attention_forward(a: AttentionAttrs, ins: list[TensorType], out: Type, ctx:
     return Expr(f"F.scaled_dot_product_attention({', '.join(x.text for x in args)}{kw})")
 
 
+def _rows(t: TensorType, chan: str) -> Size:
+    """The elements of `t` per feature vector: every axis but `chan`."""
+    return S.prod(ax.size for ax in t.axes if ax.name != chan)
+
+
+def _attention_saves(a: AttentionAttrs, ins: list[TensorType], out: Type, ctx: SaveCtx) -> Saved:
+    """On CPU, 4-axis q, k, v run torch's flash kernel: it keeps q, k, v, its output and one fp32
+    log-sum-exp per query row. Other layouts run the composite: q and k scaled (copies), the softmax
+    of the scores and v."""
+    q, k, v = ins
+    if len(q.axes) == 4:
+        return Saved(inputs=(0, 1, 2), output=True, new=(Kept(_rows(q, a.chan), "f32"),))
+    scores = S.mul(_rows(q, a.chan), k.size(a.seq))
+    return Saved(inputs=(2,), new=(Sv.copy_of(q), Sv.copy_of(k), Kept(scores, q.dtype)))
+
+
 define(OpDef(
     key="ATTENTION", name="attention", attrs=AttentionAttrs, tensors=3,
     traits=frozenset({Trait.CONTRACTION, Trait.ATTENTION}),
     shape=_attention_shape, cost=_attention_cost, torch=TorchLowering(forward=_attention_forward),
     glyph=Glyph("attention", "Attn", G.ATTN),
-    doc="scaled dot-product attention softmax(q·kᵀ·scale)·v over named axes", dtypes=FLOAT))
+    doc="scaled dot-product attention softmax(q·kᵀ·scale)·v over named axes", dtypes=FLOAT,
+    saves=_attention_saves))
 
 # ---- multi-head attention -------------------------------------------------------------------------
 
@@ -251,11 +269,43 @@ def _mha_call(a: MHAAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx, mod:
     return Expr(f"{mod}({', '.join(qkv)}, need_weights=False)[0]")
 
 
+def _mha_saves(a: MHAAttrs, ins: list[TensorType], out: Type, ctx: SaveCtx) -> Saved:
+    """F.multi_head_attention_forward (need_weights=False) in training, on CPU: the in-projection keeps
+    its inputs (a contiguous copy where batch_first's transpose moves data), the projections are one
+    packed tensor (self-attention) or three; with dropout, the composite attention keeps q and k scaled,
+    v, the softmax, the dropout noise and the dropped weights; without, the flash kernel keeps q, k, v,
+    its output and a log-sum-exp per row; the out-projection keeps its input, a contiguous copy."""
+    q = ins[0]
+    k = ins[1] if len(ins) == 3 else q
+    chan, seq = a.chan or q.names[-1], a.seq or q.names[-2]
+    e, lq, lk = q.size(chan), q.size(seq), k.size(seq)
+    batch = S.prod(ax.size for ax in q.axes if ax.name not in (chan, seq))
+    try:
+        batch_first = _mha_layout(a, q)
+    except Unsupported:
+        batch_first = False
+    moved = batch_first and Sv.moves_data(q, (1, 0, 2))
+    keep_in = tuple(i for i in range(len(ins)) if ctx.contiguous[i] and not moved)
+    copies = tuple(Sv.copy_of(t) for i, t in enumerate(ins) if i not in keep_in)
+    q_el, k_el = S.mul(lq, S.mul(batch, e)), S.mul(lk, S.mul(batch, e))
+    dt = q.dtype
+    projections: tuple[Kept, ...] = (Kept(S.mul(3, q_el), dt),) if len(ins) == 1 else \
+        (Kept(q_el, dt), Kept(k_el, dt), Kept(k_el, dt))
+    scores = Kept(S.mul(S.mul(batch, a.heads), S.mul(lq, lk)), dt)
+    attention: tuple[Kept, ...]
+    if a.dropout > 0:
+        attention = (Kept(q_el, dt), Kept(k_el, dt), projections[-1], scores, scores, scores)
+    else:
+        attention = projections + (Kept(q_el, dt), Kept(S.mul(S.mul(batch, a.heads), lq), "f32"))
+    return Saved(inputs=keep_in, new=copies + attention + (Kept(q_el, dt),), contiguous=not moved)
+
+
 define(OpDef(
     key="MHA", name="multihead_attention", attrs=MHAAttrs, tensors=(1, 3),
     traits=frozenset({Trait.CONTRACTION, Trait.ATTENTION, Trait.PARAMETERS, Trait.RANDOM}),
     shape=_mha_shape, cost=_mha_cost, torch=TorchLowering(module=_mha_module, call=_mha_call),
     glyph=Glyph("attention", "MHA", G.ATTN),
-    doc="nn.MultiheadAttention (packed in_proj_weight), self-attention by default", dtypes=FLOAT))
+    doc="nn.MultiheadAttention (packed in_proj_weight), self-attention by default", dtypes=FLOAT,
+    saves=_mha_saves))
 
 __all__ = ["Op"]

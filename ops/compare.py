@@ -20,8 +20,9 @@ import dataclasses
 from archc.ops import costs as C
 from archc.ops import glyphs as G
 from archc.ops import rules as R
+from archc.ops import saves as Sv
 from archc.ops import torch_lowering as T
-from archc.ops.facets import ATOM, Expr, Glyph, LowerCtx, ShapeCtx, TorchLowering
+from archc.ops.facets import ATOM, Expr, Glyph, LowerCtx, SaveCtx, Saved, ShapeCtx, TorchLowering
 from archc.ops.registry import Attrs, NoAttrs, OpDef, Trait, arg, define, derived
 from archc.shapes.types import DTYPES, ParamSpec, TensorType, Type
 
@@ -70,7 +71,7 @@ def _compare(key: str, name: str, function: str, symbol: str, ordered: bool) -> 
         shape=shape, cost=C.per_element, torch=TorchLowering(forward=forward, fresh=True),
         glyph=Glyph("join", symbol, G.JOIN),
         doc=f"elementwise `{symbol}` of two tensors of one dtype (axes broadcast by name) or of a tensor and "
-            "value=; a bool tensor" + ("" if ordered else " (complex allowed)")))
+            "value=; a bool tensor" + ("" if ordered else " (complex allowed)"), saves=Sv.nothing))
 
 
 _compare("GREATER", "greater", "gt", ">", True)
@@ -108,7 +109,8 @@ def _logic(key: str, name: str, symbol: str) -> None:
     define(OpDef(
         key=key, name=name, attrs=LogicAttrs, tensors=2, traits=frozenset({Trait.POINTWISE, Trait.JOIN}),
         shape=shape, cost=C.per_element, torch=TorchLowering(forward=forward, fresh=True),
-        glyph=Glyph("join", symbol, G.JOIN), doc=f"elementwise `{symbol}` of two bool tensors; axes broadcast by name"))
+        glyph=Glyph("join", symbol, G.JOIN), doc=f"elementwise `{symbol}` of two bool tensors; axes broadcast by name",
+        saves=Sv.nothing))
 
 
 _logic("LOGICAL_AND", "logical_and", "∧")
@@ -127,7 +129,7 @@ def _not_forward(a: NoAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx, ar
 define(OpDef(
     key="LOGICAL_NOT", name="logical_not", attrs=NoAttrs, tensors=1, traits=frozenset({Trait.POINTWISE}),
     shape=_not_shape, cost=C.per_element, torch=TorchLowering(forward=_not_forward, fresh=True),
-    glyph=Glyph("func", "¬", G.FUNC), doc="elementwise negation of a bool tensor"))
+    glyph=Glyph("func", "¬", G.FUNC), doc="elementwise negation of a bool tensor", saves=Sv.nothing))
 
 
 # ---- where and masked_fill ------------------------------------------------------------------------------
@@ -151,11 +153,17 @@ def _where_forward(a: WhereAttrs, ins: list[TensorType], out: Type, ctx: LowerCt
     return Expr(f"torch.where({', '.join(_args(ins, out, args))})")
 
 
+def _where_saves(a: WhereAttrs, ins: list[TensorType], out: Type, ctx: SaveCtx) -> Saved:
+    """The condition, to route the gradient to a or b."""
+    return Saved(inputs=(0,))
+
+
 define(OpDef(
     key="WHERE", name="where", attrs=WhereAttrs, tensors=3, traits=frozenset({Trait.POINTWISE, Trait.JOIN}),
     shape=_where_shape, cost=C.per_element, torch=TorchLowering(forward=_where_forward, fresh=True),
     glyph=Glyph("join", "?:", G.JOIN),
-    doc="`where(cond, a, b)`: a where the bool cond holds, else b (a and b of one dtype); axes broadcast by name"))
+    doc="`where(cond, a, b)`: a where the bool cond holds, else b (a and b of one dtype); axes broadcast by name",
+    saves=_where_saves))
 
 
 FILLS = ("-inf", "inf")
@@ -194,10 +202,15 @@ def _masked_fill_forward(a: MaskedFillAttrs, ins: list[TensorType], out: Type, c
     return Expr(f"{x}.masked_fill({mask}, {value})")
 
 
+def _masked_fill_saves(a: MaskedFillAttrs, ins: list[TensorType], out: Type, ctx: SaveCtx) -> Saved:
+    """The mask, to zero the gradient where it filled."""
+    return Saved(inputs=(1,))
+
+
 define(OpDef(
     key="MASKED_FILL", name="masked_fill", attrs=MaskedFillAttrs, tensors=2,
     traits=frozenset({Trait.POINTWISE, Trait.JOIN}),
     shape=_masked_fill_shape, cost=C.per_element, torch=TorchLowering(forward=_masked_fill_forward, fresh=True),
     glyph=Glyph("join", "fill", G.JOIN),
     doc='`masked_fill(x, mask, value = v)`: v where the bool mask holds, else x; `fill = "-inf"` (or "inf") for '
-        "an infinity; axes broadcast by name"))
+        "an infinity; axes broadcast by name", saves=_masked_fill_saves))

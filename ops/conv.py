@@ -16,8 +16,9 @@ from typing import Any
 
 from archc.ops import glyphs as G
 from archc.ops import rules as R
+from archc.ops import saves as Sv
 from archc.ops import torch_lowering as T
-from archc.ops.facets import Cost, Glyph, LowerCtx, ShapeCtx, TorchLowering
+from archc.ops.facets import Cost, Glyph, LowerCtx, SaveCtx, Saved, ShapeCtx, TorchLowering
 from archc.ops.registry import FLOAT, Attrs, Op, OpDef, Trait, WindowAttrs, arg, define, derived
 from archc.shapes import sizes as S
 from archc.shapes.sizes import Size
@@ -65,12 +66,24 @@ def _linear_module(a: LinearAttrs, ins: list[TensorType], out: Type, ctx: LowerC
     return f"LinearAt({sizes}, dim={x.index(axis)}{bias})"
 
 
+def _linear_saves(a: LinearAttrs, ins: list[TensorType], out: Type, ctx: SaveCtx) -> Saved:
+    """Its input, for the weight's gradient (F.linear: addmm or mm on the input flattened to 2-D). Where
+    that flattening cannot be a view (a permuted input of 3 or more axes; LinearAt's moved axis), torch
+    keeps the contiguous copy reshape makes. LinearAt's output is moved back: a permuted view."""
+    x = ins[0]
+    permuted = Sv.moves_data(x, Sv.to_last(x, a.map[0]))
+    out_permuted = permuted and Sv.moves_data(R.tensor(out), Sv.to_last(R.tensor(out), a.map[2] or a.map[0]))
+    if len(x.axes) <= 2 or (ctx.contiguous[0] and not permuted):
+        return Saved(inputs=(0,), contiguous=not out_permuted)
+    return Saved(new=(Sv.copy_of(x),), contiguous=not out_permuted)
+
+
 define(OpDef(
     key="LINEAR", name="linear", attrs=LinearAttrs, tensors=1,
     traits=frozenset({Trait.CONTRACTION, Trait.PARAMETERS}),
     shape=_linear_shape, cost=_linear_cost, torch=TorchLowering(module=_linear_module, fresh=True),
     glyph=Glyph("linear", "L", G.LEARNED),
-    doc="a learned linear map on one axis; broadcasts over the rest", dtypes=FLOAT))
+    doc="a learned linear map on one axis; broadcasts over the rest", dtypes=FLOAT, saves=_linear_saves))
 
 
 # ---- convolution ------------------------------------------------------------------------------
@@ -197,12 +210,13 @@ define(OpDef(
     key="CONV", name="conv", attrs=ConvAttrs, tensors=1, traits=_CONV_TRAITS,
     shape=_conv_shape, cost=_conv_cost, torch=TorchLowering(module=_conv_module, fresh=True),
     glyph=Glyph("conv", "★", G.CONV),
-    doc="convolution over the spatial axes `over` (default: the axes after the channel axis)", dtypes=FLOAT))
+    doc="convolution over the spatial axes `over` (default: the axes after the channel axis)", dtypes=FLOAT,
+    saves=Sv.keeps_input))
 
 define(OpDef(
     key="CONV_T", name="conv_transpose", attrs=ConvTAttrs, tensors=1, traits=_CONV_TRAITS,
     shape=_conv_t_shape, cost=_conv_t_cost, torch=TorchLowering(module=_conv_module, fresh=True),
     glyph=Glyph("conv_t", "★T", G.CONV),
-    doc="transposed convolution", dtypes=FLOAT))
+    doc="transposed convolution", dtypes=FLOAT, saves=Sv.keeps_input))
 
 __all__ = ["Op"]

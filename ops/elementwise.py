@@ -13,8 +13,22 @@ from typing import Any, TypeVar
 from archc.ops import costs as C
 from archc.ops import glyphs as G
 from archc.ops import rules as R
+from archc.ops import saves as Sv
 from archc.ops import torch_lowering as T
-from archc.ops.facets import ADD, MUL, Cost, Expr, Glyph, LowerCtx, ShapeCtx, TorchLowering, Unsupported
+from archc.ops.facets import (
+    ADD,
+    MUL,
+    Cost,
+    Expr,
+    Glyph,
+    Kept,
+    LowerCtx,
+    SaveCtx,
+    Saved,
+    ShapeCtx,
+    TorchLowering,
+    Unsupported,
+)
 from archc.ops.registry import FLOAT, FLOATING, NUMBER, Attrs, NoAttrs, Op, OpDef, Trait, arg, define, derived
 from archc.shapes import sizes as S
 from archc.shapes.types import ParamSpec, TensorType, Type
@@ -51,7 +65,8 @@ def _activation(key: str, name: str, functional: str, module: str, symbol: str, 
         key=key, name=name, attrs=NoAttrs, tensors=1, traits=frozenset({Trait.POINTWISE, Trait.ACTIVATION}),
         shape=_same_shape, cost=C.per_element, torch=TorchLowering(module=build, forward=forward, inplace=inplace),
         glyph=Glyph("func", symbol, G.FUNC), doc=_ACT_DOC, dtypes=FLOAT,
-        triton=lambda a, args: triton.format(*args)))
+        triton=lambda a, args: triton.format(*args),
+        saves=Sv.keeps_output if name in ("relu", "sigmoid", "tanh") else Sv.keeps_input))
 
 
 _activation("RELU", "relu", "F.relu", "nn.ReLU", "ReLU", True, "tl.maximum({0}, 0.0)")
@@ -85,7 +100,7 @@ def _gelu_triton(a: GeluAttrs, args: list[str]) -> str:
 define(OpDef(
     key="GELU", name="gelu", attrs=GeluAttrs, tensors=1, traits=frozenset({Trait.POINTWISE, Trait.ACTIVATION}),
     shape=_same_shape, cost=C.per_element, torch=TorchLowering(module=_gelu_module, forward=_gelu_forward),
-    glyph=Glyph("func", "GELU", G.FUNC), doc=_ACT_DOC, dtypes=FLOAT, triton=_gelu_triton))
+    glyph=Glyph("func", "GELU", G.FUNC), doc=_ACT_DOC, dtypes=FLOAT, triton=_gelu_triton, saves=Sv.keeps_input))
 
 _activation("SILU", "silu", "F.silu", "nn.SiLU", "SiLU", True, "{0} * tl.sigmoid({0})")
 _activation("SIGMOID", "sigmoid", "torch.sigmoid", "nn.Sigmoid", "σ", False, "tl.sigmoid({0})")
@@ -126,7 +141,7 @@ def _softmax_forward(a: AxisAttrs, ins: list[TensorType], out: Type, ctx: LowerC
 define(OpDef(
     key="SOFTMAX", name="softmax", attrs=AxisAttrs, tensors=1, traits=frozenset({Trait.REDUCTION}),
     shape=axis_shape, cost=_softmax_cost, torch=TorchLowering(module=_softmax_module, forward=_softmax_forward),
-    glyph=Glyph("softmax", "◁", G.FUNC), doc="softmax along one axis", dtypes=FLOAT))
+    glyph=Glyph("softmax", "◁", G.FUNC), doc="softmax along one axis", dtypes=FLOAT, saves=Sv.keeps_output))
 
 # ---- dropout, stochastic depth, identity --------------------------------------------------------------------
 
@@ -161,6 +176,21 @@ def _drop_path_forward(a: DropPathAttrs, ins: list[TensorType], out: Type, ctx: 
     return Expr(f"stochastic_depth({args[0].text}, {T.lit(float(a.p))}, {a.mode!r}, self.training)")
 
 
+def _dropout_saves(a: DropoutAttrs, ins: list[TensorType], out: Type, ctx: SaveCtx) -> Saved:
+    """Training on CPU, torch computes `x * noise` and keeps the noise (x's size and dtype; CUDA's fused
+    kernel keeps a bool mask instead, 1 byte per element); at p = 0 the output is x itself."""
+    if a.p == 0:
+        return Saved(view=0, contiguous=ctx.contiguous[0])
+    return Saved(new=(Kept(ins[0].numel(), ins[0].dtype),))
+
+
+def _drop_path_saves(a: DropPathAttrs, ins: list[TensorType], out: Type, ctx: SaveCtx) -> Saved:
+    """`x * keep` keeps `keep`: one value per row (mode "row") or one in all (mode "batch")."""
+    if a.p == 0:
+        return Saved(view=0, contiguous=ctx.contiguous[0])
+    return Saved(new=(Kept(ins[0].axes[0].size if a.mode == "row" and ins[0].axes else 1, ins[0].dtype),))
+
+
 _RANDOM = frozenset({Trait.POINTWISE, Trait.RANDOM, Trait.VIEW})
 
 
@@ -173,13 +203,13 @@ define(OpDef(
     key="DROPOUT", name="dropout", attrs=DropoutAttrs, tensors=1, traits=_RANDOM,
     shape=_same_shape, cost=C.free, torch=TorchLowering(module=_dropout_module, forward=_dropout_forward),
     glyph=Glyph("dropout", "drop", "#f5f5f5"), doc="dropout (identity at inference)", dtypes=FLOAT,
-    triton=_passthrough))
+    triton=_passthrough, saves=_dropout_saves))
 
 define(OpDef(
     key="DROP_PATH", name="drop_path", attrs=DropPathAttrs, tensors=1, traits=_RANDOM,
     shape=_same_shape, cost=C.free, torch=TorchLowering(module=_drop_path_module, forward=_drop_path_forward),
     glyph=Glyph("dropout", "droppath", "#f5f5f5"), doc="stochastic depth (identity at inference)", dtypes=FLOAT,
-    triton=_passthrough))
+    triton=_passthrough, saves=_drop_path_saves))
 
 
 def _identity_module(a: Attrs, ins: list[TensorType], out: Type, ctx: LowerCtx) -> str:
@@ -201,7 +231,8 @@ class IdentityAttrs(Attrs):
 define(OpDef(
     key="IDENTITY", name="identity", attrs=IdentityAttrs, tensors=1, traits=frozenset({Trait.POINTWISE, Trait.VIEW}),
     shape=_same_shape, cost=C.free, torch=IDENTITY_LOWERING,
-    glyph=Glyph("identity", "id", "#f5f5f5"), doc="passes its input through", triton=_passthrough))
+    glyph=Glyph("identity", "id", "#f5f5f5"), doc="passes its input through", triton=_passthrough,
+    saves=Sv.view))
 
 # ---- joins and scaling ----------------------------------------------------------------------------------------
 
@@ -228,7 +259,8 @@ def _join(key: str, name: str, sym: str, prec: int, method: str, symbol: str, in
         key=key, name=name, attrs=JoinAttrs, tensors=2, traits=frozenset({Trait.POINTWISE, Trait.JOIN}),
         shape=_join_shape, cost=C.per_element, torch=TorchLowering(forward=forward, inplace=inplace, fresh=True),
         glyph=Glyph("join", symbol, G.JOIN), doc=doc, dtypes=NUMBER,
-        triton=lambda a, args: f"{args[0]} {sym} {args[1]}"))
+        triton=lambda a, args: f"{args[0]} {sym} {args[1]}",
+        saves=Sv.operands if name == "mul" else Sv.nothing))
 
 
 _join("ADD", "add", "+", ADD, "add_", "+", True, "elementwise sum; axes broadcast by name")
@@ -263,6 +295,6 @@ define(OpDef(
     shape=_same_shape, cost=C.per_element,
     torch=TorchLowering(module=_scale_module, forward=_scale_forward, fresh=True),
     glyph=Glyph("func", "·c", G.FUNC), doc="multiply by a constant", dtypes=FLOATING,
-    triton=lambda a, args: f"{args[0]} * {float(_scale_literal(a))!r}"))
+    triton=lambda a, args: f"{args[0]} * {float(_scale_literal(a))!r}", saves=Sv.nothing))
 
 __all__ = ["Op"]

@@ -9,6 +9,8 @@ each of these per op, and the op modules of this package fill them in.
   cost rule    (attrs, input types, output type, state_dict entries) -> `Cost`
   lowering     `TorchLowering`: how the PyTorch target writes the op (module / forward / call)
   glyph        `Glyph`: how both diagram styles draw it
+  saves rule   (attrs, input types, output type, `SaveCtx`) -> `Saved`: what autograd keeps for
+               backward when the generated module trains (analysis/memory.py, docs/costs.md)
 
 >>> Cost().add("conv", 6).add("bias", 0).units
 {'conv': 6}
@@ -132,6 +134,58 @@ class TorchLowering(Generic[A_contra]):
     inplace: bool = False
     fresh: bool = False
 
+
+# ---- training memory ------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Kept:
+    """A tensor an op allocates only to keep it for backward (statistics, a dropout mask, pooling
+    indices, a contiguous copy): its element count and dtype."""
+
+    elements: Size
+    dtype: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Saved:
+    """What PyTorch's autograd keeps for an op's backward pass, for archc's own lowering of it (CPU).
+
+    inputs      the tensor inputs it keeps (by index): their storages, so a view keeps its base
+    output      it keeps its own output
+    new         tensors it makes only to keep them (`Kept`)
+    view        the output shares the storage of this input (a view, or the input itself); None:
+                a new storage
+    contiguous  the output is laid out densely in its storage (a permuted view is not); ops that
+                reshape decide by it whether they copy
+    Parameters and buffers an op keeps are state, not activations: they are not listed.
+
+    >>> Saved(inputs=(0,)).inputs, Saved().view is None
+    ((0,), True)
+    """
+
+    inputs: tuple[int, ...] = ()
+    output: bool = False
+    new: tuple[Kept, ...] = ()
+    view: int | None = None
+    contiguous: bool = True
+
+
+class SaveCtx(Protocol):
+    """What a saves rule may ask about its inputs, one entry per tensor input."""
+
+    @property
+    def grads(self) -> tuple[bool, ...]:
+        """Whether each input requires grad (depends on a learned parameter)."""
+        ...
+
+    @property
+    def contiguous(self) -> tuple[bool, ...]:
+        """Whether each input is contiguous in its storage."""
+        ...
+
+
+SavesRule = Callable[[A, list[TensorType], Type, SaveCtx], Saved]
 
 # ---- diagrams and kernels ---------------------------------------------------------------------
 

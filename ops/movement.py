@@ -16,9 +16,10 @@ from typing import Any, TypeVar
 
 from archc.ops import costs as C
 from archc.ops import glyphs as G
+from archc.ops import saves as Sv
 from archc.ops import torch_lowering as T
 from archc.ops.elementwise import IDENTITY_LOWERING
-from archc.ops.facets import Cost, Expr, Glyph, LowerCtx, ShapeCtx, TorchLowering, Unsupported
+from archc.ops.facets import Cost, Expr, Glyph, LowerCtx, SaveCtx, Saved, ShapeCtx, TorchLowering, Unsupported
 from archc.ops.registry import FLOAT, Attrs, Op, OpDef, Trait, arg, define
 from archc.ops.rules import axis_of, check_min, fail, per_axis, spatial_axes
 from archc.shapes import sizes as S
@@ -501,61 +502,127 @@ def _upsample_forward(a: UpsampleAttrs, ins: list[TensorType], out: Type, ctx: L
     return Expr(f"F.interpolate({args[0].text}, {_upsample_kw(a, ins, ctx, True)})")
 
 
+# ---- what training keeps (saves rules) ---------------------------------------------------------------
+
+
+def _rearrange_saves(a: RearrangeAttrs, ins: list[TensorType], out: Type, ctx: SaveCtx) -> Saved:
+    """Keeps nothing. Its output is a view of its input (unflatten, permute, flatten), except where a
+    flatten merges axes a permute has separated in memory: reshape then copies."""
+    lhs_text, rhs_text = a.pattern.split("->")
+    lhs, rhs = _pattern_side(lhs_text), _pattern_side(rhs_text)
+    x, given = ins[0], dict(a.sizes or {})
+    size: dict[str, Size | None] = {}
+    for (_, names), ax in zip(lhs, x.axes):
+        for n in names:
+            size[n] = ax.size if len(names) == 1 else given.get(n)
+    # the elementary axes that occupy memory (size 1 moves freely; an unknown size may not be 1)
+    real = [n for _, names in lhs for n in names if not _is_one(size[n])]
+    order = [n for _, names in rhs for n in names if n in real]
+    moved = order != real
+    copies = False
+    for _, names in rhs:
+        idx = [real.index(n) for n in names if n in real]
+        if len(idx) > 1 and (idx != list(range(idx[0], idx[0] + len(idx))) or not ctx.contiguous[0]):
+            copies = True
+    if copies:
+        return Saved()
+    return Saved(view=0, contiguous=ctx.contiguous[0] and not moved)
+
+
+def _is_one(n: Size | None) -> bool:
+    return n is not None and S.is_concrete(n) and int(n) == 1
+
+
+def _flatten_saves(a: FlattenAttrs, ins: list[TensorType], out: Type, ctx: SaveCtx) -> Saved:
+    """A view of a contiguous input; a copy of a permuted one (reshape). Keeps nothing."""
+    return Saved(view=0) if ctx.contiguous[0] else Saved()
+
+
+def _split_saves(a: SplitAttrs, ins: list[TensorType], out: Type, ctx: SaveCtx) -> Saved:
+    """Views of its input: contiguous pieces when no axis of size above 1 comes before the split axis."""
+    x = ins[0]
+    before = x.axes[:x.index(a.axis)]
+    dense = all(S.is_concrete(ax.size) and int(ax.size) == 1 for ax in before)
+    return Saved(view=0, contiguous=ctx.contiguous[0] and dense)
+
+
+def _expand_saves(a: ExpandAttrs, ins: list[TensorType], out: Type, ctx: SaveCtx) -> Saved:
+    """A view with stride 0 along the broadcast axes (never contiguous unless nothing grew)."""
+    return Saved(view=0, contiguous=ctx.contiguous[0] and _same_numel(ins[0], out))
+
+
+def _same_numel(x: TensorType, out: Type) -> bool:
+    if not isinstance(out, TensorType):
+        return False
+    n, m = x.numel(), out.numel()
+    return S.is_concrete(n) and S.is_concrete(m) and int(n) == int(m)
+
+
+def _embedding_saves(a: EmbeddingAttrs, ins: list[TensorType], out: Type, ctx: SaveCtx) -> Saved:
+    """The ids, to scatter the gradient into the table's rows."""
+    return Saved(inputs=(0,))
+
+
+def _keeps_nothing(a: Attrs, ins: list[TensorType], out: Type, ctx: SaveCtx) -> Saved:
+    """Concat, pixel (un)shuffle and upsampling: their backward needs only sizes."""
+    return Saved()
+
+
 # ---- definitions -------------------------------------------------------------------------------------
 
 define(OpDef(
     key="REARRANGE", name="rearrange", attrs=RearrangeAttrs, tensors=1, traits=_VIEW,
     shape=_rearrange_shape, cost=C.free, torch=TorchLowering(module=_rearrange_module, forward=_rearrange_forward),
     glyph=Glyph("bar", "⇄", G.SHAPE),
-    doc="einops-style pattern over axis names: 'batch chan h w -> batch tok=(h w) chan'"))
+    doc="einops-style pattern over axis names: 'batch chan h w -> batch tok=(h w) chan'", saves=_rearrange_saves))
 
 define(OpDef(
     key="RENAME", name="rename", attrs=RenameAttrs, tensors=1, traits=_VIEW,
     shape=_rename_shape, cost=C.free, torch=IDENTITY_LOWERING, glyph=Glyph("bar", "rename", G.SHAPE),
-    doc="renames axes: rename(x, tok -> seq)"))
+    doc="renames axes: rename(x, tok -> seq)", saves=Sv.view))
 
 define(OpDef(
     key="FLATTEN", name="flatten", attrs=FlattenAttrs, tensors=1, traits=_VIEW,
     shape=_flatten_shape, cost=C.free, torch=TorchLowering(module=_flatten_module, forward=_flatten_forward),
-    glyph=Glyph("bar", "flatten", G.SHAPE), doc="merges consecutive axes into one"))
+    glyph=Glyph("bar", "flatten", G.SHAPE), doc="merges consecutive axes into one", saves=_flatten_saves))
 
 define(OpDef(
     key="CONCAT", name="concat", attrs=ConcatAttrs, tensors=(1, 64), traits=_MOVE,
     shape=_concat_shape, cost=C.free, torch=TorchLowering(forward=_concat_forward),
-    glyph=Glyph("bar", "concat", G.SHAPE), doc="joins tensors along one axis"))
+    glyph=Glyph("bar", "concat", G.SHAPE), doc="joins tensors along one axis", saves=_keeps_nothing))
 
 define(OpDef(
     key="SPLIT", name="split", attrs=SplitAttrs, tensors=1, traits=_VIEW,
     shape=_split_shape, cost=C.free, torch=TorchLowering(forward=_split_forward),
     glyph=Glyph("bar", "split", G.SHAPE),
-    doc="splits along one axis into `parts` equal pieces or pieces of `sizes`"))
+    doc="splits along one axis into `parts` equal pieces or pieces of `sizes`", saves=_split_saves))
 
 define(OpDef(
     key="EXPAND", name="expand", attrs=ExpandAttrs, tensors=1, traits=_VIEW,
     shape=_expand_shape, cost=C.free, torch=TorchLowering(forward=_expand_forward),
-    glyph=Glyph("bar", "expand", G.SHAPE), doc="broadcasts size-1 axes: expand(t, batch = n)"))
+    glyph=Glyph("bar", "expand", G.SHAPE), doc="broadcasts size-1 axes: expand(t, batch = n)", saves=_expand_saves))
 
 define(OpDef(
     key="EMBEDDING", name="embedding", attrs=EmbeddingAttrs, tensors=1,
     traits=frozenset({Trait.MOVEMENT, Trait.PARAMETERS}),
     shape=_embedding_shape, cost=C.free, torch=TorchLowering(module=_embedding_module),
     glyph=Glyph("embed", "E", G.LEARNED), doc="looks up integer ids; adds an axis of size `dim`",
-    dtypes=frozenset({"int"})))
+    dtypes=frozenset({"int"}), saves=_embedding_saves))
 
 define(OpDef(
     key="PIXEL_SHUFFLE", name="pixel_shuffle", attrs=PixelShuffleAttrs, tensors=1, traits=_MOVE,
     shape=_pixel_shuffle_shape, cost=C.free, torch=_shuffle_lowering("F.pixel_shuffle", "nn.PixelShuffle"),
-    glyph=Glyph("bar", "shuffle", G.SHAPE), doc="[.., C·r², H, W] -> [.., C, H·r, W·r]"))
+    glyph=Glyph("bar", "shuffle", G.SHAPE), doc="[.., C·r², H, W] -> [.., C, H·r, W·r]", saves=_keeps_nothing))
 
 define(OpDef(
     key="PIXEL_UNSHUFFLE", name="pixel_unshuffle", attrs=PixelShuffleAttrs, tensors=1, traits=_MOVE,
     shape=_pixel_unshuffle_shape, cost=C.free, torch=_shuffle_lowering("F.pixel_unshuffle", "nn.PixelUnshuffle"),
-    glyph=Glyph("bar", "unshuffle", G.SHAPE), doc="[.., C, H·r, W·r] -> [.., C·r², H, W]"))
+    glyph=Glyph("bar", "unshuffle", G.SHAPE), doc="[.., C, H·r, W·r] -> [.., C·r², H, W]", saves=_keeps_nothing))
 
 define(OpDef(
     key="UPSAMPLE", name="upsample", attrs=UpsampleAttrs, tensors=1, traits=frozenset({Trait.MOVEMENT}),
     shape=_upsample_shape, cost=_upsample_cost, torch=TorchLowering(module=_upsample_module, forward=_upsample_forward),
     glyph=Glyph("bar", "↑", G.SHAPE), doc="nearest or bilinear resampling of the axes after the first two",
-    dtypes=FLOAT))
+    dtypes=FLOAT, saves=_keeps_nothing))
 
 __all__ = ["Op"]

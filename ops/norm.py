@@ -11,8 +11,9 @@ import dataclasses
 
 from archc.ops import glyphs as G
 from archc.ops import rules as R
+from archc.ops import saves as Sv
 from archc.ops import torch_lowering as T
-from archc.ops.facets import Cost, Glyph, LowerCtx, ShapeCtx, TorchLowering, Unsupported
+from archc.ops.facets import Cost, Glyph, Kept, LowerCtx, SaveCtx, Saved, ShapeCtx, TorchLowering, Unsupported
 from archc.ops.registry import FLOAT, Attrs, Op, OpDef, Trait, arg, define
 from archc.shapes import sizes as S
 from archc.shapes.sizes import Size
@@ -61,11 +62,19 @@ def _batchnorm_module(a: BatchNormAttrs, ins: list[TensorType], out: Type, ctx: 
     return f"nn.BatchNorm{n}d({ctx.const(x.size(axis), 'num_features')}{T.kwargs(kw)})"
 
 
+def _batchnorm_saves(a: BatchNormAttrs, ins: list[TensorType], out: Type, ctx: SaveCtx) -> Saved:
+    """Training: its input and the batch's mean and inverse std, one per channel (fp32 for a half input)."""
+    x = ins[0]
+    stat = Kept(x.size(a.axis or x.names[1]), Sv.stats_dtype(x.dtype))
+    return Saved(inputs=(0,), new=(stat, stat))
+
+
 define(OpDef(
     key="BATCHNORM", name="batchnorm", attrs=BatchNormAttrs, tensors=1, traits=_NORM,
     shape=_batchnorm_shape, cost=_batchnorm_cost, torch=TorchLowering(module=_batchnorm_module, fresh=True),
     glyph=Glyph("norm", "BN", G.NORM),
-    doc="batch normalisation of one channel axis (default: the second axis)", dtypes=FLOAT))
+    doc="batch normalisation of one channel axis (default: the second axis)", dtypes=FLOAT,
+    saves=_batchnorm_saves))
 
 # ---- layer norm and RMS norm ------------------------------------------------------------------------
 
@@ -156,17 +165,39 @@ def _rmsnorm_module(a: RMSNormAttrs, ins: list[TensorType], out: Type, ctx: Lowe
     return f"nn.RMSNorm({T.lit(_normalized_shape(ctx, x, dims))}{T.kwargs(kw)})"
 
 
+def _rows(x: TensorType, over: tuple[str, ...] | None) -> Kept:
+    """One statistic per normalised row (the elements outside `over`)."""
+    inner = R.norm_over(x, over)
+    return Kept(S.prod(ax.size for ax in x.axes if ax.name not in inner), Sv.stats_dtype(x.dtype))
+
+
+def _layernorm_saves(a: LayerNormAttrs, ins: list[TensorType], out: Type, ctx: SaveCtx) -> Saved:
+    """Its input, and each row's mean and inverse std. LayerNormAt's output is moved back: a permuted view."""
+    x = ins[0]
+    over = R.norm_over(x, a.over)
+    moved = x.index(over[-1]) != len(x.axes) - 1 and Sv.moves_data(x, Sv.to_last(x, over[-1]))
+    return Saved(inputs=(0,), new=(_rows(x, a.over), _rows(x, a.over)), contiguous=not moved)
+
+
+def _rmsnorm_saves(a: RMSNormAttrs, ins: list[TensorType], out: Type, ctx: SaveCtx) -> Saved:
+    """torch's composite RMS norm: its input and each row's inverse RMS; with a weight, also the
+    normalised input (for the weight's gradient)."""
+    x = ins[0]
+    extra = (Kept(x.numel(), x.dtype),) if a.affine else ()
+    return Saved(inputs=(0,), new=(_rows(x, a.over),) + extra)
+
+
 define(OpDef(
     key="LAYERNORM", name="layernorm", attrs=LayerNormAttrs, tensors=1, traits=_NORM,
     shape=_layernorm_shape, cost=_layernorm_cost, torch=TorchLowering(module=_layernorm_module, fresh=True),
     glyph=Glyph("norm", "LN", G.NORM),
-    doc="layer normalisation over `over` (default: the last axis)", dtypes=FLOAT))
+    doc="layer normalisation over `over` (default: the last axis)", dtypes=FLOAT, saves=_layernorm_saves))
 
 define(OpDef(
     key="RMSNORM", name="rmsnorm", attrs=RMSNormAttrs, tensors=1, traits=_NORM,
     shape=_rmsnorm_shape, cost=_rmsnorm_cost, torch=TorchLowering(module=_rmsnorm_module, fresh=True),
     glyph=Glyph("norm", "RMS", G.NORM),
-    doc="RMS normalisation over `over` (default: the last axis)", dtypes=FLOAT))
+    doc="RMS normalisation over `over` (default: the last axis)", dtypes=FLOAT, saves=_rmsnorm_saves))
 
 # ---- group norm -----------------------------------------------------------------------------------
 
@@ -204,10 +235,17 @@ def _groupnorm_module(a: GroupNormAttrs, ins: list[TensorType], out: Type, ctx: 
             f"{ctx.const(x.size(axis), 'num_channels')}{T.kwargs(kw)})")
 
 
+def _groupnorm_saves(a: GroupNormAttrs, ins: list[TensorType], out: Type, ctx: SaveCtx) -> Saved:
+    """Its input, and a mean and inverse std per (sample, group)."""
+    x = ins[0]
+    stat = Kept(S.mul(x.axes[0].size, a.groups), Sv.stats_dtype(x.dtype))
+    return Saved(inputs=(0,), new=(stat, stat))
+
+
 define(OpDef(
     key="GROUPNORM", name="groupnorm", attrs=GroupNormAttrs, tensors=1, traits=_NORM,
     shape=_groupnorm_shape, cost=_groupnorm_cost, torch=TorchLowering(module=_groupnorm_module, fresh=True),
     glyph=Glyph("norm", "GN", G.NORM),
-    doc="group normalisation of a channel axis (default: the second axis)", dtypes=FLOAT))
+    doc="group normalisation of a channel axis (default: the second axis)", dtypes=FLOAT, saves=_groupnorm_saves))
 
 __all__ = ["Op"]

@@ -14,6 +14,7 @@ import dataclasses
 from archc.ops import costs as C
 from archc.ops import glyphs as G
 from archc.ops import rules as R
+from archc.ops import saves as Sv
 from archc.ops import torch_lowering as T
 from archc.ops.elementwise import AxisAttrs, axis_shape
 from archc.ops.facets import ATOM, Expr, Glyph, LowerCtx, ShapeCtx, TorchLowering
@@ -40,7 +41,8 @@ def _unary(key: str, name: str, function: str, symbol: str, real_float: bool, do
     define(OpDef(
         key=key, name=name, attrs=NoAttrs, tensors=1, traits=frozenset({Trait.POINTWISE}),
         shape=shape, cost=C.per_element, torch=TorchLowering(forward=forward, fresh=True),
-        glyph=Glyph("func", symbol, G.FUNC), doc=doc, triton=lambda a, args: f"{triton}({args[0]})"))
+        glyph=Glyph("func", symbol, G.FUNC), doc=doc, triton=lambda a, args: f"{triton}({args[0]})",
+        saves=Sv.keeps_output if name in ("exp", "sqrt") else Sv.keeps_input))
 
 
 _unary("EXP", "exp", "torch.exp", "exp", True, "eˣ elementwise (floating-point tensors)")
@@ -86,7 +88,7 @@ define(OpDef(
     key="CLAMP", name="clamp", attrs=ClampAttrs, tensors=1, traits=frozenset({Trait.POINTWISE}),
     shape=_clamp_shape, cost=C.per_element, torch=TorchLowering(forward=_clamp_forward, fresh=True),
     glyph=Glyph("func", "clamp", G.FUNC), doc="limits every element to [min, max] (either may be left out)",
-    triton=_clamp_triton))
+    triton=_clamp_triton, saves=Sv.keeps_input))
 
 
 # ---- minimum and maximum of two tensors ---------------------------------------------------------------
@@ -113,7 +115,7 @@ def _pair(key: str, name: str, symbol: str) -> None:
         shape=shape, cost=C.per_element, torch=TorchLowering(forward=forward, fresh=True),
         glyph=Glyph("join", symbol, G.JOIN),
         doc=f"elementwise {name} of two tensors; axes broadcast by name",
-        triton=lambda a, args: f"tl.{name}({args[0]}, {args[1]})"))
+        triton=lambda a, args: f"tl.{name}({args[0]}, {args[1]})", saves=Sv.all_inputs))
 
 
 _pair("MINIMUM", "minimum", "min")
@@ -130,7 +132,7 @@ def _cumsum_forward(a: AxisAttrs, ins: list[TensorType], out: Type, ctx: LowerCt
 define(OpDef(
     key="CUMSUM", name="cumsum", attrs=AxisAttrs, tensors=1, traits=frozenset({Trait.REDUCTION}),
     shape=axis_shape, cost=C.per_element, torch=TorchLowering(forward=_cumsum_forward, fresh=True),
-    glyph=Glyph("reduce", "Σ…", G.POOL), doc="running sum along one axis; the type is unchanged"))
+    glyph=Glyph("reduce", "Σ…", G.POOL), doc="running sum along one axis; the type is unchanged", saves=Sv.nothing))
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -150,4 +152,4 @@ def _flip_forward(a: FlipAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx,
 define(OpDef(
     key="FLIP", name="flip", attrs=FlipAttrs, tensors=1, traits=frozenset({Trait.MOVEMENT}),
     shape=_flip_shape, cost=C.free, torch=TorchLowering(forward=_flip_forward),
-    glyph=Glyph("bar", "flip", G.SHAPE), doc="reverses the order along the `over` axes"))
+    glyph=Glyph("bar", "flip", G.SHAPE), doc="reverses the order along the `over` axes", saves=Sv.nothing))

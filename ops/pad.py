@@ -19,8 +19,9 @@ from typing import Any
 from archc.ops import costs as C
 from archc.ops import glyphs as G
 from archc.ops import rules as R
+from archc.ops import saves as Sv
 from archc.ops import torch_lowering as T
-from archc.ops.facets import Expr, Glyph, LowerCtx, ShapeCtx, TorchLowering, Unsupported
+from archc.ops.facets import Expr, Glyph, LowerCtx, SaveCtx, Saved, ShapeCtx, TorchLowering, Unsupported
 from archc.ops.registry import Attrs, OpDef, Trait, arg, define, derived
 from archc.shapes import sizes as S
 from archc.shapes.sizes import Size
@@ -86,8 +87,14 @@ def _forward(a: PadAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx, args:
     return Expr(f"F.pad({args[0].text}, ({', '.join(flat)}){kw})")
 
 
+def _saves(a: PadAttrs, ins: list[TensorType], out: Type, ctx: SaveCtx) -> Saved:
+    """Reflect and replicate padding keep the input (their backward kernels read it); constant and
+    circular padding keep nothing."""
+    return Sv.keeps_input(a, ins, out, ctx) if a.mode in ("reflect", "replicate") else Saved()
+
+
 define(OpDef(
     key="PAD", name="pad", attrs=PadAttrs, tensors=1, traits=frozenset({Trait.MOVEMENT}),
     shape=_shape, cost=C.free, torch=TorchLowering(forward=_forward),
     glyph=Glyph("bar", "pad", G.SHAPE),
-    doc="widens the `over` axes by margins: constant (value), reflect, replicate or circular"))
+    doc="widens the `over` axes by margins: constant (value), reflect, replicate or circular", saves=_saves))

@@ -13,8 +13,9 @@ from typing import Any, TypeVar
 
 from archc.ops import glyphs as G
 from archc.ops import rules as R
+from archc.ops import saves as Sv
 from archc.ops import torch_lowering as T
-from archc.ops.facets import Cost, Expr, Glyph, LowerCtx, ShapeCtx, TorchLowering, Unsupported
+from archc.ops.facets import Cost, Expr, Glyph, Kept, LowerCtx, SaveCtx, Saved, ShapeCtx, TorchLowering, Unsupported
 from archc.ops.registry import FLOAT, FLOATING, NUMBER, REAL, Attrs, Op, OpDef, Trait, WindowAttrs, arg, define, derived
 from archc.shapes import sizes as S
 from archc.shapes.sizes import Size
@@ -125,17 +126,30 @@ def _pool_lowering(kind: str, keywords: Callable[[PoolAttrs, LowerCtx, Any, Any,
 
 _POOL = frozenset({Trait.WINDOW, Trait.REDUCTION})
 
+
+def _max_saves(a: Attrs, ins: list[TensorType], out: Type, ctx: SaveCtx) -> Saved:
+    """Max pooling (max_pool*d_with_indices): its input and the argmax of each output element (i64)."""
+    return Saved(inputs=(0,), new=(Kept(R.tensor(out).numel(), "i64"),))
+
+
+def _adaptive_avg_saves(a: AdaptiveAttrs, ins: list[TensorType], out: Type, ctx: SaveCtx) -> Saved:
+    """Its input; to one element per channel torch takes a mean instead, which keeps nothing."""
+    o = R.tensor(out)
+    if all(S.is_concrete(o.size(n)) and int(o.size(n)) == 1 for n in a.spatial):
+        return Saved()
+    return Saved(inputs=(0,))
+
 define(OpDef(
     key="MAXPOOL", name="maxpool", attrs=MaxPoolAttrs, tensors=1, traits=_POOL,
     shape=_pool_shape, cost=_maxpool_cost,
     torch=_pool_lowering("max", _maxpool_kw), glyph=Glyph("pool", "Max", G.POOL),
-    doc="max pooling over `over` (default: every axis after the first two)", dtypes=FLOAT))
+    doc="max pooling over `over` (default: every axis after the first two)", dtypes=FLOAT, saves=_max_saves))
 
 define(OpDef(
     key="AVGPOOL", name="avgpool", attrs=AvgPoolAttrs, tensors=1, traits=_POOL,
     shape=_pool_shape, cost=_avgpool_cost,
     torch=_pool_lowering("avg", _avgpool_kw), glyph=Glyph("pool", "𝔼", G.POOL),
-    doc="average pooling", dtypes=FLOAT))
+    doc="average pooling", dtypes=FLOAT, saves=Sv.keeps_input))
 
 # ---- adaptive pooling ------------------------------------------------------------------------------
 
@@ -194,12 +208,14 @@ def _adaptive_lowering(kind: str) -> TorchLowering[AdaptiveAttrs]:
 define(OpDef(
     key="ADAPTIVE_AVGPOOL", name="adaptive_avgpool", attrs=AdaptiveAttrs, tensors=1, traits=_POOL,
     shape=_adaptive_shape, cost=_adaptive_avg_cost, torch=_adaptive_lowering("Avg"),
-    glyph=Glyph("pool", "𝔼", G.POOL), doc="adaptive average pooling to a fixed output size", dtypes=FLOAT))
+    glyph=Glyph("pool", "𝔼", G.POOL), doc="adaptive average pooling to a fixed output size", dtypes=FLOAT,
+    saves=_adaptive_avg_saves))
 
 define(OpDef(
     key="ADAPTIVE_MAXPOOL", name="adaptive_maxpool", attrs=AdaptiveAttrs, tensors=1, traits=_POOL,
     shape=_adaptive_shape, cost=_adaptive_max_cost, torch=_adaptive_lowering("Max"),
-    glyph=Glyph("pool", "Max", G.POOL), doc="adaptive max pooling to a fixed output size", dtypes=FLOAT))
+    glyph=Glyph("pool", "Max", G.POOL), doc="adaptive max pooling to a fixed output size", dtypes=FLOAT,
+    saves=_max_saves))
 
 # ---- reductions over named axes ----------------------------------------------------------------------
 
@@ -245,6 +261,7 @@ for _key, _name, _symbol, _doc, _dtypes in (("MEAN", "mean", "𝔼", "mean over 
     define(OpDef(
         key=_key, name=_name, attrs=ReduceAttrs, tensors=1, traits=frozenset({Trait.REDUCTION}),
         shape=_reduce_shape, cost=_reduce_cost, torch=_reduce_lowering(_name),
-        glyph=Glyph("reduce", _symbol, G.POOL), doc=_doc, dtypes=_dtypes))
+        glyph=Glyph("reduce", _symbol, G.POOL), doc=_doc, dtypes=_dtypes,
+        saves=Sv.keeps_input_and_output if _name == "amax" else Sv.nothing))
 
 __all__ = ["Op"]

@@ -10,6 +10,8 @@ An op is defined once, in one module of this package, by `define(OpDef(...))`:
   shape       its shape rule      cost    its cost rule          (facets.py says their types)
   torch       its PyTorch lowering         glyph   its diagram glyph
   triton      the slot for its Triton lowering
+  saves       what autograd keeps of it for backward in training (None: derived from its
+              traits, for views and sources only; `saved_rule`)
   doc         the one line docs/language.md shows
 
 Graph nodes carry their `OpDef` (`node.op`), so the elaborator, the cost report,
@@ -34,7 +36,8 @@ import enum
 from collections.abc import Iterator
 from typing import Any, Generic, Protocol, TypeVar
 
-from archc.ops.facets import CostRule, Glyph, ShapeRule, TorchLowering, TritonLowering
+from archc.ops.facets import CostRule, Glyph, SaveCtx, Saved, SavesRule, ShapeRule, TorchLowering, TritonLowering
+from archc.shapes.types import TensorType, Type
 
 FLOAT = frozenset({"float"})
 REAL = frozenset({"float", "int"})
@@ -182,6 +185,7 @@ class OpDef(Generic[A]):
     glyph: Glyph
     doc: str
     triton: TritonLowering | None = None
+    saves: SavesRule[A] | None = None
     callable: bool = True  # can be called from .arch (not input, param, getitem, tuple)
     # The dtype families its tensor inputs may have ("float", "complex", "int", "bool"); None: any.
     # Checked before the shape rule, so `softmax` of i64 ids is an error at the call, not in torch.
@@ -201,8 +205,28 @@ class OpDef(Generic[A]):
     def has(self, trait: Trait) -> bool:
         return trait in self.traits
 
+    @property
+    def saved_rule(self) -> SavesRule[A] | None:
+        """Its saves rule: the one it defines, else the one its traits imply (a view or a source keeps
+        nothing; a view shares its input's storage); None where neither says."""
+        if self.saves is not None:
+            return self.saves
+        if Trait.SOURCE in self.traits:
+            return _keeps_nothing
+        if Trait.VIEW in self.traits and Trait.RANDOM not in self.traits:
+            return _is_a_view
+        return None
+
     def __repr__(self) -> str:
         return f"Op.{self.key}"
+
+
+def _keeps_nothing(a: Any, ins: list[TensorType], out: Type, ctx: SaveCtx) -> Saved:
+    return Saved()
+
+
+def _is_a_view(a: Any, ins: list[TensorType], out: Type, ctx: SaveCtx) -> Saved:
+    return Saved(view=0, contiguous=ctx.contiguous[0]) if ins else Saved()
 
 
 _BY_KEY: dict[str, OpDef[Any]] = {}

@@ -19,6 +19,7 @@ from typing import Any
 from archc.ops import costs as C
 from archc.ops import glyphs as G
 from archc.ops import rules as R
+from archc.ops import saves as Sv
 from archc.ops import torch_lowering as T
 from archc.ops.facets import Expr, Glyph, LowerCtx, ShapeCtx, TorchLowering
 from archc.ops.registry import Attrs, OpDef, Trait, arg, define
@@ -48,4 +49,4 @@ define(OpDef(
     key="ROLL", name="roll", attrs=RollAttrs, tensors=1, traits=frozenset({Trait.MOVEMENT}),
     shape=_shape, cost=C.free, torch=TorchLowering(forward=_forward),
     glyph=Glyph("bar", "roll", G.SHAPE),
-    doc="shifts cyclically along the `over` axes by `shift` (one, or one per axis)"))
+    doc="shifts cyclically along the `over` axes by `shift` (one, or one per axis)", saves=Sv.nothing))

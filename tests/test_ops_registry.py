@@ -32,6 +32,7 @@ def test_every_op_has_every_facet(op: OpDef) -> None:
     assert isinstance(op.glyph, Glyph) and op.glyph.kind in KINDS and op.glyph.symbol, "diagram glyph"
     assert isinstance(op.torch, TorchLowering), "PyTorch lowering"
     assert hasattr(op, "triton"), "Triton slot"
+    assert op.saved_rule is not None and callable(op.saved_rule), "saves rule (what training keeps)"
     if op.callable:
         assert op.shape is not None and callable(op.shape), "shape rule"
         assert BY_NAME[op.name] is op
@@ -43,7 +44,7 @@ def test_every_op_has_every_facet(op: OpDef) -> None:
 @pytest.mark.parametrize("op", OPS, ids=lambda o: o.name)
 def test_rules_take_the_ops_own_attributes(op: OpDef) -> None:
     """Rule signatures name the op's attribute class (mypy checks them; this catches a rule reused wrongly)."""
-    for rule in (op.shape, op.cost, op.torch.module, op.torch.forward, op.torch.call):
+    for rule in (op.shape, op.cost, op.torch.module, op.torch.forward, op.torch.call, op.saves):
         if rule is None:
             continue
         params = list(inspect.signature(rule).parameters.values())
