@@ -139,6 +139,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--conv", choices=["compact", "expanded"], default="compact",
                    help="circuit style: convolutions as one ★ box, or expanded (window wires contracted by L)")
     _add_limit(r)
+    ls = sub.add_parser("lsp", help="a language server for editors, over stdin/stdout (needs pygls: "
+                        "pip install 'archc[lsp]'; docs/editors.md)")
+    _add_limit(ls)
     return p
 
 
@@ -206,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace, sources: SourceMap) -> int:
+    if args.command == "lsp":
+        return _lsp()
     sets = _parse_sets(args.sets)
     if args.command == "build":
         return _build(args, sets, sources)
@@ -218,6 +223,16 @@ def _run(args: argparse.Namespace, sources: SourceMap) -> int:
     if args.command == "plan":
         return _plan(args, result)
     return _flops(args, result)
+
+
+def _lsp() -> int:
+    """The language server (archc/lsp.py) on stdin/stdout, until the client says exit."""
+    try:
+        import pygls  # noqa: F401
+    except ImportError:
+        raise ArchError([Diagnostic("error", "io", "archc lsp needs pygls (pip install 'archc[lsp]')")]) from None
+    from archc import lsp
+    return lsp.serve()
 
 
 # ---- check ---------------------------------------------------------------------------

@@ -1,0 +1,5 @@
+"""`python -m archc ...` runs the command line, as `archc ...` does (editors start `python -m archc lsp`)."""
+
+from archc.cli import entry_point
+
+entry_point()
