@@ -235,6 +235,19 @@ def test_hover_on_a_step_shows_its_type_parameters_and_flops(client: Client, res
     assert "parameters: **9,408** · FLOPs: **236,027,904**" in shown  # = archc flops' conv1 row
 
 
+def test_the_readme_shows_what_hover_answers(client: Client, resnet: tuple[str, str]) -> None:
+    """README.md's hover transcript (conv1 of ResNet-50, as the editor shows it) is today's answer."""
+    uri, _ = resnet
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    quoted = readme.split("which the editor shows as:\n\n", 1)[1].split("\n\n", 1)[0]
+
+    def lines(text: str) -> list[str]:
+        return [x.strip("` ") for x in text.split("\n") if x.strip("` ") and not x.startswith("```")]
+
+    assert lines(re.sub(r"^> ?", "", quoted, flags=re.M)) == lines(_hover(client, uri, (20, 4)))
+    assert '"position": {"line": 20, "character": 4}' in readme
+
+
 def test_hover_on_a_block_call_sums_its_instance(client: Client, resnet: tuple[str, str]) -> None:
     uri, text = resnet
     shown = _hover(client, uri, _position(text, 27, "Bottleneck"))
