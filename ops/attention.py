@@ -97,11 +97,32 @@ def _einsum_forward(a: EinsumAttrs, ins: list[TensorType], out: Type, ctx: Lower
     return Expr(f"torch.einsum({spec!r}, {', '.join(x.text for x in args)})")
 
 
+def _einsum_saves(a: EinsumAttrs, ins: list[TensorType], out: Type, ctx: SaveCtx) -> Saved:
+    """torch.einsum first sums out the axes only one operand has (and the output lacks), then contracts
+    the operands pairwise with bmm, which keeps each one for the other's gradient: an operand whose axes
+    all meet another operand or the output is kept as it is, a summed one as the new, smaller tensor.
+    (Exact for one or two operands; with more, the intermediate products are left out.)"""
+    if len(ins) == 1:
+        return Saved()
+    outs = set(R.tensor(out).names)
+    keep: list[int] = []
+    new: list[Kept] = []
+    for i, t in enumerate(ins):
+        if not any(g for j, g in enumerate(ctx.grads) if j != i):
+            continue
+        others = {n for j, u in enumerate(ins) if j != i for n in u.names} | outs
+        if all(n in others for n in t.names):
+            keep.append(i)
+        else:
+            new.append(Kept(S.prod(ax.size for ax in t.axes if ax.name in others), t.dtype))
+    return Saved(inputs=tuple(keep), new=tuple(new))
+
+
 define(OpDef(
     key="EINSUM", name="einsum", attrs=EinsumAttrs, tensors=(1, 8), traits=frozenset({Trait.CONTRACTION}),
     shape=_einsum_shape, cost=_einsum_cost, torch=TorchLowering(forward=_einsum_forward),
     glyph=Glyph("einsum", "∪", G.LEARNED),
-    doc="contraction over named axes: a spec 'a b, b c -> a c' or over=[b]", dtypes=FLOATING, saves=Sv.operands))
+    doc="contraction over named axes: a spec 'a b, b c -> a c' or over=[b]", dtypes=FLOATING, saves=_einsum_saves))
 
 # ---- attention ----------------------------------------------------------------------------------
 
@@ -274,7 +295,8 @@ def _mha_saves(a: MHAAttrs, ins: list[TensorType], out: Type, ctx: SaveCtx) -> S
     its inputs (a contiguous copy where batch_first's transpose moves data), the projections are one
     packed tensor (self-attention) or three; with dropout, the composite attention keeps q and k scaled,
     v, the softmax, the dropout noise and the dropped weights; without, the flash kernel keeps q, k, v,
-    its output and a log-sum-exp per row; the out-projection keeps its input, a contiguous copy."""
+    its output and a log-sum-exp per row; the out-projection keeps its input, the heads merged (a
+    contiguous copy after the composite; the flash kernel's output itself, laid out in that order)."""
     q = ins[0]
     k = ins[1] if len(ins) == 3 else q
     chan, seq = a.chan or q.names[-1], a.seq or q.names[-2]
@@ -292,12 +314,14 @@ def _mha_saves(a: MHAAttrs, ins: list[TensorType], out: Type, ctx: SaveCtx) -> S
     projections: tuple[Kept, ...] = (Kept(S.mul(3, q_el), dt),) if len(ins) == 1 else \
         (Kept(q_el, dt), Kept(k_el, dt), Kept(k_el, dt))
     scores = Kept(S.mul(S.mul(batch, a.heads), S.mul(lq, lk)), dt)
+    out_copy = (Kept(q_el, dt),)
     attention: tuple[Kept, ...]
     if a.dropout > 0:
         attention = (Kept(q_el, dt), Kept(k_el, dt), projections[-1], scores, scores, scores)
     else:
         attention = projections + (Kept(q_el, dt), Kept(S.mul(S.mul(batch, a.heads), lq), "f32"))
-    return Saved(inputs=keep_in, new=copies + attention + (Kept(q_el, dt),), contiguous=not moved)
+        out_copy = ()  # the kernel's output is laid out as q, [seq, batch, head, dh]: merging heads is a view
+    return Saved(inputs=keep_in, new=copies + attention + out_copy, contiguous=not moved)
 
 
 define(OpDef(

@@ -534,8 +534,13 @@ def _is_one(n: Size | None) -> bool:
 
 
 def _flatten_saves(a: FlattenAttrs, ins: list[TensorType], out: Type, ctx: SaveCtx) -> Saved:
-    """A view of a contiguous input; a copy of a permuted one (reshape). Keeps nothing."""
-    return Saved(view=0) if ctx.contiguous[0] else Saved()
+    """A view where the merged axes lie in order in memory (a contiguous input, or at most one of
+    them longer than 1); otherwise reshape copies. Keeps nothing."""
+    x = ins[0]
+    first, last = _flatten_dims(a, ins)
+    if ctx.contiguous[0] or sum(not _is_one(ax.size) for ax in x.axes[first:last + 1]) <= 1:
+        return Saved(view=0, contiguous=ctx.contiguous[0])
+    return Saved()
 
 
 def _split_saves(a: SplitAttrs, ins: list[TensorType], out: Type, ctx: SaveCtx) -> Saved:
