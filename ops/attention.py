@@ -314,7 +314,7 @@ def _mha_saves(a: MHAAttrs, ins: list[TensorType], out: Type, ctx: SaveCtx) -> S
     projections: tuple[Kept, ...] = (Kept(S.mul(3, q_el), dt),) if len(ins) == 1 else \
         (Kept(q_el, dt), Kept(k_el, dt), Kept(k_el, dt))
     scores = Kept(S.mul(S.mul(batch, a.heads), S.mul(lq, lk)), dt)
-    out_copy = (Kept(q_el, dt),)
+    out_copy: tuple[Kept, ...] = (Kept(q_el, dt),)
     attention: tuple[Kept, ...]
     if a.dropout > 0:
         attention = (Kept(q_el, dt), Kept(k_el, dt), projections[-1], scores, scores, scores)
