@@ -207,6 +207,8 @@ def hover(facts: Facts, line: int, col: int) -> str | None:
             (f": {_import_target(facts, at)}" if _import_target(facts, at) else "")
     if isinstance(at, ast.SizeDecl) and word == at.name:
         return _size_hover(facts, word)
+    if isinstance(at, ast.SeqStep) and not any(contains(st.span, line, col) for st in at.steps):
+        return _seq_hover(facts, at.span, len(at.steps), at.label or "seq", None)
     if isinstance(at, ast.CallStep) and not contains(at.call.span, line, col):
         return _call_hover(facts, at.call, env, at.label)
     if isinstance(at, ast.Call) and contains(at.func_span, line, col):
@@ -217,6 +219,8 @@ def hover(facts: Facts, line: int, col: int) -> str | None:
     if isinstance(at, ast.Target) and let is not None:
         if len(let.targets) == 1 and isinstance(let.value, ast.Call):
             return _call_hover(facts, let.value, env, word)
+        if len(let.targets) == 1 and isinstance(let.value, ast.SeqExpr):
+            return _seq_hover(facts, let.value.span, len(let.value.steps), word, env.get(word))
         return _value_hover(facts, word, env.get(word))
     if isinstance(at, (ast.In, ast.ParamDecl, ast.BufferDecl, ast.Param)) and word == at.name:
         return _value_hover(facts, word, env.get(word))
@@ -247,14 +251,15 @@ def hover(facts: Facts, line: int, col: int) -> str | None:
     return None
 
 
-def _fmt(facts: Facts, x: Any) -> str:
+def _fmt(facts: Facts, x: Any, count: bool = False) -> str:
+    """A value as .arch writes it; a `count` (parameters, FLOPs) with thousands separators."""
     if isinstance(x, bool) or isinstance(x, float):
         return str(x).lower() if isinstance(x, bool) else f"{x:g}"
     if S.is_size(x):
         v = S.evaluate(x, facts.values)
         if S.is_concrete(x):
-            return f"{int(x):,}"
-        return S.fmt(x) if v is None else f"{S.fmt(x)} = {v:,}"
+            return f"{int(x):,}" if count else str(int(x))
+        return S.fmt(x) if v is None else f"{S.fmt(x)} = {v:,}" if count else f"{S.fmt(x)} = {v}"
     return str(x)
 
 
@@ -351,8 +356,8 @@ def _costs(facts: Facts, nodes: list[Node]) -> str:
     params = S.total(r[0] for r in rows)
     flops = S.total(r[1] for r in rows)
     full = S.total(r[2] for r in rows)
-    return (f"\n\nparameters: **{_fmt(facts, params)}** · FLOPs: **{_fmt(facts, flops)}** "
-            f"(torch convention; full: {_fmt(facts, full)})")
+    return (f"\n\nparameters: **{_fmt(facts, params, True)}** · FLOPs: **{_fmt(facts, flops, True)}** "
+            f"(torch convention; full: {_fmt(facts, full, True)})")
 
 
 def _call_hover(facts: Facts, call: ast.Call, env: dict[str, Any], name: str | None = None) -> str | None:
@@ -397,6 +402,26 @@ def _call_hover(facts: Facts, call: ast.Call, env: dict[str, Any], name: str | N
     elif n is not None:
         text += f"\n\n{_type_line(facts, n.type)}"
     return text + f"\n\n---\n{op.doc}"
+
+
+def _seq_hover(facts: Facts, span: Span, n_steps: int, name: str, value: Any) -> str | None:
+    """`name = seq(x) { ... }` or a `seq { ... }` step: its layer, its steps' summed parameters and FLOPs,
+    its output."""
+    g = facts.graph
+    mods = [m for m in g.modules.values() if m.span == span and m.kind == "seq"] if g is not None else []
+    if not mods or g is None:
+        return _value_hover(facts, name, value)
+    m = mods[0]
+    steps = len(m.children) or n_steps  # as elaborated: a `for` step counts each repetition
+    text = f"**{name}** = `seq` of {steps} step{'s' * (steps != 1)} · layer `{m.path}`" + \
+        (f", first of {len(mods)}" if len(mods) > 1 else "")
+    prefix = m.path + "."
+    inside = [n for n in g if (n.path or "").startswith(prefix) or n.scope.startswith(prefix)]
+    text += _costs(facts, inside)
+    n = _node(facts, value)
+    if n is None and inside:  # a seq step: its value is its last node's
+        n = inside[-1]
+    return text + (f"\n\noutput:\n{_type_line(facts, n.type)}" if n is not None else "")
 
 
 def _kwarg_hover(facts: Facts, call: ast.Call, name: str) -> str | None:

@@ -255,6 +255,8 @@ def test_hover_on_a_block_call_sums_its_instance(client: Client, resnet: tuple[s
     assert "`layer1.0`(planes=64, stride=1, groups=1, width_per_group=64), first of 16" in shown
     assert "parameters: **75,008**" in shown  # torchvision's layer1.0: 4,096 + 36,864 + 16,384 + 16,384 + bn
     assert "[batch=1, chan=256, h=56, w=56]" in shown
+    stage = _hover(client, uri, _position(text, 25, 'layer{s}'))  # a seq step repeated by a loop
+    assert "`seq` of 3 steps · layer `layer1`, first of 4" in stage and "parameters: **215,808**" in stage
 
 
 def test_hover_on_a_value_an_axis_and_a_size(client: Client, resnet: tuple[str, str]) -> None:
