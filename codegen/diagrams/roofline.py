@@ -230,17 +230,26 @@ def _plot(ax: Any, r: Roofline) -> None:
 
 def _table(ax: Any, r: Roofline) -> None:
     ax.axis("off")
-    rows = [[str(i), p.name, "+".join(p.ops), " ".join(p.lines), f"{p.intensity:.2f}", _time(p.seconds),
-             f"{p.seconds / r.total:.1%}" if r.total else "-", p.bound]
+    rows = [[str(i), _clip(p.name, 30), _clip("+".join(p.ops), 30), _lines(p.lines), f"{p.intensity:.2f}",
+             _time(p.seconds), f"{p.seconds / r.total:.1%}" if r.total else "-", p.bound]
             for i, p in enumerate(r.dominant(), 1)]
     if not rows:
         return
     t = ax.table(cellText=rows, colLabels=["#", "step", "ops", "lines", "FLOP/B", "time", "share", "bound"],
                  loc="upper center", cellLoc="left", colLoc="left",
-                 colWidths=[0.04, 0.22, 0.16, 0.2, 0.08, 0.09, 0.07, 0.14])
+                 colWidths=[0.03, 0.22, 0.22, 0.17, 0.07, 0.08, 0.07, 0.12])
     t.auto_set_font_size(False)
     t.set_fontsize(8)
     ax.set_title(f"the kernels that dominate predicted time; {r.device.source}", fontsize=8, loc="left")
+
+
+def _clip(text: str, n: int) -> str:
+    return text if len(text) <= n else text[:n - 1] + "…"
+
+
+def _lines(lines: tuple[str, ...]) -> str:
+    """A fused kernel's first .arch line and how many more it spans."""
+    return "" if not lines else lines[0] + (f" (+{len(lines) - 1})" if len(lines) > 1 else "")
 
 
 def _time(t: float) -> str:
