@@ -28,6 +28,7 @@ from archc.shapes.constraints import Derived, explain
 from archc.shapes.constraints import derive as derive_constraints
 
 if TYPE_CHECKING:  # analysis is imported when flops() runs, not with the API
+    from archc.analysis.memory import Memory
     from archc.analysis.report import Report
 
 
@@ -167,6 +168,26 @@ class Model:
         g = self.check(symbolic, dtype, **sets).graph
         return analyze(fold_batchnorm(g) if fold_bn else g, convention)
 
+    @rare_gc()
+    def memory(self, batch: int | None = None, optimizer: str = "adam", dtype: str | None = None,
+               checkpoint: str | None = None, symbolic: bool = False, **sets: Any) -> Memory:
+        """Training memory (analysis/memory.py, docs/costs.md): parameters, gradients, optimizer state
+        and the activations autograd keeps, per op and in total, and the peak, at batch size `batch`
+        (the free size `batch`, else the first input's first axis); `dtype="bf16"` computes in bf16 with
+        fp32 master weights; `checkpoint="features.3"` (a block path or name): what checkpointing it saves.
+
+        >>> m = loads('size batch = 1\nblock B() { in x: [batch, c = 8]\n h = linear(x, c -> 16)\n out relu(h) }')
+        >>> mem = m.memory(batch=4, optimizer="sgd")
+        >>> mem.saved, mem.params, mem.optimizer_state
+        (384, 576, 0)
+        """
+        from archc.analysis.memory import resolve_block, training_memory
+        if batch is not None:
+            sets = {**sets, _batch_size(self.program, self.entry, sets): batch}
+        g = self.check(symbolic, dtype, **sets).graph
+        paths = resolve_block(g, checkpoint) if checkpoint is not None else None
+        return training_memory(g, optimizer, checkpoint, paths)
+
     def block(self, name: str) -> Model:
         """The same program with block `name` as its entry (it renders itself in Jupyter too)."""
         return Model(self.program, name)
@@ -254,6 +275,22 @@ class BlockView:
 
     def _repr_svg_(self) -> str:
         return self.svg()
+
+
+def _batch_size(program: Program, entry: str | None, sets: dict[str, Any]) -> str:
+    """The free size `batch` binds: the one called `batch`, else the first input's first axis when that is
+    a free size."""
+    if "batch" in program.sizes:
+        return "batch"
+    from archc.shapes.sizes import symbol_name
+    g = compile_program(program, entry, sets, True).graph
+    first = g.node(g.inputs[0]).type if g.inputs else None
+    axes = getattr(first, "axes", ())
+    name = symbol_name(axes[0].size) if axes else None
+    if name is None or name not in program.sizes:
+        raise ArchError([Diagnostic("error", "set", "--batch: the file has no free size `batch`, and the first "
+                                    "input's first axis is not a free size; give the size with --set NAME=N")])
+    return name
 
 
 def fold_batchnorm(g: Graph) -> Graph:

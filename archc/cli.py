@@ -100,6 +100,20 @@ def _parser() -> argparse.ArgumentParser:
                     help="the device of the roofline estimate (figures: docs/costs.md)")
     pl.add_argument("--no-groups", action="store_true", help="print totals only")
 
+    me = sub.add_parser("memory", help="training memory: parameters, gradients, optimizer state, the activations "
+                        "backward keeps (per op), the peak")
+    common(me)
+    me.add_argument("--batch", type=int, metavar="N", default=None,
+                    help="the batch size (the free size `batch`, else the first input's first axis)")
+    me.add_argument("--optimizer", choices=["sgd", "momentum", "adam", "adamw"], default="adam",
+                    help="whose state to count (torch.optim: SGD, SGD with momentum, Adam, AdamW; default adam)")
+    me.add_argument("--checkpoint", metavar="BLOCK", default=None,
+                    help="what activation checkpointing of BLOCK saves (a block path such as features.3, or a "
+                    "block name: every instance)")
+    me.add_argument("--depth", type=int, metavar="N", default=None,
+                    help="one row per module at depth N (1 = top-level) instead of one per op")
+    me.add_argument("--no-layers", action="store_true", help="print totals only")
+
     b = sub.add_parser("build", help="generate code: one PyTorch module per .arch file")
     b.add_argument("file", metavar="FILE", help=".arch file")
     b.add_argument("-o", "--out", metavar="DIR", required=True, help="directory to write the module into")
@@ -216,6 +230,8 @@ def _run(args: argparse.Namespace, sources: SourceMap) -> int:
         return _build(args, sets, sources)
     if args.command == "render":
         return _render(args, sets, sources)
+    if args.command == "memory":
+        return _memory(args, sets, sources)
     result = api.compile_file(args.file, entry=args.entry, sets=sets, symbolic=args.symbolic,
                               sources=sources, derive=args.command == "check", dtype=args.dtype)
     if args.command == "check":
@@ -376,6 +392,61 @@ def _flops(args: argparse.Namespace, res: api.Compiled) -> int:
         mem.append(("  buffers", fig(rep.buffer_bytes)))
     mem += [("  activations", fig(rep.activation_bytes)), ("  read", fig(rep.read)), ("  written", fig(rep.written))]
     out.append(table(("", ""), mem, "ll").split("\n", 1)[1])
+    print("\n".join(out))
+    return 0
+
+
+# ---- memory ---------------------------------------------------------------------------
+
+
+def _memory(args: argparse.Namespace, sets: dict[str, Any], sources: SourceMap) -> int:
+    """Training memory (analysis/memory.py): as `archc flops`, without torch."""
+    from archc.analysis.memory import blocks, to_json
+    from archc.dsl.loader import load
+    from archc.shapes import sizes as S
+    if args.batch is not None and args.batch < 1:
+        raise ArchError([Diagnostic("error", "set", f"--batch {args.batch}: a batch size is at least 1")])
+    model = api.Model(load(args.file, sources=sources), args.entry)
+    mem = model.memory(args.batch, args.optimizer, args.dtype, args.checkpoint, args.symbolic, **sets)
+    if args.json:
+        print(json.dumps(to_json(mem, layers=not args.no_layers), indent=1))
+        return 0
+
+    def fig(x: Any) -> str:
+        v = mem.value(x)
+        if v is None or args.symbolic and not S.is_concrete(x):
+            return S.fmt(x) if v is None else f"{S.fmt(x)} = {v:,}"
+        return f"{v:,}"
+
+    res = api.Compiled(mem.graph, args.symbolic, [])
+    out = [_header(res)]
+    if not args.no_layers:
+        if args.depth is not None:
+            mods = [(path, name, fig(b)) for path, name, b in blocks(mem, max(args.depth, 1))]
+            out.append(table(("module", "block", "saved B"), mods, "llr"))
+        else:
+            rows = [(r.name, r.op, fig(r.kept), fig(r.saved), _where(r.node.span, args.file))
+                    for r in mem.ops if mem.value(r.kept) != 0 or args.symbolic and r.kept != 0]
+            out.append(table(("layer", "op", "kept B", "saved B", "line"), rows, "llrrr"))
+    master = ", fp32 master weights" if mem.master != 0 else ""
+    out.append(f"training memory (bytes; compute {mem.dtype}{master}; {args.optimizer}):")
+    lines = [("  parameters", fig(mem.params))]
+    if mem.master != 0:
+        lines.append(("  master weights (fp32)", fig(mem.master)))
+    lines += [("  gradients", fig(mem.grads)), ("  optimizer state", fig(mem.optimizer_state))]
+    if mem.buffers != 0:
+        lines.append(("  buffers", fig(mem.buffers)))
+    lines += [("  saved activations", fig(mem.saved)),
+              ("  largest transient", f"{fig(mem.transient)}  ({mem.transient_op})"),
+              ("  peak", fig(mem.peak))]
+    out.append(table(("", ""), lines, "ll").split("\n", 1)[1])
+    ck = mem.checkpoint
+    if ck is not None:
+        where = ck.paths[0] if len(ck.paths) == 1 else f"{len(ck.paths)} instances of {ck.block}"
+        out.append(f"checkpointing {where}: saved activations {fig(ck.saved)} (saves {fig(ck.saving)}), "
+                   f"peak {fig(ck.peak)}")
+    out.append("peak = parameters + master + gradients + optimizer state + buffers + saved activations "
+               "+ largest transient (docs/costs.md, Training memory)")
     print("\n".join(out))
     return 0
 

@@ -1,4 +1,4 @@
-"""`archc check`, `archc flops` and `archc plan` never import torch or triton (DESIGN.md), and
+"""`archc check`, `archc flops`, `archc plan` and `archc memory` never import torch or triton (DESIGN.md), and
 `archc flops` with concrete sizes does not import sympy or networkx either:
 those imports are most of the start-up time that benchmarks/bench_flops.py
 measures (sympy alone ~0.3 s), and a concrete count needs neither.
@@ -48,8 +48,10 @@ def imported_modules(*args: str | pathlib.Path) -> set[str]:
     ("flops", MINI, "--depth", "1", "--convention", "full"),
     ("plan", RESNET152, "--json"),
     ("plan", MINI, "--dtype", "bf16", "--device", "a100"),
+    ("memory", RESNET152, "--json"),
+    ("memory", MINI, "--symbolic", "--checkpoint", "layer1", "--dtype", "bf16", "--optimizer", "sgd"),
 ], ids=lambda a: " ".join(str(x.name) if isinstance(x, pathlib.Path) else x for x in a))
-def test_check_and_flops_never_import_torch_or_triton(args):
+def test_check_flops_plan_and_memory_never_import_torch_or_triton(args):
     mods = imported_modules(*args)
     assert not mods & set(NEVER), f"archc {args[0]} imported {sorted(mods & set(NEVER))}"
 
