@@ -176,7 +176,7 @@ class Model:
         (the free size `batch`, else the first input's first axis); `dtype="bf16"` computes in bf16 with
         fp32 master weights; `checkpoint="features.3"` (a block path or name): what checkpointing it saves.
 
-        >>> m = loads('size batch = 1\nblock B() { in x: [batch, c = 8]\n h = linear(x, c -> 16)\n out relu(h) }')
+        >>> m = loads('size batch = 1\\nblock B() { in x: [batch, c = 8]\\n h = linear(x, c -> 16)\\n out relu(h) }')
         >>> mem = m.memory(batch=4, optimizer="sgd")
         >>> mem.saved, mem.params, mem.optimizer_state
         (384, 576, 0)

@@ -146,6 +146,20 @@ def test_plan_json_matches_the_documented_schema(free_file):
     assert doc["seconds"] == pytest.approx(sum(g["seconds"] for g in doc["groups"]))
 
 
+def test_memory_json_matches_the_documented_schema(free_file):
+    sch, seen = schema("memory"), set()
+    for argv in (["memory", MINI, "--json"], ["memory", MINI, "--json", "--checkpoint", "layer1", "--batch", "2"],
+                 ["memory", MINI, "--json", "--symbolic", "--dtype", "bf16", "--optimizer", "momentum"],
+                 ["memory", free_file, "--json"], ["memory", free_file, "--json", "--set", "L=8"]):
+        validate(run(*argv), sch, seen)
+    short = run("memory", MINI, "--json", "--no-layers")
+    assert "ops" not in short
+    validate(short, sch, seen, optional={"ops"})
+    assert not set(sch) - seen, f"documented but never seen in the output: {sorted(set(sch) - seen)}"
+    free = run("memory", free_file, "--json")
+    assert free["saved_bytes"] is None and "L" in free["saved_bytes_expr"]
+
+
 def test_check_json_is_a_graph_in_topological_order():
     doc = run("check", MINI, "--json")
     nodes = doc["nodes"]
