@@ -171,7 +171,7 @@ def word_at(text: str, line: int, col: int) -> str | None:
     if not 1 <= line <= len(lines):
         return None
     for m in _WORD.finditer(lines[line - 1]):
-        if m.start() < col <= m.end() + 1 and (m.start() < col <= m.end() or col == m.end() + 1):
+        if m.start() < col <= m.end() + 1:  # on one of its characters, or just after it (a cursor)
             return m.group(0)
     return None
 
@@ -363,7 +363,7 @@ def _costs(facts: Facts, nodes: list[Node]) -> str:
 def _call_hover(facts: Facts, call: ast.Call, env: dict[str, Any], name: str | None = None) -> str | None:
     title = f"**{name}** = " if name else ""
     result = facts.calls.get(call.span)
-    found = _block_named(facts, call.func, call)
+    found = _block_named(facts, call.func)
     g = facts.graph
     if found is not None:
         block = found[0]
@@ -429,7 +429,7 @@ def _kwarg_hover(facts: Facts, call: ast.Call, name: str) -> str | None:
     if op is not None:
         p = op.param(name)
         return None if p is None else f"`{op.name}` argument **{name}**: {_param_text(p)}"
-    found = _block_named(facts, call.func, call)
+    found = _block_named(facts, call.func)
     if found is not None:
         param = next((p for p in found[0].params if p.name == name), None)
         if param is not None:
@@ -479,7 +479,8 @@ def _block_hover(facts: Facts, block: ast.Block) -> str:
     return text
 
 
-def _block_named(facts: Facts, name: str, call: ast.Call | None = None) -> tuple[ast.Block, File] | None:
+def _block_named(facts: Facts, name: str) -> tuple[ast.Block, File] | None:
+    """The block `name` as the document's namespace has it (its own, imported, or `alias.Block`)."""
     if facts.program is None:
         return None
     return facts.program.root.namespace.get(name)
