@@ -113,9 +113,10 @@ def inside(where: str, block: str) -> bool:
 
 
 class _Ctx:
-    def __init__(self, grads: tuple[bool, ...], contiguous: tuple[bool, ...]):
+    def __init__(self, grads: tuple[bool, ...], contiguous: tuple[bool, ...], sources: tuple[int, ...]):
         self.grads = grads
         self.contiguous = contiguous
+        self.sources = sources
 
 
 def _float(t: Any) -> bool:
@@ -152,7 +153,7 @@ def training_memory(graph: Graph, optimizer: str = "adam", checkpoint: str | Non
         rule = n.op.saved_rule
         assert rule is not None, n.op.name
         in_grads = tuple(grads[i] for i in n.inputs)
-        ctx = _Ctx(in_grads, tuple(contiguous[i] for i in n.inputs))
+        ctx = _Ctx(in_grads, tuple(contiguous[i] for i in n.inputs), n.inputs)
         saved: Saved = rule(n.attrs, tensors, n.type, ctx)
         if saved.view is not None:
             storage[n.id] = storage[n.inputs[saved.view]]

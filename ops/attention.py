@@ -166,32 +166,19 @@ def _attention_cost(a: AttentionAttrs, ins: list[TensorType], out: Type, params:
 
 def _attention_forward(a: AttentionAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx,
                        args: list[Expr]) -> Expr:
-    for t in ins:
-        if t.names[-2:] != (a.seq, a.chan):
-            raise Unsupported(f"attention on {t}: torch's scaled_dot_product_attention needs the "
-                              f"sequence axis '{a.seq}' and the feature axis '{a.chan}' last (rearrange first)")
+    """torch's scaled_dot_product_attention wants [..., seq, chan]; other layouts move those two axes last
+    and back (q, k and v have the same axes in the same order: the shape rule checks)."""
+    q = ins[0]
+    s, c = q.index(a.seq), q.index(a.chan)
+    last = q.names[-2:] == (a.seq, a.chan)
+    texts = [x.text if last else f"torch.movedim({x.text}, ({s}, {c}), (-2, -1))" for x in args]
     kw = ""
     if a.causal:
         kw += ", is_causal=True"
     if a.scale is not None:
         kw += f", scale={T.lit(float(a.scale))}"
-    return Expr(f"F.scaled_dot_product_attention({', '.join(x.text for x in args)}{kw})")
-
-
-def _rows(t: TensorType, chan: str) -> Size:
-    """The elements of `t` per feature vector: every axis but `chan`."""
-    return S.prod(ax.size for ax in t.axes if ax.name != chan)
-
-
-def _attention_saves(a: AttentionAttrs, ins: list[TensorType], out: Type, ctx: SaveCtx) -> Saved:
-    """On CPU, 4-axis q, k, v run torch's flash kernel: it keeps q, k, v, its output and one fp32
-    log-sum-exp per query row. Other layouts run the composite: q and k scaled (copies), the softmax
-    of the scores and v."""
-    q, k, v = ins
-    if len(q.axes) == 4:
-        return Saved(inputs=(0, 1, 2), output=True, new=(Kept(_rows(q, a.chan), "f32"),))
-    scores = S.mul(_rows(q, a.chan), k.size(a.seq))
-    return Saved(inputs=(2,), new=(Sv.copy_of(q), Sv.copy_of(k), Kept(scores, q.dtype)))
+    call = f"F.scaled_dot_product_attention({', '.join(texts)}{kw})"
+    return Expr(call if last else f"torch.movedim({call}, (-2, -1), ({s}, {c}))")
 
 
 define(OpDef(
@@ -291,12 +278,13 @@ def _mha_call(a: MHAAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx, mod:
 
 
 def _mha_saves(a: MHAAttrs, ins: list[TensorType], out: Type, ctx: SaveCtx) -> Saved:
-    """F.multi_head_attention_forward (need_weights=False) in training, on CPU: the in-projection keeps
-    its inputs (a contiguous copy where batch_first's transpose moves data), the projections are one
-    packed tensor (self-attention) or three; with dropout, the composite attention keeps q and k scaled,
-    v, the softmax, the dropout noise and the dropped weights; without, the flash kernel keeps q, k, v,
-    its output and a log-sum-exp per row; the out-projection keeps its input, the heads merged (a
-    contiguous copy after the composite; the flash kernel's output itself, laid out in that order)."""
+    """F.multi_head_attention_forward (need_weights=False) in training, on CPU. The in-projection keeps
+    its inputs (a contiguous copy where batch_first's transpose moves data); it makes one packed
+    projection when q, k and v are one tensor, a q and a packed k-v one when k is v, else three. With
+    dropout, the composite attention keeps q and k scaled, v (its projection's storage), the softmax,
+    the dropout noise and the dropped weights, and the out-projection a contiguous copy of the heads
+    merged; without, the flash kernel keeps q, k, v (the projections), its output (laid out so that
+    merging the heads is a view of it, which the out-projection keeps) and a log-sum-exp per row."""
     q = ins[0]
     k = ins[1] if len(ins) == 3 else q
     chan, seq = a.chan or q.names[-1], a.seq or q.names[-2]
@@ -307,21 +295,26 @@ def _mha_saves(a: MHAAttrs, ins: list[TensorType], out: Type, ctx: SaveCtx) -> S
     except Unsupported:
         batch_first = False
     moved = batch_first and Sv.moves_data(q, (1, 0, 2))
-    keep_in = tuple(i for i in range(len(ins)) if ctx.contiguous[i] and not moved)
-    copies = tuple(Sv.copy_of(t) for i, t in enumerate(ins) if i not in keep_in)
+    src = ctx.sources if len(ins) == 3 else (ctx.sources[0],) * 3
+    distinct = [i for i in range(len(ins)) if src[i] not in src[:i]]
+    keep_in = tuple(i for i in distinct if ctx.contiguous[i] and not moved)
+    copies = tuple(Sv.copy_of(ins[i]) for i in distinct if i not in keep_in)
     q_el, k_el = S.mul(lq, S.mul(batch, e)), S.mul(lk, S.mul(batch, e))
     dt = q.dtype
-    projections: tuple[Kept, ...] = (Kept(S.mul(3, q_el), dt),) if len(ins) == 1 else \
-        (Kept(q_el, dt), Kept(k_el, dt), Kept(k_el, dt))
+    projections: tuple[Kept, ...]
+    if src[0] == src[1] == src[2]:
+        projections = (Kept(S.mul(3, q_el), dt),)
+    elif src[1] == src[2]:
+        projections = (Kept(q_el, dt), Kept(S.mul(2, k_el), dt))
+    else:
+        projections = (Kept(q_el, dt), Kept(k_el, dt), Kept(k_el, dt))
     scores = Kept(S.mul(S.mul(batch, a.heads), S.mul(lq, lk)), dt)
-    out_copy: tuple[Kept, ...] = (Kept(q_el, dt),)
     attention: tuple[Kept, ...]
     if a.dropout > 0:
-        attention = (Kept(q_el, dt), Kept(k_el, dt), projections[-1], scores, scores, scores)
+        attention = (Kept(q_el, dt), Kept(k_el, dt), projections[-1], scores, scores, scores, Kept(q_el, dt))
     else:
         attention = projections + (Kept(q_el, dt), Kept(S.mul(S.mul(batch, a.heads), lq), "f32"))
-        out_copy = ()  # the kernel's output is laid out as q, [seq, batch, head, dh]: merging heads is a view
-    return Saved(inputs=keep_in, new=copies + attention + out_copy, contiguous=not moved)
+    return Saved(inputs=keep_in, new=copies + attention, contiguous=not moved)
 
 
 define(OpDef(

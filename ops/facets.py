@@ -184,6 +184,11 @@ class SaveCtx(Protocol):
         """Whether each input is contiguous in its storage."""
         ...
 
+    @property
+    def sources(self) -> tuple[int, ...]:
+        """Which value each input is (equal numbers: the same tensor, as `q is k` sees it)."""
+        ...
+
 
 SavesRule = Callable[[A, list[TensorType], Type, SaveCtx], Saved]
 
@@ -211,4 +216,4 @@ class TritonLowering(Protocol):
     type), from the expressions of its inputs (`tl.maximum(v3, 0.0)` for relu of `v3`). The Triton
     target (codegen/triton) fuses chains of the ops that have one into one kernel (passes/plan.py)."""
 
-    def __call__(self, attrs: Any, args: list[str]) -> str: ...
+    def __call__(self, attrs: Any, args: list[str], /) -> str: ...
