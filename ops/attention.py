@@ -181,6 +181,24 @@ def _attention_forward(a: AttentionAttrs, ins: list[TensorType], out: Type, ctx:
     return Expr(call if last else f"torch.movedim({call}, (-2, -1), ({s}, {c}))")
 
 
+def _rows(t: TensorType, chan: str) -> Size:
+    """The elements of `t` per feature vector: every axis but `chan`."""
+    return S.prod(ax.size for ax in t.axes if ax.name != chan)
+
+
+def _attention_saves(a: AttentionAttrs, ins: list[TensorType], out: Type, ctx: SaveCtx) -> Saved:
+    """On CPU, 4-axis q, k, v run torch's flash kernel: it keeps q, k, v, its output and one fp32
+    log-sum-exp per query row. Other layouts run the composite: q and k scaled (copies), the softmax
+    of the scores and v. Where seq and chan are not the last two axes, the output is moved back: a
+    permuted view."""
+    q, k, v = ins
+    last = q.names[-2:] == (a.seq, a.chan)
+    if len(q.axes) == 4:
+        return Saved(inputs=(0, 1, 2), output=True, new=(Kept(_rows(q, a.chan), "f32"),), contiguous=last)
+    scores = S.mul(_rows(q, a.chan), k.size(a.seq))
+    return Saved(inputs=(2,), new=(Sv.copy_of(q), Sv.copy_of(k), Kept(scores, q.dtype)), contiguous=last)
+
+
 define(OpDef(
     key="ATTENTION", name="attention", attrs=AttentionAttrs, tensors=3,
     traits=frozenset({Trait.CONTRACTION, Trait.ATTENTION}),
