@@ -308,17 +308,25 @@ def to_json(mem: Memory, layers: bool = True) -> dict[str, Any]:
     return doc
 
 
-def blocks(mem: Memory, depth: int | None = None) -> list[tuple[str, str, Size]]:
-    """(path, block name, saved bytes) of each module of the graph (at `depth`, or all), in order: the
-    bytes first kept by the ops inside it."""
+def blocks(mem: Memory) -> list[tuple[str, str, Size]]:
+    """(path, block name, saved bytes) of every block instance, sequence and list, in elaboration order:
+    the bytes first kept by the ops inside it."""
     out = []
     for path, info in mem.graph.modules.items():
-        if info.kind == "op" or (depth is not None and path.count(".") + 1 != depth):
+        if info.kind == "op" or not path:
             continue
-        total = S.simplify_total(S.total([r.saved for r in mem.ops if inside(r.where, path)]))
-        out.append((path, info.name, total))
+        out.append((path, info.name, S.simplify_total(S.total([r.saved for r in mem.ops if inside(r.where, path)]))))
     return out
 
 
-__all__ = ["OPTIMIZERS", "Checkpoint", "Memory", "OpMemory", "blocks", "inside", "location", "resolve_block",
+def groups(mem: Memory, depth: int) -> list[tuple[str, int, Size]]:
+    """(module, ops, saved bytes) per module at path depth `depth` (the first `depth` components of each
+    op's module path; "(top)" for the entry's own ops), in order of first appearance."""
+    acc: dict[str, list[OpMemory]] = {}
+    for r in mem.ops:
+        acc.setdefault(".".join(r.where.split(".")[:depth]) or "(top)", []).append(r)
+    return [(k, len(rs), S.simplify_total(S.total([r.saved for r in rs]))) for k, rs in acc.items()]
+
+
+__all__ = ["OPTIMIZERS", "Checkpoint", "Memory", "OpMemory", "blocks", "groups", "inside", "location", "resolve_block",
            "to_json", "training_memory"]

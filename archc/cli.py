@@ -401,7 +401,7 @@ def _flops(args: argparse.Namespace, res: api.Compiled) -> int:
 
 def _memory(args: argparse.Namespace, sets: dict[str, Any], sources: SourceMap) -> int:
     """Training memory (analysis/memory.py): as `archc flops`, without torch."""
-    from archc.analysis.memory import blocks, to_json
+    from archc.analysis.memory import groups, to_json
     from archc.dsl.loader import load
     from archc.shapes import sizes as S
     if args.batch is not None and args.batch < 1:
@@ -422,8 +422,8 @@ def _memory(args: argparse.Namespace, sets: dict[str, Any], sources: SourceMap) 
     out = [_header(res)]
     if not args.no_layers:
         if args.depth is not None:
-            mods = [(path, name, fig(b)) for path, name, b in blocks(mem, max(args.depth, 1))]
-            out.append(table(("module", "block", "saved B"), mods, "llr"))
+            mods = [(key, str(n), fig(b)) for key, n, b in groups(mem, max(args.depth, 1))]
+            out.append(table(("module", "ops", "saved B"), mods, "lrr"))
         else:
             rows = [(r.name, r.op, fig(r.kept), fig(r.saved), _where(r.node.span, args.file))
                     for r in mem.ops if mem.value(r.kept) != 0 or args.symbolic and r.kept != 0]

@@ -210,6 +210,8 @@ def test_cli_prints_the_totals_and_the_ops() -> None:
     assert "saved activations  78,345,984" in out
     assert "features.0.0          conv" in out
     assert "optimizer state    0" in out
+    code, out, _ = run("memory", EXAMPLES / "resnet50.arch", "--depth", "1", "--set", "H=64", "--set", "W=64")
+    assert code == 0 and "layer1    32" in out and "bn1" in out
 
 
 def test_cli_json_and_batch() -> None:
