@@ -247,3 +247,13 @@ def test_errors_are_located(tmp_path: pathlib.Path) -> None:
     free.write_text("block B() { in x: [n = 2, c = 4]\n fc = linear(x, c -> 4)\n out fc }\n")
     code, _, err = run("memory", free, "--batch", "4")
     assert code == 1 and "--batch: the file has no free size `batch`" in err
+
+
+def test_the_transcript_in_docs_costs_md_is_current() -> None:
+    text = (ROOT / "docs" / "costs.md").read_text(encoding="utf-8")
+    start = text.index("$ archc memory ")
+    command, rest = text[start:].split("\n", 1)
+    shown = rest[:rest.index("```")]
+    args = command.split()[3:]
+    code, out, _ = run("memory", ROOT / args[0], *args[1:])
+    assert code == 0 and out.replace(str(ROOT) + "/", "") == shown
