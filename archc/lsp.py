@@ -180,7 +180,13 @@ def make_server() -> ArchServer:
     @server.feature(T.TEXT_DOCUMENT_DID_SAVE)
     @guarded
     def did_save(ls: ArchServer, params: T.DidSaveTextDocumentParams) -> None:
-        ls.refresh(params.text_document.uri)
+        uri = params.text_document.uri
+        ls.refresh(uri)
+        saved = os.path.normpath(path_of(uri))
+        for other, facts in list(ls.facts.items()):  # the open documents that import it read it again
+            files = facts.program.files if facts.program is not None else facts.sources.texts
+            if other != uri and any(os.path.normpath(f) == saved for f in files):
+                ls.refresh(other)
 
     @server.feature(T.TEXT_DOCUMENT_DID_CLOSE)
     @guarded

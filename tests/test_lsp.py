@@ -204,9 +204,22 @@ def test_an_error_in_an_imported_file_is_shown_there_and_at_the_import(client: C
     assert len(diags) == 1 and diags[0]["code"] == "structure"  # linear has parameters and needs a name
     assert diags[0]["range"]["start"] == {"line": 4, "character": 9}  # at the call of Head
     assert diags[0]["message"].startswith(f"{tmp_path / 'parts.arch'}:3:")
-    other = client.diagnostics((tmp_path / "parts.arch").as_uri())
+    parts = (tmp_path / "parts.arch").as_uri()
+    other = client.diagnostics(parts)
     assert [(d["code"], d["range"]["start"]) for d in other] == [("structure", {"line": 2, "character": 6})]
-    client.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
+    # the imported file fixed in the editor and saved: the importer is checked again, and is clean
+    fixed = "block Head(n) {\n  in x: [b, c]\n  fc = linear(x, c -> n)\n  out fc\n}\n"
+    own = ["arg"]  # checked alone, as `archc check parts.arch` does: its entry, Head, needs a value for n
+    assert [d["code"] for d in client.open(tmp_path / "parts.arch")[1]] == own
+    (tmp_path / "parts.arch").write_text(fixed)
+    client.notify("textDocument/didChange", {"textDocument": {"uri": parts, "version": 2},
+                                             "contentChanges": [{"text": fixed}]})
+    assert [d["code"] for d in client.diagnostics(parts)] == own
+    client.notify("textDocument/didSave", {"textDocument": {"uri": parts}})
+    assert [d["code"] for d in client.diagnostics(parts)] == own and client.diagnostics(uri) == []
+    for u in (uri, parts):
+        client.notify("textDocument/didClose", {"textDocument": {"uri": u}})
+        client.diagnostics(u)
 
 
 # ---- hover, definition, completion, symbols on ResNet-50 -----------------------------------------------
