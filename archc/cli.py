@@ -117,7 +117,9 @@ def _parser() -> argparse.ArgumentParser:
     b = sub.add_parser("build", help="generate code: one PyTorch module per .arch file")
     b.add_argument("file", metavar="FILE", help=".arch file")
     b.add_argument("-o", "--out", metavar="DIR", required=True, help="directory to write the module into")
-    b.add_argument("--target", choices=["torch"], default="torch", help="what to generate (default: torch)")
+    b.add_argument("--target", choices=["torch", "triton"], default="torch",
+                   help="what to generate (default: torch); triton: the same classes, whose inference forward "
+                        "runs fused Triton kernels, written as STEM_triton.py")
     b.add_argument("--entry", metavar="NAME", help="block to compile (default: the file's entry)")
     b.add_argument("--set", metavar="NAME=VALUE", action="append", default=[], dest="sets",
                    help="give a free size or an entry parameter a value (repeatable)")
@@ -535,16 +537,27 @@ def _build(args: argparse.Namespace, sets: dict[str, Any], sources: SourceMap) -
     from archc.dsl.templates import Templates
     program = load(args.file, sources=sources)
     api.compile_program(program, args.entry, sets)
-    gen = codegen_torch.generate(Templates(program, args.entry, sets), checks=args.checks, fold_bn=args.fold_bn)
-    path = codegen_torch.write(gen, args.out, codegen_torch.module_stem(args.file), force=args.force,
-                               inputs=list(sources.texts))
+    stem = codegen_torch.module_stem(args.file)
+    if args.target == "triton":
+        if args.checks or args.fold_bn:
+            raise ArchError([Diagnostic("error", "io", "--checks and --fold-bn are options of --target torch "
+                                        "(the Triton target fuses batchnorm into the kernel before it)")])
+        from archc.codegen.triton import generate as codegen_triton
+        graph = api.compile_program(program, args.entry, sets, symbolic=True).graph
+        tm = codegen_triton(Templates(program, args.entry, sets), graph)
+        gen = codegen_torch.Generated(tm.text, tm.entry_class, tm.inputs, tm.classes)
+        stem += "_triton"
+    else:
+        gen = codegen_torch.generate(Templates(program, args.entry, sets), checks=args.checks, fold_bn=args.fold_bn)
+    path = codegen_torch.write(gen, args.out, stem, force=args.force, inputs=list(sources.texts))
     if args.json:
         print(json.dumps({"target": args.target, "path": path, "entry": gen.entry_class,
                           "classes": gen.classes, "inputs": gen.inputs, "checks": args.checks,
                           "fold_bn": args.fold_bn}, indent=1))
     else:
         ins = ", ".join(f"{i['name']}: {i['type']}" for i in gen.inputs)
-        print(f"wrote {path}: class {gen.entry_class}({ins}), {len(gen.classes)} classes")
+        kernels = f", {tm.kernels} Triton kernels, {tm.torch_ops} torch ops" if args.target == "triton" else ""
+        print(f"wrote {path}: class {gen.entry_class}({ins}), {len(gen.classes)} classes{kernels}")
     return 0
 
 

@@ -22,7 +22,7 @@ attributes, type and the `.arch` line).
 >>> p = plan(archc.loads('block B() { in x: [c = 4]\\n y = linear(x, c -> 8)\\n out sigmoid(relu(y)) }')
 ...          .check().graph)
 >>> [(gr.name, gr.kind, gr.nodes) for gr in p.groups], sorted(p.written), lint_plan(p)
-([('x', 'input', (0,)), ('y', 'linear', (1,)), ('relu_2', 'pointwise', (2, 3))], [0, 1, 3], [])
+([('x', 'input', (0,)), ('y', 'matmul', (1, 2, 3))], [0, 3], [])
 """
 
 from __future__ import annotations

@@ -1,20 +1,33 @@
-"""The simple planner: Graph -> Plan (ir/plan.py), one kernel per op but for views and pointwise chains.
+"""The fusion planner: Graph -> Plan (ir/plan.py), the kernels the Triton target runs.
 
-Rules, in graph order:
+Rules, in graph order. A *fused* group has a head (the op that needs a kernel
+of its own kind) and a chain of pointwise ops after it, its epilogue, each
+reading the value the one before computed (used by nothing else and no
+output) and keeping its iteration space; side inputs of any shape that
+broadcasts along named axes are read from memory.
 
-  - an input or a `param` starts a group of kind "input" (its value is in memory already);
-  - a view (identity, rename, rearrange, flatten, expand, split, getitem, tuple)
-    joins the group of the value it looks at: it moves no data of its own;
-  - a pointwise op (activations, add, sub, mul, scale, dropout, drop_path) joins
-    the group of an input that a pointwise group computes and that only this op
-    reads (and is no output): a chain of such ops is one kernel, each
-    intermediate value living in registers;
-  - any other op starts a group of its own, of the op's kind.
+  kind       head                                        what fuses
+  input      an input, `param` or `buffer`               (already in memory)
+  pointwise  the first pointwise op of a chain            the chain
+  norm       layernorm, rmsnorm, softmax                 a pointwise prologue + epilogue
+  matmul     linear; a 1x1 stride-1 unpadded conv        epilogue (bias, BN, activation, residual)
+  window     a depthwise conv; max/avg pooling           epilogue
+  attention  attention                                   epilogue
+  reduce     mean, sum, amax                             -
+  view       rearrange, flatten, expand, split, ...      - (a view of a value in memory)
+  <op>       anything else (conv 3x3, concat, ...)       - (one torch call)
 
-The groups are put in an order where each reads only values of groups before it
-(a topological order of the groups, earliest first node first), and the values
+Pointwise ops are the ones with a Triton expression (`OpDef.triton`) and an
+inference batchnorm with running statistics (a per-channel scale and shift: the
+"folding" of a batchnorm into the conv before it, done at run time in the
+conv's epilogue, so the state_dict keeps its keys). Only floating tensors
+(f32, f16, bf16) fuse. Relabelling views (identity, rename, and dropout or
+drop_path at inference) pass through a chain. A reduction over a prologue
+computes the prologue once per element it loads.
+
+The groups are put in an order where each reads only values of groups before
+it (a topological order of the groups, earliest first node first); the values
 crossing group boundaries, plus the outputs, are the ones written to memory.
-Fusing an epilogue into a conv or a reduction is for later planners.
 
 >>> import archc
 >>> g = archc.loads('block B() { in x: [c = 4]\\n a = relu(x)\\n out sigmoid(a) * a }').check().graph
@@ -25,10 +38,19 @@ Fusing an epilogue into a conv or a reduction is for later planners.
 from __future__ import annotations
 
 import heapq
+from typing import Any
 
 from archc.ir.graph import Graph, Node
 from archc.ir.plan import Group, Plan, crossing
-from archc.ops.registry import Trait
+from archc.ops.registry import Op, OpDef, Trait
+from archc.shapes import sizes as S
+from archc.shapes.types import TensorType
+
+FLOATS = frozenset({"f32", "f16", "bf16"})
+FUSED = frozenset({"pointwise", "norm", "matmul", "window", "attention"})
+_RELABEL = ("IDENTITY", "RENAME", "DROPOUT", "DROP_PATH")
+_NORMS = ("LAYERNORM", "RMSNORM", "SOFTMAX")
+_REDUCE = ("MEAN", "SUM", "AMAX")
 
 
 def plan(g: Graph) -> Plan:
@@ -36,8 +58,8 @@ def plan(g: Graph) -> Plan:
 
     >>> import archc
     >>> g = archc.loads('block B() { in x: [b = 1, c = 4]\\n y = linear(x, c -> 8)\\n out relu(y) }').check().graph
-    >>> [(gr.name, gr.kind) for gr in plan(g).groups]
-    [('x', 'input'), ('y', 'linear'), ('relu_2', 'pointwise')]
+    >>> [(gr.name, gr.kind, gr.nodes) for gr in plan(g).groups]
+    [('x', 'input', (0,)), ('y', 'matmul', (1, 2))]
     """
     users: dict[int, set[int]] = {}
     for n in g:
@@ -47,6 +69,7 @@ def plan(g: Graph) -> Plan:
     members: list[list[int]] = []
     kinds: list[str] = []
     heads: list[Node] = []
+    tails: list[int] = []  # the value a fused group computes last (its result); -1 for others
     group_of: dict[int, int] = {}
 
     def start(n: Node, kind: str) -> None:
@@ -54,26 +77,116 @@ def plan(g: Graph) -> Plan:
         members.append([n.id])
         kinds.append(kind)
         heads.append(n)
+        tails.append(n.id if kind in FUSED else -1)
+
+    def join(n: Node, k: int) -> None:
+        group_of[n.id] = k
+        members[k].append(n.id)
+        tails[k] = n.id
+
+    def open_chain(n: Node, kinds_ok: frozenset[str]) -> int | None:
+        """The group whose result `n` may extend: a fused group of one of `kinds_ok` whose last value
+        is an input of `n` that only `n` reads, that is no output, with `n`'s iteration space."""
+        for i in n.inputs:
+            k = group_of[i]
+            if (kinds[k] in kinds_ok and tails[k] == i and users.get(i) == {n.id} and i not in outputs
+                    and same_space(g.node(i), n)):
+                return k
+        return None
 
     for n in g:
-        if n.op.has(Trait.SOURCE) or not n.inputs:
-            start(n, "input" if n.op.has(Trait.SOURCE) else n.op.value)
-        elif n.op.has(Trait.VIEW) and not n.op.has(Trait.RANDOM):
-            group_of[n.id] = group_of[n.inputs[0]]
-            members[group_of[n.id]].append(n.id)
-        elif n.op.has(Trait.POINTWISE):
-            into = next((group_of[i] for i in n.inputs if kinds[group_of[i]] == "pointwise"
-                         and users.get(i) == {n.id} and i not in outputs), None)
-            if into is None:
+        key = n.op.key
+        if n.op.has(Trait.SOURCE) and n.op in (Op.INPUT, Op.PARAM, Op.BUFFER):
+            start(n, "input")
+        elif key in _RELABEL and floating(g, n):
+            k = open_chain(n, FUSED)
+            if k is None:
+                start(n, "view")
+            else:
+                join(n, k)
+        elif n.op.has(Trait.VIEW):
+            start(n, "view")
+        elif pointwise(g, n):
+            k = open_chain(n, FUSED)
+            if k is None:
                 start(n, "pointwise")
             else:
-                group_of[n.id] = into
-                members[into].append(n.id)
+                join(n, k)
+        elif key in _NORMS and floating(g, n):
+            k = open_chain(n, frozenset({"pointwise"}))
+            if k is None:
+                start(n, "norm")
+            else:  # the pointwise chain before it becomes its prologue
+                join(n, k)
+                kinds[k] = "norm"
+        elif matmul(g, n):
+            start(n, "matmul")
+        elif window(g, n):
+            start(n, "window")
+        elif n.op is Op.ATTENTION and floating(g, n):
+            start(n, "attention")
+        elif key in _REDUCE and floating(g, n):
+            start(n, "reduce")
         else:
             start(n, n.op.value)
     order = _order(g, members, group_of)
     groups = [Group(name, tuple(members[k]), kinds[k]) for k, name in zip(order, _names([heads[k] for k in order]))]
     return Plan(g, groups, frozenset(crossing(g, groups)))
+
+
+def floating(g: Graph, n: Node) -> bool:
+    """`n` and its inputs are floating tensors a kernel computes in (f32, f16, bf16)."""
+    ts = [n.type] + [g.node(i).type for i in n.inputs]
+    return all(isinstance(t, TensorType) and t.dtype in FLOATS for t in ts)
+
+
+def pointwise(g: Graph, n: Node) -> bool:
+    """An op a fused kernel computes per element: a Triton expression, or an inference batchnorm."""
+    if not floating(g, n):
+        return False
+    if n.op is Op.BATCHNORM:
+        return bool(n.attrs.track_running_stats)
+    return n.op.has(Trait.POINTWISE) and n.op.triton is not None
+
+
+def same_space(a: Node, b: Node) -> bool:
+    """`b` iterates over the elements of `a`: the same sizes in the same order (names may differ: rename)."""
+    ta, tb = a.type, b.type
+    return (isinstance(ta, TensorType) and isinstance(tb, TensorType) and len(ta.axes) == len(tb.axes)
+            and all(S.equal(x.size, y.size) for x, y in zip(ta.axes, tb.axes)))
+
+
+def _ones(xs: Any) -> bool:
+    return all(S.equal(x, 1) for x in xs)
+
+
+def matmul(g: Graph, n: Node) -> bool:
+    """A linear, or a conv that is a matmul over channels (1x1 kernel, stride 1, no padding, one group)."""
+    if not floating(g, n):
+        return False
+    if n.op is Op.LINEAR:
+        return True
+    a = n.attrs
+    return bool(n.op is Op.CONV and S.equal(a.groups, 1) and _ones(a.kernel) and _ones(a.strides)
+                and all(S.equal(p, 0) for pair in a.pads for p in pair))
+
+
+def window(g: Graph, n: Node) -> bool:
+    """A window kernel computes it: a depthwise conv (one input channel per group), or max/avg pooling
+    (not ceil mode)."""
+    if not floating(g, n):
+        return False
+    a = n.attrs
+    if n.op not in (Op.CONV, Op.MAXPOOL, Op.AVGPOOL) or len(a.spatial) > 3:
+        return False
+    numbers = [*a.kernel, *a.strides, *(a.dilations or ()), *(p for pair in a.pads for p in pair)]
+    if not all(S.is_concrete(v) for v in numbers):  # the window is unrolled: its taps must be numbers
+        return False
+    if n.op is Op.CONV:
+        x = g.node(n.inputs[0]).type
+        return bool(isinstance(x, TensorType) and S.equal(a.groups, x.size(a.map[0])) and not S.equal(a.groups, 1))
+    return not a.ceil
+    return False
 
 
 def _order(g: Graph, members: list[list[int]], group_of: dict[int, int]) -> list[int]:
@@ -113,3 +226,15 @@ def _names(heads: list[Node]) -> list[str]:
         seen.add(name)
         out.append(name)
     return out
+
+
+def head(plan_: Plan, group: Group) -> Node:
+    """The node that gives a group its kind (its first node that is not part of a prologue)."""
+    g = plan_.graph
+    nodes = [g.node(i) for i in group.nodes]
+    if group.kind == "norm":
+        return next(n for n in nodes if n.op.key in _NORMS)
+    return nodes[0]
+
+
+__all__ = ["plan", "head", "floating", "pointwise", "matmul", "window", "same_space", "FUSED", "OpDef"]

@@ -124,6 +124,21 @@ class ClassModel:
     args: str = ""
     returns: str = "torch.Tensor"
     forward: list[str] = dataclasses.field(default_factory=list)
+    fused: list[str] = dataclasses.field(default_factory=list)  # the Triton target's inference forward
+    arg_names: str = ""
+
+
+@dataclasses.dataclass
+class Extension:
+    """What another target adds to the module (the Triton target, codegen/triton): header lines,
+    module-level code (kernels and their launchers), helpers its forward uses, and the entry class's
+    inference forward, which replaces `forward` (the PyTorch one stays as `forward_eager`)."""
+
+    header: list[str]
+    kernels: str
+    helpers: set[str]
+    forward: list[str]
+    needs_matmul_configs: bool = False
 
 
 @dataclasses.dataclass
@@ -345,7 +360,8 @@ _ENV = jinja2.Environment(loader=jinja2.PackageLoader("archc.codegen.torch", "te
                           keep_trailing_newline=True, autoescape=False)
 
 
-def generate(source: TraceSource, generic: bool = True, checks: bool = False, fold_bn: bool = False) -> Generated:
+def generate(source: TraceSource, generic: bool = True, checks: bool = False, fold_bn: bool = False,
+             extension: Callable[[ClassModel], Extension] | None = None) -> Generated:
     """Generate the PyTorch module of the block templates `source` (the elaborator's `Templates` of a
     program, for its entry block and `--set` values). Raises ArchError.
 
@@ -358,14 +374,14 @@ def generate(source: TraceSource, generic: bool = True, checks: bool = False, fo
     no_generic: set = set() if generic else {"*"}
     for _ in range(64):
         try:
-            return _generate(source, no_generic, generic, checks, fold_bn)
+            return _generate(source, no_generic, generic, checks, fold_bn, extension)
         except _Restart as r:
             no_generic.add(r.key)
     raise AssertionError("archc could not settle which classes are generic")
 
 
 def _generate(source: TraceSource, no_generic: set, generic: bool, checks: bool = False,
-              fold_bn: bool = False) -> Generated:
+              fold_bn: bool = False, extension: Callable[[ClassModel], Extension] | None = None) -> Generated:
     gen = Generator(source, no_generic, checks, fold_bn)
     entry_key = ("entry",)
     tr = None
@@ -384,6 +400,13 @@ def _generate(source: TraceSource, no_generic: set, generic: bool, checks: bool 
         ref = gen.add_special(ClassBuilder(gen, tr, False).build())
     classes = gen.models()
     entry_name = ref.name
+    ext = None
+    if extension is not None:
+        entry = next(c for c in classes if c.name == entry_name)
+        ext = extension(entry)
+        entry.fused = ext.forward
+        entry.arg_names = ", ".join(a.split(":")[0].strip() for a in entry.args.split(",") if a.strip())
+        gen.helpers |= ext.helpers
     origin = where(tr.block.span).rsplit(":", 1)[0]
     inputs = []
     for i in tr.graph.inputs:
@@ -397,6 +420,8 @@ def _generate(source: TraceSource, no_generic: set, generic: bool, checks: bool 
               "# Needs only torch at run time."]
     if checks:
         header.append("# With run-time shape checks (archc build --checks): each forward checks its inputs and output.")
+    if ext is not None:
+        header += ext.header
     if "FoldBatchNorm" in gen.helpers:
         header.append("# Inference batchnorm folded into the layer before it (archc build --fold-bn); "
                       "loads unfolded state_dicts.")
@@ -407,7 +432,9 @@ def _generate(source: TraceSource, no_generic: set, generic: bool, checks: bool 
     text = _ENV.get_template("torch_module.py.j2").render(
         header=header, docstring=docstring, ordered_dict=gen.ordered_dict, helpers=sorted(gen.helpers),
         uses_functional=uses_functional,
-        exports=[entry_name], classes=[dataclasses.asdict(c) for c in classes])
+        exports=[entry_name], classes=[dataclasses.asdict(c) for c in classes],
+        triton=ext is not None, kernels=ext.kernels if ext else "",
+        matmul_configs=bool(ext and ext.needs_matmul_configs))
     try:
         pyast.parse(text)
     except SyntaxError as e:  # a bug of archc, never the user's input: say so loudly
