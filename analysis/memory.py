@@ -113,9 +113,11 @@ def inside(where: str, block: str) -> bool:
 
 
 class _Ctx:
-    def __init__(self, grads: tuple[bool, ...], contiguous: tuple[bool, ...], sources: tuple[int, ...]):
+    def __init__(self, grads: tuple[bool, ...], contiguous: tuple[bool, ...],
+                 orders: tuple[tuple[int, ...] | None, ...], sources: tuple[int, ...]):
         self.grads = grads
         self.contiguous = contiguous
+        self.orders = orders
         self.sources = sources
 
 
@@ -138,6 +140,7 @@ def training_memory(graph: Graph, optimizer: str = "adam", checkpoint: str | Non
     state: set[Key] = set()
     grads: dict[int, bool] = {}
     contiguous: dict[int, bool] = {}
+    orders: dict[int, tuple[int, ...] | None] = {}
     keys: dict[int, set[Key]] = {}
     for n in graph:
         tensors: list[Any] = [graph.node(i).type for i in n.inputs]  # a tuple only into getitem
@@ -148,23 +151,23 @@ def training_memory(graph: Graph, optimizer: str = "adam", checkpoint: str | Non
             if n.op is not Op.INPUT:
                 state.add(key)
             grads[n.id] = n.op is Op.PARAM
-            contiguous[n.id] = True
+            contiguous[n.id], orders[n.id] = True, None
             continue
         rule = n.op.saved_rule
         assert rule is not None, n.op.name
         in_grads = tuple(grads[i] for i in n.inputs)
-        ctx = _Ctx(in_grads, tuple(contiguous[i] for i in n.inputs), n.inputs)
+        ctx = _Ctx(in_grads, tuple(contiguous[i] for i in n.inputs), tuple(orders[i] for i in n.inputs), n.inputs)
         saved: Saved = rule(n.attrs, tensors, n.type, ctx)
         if saved.view is not None:
             storage[n.id] = storage[n.inputs[saved.view]]
         else:
             storage[n.id] = (n.id, 0)
             sizes[(n.id, 0)] = n.type.nbytes()
-        contiguous[n.id] = saved.contiguous
+        contiguous[n.id], orders[n.id] = saved.contiguous, saved.order
         if n.op.has(Trait.POINTWISE) and saved.view is None:
             # TensorIterator lays a pointwise result out as its first full-size input (empty_like)
             full = [i for i in n.inputs if graph.node(i).type == n.type]
-            contiguous[n.id] = contiguous[full[0]] if full else True
+            contiguous[n.id], orders[n.id] = (contiguous[full[0]], orders[full[0]]) if full else (True, None)
         grads[n.id] = (any(in_grads) or learned) and _float(n.type)
         if not grads[n.id]:
             continue  # autograd records nothing for it

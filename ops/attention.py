@@ -315,7 +315,8 @@ def _mha_saves(a: MHAAttrs, ins: list[TensorType], out: Type, ctx: SaveCtx) -> S
     moved = batch_first and Sv.moves_data(q, (1, 0, 2))
     src = ctx.sources if len(ins) == 3 else (ctx.sources[0],) * 3
     distinct = [i for i in range(len(ins)) if src[i] not in src[:i]]
-    keep_in = tuple(i for i in distinct if ctx.contiguous[i] and not moved)
+    # after the transpose an input is dense (no copy) if it was, or if it was laid out [seq, batch, chan]
+    keep_in = tuple(i for i in distinct if (ctx.contiguous[i] and not moved) or (moved and ctx.orders[i] == (1, 0, 2)))
     copies = tuple(Sv.copy_of(ins[i]) for i in distinct if i not in keep_in)
     q_el, k_el = S.mul(lq, S.mul(batch, e)), S.mul(lk, S.mul(batch, e))
     dt = q.dtype
@@ -332,7 +333,7 @@ def _mha_saves(a: MHAAttrs, ins: list[TensorType], out: Type, ctx: SaveCtx) -> S
         attention = (Kept(q_el, dt), Kept(k_el, dt), projections[-1], scores, scores, scores, Kept(q_el, dt))
     else:
         attention = projections + (Kept(q_el, dt), Kept(S.mul(S.mul(batch, a.heads), lq), "f32"))
-    return Saved(inputs=keep_in, new=copies + attention, contiguous=not moved)
+    return Saved(inputs=keep_in, new=copies + attention, contiguous=not moved, order=(1, 0, 2) if moved else None)
 
 
 define(OpDef(

@@ -158,6 +158,8 @@ class Saved:
                 a new storage
     contiguous  the output is laid out densely in its storage (a permuted view is not); ops that
                 reshape decide by it whether they copy
+    order       where the output is not contiguous but is dense in another axis order, that order
+                (batch-first multihead attention's [seq, batch, chan] memory: (1, 0, 2)); else None
     Parameters and buffers an op keeps are state, not activations: they are not listed.
 
     >>> Saved(inputs=(0,)).inputs, Saved().view is None
@@ -169,6 +171,7 @@ class Saved:
     new: tuple[Kept, ...] = ()
     view: int | None = None
     contiguous: bool = True
+    order: tuple[int, ...] | None = None
 
 
 class SaveCtx(Protocol):
@@ -182,6 +185,11 @@ class SaveCtx(Protocol):
     @property
     def contiguous(self) -> tuple[bool, ...]:
         """Whether each input is contiguous in its storage."""
+        ...
+
+    @property
+    def orders(self) -> tuple[tuple[int, ...] | None, ...]:
+        """For each input that is dense in another axis order, that order (`Saved.order`); else None."""
         ...
 
     @property
