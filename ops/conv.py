@@ -18,7 +18,7 @@ from archc.ops import glyphs as G
 from archc.ops import rules as R
 from archc.ops import saves as Sv
 from archc.ops import torch_lowering as T
-from archc.ops.facets import Cost, Glyph, LowerCtx, SaveCtx, Saved, ShapeCtx, TorchLowering
+from archc.ops.facets import Cost, Glyph, Kept, LowerCtx, SaveCtx, Saved, ShapeCtx, TorchLowering
 from archc.ops.registry import FLOAT, Attrs, Op, OpDef, Trait, WindowAttrs, arg, define, derived
 from archc.shapes import sizes as S
 from archc.shapes.sizes import Size
@@ -206,12 +206,22 @@ def _conv_module(a: ConvAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx) 
 
 _CONV_TRAITS = frozenset({Trait.CONTRACTION, Trait.WINDOW, Trait.PARAMETERS})
 
+
+def _conv_saves(a: ConvAttrs, ins: list[TensorType], out: Type, ctx: SaveCtx) -> Saved:
+    """Its input, for the weight's gradient. With pad = "same" and an uneven padding (an even kernel),
+    torch first pads the input by the odd element on the right and keeps that padded copy."""
+    x = ins[0]
+    if a.get("pad") != "same" or all(S.equal(b, e) for b, e in a.pads):
+        return Saved(inputs=(0,))
+    extra = dict(zip(a.spatial, (S.add(e, S.mul(-1, b)) for b, e in a.pads)))
+    return Saved(new=(Kept(S.prod(S.add(ax.size, extra.get(ax.name, 0)) for ax in x.axes), x.dtype),))
+
 define(OpDef(
     key="CONV", name="conv", attrs=ConvAttrs, tensors=1, traits=_CONV_TRAITS,
     shape=_conv_shape, cost=_conv_cost, torch=TorchLowering(module=_conv_module, fresh=True),
     glyph=Glyph("conv", "★", G.CONV),
     doc="convolution over the spatial axes `over` (default: the axes after the channel axis)", dtypes=FLOAT,
-    saves=Sv.keeps_input))
+    saves=_conv_saves))
 
 define(OpDef(
     key="CONV_T", name="conv_transpose", attrs=ConvTAttrs, tensors=1, traits=_CONV_TRAITS,
