@@ -22,7 +22,8 @@ inference batchnorm with running statistics (a per-channel scale and shift: the
 "folding" of a batchnorm into the conv before it, done at run time in the
 conv's epilogue, so the state_dict keeps its keys). Only floating tensors
 (f32, f16, bf16) fuse. Relabelling views (identity, rename, and dropout or
-drop_path at inference) pass through a chain. A reduction over a prologue
+drop_path at inference) and rearranges that only reorder axes pass through a chain: a kernel
+aligns every tensor it reads to its iteration axes by name, so a permutation costs nothing. A reduction over a prologue
 computes the prologue once per element it loads.
 
 The groups are put in an order where each reads only values of groups before
@@ -98,7 +99,7 @@ def plan(g: Graph) -> Plan:
         key = n.op.key
         if n.op.has(Trait.SOURCE) and n.op in (Op.INPUT, Op.PARAM, Op.BUFFER):
             start(n, "input")
-        elif key in _RELABEL and floating(g, n):
+        elif (key in _RELABEL or permutes(g, n)) and floating(g, n):
             k = open_chain(n, FUSED)
             if k is None:
                 start(n, "view")
@@ -150,10 +151,23 @@ def pointwise(g: Graph, n: Node) -> bool:
 
 
 def same_space(a: Node, b: Node) -> bool:
-    """`b` iterates over the elements of `a`: the same sizes in the same order (names may differ: rename)."""
+    """`b` iterates over the elements of `a`: the same axes by name and size in any order (a permutation),
+    or the same sizes in the same order (a rename)."""
     ta, tb = a.type, b.type
-    return (isinstance(ta, TensorType) and isinstance(tb, TensorType) and len(ta.axes) == len(tb.axes)
-            and all(S.equal(x.size, y.size) for x, y in zip(ta.axes, tb.axes)))
+    if not (isinstance(ta, TensorType) and isinstance(tb, TensorType) and len(ta.axes) == len(tb.axes)):
+        return False
+    if set(ta.names) == set(tb.names):
+        return all(S.equal(ta.size(x.name), x.size) for x in tb.axes)
+    return all(S.equal(x.size, y.size) for x, y in zip(ta.axes, tb.axes))
+
+
+def permutes(g: Graph, n: Node) -> bool:
+    """A rearrange that only reorders axes (no merge, split or new axis): in a kernel, a relabelling."""
+    if n.op is not Op.REARRANGE or len(n.inputs) != 1:
+        return False
+    t, x = n.type, g.node(n.inputs[0]).type
+    return (isinstance(t, TensorType) and isinstance(x, TensorType) and sorted(t.names) == sorted(x.names)
+            and len(set(t.names)) == len(t.names) and all(S.equal(x.size(a.name), a.size) for a in t.axes))
 
 
 def _ones(xs: Any) -> bool:

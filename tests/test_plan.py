@@ -28,13 +28,19 @@ def graph(src: str = SRC) -> Graph:
     return archc.loads(src, "p.arch").check().graph
 
 
-def test_a_view_reads_memory_and_pointwise_chains_merge() -> None:
+def test_a_permuting_rearrange_joins_the_chain_it_reorders() -> None:
     p = plan(graph())
     assert [(gr.name, gr.kind, gr.nodes) for gr in p.groups] == [
-        ("x", "input", (0,)), ("conv1", "conv", (1,)), ("a", "pointwise", (2,)), ("f", "view", (3,)),
-        ("g", "pointwise", (4, 5))]
-    assert p.written == {0, 1, 2, 3, 5}
+        ("x", "input", (0,)), ("conv1", "conv", (1,)), ("a", "pointwise", (2, 3)), ("g", "pointwise", (4, 5))]
+    assert p.written == {0, 1, 3, 5}
     assert lint_plan(p) == []
+
+
+def test_a_view_that_merges_axes_reads_memory() -> None:
+    g = graph("block B() { in x: [b = 2, c = 4, h = 3]\n a = relu(x)\n f = flatten(a, over = [c, h], name = ch)\n"
+              " out sigmoid(f) }")
+    assert [(gr.kind, gr.nodes) for gr in plan(g).groups] == [
+        ("input", (0,)), ("pointwise", (1,)), ("view", (2,)), ("pointwise", (3,))]
 
 
 def test_a_value_used_twice_ends_the_chain() -> None:
@@ -148,12 +154,12 @@ def test_lint_catches_unknown_nodes_and_duplicate_names() -> None:
 def test_print_plan() -> None:
     text = print_plan(plan(graph()))
     assert text.splitlines()[:4] == [
-        "plan B: 5 groups, 5 values written to memory",
+        "plan B: 4 groups, 4 values written to memory",
         "  group x (input) writes %0",
         '    %0 = input() {name="x"} : [b=2, c=4, h=8, w=8]  # p.arch:2',
         "  group conv1 (conv) reads %0, writes %1",
     ]
-    assert "  group a (pointwise) reads %1, writes %2" in text
+    assert "  group a (pointwise) reads %1, writes %3" in text
     assert "    %3 = rearrange(%2)" in text and text.endswith("  return %5\n")
     assert text == print_plan(plan(graph()))  # deterministic
 

@@ -147,11 +147,58 @@ class KernelBuilder:
         self.out = _tensor(self.tail.type)
         self.ns = Namespace(reserved={"tl", "triton", "out", "offs", "mask", "rest", "rows", "cols", "acc",
                                       "BLOCK", "BLOCK_M", "BLOCK_N", "BLOCK_K", "numel", "n_rows", "n_cols"})
-        self.axes = [self.ns.name(("axis", j), a.name) for j, a in enumerate(self.out.axes)]
+        # The iteration axes are the first node's; each node sees them under its own names and order
+        # (a rename relabels them, a permuting rearrange reorders them): maps[node] = {name: axis}.
+        self.it = _tensor(self.nodes[0].type)
+        self.axes = [self.ns.name(("axis", j), a.name) for j, a in enumerate(self.it.axes)]
+        self.maps: dict[int, dict[str, int]] = {self.nodes[0].id: {a.name: j for j, a in enumerate(self.it.axes)}}
+        for n in self.nodes[1:]:
+            self.maps[n.id] = self._map(n)
         self.operands: list[Operand] = []
         self.args = Namespace(reserved={"out", "torch", "triton", "grid"})
         self._by_key: dict[Any, Operand] = {}
         self.index: dict[int, str] = {}  # each iteration axis's index expression, for the output's offsets
+
+    def _map(self, n: Node) -> dict[str, int]:
+        t = _tensor(n.type)
+        prev = next((i for i in n.inputs if i in self.maps), None)
+        if prev is None:
+            raise NotFusable("a member of the group reads none of it")
+        pm, pt = self.maps[prev], _tensor(self.g.node(prev).type)
+        if set(t.names) == set(pm):  # the same axes, in any order
+            return {a: pm[a] for a in t.names}
+        if len(t.axes) == len(pt.axes):  # renamed, in place
+            return {a.name: pm[b.name] for a, b in zip(t.axes, pt.axes)}
+        raise NotFusable(f"{n.op.name} changes the axes of the group")
+
+    def out_dims(self) -> tuple[int, ...]:
+        """For each iteration axis, the output's dimension (the output is laid out as the last node's type)."""
+        m = self.maps[self.tail.id]
+        where = {m[a]: d for d, a in enumerate(self.out.names)}
+        return tuple(where[j] for j in range(len(self.axes)))
+
+    def alloc(self, sizes: list[str], like: str) -> list[str]:
+        """Launcher lines: the iteration sizes, and `out` in the output's layout."""
+        dims = self.out_dims()
+        one = "," if len(sizes) == 1 else ""
+        lines = [f"sizes = ({', '.join(sizes)}{one})"]
+        inv = {d: j for j, d in enumerate(dims)}
+        shape = "sizes" if dims == tuple(range(len(dims))) else \
+            f"({', '.join(f'sizes[{inv[d]}]' for d in range(len(dims)))}{one})"
+        lines.append(f"out = torch.empty({shape}, device={like}.device, dtype={like}.dtype)")
+        return lines
+
+    def out_strides(self) -> str:
+        return f"*_strides(out, {self.out_dims()!r})"
+
+    def dims_at(self, n: Node, t: TensorType) -> tuple[int, ...]:
+        """For each iteration axis, `t`'s dimension, `t` aligned by name to node `n`'s axes (-1: none)."""
+        m = self.maps[n.id]
+        out = [-1] * len(self.axes)
+        for d, a in enumerate(t.names):
+            if a in m:
+                out[m[a]] = d
+        return tuple(out)
 
     # ---- operands ----------------------------------------------------------------------------
 
@@ -170,7 +217,7 @@ class KernelBuilder:
 
     def value_operand(self, i: int, at: Node) -> Operand:
         t = _tensor(self.g.node(i).type)
-        dims = self.align(t, _tensor(at.type))
+        dims = self.dims_at(at, t)
         src = self.g.node(i)
         hint = src.label or (src.attrs.get("name") if src.op in (Op.INPUT, Op.PARAM, Op.BUFFER) else None) or "x"
         return self.operand(("value", i, dims), str(hint), self.external(i), dims, i)
@@ -204,7 +251,7 @@ class KernelBuilder:
                 x = arg(n.inputs[0], n)
                 t = _tensor(n.type)
                 axis = R.channel(t, n.attrs.axis)
-                dims = tuple(0 if a.name == axis else -1 for a in t.axes)
+                dims = tuple(0 if j == self.maps[n.id][axis] else -1 for j in range(len(self.axes)))
                 stats = {p: self.param_operand(n, p, dims) for p in ("running_mean", "running_var")}
                 for op in stats.values():
                     if op.name not in loaded:
@@ -219,8 +266,9 @@ class KernelBuilder:
                             loaded[op.name] = f"{op.name}_v"
                             lines.append(f"{op.name}_v = {load(op)}")
                     expr = f"{expr} * {loaded[w.name]} + {loaded[b.name]}"
+            elif n.op.triton is None:  # a relabelling view (rename, a permuting rearrange): the same value
+                expr = arg(n.inputs[0], n)
             else:
-                assert n.op.triton is not None
                 expr = n.op.triton(n.attrs, [arg(i, n) for i in n.inputs])
             if expr in names.values() or expr in loaded.values():  # a pass-through (dropout at inference)
                 names[n.id] = expr
@@ -266,7 +314,7 @@ class KernelBuilder:
     def launch_args(self, extra_before: list[str], extra_after: list[str], with_out: bool = False) -> str:
         args = ["out"] + [op.arg for op in self.operands] + extra_before
         args += [s for op in self.operands if (s := self.stride_args(op))]
-        args += ["*out.stride()"] if with_out else []
+        args += [self.out_strides()] if with_out else []
         return ", ".join(args + extra_after)
 
     def out_offset(self, kind: str) -> str:
@@ -318,14 +366,14 @@ class KernelBuilder:
 
     def size_of(self, j: int) -> str:
         """A launcher expression for iteration axis j's size: an operand that has it at full size."""
-        want = self.out.axes[j].size
+        want = self.it.axes[j].size
         for op in self.operands:
             d = op.dims[j]
             if d >= 0 and op.value is not None:
                 t = _tensor(self.g.node(op.value).type)
                 if S.equal(t.axes[d].size, want):
                     return f"{op.arg}.shape[{d}]"
-        raise NotFusable(f"no input has axis {self.out.axes[j].name} at its full size")
+        raise NotFusable(f"no input has axis {self.it.axes[j].name} at its full size")
 
     def render(self, template: str, **kw: Any) -> Kernel:
         text = _ENV.get_template(template).render(k=self, name=self.name, **kw)
@@ -341,11 +389,16 @@ def pointwise_kernel(b: KernelBuilder) -> Kernel:
     def load(op: Operand) -> str:
         return f"tl.load({op.name} + {b.offset(op, lambda j: 'i_' + b.axes[j])}, mask=mask, other=0.0).to(tl.float32)"
 
+    b.index = {j: f"i_{b.axes[j]}" for j in range(rank)}
     lines, last = b.body(b.nodes, load)
     if not b.operands:
         raise NotFusable("reads nothing")
     sizes = [b.size_of(j) for j in range(rank)]
-    return b.render("pointwise.py.j2", body=lines, result=last, sizes=sizes, first=b.operands[0].arg)
+    return b.render("pointwise.py.j2", body=lines, result=last, alloc=b.alloc(sizes, b.operands[0].arg))
+
+
+def _name_of(m: dict[str, int], j: int) -> str:
+    return next(a for a, k in m.items() if k == j)
 
 
 def _row_split(b: KernelBuilder, reduced: set[str], at: TensorType) -> tuple[list[int], list[int]]:
@@ -362,7 +415,9 @@ def norm_kernel(b: KernelBuilder) -> Kernel:
     else:
         over = h.attrs.over
         reduced = set(over) if over else {t.axes[-1].name}
-    rows, cols = _row_split(b, reduced, t)
+    at = b.maps[h.id]
+    cols = sorted(at[a] for a in reduced)
+    rows = [j for j in range(len(b.axes)) if j not in cols]
     index = {j: (f"i_{b.axes[j]}[:, None]" if j in rows else f"i_{b.axes[j]}[None, :]") for j in range(len(b.axes))}
     b.index = index
 
@@ -394,7 +449,8 @@ def norm_kernel(b: KernelBuilder) -> Kernel:
         norm = [f"ms = tl.sum(tl.where(mask, {x} * {x}, 0.0), axis=1) / n_cols",
                 f"v{h.id} = {x} * tl.rsqrt(ms + eps)[:, None]  # rmsnorm{b.where(h)}"]
     if h.op is not Op.SOFTMAX and h.attrs.affine:
-        dims = tuple(cols.index(j) if j in cols else -1 for j in range(len(t.axes)))  # the normalised shape
+        order = [a.name for a in t.axes if a.name in reduced]  # the normalised shape, as the weight has it
+        dims = tuple(order.index(a) if (a := _name_of(at, j)) in reduced else -1 for j in range(len(b.axes)))
         w = b.param_operand(h, "weight", dims)
         norm.append(f"v{h.id} = v{h.id} * {load(w)}")
         if h.op is Op.LAYERNORM and h.attrs.bias:
@@ -409,7 +465,7 @@ def norm_kernel(b: KernelBuilder) -> Kernel:
     epi, last = b.body(after, load, {h.id: f"v{h.id}"})
     sizes = [b.size_of(j) for j in range(len(b.axes))]
     return b.render("rows.py.j2", prologue=pro, norm=norm, epilogue=epi, result=last or f"v{h.id}", rows=rows,
-                    cols=cols, sizes=sizes, eps=eps, eps_value=eps_value, first=b.operands[0].arg, reduce=None)
+                    cols=cols, alloc=b.alloc(sizes, b.operands[0].arg), eps=eps, eps_value=eps_value, reduce=None)
 
 
 def reduce_kernel(b: KernelBuilder) -> Kernel:
@@ -437,9 +493,12 @@ def reduce_kernel(b: KernelBuilder) -> Kernel:
     for j in range(len(x.axes)):
         if keep_dims[j] >= 0:
             out_shape.append("1" if j in cols else f"{op.arg}.shape[{j}]")
-    sizes = [f"{op.arg}.shape[{j}]" for j in range(len(x.axes))]
+    one = "," if len(x.axes) == 1 else ""
+    alloc = [f"sizes = ({', '.join(f'{op.arg}.shape[{j}]' for j in range(len(x.axes)))}{one})",
+             f"out = torch.empty(({', '.join(out_shape)}{',' if len(out_shape) == 1 else ''}), "
+             f"device={op.arg}.device, dtype={op.arg}.dtype)"]
     return b.render("rows.py.j2", prologue=[], norm=norm, epilogue=[], result=f"v{h.id}", rows=rows, cols=cols,
-                    sizes=sizes, eps=None, eps_value=None, first=op.arg, reduce=out_shape)
+                    alloc=alloc, eps=None, eps_value=None, reduce=out_shape)
 
 
 def matmul_kernel(b: KernelBuilder) -> Kernel:
@@ -465,9 +524,9 @@ def matmul_kernel(b: KernelBuilder) -> Kernel:
     if h.attrs.bias:
         bias = b.operand(("param", h.id, "bias"), "bias", f"{b.attr(h.path or '')}.bias", (), None)
     epi, last = b.body(b.nodes[1:], load, {h.id: f"v{h.id}"})
-    out_shape = [f"{xop.arg}.shape[{xdims[j]}]" if j != pn else f"{weight.arg}.shape[0]" for j in range(len(t.axes))]
+    sizes = [f"{xop.arg}.shape[{xdims[j]}]" if j != pn else f"{weight.arg}.shape[0]" for j in range(len(t.axes))]
     return b.render("matmul.py.j2", x=xop, weight=weight, bias=bias, kdim=kdim, pn=pn, m_axes=m_axes,
-                    epilogue=epi, result=last or f"v{h.id}", out_shape=out_shape, head_id=h.id)
+                    epilogue=epi, result=last or f"v{h.id}", alloc=b.alloc(sizes, xop.arg), head_id=h.id)
 
 
 def window_kernel(b: KernelBuilder) -> Kernel:
@@ -514,10 +573,11 @@ def window_kernel(b: KernelBuilder) -> Kernel:
         else:
             out_shape.append(f"{xop.arg}.shape[{xdims[j]}]")
     count_pad = kind != "avg" or bool(a.count_include_pad)
+    b.index = {j: f"i_{b.axes[j]}" for j in range(len(b.axes))}
     return b.render("window.py.j2", kind=kind, x=xop, weight=weight, bias=bias, sp=sp, chan=chan, mult=mult,
                     kernel=kernel, strides=strides, dil=dil, pads=pads, epilogue=epi,
-                    result=last or f"v{h.id}", out_shape=out_shape, head_id=h.id, count_pad=count_pad,
-                    xdims=xdims)
+                    result=last or f"v{h.id}", alloc=b.alloc(out_shape, xop.arg), head_id=h.id,
+                    count_pad=count_pad, xdims=xdims)
 
 
 def attention_kernel(b: KernelBuilder) -> Kernel:
@@ -540,7 +600,11 @@ def attention_kernel(b: KernelBuilder) -> Kernel:
 
     epi, last = b.body(b.nodes[1:], load, {h.id: f"v{h.id}"})
     scale = "D ** -0.5" if h.attrs.scale is None else _lit(h.attrs.scale)
+    q_, v_ = ops[0], ops[2]
+    sizes = [f"{q_.arg}.shape[{q_.dims[j]}]" if j != pc else f"{v_.arg}.shape[{v_.dims[j]}]"
+             for j in range(len(t.axes))]
     return b.render("attention.py.j2", q=ops[0], kk=ops[1], v=ops[2], ps=ps, pc=pc, batch=batch,
+                    alloc=b.alloc(sizes, q_.arg),
                     causal=bool(h.attrs.causal), scale=scale, epilogue=epi, result=last or f"v{h.id}",
                     head_id=h.id)
 
