@@ -189,12 +189,16 @@ def _rows(t: TensorType, chan: str) -> Size:
 def _attention_saves(a: AttentionAttrs, ins: list[TensorType], out: Type, ctx: SaveCtx) -> Saved:
     """On CPU, 4-axis q, k, v run torch's flash kernel: it keeps q, k, v, its output and one fp32
     log-sum-exp per query row. Other layouts run the composite: q and k scaled (copies), the softmax
-    of the scores and v. Where seq and chan are not the last two axes, the output is moved back: a
-    permuted view."""
+    of the scores and v. The flash kernel's output is laid out as q; where seq and chan are not the last
+    two axes, the output is moved back: a permuted view."""
     q, k, v = ins
     last = q.names[-2:] == (a.seq, a.chan)
     if len(q.axes) == 4:
-        return Saved(inputs=(0, 1, 2), output=True, new=(Kept(_rows(q, a.chan), "f32"),), contiguous=last)
+        # the kernel lays its output out as q is laid out
+        order = Sv.memory_order(ctx, 0, 4) if last else None
+        dense = order == (0, 1, 2, 3)
+        return Saved(inputs=(0, 1, 2), output=True, new=(Kept(_rows(q, a.chan), "f32"),), contiguous=dense,
+                     order=None if dense else order)
     scores = S.mul(_rows(q, a.chan), k.size(a.seq))
     return Saved(inputs=(2,), new=(Sv.copy_of(q), Sv.copy_of(k), Kept(scores, q.dtype)), contiguous=last)
 

@@ -507,7 +507,7 @@ def _upsample_forward(a: UpsampleAttrs, ins: list[TensorType], out: Type, ctx: L
 
 def _rearrange_saves(a: RearrangeAttrs, ins: list[TensorType], out: Type, ctx: SaveCtx) -> Saved:
     """Keeps nothing. Its output is a view of its input (unflatten, permute, flatten), except where a
-    flatten merges axes a permute has separated in memory: reshape then copies."""
+    flatten merges axes that are not neighbours in memory: reshape then copies."""
     lhs_text, rhs_text = a.pattern.split("->")
     lhs, rhs = _pattern_side(lhs_text), _pattern_side(rhs_text)
     x, given = ins[0], dict(a.sizes or {})
@@ -515,18 +515,15 @@ def _rearrange_saves(a: RearrangeAttrs, ins: list[TensorType], out: Type, ctx: S
     for (_, names), ax in zip(lhs, x.axes):
         for n in names:
             size[n] = ax.size if len(names) == 1 else given.get(n)
-    # the elementary axes that occupy memory (size 1 moves freely; an unknown size may not be 1)
-    real = [n for _, names in lhs for n in names if not _is_one(size[n])]
-    order = [n for _, names in rhs for n in names if n in real]
-    moved = order != real
-    copies = False
-    for _, names in rhs:
-        idx = [real.index(n) for n in names if n in real]
-        if len(idx) > 1 and (idx != list(range(idx[0], idx[0] + len(idx))) or not ctx.contiguous[0]):
-            copies = True
-    if copies:
+    ones = {n for n, v in size.items() if _is_one(v)}
+    groups = [names for _, names in rhs]
+    mem = Sv.memory_order(ctx, 0, len(x.axes))
+    if mem is not None:
+        return Sv.relayout([n for i in mem for n in lhs[i][1]], groups, ones)
+    # a layout not known (a broadcast, a slice): a merge of two axes longer than 1 copies
+    if any(len([n for n in names if n not in ones]) > 1 for names in groups):
         return Saved()
-    return Saved(view=0, contiguous=ctx.contiguous[0] and not moved)
+    return Saved(view=0, contiguous=False)
 
 
 def _is_one(n: Size | None) -> bool:
@@ -534,12 +531,18 @@ def _is_one(n: Size | None) -> bool:
 
 
 def _flatten_saves(a: FlattenAttrs, ins: list[TensorType], out: Type, ctx: SaveCtx) -> Saved:
-    """A view where the merged axes lie in order in memory (a contiguous input, or at most one of
-    them longer than 1); otherwise reshape copies. Keeps nothing."""
+    """A view where the merged axes are neighbours in memory, in order (or at most one of them is longer
+    than 1); otherwise reshape copies. Keeps nothing."""
     x = ins[0]
     first, last = _flatten_dims(a, ins)
-    if ctx.contiguous[0] or sum(not _is_one(ax.size) for ax in x.axes[first:last + 1]) <= 1:
-        return Saved(view=0, contiguous=ctx.contiguous[0])
+    names = list(x.names)
+    groups = [[n] for n in names[:first]] + [names[first:last + 1]] + [[n] for n in names[last + 1:]]
+    ones = {ax.name for ax in x.axes if _is_one(ax.size)}
+    mem = Sv.memory_order(ctx, 0, len(names))
+    if mem is not None:
+        return Sv.relayout([names[i] for i in mem], groups, ones)
+    if sum(n not in ones for n in names[first:last + 1]) <= 1:
+        return Saved(view=0, contiguous=False)
     return Saved()
 
 

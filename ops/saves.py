@@ -89,3 +89,36 @@ def to_last(t: TensorType, axis: str) -> tuple[int, ...]:
     """The permutation that moves `axis` last (torch.movedim(x, i, -1))."""
     i = t.index(axis)
     return tuple(j for j in range(len(t.axes)) if j != i) + (i,)
+
+
+def memory_order(ctx: SaveCtx, i: int, ndim: int) -> tuple[int, ...] | None:
+    """Input i's axes in memory order, outermost first: in order when it is contiguous, its `order` when
+    it is dense in another one, None when its layout is not known (a broadcast or a slice)."""
+    if ctx.contiguous[i]:
+        return tuple(range(ndim))
+    return ctx.orders[i]
+
+
+def relayout(in_memory: Sequence[str], groups: Sequence[Sequence[str]], ones: set[str]) -> Saved:
+    """What reshaping does to a dense tensor whose elementary axes lie in memory in the order `in_memory`,
+    into output axes that each merge the elementary axes of one of `groups` (in output order): a view,
+    dense in some order, unless a group merges axes that are not neighbours in memory (then reshape
+    copies: a new, contiguous storage). Axes in `ones` have size 1 and go anywhere.
+
+    >>> relayout(["b", "h", "t", "d"], [["b"], ["t"], ["h", "d"]], set()).view  # copies
+    >>> relayout(["b", "t", "h", "d"], [["b"], ["h"], ["t"], ["d"]], set()).order
+    (0, 2, 1, 3)
+    """
+    pos = {n: k for k, n in enumerate(m for m in in_memory if m not in ones)}
+    keys: list[tuple[float, int]] = []
+    previous = -1.0
+    for j, group in enumerate(groups):
+        idx = [pos[n] for n in group if n in pos]
+        if idx and idx != list(range(idx[0], idx[0] + len(idx))):
+            return Saved()
+        previous = float(idx[0]) if idx else previous + 1e-3
+        keys.append((previous, j))
+    order = tuple(j for _, j in sorted(keys))
+    if order == tuple(range(len(groups))):
+        return Saved(view=0)
+    return Saved(view=0, contiguous=False, order=order)
