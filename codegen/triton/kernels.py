@@ -132,6 +132,16 @@ def _lit(x: float) -> str:
     return repr(float(x))
 
 
+# The names the templates use inside kernels and launchers: no operand or axis may take one.
+_KERNEL_LOCALS = frozenset("""
+    tl triton torch math out offs mask rest rows cols acc a b s m p d ok rk rm rn re rd k0 n0 end alpha m_i l_i m_new
+    qv kv vv mean rstd ms total x_in x_base xv wv count eps scale numel n_rows n_cols L S D E M N K PRECISION CAUSAL
+    BLOCK BLOCK_M BLOCK_N BLOCK_K BLOCK_D BLOCK_E""".split())
+_LAUNCHER_LOCALS = frozenset("""
+    out torch triton tl math grid meta sizes numel n_rows n_cols block_m block_n precision scale batch L S D E M N K
+    """.split())
+
+
 class KernelBuilder:
     """Builds the kernel of one group. `external(value)` gives the forward expression of a value computed
     outside the group; `attr(path)` the expression of a layer (`self.features[1][0]`)."""
@@ -145,8 +155,7 @@ class KernelBuilder:
         self.head = head(plan, group)
         self.tail = self.nodes[-1]
         self.out = _tensor(self.tail.type)
-        self.ns = Namespace(reserved={"tl", "triton", "out", "offs", "mask", "rest", "rows", "cols", "acc",
-                                      "BLOCK", "BLOCK_M", "BLOCK_N", "BLOCK_K", "numel", "n_rows", "n_cols"})
+        self.ns = Namespace(reserved=_KERNEL_LOCALS)
         # The iteration axes are the first node's; each node sees them under its own names and order
         # (a rename relabels them, a permuting rearrange reorders them): maps[node] = {name: axis}.
         self.it = _tensor(self.nodes[0].type)
@@ -155,7 +164,7 @@ class KernelBuilder:
         for n in self.nodes[1:]:
             self.maps[n.id] = self._map(n)
         self.operands: list[Operand] = []
-        self.args = Namespace(reserved={"out", "torch", "triton", "grid"})
+        self.args = Namespace(reserved=_LAUNCHER_LOCALS)
         self._by_key: dict[Any, Operand] = {}
         self.index: dict[int, str] = {}  # each iteration axis's index expression, for the output's offsets
 
@@ -215,12 +224,16 @@ class KernelBuilder:
         names = list(t.names)
         return tuple(names.index(a.name) if a.name in names else -1 for a in by.axes)
 
+    def hint(self, i: int) -> str:
+        """A kernel parameter name for value i: its .arch name, else the op that computes it."""
+        src = self.g.node(i)
+        name = src.label or (src.attrs.get("name") if src.op in (Op.INPUT, Op.PARAM, Op.BUFFER) else None)
+        return str(name or src.op.name)
+
     def value_operand(self, i: int, at: Node) -> Operand:
         t = _tensor(self.g.node(i).type)
         dims = self.dims_at(at, t)
-        src = self.g.node(i)
-        hint = src.label or (src.attrs.get("name") if src.op in (Op.INPUT, Op.PARAM, Op.BUFFER) else None) or "x"
-        return self.operand(("value", i, dims), str(hint), self.external(i), dims, i)
+        return self.operand(("value", i, dims), self.hint(i), self.external(i), dims, i)
 
     def param_operand(self, n: Node, pname: str, dims: tuple[int, ...]) -> Operand:
         assert n.path is not None
@@ -429,8 +442,8 @@ def norm_kernel(b: KernelBuilder) -> Kernel:
     pro, x = b.body(before, load)
     if not before:
         op = b.value_operand(h.inputs[0], h)
-        pro = [f"x = {load(op)}"]
-        x = "x"
+        pro = [f"x_in = {load(op)}"]
+        x = "x_in"
     norm: list[str] = []
     eps = "eps"
     if h.op is Op.SOFTMAX:
@@ -511,7 +524,7 @@ def matmul_kernel(b: KernelBuilder) -> Kernel:
     m_axes = [j for j in range(len(t.axes)) if j != pn]
     # x along the output's M axes (by name) and its K axis
     xdims = tuple(x.names.index(t.axes[j].name) if j != pn else -1 for j in range(len(t.axes)))
-    xop = b.operand(("value", h.inputs[0]), "x", b.external(h.inputs[0]), xdims, h.inputs[0])
+    xop = b.operand(("value", h.inputs[0]), b.hint(h.inputs[0]), b.external(h.inputs[0]), xdims, h.inputs[0])
     kdim = x.names.index(k_axis)
     weight = b.operand(("param", h.id, "weight"), "weight", f"{b.attr(h.path or '')}.weight", (), None)
     index = {j: (f"i_{b.axes[j]}[:, None]" if j != pn else "rn[None, :]") for j in range(len(t.axes))}
@@ -540,7 +553,7 @@ def window_kernel(b: KernelBuilder) -> Kernel:
     dil = [_int(d, "the dilation") for d in (a.dilations or [1] * len(kernel))]
     pads = [(_int(p, "the padding"), _int(q, "the padding")) for p, q in a.pads]
     xdims = tuple(x.names.index(ax.name) for ax in t.axes)
-    xop = b.operand(("value", h.inputs[0]), "x", b.external(h.inputs[0]), xdims, h.inputs[0])
+    xop = b.operand(("value", h.inputs[0]), b.hint(h.inputs[0]), b.external(h.inputs[0]), xdims, h.inputs[0])
     sp = [t.names.index(s) for s in spatial]
     chan = None
     weight = bias = None
