@@ -13,6 +13,7 @@ broadcasts along named axes are read from memory.
   matmul     linear; a 1x1 stride-1 unpadded conv        epilogue (bias, BN, activation, residual)
   window     a depthwise conv; max/avg pooling           epilogue
   attention  attention                                   epilogue
+  mha        multihead_attention (features last)         epilogue (the output projection's)
   reduce     mean, sum, amax                             -
   view       rearrange, flatten, expand, split, ...      - (a view of a value in memory)
   <op>       anything else (conv 3x3, concat, ...)       - (one torch call)
@@ -48,7 +49,7 @@ from archc.shapes import sizes as S
 from archc.shapes.types import TensorType
 
 FLOATS = frozenset({"f32", "f16", "bf16"})
-FUSED = frozenset({"pointwise", "norm", "matmul", "window", "attention"})
+FUSED = frozenset({"pointwise", "norm", "matmul", "window", "attention", "mha"})
 _RELABEL = ("IDENTITY", "RENAME", "DROPOUT", "DROP_PATH")
 _NORMS = ("LAYERNORM", "RMSNORM", "SOFTMAX")
 _REDUCE = ("MEAN", "SUM", "AMAX")
@@ -126,6 +127,8 @@ def plan(g: Graph) -> Plan:
             start(n, "window")
         elif n.op is Op.ATTENTION and floating(g, n):
             start(n, "attention")
+        elif n.op is Op.MHA and floating(g, n) and mha(g, n):
+            start(n, "mha")
         elif key in _REDUCE and floating(g, n):
             start(n, "reduce")
         else:
@@ -201,6 +204,17 @@ def window(g: Graph, n: Node) -> bool:
         return bool(isinstance(x, TensorType) and S.equal(a.groups, x.size(a.map[0])) and not S.equal(a.groups, 1))
     return not a.ceil
     return False
+
+
+def mha(g: Graph, n: Node) -> bool:
+    """multihead_attention that the Triton target runs as kernels: features last, 2 or 3 axes, q, k and v
+    with the same axes, a whole number of heads."""
+    t = n.type
+    ins = [g.node(i).type for i in n.inputs]
+    chan = n.attrs.chan or (t.names[-1] if isinstance(t, TensorType) else None)
+    return bool(isinstance(t, TensorType) and t.names[-1] == chan and len(t.axes) in (2, 3)
+                and all(isinstance(x, TensorType) and x.names == t.names for x in ins)
+                and S.is_concrete(n.attrs.heads))
 
 
 def _order(g: Graph, members: list[list[int]], group_of: dict[int, int]) -> list[int]:

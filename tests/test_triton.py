@@ -155,6 +155,21 @@ def test_attention(causal: bool, lq: int, lk: int) -> None:
     assert tm.kernels == 1 and "m_new" in tm.text
 
 
+@pytest.mark.parametrize("src,shapes", [
+    ("in x: [b = 2, t = 7, c = 32]\n a = multihead_attention(x, heads = 4)\n out a + x", [(2, 7, 32)]),
+    ("in x: [t = 5, b = 3, c = 16]\n a = multihead_attention(x, heads = 2, seq = t)\n out relu(a)", [(5, 3, 16)]),
+    ("in x: [t = 9, c = 16]\n a = multihead_attention(x, heads = 2, bias = false)\n out a", [(9, 16)]),
+    ("in q: [b = 2, t = 6, c = 16]\n in kv: [b = 2, t = 11, c = 16]\n"
+     " a = multihead_attention(q, kv, kv, heads = 4)\n out a", [(2, 6, 16), (2, 11, 16)]),
+])
+def test_multihead_attention(src: str, shapes: list[tuple[int, ...]]) -> None:
+    """Batch first, sequence first, unbatched, and cross-attention with another length: the projections,
+    flash attention per head on strided views, and the output projection with the epilogue."""
+    torch.manual_seed(len(src))
+    tm = compare(archc.loads("block B() {\n " + src + " }", "mha.arch"), [torch.randn(*s) for s in shapes])
+    assert tm.kernels == 1 and tm.torch_ops == 0 and "_mha_attention_kernel" in tm.text
+
+
 def test_attention_with_seq_not_last() -> None:
     src = ('block B() {\n in q: [s = 6, b = 2, d = 4]\n in k: [s = 6, b = 2, d = 4]\n in v: [s = 6, b = 2, d = 4]\n'
            ' out attention(q, k, v, seq = s, chan = d, scale = 0.3) }')

@@ -30,7 +30,7 @@ from typing import Any
 from archc.codegen.namespace import Namespace, check_attribute
 from archc.codegen.torch.generate import HELPERS, ClassModel, Extension
 from archc.codegen.torch.generate import generate as generate_torch
-from archc.codegen.triton.kernels import Kernel, NotFusable, kernel, wrap
+from archc.codegen.triton.kernels import Kernel, NotFusable, kernel, mha_helpers, wrap
 from archc.diagnostics import ArchError, Diagnostic
 from archc.ir.graph import Graph, Node
 from archc.ir.plan import Plan
@@ -271,7 +271,8 @@ def generate(source: TraceSource, graph: Graph) -> TritonModule:
         return Extension(
             header=["# Target: Triton (archc build --target triton). Inference runs fused Triton kernels; "
                     "training the PyTorch forward.", "# Needs torch and triton at run time."],
-            kernels="".join(k.text for k in ff.kernels), helpers=ff.helpers,
+            kernels=(mha_helpers() if any(k.kind == "mha" for k in ff.kernels) else "")
+            + "".join(k.text for k in ff.kernels), helpers=ff.helpers,
             forward=ff.lines(), needs_matmul_configs=any("MATMUL_CONFIGS" in k.text for k in ff.kernels))
 
     gen = generate_torch(source, extension=extend)

@@ -104,6 +104,7 @@ class Operand:
     expr: str
     dims: tuple[int, ...]
     value: int | None = None  # the graph value, for inputs of the group
+    local: bool = False  # made by the launcher itself (not one of its parameters)
 
 
 @dataclasses.dataclass
@@ -114,6 +115,7 @@ class Kernel:
     text: str        # the kernel and the launcher, as module-level Python
     args: list[str]  # the forward expressions the launcher takes, in order
     value: int       # the graph value it returns
+    kind: str = ""   # the group's kind
 
 
 def _tensor(t: Any) -> TensorType:
@@ -139,7 +141,7 @@ _KERNEL_LOCALS = frozenset("""
     BLOCK BLOCK_M BLOCK_N BLOCK_K BLOCK_D BLOCK_E""".split())
 _LAUNCHER_LOCALS = frozenset("""
     out torch triton tl math grid meta sizes numel n_rows n_cols block_m block_n precision scale batch L S D E M N K
-    """.split())
+    q k v qkv per_head attn dim""".split())
 
 
 class KernelBuilder:
@@ -167,6 +169,7 @@ class KernelBuilder:
         self.args = Namespace(reserved=_LAUNCHER_LOCALS)
         self._by_key: dict[Any, Operand] = {}
         self.index: dict[int, str] = {}  # each iteration axis's index expression, for the output's offsets
+        self.extras: list[tuple[str, str]] = []  # launcher parameters no kernel reads directly: (name, expr)
 
     def _map(self, n: Node) -> dict[str, int]:
         t = _tensor(n.type)
@@ -361,21 +364,23 @@ class KernelBuilder:
             terms.append(f"{i} * {x.name}_{a}")
         return " + ".join(terms) if terms else "0"
 
-    def launcher_params(self) -> str:
-        seen: list[str] = []
+    def _params(self) -> list[tuple[str, str]]:
+        seen: dict[str, str] = dict(self.extras)
         for op in self.operands:
-            if op.arg not in seen:
-                seen.append(op.arg)
-        return ", ".join(f"{a}: torch.Tensor" for a in seen)
+            if not op.local and op.arg not in seen:
+                seen[op.arg] = op.expr
+        return list(seen.items())
+
+    def launcher_params(self) -> str:
+        return ", ".join(f"{a}: torch.Tensor" for a, _ in self._params())
 
     def call_args(self) -> list[str]:
-        out: list[str] = []
-        seen: set[str] = set()
-        for op in self.operands:
-            if op.arg not in seen:
-                seen.add(op.arg)
-                out.append(op.expr)
-        return out
+        return [e for _, e in self._params()]
+
+    def extra(self, hint: str, expr: str) -> str:
+        name = self.args.name(("extra", expr), hint)
+        self.extras.append((name, expr))
+        return name
 
     def size_of(self, j: int) -> str:
         """A launcher expression for iteration axis j's size: an operand that has it at full size."""
@@ -390,7 +395,7 @@ class KernelBuilder:
 
     def render(self, template: str, **kw: Any) -> Kernel:
         text = _ENV.get_template(template).render(k=self, name=self.name, **kw)
-        return Kernel(self.name, text, self.call_args(), self.tail.id)
+        return Kernel(self.name, text, self.call_args(), self.tail.id, self.group.kind)
 
 
 # ---- the kinds -------------------------------------------------------------------------------------
@@ -622,10 +627,62 @@ def attention_kernel(b: KernelBuilder) -> Kernel:
                     head_id=h.id)
 
 
+def mha_kernel(b: KernelBuilder) -> Kernel:
+    """multihead_attention: the input projections and the per-head attention through the module's shared
+    `_mha_linear` and `_mha_attention` kernels, the output projection and the group's epilogue as this
+    group's matmul kernel (reading the heads' output in place)."""
+    h = b.head
+    t = _tensor(h.type)
+    ins = [_tensor(b.g.node(i).type) for i in h.inputs]
+    chan = h.attrs.chan or t.names[-1]
+    seq = h.attrs.seq or t.names[-2]
+    if t.names[-1] != chan or len(t.axes) not in (2, 3) or any(x.names != t.names for x in ins):
+        raise NotFusable("multihead_attention with the features not last")
+    heads = _int(h.attrs.heads, "the number of heads")
+    pn = len(t.axes) - 1
+    path = b.attr(h.path or "")
+    names = [b.extra(b.hint(i), b.external(i)) for i in h.inputs]
+    names += [names[0]] * (3 - len(names))
+    in_w = b.extra("in_proj_weight", f"{path}.in_proj_weight")
+    in_b = b.extra("in_proj_bias", f"{path}.in_proj_bias") if h.attrs.bias else None
+    attn = Operand(b.ns.name(("operand", "attn"), "attn"), "attn", "", tuple(j if j != pn else -1
+                                                                                for j in range(len(t.axes))),
+                   None, True)
+    b.operands.append(attn)
+    weight = b.operand(("param", h.id, "weight"), "weight", f"{path}.out_proj.weight", (), None)
+    bias = b.operand(("param", h.id, "bias"), "bias", f"{path}.out_proj.bias", (), None) if h.attrs.bias else None
+    index = {j: (f"i_{b.axes[j]}[:, None]" if j != pn else "rn[None, :]") for j in range(len(t.axes))}
+    b.index = index
+
+    def load(op: Operand) -> str:
+        return f"tl.load({op.name} + {b.offset(op, lambda j: index[j])}, mask=mask, other=0.0).to(tl.float32)"
+
+    epi, last = b.body(b.nodes[1:], load, {h.id: f"v{h.id}"})
+    sizes = [f"{names[0]}.shape[{j}]" for j in range(len(t.axes))]
+    seq_dim = t.names.index(seq)
+    batch_dim = next((j for j in range(len(t.axes) - 1) if j != seq_dim), None)
+
+    def in_b_slice(i: int) -> str:
+        return "None" if in_b is None else f"{in_b}[{['', 'dim', '2 * dim'][i]}:{['dim', '2 * dim', ''][i]}]"
+
+    packed = len(set(h.inputs)) == 1
+    q_, k_, v_ = (Operand(n, n, "", ()) for n in names)
+    return b.render("mha.py.j2", x=attn, weight=weight, bias=bias, kdim=-1, pn=pn,
+                    m_axes=[j for j in range(len(t.axes)) if j != pn], epilogue=epi, result=last or f"v{h.id}",
+                    alloc=b.alloc(sizes, names[0]), head_id=h.id, heads=heads, packed=packed, q=q_, k_=k_,
+                    v_=v_, in_w=in_w, in_b=in_b, in_b_slice=in_b_slice, seq_dim=seq_dim,
+                    batch_dim=batch_dim)
+
+
 KINDS: dict[str, Callable[[KernelBuilder], Kernel]] = {
     "pointwise": pointwise_kernel, "norm": norm_kernel, "reduce": reduce_kernel, "matmul": matmul_kernel,
-    "window": window_kernel, "attention": attention_kernel,
+    "window": window_kernel, "attention": attention_kernel, "mha": mha_kernel,
 }
+
+
+def mha_helpers() -> str:
+    """The kernels every multihead_attention group shares (the input projection and flash attention)."""
+    return _ENV.get_template("mha_common.py.j2").render()
 
 
 def kernel(plan: Plan, group: Group, name: str, external: Callable[[int], str], attr: Callable[[str], str]
@@ -634,4 +691,4 @@ def kernel(plan: Plan, group: Group, name: str, external: Callable[[int], str], 
     return KINDS[group.kind](KernelBuilder(plan, group, name, external, attr))
 
 
-__all__ = ["Kernel", "NotFusable", "kernel", "KINDS", "Graph"]
+__all__ = ["Kernel", "NotFusable", "kernel", "mha_helpers", "KINDS", "Graph"]

@@ -43,6 +43,97 @@ if INTERPRETED:
     MATMUL_CONFIGS = [triton.Config({"BLOCK_M": 128, "BLOCK_N": 128, "BLOCK_K": 128})]
 
 
+@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
+@triton.jit
+def _mha_linear_kernel(out, x, weight, bias, M, N, K, x_m, x_k, weight_n, weight_k, out_m, out_n,
+                       HAS_BIAS: tl.constexpr, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr,
+                       BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+    # out[M, N] = x[M, K] @ weight[N, K]ᵀ + bias: multihead attention's input projections
+    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
+    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for k0 in range(0, K, BLOCK_K):
+        rk = k0 + tl.arange(0, BLOCK_K)
+        a = tl.load(x + rm[:, None] * x_m + rk[None, :] * x_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
+        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
+                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
+        acc = tl.dot(a, b, acc, input_precision=PRECISION)
+    if HAS_BIAS:
+        acc += tl.load(bias + rn, mask=rn < N, other=0.0).to(tl.float32)[None, :]
+    mask = (rm < M)[:, None] & (rn < N)[None, :]
+    tl.store(out + rm[:, None] * out_m + rn[None, :] * out_n, acc.to(out.dtype.element_ty), mask=mask)
+
+
+def _mha_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """x @ weightᵀ + bias over x's last axis."""
+    rows = x.reshape(-1, x.shape[-1])
+    out = torch.empty((rows.shape[0], weight.shape[0]), device=x.device, dtype=x.dtype)
+    M, N, K = rows.shape[0], weight.shape[0], weight.shape[1]
+
+    def grid(meta: dict) -> tuple[int, int]:
+        return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
+
+    _mha_linear_kernel[grid](
+        out, rows, weight, bias if bias is not None else weight, M, N, K, rows.stride(0), rows.stride(1),
+        weight.stride(0), weight.stride(1), out.stride(0), out.stride(1), HAS_BIAS=bias is not None,
+        PRECISION="ieee" if x.dtype == torch.float32 else "tf32")
+    return out.reshape(*x.shape[:-1], N)
+
+
+@triton.jit
+def _mha_attention_kernel(out, q, k, v, H, L, S, D, q_b, q_h, q_l, q_d, k_b, k_h, k_s, k_d, v_b, v_h, v_s, v_d,
+                          out_b, out_h, out_l, out_d, scale, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr,
+                          BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):
+    # flash attention for one (batch, head) and a block of queries: keys and values in blocks, online softmax
+    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
+    i_b = tl.program_id(1) // H
+    i_h = tl.program_id(1) % H
+    rd = tl.arange(0, BLOCK_D)
+    q_base = q + i_b * q_b + i_h * q_h
+    k_base = k + i_b * k_b + i_h * k_h
+    v_base = v + i_b * v_b + i_h * v_h
+    qv = tl.load(q_base + rm[:, None] * q_l + rd[None, :] * q_d, mask=(rm < L)[:, None] & (rd < D)[None, :], other=0.0)
+    m_i = tl.full((BLOCK_M,), float("-inf"), tl.float32)
+    l_i = tl.zeros((BLOCK_M,), dtype=tl.float32)
+    acc = tl.zeros((BLOCK_M, BLOCK_D), dtype=tl.float32)
+    for n0 in range(0, S, BLOCK_N):
+        rn = n0 + tl.arange(0, BLOCK_N)
+        kv = tl.load(k_base + rn[None, :] * k_s + rd[:, None] * k_d, mask=(rn < S)[None, :] & (rd < D)[:, None],
+                     other=0.0)
+        s = tl.dot(qv, kv, input_precision=PRECISION) * scale
+        s = tl.where((rn < S)[None, :], s, float("-inf"))
+        m_new = tl.maximum(m_i, tl.max(s, axis=1))
+        p = tl.exp(s - m_new[:, None])
+        alpha = tl.exp(m_i - m_new)
+        l_i = l_i * alpha + tl.sum(p, axis=1)
+        vv = tl.load(v_base + rn[:, None] * v_s + rd[None, :] * v_d, mask=(rn < S)[:, None] & (rd < D)[None, :],
+                     other=0.0)
+        acc = acc * alpha[:, None] + tl.dot(p.to(vv.dtype), vv, input_precision=PRECISION)
+        m_i = m_new
+    mask = (rm < L)[:, None] & (rd < D)[None, :]
+    o = acc / l_i[:, None]
+    tl.store(out + i_b * out_b + i_h * out_h + rm[:, None] * out_l + rd[None, :] * out_d,
+             o.to(out.dtype.element_ty), mask=mask)
+
+
+def _mha_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tensor, seq: int,
+                   batch: int | None) -> None:
+    """softmax(q·kᵀ/√d)·v per head into `out`; q, k, v and out are [..., heads, d] with the sequence at
+    dimension `seq` and the batch at `batch` (None: unbatched), any strides."""
+    H, D = q.shape[-2], q.shape[-1]
+    L, S = q.shape[seq], k.shape[seq]
+    B = 1 if batch is None else q.shape[batch]
+
+    def st(t: torch.Tensor) -> tuple[int, int, int, int]:
+        return (0 if batch is None else t.stride(batch)), t.stride(-2), t.stride(seq), t.stride(-1)
+
+    block_m = 64 if L > 32 else 16
+    _mha_attention_kernel[(triton.cdiv(L, block_m), B * H)](
+        out, q, k, v, H, L, S, D, *st(q), *st(k), *st(v), *st(out), D ** -0.5,
+        PRECISION="ieee" if q.dtype == torch.float32 else "tf32", BLOCK_M=block_m, BLOCK_N=block_m,
+        BLOCK_D=max(16, triton.next_power_of_2(D)))
+
+
 @triton.jit
 def add_7_kernel(
     out, tokens, pos_embedding, batch, tok, chan, tokens_batch, tokens_tok, tokens_chan, pos_embedding_batch,
@@ -111,33 +202,59 @@ def encoder_layers_encoder_layer_0_ln_1(
     return out
 
 
+@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
 @triton.jit
-def add_12_kernel(
-    out, dropout, dropout_2, batch, tok, chan, dropout_batch, dropout_tok, dropout_chan, dropout_2_batch,
-    dropout_2_tok, dropout_2_chan, out_batch, out_tok, out_chan, numel, BLOCK: tl.constexpr):
-    # add_12: add
-    # from <std.transformer>:42
+def encoder_layers_encoder_layer_0_self_attention_kernel(
+    out, attn, weight, bias, dropout, batch, tok, chan, attn_batch, attn_tok, dropout_batch, dropout_tok,
+    dropout_chan, out_batch, out_tok, out_chan, M, N, K, attn_k, weight_n, weight_k, bias_n,
+    PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+    # encoder.layers.encoder_layer_0.self_attention: multihead_attention -> dropout -> add
+    # from <std.transformer>:41, 42
     # computes [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < numel
-    i_chan = offs % chan
-    rest = offs // chan
-    i_tok = rest % tok
-    rest = rest // tok
+    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
+    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
+    i_tok = rm % tok
+    rest = rm // tok
     i_batch = rest
-    dropout_v = tl.load(dropout + i_batch * dropout_batch + i_tok * dropout_tok + i_chan * dropout_chan, mask=mask, other=0.0).to(tl.float32)
-    dropout_2_v = tl.load(dropout_2 + i_batch * dropout_2_batch + i_tok * dropout_2_tok + i_chan * dropout_2_chan, mask=mask, other=0.0).to(tl.float32)
-    v12 = dropout_v + dropout_2_v  # add <std.transformer>:42
-    tl.store(out + i_batch * out_batch + i_tok * out_tok + i_chan * out_chan, v12.to(out.dtype.element_ty), mask=mask)
+    attn_rows = i_batch * attn_batch + i_tok * attn_tok
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for k0 in range(0, K, BLOCK_K):
+        rk = k0 + tl.arange(0, BLOCK_K)
+        a = tl.load(attn + attn_rows[:, None] + rk[None, :] * attn_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
+        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
+                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
+        acc = tl.dot(a, b, acc, input_precision=PRECISION)
+    mask = (rm < M)[:, None] & (rn < N)[None, :]
+    v10 = acc + tl.load(bias + rn * bias_n, mask=rn < N, other=0.0).to(tl.float32)[None, :]
+    dropout_v = tl.load(dropout + i_batch[:, None] * dropout_batch + i_tok[:, None] * dropout_tok + rn[None, :] * dropout_chan, mask=mask, other=0.0).to(tl.float32)
+    v12 = v10 + dropout_v  # add <std.transformer>:42
+    tl.store(out + i_batch[:, None] * out_batch + i_tok[:, None] * out_tok + rn[None, :] * out_chan, v12.to(out.dtype.element_ty), mask=mask)
 
 
-def add_12(dropout: torch.Tensor, dropout_2: torch.Tensor) -> torch.Tensor:
-    sizes = (dropout.shape[0], dropout.shape[1], dropout.shape[2])
-    out = torch.empty(sizes, device=dropout.device, dtype=dropout.dtype)
-    numel = out.numel()
-    add_12_kernel[(triton.cdiv(numel, POINTWISE_BLOCK),)](
-        out, dropout, dropout_2, *sizes, *_strides(dropout, (0, 1, 2)), *_strides(dropout_2, (0, 1, 2)),
-        *_strides(out, (0, 1, 2)), numel, BLOCK=POINTWISE_BLOCK)
+def encoder_layers_encoder_layer_0_self_attention(
+    layernorm: torch.Tensor, in_proj_weight: torch.Tensor, in_proj_bias: torch.Tensor, weight: torch.Tensor,
+    bias: torch.Tensor, dropout: torch.Tensor) -> torch.Tensor:
+    """multihead_attention with 12 heads: the q, k and v projections (one matmul over the packed
+    weight when q is k is v), flash attention per head on strided views (no copies), then the output
+    projection with its epilogue in one kernel."""
+    qkv = _mha_linear(layernorm, in_proj_weight, in_proj_bias)
+    q, k, v = qkv.unflatten(-1, (3, 12, -1)).unbind(-3)
+    per_head = q.new_empty(q.shape)
+    _mha_attention(q, k, v, per_head, 1, 0)
+    attn = per_head.flatten(-2)
+    sizes = (layernorm.shape[0], layernorm.shape[1], layernorm.shape[2])
+    out = torch.empty(sizes, device=layernorm.device, dtype=layernorm.dtype)
+    N, K = weight.shape[0], weight.shape[1]
+    M = out.numel() // N
+    precision = "ieee" if attn.dtype == torch.float32 else "tf32"
+
+    def grid(meta: dict) -> tuple[int, int]:
+        return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
+
+    encoder_layers_encoder_layer_0_self_attention_kernel[grid](
+        out, attn, weight, bias, dropout, *sizes, *_strides(attn, (0, 1)), *_strides(dropout, (0, 1, 2)),
+        *_strides(out, (0, 1, 2)), M, N, K, attn.stride(-1), weight.stride(0), weight.stride(1), bias.stride(0),
+        PRECISION=precision)
     return out
 
 
@@ -309,33 +426,59 @@ def encoder_layers_encoder_layer_1_ln_1(
     return out
 
 
+@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
 @triton.jit
-def add_23_kernel(
-    out, dropout, add, batch, tok, chan, dropout_batch, dropout_tok, dropout_chan, add_batch, add_tok, add_chan,
-    out_batch, out_tok, out_chan, numel, BLOCK: tl.constexpr):
-    # add_23: add
-    # from <std.transformer>:42
+def encoder_layers_encoder_layer_1_self_attention_kernel(
+    out, attn, weight, bias, add, batch, tok, chan, attn_batch, attn_tok, add_batch, add_tok, add_chan, out_batch,
+    out_tok, out_chan, M, N, K, attn_k, weight_n, weight_k, bias_n, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+    # encoder.layers.encoder_layer_1.self_attention: multihead_attention -> dropout -> add
+    # from <std.transformer>:41, 42
     # computes [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < numel
-    i_chan = offs % chan
-    rest = offs // chan
-    i_tok = rest % tok
-    rest = rest // tok
+    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
+    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
+    i_tok = rm % tok
+    rest = rm // tok
     i_batch = rest
-    dropout_v = tl.load(dropout + i_batch * dropout_batch + i_tok * dropout_tok + i_chan * dropout_chan, mask=mask, other=0.0).to(tl.float32)
-    add_v = tl.load(add + i_batch * add_batch + i_tok * add_tok + i_chan * add_chan, mask=mask, other=0.0).to(tl.float32)
-    v23 = dropout_v + add_v  # add <std.transformer>:42
-    tl.store(out + i_batch * out_batch + i_tok * out_tok + i_chan * out_chan, v23.to(out.dtype.element_ty), mask=mask)
+    attn_rows = i_batch * attn_batch + i_tok * attn_tok
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for k0 in range(0, K, BLOCK_K):
+        rk = k0 + tl.arange(0, BLOCK_K)
+        a = tl.load(attn + attn_rows[:, None] + rk[None, :] * attn_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
+        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
+                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
+        acc = tl.dot(a, b, acc, input_precision=PRECISION)
+    mask = (rm < M)[:, None] & (rn < N)[None, :]
+    v21 = acc + tl.load(bias + rn * bias_n, mask=rn < N, other=0.0).to(tl.float32)[None, :]
+    add_v = tl.load(add + i_batch[:, None] * add_batch + i_tok[:, None] * add_tok + rn[None, :] * add_chan, mask=mask, other=0.0).to(tl.float32)
+    v23 = v21 + add_v  # add <std.transformer>:42
+    tl.store(out + i_batch[:, None] * out_batch + i_tok[:, None] * out_tok + rn[None, :] * out_chan, v23.to(out.dtype.element_ty), mask=mask)
 
 
-def add_23(dropout: torch.Tensor, add: torch.Tensor) -> torch.Tensor:
-    sizes = (dropout.shape[0], dropout.shape[1], dropout.shape[2])
-    out = torch.empty(sizes, device=dropout.device, dtype=dropout.dtype)
-    numel = out.numel()
-    add_23_kernel[(triton.cdiv(numel, POINTWISE_BLOCK),)](
-        out, dropout, add, *sizes, *_strides(dropout, (0, 1, 2)), *_strides(add, (0, 1, 2)),
-        *_strides(out, (0, 1, 2)), numel, BLOCK=POINTWISE_BLOCK)
+def encoder_layers_encoder_layer_1_self_attention(
+    layernorm: torch.Tensor, in_proj_weight: torch.Tensor, in_proj_bias: torch.Tensor, weight: torch.Tensor,
+    bias: torch.Tensor, add: torch.Tensor) -> torch.Tensor:
+    """multihead_attention with 12 heads: the q, k and v projections (one matmul over the packed
+    weight when q is k is v), flash attention per head on strided views (no copies), then the output
+    projection with its epilogue in one kernel."""
+    qkv = _mha_linear(layernorm, in_proj_weight, in_proj_bias)
+    q, k, v = qkv.unflatten(-1, (3, 12, -1)).unbind(-3)
+    per_head = q.new_empty(q.shape)
+    _mha_attention(q, k, v, per_head, 1, 0)
+    attn = per_head.flatten(-2)
+    sizes = (layernorm.shape[0], layernorm.shape[1], layernorm.shape[2])
+    out = torch.empty(sizes, device=layernorm.device, dtype=layernorm.dtype)
+    N, K = weight.shape[0], weight.shape[1]
+    M = out.numel() // N
+    precision = "ieee" if attn.dtype == torch.float32 else "tf32"
+
+    def grid(meta: dict) -> tuple[int, int]:
+        return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
+
+    encoder_layers_encoder_layer_1_self_attention_kernel[grid](
+        out, attn, weight, bias, add, *sizes, *_strides(attn, (0, 1)), *_strides(add, (0, 1, 2)),
+        *_strides(out, (0, 1, 2)), M, N, K, attn.stride(-1), weight.stride(0), weight.stride(1), bias.stride(0),
+        PRECISION=precision)
     return out
 
 
@@ -507,33 +650,59 @@ def encoder_layers_encoder_layer_2_ln_1(
     return out
 
 
+@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
 @triton.jit
-def add_34_kernel(
-    out, dropout, add, batch, tok, chan, dropout_batch, dropout_tok, dropout_chan, add_batch, add_tok, add_chan,
-    out_batch, out_tok, out_chan, numel, BLOCK: tl.constexpr):
-    # add_34: add
-    # from <std.transformer>:42
+def encoder_layers_encoder_layer_2_self_attention_kernel(
+    out, attn, weight, bias, add, batch, tok, chan, attn_batch, attn_tok, add_batch, add_tok, add_chan, out_batch,
+    out_tok, out_chan, M, N, K, attn_k, weight_n, weight_k, bias_n, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+    # encoder.layers.encoder_layer_2.self_attention: multihead_attention -> dropout -> add
+    # from <std.transformer>:41, 42
     # computes [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < numel
-    i_chan = offs % chan
-    rest = offs // chan
-    i_tok = rest % tok
-    rest = rest // tok
+    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
+    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
+    i_tok = rm % tok
+    rest = rm // tok
     i_batch = rest
-    dropout_v = tl.load(dropout + i_batch * dropout_batch + i_tok * dropout_tok + i_chan * dropout_chan, mask=mask, other=0.0).to(tl.float32)
-    add_v = tl.load(add + i_batch * add_batch + i_tok * add_tok + i_chan * add_chan, mask=mask, other=0.0).to(tl.float32)
-    v34 = dropout_v + add_v  # add <std.transformer>:42
-    tl.store(out + i_batch * out_batch + i_tok * out_tok + i_chan * out_chan, v34.to(out.dtype.element_ty), mask=mask)
+    attn_rows = i_batch * attn_batch + i_tok * attn_tok
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for k0 in range(0, K, BLOCK_K):
+        rk = k0 + tl.arange(0, BLOCK_K)
+        a = tl.load(attn + attn_rows[:, None] + rk[None, :] * attn_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
+        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
+                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
+        acc = tl.dot(a, b, acc, input_precision=PRECISION)
+    mask = (rm < M)[:, None] & (rn < N)[None, :]
+    v32 = acc + tl.load(bias + rn * bias_n, mask=rn < N, other=0.0).to(tl.float32)[None, :]
+    add_v = tl.load(add + i_batch[:, None] * add_batch + i_tok[:, None] * add_tok + rn[None, :] * add_chan, mask=mask, other=0.0).to(tl.float32)
+    v34 = v32 + add_v  # add <std.transformer>:42
+    tl.store(out + i_batch[:, None] * out_batch + i_tok[:, None] * out_tok + rn[None, :] * out_chan, v34.to(out.dtype.element_ty), mask=mask)
 
 
-def add_34(dropout: torch.Tensor, add: torch.Tensor) -> torch.Tensor:
-    sizes = (dropout.shape[0], dropout.shape[1], dropout.shape[2])
-    out = torch.empty(sizes, device=dropout.device, dtype=dropout.dtype)
-    numel = out.numel()
-    add_34_kernel[(triton.cdiv(numel, POINTWISE_BLOCK),)](
-        out, dropout, add, *sizes, *_strides(dropout, (0, 1, 2)), *_strides(add, (0, 1, 2)),
-        *_strides(out, (0, 1, 2)), numel, BLOCK=POINTWISE_BLOCK)
+def encoder_layers_encoder_layer_2_self_attention(
+    layernorm: torch.Tensor, in_proj_weight: torch.Tensor, in_proj_bias: torch.Tensor, weight: torch.Tensor,
+    bias: torch.Tensor, add: torch.Tensor) -> torch.Tensor:
+    """multihead_attention with 12 heads: the q, k and v projections (one matmul over the packed
+    weight when q is k is v), flash attention per head on strided views (no copies), then the output
+    projection with its epilogue in one kernel."""
+    qkv = _mha_linear(layernorm, in_proj_weight, in_proj_bias)
+    q, k, v = qkv.unflatten(-1, (3, 12, -1)).unbind(-3)
+    per_head = q.new_empty(q.shape)
+    _mha_attention(q, k, v, per_head, 1, 0)
+    attn = per_head.flatten(-2)
+    sizes = (layernorm.shape[0], layernorm.shape[1], layernorm.shape[2])
+    out = torch.empty(sizes, device=layernorm.device, dtype=layernorm.dtype)
+    N, K = weight.shape[0], weight.shape[1]
+    M = out.numel() // N
+    precision = "ieee" if attn.dtype == torch.float32 else "tf32"
+
+    def grid(meta: dict) -> tuple[int, int]:
+        return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
+
+    encoder_layers_encoder_layer_2_self_attention_kernel[grid](
+        out, attn, weight, bias, add, *sizes, *_strides(attn, (0, 1)), *_strides(add, (0, 1, 2)),
+        *_strides(out, (0, 1, 2)), M, N, K, attn.stride(-1), weight.stride(0), weight.stride(1), bias.stride(0),
+        PRECISION=precision)
     return out
 
 
@@ -705,33 +874,59 @@ def encoder_layers_encoder_layer_3_ln_1(
     return out
 
 
+@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
 @triton.jit
-def add_45_kernel(
-    out, dropout, add, batch, tok, chan, dropout_batch, dropout_tok, dropout_chan, add_batch, add_tok, add_chan,
-    out_batch, out_tok, out_chan, numel, BLOCK: tl.constexpr):
-    # add_45: add
-    # from <std.transformer>:42
+def encoder_layers_encoder_layer_3_self_attention_kernel(
+    out, attn, weight, bias, add, batch, tok, chan, attn_batch, attn_tok, add_batch, add_tok, add_chan, out_batch,
+    out_tok, out_chan, M, N, K, attn_k, weight_n, weight_k, bias_n, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+    # encoder.layers.encoder_layer_3.self_attention: multihead_attention -> dropout -> add
+    # from <std.transformer>:41, 42
     # computes [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < numel
-    i_chan = offs % chan
-    rest = offs // chan
-    i_tok = rest % tok
-    rest = rest // tok
+    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
+    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
+    i_tok = rm % tok
+    rest = rm // tok
     i_batch = rest
-    dropout_v = tl.load(dropout + i_batch * dropout_batch + i_tok * dropout_tok + i_chan * dropout_chan, mask=mask, other=0.0).to(tl.float32)
-    add_v = tl.load(add + i_batch * add_batch + i_tok * add_tok + i_chan * add_chan, mask=mask, other=0.0).to(tl.float32)
-    v45 = dropout_v + add_v  # add <std.transformer>:42
-    tl.store(out + i_batch * out_batch + i_tok * out_tok + i_chan * out_chan, v45.to(out.dtype.element_ty), mask=mask)
+    attn_rows = i_batch * attn_batch + i_tok * attn_tok
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for k0 in range(0, K, BLOCK_K):
+        rk = k0 + tl.arange(0, BLOCK_K)
+        a = tl.load(attn + attn_rows[:, None] + rk[None, :] * attn_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
+        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
+                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
+        acc = tl.dot(a, b, acc, input_precision=PRECISION)
+    mask = (rm < M)[:, None] & (rn < N)[None, :]
+    v43 = acc + tl.load(bias + rn * bias_n, mask=rn < N, other=0.0).to(tl.float32)[None, :]
+    add_v = tl.load(add + i_batch[:, None] * add_batch + i_tok[:, None] * add_tok + rn[None, :] * add_chan, mask=mask, other=0.0).to(tl.float32)
+    v45 = v43 + add_v  # add <std.transformer>:42
+    tl.store(out + i_batch[:, None] * out_batch + i_tok[:, None] * out_tok + rn[None, :] * out_chan, v45.to(out.dtype.element_ty), mask=mask)
 
 
-def add_45(dropout: torch.Tensor, add: torch.Tensor) -> torch.Tensor:
-    sizes = (dropout.shape[0], dropout.shape[1], dropout.shape[2])
-    out = torch.empty(sizes, device=dropout.device, dtype=dropout.dtype)
-    numel = out.numel()
-    add_45_kernel[(triton.cdiv(numel, POINTWISE_BLOCK),)](
-        out, dropout, add, *sizes, *_strides(dropout, (0, 1, 2)), *_strides(add, (0, 1, 2)),
-        *_strides(out, (0, 1, 2)), numel, BLOCK=POINTWISE_BLOCK)
+def encoder_layers_encoder_layer_3_self_attention(
+    layernorm: torch.Tensor, in_proj_weight: torch.Tensor, in_proj_bias: torch.Tensor, weight: torch.Tensor,
+    bias: torch.Tensor, add: torch.Tensor) -> torch.Tensor:
+    """multihead_attention with 12 heads: the q, k and v projections (one matmul over the packed
+    weight when q is k is v), flash attention per head on strided views (no copies), then the output
+    projection with its epilogue in one kernel."""
+    qkv = _mha_linear(layernorm, in_proj_weight, in_proj_bias)
+    q, k, v = qkv.unflatten(-1, (3, 12, -1)).unbind(-3)
+    per_head = q.new_empty(q.shape)
+    _mha_attention(q, k, v, per_head, 1, 0)
+    attn = per_head.flatten(-2)
+    sizes = (layernorm.shape[0], layernorm.shape[1], layernorm.shape[2])
+    out = torch.empty(sizes, device=layernorm.device, dtype=layernorm.dtype)
+    N, K = weight.shape[0], weight.shape[1]
+    M = out.numel() // N
+    precision = "ieee" if attn.dtype == torch.float32 else "tf32"
+
+    def grid(meta: dict) -> tuple[int, int]:
+        return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
+
+    encoder_layers_encoder_layer_3_self_attention_kernel[grid](
+        out, attn, weight, bias, add, *sizes, *_strides(attn, (0, 1)), *_strides(add, (0, 1, 2)),
+        *_strides(out, (0, 1, 2)), M, N, K, attn.stride(-1), weight.stride(0), weight.stride(1), bias.stride(0),
+        PRECISION=precision)
     return out
 
 
@@ -903,33 +1098,59 @@ def encoder_layers_encoder_layer_4_ln_1(
     return out
 
 
+@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
 @triton.jit
-def add_56_kernel(
-    out, dropout, add, batch, tok, chan, dropout_batch, dropout_tok, dropout_chan, add_batch, add_tok, add_chan,
-    out_batch, out_tok, out_chan, numel, BLOCK: tl.constexpr):
-    # add_56: add
-    # from <std.transformer>:42
+def encoder_layers_encoder_layer_4_self_attention_kernel(
+    out, attn, weight, bias, add, batch, tok, chan, attn_batch, attn_tok, add_batch, add_tok, add_chan, out_batch,
+    out_tok, out_chan, M, N, K, attn_k, weight_n, weight_k, bias_n, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+    # encoder.layers.encoder_layer_4.self_attention: multihead_attention -> dropout -> add
+    # from <std.transformer>:41, 42
     # computes [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < numel
-    i_chan = offs % chan
-    rest = offs // chan
-    i_tok = rest % tok
-    rest = rest // tok
+    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
+    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
+    i_tok = rm % tok
+    rest = rm // tok
     i_batch = rest
-    dropout_v = tl.load(dropout + i_batch * dropout_batch + i_tok * dropout_tok + i_chan * dropout_chan, mask=mask, other=0.0).to(tl.float32)
-    add_v = tl.load(add + i_batch * add_batch + i_tok * add_tok + i_chan * add_chan, mask=mask, other=0.0).to(tl.float32)
-    v56 = dropout_v + add_v  # add <std.transformer>:42
-    tl.store(out + i_batch * out_batch + i_tok * out_tok + i_chan * out_chan, v56.to(out.dtype.element_ty), mask=mask)
+    attn_rows = i_batch * attn_batch + i_tok * attn_tok
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for k0 in range(0, K, BLOCK_K):
+        rk = k0 + tl.arange(0, BLOCK_K)
+        a = tl.load(attn + attn_rows[:, None] + rk[None, :] * attn_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
+        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
+                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
+        acc = tl.dot(a, b, acc, input_precision=PRECISION)
+    mask = (rm < M)[:, None] & (rn < N)[None, :]
+    v54 = acc + tl.load(bias + rn * bias_n, mask=rn < N, other=0.0).to(tl.float32)[None, :]
+    add_v = tl.load(add + i_batch[:, None] * add_batch + i_tok[:, None] * add_tok + rn[None, :] * add_chan, mask=mask, other=0.0).to(tl.float32)
+    v56 = v54 + add_v  # add <std.transformer>:42
+    tl.store(out + i_batch[:, None] * out_batch + i_tok[:, None] * out_tok + rn[None, :] * out_chan, v56.to(out.dtype.element_ty), mask=mask)
 
 
-def add_56(dropout: torch.Tensor, add: torch.Tensor) -> torch.Tensor:
-    sizes = (dropout.shape[0], dropout.shape[1], dropout.shape[2])
-    out = torch.empty(sizes, device=dropout.device, dtype=dropout.dtype)
-    numel = out.numel()
-    add_56_kernel[(triton.cdiv(numel, POINTWISE_BLOCK),)](
-        out, dropout, add, *sizes, *_strides(dropout, (0, 1, 2)), *_strides(add, (0, 1, 2)),
-        *_strides(out, (0, 1, 2)), numel, BLOCK=POINTWISE_BLOCK)
+def encoder_layers_encoder_layer_4_self_attention(
+    layernorm: torch.Tensor, in_proj_weight: torch.Tensor, in_proj_bias: torch.Tensor, weight: torch.Tensor,
+    bias: torch.Tensor, add: torch.Tensor) -> torch.Tensor:
+    """multihead_attention with 12 heads: the q, k and v projections (one matmul over the packed
+    weight when q is k is v), flash attention per head on strided views (no copies), then the output
+    projection with its epilogue in one kernel."""
+    qkv = _mha_linear(layernorm, in_proj_weight, in_proj_bias)
+    q, k, v = qkv.unflatten(-1, (3, 12, -1)).unbind(-3)
+    per_head = q.new_empty(q.shape)
+    _mha_attention(q, k, v, per_head, 1, 0)
+    attn = per_head.flatten(-2)
+    sizes = (layernorm.shape[0], layernorm.shape[1], layernorm.shape[2])
+    out = torch.empty(sizes, device=layernorm.device, dtype=layernorm.dtype)
+    N, K = weight.shape[0], weight.shape[1]
+    M = out.numel() // N
+    precision = "ieee" if attn.dtype == torch.float32 else "tf32"
+
+    def grid(meta: dict) -> tuple[int, int]:
+        return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
+
+    encoder_layers_encoder_layer_4_self_attention_kernel[grid](
+        out, attn, weight, bias, add, *sizes, *_strides(attn, (0, 1)), *_strides(add, (0, 1, 2)),
+        *_strides(out, (0, 1, 2)), M, N, K, attn.stride(-1), weight.stride(0), weight.stride(1), bias.stride(0),
+        PRECISION=precision)
     return out
 
 
@@ -1101,33 +1322,59 @@ def encoder_layers_encoder_layer_5_ln_1(
     return out
 
 
+@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
 @triton.jit
-def add_67_kernel(
-    out, dropout, add, batch, tok, chan, dropout_batch, dropout_tok, dropout_chan, add_batch, add_tok, add_chan,
-    out_batch, out_tok, out_chan, numel, BLOCK: tl.constexpr):
-    # add_67: add
-    # from <std.transformer>:42
+def encoder_layers_encoder_layer_5_self_attention_kernel(
+    out, attn, weight, bias, add, batch, tok, chan, attn_batch, attn_tok, add_batch, add_tok, add_chan, out_batch,
+    out_tok, out_chan, M, N, K, attn_k, weight_n, weight_k, bias_n, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+    # encoder.layers.encoder_layer_5.self_attention: multihead_attention -> dropout -> add
+    # from <std.transformer>:41, 42
     # computes [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < numel
-    i_chan = offs % chan
-    rest = offs // chan
-    i_tok = rest % tok
-    rest = rest // tok
+    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
+    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
+    i_tok = rm % tok
+    rest = rm // tok
     i_batch = rest
-    dropout_v = tl.load(dropout + i_batch * dropout_batch + i_tok * dropout_tok + i_chan * dropout_chan, mask=mask, other=0.0).to(tl.float32)
-    add_v = tl.load(add + i_batch * add_batch + i_tok * add_tok + i_chan * add_chan, mask=mask, other=0.0).to(tl.float32)
-    v67 = dropout_v + add_v  # add <std.transformer>:42
-    tl.store(out + i_batch * out_batch + i_tok * out_tok + i_chan * out_chan, v67.to(out.dtype.element_ty), mask=mask)
+    attn_rows = i_batch * attn_batch + i_tok * attn_tok
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for k0 in range(0, K, BLOCK_K):
+        rk = k0 + tl.arange(0, BLOCK_K)
+        a = tl.load(attn + attn_rows[:, None] + rk[None, :] * attn_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
+        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
+                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
+        acc = tl.dot(a, b, acc, input_precision=PRECISION)
+    mask = (rm < M)[:, None] & (rn < N)[None, :]
+    v65 = acc + tl.load(bias + rn * bias_n, mask=rn < N, other=0.0).to(tl.float32)[None, :]
+    add_v = tl.load(add + i_batch[:, None] * add_batch + i_tok[:, None] * add_tok + rn[None, :] * add_chan, mask=mask, other=0.0).to(tl.float32)
+    v67 = v65 + add_v  # add <std.transformer>:42
+    tl.store(out + i_batch[:, None] * out_batch + i_tok[:, None] * out_tok + rn[None, :] * out_chan, v67.to(out.dtype.element_ty), mask=mask)
 
 
-def add_67(dropout: torch.Tensor, add: torch.Tensor) -> torch.Tensor:
-    sizes = (dropout.shape[0], dropout.shape[1], dropout.shape[2])
-    out = torch.empty(sizes, device=dropout.device, dtype=dropout.dtype)
-    numel = out.numel()
-    add_67_kernel[(triton.cdiv(numel, POINTWISE_BLOCK),)](
-        out, dropout, add, *sizes, *_strides(dropout, (0, 1, 2)), *_strides(add, (0, 1, 2)),
-        *_strides(out, (0, 1, 2)), numel, BLOCK=POINTWISE_BLOCK)
+def encoder_layers_encoder_layer_5_self_attention(
+    layernorm: torch.Tensor, in_proj_weight: torch.Tensor, in_proj_bias: torch.Tensor, weight: torch.Tensor,
+    bias: torch.Tensor, add: torch.Tensor) -> torch.Tensor:
+    """multihead_attention with 12 heads: the q, k and v projections (one matmul over the packed
+    weight when q is k is v), flash attention per head on strided views (no copies), then the output
+    projection with its epilogue in one kernel."""
+    qkv = _mha_linear(layernorm, in_proj_weight, in_proj_bias)
+    q, k, v = qkv.unflatten(-1, (3, 12, -1)).unbind(-3)
+    per_head = q.new_empty(q.shape)
+    _mha_attention(q, k, v, per_head, 1, 0)
+    attn = per_head.flatten(-2)
+    sizes = (layernorm.shape[0], layernorm.shape[1], layernorm.shape[2])
+    out = torch.empty(sizes, device=layernorm.device, dtype=layernorm.dtype)
+    N, K = weight.shape[0], weight.shape[1]
+    M = out.numel() // N
+    precision = "ieee" if attn.dtype == torch.float32 else "tf32"
+
+    def grid(meta: dict) -> tuple[int, int]:
+        return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
+
+    encoder_layers_encoder_layer_5_self_attention_kernel[grid](
+        out, attn, weight, bias, add, *sizes, *_strides(attn, (0, 1)), *_strides(add, (0, 1, 2)),
+        *_strides(out, (0, 1, 2)), M, N, K, attn.stride(-1), weight.stride(0), weight.stride(1), bias.stride(0),
+        PRECISION=precision)
     return out
 
 
@@ -1299,33 +1546,59 @@ def encoder_layers_encoder_layer_6_ln_1(
     return out
 
 
+@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
 @triton.jit
-def add_78_kernel(
-    out, dropout, add, batch, tok, chan, dropout_batch, dropout_tok, dropout_chan, add_batch, add_tok, add_chan,
-    out_batch, out_tok, out_chan, numel, BLOCK: tl.constexpr):
-    # add_78: add
-    # from <std.transformer>:42
+def encoder_layers_encoder_layer_6_self_attention_kernel(
+    out, attn, weight, bias, add, batch, tok, chan, attn_batch, attn_tok, add_batch, add_tok, add_chan, out_batch,
+    out_tok, out_chan, M, N, K, attn_k, weight_n, weight_k, bias_n, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+    # encoder.layers.encoder_layer_6.self_attention: multihead_attention -> dropout -> add
+    # from <std.transformer>:41, 42
     # computes [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < numel
-    i_chan = offs % chan
-    rest = offs // chan
-    i_tok = rest % tok
-    rest = rest // tok
+    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
+    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
+    i_tok = rm % tok
+    rest = rm // tok
     i_batch = rest
-    dropout_v = tl.load(dropout + i_batch * dropout_batch + i_tok * dropout_tok + i_chan * dropout_chan, mask=mask, other=0.0).to(tl.float32)
-    add_v = tl.load(add + i_batch * add_batch + i_tok * add_tok + i_chan * add_chan, mask=mask, other=0.0).to(tl.float32)
-    v78 = dropout_v + add_v  # add <std.transformer>:42
-    tl.store(out + i_batch * out_batch + i_tok * out_tok + i_chan * out_chan, v78.to(out.dtype.element_ty), mask=mask)
+    attn_rows = i_batch * attn_batch + i_tok * attn_tok
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for k0 in range(0, K, BLOCK_K):
+        rk = k0 + tl.arange(0, BLOCK_K)
+        a = tl.load(attn + attn_rows[:, None] + rk[None, :] * attn_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
+        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
+                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
+        acc = tl.dot(a, b, acc, input_precision=PRECISION)
+    mask = (rm < M)[:, None] & (rn < N)[None, :]
+    v76 = acc + tl.load(bias + rn * bias_n, mask=rn < N, other=0.0).to(tl.float32)[None, :]
+    add_v = tl.load(add + i_batch[:, None] * add_batch + i_tok[:, None] * add_tok + rn[None, :] * add_chan, mask=mask, other=0.0).to(tl.float32)
+    v78 = v76 + add_v  # add <std.transformer>:42
+    tl.store(out + i_batch[:, None] * out_batch + i_tok[:, None] * out_tok + rn[None, :] * out_chan, v78.to(out.dtype.element_ty), mask=mask)
 
 
-def add_78(dropout: torch.Tensor, add: torch.Tensor) -> torch.Tensor:
-    sizes = (dropout.shape[0], dropout.shape[1], dropout.shape[2])
-    out = torch.empty(sizes, device=dropout.device, dtype=dropout.dtype)
-    numel = out.numel()
-    add_78_kernel[(triton.cdiv(numel, POINTWISE_BLOCK),)](
-        out, dropout, add, *sizes, *_strides(dropout, (0, 1, 2)), *_strides(add, (0, 1, 2)),
-        *_strides(out, (0, 1, 2)), numel, BLOCK=POINTWISE_BLOCK)
+def encoder_layers_encoder_layer_6_self_attention(
+    layernorm: torch.Tensor, in_proj_weight: torch.Tensor, in_proj_bias: torch.Tensor, weight: torch.Tensor,
+    bias: torch.Tensor, add: torch.Tensor) -> torch.Tensor:
+    """multihead_attention with 12 heads: the q, k and v projections (one matmul over the packed
+    weight when q is k is v), flash attention per head on strided views (no copies), then the output
+    projection with its epilogue in one kernel."""
+    qkv = _mha_linear(layernorm, in_proj_weight, in_proj_bias)
+    q, k, v = qkv.unflatten(-1, (3, 12, -1)).unbind(-3)
+    per_head = q.new_empty(q.shape)
+    _mha_attention(q, k, v, per_head, 1, 0)
+    attn = per_head.flatten(-2)
+    sizes = (layernorm.shape[0], layernorm.shape[1], layernorm.shape[2])
+    out = torch.empty(sizes, device=layernorm.device, dtype=layernorm.dtype)
+    N, K = weight.shape[0], weight.shape[1]
+    M = out.numel() // N
+    precision = "ieee" if attn.dtype == torch.float32 else "tf32"
+
+    def grid(meta: dict) -> tuple[int, int]:
+        return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
+
+    encoder_layers_encoder_layer_6_self_attention_kernel[grid](
+        out, attn, weight, bias, add, *sizes, *_strides(attn, (0, 1)), *_strides(add, (0, 1, 2)),
+        *_strides(out, (0, 1, 2)), M, N, K, attn.stride(-1), weight.stride(0), weight.stride(1), bias.stride(0),
+        PRECISION=precision)
     return out
 
 
@@ -1497,33 +1770,59 @@ def encoder_layers_encoder_layer_7_ln_1(
     return out
 
 
+@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
 @triton.jit
-def add_89_kernel(
-    out, dropout, add, batch, tok, chan, dropout_batch, dropout_tok, dropout_chan, add_batch, add_tok, add_chan,
-    out_batch, out_tok, out_chan, numel, BLOCK: tl.constexpr):
-    # add_89: add
-    # from <std.transformer>:42
+def encoder_layers_encoder_layer_7_self_attention_kernel(
+    out, attn, weight, bias, add, batch, tok, chan, attn_batch, attn_tok, add_batch, add_tok, add_chan, out_batch,
+    out_tok, out_chan, M, N, K, attn_k, weight_n, weight_k, bias_n, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+    # encoder.layers.encoder_layer_7.self_attention: multihead_attention -> dropout -> add
+    # from <std.transformer>:41, 42
     # computes [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < numel
-    i_chan = offs % chan
-    rest = offs // chan
-    i_tok = rest % tok
-    rest = rest // tok
+    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
+    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
+    i_tok = rm % tok
+    rest = rm // tok
     i_batch = rest
-    dropout_v = tl.load(dropout + i_batch * dropout_batch + i_tok * dropout_tok + i_chan * dropout_chan, mask=mask, other=0.0).to(tl.float32)
-    add_v = tl.load(add + i_batch * add_batch + i_tok * add_tok + i_chan * add_chan, mask=mask, other=0.0).to(tl.float32)
-    v89 = dropout_v + add_v  # add <std.transformer>:42
-    tl.store(out + i_batch * out_batch + i_tok * out_tok + i_chan * out_chan, v89.to(out.dtype.element_ty), mask=mask)
+    attn_rows = i_batch * attn_batch + i_tok * attn_tok
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for k0 in range(0, K, BLOCK_K):
+        rk = k0 + tl.arange(0, BLOCK_K)
+        a = tl.load(attn + attn_rows[:, None] + rk[None, :] * attn_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
+        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
+                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
+        acc = tl.dot(a, b, acc, input_precision=PRECISION)
+    mask = (rm < M)[:, None] & (rn < N)[None, :]
+    v87 = acc + tl.load(bias + rn * bias_n, mask=rn < N, other=0.0).to(tl.float32)[None, :]
+    add_v = tl.load(add + i_batch[:, None] * add_batch + i_tok[:, None] * add_tok + rn[None, :] * add_chan, mask=mask, other=0.0).to(tl.float32)
+    v89 = v87 + add_v  # add <std.transformer>:42
+    tl.store(out + i_batch[:, None] * out_batch + i_tok[:, None] * out_tok + rn[None, :] * out_chan, v89.to(out.dtype.element_ty), mask=mask)
 
 
-def add_89(dropout: torch.Tensor, add: torch.Tensor) -> torch.Tensor:
-    sizes = (dropout.shape[0], dropout.shape[1], dropout.shape[2])
-    out = torch.empty(sizes, device=dropout.device, dtype=dropout.dtype)
-    numel = out.numel()
-    add_89_kernel[(triton.cdiv(numel, POINTWISE_BLOCK),)](
-        out, dropout, add, *sizes, *_strides(dropout, (0, 1, 2)), *_strides(add, (0, 1, 2)),
-        *_strides(out, (0, 1, 2)), numel, BLOCK=POINTWISE_BLOCK)
+def encoder_layers_encoder_layer_7_self_attention(
+    layernorm: torch.Tensor, in_proj_weight: torch.Tensor, in_proj_bias: torch.Tensor, weight: torch.Tensor,
+    bias: torch.Tensor, add: torch.Tensor) -> torch.Tensor:
+    """multihead_attention with 12 heads: the q, k and v projections (one matmul over the packed
+    weight when q is k is v), flash attention per head on strided views (no copies), then the output
+    projection with its epilogue in one kernel."""
+    qkv = _mha_linear(layernorm, in_proj_weight, in_proj_bias)
+    q, k, v = qkv.unflatten(-1, (3, 12, -1)).unbind(-3)
+    per_head = q.new_empty(q.shape)
+    _mha_attention(q, k, v, per_head, 1, 0)
+    attn = per_head.flatten(-2)
+    sizes = (layernorm.shape[0], layernorm.shape[1], layernorm.shape[2])
+    out = torch.empty(sizes, device=layernorm.device, dtype=layernorm.dtype)
+    N, K = weight.shape[0], weight.shape[1]
+    M = out.numel() // N
+    precision = "ieee" if attn.dtype == torch.float32 else "tf32"
+
+    def grid(meta: dict) -> tuple[int, int]:
+        return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
+
+    encoder_layers_encoder_layer_7_self_attention_kernel[grid](
+        out, attn, weight, bias, add, *sizes, *_strides(attn, (0, 1)), *_strides(add, (0, 1, 2)),
+        *_strides(out, (0, 1, 2)), M, N, K, attn.stride(-1), weight.stride(0), weight.stride(1), bias.stride(0),
+        PRECISION=precision)
     return out
 
 
@@ -1695,33 +1994,59 @@ def encoder_layers_encoder_layer_8_ln_1(
     return out
 
 
+@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
 @triton.jit
-def add_100_kernel(
-    out, dropout, add, batch, tok, chan, dropout_batch, dropout_tok, dropout_chan, add_batch, add_tok, add_chan,
-    out_batch, out_tok, out_chan, numel, BLOCK: tl.constexpr):
-    # add_100: add
-    # from <std.transformer>:42
+def encoder_layers_encoder_layer_8_self_attention_kernel(
+    out, attn, weight, bias, add, batch, tok, chan, attn_batch, attn_tok, add_batch, add_tok, add_chan, out_batch,
+    out_tok, out_chan, M, N, K, attn_k, weight_n, weight_k, bias_n, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+    # encoder.layers.encoder_layer_8.self_attention: multihead_attention -> dropout -> add
+    # from <std.transformer>:41, 42
     # computes [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < numel
-    i_chan = offs % chan
-    rest = offs // chan
-    i_tok = rest % tok
-    rest = rest // tok
+    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
+    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
+    i_tok = rm % tok
+    rest = rm // tok
     i_batch = rest
-    dropout_v = tl.load(dropout + i_batch * dropout_batch + i_tok * dropout_tok + i_chan * dropout_chan, mask=mask, other=0.0).to(tl.float32)
-    add_v = tl.load(add + i_batch * add_batch + i_tok * add_tok + i_chan * add_chan, mask=mask, other=0.0).to(tl.float32)
-    v100 = dropout_v + add_v  # add <std.transformer>:42
-    tl.store(out + i_batch * out_batch + i_tok * out_tok + i_chan * out_chan, v100.to(out.dtype.element_ty), mask=mask)
+    attn_rows = i_batch * attn_batch + i_tok * attn_tok
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for k0 in range(0, K, BLOCK_K):
+        rk = k0 + tl.arange(0, BLOCK_K)
+        a = tl.load(attn + attn_rows[:, None] + rk[None, :] * attn_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
+        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
+                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
+        acc = tl.dot(a, b, acc, input_precision=PRECISION)
+    mask = (rm < M)[:, None] & (rn < N)[None, :]
+    v98 = acc + tl.load(bias + rn * bias_n, mask=rn < N, other=0.0).to(tl.float32)[None, :]
+    add_v = tl.load(add + i_batch[:, None] * add_batch + i_tok[:, None] * add_tok + rn[None, :] * add_chan, mask=mask, other=0.0).to(tl.float32)
+    v100 = v98 + add_v  # add <std.transformer>:42
+    tl.store(out + i_batch[:, None] * out_batch + i_tok[:, None] * out_tok + rn[None, :] * out_chan, v100.to(out.dtype.element_ty), mask=mask)
 
 
-def add_100(dropout: torch.Tensor, add: torch.Tensor) -> torch.Tensor:
-    sizes = (dropout.shape[0], dropout.shape[1], dropout.shape[2])
-    out = torch.empty(sizes, device=dropout.device, dtype=dropout.dtype)
-    numel = out.numel()
-    add_100_kernel[(triton.cdiv(numel, POINTWISE_BLOCK),)](
-        out, dropout, add, *sizes, *_strides(dropout, (0, 1, 2)), *_strides(add, (0, 1, 2)),
-        *_strides(out, (0, 1, 2)), numel, BLOCK=POINTWISE_BLOCK)
+def encoder_layers_encoder_layer_8_self_attention(
+    layernorm: torch.Tensor, in_proj_weight: torch.Tensor, in_proj_bias: torch.Tensor, weight: torch.Tensor,
+    bias: torch.Tensor, add: torch.Tensor) -> torch.Tensor:
+    """multihead_attention with 12 heads: the q, k and v projections (one matmul over the packed
+    weight when q is k is v), flash attention per head on strided views (no copies), then the output
+    projection with its epilogue in one kernel."""
+    qkv = _mha_linear(layernorm, in_proj_weight, in_proj_bias)
+    q, k, v = qkv.unflatten(-1, (3, 12, -1)).unbind(-3)
+    per_head = q.new_empty(q.shape)
+    _mha_attention(q, k, v, per_head, 1, 0)
+    attn = per_head.flatten(-2)
+    sizes = (layernorm.shape[0], layernorm.shape[1], layernorm.shape[2])
+    out = torch.empty(sizes, device=layernorm.device, dtype=layernorm.dtype)
+    N, K = weight.shape[0], weight.shape[1]
+    M = out.numel() // N
+    precision = "ieee" if attn.dtype == torch.float32 else "tf32"
+
+    def grid(meta: dict) -> tuple[int, int]:
+        return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
+
+    encoder_layers_encoder_layer_8_self_attention_kernel[grid](
+        out, attn, weight, bias, add, *sizes, *_strides(attn, (0, 1)), *_strides(add, (0, 1, 2)),
+        *_strides(out, (0, 1, 2)), M, N, K, attn.stride(-1), weight.stride(0), weight.stride(1), bias.stride(0),
+        PRECISION=precision)
     return out
 
 
@@ -1893,33 +2218,59 @@ def encoder_layers_encoder_layer_9_ln_1(
     return out
 
 
+@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
 @triton.jit
-def add_111_kernel(
-    out, dropout, add, batch, tok, chan, dropout_batch, dropout_tok, dropout_chan, add_batch, add_tok, add_chan,
-    out_batch, out_tok, out_chan, numel, BLOCK: tl.constexpr):
-    # add_111: add
-    # from <std.transformer>:42
+def encoder_layers_encoder_layer_9_self_attention_kernel(
+    out, attn, weight, bias, add, batch, tok, chan, attn_batch, attn_tok, add_batch, add_tok, add_chan, out_batch,
+    out_tok, out_chan, M, N, K, attn_k, weight_n, weight_k, bias_n, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+    # encoder.layers.encoder_layer_9.self_attention: multihead_attention -> dropout -> add
+    # from <std.transformer>:41, 42
     # computes [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < numel
-    i_chan = offs % chan
-    rest = offs // chan
-    i_tok = rest % tok
-    rest = rest // tok
+    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
+    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
+    i_tok = rm % tok
+    rest = rm // tok
     i_batch = rest
-    dropout_v = tl.load(dropout + i_batch * dropout_batch + i_tok * dropout_tok + i_chan * dropout_chan, mask=mask, other=0.0).to(tl.float32)
-    add_v = tl.load(add + i_batch * add_batch + i_tok * add_tok + i_chan * add_chan, mask=mask, other=0.0).to(tl.float32)
-    v111 = dropout_v + add_v  # add <std.transformer>:42
-    tl.store(out + i_batch * out_batch + i_tok * out_tok + i_chan * out_chan, v111.to(out.dtype.element_ty), mask=mask)
+    attn_rows = i_batch * attn_batch + i_tok * attn_tok
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for k0 in range(0, K, BLOCK_K):
+        rk = k0 + tl.arange(0, BLOCK_K)
+        a = tl.load(attn + attn_rows[:, None] + rk[None, :] * attn_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
+        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
+                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
+        acc = tl.dot(a, b, acc, input_precision=PRECISION)
+    mask = (rm < M)[:, None] & (rn < N)[None, :]
+    v109 = acc + tl.load(bias + rn * bias_n, mask=rn < N, other=0.0).to(tl.float32)[None, :]
+    add_v = tl.load(add + i_batch[:, None] * add_batch + i_tok[:, None] * add_tok + rn[None, :] * add_chan, mask=mask, other=0.0).to(tl.float32)
+    v111 = v109 + add_v  # add <std.transformer>:42
+    tl.store(out + i_batch[:, None] * out_batch + i_tok[:, None] * out_tok + rn[None, :] * out_chan, v111.to(out.dtype.element_ty), mask=mask)
 
 
-def add_111(dropout: torch.Tensor, add: torch.Tensor) -> torch.Tensor:
-    sizes = (dropout.shape[0], dropout.shape[1], dropout.shape[2])
-    out = torch.empty(sizes, device=dropout.device, dtype=dropout.dtype)
-    numel = out.numel()
-    add_111_kernel[(triton.cdiv(numel, POINTWISE_BLOCK),)](
-        out, dropout, add, *sizes, *_strides(dropout, (0, 1, 2)), *_strides(add, (0, 1, 2)),
-        *_strides(out, (0, 1, 2)), numel, BLOCK=POINTWISE_BLOCK)
+def encoder_layers_encoder_layer_9_self_attention(
+    layernorm: torch.Tensor, in_proj_weight: torch.Tensor, in_proj_bias: torch.Tensor, weight: torch.Tensor,
+    bias: torch.Tensor, add: torch.Tensor) -> torch.Tensor:
+    """multihead_attention with 12 heads: the q, k and v projections (one matmul over the packed
+    weight when q is k is v), flash attention per head on strided views (no copies), then the output
+    projection with its epilogue in one kernel."""
+    qkv = _mha_linear(layernorm, in_proj_weight, in_proj_bias)
+    q, k, v = qkv.unflatten(-1, (3, 12, -1)).unbind(-3)
+    per_head = q.new_empty(q.shape)
+    _mha_attention(q, k, v, per_head, 1, 0)
+    attn = per_head.flatten(-2)
+    sizes = (layernorm.shape[0], layernorm.shape[1], layernorm.shape[2])
+    out = torch.empty(sizes, device=layernorm.device, dtype=layernorm.dtype)
+    N, K = weight.shape[0], weight.shape[1]
+    M = out.numel() // N
+    precision = "ieee" if attn.dtype == torch.float32 else "tf32"
+
+    def grid(meta: dict) -> tuple[int, int]:
+        return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
+
+    encoder_layers_encoder_layer_9_self_attention_kernel[grid](
+        out, attn, weight, bias, add, *sizes, *_strides(attn, (0, 1)), *_strides(add, (0, 1, 2)),
+        *_strides(out, (0, 1, 2)), M, N, K, attn.stride(-1), weight.stride(0), weight.stride(1), bias.stride(0),
+        PRECISION=precision)
     return out
 
 
@@ -2091,33 +2442,59 @@ def encoder_layers_encoder_layer_10_ln_1(
     return out
 
 
+@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
 @triton.jit
-def add_122_kernel(
-    out, dropout, add, batch, tok, chan, dropout_batch, dropout_tok, dropout_chan, add_batch, add_tok, add_chan,
-    out_batch, out_tok, out_chan, numel, BLOCK: tl.constexpr):
-    # add_122: add
-    # from <std.transformer>:42
+def encoder_layers_encoder_layer_10_self_attention_kernel(
+    out, attn, weight, bias, add, batch, tok, chan, attn_batch, attn_tok, add_batch, add_tok, add_chan, out_batch,
+    out_tok, out_chan, M, N, K, attn_k, weight_n, weight_k, bias_n, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+    # encoder.layers.encoder_layer_10.self_attention: multihead_attention -> dropout -> add
+    # from <std.transformer>:41, 42
     # computes [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < numel
-    i_chan = offs % chan
-    rest = offs // chan
-    i_tok = rest % tok
-    rest = rest // tok
+    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
+    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
+    i_tok = rm % tok
+    rest = rm // tok
     i_batch = rest
-    dropout_v = tl.load(dropout + i_batch * dropout_batch + i_tok * dropout_tok + i_chan * dropout_chan, mask=mask, other=0.0).to(tl.float32)
-    add_v = tl.load(add + i_batch * add_batch + i_tok * add_tok + i_chan * add_chan, mask=mask, other=0.0).to(tl.float32)
-    v122 = dropout_v + add_v  # add <std.transformer>:42
-    tl.store(out + i_batch * out_batch + i_tok * out_tok + i_chan * out_chan, v122.to(out.dtype.element_ty), mask=mask)
+    attn_rows = i_batch * attn_batch + i_tok * attn_tok
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for k0 in range(0, K, BLOCK_K):
+        rk = k0 + tl.arange(0, BLOCK_K)
+        a = tl.load(attn + attn_rows[:, None] + rk[None, :] * attn_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
+        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
+                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
+        acc = tl.dot(a, b, acc, input_precision=PRECISION)
+    mask = (rm < M)[:, None] & (rn < N)[None, :]
+    v120 = acc + tl.load(bias + rn * bias_n, mask=rn < N, other=0.0).to(tl.float32)[None, :]
+    add_v = tl.load(add + i_batch[:, None] * add_batch + i_tok[:, None] * add_tok + rn[None, :] * add_chan, mask=mask, other=0.0).to(tl.float32)
+    v122 = v120 + add_v  # add <std.transformer>:42
+    tl.store(out + i_batch[:, None] * out_batch + i_tok[:, None] * out_tok + rn[None, :] * out_chan, v122.to(out.dtype.element_ty), mask=mask)
 
 
-def add_122(dropout: torch.Tensor, add: torch.Tensor) -> torch.Tensor:
-    sizes = (dropout.shape[0], dropout.shape[1], dropout.shape[2])
-    out = torch.empty(sizes, device=dropout.device, dtype=dropout.dtype)
-    numel = out.numel()
-    add_122_kernel[(triton.cdiv(numel, POINTWISE_BLOCK),)](
-        out, dropout, add, *sizes, *_strides(dropout, (0, 1, 2)), *_strides(add, (0, 1, 2)),
-        *_strides(out, (0, 1, 2)), numel, BLOCK=POINTWISE_BLOCK)
+def encoder_layers_encoder_layer_10_self_attention(
+    layernorm: torch.Tensor, in_proj_weight: torch.Tensor, in_proj_bias: torch.Tensor, weight: torch.Tensor,
+    bias: torch.Tensor, add: torch.Tensor) -> torch.Tensor:
+    """multihead_attention with 12 heads: the q, k and v projections (one matmul over the packed
+    weight when q is k is v), flash attention per head on strided views (no copies), then the output
+    projection with its epilogue in one kernel."""
+    qkv = _mha_linear(layernorm, in_proj_weight, in_proj_bias)
+    q, k, v = qkv.unflatten(-1, (3, 12, -1)).unbind(-3)
+    per_head = q.new_empty(q.shape)
+    _mha_attention(q, k, v, per_head, 1, 0)
+    attn = per_head.flatten(-2)
+    sizes = (layernorm.shape[0], layernorm.shape[1], layernorm.shape[2])
+    out = torch.empty(sizes, device=layernorm.device, dtype=layernorm.dtype)
+    N, K = weight.shape[0], weight.shape[1]
+    M = out.numel() // N
+    precision = "ieee" if attn.dtype == torch.float32 else "tf32"
+
+    def grid(meta: dict) -> tuple[int, int]:
+        return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
+
+    encoder_layers_encoder_layer_10_self_attention_kernel[grid](
+        out, attn, weight, bias, add, *sizes, *_strides(attn, (0, 1)), *_strides(add, (0, 1, 2)),
+        *_strides(out, (0, 1, 2)), M, N, K, attn.stride(-1), weight.stride(0), weight.stride(1), bias.stride(0),
+        PRECISION=precision)
     return out
 
 
@@ -2289,33 +2666,59 @@ def encoder_layers_encoder_layer_11_ln_1(
     return out
 
 
+@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
 @triton.jit
-def add_133_kernel(
-    out, dropout, add, batch, tok, chan, dropout_batch, dropout_tok, dropout_chan, add_batch, add_tok, add_chan,
-    out_batch, out_tok, out_chan, numel, BLOCK: tl.constexpr):
-    # add_133: add
-    # from <std.transformer>:42
+def encoder_layers_encoder_layer_11_self_attention_kernel(
+    out, attn, weight, bias, add, batch, tok, chan, attn_batch, attn_tok, add_batch, add_tok, add_chan, out_batch,
+    out_tok, out_chan, M, N, K, attn_k, weight_n, weight_k, bias_n, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+    # encoder.layers.encoder_layer_11.self_attention: multihead_attention -> dropout -> add
+    # from <std.transformer>:41, 42
     # computes [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < numel
-    i_chan = offs % chan
-    rest = offs // chan
-    i_tok = rest % tok
-    rest = rest // tok
+    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
+    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
+    i_tok = rm % tok
+    rest = rm // tok
     i_batch = rest
-    dropout_v = tl.load(dropout + i_batch * dropout_batch + i_tok * dropout_tok + i_chan * dropout_chan, mask=mask, other=0.0).to(tl.float32)
-    add_v = tl.load(add + i_batch * add_batch + i_tok * add_tok + i_chan * add_chan, mask=mask, other=0.0).to(tl.float32)
-    v133 = dropout_v + add_v  # add <std.transformer>:42
-    tl.store(out + i_batch * out_batch + i_tok * out_tok + i_chan * out_chan, v133.to(out.dtype.element_ty), mask=mask)
+    attn_rows = i_batch * attn_batch + i_tok * attn_tok
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for k0 in range(0, K, BLOCK_K):
+        rk = k0 + tl.arange(0, BLOCK_K)
+        a = tl.load(attn + attn_rows[:, None] + rk[None, :] * attn_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
+        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
+                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
+        acc = tl.dot(a, b, acc, input_precision=PRECISION)
+    mask = (rm < M)[:, None] & (rn < N)[None, :]
+    v131 = acc + tl.load(bias + rn * bias_n, mask=rn < N, other=0.0).to(tl.float32)[None, :]
+    add_v = tl.load(add + i_batch[:, None] * add_batch + i_tok[:, None] * add_tok + rn[None, :] * add_chan, mask=mask, other=0.0).to(tl.float32)
+    v133 = v131 + add_v  # add <std.transformer>:42
+    tl.store(out + i_batch[:, None] * out_batch + i_tok[:, None] * out_tok + rn[None, :] * out_chan, v133.to(out.dtype.element_ty), mask=mask)
 
 
-def add_133(dropout: torch.Tensor, add: torch.Tensor) -> torch.Tensor:
-    sizes = (dropout.shape[0], dropout.shape[1], dropout.shape[2])
-    out = torch.empty(sizes, device=dropout.device, dtype=dropout.dtype)
-    numel = out.numel()
-    add_133_kernel[(triton.cdiv(numel, POINTWISE_BLOCK),)](
-        out, dropout, add, *sizes, *_strides(dropout, (0, 1, 2)), *_strides(add, (0, 1, 2)),
-        *_strides(out, (0, 1, 2)), numel, BLOCK=POINTWISE_BLOCK)
+def encoder_layers_encoder_layer_11_self_attention(
+    layernorm: torch.Tensor, in_proj_weight: torch.Tensor, in_proj_bias: torch.Tensor, weight: torch.Tensor,
+    bias: torch.Tensor, add: torch.Tensor) -> torch.Tensor:
+    """multihead_attention with 12 heads: the q, k and v projections (one matmul over the packed
+    weight when q is k is v), flash attention per head on strided views (no copies), then the output
+    projection with its epilogue in one kernel."""
+    qkv = _mha_linear(layernorm, in_proj_weight, in_proj_bias)
+    q, k, v = qkv.unflatten(-1, (3, 12, -1)).unbind(-3)
+    per_head = q.new_empty(q.shape)
+    _mha_attention(q, k, v, per_head, 1, 0)
+    attn = per_head.flatten(-2)
+    sizes = (layernorm.shape[0], layernorm.shape[1], layernorm.shape[2])
+    out = torch.empty(sizes, device=layernorm.device, dtype=layernorm.dtype)
+    N, K = weight.shape[0], weight.shape[1]
+    M = out.numel() // N
+    precision = "ieee" if attn.dtype == torch.float32 else "tf32"
+
+    def grid(meta: dict) -> tuple[int, int]:
+        return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
+
+    encoder_layers_encoder_layer_11_self_attention_kernel[grid](
+        out, attn, weight, bias, add, *sizes, *_strides(attn, (0, 1)), *_strides(add, (0, 1, 2)),
+        *_strides(out, (0, 1, 2)), M, N, K, attn.stride(-1), weight.stride(0), weight.stride(1), bias.stride(0),
+        PRECISION=precision)
     return out
 
 
@@ -2620,10 +3023,12 @@ class ViT_B_16(nn.Module):
         # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:40
         out_3 = encoder_layers_encoder_layer_0_ln_1(
             dropout, self.encoder.layers.encoder_layer_0.ln_1.weight, self.encoder.layers.encoder_layer_0.ln_1.bias)
-        # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:41
-        out_3 = self.encoder.layers.encoder_layer_0.self_attention(out_3, out_3, out_3, need_weights=False)[0]
-        out_3 = F.dropout(out_3, 0.0, self.training)  # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:42
-        add = add_12(out_3, dropout)  # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:42
+        # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:41, 42
+        add = encoder_layers_encoder_layer_0_self_attention(
+            out_3, self.encoder.layers.encoder_layer_0.self_attention.in_proj_weight,
+            self.encoder.layers.encoder_layer_0.self_attention.in_proj_bias,
+            self.encoder.layers.encoder_layer_0.self_attention.out_proj.weight,
+            self.encoder.layers.encoder_layer_0.self_attention.out_proj.bias, dropout)
         # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:43
         out_4 = encoder_layers_encoder_layer_0_ln_2(
             add, self.encoder.layers.encoder_layer_0.ln_2.weight, self.encoder.layers.encoder_layer_0.ln_2.bias)
@@ -2638,10 +3043,12 @@ class ViT_B_16(nn.Module):
         # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:40
         out_5 = encoder_layers_encoder_layer_1_ln_1(
             add_2, self.encoder.layers.encoder_layer_1.ln_1.weight, self.encoder.layers.encoder_layer_1.ln_1.bias)
-        # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:41
-        out_5 = self.encoder.layers.encoder_layer_1.self_attention(out_5, out_5, out_5, need_weights=False)[0]
-        out_5 = F.dropout(out_5, 0.0, self.training)  # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:42
-        add_3 = add_23(out_5, add_2)  # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:42
+        # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:41, 42
+        add_3 = encoder_layers_encoder_layer_1_self_attention(
+            out_5, self.encoder.layers.encoder_layer_1.self_attention.in_proj_weight,
+            self.encoder.layers.encoder_layer_1.self_attention.in_proj_bias,
+            self.encoder.layers.encoder_layer_1.self_attention.out_proj.weight,
+            self.encoder.layers.encoder_layer_1.self_attention.out_proj.bias, add_2)
         # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:43
         out_6 = encoder_layers_encoder_layer_1_ln_2(
             add_3, self.encoder.layers.encoder_layer_1.ln_2.weight, self.encoder.layers.encoder_layer_1.ln_2.bias)
@@ -2656,10 +3063,12 @@ class ViT_B_16(nn.Module):
         # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:40
         out_7 = encoder_layers_encoder_layer_2_ln_1(
             add_4, self.encoder.layers.encoder_layer_2.ln_1.weight, self.encoder.layers.encoder_layer_2.ln_1.bias)
-        # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:41
-        out_7 = self.encoder.layers.encoder_layer_2.self_attention(out_7, out_7, out_7, need_weights=False)[0]
-        out_7 = F.dropout(out_7, 0.0, self.training)  # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:42
-        add_5 = add_34(out_7, add_4)  # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:42
+        # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:41, 42
+        add_5 = encoder_layers_encoder_layer_2_self_attention(
+            out_7, self.encoder.layers.encoder_layer_2.self_attention.in_proj_weight,
+            self.encoder.layers.encoder_layer_2.self_attention.in_proj_bias,
+            self.encoder.layers.encoder_layer_2.self_attention.out_proj.weight,
+            self.encoder.layers.encoder_layer_2.self_attention.out_proj.bias, add_4)
         # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:43
         out_8 = encoder_layers_encoder_layer_2_ln_2(
             add_5, self.encoder.layers.encoder_layer_2.ln_2.weight, self.encoder.layers.encoder_layer_2.ln_2.bias)
@@ -2674,10 +3083,12 @@ class ViT_B_16(nn.Module):
         # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:40
         out_9 = encoder_layers_encoder_layer_3_ln_1(
             add_6, self.encoder.layers.encoder_layer_3.ln_1.weight, self.encoder.layers.encoder_layer_3.ln_1.bias)
-        # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:41
-        out_9 = self.encoder.layers.encoder_layer_3.self_attention(out_9, out_9, out_9, need_weights=False)[0]
-        out_9 = F.dropout(out_9, 0.0, self.training)  # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:42
-        add_8 = add_45(out_9, add_6)  # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:42
+        # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:41, 42
+        add_8 = encoder_layers_encoder_layer_3_self_attention(
+            out_9, self.encoder.layers.encoder_layer_3.self_attention.in_proj_weight,
+            self.encoder.layers.encoder_layer_3.self_attention.in_proj_bias,
+            self.encoder.layers.encoder_layer_3.self_attention.out_proj.weight,
+            self.encoder.layers.encoder_layer_3.self_attention.out_proj.bias, add_6)
         # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:43
         out_10 = encoder_layers_encoder_layer_3_ln_2(
             add_8, self.encoder.layers.encoder_layer_3.ln_2.weight, self.encoder.layers.encoder_layer_3.ln_2.bias)
@@ -2692,11 +3103,12 @@ class ViT_B_16(nn.Module):
         # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:40
         out_11 = encoder_layers_encoder_layer_4_ln_1(
             add_9, self.encoder.layers.encoder_layer_4.ln_1.weight, self.encoder.layers.encoder_layer_4.ln_1.bias)
-        # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:41
-        out_11 = self.encoder.layers.encoder_layer_4.self_attention(out_11, out_11, out_11, need_weights=False)[0]
-        # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:42
-        out_11 = F.dropout(out_11, 0.0, self.training)
-        add_10 = add_56(out_11, add_9)  # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:42
+        # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:41, 42
+        add_10 = encoder_layers_encoder_layer_4_self_attention(
+            out_11, self.encoder.layers.encoder_layer_4.self_attention.in_proj_weight,
+            self.encoder.layers.encoder_layer_4.self_attention.in_proj_bias,
+            self.encoder.layers.encoder_layer_4.self_attention.out_proj.weight,
+            self.encoder.layers.encoder_layer_4.self_attention.out_proj.bias, add_9)
         # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:43
         out_12 = encoder_layers_encoder_layer_4_ln_2(
             add_10, self.encoder.layers.encoder_layer_4.ln_2.weight, self.encoder.layers.encoder_layer_4.ln_2.bias)
@@ -2711,128 +3123,135 @@ class ViT_B_16(nn.Module):
         # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:40
         out_13 = encoder_layers_encoder_layer_5_ln_1(
             add_11, self.encoder.layers.encoder_layer_5.ln_1.weight, self.encoder.layers.encoder_layer_5.ln_1.bias)
-        # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:41
-        out_13 = self.encoder.layers.encoder_layer_5.self_attention(out_13, out_13, out_13, need_weights=False)[0]
-        # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:42
-        out_13 = F.dropout(out_13, 0.0, self.training)
-        add_13 = add_67(out_13, add_11)  # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:42
+        # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:41, 42
+        add_12 = encoder_layers_encoder_layer_5_self_attention(
+            out_13, self.encoder.layers.encoder_layer_5.self_attention.in_proj_weight,
+            self.encoder.layers.encoder_layer_5.self_attention.in_proj_bias,
+            self.encoder.layers.encoder_layer_5.self_attention.out_proj.weight,
+            self.encoder.layers.encoder_layer_5.self_attention.out_proj.bias, add_11)
         # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:43
         out_14 = encoder_layers_encoder_layer_5_ln_2(
-            add_13, self.encoder.layers.encoder_layer_5.ln_2.weight, self.encoder.layers.encoder_layer_5.ln_2.bias)
+            add_12, self.encoder.layers.encoder_layer_5.ln_2.weight, self.encoder.layers.encoder_layer_5.ln_2.bias)
         # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=3072]  <std.transformer>:27, 28, 29
         out_14 = encoder_layers_encoder_layer_5_mlp_0(
             out_14, self.encoder.layers.encoder_layer_5.mlp[0].weight,
             self.encoder.layers.encoder_layer_5.mlp[0].bias)
         # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:30, 31, 45
-        add_14 = encoder_layers_encoder_layer_5_mlp_3(
+        add_13 = encoder_layers_encoder_layer_5_mlp_3(
             out_14, self.encoder.layers.encoder_layer_5.mlp[3].weight,
-            self.encoder.layers.encoder_layer_5.mlp[3].bias, add_13)
+            self.encoder.layers.encoder_layer_5.mlp[3].bias, add_12)
         # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:40
         out_15 = encoder_layers_encoder_layer_6_ln_1(
-            add_14, self.encoder.layers.encoder_layer_6.ln_1.weight, self.encoder.layers.encoder_layer_6.ln_1.bias)
-        # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:41
-        out_15 = self.encoder.layers.encoder_layer_6.self_attention(out_15, out_15, out_15, need_weights=False)[0]
-        # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:42
-        out_15 = F.dropout(out_15, 0.0, self.training)
-        add_15 = add_78(out_15, add_14)  # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:42
+            add_13, self.encoder.layers.encoder_layer_6.ln_1.weight, self.encoder.layers.encoder_layer_6.ln_1.bias)
+        # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:41, 42
+        add_14 = encoder_layers_encoder_layer_6_self_attention(
+            out_15, self.encoder.layers.encoder_layer_6.self_attention.in_proj_weight,
+            self.encoder.layers.encoder_layer_6.self_attention.in_proj_bias,
+            self.encoder.layers.encoder_layer_6.self_attention.out_proj.weight,
+            self.encoder.layers.encoder_layer_6.self_attention.out_proj.bias, add_13)
         # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:43
         out_16 = encoder_layers_encoder_layer_6_ln_2(
-            add_15, self.encoder.layers.encoder_layer_6.ln_2.weight, self.encoder.layers.encoder_layer_6.ln_2.bias)
+            add_14, self.encoder.layers.encoder_layer_6.ln_2.weight, self.encoder.layers.encoder_layer_6.ln_2.bias)
         # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=3072]  <std.transformer>:27, 28, 29
         out_16 = encoder_layers_encoder_layer_6_mlp_0(
             out_16, self.encoder.layers.encoder_layer_6.mlp[0].weight,
             self.encoder.layers.encoder_layer_6.mlp[0].bias)
         # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:30, 31, 45
-        add_16 = encoder_layers_encoder_layer_6_mlp_3(
+        add_15 = encoder_layers_encoder_layer_6_mlp_3(
             out_16, self.encoder.layers.encoder_layer_6.mlp[3].weight,
-            self.encoder.layers.encoder_layer_6.mlp[3].bias, add_15)
+            self.encoder.layers.encoder_layer_6.mlp[3].bias, add_14)
         # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:40
         out_17 = encoder_layers_encoder_layer_7_ln_1(
-            add_16, self.encoder.layers.encoder_layer_7.ln_1.weight, self.encoder.layers.encoder_layer_7.ln_1.bias)
-        # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:41
-        out_17 = self.encoder.layers.encoder_layer_7.self_attention(out_17, out_17, out_17, need_weights=False)[0]
-        # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:42
-        out_17 = F.dropout(out_17, 0.0, self.training)
-        add_17 = add_89(out_17, add_16)  # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:42
+            add_15, self.encoder.layers.encoder_layer_7.ln_1.weight, self.encoder.layers.encoder_layer_7.ln_1.bias)
+        # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:41, 42
+        add_16 = encoder_layers_encoder_layer_7_self_attention(
+            out_17, self.encoder.layers.encoder_layer_7.self_attention.in_proj_weight,
+            self.encoder.layers.encoder_layer_7.self_attention.in_proj_bias,
+            self.encoder.layers.encoder_layer_7.self_attention.out_proj.weight,
+            self.encoder.layers.encoder_layer_7.self_attention.out_proj.bias, add_15)
         # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:43
         out_18 = encoder_layers_encoder_layer_7_ln_2(
-            add_17, self.encoder.layers.encoder_layer_7.ln_2.weight, self.encoder.layers.encoder_layer_7.ln_2.bias)
+            add_16, self.encoder.layers.encoder_layer_7.ln_2.weight, self.encoder.layers.encoder_layer_7.ln_2.bias)
         # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=3072]  <std.transformer>:27, 28, 29
         out_18 = encoder_layers_encoder_layer_7_mlp_0(
             out_18, self.encoder.layers.encoder_layer_7.mlp[0].weight,
             self.encoder.layers.encoder_layer_7.mlp[0].bias)
         # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:30, 31, 45
-        add_18 = encoder_layers_encoder_layer_7_mlp_3(
+        add_17 = encoder_layers_encoder_layer_7_mlp_3(
             out_18, self.encoder.layers.encoder_layer_7.mlp[3].weight,
-            self.encoder.layers.encoder_layer_7.mlp[3].bias, add_17)
+            self.encoder.layers.encoder_layer_7.mlp[3].bias, add_16)
         # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:40
         out_19 = encoder_layers_encoder_layer_8_ln_1(
-            add_18, self.encoder.layers.encoder_layer_8.ln_1.weight, self.encoder.layers.encoder_layer_8.ln_1.bias)
-        # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:41
-        out_19 = self.encoder.layers.encoder_layer_8.self_attention(out_19, out_19, out_19, need_weights=False)[0]
-        # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:42
-        out_19 = F.dropout(out_19, 0.0, self.training)
-        add_19 = add_100(out_19, add_18)  # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:42
+            add_17, self.encoder.layers.encoder_layer_8.ln_1.weight, self.encoder.layers.encoder_layer_8.ln_1.bias)
+        # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:41, 42
+        add_18 = encoder_layers_encoder_layer_8_self_attention(
+            out_19, self.encoder.layers.encoder_layer_8.self_attention.in_proj_weight,
+            self.encoder.layers.encoder_layer_8.self_attention.in_proj_bias,
+            self.encoder.layers.encoder_layer_8.self_attention.out_proj.weight,
+            self.encoder.layers.encoder_layer_8.self_attention.out_proj.bias, add_17)
         # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:43
         out_20 = encoder_layers_encoder_layer_8_ln_2(
-            add_19, self.encoder.layers.encoder_layer_8.ln_2.weight, self.encoder.layers.encoder_layer_8.ln_2.bias)
+            add_18, self.encoder.layers.encoder_layer_8.ln_2.weight, self.encoder.layers.encoder_layer_8.ln_2.bias)
         # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=3072]  <std.transformer>:27, 28, 29
         out_20 = encoder_layers_encoder_layer_8_mlp_0(
             out_20, self.encoder.layers.encoder_layer_8.mlp[0].weight,
             self.encoder.layers.encoder_layer_8.mlp[0].bias)
         # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:30, 31, 45
-        add_20 = encoder_layers_encoder_layer_8_mlp_3(
+        add_19 = encoder_layers_encoder_layer_8_mlp_3(
             out_20, self.encoder.layers.encoder_layer_8.mlp[3].weight,
-            self.encoder.layers.encoder_layer_8.mlp[3].bias, add_19)
+            self.encoder.layers.encoder_layer_8.mlp[3].bias, add_18)
         # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:40
         out_21 = encoder_layers_encoder_layer_9_ln_1(
-            add_20, self.encoder.layers.encoder_layer_9.ln_1.weight, self.encoder.layers.encoder_layer_9.ln_1.bias)
-        # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:41
-        out_21 = self.encoder.layers.encoder_layer_9.self_attention(out_21, out_21, out_21, need_weights=False)[0]
-        # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:42
-        out_21 = F.dropout(out_21, 0.0, self.training)
-        add_21 = add_111(out_21, add_20)  # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:42
+            add_19, self.encoder.layers.encoder_layer_9.ln_1.weight, self.encoder.layers.encoder_layer_9.ln_1.bias)
+        # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:41, 42
+        add_20 = encoder_layers_encoder_layer_9_self_attention(
+            out_21, self.encoder.layers.encoder_layer_9.self_attention.in_proj_weight,
+            self.encoder.layers.encoder_layer_9.self_attention.in_proj_bias,
+            self.encoder.layers.encoder_layer_9.self_attention.out_proj.weight,
+            self.encoder.layers.encoder_layer_9.self_attention.out_proj.bias, add_19)
         # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:43
         out_22 = encoder_layers_encoder_layer_9_ln_2(
-            add_21, self.encoder.layers.encoder_layer_9.ln_2.weight, self.encoder.layers.encoder_layer_9.ln_2.bias)
+            add_20, self.encoder.layers.encoder_layer_9.ln_2.weight, self.encoder.layers.encoder_layer_9.ln_2.bias)
         # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=3072]  <std.transformer>:27, 28, 29
         out_22 = encoder_layers_encoder_layer_9_mlp_0(
             out_22, self.encoder.layers.encoder_layer_9.mlp[0].weight,
             self.encoder.layers.encoder_layer_9.mlp[0].bias)
         # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:30, 31, 45
-        add_22 = encoder_layers_encoder_layer_9_mlp_3(
+        add_21 = encoder_layers_encoder_layer_9_mlp_3(
             out_22, self.encoder.layers.encoder_layer_9.mlp[3].weight,
-            self.encoder.layers.encoder_layer_9.mlp[3].bias, add_21)
+            self.encoder.layers.encoder_layer_9.mlp[3].bias, add_20)
         # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:40
         out_23 = encoder_layers_encoder_layer_10_ln_1(
-            add_22, self.encoder.layers.encoder_layer_10.ln_1.weight, self.encoder.layers.encoder_layer_10.ln_1.bias)
-        # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:41
-        out_23 = self.encoder.layers.encoder_layer_10.self_attention(out_23, out_23, out_23, need_weights=False)[0]
-        # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:42
-        out_23 = F.dropout(out_23, 0.0, self.training)
-        add_24 = add_122(out_23, add_22)  # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:42
+            add_21, self.encoder.layers.encoder_layer_10.ln_1.weight, self.encoder.layers.encoder_layer_10.ln_1.bias)
+        # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:41, 42
+        add_22 = encoder_layers_encoder_layer_10_self_attention(
+            out_23, self.encoder.layers.encoder_layer_10.self_attention.in_proj_weight,
+            self.encoder.layers.encoder_layer_10.self_attention.in_proj_bias,
+            self.encoder.layers.encoder_layer_10.self_attention.out_proj.weight,
+            self.encoder.layers.encoder_layer_10.self_attention.out_proj.bias, add_21)
         # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:43
         out_24 = encoder_layers_encoder_layer_10_ln_2(
-            add_24, self.encoder.layers.encoder_layer_10.ln_2.weight, self.encoder.layers.encoder_layer_10.ln_2.bias)
+            add_22, self.encoder.layers.encoder_layer_10.ln_2.weight, self.encoder.layers.encoder_layer_10.ln_2.bias)
         # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=3072]  <std.transformer>:27, 28, 29
         out_24 = encoder_layers_encoder_layer_10_mlp_0(
             out_24, self.encoder.layers.encoder_layer_10.mlp[0].weight,
             self.encoder.layers.encoder_layer_10.mlp[0].bias)
         # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:30, 31, 45
-        add_25 = encoder_layers_encoder_layer_10_mlp_3(
+        add_23 = encoder_layers_encoder_layer_10_mlp_3(
             out_24, self.encoder.layers.encoder_layer_10.mlp[3].weight,
-            self.encoder.layers.encoder_layer_10.mlp[3].bias, add_24)
+            self.encoder.layers.encoder_layer_10.mlp[3].bias, add_22)
         # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:40
         out_25 = encoder_layers_encoder_layer_11_ln_1(
-            add_25, self.encoder.layers.encoder_layer_11.ln_1.weight, self.encoder.layers.encoder_layer_11.ln_1.bias)
-        # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:41
-        out_25 = self.encoder.layers.encoder_layer_11.self_attention(out_25, out_25, out_25, need_weights=False)[0]
-        # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:42
-        out_25 = F.dropout(out_25, 0.0, self.training)
-        add_26 = add_133(out_25, add_25)  # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:42
+            add_23, self.encoder.layers.encoder_layer_11.ln_1.weight, self.encoder.layers.encoder_layer_11.ln_1.bias)
+        # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:41, 42
+        add_24 = encoder_layers_encoder_layer_11_self_attention(
+            out_25, self.encoder.layers.encoder_layer_11.self_attention.in_proj_weight,
+            self.encoder.layers.encoder_layer_11.self_attention.in_proj_bias,
+            self.encoder.layers.encoder_layer_11.self_attention.out_proj.weight,
+            self.encoder.layers.encoder_layer_11.self_attention.out_proj.bias, add_23)
         # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:43
         out_26 = encoder_layers_encoder_layer_11_ln_2(
-            add_26, self.encoder.layers.encoder_layer_11.ln_2.weight, self.encoder.layers.encoder_layer_11.ln_2.bias)
+            add_24, self.encoder.layers.encoder_layer_11.ln_2.weight, self.encoder.layers.encoder_layer_11.ln_2.bias)
         # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=3072]  <std.transformer>:27, 28, 29
         out_26 = encoder_layers_encoder_layer_11_mlp_0(
             out_26, self.encoder.layers.encoder_layer_11.mlp[0].weight,
@@ -2840,7 +3259,7 @@ class ViT_B_16(nn.Module):
         # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  <std.transformer>:30, 31, 45
         out_26 = encoder_layers_encoder_layer_11_mlp_3(
             out_26, self.encoder.layers.encoder_layer_11.mlp[3].weight,
-            self.encoder.layers.encoder_layer_11.mlp[3].bias, add_26)
+            self.encoder.layers.encoder_layer_11.mlp[3].bias, add_24)
         # [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]  vit_b_16.arch:21
         out_26 = encoder_ln(out_26, self.encoder.ln.weight, self.encoder.ln.bias)
         # ([batch=batch, tok=1, chan=768], [batch=batch, tok=⌊H/16⌋·⌊W/16⌋, chan=768])  vit_b_16.arch:36
