@@ -14,6 +14,8 @@ broadcasts along named axes are read from memory.
   window     a depthwise conv; max/avg pooling           epilogue
   attention  attention                                   epilogue
   mha        multihead_attention (features last)         epilogue (the output projection's)
+  flash      einsum(q, k) -> scale/mask/bias -> softmax    epilogue
+             -> einsum(p, v): attention written out
   reduce     mean, sum, amax                             -
   view       rearrange, flatten, expand, split, ...      - (a view of a value in memory)
   <op>       anything else (conv 3x3, concat, ...)       - (one torch call)
@@ -49,7 +51,7 @@ from archc.shapes import sizes as S
 from archc.shapes.types import TensorType
 
 FLOATS = frozenset({"f32", "f16", "bf16"})
-FUSED = frozenset({"pointwise", "norm", "matmul", "window", "attention", "mha"})
+FUSED = frozenset({"pointwise", "norm", "matmul", "window", "attention", "mha", "flash"})
 _RELABEL = ("IDENTITY", "RENAME", "DROPOUT", "DROP_PATH")
 _NORMS = ("LAYERNORM", "RMSNORM", "SOFTMAX")
 _REDUCE = ("MEAN", "SUM", "AMAX")
@@ -96,9 +98,15 @@ def plan(g: Graph) -> Plan:
                 return k
         return None
 
+    flash = flash_patterns(g, users, outputs)
     for n in g:
         key = n.op.key
-        if n.op.has(Trait.SOURCE) and n.op in (Op.INPUT, Op.PARAM, Op.BUFFER):
+        if n.id in flash:  # einsum -> score ops -> softmax -> einsum: one flash-attention kernel
+            if flash[n.id] == n.id:
+                start(n, "flash")
+            else:
+                join(n, group_of[flash[n.id]])
+        elif n.op.has(Trait.SOURCE) and n.op in (Op.INPUT, Op.PARAM, Op.BUFFER):
             start(n, "input")
         elif (key in _RELABEL or permutes(g, n)) and floating(g, n):
             k = open_chain(n, FUSED)
@@ -215,6 +223,68 @@ def mha(g: Graph, n: Node) -> bool:
     return bool(isinstance(t, TensorType) and t.names[-1] == chan and len(t.axes) in (2, 3)
                 and all(isinstance(x, TensorType) and x.names == t.names for x in ins)
                 and S.is_concrete(n.attrs.heads))
+
+
+_SCORE_OPS = ("SCALE", "MASKED_FILL", "ADD", "SUB", "MUL")
+
+
+def contracted(g: Graph, n: Node) -> list[str]:
+    """The axes a two-operand einsum sums out (in its inputs, not in its output)."""
+    t = n.type
+    if not isinstance(t, TensorType):
+        return []
+    names = [a for i in n.inputs for a in getattr(g.node(i).type, "names", ())]
+    return sorted({a for a in names if a not in t.names})
+
+
+def flash_patterns(g: Graph, users: dict[int, set[int]], outputs: set[int]) -> dict[int, int]:
+    """Attention written out: `einsum(q, k)` summing one axis d, then single-use score ops (scale,
+    masked_fill, a bias add or product), then softmax over the key axis j, then `einsum(p, v)` summing j,
+    v with one axis e of its own. Every node of each match -> the first einsum's id."""
+    out: dict[int, int] = {}
+
+    def single(i: int, by: int) -> bool:
+        return users.get(i) == {by} and i not in outputs
+
+    for n in g:
+        if n.op is not Op.EINSUM or len(n.inputs) != 2 or not floating(g, n):
+            continue
+        keys = contracted(g, n)
+        p = next((g.node(i) for i in n.inputs if g.node(i).op is Op.SOFTMAX and [g.node(i).attrs.axis] == keys),
+                 None)
+        if p is None or not single(p.id, n.id) or n.inputs[0] == n.inputs[1]:
+            continue
+        j = keys[0]
+        chain: list[int] = []
+        x = g.node(p.inputs[0])
+        while x.op.key in _SCORE_OPS and single(x.id, (chain[-1] if chain else p.id)):
+            full = [i for i in x.inputs if same_space(g.node(i), x)]
+            if not full or (x.op is not Op.MASKED_FILL and not floating(g, x)):
+                break
+            chain.append(x.id)
+            x = g.node(full[0])
+        e1 = x
+        if (e1.op is not Op.EINSUM or len(e1.inputs) != 2 or not floating(g, e1) or len(contracted(g, e1)) != 1
+                or not single(e1.id, chain[-1] if chain else p.id) or e1.inputs[0] == e1.inputs[1]):
+            continue
+        q, k = (g.node(i).type for i in e1.inputs)
+        v = g.node(next(i for i in n.inputs if i != p.id)).type
+        s, o = e1.type, n.type
+        if not (isinstance(q, TensorType) and isinstance(k, TensorType) and isinstance(v, TensorType)
+                and isinstance(s, TensorType) and isinstance(o, TensorType)):
+            continue
+        d = contracted(g, e1)[0]
+        batch = [a for a in s.names if a != j and a in k.names]
+        own = [a for a in v.names if a not in s.names]
+        ok = (j in k.names and j not in q.names and j in s.names and len(own) == 1
+              and sorted(o.names) == sorted([a for a in s.names if a != j] + own)
+              and sorted(q.names) == sorted([a for a in s.names if a != j] + [d])
+              and sorted(k.names) == sorted(batch + [j, d]) and sorted(v.names) == sorted(batch + [j] + own)
+              and len([a for a in s.names if a not in k.names]) == 1)
+        if ok:
+            for i in [e1.id, *reversed(chain), p.id, n.id]:
+                out[i] = e1.id
+    return out
 
 
 def _order(g: Graph, members: list[list[int]], group_of: dict[int, int]) -> list[int]:

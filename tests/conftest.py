@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import sys
 
-import pytest
+# Generated Triton kernels run on the CPU under the interpreter. Set before anything imports triton:
+# triton reads it once (a module that imports torch may import triton during collection).
+os.environ["TRITON_INTERPRET"] = "1"
+
+import pytest  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

@@ -170,6 +170,45 @@ def test_multihead_attention(src: str, shapes: list[tuple[int, ...]]) -> None:
     assert tm.kernels == 1 and tm.torch_ops == 0 and "_mha_attention_kernel" in tm.text
 
 
+FLASH = """block B() {{
+ in q: [b = 2, h = 3, i = {L}, d = 8]
+ in k: [b = 2, h = 3, j = {S}, d = 8]
+ in v: [b = 2, h = 3, j = {S}, e = 5]
+ {extra}
+ s = einsum(q, k, over = [d])
+ p = softmax({scores}, axis = j)
+ out einsum(p, v, over = [j]) * 2.0
+}}"""
+
+
+@pytest.mark.parametrize("kind", ["plain", "padding", "causal", "bias"])
+@pytest.mark.parametrize("lq,lk", [(5, 37), (17, 17)])
+def test_attention_written_out_is_one_flash_kernel(kind: str, lq: int, lk: int) -> None:
+    """einsum -> scale -> mask or bias -> softmax -> einsum over named axes, as one kernel: a key padding
+    mask [b, j] (bool), a causal mask from `triu`, an additive bias [h, i, j]; ragged lengths."""
+    if kind == "causal" and lq != lk:
+        return
+    L, S = lq, lk  # noqa: N806
+    extra, scores = {
+        "plain": ("", "s * 0.35"),
+        "padding": (f"in pad: bool[b = 2, j = {S}]", 's * 0.35, pad, fill = "-inf"'),
+        "causal": (f"future = triu(i = {L}, j = {S}, diagonal = 1)", 's * 0.35, future, fill = "-inf"'),
+        "bias": (f"in bias: [h = 3, i = {L}, j = {S}]", "s * 0.35 + bias"),
+    }[kind]
+    if kind in ("padding", "causal"):
+        scores = f"masked_fill({scores})"
+    torch.manual_seed(L + S)
+    inputs = [torch.randn(2, 3, L, 8), torch.randn(2, 3, S, 8), torch.randn(2, 3, S, 5)]
+    if kind == "padding":
+        pad = torch.rand(2, S) > 0.6
+        pad[:, 0] = False  # every query keeps a key
+        inputs.append(pad)
+    if kind == "bias":
+        inputs.append(torch.randn(3, L, S))
+    tm = compare(archc.loads(FLASH.format(L=L, S=S, extra=extra, scores=scores), "flash.arch"), inputs)
+    assert "m_new = tl.maximum(m_i" in tm.text and tm.kernels == 1
+
+
 def test_attention_with_seq_not_last() -> None:
     src = ('block B() {\n in q: [s = 6, b = 2, d = 4]\n in k: [s = 6, b = 2, d = 4]\n in v: [s = 6, b = 2, d = 4]\n'
            ' out attention(q, k, v, seq = s, chan = d, scale = 0.3) }')

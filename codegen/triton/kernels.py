@@ -163,8 +163,9 @@ class KernelBuilder:
         self.it = _tensor(self.nodes[0].type)
         self.axes = [self.ns.name(("axis", j), a.name) for j, a in enumerate(self.it.axes)]
         self.maps: dict[int, dict[str, int]] = {self.nodes[0].id: {a.name: j for j, a in enumerate(self.it.axes)}}
-        for n in self.nodes[1:]:
-            self.maps[n.id] = self._map(n)
+        if group.kind != "flash":  # (a flash kernel iterates over the union of its axes: flash_kernel)
+            for n in self.nodes[1:]:
+                self.maps[n.id] = self._map(n)
         self.operands: list[Operand] = []
         self.args = Namespace(reserved=_LAUNCHER_LOCALS)
         self._by_key: dict[Any, Operand] = {}
@@ -184,24 +185,26 @@ class KernelBuilder:
         raise NotFusable(f"{n.op.name} changes the axes of the group")
 
     def out_dims(self) -> tuple[int, ...]:
-        """For each iteration axis, the output's dimension (the output is laid out as the last node's type)."""
+        """For each iteration axis, the output's dimension (the output is laid out as the last node's type;
+        -1 for an axis it does not have: a flash kernel's key and feature axes)."""
         m = self.maps[self.tail.id]
         where = {m[a]: d for d, a in enumerate(self.out.names)}
-        return tuple(where[j] for j in range(len(self.axes)))
+        return tuple(where.get(j, -1) for j in range(len(self.axes)))
 
     def alloc(self, sizes: list[str], like: str) -> list[str]:
         """Launcher lines: the iteration sizes, and `out` in the output's layout."""
         dims = self.out_dims()
         one = "," if len(sizes) == 1 else ""
         lines = [f"sizes = ({', '.join(sizes)}{one})"]
-        inv = {d: j for j, d in enumerate(dims)}
+        inv = {d: j for j, d in enumerate(dims) if d >= 0}
+        rank = len(inv)
         shape = "sizes" if dims == tuple(range(len(dims))) else \
-            f"({', '.join(f'sizes[{inv[d]}]' for d in range(len(dims)))}{one})"
+            f"({', '.join(f'sizes[{inv[d]}]' for d in range(rank))}{',' if rank == 1 else ''})"
         lines.append(f"out = torch.empty({shape}, device={like}.device, dtype={like}.dtype)")
         return lines
 
     def out_strides(self) -> str:
-        return f"*_strides(out, {self.out_dims()!r})"
+        return f"*_strides(out, {tuple(d for d in self.out_dims() if d >= 0)!r})"
 
     def dims_at(self, n: Node, t: TensorType) -> tuple[int, ...]:
         """For each iteration axis, `t`'s dimension, `t` aligned by name to node `n`'s axes (-1: none)."""
@@ -282,6 +285,10 @@ class KernelBuilder:
                             loaded[op.name] = f"{op.name}_v"
                             lines.append(f"{op.name}_v = {load(op)}")
                     expr = f"{expr} * {loaded[w.name]} + {loaded[b.name]}"
+            elif n.op is Op.MASKED_FILL:  # the bool mask loads as 0.0 / 1.0
+                fill = n.attrs.fill if n.attrs.fill is not None else repr(float(n.attrs.value))
+                fill = {"-inf": 'float("-inf")', "inf": 'float("inf")'}.get(fill, fill)
+                expr = f"tl.where({arg(n.inputs[1], n)} != 0.0, {fill}, {arg(n.inputs[0], n)})"
             elif n.op.triton is None:  # a relabelling view (rename, a permuting rearrange): the same value
                 expr = arg(n.inputs[0], n)
             else:
@@ -324,7 +331,7 @@ class KernelBuilder:
         iteration axes (and the output's, `with_out`), then the rest."""
         ptrs = ["out"] + [op.name for op in self.operands]
         strides = [s for op in self.operands for s in self.strides(op)]
-        outs = [f"out_{a}" for a in self.axes] if with_out else []
+        outs = [f"out_{a}" for a, d in zip(self.axes, self.out_dims()) if d >= 0] if with_out else []
         return ", ".join(ptrs + extra_before + strides + outs + extra_after)
 
     def launch_args(self, extra_before: list[str], extra_after: list[str], with_out: bool = False) -> str:
@@ -334,7 +341,8 @@ class KernelBuilder:
         return ", ".join(args + extra_after)
 
     def out_offset(self, kind: str) -> str:
-        return " + ".join(f"{self.index[j]} * out_{a}" for j, a in enumerate(self.axes))
+        dims = self.out_dims()
+        return " + ".join(f"{self.index[j]} * out_{a}" for j, a in enumerate(self.axes) if dims[j] >= 0)
 
     def row_index(self, j: int) -> str:
         return f"i_{self.axes[j]}"
@@ -674,9 +682,64 @@ def mha_kernel(b: KernelBuilder) -> Kernel:
                     batch_dim=batch_dim)
 
 
+def flash_kernel(b: KernelBuilder) -> Kernel:
+    """Attention written out (passes/plan.py `flash_patterns`): einsum(q, k) over d, score ops, softmax over
+    the key axis j, einsum(p, v) over j; as one flash kernel over the axes batch..., i, j, d, e, the score
+    ops applied to each block of scores in registers, then the epilogue."""
+    e1 = b.nodes[0]
+    p = next(n for n in b.nodes if n.op is Op.SOFTMAX)
+    e2 = next(n for n in b.nodes if n.op is Op.EINSUM and n.id != e1.id)
+    s_t = _tensor(e1.type)
+    qi, ki = e1.inputs if p.attrs.axis not in _tensor(b.g.node(e1.inputs[0]).type).names else e1.inputs[::-1]
+    vi = next(i for i in e2.inputs if i != p.id)
+    q, k, v = (_tensor(b.g.node(i).type) for i in (qi, ki, vi))
+    j = p.attrs.axis
+    d = next(a for a in q.names if a not in s_t.names)
+    e = next(a for a in v.names if a not in s_t.names)
+    i_axis = next(a for a in s_t.names if a not in k.names)
+    # iterate over the scores' axes, then d and e
+    union = list(s_t.axes) + [ax for ax in (q.axes[q.names.index(d)], v.axes[v.names.index(e)])]
+    b.it = TensorType(tuple(union), s_t.dtype)
+    b.axes = [b.ns.name(("axis", n_), ax.name) for n_, ax in enumerate(union)]
+    idx = {ax.name: n_ for n_, ax in enumerate(union)}
+    for n in b.nodes:
+        if n.id in b.maps and n is not e1:
+            continue
+        if n.id <= e2.id:
+            b.maps[n.id] = {a: idx[a] for a in _tensor(n.type).names}
+        else:
+            b.maps[n.id] = b._map(n)
+    batch = [idx[a] for a in s_t.names if a not in (i_axis, j)]
+    index = {idx[a]: f"i_{b.axes[idx[a]]}" for a in s_t.names if a not in (i_axis, j)}
+    index.update({idx[i_axis]: "rm[:, None]", idx[j]: "rn[None, :]", idx[e]: "re[None, :]", idx[d]: "rd[None, :]"})
+    b.index = index
+    def dims(t: TensorType) -> tuple[int, ...]:
+        return tuple(t.names.index(ax.name) if ax.name in t.names else -1 for ax in union)
+
+    qop = b.operand(("value", qi, "q"), b.hint(qi), b.external(qi), dims(q), qi)
+    kop = b.operand(("value", ki, "k"), b.hint(ki), b.external(ki), dims(k), ki)
+    vop = b.operand(("value", vi, "v"), b.hint(vi), b.external(vi), dims(v), vi)
+
+    def loader(mask: str) -> Callable[[Operand], str]:
+        def load(op: Operand) -> str:
+            offset = b.offset(op, lambda n_: index[n_])
+            return f"tl.load({op.name} + {offset}, mask={mask}, other=0.0).to(tl.float32)"
+        return load
+
+    score_nodes = [n for n in b.nodes if e1.id < n.id < p.id]
+    scores, last_s = b.body(score_nodes, loader("valid"), {e1.id: "s"})
+    epi, last = b.body([n for n in b.nodes if n.id > e2.id], loader("mask"), {e2.id: f"v{e2.id}"})
+    names = {"i": b.axes[idx[i_axis]], "j": b.axes[idx[j]], "d": b.axes[idx[d]], "e": b.axes[idx[e]]}
+    sizes = [b.size_of(n_) for n_ in range(len(union))]
+    return b.render("flash.py.j2", q=qop, kk=kop, v=vop, ax=names, batch=batch, scores=scores,
+                    score=last_s or "s", epilogue=epi, result=last or f"v{e2.id}", head_id=e2.id,
+                    alloc=b.alloc(sizes, qop.arg), pos={key: idx[a] for key, a in
+                                                        (("i", i_axis), ("j", j), ("d", d), ("e", e))})
+
+
 KINDS: dict[str, Callable[[KernelBuilder], Kernel]] = {
     "pointwise": pointwise_kernel, "norm": norm_kernel, "reduce": reduce_kernel, "matmul": matmul_kernel,
-    "window": window_kernel, "attention": attention_kernel, "mha": mha_kernel,
+    "window": window_kernel, "attention": attention_kernel, "mha": mha_kernel, "flash": flash_kernel,
 }
 
 
