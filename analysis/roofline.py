@@ -105,6 +105,13 @@ class PlanCosts:
     def plan_bytes(self) -> Size:
         return S.total(g.moved for g in self.groups)
 
+    @property
+    def kernels(self) -> list[GroupCost]:
+        """The groups that run something: not the inputs (already in memory), not a group of views only."""
+        g = self.plan.graph
+        return [c for c, group in zip(self.groups, self.plan.groups)
+                if c.kind != "input" and not all(g.node(i).op.has(Trait.VIEW) for i in group.nodes)]
+
 
 def _source(g: Graph, i: int) -> int:
     """The value a view looks at (itself for any other op); dropout is a view at inference."""

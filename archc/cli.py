@@ -457,7 +457,7 @@ def _memory(args: argparse.Namespace, sets: dict[str, Any], sources: SourceMap) 
 
 
 def _plan(args: argparse.Namespace, res: api.Compiled) -> int:
-    """The simple planner's kernels (passes/plan.py) with their traffic and roofline time (analysis/roofline.py)."""
+    """The fusion plan's kernels (passes/plan.py) with their traffic and roofline time (analysis/roofline.py)."""
     from archc.analysis.roofline import DEVICES, plan_costs, seconds
     from archc.passes.plan import plan
     from archc.shapes import sizes as S
@@ -469,8 +469,7 @@ def _plan(args: argparse.Namespace, res: api.Compiled) -> int:
     def num(x: Any) -> int | None:
         return S.evaluate(x, values)
 
-    groups = [c for c, group in zip(costs.groups, costs.plan.groups)  # the kernels that compute something
-              if c.kind != "input" and not all(g.node(i).op.has(Trait.VIEW) for i in group.nodes)]
+    groups = costs.kernels
     times = [seconds(c, device, g.dtype, values) for c in groups]
     total_time = None if None in times else sum(t for t in times if t is not None)
     eager, fused = num(costs.eager_bytes), num(costs.plan_bytes)

@@ -1,7 +1,7 @@
 """The roofline style: where each kernel of the plan sits against a device's roofs.
 
 `archc render FILE --style roofline --device h100 -o roofline.svg` (or .png, .pdf). The kernels are
-the groups of the simple planner (`passes.plan.plan`), costed as `archc plan` costs them
+the kernels of the fusion plan (`passes.plan.plan`), costed as `archc plan` costs them
 (`analysis.roofline.plan_costs`, `seconds`, the `DEVICES` table): each kernel that does arithmetic is
 a point at its arithmetic intensity (FLOPs per byte moved, x) and the FLOP/s its roofline time allows
 (FLOPs / time, y), so a point on the slanted roof is memory-bound and one on a flat roof
@@ -38,7 +38,6 @@ from archc.analysis.roofline import DEVICES, Device, plan_costs, seconds
 from archc.codegen.output import write_diagram
 from archc.diagnostics import ArchError, Diagnostic, did_you_mean
 from archc.ir.graph import Graph
-from archc.ops.registry import Trait
 from archc.passes.plan import plan
 from archc.shapes import sizes as S
 
@@ -116,14 +115,12 @@ def device(name: str) -> Device:
 
 
 def roofline(g: Graph, device_name: str = "h100") -> Roofline:
-    """Cost the simple plan of `g` on the device: one `Point` per kernel that runs (as `archc plan` lists them)."""
+    """Cost the fusion plan of `g` on the device: one `Point` per kernel that runs (as `archc plan` lists them)."""
     dev = device(device_name)
     costs = plan_costs(plan(g))
     values = {k: v for k, v in g.sizes.items() if v is not None}
     kernels: list[Point] = []
-    for c, group in zip(costs.groups, costs.plan.groups):
-        if c.kind == "input" or all(g.node(i).op.has(Trait.VIEW) for i in group.nodes):
-            continue  # nothing to run: already in memory, or views only (archc plan skips them too)
+    for c in costs.kernels:  # the kernels that run, as `archc plan` lists them
         t = seconds(c, dev, g.dtype, values)
         flops, moved = S.evaluate(c.flops, values), S.evaluate(c.moved, values)
         if t is None or flops is None or moved is None:
