@@ -550,9 +550,11 @@ def _build(args: argparse.Namespace, sets: dict[str, Any], sources: SourceMap) -
         gen = codegen_torch.generate(Templates(program, args.entry, sets), checks=args.checks, fold_bn=args.fold_bn)
     path = codegen_torch.write(gen, args.out, stem, force=args.force, inputs=list(sources.texts))
     if args.json:
-        print(json.dumps({"target": args.target, "path": path, "entry": gen.entry_class,
-                          "classes": gen.classes, "inputs": gen.inputs, "checks": args.checks,
-                          "fold_bn": args.fold_bn}, indent=1))
+        doc = {"target": args.target, "path": path, "entry": gen.entry_class, "classes": gen.classes,
+               "inputs": gen.inputs, "checks": args.checks, "fold_bn": args.fold_bn}
+        if args.target == "triton":
+            doc.update(kernels=tm.kernels, torch_ops=tm.torch_ops)
+        print(json.dumps(doc, indent=1))
     else:
         ins = ", ".join(f"{i['name']}: {i['type']}" for i in gen.inputs)
         kernels = f", {tm.kernels} Triton kernels, {tm.torch_ops} torch ops" if args.target == "triton" else ""

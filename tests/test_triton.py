@@ -374,3 +374,20 @@ def test_generating_the_triton_target_imports_neither_torch_nor_triton(tmp_path:
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip().endswith("[]")
+
+
+def test_build_json_counts_kernels(tmp_path: pathlib.Path) -> None:
+    run = subprocess.run([sys.executable, "-m", "archc.cli", "build", str(EXAMPLES / "resnet50.arch"), "--target",
+                          "triton", "-o", str(tmp_path), "--json"], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    import json
+    doc = json.loads(run.stdout)
+    assert doc["target"] == "triton" and doc["path"].endswith("resnet50_triton.py")
+    assert doc["kernels"] == 56 and doc["torch_ops"] == 20  # 3x3 and 7x7 convs stay torch convs
+
+
+def test_triton_refuses_torch_only_options(tmp_path: pathlib.Path) -> None:
+    run = subprocess.run([sys.executable, "-m", "archc.cli", "build", str(EXAMPLES / "resnet50.arch"), "--target",
+                          "triton", "-o", str(tmp_path), "--fold-bn"], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 1 and "options of --target torch" in run.stderr and "Traceback" not in run.stderr
+    assert not list(tmp_path.iterdir())
