@@ -21,12 +21,16 @@ sorted into one kind:
   bad-svg                  an SVG that is not well-formed XML
   hang                     a case past the time limit (--timeout, per command)
   module-fails             a built module that fails to construct or run forward
+  triton-mismatch          (--triton) the Triton target of a generated program that built fails to build,
+                           or its inference forward, run under TRITON_INTERPRET=1, differs from the
+                           PyTorch module's on the same weights and inputs (relative 1e-4)
 
 and the run prints the counts by kind, the time taken, and the first examples of each failure
 kind (file, case index) to reproduce them.
 
     python benchmarks/fuzz.py --cases 100000 --jobs 2      # the full run (tens of minutes)
     python benchmarks/fuzz.py --cases 300                  # a quick look
+    python benchmarks/fuzz.py --cases 2000 --triton        # generated programs through the Triton target too
 """
 
 from __future__ import annotations
@@ -140,7 +144,80 @@ def _module_runs(path: Path) -> bool:
     return True
 
 
-def run_case(index: int, seed: int, texts: list[tuple[str, str]], timeout: float, run_modules: bool) -> tuple[str, str]:
+def _entry_inputs(path: Path) -> tuple[str, list[Any]] | None:
+    """The entry class name and random inputs of its sizes (free sizes 3), or None if it does not check."""
+    import json
+
+    import torch
+    status, out, _ = _run(["check", str(path), "--json"])
+    if status != 0:
+        return None
+    doc = json.loads(out)
+    free = [f"{k}=3" for k, v in doc["sizes"].items() if v is None]
+    if free:
+        status, out, _ = _run(["check", str(path), "--json", *(a for f in free for a in ("--set", f))])
+        if status != 0:
+            return None
+        doc = json.loads(out)
+    gen = torch.Generator().manual_seed(0)
+    inputs = []
+    for node in doc["nodes"]:
+        if node["op"] == "input":
+            shape = [int(a["size"]) for a in node["axes"]]
+            ints = node["type"].startswith(("i", "u"))
+            inputs.append(torch.randint(0, 2, shape, generator=gen) if ints
+                          else torch.rand(shape, generator=gen) > 0.5 if node["type"].startswith("bool")
+                          else torch.randn(shape, generator=gen))
+    return doc["entry"], inputs
+
+
+def _load(path: Path, name: str) -> Any:
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _triton_matches(src: Path, tmp: str) -> str | None:
+    """None if the Triton target builds and agrees with the PyTorch module; else what went wrong."""
+    import torch
+    status, _, err = _run(["build", str(src), "--target", "triton", "-o", f"{tmp}/t"])
+    if status != 0:
+        return f"build --target triton: {err.strip()[:200]}"
+    got = _entry_inputs(src)
+    if got is None:
+        return None
+    entry, inputs = got
+    eager = getattr(_load(next((Path(tmp) / "b").glob("*.py")), "fuzzed_eager"), entry)().eval()
+    fused = getattr(_load(next((Path(tmp) / "t").glob("*.py")), "fuzzed_triton"), entry)().eval()
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for key, t in eager.state_dict().items():
+            if t.dtype.is_floating_point:
+                t.copy_(torch.randn(t.shape, generator=gen) * 0.5 + (1.0 if key.endswith("running_var") else 0.0)
+                        if not key.endswith("running_var") else torch.rand(t.shape, generator=gen) + 0.5)
+        fused.load_state_dict(eager.state_dict())
+        want, have = eager(*inputs), fused(*inputs)
+    for w, h in zip(want if isinstance(want, tuple) else (want,), have if isinstance(have, tuple) else (have,)):
+        if w.shape != h.shape or w.dtype != h.dtype:
+            return f"shape or dtype {tuple(h.shape)} {h.dtype}, expected {tuple(w.shape)} {w.dtype}"
+        if w.is_floating_point():
+            finite = torch.isfinite(w)
+            if not torch.equal(finite, torch.isfinite(h)):
+                return "non-finite values differ"
+            scale = w[finite].abs().max().item() if finite.any() else 0.0
+            err = (w[finite] - h[finite]).abs().max().item() if finite.any() else 0.0
+            if err > 1e-4 * max(scale, 1e-6):
+                return f"max difference {err:.3g} (largest value {scale:.3g})"
+        elif not torch.equal(w, h):
+            return "values differ"
+    return None
+
+
+def run_case(index: int, seed: int, texts: list[tuple[str, str]], timeout: float, run_modules: bool,
+             triton: bool = False) -> tuple[str, str]:
     """(kind, where) of one case; kind "ok" when nothing went wrong."""
     where, text = _case(index, seed, texts)
     signal.signal(signal.SIGALRM, _alarm)
@@ -182,16 +259,28 @@ def run_case(index: int, seed: int, texts: list[tuple[str, str]], timeout: float
                 return "module-fails", f"{where}: {type(e).__name__}: {str(e)[:200]}"
             finally:
                 signal.setitimer(signal.ITIMER_REAL, 0)
+        if built and triton and where.startswith("op program"):
+            signal.setitimer(signal.ITIMER_REAL, timeout * 8)
+            try:
+                wrong = _triton_matches(src, tmp)
+            except Timeout:
+                return "hang", f"{where}: the Triton target"
+            except Exception as e:  # noqa: BLE001
+                wrong = f"{type(e).__name__}: {str(e)[:200]}"
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+            if wrong:
+                return "triton-mismatch", f"{where}: {wrong}"
         if not checked:
             return "located-error", where
         return ("ok: built and ran" if built and run_modules else "ok: built" if built else
                 "ok: checked, build refused"), where
 
 
-def _batch(args: tuple[int, int, int, float, bool]) -> list[tuple[str, str]]:
-    start, stop, seed, timeout, run_modules = args
+def _batch(args: tuple[int, int, int, float, bool, bool]) -> list[tuple[str, str]]:
+    start, stop, seed, timeout, run_modules, triton = args
     texts = [(str(p.relative_to(ROOT)), p.read_text(encoding="utf-8")) for p in sources()]
-    return [run_case(i, seed, texts, timeout, run_modules) for i in range(start, stop)]
+    return [run_case(i, seed, texts, timeout, run_modules, triton) for i in range(start, stop)]
 
 
 def main() -> int:
@@ -201,10 +290,14 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--timeout", type=float, default=15.0, help="seconds per command of a case")
     ap.add_argument("--no-modules", action="store_true", help="do not run the modules that build")
+    ap.add_argument("--triton", action="store_true",
+                    help="also build generated programs with --target triton and compare (TRITON_INTERPRET=1)")
     args = ap.parse_args()
+    if args.triton:
+        os.environ["TRITON_INTERPRET"] = "1"  # before the workers import triton
     t0 = time.perf_counter()
     step = 50
-    batches = [(i, min(i + step, args.cases), args.seed, args.timeout, not args.no_modules)
+    batches = [(i, min(i + step, args.cases), args.seed, args.timeout, not args.no_modules, args.triton)
                for i in range(0, args.cases, step)]
     counts: collections.Counter[str] = collections.Counter()
     examples: dict[str, list[str]] = collections.defaultdict(list)
@@ -218,7 +311,7 @@ def main() -> int:
     per_case = took / max(args.cases, 1) * 1e3
     print(f"{args.cases} cases (seed {args.seed}) in {took:.0f} s ({per_case:.1f} ms a case):")
     for kind in ("ok: built and ran", "ok: built", "ok: checked, build refused", "located-error", "internal-error",
-                 "bad-diagnostic", "control-characters", "bad-svg", "hang", "module-fails"):
+                 "bad-diagnostic", "control-characters", "bad-svg", "hang", "module-fails", "triton-mismatch"):
         print(f"  {kind:28} {counts[kind]:>8,}")
     for kind, wheres in examples.items():
         print(f"first {kind} cases:")
