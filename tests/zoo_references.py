@@ -1,0 +1,80 @@
+"""Hand-written torch.nn references for the seed zoo (examples/zoo/), written from the papers.
+
+Each class is written as the paper describes the model, in plain torch, with its children named as
+the .arch example names its layers, so the generated module loads the reference's state_dict with
+`strict=True`. Nothing here imports archc; tests/test_zoo.py compares the two.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class MixerBlock(nn.Module):
+    """One Mixer layer: token mixing across patches, then channel mixing, both pre-norm and residual."""
+
+    def __init__(self, tokens: int, dim: int, tokens_mlp: int, channels_mlp: int):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
+        self.token_mixing = nn.Sequential()
+        self.token_mixing.add_module("fc1", nn.Linear(tokens, tokens_mlp))
+        self.token_mixing.add_module("act", nn.GELU())
+        self.token_mixing.add_module("fc2", nn.Linear(tokens_mlp, tokens))
+        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
+        self.channel_mixing = nn.Sequential()
+        self.channel_mixing.add_module("fc1", nn.Linear(dim, channels_mlp))
+        self.channel_mixing.add_module("act", nn.GELU())
+        self.channel_mixing.add_module("fc2", nn.Linear(channels_mlp, dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: [batch, tokens, dim]
+        x = x + self.token_mixing(self.norm1(x).transpose(1, 2)).transpose(1, 2)
+        return x + self.channel_mixing(self.norm2(x))
+
+
+class MLPMixer(nn.Module):
+    """MLP-Mixer (Tolstikhin et al. 2021); the defaults are B/16 at 224x224."""
+
+    def __init__(self, image: int = 224, patch: int = 16, dim: int = 768, depth: int = 12,
+                 tokens_mlp: int = 384, channels_mlp: int = 3072, num_classes: int = 1000):
+        super().__init__()
+        tokens = (image // patch) ** 2
+        self.stem = nn.Conv2d(3, dim, patch, stride=patch)
+        self.blocks = nn.Sequential(*[MixerBlock(tokens, dim, tokens_mlp, channels_mlp) for _ in range(depth)])
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.head = nn.Linear(dim, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x).flatten(2).transpose(1, 2)
+        x = self.norm(self.blocks(x))
+        return self.head(x.mean(dim=1))
+
+
+class Residual(nn.Module):
+    def __init__(self, fn: nn.Module):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fn(x) + x
+
+
+def conv_mixer(dim: int = 768, depth: int = 32, kernel_size: int = 7, patch_size: int = 7,
+               act: type[nn.Module] = nn.ReLU, n_classes: int = 1000) -> nn.Sequential:
+    """ConvMixer (Trockman & Kolter 2023), as the paper's listing writes it; the defaults are 768/32."""
+    return nn.Sequential(
+        nn.Conv2d(3, dim, kernel_size=patch_size, stride=patch_size),
+        act(),
+        nn.BatchNorm2d(dim),
+        *[nn.Sequential(
+            Residual(nn.Sequential(nn.Conv2d(dim, dim, kernel_size, groups=dim, padding="same"),
+                                   act(),
+                                   nn.BatchNorm2d(dim))),
+            nn.Conv2d(dim, dim, kernel_size=1),
+            act(),
+            nn.BatchNorm2d(dim),
+        ) for _ in range(depth)],
+        nn.AdaptiveAvgPool2d((1, 1)),
+        nn.Flatten(),
+        nn.Linear(dim, n_classes),
+    )
