@@ -61,6 +61,10 @@ CASES = [
     Case("convmixer_768_32.arch", lambda: ref.conv_mixer(), (1, 3, 224, 224),
          lambda: ref.conv_mixer(dim=16, depth=3, kernel_size=5, patch_size=4, act=nn.GELU, n_classes=10),
          (2, 3, 32, 32), dict(H=32, W=32, batch=2, dim=16, depth=3, k=5, patch=4, act="gelu", num_classes=10)),
+    Case("dcgan.arch", lambda: ref.dcgan_generator(), (1, 100, 1, 1),
+         lambda: ref.dcgan_generator(nz=16, ngf=8), (2, 16, 1, 1), dict(batch=2, nz=16, ngf=8)),
+    Case("dcgan.arch", lambda: ref.dcgan_discriminator(), (1, 3, 64, 64),
+         lambda: ref.dcgan_discriminator(ndf=8), (2, 3, 64, 64), dict(batch=2, ndf=8), entry="Discriminator"),
 ]
 IDS = [c.id for c in CASES]
 

@@ -78,3 +78,22 @@ def conv_mixer(dim: int = 768, depth: int = 32, kernel_size: int = 7, patch_size
         nn.Flatten(),
         nn.Linear(dim, n_classes),
     )
+
+
+def dcgan_generator(nz: int = 100, ngf: int = 64, nc: int = 3) -> nn.Sequential:
+    """DCGAN's 64x64 generator (Radford et al. 2016): a 100-d code to a 64x64 image."""
+    layers: list[nn.Module] = [nn.ConvTranspose2d(nz, ngf * 8, 4, 1, 0, bias=False), nn.BatchNorm2d(ngf * 8),
+                               nn.ReLU(True)]
+    for cin, cout in ((ngf * 8, ngf * 4), (ngf * 4, ngf * 2), (ngf * 2, ngf)):
+        layers += [nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(True)]
+    layers += [nn.ConvTranspose2d(ngf, nc, 4, 2, 1, bias=False), nn.Tanh()]
+    return nn.Sequential(*layers)
+
+
+def dcgan_discriminator(ndf: int = 64, nc: int = 3) -> nn.Sequential:
+    """DCGAN's 64x64 discriminator: strided convs, LeakyReLU 0.2, no batchnorm on the first layer."""
+    layers: list[nn.Module] = [nn.Conv2d(nc, ndf, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True)]
+    for cin, cout in ((ndf, ndf * 2), (ndf * 2, ndf * 4), (ndf * 4, ndf * 8)):
+        layers += [nn.Conv2d(cin, cout, 4, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.LeakyReLU(0.2, True)]
+    layers += [nn.Conv2d(ndf * 8, 1, 4, 1, 0, bias=False), nn.Sigmoid()]
+    return nn.Sequential(*layers)
