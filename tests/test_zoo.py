@@ -65,6 +65,9 @@ CASES = [
          lambda: ref.dcgan_generator(nz=16, ngf=8), (2, 16, 1, 1), dict(batch=2, nz=16, ngf=8)),
     Case("dcgan.arch", lambda: ref.dcgan_discriminator(), (1, 3, 64, 64),
          lambda: ref.dcgan_discriminator(ndf=8), (2, 3, 64, 64), dict(batch=2, ndf=8), entry="Discriminator"),
+    Case("se_resnet50.arch", lambda: ref.SEResNet50(), (1, 3, 224, 224),
+         lambda: ref.SEResNet50(depths=(1, 2, 1, 1), num_classes=10), (2, 3, 32, 32),
+         dict(H=32, W=32, batch=2, depths=[1, 2, 1, 1], num_classes=10)),
 ]
 IDS = [c.id for c in CASES]
 

@@ -97,3 +97,62 @@ def dcgan_discriminator(ndf: int = 64, nc: int = 3) -> nn.Sequential:
         layers += [nn.Conv2d(cin, cout, 4, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.LeakyReLU(0.2, True)]
     layers += [nn.Conv2d(ndf * 8, 1, 4, 1, 0, bias=False), nn.Sigmoid()]
     return nn.Sequential(*layers)
+
+
+class SqueezeExcitation(nn.Module):
+    """Squeeze (global average) and excitation (FC, ReLU, FC, sigmoid) on the channels (Hu et al. 2018).
+    The two FC layers act on the pooled 1x1 map as 1x1 convs, torchvision's layout."""
+
+    def __init__(self, channels: int, squeeze: int):
+        super().__init__()
+        self.fc1 = nn.Conv2d(channels, squeeze, 1)
+        self.fc2 = nn.Conv2d(squeeze, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = x.mean(dim=(2, 3), keepdim=True)
+        return x * torch.sigmoid(self.fc2(torch.relu(self.fc1(s))))
+
+
+class SEBottleneck(nn.Module):
+    """ResNet's bottleneck (stride on the 3x3) with SE on the residual branch before the sum."""
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, reduction: int = 16):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = nn.Conv2d(planes, planes * 4, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(planes * 4)
+        self.se = SqueezeExcitation(planes * 4, planes * 4 // reduction)
+        self.downsample = None
+        if stride != 1 or inplanes != planes * 4:
+            self.downsample = nn.Sequential(nn.Conv2d(inplanes, planes * 4, 1, stride, bias=False),
+                                            nn.BatchNorm2d(planes * 4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn1(self.conv1(x)))
+        out = torch.relu(self.bn2(self.conv2(out)))
+        out = self.se(self.bn3(self.conv3(out)))
+        return torch.relu(out + (x if self.downsample is None else self.downsample(x)))
+
+
+class SEResNet50(nn.Module):
+    def __init__(self, depths: tuple[int, ...] = (3, 4, 6, 3), num_classes: int = 1000):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        inplanes = 64
+        for s, depth in enumerate(depths, start=1):
+            planes, blocks = 64 * 2 ** (s - 1), []
+            for j in range(depth):
+                blocks.append(SEBottleneck(inplanes, planes, 2 if s > 1 and j == 0 else 1))
+                inplanes = planes * 4
+            self.add_module(f"layer{s}", nn.Sequential(*blocks))
+        self.fc = nn.Linear(2048, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.maxpool(torch.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(x.mean(dim=(2, 3)))
