@@ -68,6 +68,9 @@ CASES = [
     Case("se_resnet50.arch", lambda: ref.SEResNet50(), (1, 3, 224, 224),
          lambda: ref.SEResNet50(depths=(1, 2, 1, 1), num_classes=10), (2, 3, 32, 32),
          dict(H=32, W=32, batch=2, depths=[1, 2, 1, 1], num_classes=10)),
+    Case("xception.arch", lambda: ref.Xception(), (1, 3, 299, 299),
+         lambda: ref.Xception(middle=2, num_classes=10), (2, 3, 48, 48),
+         dict(H=48, W=48, batch=2, middle=2, num_classes=10)),
 ]
 IDS = [c.id for c in CASES]
 

@@ -156,3 +156,64 @@ class SEResNet50(nn.Module):
         x = self.maxpool(torch.relu(self.bn1(self.conv1(x))))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return self.fc(x.mean(dim=(2, 3)))
+
+
+class SeparableConv(nn.Module):
+    """A depthwise 3x3 conv then a pointwise 1x1 conv, no biases (Xception's separable convolution)."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.depthwise = nn.Conv2d(cin, cin, 3, padding=1, groups=cin, bias=False)
+        self.pointwise = nn.Conv2d(cin, cout, 1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pointwise(self.depthwise(x))
+
+
+class XceptionBlock(nn.Module):
+    def __init__(self, cin: int, widths: list[int], stride: int = 1, start_relu: bool = True):
+        super().__init__()
+        layers: list[nn.Module] = []
+        c = cin
+        for i, width in enumerate(widths):
+            if i > 0 or start_relu:
+                layers.append(nn.ReLU())                 # not in place: the shortcut reads x
+            layers += [SeparableConv(c, width), nn.BatchNorm2d(width)]
+            c = width
+        if stride != 1:
+            layers.append(nn.MaxPool2d(3, stride, 1))
+        self.rep = nn.Sequential(*layers)
+        self.shortcut = None
+        if stride != 1 or cin != c:
+            self.shortcut = nn.Sequential(nn.Conv2d(cin, c, 1, stride, bias=False), nn.BatchNorm2d(c))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.rep(x) + (x if self.shortcut is None else self.shortcut(x))
+
+
+class Xception(nn.Module):
+    """Xception (Chollet 2017): entry flow, `middle` middle-flow blocks (8 in the paper), exit flow."""
+
+    def __init__(self, middle: int = 8, num_classes: int = 1000):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 32, 3, 2, bias=False)
+        self.bn1 = nn.BatchNorm2d(32)
+        self.conv2 = nn.Conv2d(32, 64, 3, bias=False)
+        self.bn2 = nn.BatchNorm2d(64)
+        self.blocks = nn.Sequential(
+            XceptionBlock(64, [128, 128], 2, start_relu=False),
+            XceptionBlock(128, [256, 256], 2),
+            XceptionBlock(256, [728, 728], 2),
+            *[XceptionBlock(728, [728, 728, 728]) for _ in range(middle)],
+            XceptionBlock(728, [728, 1024], 2))
+        self.conv3 = SeparableConv(1024, 1536)
+        self.bn3 = nn.BatchNorm2d(1536)
+        self.conv4 = SeparableConv(1536, 2048)
+        self.bn4 = nn.BatchNorm2d(2048)
+        self.fc = nn.Linear(2048, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x))))))
+        x = torch.relu(self.bn3(self.conv3(self.blocks(x))))
+        x = torch.relu(self.bn4(self.conv4(x)))
+        return self.fc(x.mean(dim=(2, 3)))
