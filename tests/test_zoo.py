@@ -71,6 +71,9 @@ CASES = [
     Case("xception.arch", lambda: ref.Xception(), (1, 3, 299, 299),
          lambda: ref.Xception(middle=2, num_classes=10), (2, 3, 48, 48),
          dict(H=48, W=48, batch=2, middle=2, num_classes=10)),
+    Case("fasternet_t0.arch", lambda: ref.FasterNet(), (1, 3, 224, 224),
+         lambda: ref.FasterNet(dim=16, depths=(1, 2, 1, 1), feature_dim=64, num_classes=10), (2, 3, 64, 64),
+         dict(H=64, W=64, batch=2, dim=16, depths=[1, 2, 1, 1], feature_dim=64, num_classes=10)),
 ]
 IDS = [c.id for c in CASES]
 

@@ -217,3 +217,50 @@ class Xception(nn.Module):
         x = torch.relu(self.bn3(self.conv3(self.blocks(x))))
         x = torch.relu(self.bn4(self.conv4(x)))
         return self.fc(x.mean(dim=(2, 3)))
+
+
+class PartialConv(nn.Module):
+    """PConv: a 3x3 conv on the first dim / n_div channels; the others pass through untouched."""
+
+    def __init__(self, dim: int, n_div: int = 4):
+        super().__init__()
+        self.part = dim // n_div
+        self.partial_conv3 = nn.Conv2d(self.part, self.part, 3, 1, 1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        first, rest = torch.split(x, [self.part, x.shape[1] - self.part], dim=1)
+        return torch.cat((self.partial_conv3(first), rest), dim=1)
+
+
+class FasterNetBlock(nn.Module):
+    def __init__(self, dim: int, mlp_ratio: int = 2, n_div: int = 4, act: type[nn.Module] = nn.GELU):
+        super().__init__()
+        self.spatial_mixing = PartialConv(dim, n_div)
+        self.mlp = nn.Sequential(nn.Conv2d(dim, dim * mlp_ratio, 1, bias=False), nn.BatchNorm2d(dim * mlp_ratio),
+                                 act(), nn.Conv2d(dim * mlp_ratio, dim, 1, bias=False))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.mlp(self.spatial_mixing(x))
+
+
+class FasterNet(nn.Module):
+    """FasterNet (Chen et al. 2023); the defaults are T0."""
+
+    def __init__(self, dim: int = 40, depths: tuple[int, ...] = (1, 2, 8, 2), mlp_ratio: int = 2, n_div: int = 4,
+                 act: type[nn.Module] = nn.GELU, feature_dim: int = 1280, num_classes: int = 1000):
+        super().__init__()
+        self.patch_embed = nn.Sequential(nn.Conv2d(3, dim, 4, 4, bias=False), nn.BatchNorm2d(dim))
+        stages: list[nn.Module] = []
+        for s, depth in enumerate(depths):
+            width = dim * 2 ** s
+            stages.append(nn.Sequential(*[FasterNetBlock(width, mlp_ratio, n_div, act) for _ in range(depth)]))
+            if s < len(depths) - 1:
+                stages.append(nn.Sequential(nn.Conv2d(width, width * 2, 2, 2, bias=False), nn.BatchNorm2d(width * 2)))
+        self.stages = nn.Sequential(*stages)
+        self.pre_head = nn.Sequential(nn.Conv2d(dim * 2 ** (len(depths) - 1), feature_dim, 1, bias=False), act())
+        self.head = nn.Linear(feature_dim, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stages(self.patch_embed(x))
+        x = self.pre_head(x.mean(dim=(2, 3), keepdim=True))
+        return self.head(x.flatten(1))
