@@ -9,7 +9,8 @@ For every model:
   arithmetic), and at the small size the numerics run at;
 - the generated module loads the reference's state_dict with `strict=True` and its output equals the
   reference's in eval mode, fp32, on random inputs (max relative difference <= 1e-5);
-- `archc render` draws it in both styles (graph to .dot, circuit to .svg).
+- `archc render` draws it in both styles (graph to .dot, circuit to .svg);
+- the file survives the formatter: formatting it and parsing it back gives the same AST.
 """
 
 from __future__ import annotations
@@ -152,3 +153,14 @@ def test_renders(case: Case, style: str, suffix: str, tmp_path: pathlib.Path) ->
     with contextlib.redirect_stdout(io.StringIO()):
         assert cli.main(argv) == 0
     assert out.stat().st_size > 0
+
+
+@pytest.mark.parametrize("src", sorted(ZOO.glob("*.arch")), ids=lambda p: p.name)
+def test_formats_and_parses_back(src: pathlib.Path) -> None:
+    from test_roundtrip import strip
+
+    from archc.grammar.format import format_module
+    from archc.grammar.parser import parse
+
+    tree = parse(src.read_text(), src.name)
+    assert strip(parse(format_module(tree), src.name)) == strip(tree)
