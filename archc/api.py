@@ -230,26 +230,29 @@ class Model:
         from archc.ir.printer import print_graph
         return print_graph(self.check(**sets).graph)
 
-    def torch_source(self, checks: bool = False, fold_bn: bool = False, **sets: Any) -> str:
+    def torch_source(self, checks: bool = False, fold_bn: bool = False, dtype: str | None = None,
+                     **sets: Any) -> str:
         """The generated PyTorch module's text (what `archc build` writes); needs no torch.
         `checks=True`: with run-time shape checks (`archc build --checks`); `fold_bn=True`: with
-        inference batchnorm folded into the layer before it (`archc build --fold-bn`)."""
+        inference batchnorm folded into the layer before it (`archc build --fold-bn`); `dtype="bf16"`:
+        the model in that floating-point dtype (`archc build --dtype`; default: the file's `dtype`)."""
         from archc.codegen.torch import generate
-        self.check(**sets)
-        return generate(Templates(self.program, self.entry, sets), checks=checks, fold_bn=fold_bn).text
+        self.check(dtype=dtype, **sets)
+        return generate(Templates(self.program, self.entry, sets, dtype), checks=checks, fold_bn=fold_bn).text
 
-    def torch(self, checks: bool = False, fold_bn: bool = False, **sets: Any) -> type:
+    def torch(self, checks: bool = False, fold_bn: bool = False, dtype: str | None = None, **sets: Any) -> type:
         """The generated entry nn.Module class, executed in a fresh module (needs torch).
         `checks=True`: every forward checks its inputs' and output's named axes (ValueError);
-        `fold_bn=True`: batchnorm folded for inference, loading unfolded state_dicts (docs/codegen.md).
+        `fold_bn=True`: batchnorm folded for inference, loading unfolded state_dicts (docs/codegen.md);
+        `dtype="bf16"`: built in that floating-point dtype (default: the file's `dtype` declaration).
 
         >>> Net = loads('block Net() { in x: [b = 2, c = 8]\\n fc = linear(x, c -> 4)\\n out fc }').torch()
         >>> import torch; Net()(torch.zeros(2, 8)).shape
         torch.Size([2, 4])
         """
         from archc.codegen.torch import generate, load_class
-        self.check(**sets)
-        return load_class(generate(Templates(self.program, self.entry, sets), checks=checks, fold_bn=fold_bn))
+        self.check(dtype=dtype, **sets)
+        return load_class(generate(Templates(self.program, self.entry, sets, dtype), checks=checks, fold_bn=fold_bn))
 
 
 class BlockView:

@@ -128,6 +128,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="check named axis sizes at run time: each forward checks its inputs and output (ValueError)")
     b.add_argument("--fold-bn", action="store_true",
                    help="fold inference batchnorm into the conv or linear before it (loads unfolded state_dicts)")
+    b.add_argument("--dtype", choices=FLOAT_DTYPES, default=None,
+                   help="floating-point dtype of the module's parameters, buffers and values (default: the "
+                   "file's `dtype`, else f32); integer, boolean and complex ones keep theirs")
     b.add_argument("--json", action="store_true",
                    help="print the written path, the entry class and its inputs as JSON (docs/json.md)")
     _add_limit(b)
@@ -535,19 +538,20 @@ def _build(args: argparse.Namespace, sets: dict[str, Any], sources: SourceMap) -
     from archc.dsl.loader import load
     from archc.dsl.templates import Templates
     program = load(args.file, sources=sources)
-    api.compile_program(program, args.entry, sets)
+    api.compile_program(program, args.entry, sets, dtype=args.dtype)
     stem = codegen_torch.module_stem(args.file)
     if args.target == "triton":
         if args.checks or args.fold_bn:
             raise ArchError([Diagnostic("error", "io", "--checks and --fold-bn are options of --target torch "
                                         "(the Triton target fuses batchnorm into the kernel before it)")])
         from archc.codegen.triton import generate as codegen_triton
-        graph = api.compile_program(program, args.entry, sets, symbolic=True).graph
-        tm = codegen_triton(Templates(program, args.entry, sets), graph)
+        graph = api.compile_program(program, args.entry, sets, symbolic=True, dtype=args.dtype).graph
+        tm = codegen_triton(Templates(program, args.entry, sets, args.dtype), graph)
         gen = codegen_torch.Generated(tm.text, tm.entry_class, tm.inputs, tm.classes)
         stem += "_triton"
     else:
-        gen = codegen_torch.generate(Templates(program, args.entry, sets), checks=args.checks, fold_bn=args.fold_bn)
+        gen = codegen_torch.generate(Templates(program, args.entry, sets, args.dtype), checks=args.checks,
+                                     fold_bn=args.fold_bn)
     path = codegen_torch.write(gen, args.out, stem, force=args.force, inputs=list(sources.texts))
     if args.json:
         doc = {"target": args.target, "path": path, "entry": gen.entry_class, "classes": gen.classes,

@@ -200,10 +200,13 @@ class Templates:
     """The block templates of a loaded program (a `TraceSource`): its entry block (or `entry`)
     with the `--set` values `sets`, and every block instance it calls, each traced on its own."""
 
-    def __init__(self, program: Program, entry: str | None = None, sets: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, program: Program, entry: str | None = None, sets: Mapping[str, Any] | None = None,
+                 dtype: str | None = None) -> None:
         self.program = program
         self.entry = entry
         self.sets = dict(sets or {})
+        # the model's floating-point dtype: `archc build --dtype`, else the file's `dtype` declaration
+        self.dtype = dtype or program.dtype
         self._facts: dict[int, BlockFacts] = {}  # id(ast.Block) -> its facts
         self._blocks: dict[int, tuple[ast.Block, File]] = {}  # id(facts) -> the block and its file
         self._asserts: dict[int, AssertFact] = {}  # id(ast.Assert) -> its fact

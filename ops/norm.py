@@ -8,18 +8,28 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from archc.ops import glyphs as G
 from archc.ops import rules as R
 from archc.ops import saves as Sv
 from archc.ops import torch_lowering as T
-from archc.ops.facets import Cost, Glyph, Kept, LowerCtx, SaveCtx, Saved, ShapeCtx, TorchLowering, Unsupported
+from archc.ops.facets import Cost, Expr, Glyph, Kept, LowerCtx, SaveCtx, Saved, ShapeCtx, TorchLowering, Unsupported
 from archc.ops.registry import FLOAT, Attrs, Op, OpDef, Trait, arg, define
 from archc.shapes import sizes as S
 from archc.shapes.sizes import Size
 from archc.shapes.types import ParamSpec, TensorType, Type
 
 _NORM = frozenset({Trait.NORMALIZATION, Trait.PARAMETERS})
+
+
+def _moved(call: str, x: str, dims: tuple[int, ...], to: tuple[int, ...]) -> Expr:
+    """`call` (a format string over its input) applied with the dimensions `dims` of `x` moved to
+    `to`, where torch's function wants them, and moved back: a norm without state written in forward."""
+    if dims == to:
+        return Expr(call.format(x))
+    src, dst = T.dim_lit(dims), T.dim_lit(to)
+    return Expr(f"torch.movedim({call.format(f'torch.movedim({x}, {src}, {dst})')}, {dst}, {src})")
 
 # ---- batch norm ---------------------------------------------------------------------------------
 
@@ -54,12 +64,29 @@ def _batchnorm_cost(a: BatchNormAttrs, ins: list[TensorType], out: Type, params:
 def _batchnorm_module(a: BatchNormAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx) -> str:
     (x,) = ins
     axis = a.axis or x.names[1]
-    if x.index(axis) != 1 or not 2 <= len(x.names) <= 5:
-        raise Unsupported(f"batchnorm of '{axis}' on {x}: torch needs [batch, {axis}, ...] with 2 to 5 axes")
-    n = {2: 1, 3: 1, 4: 2, 5: 3}[len(x.names)]
     kw = [("eps", float(a.eps), 1e-5), ("momentum", float(a.momentum), 0.1), ("affine", a.affine, True),
           ("track_running_stats", a.track_running_stats, True)]
-    return f"nn.BatchNorm{n}d({ctx.const(x.size(axis), 'num_features')}{T.kwargs(kw)})"
+    c = ctx.const(x.size(axis), "num_features")
+    if x.index(axis) == 1 and 2 <= len(x.names) <= 5:
+        n = {2: 1, 3: 1, 4: 2, 5: 3}[len(x.names)]
+        return f"nn.BatchNorm{n}d({c}{T.kwargs(kw)})"
+    _batched(axis, x)
+    ctx.helper("BatchNormAt")  # torch's need [batch, chan, ...] with 2 to 5 axes: one that moves chan there and back
+    return f"BatchNormAt({c}, dim={x.index(axis)}{T.kwargs(kw)})"
+
+
+def _batched(axis: str, x: TensorType) -> None:
+    if len(x.names) < 2:
+        raise Unsupported(f"batchnorm of '{axis}' on {x}: torch needs a batch of values per channel (2 axes or more)")
+
+
+def _batchnorm_forward(a: BatchNormAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx, args: list[Expr]) -> Expr:
+    """Without weights or running statistics (`affine = false, track_running_stats = false`): the batch's."""
+    (x,) = ins
+    axis = a.axis or x.names[1]
+    _batched(axis, x)
+    kw = T.kwargs([("momentum", float(a.momentum), 0.1), ("eps", float(a.eps), 1e-5)])
+    return _moved(f"F.batch_norm({{}}, None, None, training=True{kw})", args[0].text, (x.index(axis),), (1,))
 
 
 def _batchnorm_saves(a: BatchNormAttrs, ins: list[TensorType], out: Type, ctx: SaveCtx) -> Saved:
@@ -71,7 +98,8 @@ def _batchnorm_saves(a: BatchNormAttrs, ins: list[TensorType], out: Type, ctx: S
 
 define(OpDef(
     key="BATCHNORM", name="batchnorm", attrs=BatchNormAttrs, tensors=1, traits=_NORM,
-    shape=_batchnorm_shape, cost=_batchnorm_cost, torch=TorchLowering(module=_batchnorm_module, fresh=True),
+    shape=_batchnorm_shape, cost=_batchnorm_cost,
+    torch=TorchLowering(module=_batchnorm_module, forward=_batchnorm_forward, fresh=True),
     glyph=Glyph("norm", "BN", G.NORM),
     doc="batch normalisation of one channel axis (default: the second axis)", dtypes=FLOAT,
     saves=_batchnorm_saves))
@@ -159,10 +187,33 @@ def _layernorm_module(a: LayerNormAttrs, ins: list[TensorType], out: Type, ctx: 
 def _rmsnorm_module(a: RMSNormAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx) -> str:
     (x,) = ins
     dims = _over("rmsnorm", a.over, x)
-    if dims[-1] != len(x.names) - 1:
-        raise Unsupported(f"rmsnorm over inner axes of {x}: torch's nn.RMSNorm normalises the last axes")
+    shape = _normalized_shape(ctx, x, dims)
     kw = [("eps", None if a.eps is None else float(a.eps), None), ("elementwise_affine", a.affine, True)]
-    return f"nn.RMSNorm({T.lit(_normalized_shape(ctx, x, dims))}{T.kwargs(kw)})"
+    if dims[-1] == len(x.names) - 1:
+        return f"nn.RMSNorm({T.lit(shape)}{T.kwargs(kw)})"
+    shape = shape if isinstance(shape, tuple) or len(dims) == 1 else (shape,) * len(dims)
+    ctx.helper("RMSNormAt")  # nn.RMSNorm normalises the last axes: one that moves them there and back
+    return f"RMSNormAt({T.lit(shape)}, dim={dims[0]}{T.kwargs(kw)})"
+
+
+def _norm_forward(what: str, functional: str, x: TensorType, over: tuple[str, ...] | None, eps: Any,
+                  ctx: LowerCtx, arg: Expr) -> Expr:
+    """layernorm or rmsnorm without weights: torch's function over the last dimensions, the `over`
+    axes moved there (and back) when they are not."""
+    dims = _over(what, over, x)
+    shape = T.lit(tuple(ctx.const(x.axes[d].size, "normalized_shape") for d in dims))
+    last = tuple(range(len(x.names) - len(dims), len(x.names)))
+    return _moved(f"{functional}({{}}, {shape}{eps})", arg.text, dims, last)
+
+
+def _layernorm_forward(a: LayerNormAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx, args: list[Expr]) -> Expr:
+    return _norm_forward("layernorm", "F.layer_norm", ins[0], a.over, T.kwargs([("eps", float(a.eps), 1e-5)]),
+                         ctx, args[0])
+
+
+def _rmsnorm_forward(a: RMSNormAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx, args: list[Expr]) -> Expr:
+    eps = T.kwargs([("eps", None if a.eps is None else float(a.eps), None)])
+    return _norm_forward("rmsnorm", "F.rms_norm", ins[0], a.over, eps, ctx, args[0])
 
 
 def _rows(x: TensorType, over: tuple[str, ...] | None) -> Kept:
@@ -189,13 +240,15 @@ def _rmsnorm_saves(a: RMSNormAttrs, ins: list[TensorType], out: Type, ctx: SaveC
 
 define(OpDef(
     key="LAYERNORM", name="layernorm", attrs=LayerNormAttrs, tensors=1, traits=_NORM,
-    shape=_layernorm_shape, cost=_layernorm_cost, torch=TorchLowering(module=_layernorm_module, fresh=True),
+    shape=_layernorm_shape, cost=_layernorm_cost,
+    torch=TorchLowering(module=_layernorm_module, forward=_layernorm_forward, fresh=True),
     glyph=Glyph("norm", "LN", G.NORM),
     doc="layer normalisation over `over` (default: the last axis)", dtypes=FLOAT, saves=_layernorm_saves))
 
 define(OpDef(
     key="RMSNORM", name="rmsnorm", attrs=RMSNormAttrs, tensors=1, traits=_NORM,
-    shape=_rmsnorm_shape, cost=_rmsnorm_cost, torch=TorchLowering(module=_rmsnorm_module, fresh=True),
+    shape=_rmsnorm_shape, cost=_rmsnorm_cost,
+    torch=TorchLowering(module=_rmsnorm_module, forward=_rmsnorm_forward, fresh=True),
     glyph=Glyph("norm", "RMS", G.NORM),
     doc="RMS normalisation over `over` (default: the last axis)", dtypes=FLOAT, saves=_rmsnorm_saves))
 
@@ -225,14 +278,30 @@ def _groupnorm_cost(a: GroupNormAttrs, ins: list[TensorType], out: Type, params:
     return _affine_cost(ins, params)
 
 
+def _group_axis(a: GroupNormAttrs, x: TensorType) -> str:
+    axis = a.axis or x.names[1]
+    if x.index(axis) == 0:
+        raise Unsupported(f"groupnorm of '{axis}' on {x}: the first axis holds the samples, each normalised "
+                          "apart; the channel axis must come after it")
+    return axis
+
+
 def _groupnorm_module(a: GroupNormAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx) -> str:
     (x,) = ins
-    axis = a.axis or x.names[1]
-    if x.index(axis) != 1:
-        raise Unsupported(f"groupnorm of '{axis}' on {x}: torch needs the channel axis at position 1")
+    axis = _group_axis(a, x)
     kw = [("eps", float(a.eps), 1e-5), ("affine", a.affine, True)]
-    return (f"nn.GroupNorm({ctx.const(a.groups, 'num_groups')}, "
-            f"{ctx.const(x.size(axis), 'num_channels')}{T.kwargs(kw)})")
+    sizes = f"{ctx.const(a.groups, 'num_groups')}, {ctx.const(x.size(axis), 'num_channels')}"
+    if x.index(axis) == 1:
+        return f"nn.GroupNorm({sizes}{T.kwargs(kw)})"
+    ctx.helper("GroupNormAt")  # torch's needs [batch, chan, ...]: one that moves chan there and back
+    return f"GroupNormAt({sizes}, dim={x.index(axis)}{T.kwargs(kw)})"
+
+
+def _groupnorm_forward(a: GroupNormAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx, args: list[Expr]) -> Expr:
+    (x,) = ins
+    axis = _group_axis(a, x)
+    kw = T.kwargs([("eps", float(a.eps), 1e-5)])
+    return _moved(f"F.group_norm({{}}, {ctx.const(a.groups, 'num_groups')}{kw})", args[0].text, (x.index(axis),), (1,))
 
 
 def _groupnorm_saves(a: GroupNormAttrs, ins: list[TensorType], out: Type, ctx: SaveCtx) -> Saved:
@@ -244,7 +313,8 @@ def _groupnorm_saves(a: GroupNormAttrs, ins: list[TensorType], out: Type, ctx: S
 
 define(OpDef(
     key="GROUPNORM", name="groupnorm", attrs=GroupNormAttrs, tensors=1, traits=_NORM,
-    shape=_groupnorm_shape, cost=_groupnorm_cost, torch=TorchLowering(module=_groupnorm_module, fresh=True),
+    shape=_groupnorm_shape, cost=_groupnorm_cost,
+    torch=TorchLowering(module=_groupnorm_module, forward=_groupnorm_forward, fresh=True),
     glyph=Glyph("norm", "GN", G.NORM),
     doc="group normalisation of a channel axis (default: the second axis)", dtypes=FLOAT, saves=_groupnorm_saves))
 

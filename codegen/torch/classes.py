@@ -31,6 +31,7 @@ from archc.shapes import sizes as S
 from archc.shapes.types import DTYPES, TensorType, TupleType, Type
 
 HELPERS = ("StochasticDepth", "stochastic_depth", "Permute", "Reduce", "Scale", "LayerNormAt", "LinearAt",
+           "RMSNormAt", "GroupNormAt", "BatchNormAt", "cast_floats",
            "check_shape",
            "FoldBatchNorm")
 
@@ -133,6 +134,18 @@ def safe(text: str) -> str:
     return text.encode("unicode_escape").decode("ascii").replace('"', "'")
 
 
+def cast_type(t: Any, dtype: str) -> Any:
+    """`t` with its floating-point tensors in `dtype` (the model's; passes/dtype.py's rule). f32, the
+    default, casts nothing: an f64 constant of an f32 model stays f64, as `archc check` types it."""
+    if dtype == "f32":
+        return t
+    if isinstance(t, TupleType):
+        return TupleType(tuple(cast_type(x, dtype) for x in t.items))
+    if isinstance(t, TensorType) and DTYPES[t.dtype].is_float and t.dtype != dtype:
+        return dataclasses.replace(t, dtype=dtype)
+    return t
+
+
 def tensor_type(t: Type) -> TensorType:
     """The type of a value that is one tensor (an input, a learned tensor)."""
     assert isinstance(t, TensorType), t
@@ -154,6 +167,7 @@ class ClassBuilder:
             from archc.passes.fold_bn import fold_batchnorm
             tr = dataclasses.replace(tr, graph=fold_batchnorm(tr.graph))
         self.gen, self.tr, self.g, self.generic = gen, tr, tr.graph, generic
+        self.dtype: str = getattr(gen, "dtype", "f32")  # lowerings see the model's floating-point dtype
         self.floats = floats or {}  # float parameter -> (the stand-in value it was traced with, its value)
         self.float_locals: dict[str, str] = {}
         self.mods = self.g.modules
@@ -165,6 +179,7 @@ class ClassBuilder:
         self.stored: dict[str, str] = {}  # symbol -> attribute name, for forward
         self.used_locals: dict[str, str] = {}  # scalar text -> its local assignment
         self.inplace = False  # read by the activation lowerings: may they overwrite their input?
+        self.in_forward = False  # lowering an expression of forward, where __init__'s arguments are attributes
         self.first_input: str | None = None  # the forward's first tensor argument: the device of new tensors
         self._py_names = 0  # how many constructor arguments the expression `_py` wrote mentions
         self.own: set[int] = set()
@@ -273,7 +288,18 @@ class ClassBuilder:
         return x
 
     def const(self, x: Any, what: str) -> Any:
-        """A value the module needs when it is built: an int, or Code in the constructor's arguments."""
+        """A value the module needs when it is built: an int, or Code in the constructor's arguments.
+
+        In forward (`in_forward`: a stateless op's arguments, the factor of `F.pixel_shuffle`, a
+        pooling window) the constructor's arguments are out of scope: the value is written in the
+        attributes that keep them (`self.r`) and the sizes read off the inputs, as `size` does."""
+        if self.in_forward:
+            v = self._sub(x) if self.generic else pyexpr.substitute(x, self.fixed_values)
+            if isinstance(v, int):
+                return v
+            if S.is_concrete(v):
+                return int(v)
+            return Code(self.size(x))
         if not self.generic:
             v = pyexpr.substitute(x, self.fixed_values)
             if isinstance(v, int):
@@ -476,13 +502,17 @@ class ClassBuilder:
         if low.module is None:
             raise self._fail(f"{node.op.value} cannot be a layer or a sequence step yet (no torch module "
                              "lowering); write it as its own statement", node.span)
-        ins: list[Any] = [self.g.node(i).type for i in node.inputs]
+        ins: list[Any] = [self.typed(i) for i in node.inputs]
         if len(ins) != 1 and node.op is not Op.MHA:
             raise self._fail(f"{node.op.value} with {len(ins)} inputs cannot be a sequence step", node.span)
         try:
-            return low.module(node.attrs, ins, node.type, self)
+            return low.module(node.attrs, ins, cast_type(node.type, self.dtype), self)
         except L.Unsupported as e:
             raise self._fail(str(e), node.span) from None
+
+    def typed(self, value: int) -> Any:
+        """The type of a value as its op's lowering sees it: in the model's dtype."""
+        return cast_type(self.g.node(value).type, self.dtype)
 
     def child_call(self, call: CallRecord) -> str:
         ref: ChildRef = self.gen.class_of_call(self.tr, call, self.generic)
@@ -595,6 +625,8 @@ class ClassBuilder:
                 init += self._fold_hooks(p)
             body, returns = self._forward(in_vars, self._events(None), tr.outputs)
             forward = tuple(body)
+        if tr.is_entry and self.dtype != "f32":
+            init.append(self._cast_line())
         if self.gen.checks:  # `archc build --checks`: shape checks at the top and before the return
             from archc.codegen.torch.checks import add_checks  # it builds on this module
             forward = add_checks(self, in_vars, forward)
@@ -617,6 +649,17 @@ class ClassBuilder:
         return dataclasses.replace(self.raw, init=replace_text(self.raw.init, in_init),
                                    forward=replace_text(forward, in_forward) if forward is not None else None,
                                    stored=tuple(stored))
+
+    def _cast_line(self) -> Lines:
+        """The entry's last constructor statement under a file's `dtype bf16`: every floating-point
+        parameter and buffer in that dtype, as `model.to(torch.bfloat16)`; complex ones are kept
+        (`.to` would drop their imaginary parts), through the `cast_floats` helper where there are some."""
+        torch_dtype = DTYPES[self.dtype].torch
+        note = f"  # the model's dtype, {self.dtype}"
+        if any(DTYPES[p.dtype].kind == "complex" for n in self.g for p in n.params):
+            self.helper("cast_floats")
+            return Lines((f"cast_floats(self, {torch_dtype}){note}",))
+        return Lines((f"self.to({torch_dtype}){note}",))
 
     def _doc(self) -> str:
         tr = self.tr
@@ -746,7 +789,9 @@ class ClassBuilder:
             return
         low = n.op.torch
         args = [expr[i] for i in n.inputs]
-        ins: list[Any] = [self.g.node(i).type for i in n.inputs]
+        ins: list[Any] = [self.typed(i) for i in n.inputs]
+        out = cast_type(n.type, self.dtype)
+        self.in_forward = True
         try:
             if n.path is not None:
                 why = check_attribute(n.path.split(".")[0])
@@ -754,7 +799,7 @@ class ClassBuilder:
                     raise self._fail(f"the layer name {why}", n.span)
                 mod = self._attr(n.path)
                 if low.call is not None:
-                    e = low.call(n.attrs, ins, n.type, self, mod, args)
+                    e = low.call(n.attrs, ins, out, self, mod, args)
                 else:
                     e = L.Expr(f"{mod}({', '.join(a.text for a in args)})")
                 hint = n.path.replace(".", "_")
@@ -765,12 +810,14 @@ class ClassBuilder:
                 self.inplace = (n.op.torch.inplace and src is not None and self._fresh(src)
                                 and uses.get(src.id, 0) == 1 and src.id in self.own and src.type == n.type)
                 try:
-                    e = low.forward(n.attrs, ins, n.type, self, args)
+                    e = low.forward(n.attrs, ins, out, self, args)
                 finally:
                     self.inplace = False
                 hint = n.label or n.op.value
         except L.Unsupported as err:
             raise self._fail(str(err), n.span) from None
+        finally:
+            self.in_forward = False
         if n.path is None and not n.label and uses.get(n.id, 0) <= 1:
             expr[n.id] = e
             for i in n.inputs:  # an inlined op passes on the chain variable its input dies in

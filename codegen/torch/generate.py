@@ -99,6 +99,7 @@ from archc.codegen.torch.classes import (
     Fallback,
     Lines,
     Variant,
+    cast_type,
     flatten,
     merge,
     replace_text,
@@ -169,8 +170,9 @@ class Generator:
     """Turns a program into the render model of one module."""
 
     def __init__(self, source: TraceSource, no_generic: set | None = None,
-                 checks: bool = False, fold_bn: bool = False) -> None:
+                 checks: bool = False, fold_bn: bool = False, dtype: str = "f32") -> None:
         self.source = source
+        self.dtype = dtype  # the model's floating-point dtype (a file's `dtype bf16`): the entry casts to it
         self.checks = checks  # run-time shape checks in every forward (codegen/torch/checks.py)
         self.fold_bn = fold_bn  # batchnorm folded into the layer before it (passes/fold_bn.py)
         self.helpers: set[str] = set()
@@ -361,7 +363,7 @@ _ENV = jinja2.Environment(loader=jinja2.PackageLoader("archc.codegen.torch", "te
 
 
 def generate(source: TraceSource, generic: bool = True, checks: bool = False, fold_bn: bool = False,
-             extension: Callable[[ClassModel], Extension] | None = None) -> Generated:
+             extension: Callable[[ClassModel], Extension] | None = None, dtype: str | None = None) -> Generated:
     """Generate the PyTorch module of the block templates `source` (the elaborator's `Templates` of a
     program, for its entry block and `--set` values). Raises ArchError.
 
@@ -370,19 +372,25 @@ def generate(source: TraceSource, generic: bool = True, checks: bool = False, fo
     `fold_bn=True` folds each inference batchnorm into the conv or linear before it where
     passes/fold_bn.py allows (`archc build --fold-bn`): the layer gets a bias, the batchnorm
     becomes `nn.Identity()`, and a `FoldBatchNorm` load_state_dict pre-hook folds the batchnorm's
-    entries of an unfolded state_dict into the layer's weight and bias."""
+    entries of an unfolded state_dict into the layer's weight and bias. `dtype` (default: the
+    source's, a file's `dtype` declaration or `archc build --dtype`): a floating-point dtype other than
+    f32 makes the entry class cast its floating-point parameters and buffers to it at the end of its
+    constructor, as `model.to(torch.bfloat16)` does (integer, boolean and complex ones keep theirs), and
+    the floating-point constants forward makes take it, so the module computes in it, as `archc check` types it."""
     no_generic: set = set() if generic else {"*"}
+    dtype = dtype or getattr(source, "dtype", None) or "f32"
     for _ in range(64):
         try:
-            return _generate(source, no_generic, generic, checks, fold_bn, extension)
+            return _generate(source, no_generic, generic, checks, fold_bn, extension, dtype)
         except _Restart as r:
             no_generic.add(r.key)
     raise AssertionError("archc could not settle which classes are generic")
 
 
 def _generate(source: TraceSource, no_generic: set, generic: bool, checks: bool = False,
-              fold_bn: bool = False, extension: Callable[[ClassModel], Extension] | None = None) -> Generated:
-    gen = Generator(source, no_generic, checks, fold_bn)
+              fold_bn: bool = False, extension: Callable[[ClassModel], Extension] | None = None,
+              dtype: str = "f32") -> Generated:
+    gen = Generator(source, no_generic, checks, fold_bn, dtype)
     entry_key = ("entry",)
     tr = None
     if generic and entry_key not in no_generic:
@@ -393,7 +401,7 @@ def _generate(source: TraceSource, no_generic: set, generic: bool, checks: bool 
             raise
         except Exception as e:  # noqa: BLE001 - fall back to a specialised entry class
             _debug("the entry", e)
-            gen = Generator(source, no_generic | {entry_key}, checks, fold_bn)
+            gen = Generator(source, no_generic | {entry_key}, checks, fold_bn, dtype)
             tr = None
     if tr is None:
         tr = source.entry_trace()
@@ -411,7 +419,7 @@ def _generate(source: TraceSource, no_generic: set, generic: bool, checks: bool 
     inputs = []
     for i in tr.graph.inputs:
         n = tr.graph.node(i)
-        t = tensor_type(n.type)
+        t = cast_type(tensor_type(n.type), dtype)
         axes = [{"name": a.name, "size": S.to_str(a.size), "default": S.evaluate(a.size, tr.values)}
                 for a in t.axes]
         inputs.append({"name": n.attrs["name"], "type": str(t), "dtype": t.dtype, "axes": axes})
