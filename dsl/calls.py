@@ -160,7 +160,7 @@ class Calls(State):
             p = sig.param(a.name)
             if p is None or p.kind == "sizes_kw":
                 if kw_sizes is not None:
-                    sz = self._as_size(self.ev(a.value, frame), a.value.span, f"'{a.name}'")
+                    sz = self._as_size(self.ev(a.value, frame), a.value.span, f"the size of axis '{a.name}'", 1)
                     given = attrs.setdefault(kw_sizes.name, {})
                     if a.name in given:
                         self.bag.error("arg", f"the size of '{a.name}' is given twice", a.span)
@@ -289,7 +289,8 @@ class Calls(State):
             return int(v)
         return self._as_size(v, span, what) if S.fraction(v)[1] != 1 else v
 
-    def _as_size(self, v: Any, span: Span, what: str) -> Any:
+    def _as_size(self, v: Any, span: Span, what: str, minimum: int = 0) -> Any:
+        """`v` as a size (`minimum` 1: an axis' size, which is positive); located errors otherwise."""
         if isinstance(v, Poison):
             raise Abort
         if isinstance(v, float) and v.is_integer():
@@ -298,8 +299,9 @@ class Calls(State):
             self.bag.error("type", f"{what} must be an integer size, got {self._kind(v)}", span)
             raise Abort
         if S.is_concrete(v):
-            if int(v) < 0:
-                self.bag.error("value", f"{what} must not be negative, got {v}", span)
+            if int(v) < minimum:
+                need = "must not be negative" if minimum == 0 else f"must be at least {minimum}"
+                self.bag.error("value", f"{what} {need}, got {v}", span)
                 raise Abort
             return int(v)
         if not all(s.is_integer for s in v.free_symbols) or (v.is_integer is False):

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from typing import Any
 
 from archc.diagnostics import ArchError, DiagnosticBag, Span, did_you_mean
@@ -49,6 +50,30 @@ from archc.ir.limits import note as limit_note
 from archc.ops.registry import Op
 from archc.shapes import sizes as S
 from archc.shapes.types import DTYPES, Axis, ParamSpec, TensorType, TupleType
+
+_ROUNDS = re.compile(r" \((?:these (\d+) calls )?(\d+) times, each (?:call|round) inside the one before\)$")
+
+
+def _fold_recursion(notes: tuple[tuple[str, Span | None], ...]) -> tuple[tuple[str, Span | None], ...]:
+    """The notes with a last round of up to 8 calls that repeats the round before it folded into it:
+    the round once, its outermost note counting the rounds. Applied at each note added, so a
+    runaway recursion 64 calls deep gives one note (or one round), not 64."""
+    def plain(note: tuple[str, Span | None]) -> tuple[str, Span | None]:
+        return (_ROUNDS.sub("", note[0]), note[1])
+
+    for k in range(1, 9):
+        if len(notes) < 2 * k:
+            break
+        last, before = notes[-k:], notes[-2 * k:-k]
+        if [plain(n) for n in last] != [plain(n) for n in before]:
+            continue
+        m = _ROUNDS.search(before[-1][0])
+        rounds = int(m.group(2)) + 1 if m and int(m.group(1) or 1) == k else 2
+        what = f" ({rounds} times, each call inside the one before)" if k == 1 else \
+            f" (these {k} calls {rounds} times, each round inside the one before)"
+        text, span = plain(before[-1])
+        return notes[:-2 * k] + before[:-1] + ((text + what, span),)
+    return notes
 
 
 class Elaborator(Expressions, Calls, Sequences):
@@ -234,11 +259,12 @@ class Elaborator(Expressions, Calls, Sequences):
         return inner.outputs[0] if len(inner.outputs) == 1 else tuple(inner.outputs)
 
     def _note_caller(self, first: int, block: str, span: Span) -> None:
-        """Errors inside a block instance say which call made it (innermost first)."""
+        """Errors inside a block instance say which call made it (innermost first). A recursion
+        (a call, or a round of calls, made again inside itself) is noted once with a count."""
         for i in range(first, len(self.bag.items)):
             d = self.bag.items[i]
-            self.bag.items[i] = dataclasses.replace(
-                d, notes=d.notes + ((f"in block '{block}' called here", span),))
+            notes = _fold_recursion(d.notes + ((f"in block '{block}' called here", span),))
+            self.bag.items[i] = dataclasses.replace(d, notes=notes)
 
     def _exec_block(self, frame: Frame, inputs: list[Any] | None, call_span: Span) -> None:
         n_in = 0

@@ -234,15 +234,16 @@ class ExpandAttrs(Attrs):
 def _expand_shape(ctx: ShapeCtx, ins: list[TensorType], a: ExpandAttrs) -> Result[ExpandAttrs]:
     (x,) = ins
     out = x
+    new: list[Axis] = []  # the axes x lacks: in front, in the order written
     for name, size in (a.sizes or {}).items():
-        if not out.has(name):
-            out = TensorType((Axis(name, size),) + out.axes, out.dtype)
+        if not x.has(name):
+            new.append(Axis(name, size))
             continue
         cur = out.size(name)
         if cur != 1:
             ctx.require_equal(cur, size, f"axis '{name}' (only size-1 axes expand)", "sizes")
         out = out.with_size(name, size)
-    return out, (), a
+    return TensorType(tuple(new) + out.axes, out.dtype), (), a
 
 
 # ---- embedding ---------------------------------------------------------------------------------

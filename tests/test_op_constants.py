@@ -106,7 +106,8 @@ def test_positions_from_arange_compare_to_a_length() -> None:
     ("full(n = 4)", "full needs 'value'", "full"),
     ('full(n = 4, value = 2.5, dtype = "i64")', "value 2.5 does not fit in the i64 tensor", "value"),
     ('full(n = 4, value = 2, dtype = "bool")', "value 2.0 does not fit in the bool tensor", "value"),
-    ("zeros(n = -1)", "must not be negative", "-1"),
+    ("zeros(n = -1)", "the size of axis 'n' must be at least 1, got -1", "-1"),
+    ("zeros(n = 0)", "the size of axis 'n' must be at least 1, got 0", "0"),
     ("zeros(n = x)", "must be an integer size", "x)"),
 ])
 def test_bad_calls_are_located(call: str, message: str, at: str) -> None:
