@@ -65,11 +65,16 @@ class Report:
 
 
 def row_names(graph: Graph) -> dict[int, str]:
-    """A unique, readable name per node: its module path, else scope + label/op."""
+    """A unique, readable name per node: its module path, else scope + label/op. A learned tensor or
+    a buffer is named by its own state_dict key (`features.1.0.layer_scale`): its node's path is the
+    block that owns it."""
     names: dict[int, str] = {}
     used: dict[str, int] = {}
     for n in graph:
-        base = n.path if n.path is not None else ".".join(p for p in (n.scope, n.label or n.op.value) if p)
+        if n.op is Op.PARAM or n.op is Op.BUFFER:
+            base = ".".join(p for p in (n.path, n.attrs["name"]) if p)
+        else:
+            base = n.path if n.path is not None else ".".join(p for p in (n.scope, n.label or n.op.value) if p)
         if base in used:
             used[base] += 1
             base = f"{base}#{used[base]}"
