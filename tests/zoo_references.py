@@ -264,3 +264,150 @@ class FasterNet(nn.Module):
         x = self.stages(self.patch_embed(x))
         x = self.pre_head(x.mean(dim=(2, 3), keepdim=True))
         return self.head(x.flatten(1))
+
+
+class BasicConv2d(nn.Module):
+    """Inception-v3's conv unit: conv without bias, batchnorm (eps 0.001), ReLU."""
+
+    def __init__(self, cin: int, cout: int, k: int | tuple[int, int] = 1, stride: int = 1,
+                 pad: int | tuple[int, int] = 0):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, k, stride, pad, bias=False)
+        self.bn = nn.BatchNorm2d(cout, eps=0.001)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.bn(self.conv(x)))
+
+
+def avg3(x: torch.Tensor) -> torch.Tensor:
+    return nn.functional.avg_pool2d(x, 3, 1, 1)
+
+
+class InceptionA(nn.Module):
+    """Figure 5's module at 35x35 (with the released model's 5x5 branch beside the two 3x3s)."""
+
+    def __init__(self, cin: int, pool_features: int):
+        super().__init__()
+        self.branch1x1 = BasicConv2d(cin, 64)
+        self.branch5x5_1 = BasicConv2d(cin, 48)
+        self.branch5x5_2 = BasicConv2d(48, 64, 5, pad=2)
+        self.branch3x3dbl_1 = BasicConv2d(cin, 64)
+        self.branch3x3dbl_2 = BasicConv2d(64, 96, 3, pad=1)
+        self.branch3x3dbl_3 = BasicConv2d(96, 96, 3, pad=1)
+        self.branch_pool = BasicConv2d(cin, pool_features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b5 = self.branch5x5_2(self.branch5x5_1(x))
+        b3 = self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x)))
+        return torch.cat([self.branch1x1(x), b5, b3, self.branch_pool(avg3(x))], 1)
+
+
+class ReductionA(nn.Module):
+    """Grid reduction 35x35 -> 17x17 (figure 10): strided convs beside a strided max pooling."""
+
+    def __init__(self, cin: int):
+        super().__init__()
+        self.branch3x3 = BasicConv2d(cin, 384, 3, 2)
+        self.branch3x3dbl_1 = BasicConv2d(cin, 64)
+        self.branch3x3dbl_2 = BasicConv2d(64, 96, 3, pad=1)
+        self.branch3x3dbl_3 = BasicConv2d(96, 96, 3, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b3 = self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x)))
+        return torch.cat([self.branch3x3(x), b3, nn.functional.max_pool2d(x, 3, 2)], 1)
+
+
+class InceptionB(nn.Module):
+    """Figure 6's module at 17x17: 7x7 convs factorized into 1x7 and 7x1 (n = 7)."""
+
+    def __init__(self, cin: int, c7: int):
+        super().__init__()
+        row, col = dict(k=(1, 7), pad=(0, 3)), dict(k=(7, 1), pad=(3, 0))
+        self.branch1x1 = BasicConv2d(cin, 192)
+        self.branch7x7_1 = BasicConv2d(cin, c7)
+        self.branch7x7_2 = BasicConv2d(c7, c7, **row)
+        self.branch7x7_3 = BasicConv2d(c7, 192, **col)
+        self.branch7x7dbl_1 = BasicConv2d(cin, c7)
+        self.branch7x7dbl_2 = BasicConv2d(c7, c7, **col)
+        self.branch7x7dbl_3 = BasicConv2d(c7, c7, **row)
+        self.branch7x7dbl_4 = BasicConv2d(c7, c7, **col)
+        self.branch7x7dbl_5 = BasicConv2d(c7, 192, **row)
+        self.branch_pool = BasicConv2d(cin, 192)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b7 = self.branch7x7_3(self.branch7x7_2(self.branch7x7_1(x)))
+        d = x
+        for i in range(1, 6):
+            d = getattr(self, f"branch7x7dbl_{i}")(d)
+        return torch.cat([self.branch1x1(x), b7, d, self.branch_pool(avg3(x))], 1)
+
+
+class ReductionB(nn.Module):
+    """Grid reduction 17x17 -> 8x8."""
+
+    def __init__(self, cin: int):
+        super().__init__()
+        self.branch3x3_1 = BasicConv2d(cin, 192)
+        self.branch3x3_2 = BasicConv2d(192, 320, 3, 2)
+        self.branch7x7x3_1 = BasicConv2d(cin, 192)
+        self.branch7x7x3_2 = BasicConv2d(192, 192, (1, 7), pad=(0, 3))
+        self.branch7x7x3_3 = BasicConv2d(192, 192, (7, 1), pad=(3, 0))
+        self.branch7x7x3_4 = BasicConv2d(192, 192, 3, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b7 = self.branch7x7x3_4(self.branch7x7x3_3(self.branch7x7x3_2(self.branch7x7x3_1(x))))
+        return torch.cat([self.branch3x3_2(self.branch3x3_1(x)), b7, nn.functional.max_pool2d(x, 3, 2)], 1)
+
+
+class InceptionC(nn.Module):
+    """Figure 7's module at 8x8: the expanded filter bank, 1x3 and 3x1 side by side."""
+
+    def __init__(self, cin: int):
+        super().__init__()
+        self.branch1x1 = BasicConv2d(cin, 320)
+        self.branch3x3_1 = BasicConv2d(cin, 384)
+        self.branch3x3_2a = BasicConv2d(384, 384, (1, 3), pad=(0, 1))
+        self.branch3x3_2b = BasicConv2d(384, 384, (3, 1), pad=(1, 0))
+        self.branch3x3dbl_1 = BasicConv2d(cin, 448)
+        self.branch3x3dbl_2 = BasicConv2d(448, 384, 3, pad=1)
+        self.branch3x3dbl_3a = BasicConv2d(384, 384, (1, 3), pad=(0, 1))
+        self.branch3x3dbl_3b = BasicConv2d(384, 384, (3, 1), pad=(1, 0))
+        self.branch_pool = BasicConv2d(cin, 192)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b3 = self.branch3x3_1(x)
+        d = self.branch3x3dbl_2(self.branch3x3dbl_1(x))
+        return torch.cat([self.branch1x1(x), self.branch3x3_2a(b3), self.branch3x3_2b(b3),
+                          self.branch3x3dbl_3a(d), self.branch3x3dbl_3b(d), self.branch_pool(avg3(x))], 1)
+
+
+class InceptionV3(nn.Module):
+    """Inception-v3 without the auxiliary classifier: stem, 3 A, reduction, 4 B, reduction, 2 C, head."""
+
+    def __init__(self, num_classes: int = 1000):
+        super().__init__()
+        self.Conv2d_1a_3x3 = BasicConv2d(3, 32, 3, 2)
+        self.Conv2d_2a_3x3 = BasicConv2d(32, 32, 3)
+        self.Conv2d_2b_3x3 = BasicConv2d(32, 64, 3, pad=1)
+        self.Conv2d_3b_1x1 = BasicConv2d(64, 80)
+        self.Conv2d_4a_3x3 = BasicConv2d(80, 192, 3)
+        self.Mixed_5b = InceptionA(192, 32)
+        self.Mixed_5c = InceptionA(256, 64)
+        self.Mixed_5d = InceptionA(288, 64)
+        self.Mixed_6a = ReductionA(288)
+        self.Mixed_6b = InceptionB(768, 128)
+        self.Mixed_6c = InceptionB(768, 160)
+        self.Mixed_6d = InceptionB(768, 160)
+        self.Mixed_6e = InceptionB(768, 192)
+        self.Mixed_7a = ReductionB(768)
+        self.Mixed_7b = InceptionC(1280)
+        self.Mixed_7c = InceptionC(2048)
+        self.fc = nn.Linear(2048, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x)))
+        x = self.Conv2d_4a_3x3(self.Conv2d_3b_1x1(nn.functional.max_pool2d(x, 3, 2)))
+        x = nn.functional.max_pool2d(x, 3, 2)
+        for name in ("5b", "5c", "5d", "6a", "6b", "6c", "6d", "6e", "7a", "7b", "7c"):
+            x = getattr(self, f"Mixed_{name}")(x)
+        return self.fc(x.mean(dim=(2, 3)))
