@@ -11,7 +11,8 @@ broadcasts along named axes are read from memory.
   pointwise  the first pointwise op of a chain            the chain
   norm       layernorm, rmsnorm, softmax                 a pointwise prologue + epilogue
   matmul     linear; a 1x1 stride-1 unpadded conv        epilogue (bias, BN, activation, residual)
-  window     a depthwise conv; max/avg pooling           epilogue
+  window     a depthwise conv; max/avg pooling           epilogue; after a depthwise conv, a layernorm
+                                                         or rmsnorm over its channels and its epilogue
   attention  attention                                   epilogue
   mha        multihead_attention (features last)         epilogue (the output projection's)
   flash      einsum(q, k) -> scale/mask/bias -> softmax    epilogue
@@ -123,9 +124,13 @@ def plan(g: Graph) -> Plan:
             else:
                 join(n, k)
         elif key in _NORMS and floating(g, n):
-            k = open_chain(n, frozenset({"pointwise"}))
+            k = open_chain(n, frozenset({"pointwise", "window"}))
+            if k is not None and kinds[k] == "window" and not norms_channels(g, heads[k], n, members[k]):
+                k = None
             if k is None:
                 start(n, "norm")
+            elif kinds[k] == "window":  # a depthwise conv's channels are whole in its kernel: normalise there
+                join(n, k)
             else:  # the pointwise chain before it becomes its prologue
                 join(n, k)
                 kinds[k] = "norm"
@@ -194,6 +199,18 @@ def matmul(g: Graph, n: Node) -> bool:
     a = n.attrs
     return bool(n.op is Op.CONV and S.equal(a.groups, 1) and _ones(a.kernel) and _ones(a.strides)
                 and all(S.equal(p, 0) for pair in a.pads for p in pair))
+
+
+def norms_channels(g: Graph, conv: Node, n: Node, members: list[int]) -> bool:
+    """`n` (a layernorm or rmsnorm) normalises exactly the channel axis of the depthwise conv heading a window
+    group that has no norm yet (the ConvNeXt block: depthwise conv, to channels-last, layernorm)."""
+    if conv.op is not Op.CONV or n.op is Op.SOFTMAX or any(g.node(i).op.key in _NORMS for i in members):
+        return False
+    t = n.type
+    if not isinstance(t, TensorType):
+        return False
+    over = n.attrs.over or (t.names[-1],)
+    return tuple(over) == ((conv.attrs.map[2] or conv.attrs.map[0]),)
 
 
 def window(g: Graph, n: Node) -> bool:

@@ -121,9 +121,10 @@ block B() {
 def test_convnext_block() -> None:
     tm = compare(archc.loads(CONVNEXT_BLOCK, "cnblock.arch"), [torch.randn(2, 16, 9, 7)])
     assert "tl.erf" in tm.text and "tl.static_range(7)" in tm.text  # gelu, the unrolled 7x7 window
-    # depthwise conv (stored channels-last: the rearrange after it is a relabelling), layernorm,
-    # linear + gelu, linear + rearrange back + layer scale + residual: four kernels, nothing else
-    assert tm.kernels == 4 and tm.torch_ops == 0
+    # depthwise conv + to channels-last (a relabelling) + layernorm over the channels, linear + gelu,
+    # linear + rearrange back + layer scale + residual: three kernels, nothing else
+    assert tm.kernels == 3 and tm.torch_ops == 0
+    assert "the depthwise window, then the norm over channels" in tm.text
 
 
 def test_inverted_residual_block() -> None:
@@ -270,6 +271,21 @@ def test_windows(c: int, h: int, w: int, k: int, stride: int, pad: int, kind: st
           "avg": f"avgpool(x, k = {k}, stride = {stride}, pad = {pad})"}[kind]
     src = f"block B() {{\n in x: [b = 2, c = {c}, h = {h}, w = {w}]\n y = {op}\n out relu(y) }}"
     compare(archc.loads(src, "win.arch"), [torch.randn(2, c, h, w)])
+
+
+@SETTINGS
+@given(c=st.integers(2, 40), h=st.integers(1, 9), w=st.integers(1, 9), k=st.sampled_from([3, 5, 7]),
+       last=st.booleans(), op=st.sampled_from(["layernorm", "rmsnorm"]))
+def test_depthwise_conv_then_norm_over_its_channels(c: int, h: int, w: int, k: int, last: bool, op: str) -> None:
+    """The norm joins the depthwise conv's kernel, channels-first (`over = [c]`) or after a rearrange to
+    channels-last (ConvNeXt); ragged channel counts and positions."""
+    op = "layernorm" if op == "rmsnorm" and not last else op  # torch's RMSNorm normalises the last axes only
+    move = ' t = rearrange(y, "b c h w -> b h w c")\n' if last else " t = y\n"
+    src = (f"block B() {{\n in x: [b = 2, c = {c}, h = {h}, w = {w}]\n"
+           f" y = conv(x, c -> {c}, k = {k}, pad = {k // 2}, groups = {c})\n{move}"
+           f" n1 = {op}(t{'' if last else ', over = [c]'})\n out gelu(n1) }}")
+    tm = compare(archc.loads(src, "dwn.arch"), [torch.randn(2, c, h, w)])
+    assert tm.kernels == 1 and "the norm over channels" in tm.text
 
 
 # ---- the module as a product ----------------------------------------------------------------------

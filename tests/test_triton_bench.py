@@ -30,7 +30,7 @@ def test_bench_triton_runs_under_the_interpreter() -> None:
     for name in ("convnext_block", "inverted_residual", "encoder_layer", "attention", "vit_b_16"):
         diff = float(rows[name].rsplit("max rel diff ", 1)[1])
         assert diff <= 1e-4, rows[name]
-    assert "4 kernels + 0 torch ops" in rows["convnext_block"]  # window+permute, norm, matmul, matmul+residual
+    assert "3 kernels + 0 torch ops" in rows["convnext_block"]  # window+norm, matmul, matmul+residual
     assert "3 kernels + 0 torch ops" in rows["inverted_residual"]
 
 

@@ -363,12 +363,14 @@ class KernelBuilder:
     def weight_stride_args(self, w: Operand, sp: list[int]) -> list[str]:
         return [f"{w.arg}.stride(0)"] + [f"{w.arg}.stride({2 + q})" for q in range(len(sp))]
 
-    def window_base(self, x: Operand, sp: list[int], chan: int | None, mult: int) -> str:
+    def window_base(self, x: Operand, sp: list[int], chan: int | None, mult: int, rows: bool = False) -> str:
         terms = []
         for j, a in enumerate(self.axes):
             if j in sp:
                 continue
             i = f"(i_{a} // {mult})" if j == chan and mult != 1 else f"i_{a}"
+            if rows:
+                i += "[None, :]" if j == chan else "[:, None]"
             terms.append(f"{i} * {x.name}_{a}")
         return " + ".join(terms) if terms else "0"
 
@@ -433,32 +435,12 @@ def _row_split(b: KernelBuilder, reduced: set[str], at: TensorType) -> tuple[lis
     return rows, cols
 
 
-def norm_kernel(b: KernelBuilder) -> Kernel:
-    h = b.head
+def _norm_lines(b: KernelBuilder, h: Node, x: str, load: Callable[[Operand], str], reduced: set[str]
+                ) -> tuple[list[str], str]:
+    """A norm or softmax over the columns of the 2-D block `x` (masked by `mask`, `n_cols` columns, `eps`):
+    its lines and the launcher's value for `eps`."""
     t = _tensor(h.type)
-    if h.op is Op.SOFTMAX:
-        reduced = {h.attrs.axis}
-    else:
-        over = h.attrs.over
-        reduced = set(over) if over else {t.axes[-1].name}
     at = b.maps[h.id]
-    cols = sorted(at[a] for a in reduced)
-    rows = [j for j in range(len(b.axes)) if j not in cols]
-    index = {j: (f"i_{b.axes[j]}[:, None]" if j in rows else f"i_{b.axes[j]}[None, :]") for j in range(len(b.axes))}
-    b.index = index
-
-    def load(op: Operand) -> str:
-        return f"tl.load({op.name} + {b.offset(op, lambda j: index[j])}, mask=mask, other=0.0).to(tl.float32)"
-
-    before = [n for n in b.nodes if n.id < h.id]
-    after = [n for n in b.nodes if n.id > h.id]
-    pro, x = b.body(before, load)
-    if not before:
-        op = b.value_operand(h.inputs[0], h)
-        pro = [f"x_in = {load(op)}"]
-        x = "x_in"
-    norm: list[str] = []
-    eps = "eps"
     if h.op is Op.SOFTMAX:
         norm = [f"s = tl.where(mask, {x}, float('-inf'))",
                 "m = tl.max(s, axis=1)",
@@ -488,6 +470,35 @@ def norm_kernel(b: KernelBuilder) -> Kernel:
         eps_value = "0.0"
     else:
         eps_value = _lit(h.attrs.eps)
+    return norm, eps_value
+
+
+def norm_kernel(b: KernelBuilder) -> Kernel:
+    h = b.head
+    t = _tensor(h.type)
+    if h.op is Op.SOFTMAX:
+        reduced = {h.attrs.axis}
+    else:
+        over = h.attrs.over
+        reduced = set(over) if over else {t.axes[-1].name}
+    at = b.maps[h.id]
+    cols = sorted(at[a] for a in reduced)
+    rows = [j for j in range(len(b.axes)) if j not in cols]
+    index = {j: (f"i_{b.axes[j]}[:, None]" if j in rows else f"i_{b.axes[j]}[None, :]") for j in range(len(b.axes))}
+    b.index = index
+
+    def load(op: Operand) -> str:
+        return f"tl.load({op.name} + {b.offset(op, lambda j: index[j])}, mask=mask, other=0.0).to(tl.float32)"
+
+    before = [n for n in b.nodes if n.id < h.id]
+    after = [n for n in b.nodes if n.id > h.id]
+    pro, x = b.body(before, load)
+    if not before:
+        op = b.value_operand(h.inputs[0], h)
+        pro = [f"x_in = {load(op)}"]
+        x = "x_in"
+    norm, eps_value = _norm_lines(b, h, x, load, reduced)
+    eps = "eps"
     epi, last = b.body(after, load, {h.id: f"v{h.id}"})
     sizes = [b.size_of(j) for j in range(len(b.axes))]
     return b.render("rows.py.j2", prologue=pro, norm=norm, epilogue=epi, result=last or f"v{h.id}", rows=rows,
@@ -578,11 +589,27 @@ def window_kernel(b: KernelBuilder) -> Kernel:
             bias = b.operand(("param", h.id, "bias"), "bias", f"{b.attr(h.path or '')}.bias", (), None)
         mult = _int(S.floordiv(t.axes[chan].size, x.size(a.map[0])), "the channel multiplier")
     kind = "conv" if h.op is Op.CONV else "max" if h.op is Op.MAXPOOL else "avg"
+    nrm = next((n for n in b.nodes if n.op in (Op.LAYERNORM, Op.RMSNORM)), None)
+    if nrm is None:  # one output element per lane
+        b.index = {j: f"i_{b.axes[j]}" for j in range(len(b.axes))}
+    else:  # a [positions, channels] block: the channels whole, normalised in registers
+        b.index = {j: (f"i_{b.axes[j]}[None, :]" if j == chan else f"i_{b.axes[j]}[:, None]")
+                   for j in range(len(b.axes))}
 
     def load(op: Operand) -> str:
-        return f"tl.load({op.name} + {b.offset(op, lambda j: 'i_' + b.axes[j])}, mask=mask, other=0.0).to(tl.float32)"
+        return f"tl.load({op.name} + {b.offset(op, lambda j: b.index[j])}, mask=mask, other=0.0).to(tl.float32)"
 
-    epi, last = b.body(b.nodes[1:], load, {h.id: f"v{h.id}"})
+    norm: list[str] = []
+    eps_value = None
+    if nrm is None:
+        epi, last = b.body(b.nodes[1:], load, {h.id: f"v{h.id}"})
+    else:
+        pro, x_ = b.body([n for n in b.nodes[1:] if n.id < nrm.id], load, {h.id: f"v{h.id}"})
+        nt = _tensor(nrm.type)
+        norm, eps_value = _norm_lines(b, nrm, x_ or f"v{h.id}", load, set(nrm.attrs.over or (nt.names[-1],)))
+        epi, last = b.body([n for n in b.nodes if n.id > nrm.id], load, {nrm.id: f"v{nrm.id}"})
+        norm = pro + norm
+        last = last or f"v{nrm.id}"
     out_shape = []
     for j in range(len(t.axes)):
         if j in sp:
@@ -599,7 +626,12 @@ def window_kernel(b: KernelBuilder) -> Kernel:
         else:
             out_shape.append(f"{xop.arg}.shape[{xdims[j]}]")
     count_pad = kind != "avg" or bool(a.count_include_pad)
-    b.index = {j: f"i_{b.axes[j]}" for j in range(len(b.axes))}
+    if nrm is not None:
+        rows = [j for j in range(len(b.axes)) if j != chan]
+        return b.render("window_rows.py.j2", x=xop, weight=weight, bias=bias, sp=sp, chan=chan, mult=mult,
+                        kernel=kernel, strides=strides, dil=dil, pads=pads, norm=norm, epilogue=epi, result=last,
+                        alloc=b.alloc(out_shape, xop.arg), head_id=h.id, xdims=xdims, rows=rows,
+                        eps_value=eps_value)
     return b.render("window.py.j2", kind=kind, x=xop, weight=weight, bias=bias, sp=sp, chan=chan, mult=mult,
                     kernel=kernel, strides=strides, dil=dil, pads=pads, epilogue=epi,
                     result=last or f"v{h.id}", alloc=b.alloc(out_shape, xop.arg), head_id=h.id,

@@ -132,82 +132,56 @@ def features_0_1(conv: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -
 
 @triton.jit
 def features_1_0_block_0_kernel(
-    out, layernorm, weight, bias, batch, chan, h, w, layernorm_batch, layernorm_chan, layernorm_h, layernorm_w,
-    out_batch, out_chan, out_h, out_w, numel, in_h, in_w, weight_c, weight_h, weight_w, bias_c, BLOCK: tl.constexpr):
-    # features.1.0.block.0: conv -> rearrange
-    # from convnext_tiny.arch:16, 17
+    out, layernorm, weight, bias, weight_2, bias_2, batch, chan, h, w, layernorm_batch, layernorm_chan, layernorm_h,
+    layernorm_w, weight_2_chan, bias_2_chan, out_batch, out_chan, out_h, out_w, n_rows, n_cols, in_h, in_w,
+    weight_c, weight_h, weight_w, bias_c, eps, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    # features.1.0.block.0: conv -> rearrange -> layernorm
+    # from convnext_tiny.arch:16, 17, 18
     # computes [batch=batch, h=⌊H/4⌋, w=⌊W/4⌋, chan=96]
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < numel
-    i_w = offs % w
-    rest = offs // w
-    i_h = rest % h
-    rest = rest // h
-    i_chan = rest % chan
-    rest = rest // chan
-    i_batch = rest
-    acc = tl.zeros((BLOCK,), dtype=tl.float32)
-    x_base = i_batch * layernorm_batch + i_chan * layernorm_chan
-    for t_h in tl.static_range(7):
-        p_h = i_h * 1 - 3 + t_h * 1
-        for t_w in tl.static_range(7):
-            p_w = i_w * 1 - 3 + t_w * 1
-            ok = mask & (p_h >= 0) & (p_h < in_h) & (p_w >= 0) & (p_w < in_w)
-            xv = tl.load(layernorm + x_base + p_h * layernorm_h + p_w * layernorm_w, mask=ok, other=0.0).to(tl.float32)
-            wv = tl.load(weight + i_chan * weight_c + t_h * weight_h + t_w * weight_w, mask=mask, other=0.0).to(tl.float32)
-            acc += xv * wv
-    v4 = acc + tl.load(bias + i_chan * bias_c, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out + i_batch * out_batch + i_chan * out_chan + i_h * out_h + i_w * out_w, v4.to(out.dtype.element_ty), mask=mask)
-
-
-def features_1_0_block_0(layernorm: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    sizes = (layernorm.shape[0], weight.shape[0], layernorm.shape[2], layernorm.shape[3])
-    out = torch.empty((sizes[0], sizes[2], sizes[3], sizes[1]), device=layernorm.device, dtype=layernorm.dtype)
-    numel = out.numel()
-    features_1_0_block_0_kernel[(triton.cdiv(numel, WINDOW_BLOCK),)](
-        out, layernorm, weight, bias, *sizes, *_strides(layernorm, (0, 1, 2, 3)), *_strides(out, (0, 3, 1, 2)),
-        numel, layernorm.shape[2], layernorm.shape[3], weight.stride(0), weight.stride(2), weight.stride(3),
-        bias.stride(0), BLOCK=WINDOW_BLOCK)
-    return out
-
-
-@triton.jit
-def features_1_0_block_2_kernel(
-    out, rearrange, weight, bias, batch, h, w, chan, rearrange_batch, rearrange_h, rearrange_w, rearrange_chan,
-    weight_chan, bias_chan, out_batch, out_h, out_w, out_chan, n_rows, n_cols, eps, BLOCK_M: tl.constexpr,
-    BLOCK_N: tl.constexpr):
-    # features.1.0.block.2: layernorm
-    # from convnext_tiny.arch:18
-    # computes [batch=batch, h=⌊H/4⌋, w=⌊W/4⌋, chan=96]
+    # a block of positions (rows) by every channel (columns): the depthwise window, then the norm over channels
     rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
     cols = tl.arange(0, BLOCK_N)
-    mask = (rows < n_rows)[:, None] & (cols < n_cols)[None, :]
+    rmask = rows < n_rows
+    mask = rmask[:, None] & (cols < n_cols)[None, :]
     i_w = rows % w
     rest = rows // w
     i_h = rest % h
     rest = rest // h
     i_batch = rest
     i_chan = cols
-    x_in = tl.load(rearrange + i_batch[:, None] * rearrange_batch + i_h[:, None] * rearrange_h + i_w[:, None] * rearrange_w + i_chan[None, :] * rearrange_chan, mask=mask, other=0.0).to(tl.float32)
-    mean = tl.sum(tl.where(mask, x_in, 0.0), axis=1) / n_cols
-    d = tl.where(mask, x_in - mean[:, None], 0.0)
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    x_base = i_batch[:, None] * layernorm_batch + i_chan[None, :] * layernorm_chan
+    for t_h in tl.static_range(7):
+        p_h = i_h * 1 - 3 + t_h * 1
+        for t_w in tl.static_range(7):
+            p_w = i_w * 1 - 3 + t_w * 1
+            ok = rmask & (p_h >= 0) & (p_h < in_h) & (p_w >= 0) & (p_w < in_w)
+            xv = tl.load(layernorm + x_base + p_h[:, None] * layernorm_h + p_w[:, None] * layernorm_w, mask=ok[:, None] & mask, other=0.0).to(tl.float32)
+            wv = tl.load(weight + i_chan * weight_c + t_h * weight_h + t_w * weight_w, mask=cols < n_cols, other=0.0).to(tl.float32)
+            acc += xv * wv[None, :]
+    v4 = acc + tl.load(bias + i_chan * bias_c, mask=cols < n_cols, other=0.0).to(tl.float32)[None, :]
+    mean = tl.sum(tl.where(mask, v4, 0.0), axis=1) / n_cols
+    d = tl.where(mask, v4 - mean[:, None], 0.0)
     rstd = tl.rsqrt(tl.sum(d * d, axis=1) / n_cols + eps)
     v6 = d * rstd[:, None]  # layernorm convnext_tiny.arch:18
-    v6 = v6 * tl.load(weight + i_chan[None, :] * weight_chan, mask=mask, other=0.0).to(tl.float32)
-    v6 = v6 + tl.load(bias + i_chan[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out + i_batch[:, None] * out_batch + i_h[:, None] * out_h + i_w[:, None] * out_w + i_chan[None, :] * out_chan, v6.to(out.dtype.element_ty), mask=mask)
+    v6 = v6 * tl.load(weight_2 + i_chan[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
+    v6 = v6 + tl.load(bias_2 + i_chan[None, :] * bias_2_chan, mask=mask, other=0.0).to(tl.float32)
+    tl.store(out + i_batch[:, None] * out_batch + i_chan[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v6.to(out.dtype.element_ty), mask=mask)
 
 
-def features_1_0_block_2(rearrange: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    sizes = (rearrange.shape[0], rearrange.shape[1], rearrange.shape[2], rearrange.shape[3])
-    out = torch.empty(sizes, device=rearrange.device, dtype=rearrange.dtype)
-    n_rows = math.prod(sizes[j] for j in (0, 1, 2))
-    n_cols = math.prod(sizes[j] for j in (3,))
+def features_1_0_block_0(
+    layernorm: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, weight_2: torch.Tensor, bias_2: torch.Tensor) -> torch.Tensor:
+    sizes = (layernorm.shape[0], weight.shape[0], layernorm.shape[2], layernorm.shape[3])
+    out = torch.empty((sizes[0], sizes[2], sizes[3], sizes[1]), device=layernorm.device, dtype=layernorm.dtype)
+    n_cols = sizes[1]
+    n_rows = math.prod(sizes[j] for j in (0, 2, 3))
     block_n = triton.next_power_of_2(n_cols)
     block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n))
-    features_1_0_block_2_kernel[(triton.cdiv(n_rows, block_m),)](
-        out, rearrange, weight, bias, *sizes, *_strides(rearrange, (0, 1, 2, 3)), *_strides(weight, (0,)),
-        *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), n_rows, n_cols, 1e-06, BLOCK_M=block_m, BLOCK_N=block_n)
+    features_1_0_block_0_kernel[(triton.cdiv(n_rows, block_m),)](
+        out, layernorm, weight, bias, weight_2, bias_2, *sizes, *_strides(layernorm, (0, 1, 2, 3)),
+        *_strides(weight_2, (0,)), *_strides(bias_2, (0,)), *_strides(out, (0, 3, 1, 2)), n_rows, n_cols,
+        layernorm.shape[2], layernorm.shape[3], weight.stride(0), weight.stride(2), weight.stride(3),
+        bias.stride(0), 1e-06, BLOCK_M=block_m, BLOCK_N=block_n)
     return out
 
 
@@ -311,82 +285,56 @@ def features_1_0_block_5(
 
 @triton.jit
 def features_1_1_block_0_kernel(
-    out, add, weight, bias, batch, chan, h, w, add_batch, add_chan, add_h, add_w, out_batch, out_chan, out_h, out_w,
-    numel, in_h, in_w, weight_c, weight_h, weight_w, bias_c, BLOCK: tl.constexpr):
-    # features.1.1.block.0: conv -> rearrange
-    # from convnext_tiny.arch:16, 17
+    out, add, weight, bias, weight_2, bias_2, batch, chan, h, w, add_batch, add_chan, add_h, add_w, weight_2_chan,
+    bias_2_chan, out_batch, out_chan, out_h, out_w, n_rows, n_cols, in_h, in_w, weight_c, weight_h, weight_w,
+    bias_c, eps, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    # features.1.1.block.0: conv -> rearrange -> layernorm
+    # from convnext_tiny.arch:16, 17, 18
     # computes [batch=batch, h=⌊H/4⌋, w=⌊W/4⌋, chan=96]
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < numel
-    i_w = offs % w
-    rest = offs // w
-    i_h = rest % h
-    rest = rest // h
-    i_chan = rest % chan
-    rest = rest // chan
-    i_batch = rest
-    acc = tl.zeros((BLOCK,), dtype=tl.float32)
-    x_base = i_batch * add_batch + i_chan * add_chan
-    for t_h in tl.static_range(7):
-        p_h = i_h * 1 - 3 + t_h * 1
-        for t_w in tl.static_range(7):
-            p_w = i_w * 1 - 3 + t_w * 1
-            ok = mask & (p_h >= 0) & (p_h < in_h) & (p_w >= 0) & (p_w < in_w)
-            xv = tl.load(add + x_base + p_h * add_h + p_w * add_w, mask=ok, other=0.0).to(tl.float32)
-            wv = tl.load(weight + i_chan * weight_c + t_h * weight_h + t_w * weight_w, mask=mask, other=0.0).to(tl.float32)
-            acc += xv * wv
-    v15 = acc + tl.load(bias + i_chan * bias_c, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out + i_batch * out_batch + i_chan * out_chan + i_h * out_h + i_w * out_w, v15.to(out.dtype.element_ty), mask=mask)
-
-
-def features_1_1_block_0(add: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    sizes = (add.shape[0], weight.shape[0], add.shape[2], add.shape[3])
-    out = torch.empty((sizes[0], sizes[2], sizes[3], sizes[1]), device=add.device, dtype=add.dtype)
-    numel = out.numel()
-    features_1_1_block_0_kernel[(triton.cdiv(numel, WINDOW_BLOCK),)](
-        out, add, weight, bias, *sizes, *_strides(add, (0, 1, 2, 3)), *_strides(out, (0, 3, 1, 2)), numel,
-        add.shape[2], add.shape[3], weight.stride(0), weight.stride(2), weight.stride(3), bias.stride(0),
-        BLOCK=WINDOW_BLOCK)
-    return out
-
-
-@triton.jit
-def features_1_1_block_2_kernel(
-    out, rearrange, weight, bias, batch, h, w, chan, rearrange_batch, rearrange_h, rearrange_w, rearrange_chan,
-    weight_chan, bias_chan, out_batch, out_h, out_w, out_chan, n_rows, n_cols, eps, BLOCK_M: tl.constexpr,
-    BLOCK_N: tl.constexpr):
-    # features.1.1.block.2: layernorm
-    # from convnext_tiny.arch:18
-    # computes [batch=batch, h=⌊H/4⌋, w=⌊W/4⌋, chan=96]
+    # a block of positions (rows) by every channel (columns): the depthwise window, then the norm over channels
     rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
     cols = tl.arange(0, BLOCK_N)
-    mask = (rows < n_rows)[:, None] & (cols < n_cols)[None, :]
+    rmask = rows < n_rows
+    mask = rmask[:, None] & (cols < n_cols)[None, :]
     i_w = rows % w
     rest = rows // w
     i_h = rest % h
     rest = rest // h
     i_batch = rest
     i_chan = cols
-    x_in = tl.load(rearrange + i_batch[:, None] * rearrange_batch + i_h[:, None] * rearrange_h + i_w[:, None] * rearrange_w + i_chan[None, :] * rearrange_chan, mask=mask, other=0.0).to(tl.float32)
-    mean = tl.sum(tl.where(mask, x_in, 0.0), axis=1) / n_cols
-    d = tl.where(mask, x_in - mean[:, None], 0.0)
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    x_base = i_batch[:, None] * add_batch + i_chan[None, :] * add_chan
+    for t_h in tl.static_range(7):
+        p_h = i_h * 1 - 3 + t_h * 1
+        for t_w in tl.static_range(7):
+            p_w = i_w * 1 - 3 + t_w * 1
+            ok = rmask & (p_h >= 0) & (p_h < in_h) & (p_w >= 0) & (p_w < in_w)
+            xv = tl.load(add + x_base + p_h[:, None] * add_h + p_w[:, None] * add_w, mask=ok[:, None] & mask, other=0.0).to(tl.float32)
+            wv = tl.load(weight + i_chan * weight_c + t_h * weight_h + t_w * weight_w, mask=cols < n_cols, other=0.0).to(tl.float32)
+            acc += xv * wv[None, :]
+    v15 = acc + tl.load(bias + i_chan * bias_c, mask=cols < n_cols, other=0.0).to(tl.float32)[None, :]
+    mean = tl.sum(tl.where(mask, v15, 0.0), axis=1) / n_cols
+    d = tl.where(mask, v15 - mean[:, None], 0.0)
     rstd = tl.rsqrt(tl.sum(d * d, axis=1) / n_cols + eps)
     v17 = d * rstd[:, None]  # layernorm convnext_tiny.arch:18
-    v17 = v17 * tl.load(weight + i_chan[None, :] * weight_chan, mask=mask, other=0.0).to(tl.float32)
-    v17 = v17 + tl.load(bias + i_chan[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out + i_batch[:, None] * out_batch + i_h[:, None] * out_h + i_w[:, None] * out_w + i_chan[None, :] * out_chan, v17.to(out.dtype.element_ty), mask=mask)
+    v17 = v17 * tl.load(weight_2 + i_chan[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
+    v17 = v17 + tl.load(bias_2 + i_chan[None, :] * bias_2_chan, mask=mask, other=0.0).to(tl.float32)
+    tl.store(out + i_batch[:, None] * out_batch + i_chan[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v17.to(out.dtype.element_ty), mask=mask)
 
 
-def features_1_1_block_2(rearrange: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    sizes = (rearrange.shape[0], rearrange.shape[1], rearrange.shape[2], rearrange.shape[3])
-    out = torch.empty(sizes, device=rearrange.device, dtype=rearrange.dtype)
-    n_rows = math.prod(sizes[j] for j in (0, 1, 2))
-    n_cols = math.prod(sizes[j] for j in (3,))
+def features_1_1_block_0(
+    add: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, weight_2: torch.Tensor, bias_2: torch.Tensor) -> torch.Tensor:
+    sizes = (add.shape[0], weight.shape[0], add.shape[2], add.shape[3])
+    out = torch.empty((sizes[0], sizes[2], sizes[3], sizes[1]), device=add.device, dtype=add.dtype)
+    n_cols = sizes[1]
+    n_rows = math.prod(sizes[j] for j in (0, 2, 3))
     block_n = triton.next_power_of_2(n_cols)
     block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n))
-    features_1_1_block_2_kernel[(triton.cdiv(n_rows, block_m),)](
-        out, rearrange, weight, bias, *sizes, *_strides(rearrange, (0, 1, 2, 3)), *_strides(weight, (0,)),
-        *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), n_rows, n_cols, 1e-06, BLOCK_M=block_m, BLOCK_N=block_n)
+    features_1_1_block_0_kernel[(triton.cdiv(n_rows, block_m),)](
+        out, add, weight, bias, weight_2, bias_2, *sizes, *_strides(add, (0, 1, 2, 3)), *_strides(weight_2, (0,)),
+        *_strides(bias_2, (0,)), *_strides(out, (0, 3, 1, 2)), n_rows, n_cols, add.shape[2], add.shape[3],
+        weight.stride(0), weight.stride(2), weight.stride(3), bias.stride(0), 1e-06, BLOCK_M=block_m,
+        BLOCK_N=block_n)
     return out
 
 
@@ -490,82 +438,56 @@ def features_1_1_block_5(
 
 @triton.jit
 def features_1_2_block_0_kernel(
-    out, add, weight, bias, batch, chan, h, w, add_batch, add_chan, add_h, add_w, out_batch, out_chan, out_h, out_w,
-    numel, in_h, in_w, weight_c, weight_h, weight_w, bias_c, BLOCK: tl.constexpr):
-    # features.1.2.block.0: conv -> rearrange
-    # from convnext_tiny.arch:16, 17
+    out, add, weight, bias, weight_2, bias_2, batch, chan, h, w, add_batch, add_chan, add_h, add_w, weight_2_chan,
+    bias_2_chan, out_batch, out_chan, out_h, out_w, n_rows, n_cols, in_h, in_w, weight_c, weight_h, weight_w,
+    bias_c, eps, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    # features.1.2.block.0: conv -> rearrange -> layernorm
+    # from convnext_tiny.arch:16, 17, 18
     # computes [batch=batch, h=⌊H/4⌋, w=⌊W/4⌋, chan=96]
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < numel
-    i_w = offs % w
-    rest = offs // w
-    i_h = rest % h
-    rest = rest // h
-    i_chan = rest % chan
-    rest = rest // chan
-    i_batch = rest
-    acc = tl.zeros((BLOCK,), dtype=tl.float32)
-    x_base = i_batch * add_batch + i_chan * add_chan
-    for t_h in tl.static_range(7):
-        p_h = i_h * 1 - 3 + t_h * 1
-        for t_w in tl.static_range(7):
-            p_w = i_w * 1 - 3 + t_w * 1
-            ok = mask & (p_h >= 0) & (p_h < in_h) & (p_w >= 0) & (p_w < in_w)
-            xv = tl.load(add + x_base + p_h * add_h + p_w * add_w, mask=ok, other=0.0).to(tl.float32)
-            wv = tl.load(weight + i_chan * weight_c + t_h * weight_h + t_w * weight_w, mask=mask, other=0.0).to(tl.float32)
-            acc += xv * wv
-    v26 = acc + tl.load(bias + i_chan * bias_c, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out + i_batch * out_batch + i_chan * out_chan + i_h * out_h + i_w * out_w, v26.to(out.dtype.element_ty), mask=mask)
-
-
-def features_1_2_block_0(add: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    sizes = (add.shape[0], weight.shape[0], add.shape[2], add.shape[3])
-    out = torch.empty((sizes[0], sizes[2], sizes[3], sizes[1]), device=add.device, dtype=add.dtype)
-    numel = out.numel()
-    features_1_2_block_0_kernel[(triton.cdiv(numel, WINDOW_BLOCK),)](
-        out, add, weight, bias, *sizes, *_strides(add, (0, 1, 2, 3)), *_strides(out, (0, 3, 1, 2)), numel,
-        add.shape[2], add.shape[3], weight.stride(0), weight.stride(2), weight.stride(3), bias.stride(0),
-        BLOCK=WINDOW_BLOCK)
-    return out
-
-
-@triton.jit
-def features_1_2_block_2_kernel(
-    out, rearrange, weight, bias, batch, h, w, chan, rearrange_batch, rearrange_h, rearrange_w, rearrange_chan,
-    weight_chan, bias_chan, out_batch, out_h, out_w, out_chan, n_rows, n_cols, eps, BLOCK_M: tl.constexpr,
-    BLOCK_N: tl.constexpr):
-    # features.1.2.block.2: layernorm
-    # from convnext_tiny.arch:18
-    # computes [batch=batch, h=⌊H/4⌋, w=⌊W/4⌋, chan=96]
+    # a block of positions (rows) by every channel (columns): the depthwise window, then the norm over channels
     rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
     cols = tl.arange(0, BLOCK_N)
-    mask = (rows < n_rows)[:, None] & (cols < n_cols)[None, :]
+    rmask = rows < n_rows
+    mask = rmask[:, None] & (cols < n_cols)[None, :]
     i_w = rows % w
     rest = rows // w
     i_h = rest % h
     rest = rest // h
     i_batch = rest
     i_chan = cols
-    x_in = tl.load(rearrange + i_batch[:, None] * rearrange_batch + i_h[:, None] * rearrange_h + i_w[:, None] * rearrange_w + i_chan[None, :] * rearrange_chan, mask=mask, other=0.0).to(tl.float32)
-    mean = tl.sum(tl.where(mask, x_in, 0.0), axis=1) / n_cols
-    d = tl.where(mask, x_in - mean[:, None], 0.0)
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    x_base = i_batch[:, None] * add_batch + i_chan[None, :] * add_chan
+    for t_h in tl.static_range(7):
+        p_h = i_h * 1 - 3 + t_h * 1
+        for t_w in tl.static_range(7):
+            p_w = i_w * 1 - 3 + t_w * 1
+            ok = rmask & (p_h >= 0) & (p_h < in_h) & (p_w >= 0) & (p_w < in_w)
+            xv = tl.load(add + x_base + p_h[:, None] * add_h + p_w[:, None] * add_w, mask=ok[:, None] & mask, other=0.0).to(tl.float32)
+            wv = tl.load(weight + i_chan * weight_c + t_h * weight_h + t_w * weight_w, mask=cols < n_cols, other=0.0).to(tl.float32)
+            acc += xv * wv[None, :]
+    v26 = acc + tl.load(bias + i_chan * bias_c, mask=cols < n_cols, other=0.0).to(tl.float32)[None, :]
+    mean = tl.sum(tl.where(mask, v26, 0.0), axis=1) / n_cols
+    d = tl.where(mask, v26 - mean[:, None], 0.0)
     rstd = tl.rsqrt(tl.sum(d * d, axis=1) / n_cols + eps)
     v28 = d * rstd[:, None]  # layernorm convnext_tiny.arch:18
-    v28 = v28 * tl.load(weight + i_chan[None, :] * weight_chan, mask=mask, other=0.0).to(tl.float32)
-    v28 = v28 + tl.load(bias + i_chan[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out + i_batch[:, None] * out_batch + i_h[:, None] * out_h + i_w[:, None] * out_w + i_chan[None, :] * out_chan, v28.to(out.dtype.element_ty), mask=mask)
+    v28 = v28 * tl.load(weight_2 + i_chan[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
+    v28 = v28 + tl.load(bias_2 + i_chan[None, :] * bias_2_chan, mask=mask, other=0.0).to(tl.float32)
+    tl.store(out + i_batch[:, None] * out_batch + i_chan[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v28.to(out.dtype.element_ty), mask=mask)
 
 
-def features_1_2_block_2(rearrange: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    sizes = (rearrange.shape[0], rearrange.shape[1], rearrange.shape[2], rearrange.shape[3])
-    out = torch.empty(sizes, device=rearrange.device, dtype=rearrange.dtype)
-    n_rows = math.prod(sizes[j] for j in (0, 1, 2))
-    n_cols = math.prod(sizes[j] for j in (3,))
+def features_1_2_block_0(
+    add: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, weight_2: torch.Tensor, bias_2: torch.Tensor) -> torch.Tensor:
+    sizes = (add.shape[0], weight.shape[0], add.shape[2], add.shape[3])
+    out = torch.empty((sizes[0], sizes[2], sizes[3], sizes[1]), device=add.device, dtype=add.dtype)
+    n_cols = sizes[1]
+    n_rows = math.prod(sizes[j] for j in (0, 2, 3))
     block_n = triton.next_power_of_2(n_cols)
     block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n))
-    features_1_2_block_2_kernel[(triton.cdiv(n_rows, block_m),)](
-        out, rearrange, weight, bias, *sizes, *_strides(rearrange, (0, 1, 2, 3)), *_strides(weight, (0,)),
-        *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), n_rows, n_cols, 1e-06, BLOCK_M=block_m, BLOCK_N=block_n)
+    features_1_2_block_0_kernel[(triton.cdiv(n_rows, block_m),)](
+        out, add, weight, bias, weight_2, bias_2, *sizes, *_strides(add, (0, 1, 2, 3)), *_strides(weight_2, (0,)),
+        *_strides(bias_2, (0,)), *_strides(out, (0, 3, 1, 2)), n_rows, n_cols, add.shape[2], add.shape[3],
+        weight.stride(0), weight.stride(2), weight.stride(3), bias.stride(0), 1e-06, BLOCK_M=block_m,
+        BLOCK_N=block_n)
     return out
 
 
@@ -708,82 +630,56 @@ def features_2_0(add: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) ->
 
 @triton.jit
 def features_3_0_block_0_kernel(
-    out, conv, weight, bias, batch, chan, h, w, conv_batch, conv_chan, conv_h, conv_w, out_batch, out_chan, out_h,
-    out_w, numel, in_h, in_w, weight_c, weight_h, weight_w, bias_c, BLOCK: tl.constexpr):
-    # features.3.0.block.0: conv -> rearrange
-    # from convnext_tiny.arch:16, 17
+    out, conv, weight, bias, weight_2, bias_2, batch, chan, h, w, conv_batch, conv_chan, conv_h, conv_w,
+    weight_2_chan, bias_2_chan, out_batch, out_chan, out_h, out_w, n_rows, n_cols, in_h, in_w, weight_c, weight_h,
+    weight_w, bias_c, eps, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    # features.3.0.block.0: conv -> rearrange -> layernorm
+    # from convnext_tiny.arch:16, 17, 18
     # computes [batch=batch, h=⌊⌊H/4⌋/2⌋, w=⌊⌊W/4⌋/2⌋, chan=192]
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < numel
-    i_w = offs % w
-    rest = offs // w
-    i_h = rest % h
-    rest = rest // h
-    i_chan = rest % chan
-    rest = rest // chan
-    i_batch = rest
-    acc = tl.zeros((BLOCK,), dtype=tl.float32)
-    x_base = i_batch * conv_batch + i_chan * conv_chan
-    for t_h in tl.static_range(7):
-        p_h = i_h * 1 - 3 + t_h * 1
-        for t_w in tl.static_range(7):
-            p_w = i_w * 1 - 3 + t_w * 1
-            ok = mask & (p_h >= 0) & (p_h < in_h) & (p_w >= 0) & (p_w < in_w)
-            xv = tl.load(conv + x_base + p_h * conv_h + p_w * conv_w, mask=ok, other=0.0).to(tl.float32)
-            wv = tl.load(weight + i_chan * weight_c + t_h * weight_h + t_w * weight_w, mask=mask, other=0.0).to(tl.float32)
-            acc += xv * wv
-    v39 = acc + tl.load(bias + i_chan * bias_c, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out + i_batch * out_batch + i_chan * out_chan + i_h * out_h + i_w * out_w, v39.to(out.dtype.element_ty), mask=mask)
-
-
-def features_3_0_block_0(conv: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    sizes = (conv.shape[0], weight.shape[0], conv.shape[2], conv.shape[3])
-    out = torch.empty((sizes[0], sizes[2], sizes[3], sizes[1]), device=conv.device, dtype=conv.dtype)
-    numel = out.numel()
-    features_3_0_block_0_kernel[(triton.cdiv(numel, WINDOW_BLOCK),)](
-        out, conv, weight, bias, *sizes, *_strides(conv, (0, 1, 2, 3)), *_strides(out, (0, 3, 1, 2)), numel,
-        conv.shape[2], conv.shape[3], weight.stride(0), weight.stride(2), weight.stride(3), bias.stride(0),
-        BLOCK=WINDOW_BLOCK)
-    return out
-
-
-@triton.jit
-def features_3_0_block_2_kernel(
-    out, rearrange, weight, bias, batch, h, w, chan, rearrange_batch, rearrange_h, rearrange_w, rearrange_chan,
-    weight_chan, bias_chan, out_batch, out_h, out_w, out_chan, n_rows, n_cols, eps, BLOCK_M: tl.constexpr,
-    BLOCK_N: tl.constexpr):
-    # features.3.0.block.2: layernorm
-    # from convnext_tiny.arch:18
-    # computes [batch=batch, h=⌊⌊H/4⌋/2⌋, w=⌊⌊W/4⌋/2⌋, chan=192]
+    # a block of positions (rows) by every channel (columns): the depthwise window, then the norm over channels
     rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
     cols = tl.arange(0, BLOCK_N)
-    mask = (rows < n_rows)[:, None] & (cols < n_cols)[None, :]
+    rmask = rows < n_rows
+    mask = rmask[:, None] & (cols < n_cols)[None, :]
     i_w = rows % w
     rest = rows // w
     i_h = rest % h
     rest = rest // h
     i_batch = rest
     i_chan = cols
-    x_in = tl.load(rearrange + i_batch[:, None] * rearrange_batch + i_h[:, None] * rearrange_h + i_w[:, None] * rearrange_w + i_chan[None, :] * rearrange_chan, mask=mask, other=0.0).to(tl.float32)
-    mean = tl.sum(tl.where(mask, x_in, 0.0), axis=1) / n_cols
-    d = tl.where(mask, x_in - mean[:, None], 0.0)
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    x_base = i_batch[:, None] * conv_batch + i_chan[None, :] * conv_chan
+    for t_h in tl.static_range(7):
+        p_h = i_h * 1 - 3 + t_h * 1
+        for t_w in tl.static_range(7):
+            p_w = i_w * 1 - 3 + t_w * 1
+            ok = rmask & (p_h >= 0) & (p_h < in_h) & (p_w >= 0) & (p_w < in_w)
+            xv = tl.load(conv + x_base + p_h[:, None] * conv_h + p_w[:, None] * conv_w, mask=ok[:, None] & mask, other=0.0).to(tl.float32)
+            wv = tl.load(weight + i_chan * weight_c + t_h * weight_h + t_w * weight_w, mask=cols < n_cols, other=0.0).to(tl.float32)
+            acc += xv * wv[None, :]
+    v39 = acc + tl.load(bias + i_chan * bias_c, mask=cols < n_cols, other=0.0).to(tl.float32)[None, :]
+    mean = tl.sum(tl.where(mask, v39, 0.0), axis=1) / n_cols
+    d = tl.where(mask, v39 - mean[:, None], 0.0)
     rstd = tl.rsqrt(tl.sum(d * d, axis=1) / n_cols + eps)
     v41 = d * rstd[:, None]  # layernorm convnext_tiny.arch:18
-    v41 = v41 * tl.load(weight + i_chan[None, :] * weight_chan, mask=mask, other=0.0).to(tl.float32)
-    v41 = v41 + tl.load(bias + i_chan[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out + i_batch[:, None] * out_batch + i_h[:, None] * out_h + i_w[:, None] * out_w + i_chan[None, :] * out_chan, v41.to(out.dtype.element_ty), mask=mask)
+    v41 = v41 * tl.load(weight_2 + i_chan[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
+    v41 = v41 + tl.load(bias_2 + i_chan[None, :] * bias_2_chan, mask=mask, other=0.0).to(tl.float32)
+    tl.store(out + i_batch[:, None] * out_batch + i_chan[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v41.to(out.dtype.element_ty), mask=mask)
 
 
-def features_3_0_block_2(rearrange: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    sizes = (rearrange.shape[0], rearrange.shape[1], rearrange.shape[2], rearrange.shape[3])
-    out = torch.empty(sizes, device=rearrange.device, dtype=rearrange.dtype)
-    n_rows = math.prod(sizes[j] for j in (0, 1, 2))
-    n_cols = math.prod(sizes[j] for j in (3,))
+def features_3_0_block_0(
+    conv: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, weight_2: torch.Tensor, bias_2: torch.Tensor) -> torch.Tensor:
+    sizes = (conv.shape[0], weight.shape[0], conv.shape[2], conv.shape[3])
+    out = torch.empty((sizes[0], sizes[2], sizes[3], sizes[1]), device=conv.device, dtype=conv.dtype)
+    n_cols = sizes[1]
+    n_rows = math.prod(sizes[j] for j in (0, 2, 3))
     block_n = triton.next_power_of_2(n_cols)
     block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n))
-    features_3_0_block_2_kernel[(triton.cdiv(n_rows, block_m),)](
-        out, rearrange, weight, bias, *sizes, *_strides(rearrange, (0, 1, 2, 3)), *_strides(weight, (0,)),
-        *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), n_rows, n_cols, 1e-06, BLOCK_M=block_m, BLOCK_N=block_n)
+    features_3_0_block_0_kernel[(triton.cdiv(n_rows, block_m),)](
+        out, conv, weight, bias, weight_2, bias_2, *sizes, *_strides(conv, (0, 1, 2, 3)), *_strides(weight_2, (0,)),
+        *_strides(bias_2, (0,)), *_strides(out, (0, 3, 1, 2)), n_rows, n_cols, conv.shape[2], conv.shape[3],
+        weight.stride(0), weight.stride(2), weight.stride(3), bias.stride(0), 1e-06, BLOCK_M=block_m,
+        BLOCK_N=block_n)
     return out
 
 
@@ -887,82 +783,56 @@ def features_3_0_block_5(
 
 @triton.jit
 def features_3_1_block_0_kernel(
-    out, add, weight, bias, batch, chan, h, w, add_batch, add_chan, add_h, add_w, out_batch, out_chan, out_h, out_w,
-    numel, in_h, in_w, weight_c, weight_h, weight_w, bias_c, BLOCK: tl.constexpr):
-    # features.3.1.block.0: conv -> rearrange
-    # from convnext_tiny.arch:16, 17
+    out, add, weight, bias, weight_2, bias_2, batch, chan, h, w, add_batch, add_chan, add_h, add_w, weight_2_chan,
+    bias_2_chan, out_batch, out_chan, out_h, out_w, n_rows, n_cols, in_h, in_w, weight_c, weight_h, weight_w,
+    bias_c, eps, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    # features.3.1.block.0: conv -> rearrange -> layernorm
+    # from convnext_tiny.arch:16, 17, 18
     # computes [batch=batch, h=⌊⌊H/4⌋/2⌋, w=⌊⌊W/4⌋/2⌋, chan=192]
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < numel
-    i_w = offs % w
-    rest = offs // w
-    i_h = rest % h
-    rest = rest // h
-    i_chan = rest % chan
-    rest = rest // chan
-    i_batch = rest
-    acc = tl.zeros((BLOCK,), dtype=tl.float32)
-    x_base = i_batch * add_batch + i_chan * add_chan
-    for t_h in tl.static_range(7):
-        p_h = i_h * 1 - 3 + t_h * 1
-        for t_w in tl.static_range(7):
-            p_w = i_w * 1 - 3 + t_w * 1
-            ok = mask & (p_h >= 0) & (p_h < in_h) & (p_w >= 0) & (p_w < in_w)
-            xv = tl.load(add + x_base + p_h * add_h + p_w * add_w, mask=ok, other=0.0).to(tl.float32)
-            wv = tl.load(weight + i_chan * weight_c + t_h * weight_h + t_w * weight_w, mask=mask, other=0.0).to(tl.float32)
-            acc += xv * wv
-    v50 = acc + tl.load(bias + i_chan * bias_c, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out + i_batch * out_batch + i_chan * out_chan + i_h * out_h + i_w * out_w, v50.to(out.dtype.element_ty), mask=mask)
-
-
-def features_3_1_block_0(add: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    sizes = (add.shape[0], weight.shape[0], add.shape[2], add.shape[3])
-    out = torch.empty((sizes[0], sizes[2], sizes[3], sizes[1]), device=add.device, dtype=add.dtype)
-    numel = out.numel()
-    features_3_1_block_0_kernel[(triton.cdiv(numel, WINDOW_BLOCK),)](
-        out, add, weight, bias, *sizes, *_strides(add, (0, 1, 2, 3)), *_strides(out, (0, 3, 1, 2)), numel,
-        add.shape[2], add.shape[3], weight.stride(0), weight.stride(2), weight.stride(3), bias.stride(0),
-        BLOCK=WINDOW_BLOCK)
-    return out
-
-
-@triton.jit
-def features_3_1_block_2_kernel(
-    out, rearrange, weight, bias, batch, h, w, chan, rearrange_batch, rearrange_h, rearrange_w, rearrange_chan,
-    weight_chan, bias_chan, out_batch, out_h, out_w, out_chan, n_rows, n_cols, eps, BLOCK_M: tl.constexpr,
-    BLOCK_N: tl.constexpr):
-    # features.3.1.block.2: layernorm
-    # from convnext_tiny.arch:18
-    # computes [batch=batch, h=⌊⌊H/4⌋/2⌋, w=⌊⌊W/4⌋/2⌋, chan=192]
+    # a block of positions (rows) by every channel (columns): the depthwise window, then the norm over channels
     rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
     cols = tl.arange(0, BLOCK_N)
-    mask = (rows < n_rows)[:, None] & (cols < n_cols)[None, :]
+    rmask = rows < n_rows
+    mask = rmask[:, None] & (cols < n_cols)[None, :]
     i_w = rows % w
     rest = rows // w
     i_h = rest % h
     rest = rest // h
     i_batch = rest
     i_chan = cols
-    x_in = tl.load(rearrange + i_batch[:, None] * rearrange_batch + i_h[:, None] * rearrange_h + i_w[:, None] * rearrange_w + i_chan[None, :] * rearrange_chan, mask=mask, other=0.0).to(tl.float32)
-    mean = tl.sum(tl.where(mask, x_in, 0.0), axis=1) / n_cols
-    d = tl.where(mask, x_in - mean[:, None], 0.0)
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    x_base = i_batch[:, None] * add_batch + i_chan[None, :] * add_chan
+    for t_h in tl.static_range(7):
+        p_h = i_h * 1 - 3 + t_h * 1
+        for t_w in tl.static_range(7):
+            p_w = i_w * 1 - 3 + t_w * 1
+            ok = rmask & (p_h >= 0) & (p_h < in_h) & (p_w >= 0) & (p_w < in_w)
+            xv = tl.load(add + x_base + p_h[:, None] * add_h + p_w[:, None] * add_w, mask=ok[:, None] & mask, other=0.0).to(tl.float32)
+            wv = tl.load(weight + i_chan * weight_c + t_h * weight_h + t_w * weight_w, mask=cols < n_cols, other=0.0).to(tl.float32)
+            acc += xv * wv[None, :]
+    v50 = acc + tl.load(bias + i_chan * bias_c, mask=cols < n_cols, other=0.0).to(tl.float32)[None, :]
+    mean = tl.sum(tl.where(mask, v50, 0.0), axis=1) / n_cols
+    d = tl.where(mask, v50 - mean[:, None], 0.0)
     rstd = tl.rsqrt(tl.sum(d * d, axis=1) / n_cols + eps)
     v52 = d * rstd[:, None]  # layernorm convnext_tiny.arch:18
-    v52 = v52 * tl.load(weight + i_chan[None, :] * weight_chan, mask=mask, other=0.0).to(tl.float32)
-    v52 = v52 + tl.load(bias + i_chan[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out + i_batch[:, None] * out_batch + i_h[:, None] * out_h + i_w[:, None] * out_w + i_chan[None, :] * out_chan, v52.to(out.dtype.element_ty), mask=mask)
+    v52 = v52 * tl.load(weight_2 + i_chan[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
+    v52 = v52 + tl.load(bias_2 + i_chan[None, :] * bias_2_chan, mask=mask, other=0.0).to(tl.float32)
+    tl.store(out + i_batch[:, None] * out_batch + i_chan[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v52.to(out.dtype.element_ty), mask=mask)
 
 
-def features_3_1_block_2(rearrange: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    sizes = (rearrange.shape[0], rearrange.shape[1], rearrange.shape[2], rearrange.shape[3])
-    out = torch.empty(sizes, device=rearrange.device, dtype=rearrange.dtype)
-    n_rows = math.prod(sizes[j] for j in (0, 1, 2))
-    n_cols = math.prod(sizes[j] for j in (3,))
+def features_3_1_block_0(
+    add: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, weight_2: torch.Tensor, bias_2: torch.Tensor) -> torch.Tensor:
+    sizes = (add.shape[0], weight.shape[0], add.shape[2], add.shape[3])
+    out = torch.empty((sizes[0], sizes[2], sizes[3], sizes[1]), device=add.device, dtype=add.dtype)
+    n_cols = sizes[1]
+    n_rows = math.prod(sizes[j] for j in (0, 2, 3))
     block_n = triton.next_power_of_2(n_cols)
     block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n))
-    features_3_1_block_2_kernel[(triton.cdiv(n_rows, block_m),)](
-        out, rearrange, weight, bias, *sizes, *_strides(rearrange, (0, 1, 2, 3)), *_strides(weight, (0,)),
-        *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), n_rows, n_cols, 1e-06, BLOCK_M=block_m, BLOCK_N=block_n)
+    features_3_1_block_0_kernel[(triton.cdiv(n_rows, block_m),)](
+        out, add, weight, bias, weight_2, bias_2, *sizes, *_strides(add, (0, 1, 2, 3)), *_strides(weight_2, (0,)),
+        *_strides(bias_2, (0,)), *_strides(out, (0, 3, 1, 2)), n_rows, n_cols, add.shape[2], add.shape[3],
+        weight.stride(0), weight.stride(2), weight.stride(3), bias.stride(0), 1e-06, BLOCK_M=block_m,
+        BLOCK_N=block_n)
     return out
 
 
@@ -1066,82 +936,56 @@ def features_3_1_block_5(
 
 @triton.jit
 def features_3_2_block_0_kernel(
-    out, add, weight, bias, batch, chan, h, w, add_batch, add_chan, add_h, add_w, out_batch, out_chan, out_h, out_w,
-    numel, in_h, in_w, weight_c, weight_h, weight_w, bias_c, BLOCK: tl.constexpr):
-    # features.3.2.block.0: conv -> rearrange
-    # from convnext_tiny.arch:16, 17
+    out, add, weight, bias, weight_2, bias_2, batch, chan, h, w, add_batch, add_chan, add_h, add_w, weight_2_chan,
+    bias_2_chan, out_batch, out_chan, out_h, out_w, n_rows, n_cols, in_h, in_w, weight_c, weight_h, weight_w,
+    bias_c, eps, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    # features.3.2.block.0: conv -> rearrange -> layernorm
+    # from convnext_tiny.arch:16, 17, 18
     # computes [batch=batch, h=⌊⌊H/4⌋/2⌋, w=⌊⌊W/4⌋/2⌋, chan=192]
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < numel
-    i_w = offs % w
-    rest = offs // w
-    i_h = rest % h
-    rest = rest // h
-    i_chan = rest % chan
-    rest = rest // chan
-    i_batch = rest
-    acc = tl.zeros((BLOCK,), dtype=tl.float32)
-    x_base = i_batch * add_batch + i_chan * add_chan
-    for t_h in tl.static_range(7):
-        p_h = i_h * 1 - 3 + t_h * 1
-        for t_w in tl.static_range(7):
-            p_w = i_w * 1 - 3 + t_w * 1
-            ok = mask & (p_h >= 0) & (p_h < in_h) & (p_w >= 0) & (p_w < in_w)
-            xv = tl.load(add + x_base + p_h * add_h + p_w * add_w, mask=ok, other=0.0).to(tl.float32)
-            wv = tl.load(weight + i_chan * weight_c + t_h * weight_h + t_w * weight_w, mask=mask, other=0.0).to(tl.float32)
-            acc += xv * wv
-    v61 = acc + tl.load(bias + i_chan * bias_c, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out + i_batch * out_batch + i_chan * out_chan + i_h * out_h + i_w * out_w, v61.to(out.dtype.element_ty), mask=mask)
-
-
-def features_3_2_block_0(add: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    sizes = (add.shape[0], weight.shape[0], add.shape[2], add.shape[3])
-    out = torch.empty((sizes[0], sizes[2], sizes[3], sizes[1]), device=add.device, dtype=add.dtype)
-    numel = out.numel()
-    features_3_2_block_0_kernel[(triton.cdiv(numel, WINDOW_BLOCK),)](
-        out, add, weight, bias, *sizes, *_strides(add, (0, 1, 2, 3)), *_strides(out, (0, 3, 1, 2)), numel,
-        add.shape[2], add.shape[3], weight.stride(0), weight.stride(2), weight.stride(3), bias.stride(0),
-        BLOCK=WINDOW_BLOCK)
-    return out
-
-
-@triton.jit
-def features_3_2_block_2_kernel(
-    out, rearrange, weight, bias, batch, h, w, chan, rearrange_batch, rearrange_h, rearrange_w, rearrange_chan,
-    weight_chan, bias_chan, out_batch, out_h, out_w, out_chan, n_rows, n_cols, eps, BLOCK_M: tl.constexpr,
-    BLOCK_N: tl.constexpr):
-    # features.3.2.block.2: layernorm
-    # from convnext_tiny.arch:18
-    # computes [batch=batch, h=⌊⌊H/4⌋/2⌋, w=⌊⌊W/4⌋/2⌋, chan=192]
+    # a block of positions (rows) by every channel (columns): the depthwise window, then the norm over channels
     rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
     cols = tl.arange(0, BLOCK_N)
-    mask = (rows < n_rows)[:, None] & (cols < n_cols)[None, :]
+    rmask = rows < n_rows
+    mask = rmask[:, None] & (cols < n_cols)[None, :]
     i_w = rows % w
     rest = rows // w
     i_h = rest % h
     rest = rest // h
     i_batch = rest
     i_chan = cols
-    x_in = tl.load(rearrange + i_batch[:, None] * rearrange_batch + i_h[:, None] * rearrange_h + i_w[:, None] * rearrange_w + i_chan[None, :] * rearrange_chan, mask=mask, other=0.0).to(tl.float32)
-    mean = tl.sum(tl.where(mask, x_in, 0.0), axis=1) / n_cols
-    d = tl.where(mask, x_in - mean[:, None], 0.0)
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    x_base = i_batch[:, None] * add_batch + i_chan[None, :] * add_chan
+    for t_h in tl.static_range(7):
+        p_h = i_h * 1 - 3 + t_h * 1
+        for t_w in tl.static_range(7):
+            p_w = i_w * 1 - 3 + t_w * 1
+            ok = rmask & (p_h >= 0) & (p_h < in_h) & (p_w >= 0) & (p_w < in_w)
+            xv = tl.load(add + x_base + p_h[:, None] * add_h + p_w[:, None] * add_w, mask=ok[:, None] & mask, other=0.0).to(tl.float32)
+            wv = tl.load(weight + i_chan * weight_c + t_h * weight_h + t_w * weight_w, mask=cols < n_cols, other=0.0).to(tl.float32)
+            acc += xv * wv[None, :]
+    v61 = acc + tl.load(bias + i_chan * bias_c, mask=cols < n_cols, other=0.0).to(tl.float32)[None, :]
+    mean = tl.sum(tl.where(mask, v61, 0.0), axis=1) / n_cols
+    d = tl.where(mask, v61 - mean[:, None], 0.0)
     rstd = tl.rsqrt(tl.sum(d * d, axis=1) / n_cols + eps)
     v63 = d * rstd[:, None]  # layernorm convnext_tiny.arch:18
-    v63 = v63 * tl.load(weight + i_chan[None, :] * weight_chan, mask=mask, other=0.0).to(tl.float32)
-    v63 = v63 + tl.load(bias + i_chan[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out + i_batch[:, None] * out_batch + i_h[:, None] * out_h + i_w[:, None] * out_w + i_chan[None, :] * out_chan, v63.to(out.dtype.element_ty), mask=mask)
+    v63 = v63 * tl.load(weight_2 + i_chan[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
+    v63 = v63 + tl.load(bias_2 + i_chan[None, :] * bias_2_chan, mask=mask, other=0.0).to(tl.float32)
+    tl.store(out + i_batch[:, None] * out_batch + i_chan[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v63.to(out.dtype.element_ty), mask=mask)
 
 
-def features_3_2_block_2(rearrange: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    sizes = (rearrange.shape[0], rearrange.shape[1], rearrange.shape[2], rearrange.shape[3])
-    out = torch.empty(sizes, device=rearrange.device, dtype=rearrange.dtype)
-    n_rows = math.prod(sizes[j] for j in (0, 1, 2))
-    n_cols = math.prod(sizes[j] for j in (3,))
+def features_3_2_block_0(
+    add: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, weight_2: torch.Tensor, bias_2: torch.Tensor) -> torch.Tensor:
+    sizes = (add.shape[0], weight.shape[0], add.shape[2], add.shape[3])
+    out = torch.empty((sizes[0], sizes[2], sizes[3], sizes[1]), device=add.device, dtype=add.dtype)
+    n_cols = sizes[1]
+    n_rows = math.prod(sizes[j] for j in (0, 2, 3))
     block_n = triton.next_power_of_2(n_cols)
     block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n))
-    features_3_2_block_2_kernel[(triton.cdiv(n_rows, block_m),)](
-        out, rearrange, weight, bias, *sizes, *_strides(rearrange, (0, 1, 2, 3)), *_strides(weight, (0,)),
-        *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), n_rows, n_cols, 1e-06, BLOCK_M=block_m, BLOCK_N=block_n)
+    features_3_2_block_0_kernel[(triton.cdiv(n_rows, block_m),)](
+        out, add, weight, bias, weight_2, bias_2, *sizes, *_strides(add, (0, 1, 2, 3)), *_strides(weight_2, (0,)),
+        *_strides(bias_2, (0,)), *_strides(out, (0, 3, 1, 2)), n_rows, n_cols, add.shape[2], add.shape[3],
+        weight.stride(0), weight.stride(2), weight.stride(3), bias.stride(0), 1e-06, BLOCK_M=block_m,
+        BLOCK_N=block_n)
     return out
 
 
@@ -1284,82 +1128,56 @@ def features_4_0(add: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) ->
 
 @triton.jit
 def features_5_0_block_0_kernel(
-    out, conv, weight, bias, batch, chan, h, w, conv_batch, conv_chan, conv_h, conv_w, out_batch, out_chan, out_h,
-    out_w, numel, in_h, in_w, weight_c, weight_h, weight_w, bias_c, BLOCK: tl.constexpr):
-    # features.5.0.block.0: conv -> rearrange
-    # from convnext_tiny.arch:16, 17
+    out, conv, weight, bias, weight_2, bias_2, batch, chan, h, w, conv_batch, conv_chan, conv_h, conv_w,
+    weight_2_chan, bias_2_chan, out_batch, out_chan, out_h, out_w, n_rows, n_cols, in_h, in_w, weight_c, weight_h,
+    weight_w, bias_c, eps, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    # features.5.0.block.0: conv -> rearrange -> layernorm
+    # from convnext_tiny.arch:16, 17, 18
     # computes [batch=batch, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋, chan=384]
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < numel
-    i_w = offs % w
-    rest = offs // w
-    i_h = rest % h
-    rest = rest // h
-    i_chan = rest % chan
-    rest = rest // chan
-    i_batch = rest
-    acc = tl.zeros((BLOCK,), dtype=tl.float32)
-    x_base = i_batch * conv_batch + i_chan * conv_chan
-    for t_h in tl.static_range(7):
-        p_h = i_h * 1 - 3 + t_h * 1
-        for t_w in tl.static_range(7):
-            p_w = i_w * 1 - 3 + t_w * 1
-            ok = mask & (p_h >= 0) & (p_h < in_h) & (p_w >= 0) & (p_w < in_w)
-            xv = tl.load(conv + x_base + p_h * conv_h + p_w * conv_w, mask=ok, other=0.0).to(tl.float32)
-            wv = tl.load(weight + i_chan * weight_c + t_h * weight_h + t_w * weight_w, mask=mask, other=0.0).to(tl.float32)
-            acc += xv * wv
-    v74 = acc + tl.load(bias + i_chan * bias_c, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out + i_batch * out_batch + i_chan * out_chan + i_h * out_h + i_w * out_w, v74.to(out.dtype.element_ty), mask=mask)
-
-
-def features_5_0_block_0(conv: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    sizes = (conv.shape[0], weight.shape[0], conv.shape[2], conv.shape[3])
-    out = torch.empty((sizes[0], sizes[2], sizes[3], sizes[1]), device=conv.device, dtype=conv.dtype)
-    numel = out.numel()
-    features_5_0_block_0_kernel[(triton.cdiv(numel, WINDOW_BLOCK),)](
-        out, conv, weight, bias, *sizes, *_strides(conv, (0, 1, 2, 3)), *_strides(out, (0, 3, 1, 2)), numel,
-        conv.shape[2], conv.shape[3], weight.stride(0), weight.stride(2), weight.stride(3), bias.stride(0),
-        BLOCK=WINDOW_BLOCK)
-    return out
-
-
-@triton.jit
-def features_5_0_block_2_kernel(
-    out, rearrange, weight, bias, batch, h, w, chan, rearrange_batch, rearrange_h, rearrange_w, rearrange_chan,
-    weight_chan, bias_chan, out_batch, out_h, out_w, out_chan, n_rows, n_cols, eps, BLOCK_M: tl.constexpr,
-    BLOCK_N: tl.constexpr):
-    # features.5.0.block.2: layernorm
-    # from convnext_tiny.arch:18
-    # computes [batch=batch, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋, chan=384]
+    # a block of positions (rows) by every channel (columns): the depthwise window, then the norm over channels
     rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
     cols = tl.arange(0, BLOCK_N)
-    mask = (rows < n_rows)[:, None] & (cols < n_cols)[None, :]
+    rmask = rows < n_rows
+    mask = rmask[:, None] & (cols < n_cols)[None, :]
     i_w = rows % w
     rest = rows // w
     i_h = rest % h
     rest = rest // h
     i_batch = rest
     i_chan = cols
-    x_in = tl.load(rearrange + i_batch[:, None] * rearrange_batch + i_h[:, None] * rearrange_h + i_w[:, None] * rearrange_w + i_chan[None, :] * rearrange_chan, mask=mask, other=0.0).to(tl.float32)
-    mean = tl.sum(tl.where(mask, x_in, 0.0), axis=1) / n_cols
-    d = tl.where(mask, x_in - mean[:, None], 0.0)
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    x_base = i_batch[:, None] * conv_batch + i_chan[None, :] * conv_chan
+    for t_h in tl.static_range(7):
+        p_h = i_h * 1 - 3 + t_h * 1
+        for t_w in tl.static_range(7):
+            p_w = i_w * 1 - 3 + t_w * 1
+            ok = rmask & (p_h >= 0) & (p_h < in_h) & (p_w >= 0) & (p_w < in_w)
+            xv = tl.load(conv + x_base + p_h[:, None] * conv_h + p_w[:, None] * conv_w, mask=ok[:, None] & mask, other=0.0).to(tl.float32)
+            wv = tl.load(weight + i_chan * weight_c + t_h * weight_h + t_w * weight_w, mask=cols < n_cols, other=0.0).to(tl.float32)
+            acc += xv * wv[None, :]
+    v74 = acc + tl.load(bias + i_chan * bias_c, mask=cols < n_cols, other=0.0).to(tl.float32)[None, :]
+    mean = tl.sum(tl.where(mask, v74, 0.0), axis=1) / n_cols
+    d = tl.where(mask, v74 - mean[:, None], 0.0)
     rstd = tl.rsqrt(tl.sum(d * d, axis=1) / n_cols + eps)
     v76 = d * rstd[:, None]  # layernorm convnext_tiny.arch:18
-    v76 = v76 * tl.load(weight + i_chan[None, :] * weight_chan, mask=mask, other=0.0).to(tl.float32)
-    v76 = v76 + tl.load(bias + i_chan[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out + i_batch[:, None] * out_batch + i_h[:, None] * out_h + i_w[:, None] * out_w + i_chan[None, :] * out_chan, v76.to(out.dtype.element_ty), mask=mask)
+    v76 = v76 * tl.load(weight_2 + i_chan[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
+    v76 = v76 + tl.load(bias_2 + i_chan[None, :] * bias_2_chan, mask=mask, other=0.0).to(tl.float32)
+    tl.store(out + i_batch[:, None] * out_batch + i_chan[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v76.to(out.dtype.element_ty), mask=mask)
 
 
-def features_5_0_block_2(rearrange: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    sizes = (rearrange.shape[0], rearrange.shape[1], rearrange.shape[2], rearrange.shape[3])
-    out = torch.empty(sizes, device=rearrange.device, dtype=rearrange.dtype)
-    n_rows = math.prod(sizes[j] for j in (0, 1, 2))
-    n_cols = math.prod(sizes[j] for j in (3,))
+def features_5_0_block_0(
+    conv: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, weight_2: torch.Tensor, bias_2: torch.Tensor) -> torch.Tensor:
+    sizes = (conv.shape[0], weight.shape[0], conv.shape[2], conv.shape[3])
+    out = torch.empty((sizes[0], sizes[2], sizes[3], sizes[1]), device=conv.device, dtype=conv.dtype)
+    n_cols = sizes[1]
+    n_rows = math.prod(sizes[j] for j in (0, 2, 3))
     block_n = triton.next_power_of_2(n_cols)
     block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n))
-    features_5_0_block_2_kernel[(triton.cdiv(n_rows, block_m),)](
-        out, rearrange, weight, bias, *sizes, *_strides(rearrange, (0, 1, 2, 3)), *_strides(weight, (0,)),
-        *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), n_rows, n_cols, 1e-06, BLOCK_M=block_m, BLOCK_N=block_n)
+    features_5_0_block_0_kernel[(triton.cdiv(n_rows, block_m),)](
+        out, conv, weight, bias, weight_2, bias_2, *sizes, *_strides(conv, (0, 1, 2, 3)), *_strides(weight_2, (0,)),
+        *_strides(bias_2, (0,)), *_strides(out, (0, 3, 1, 2)), n_rows, n_cols, conv.shape[2], conv.shape[3],
+        weight.stride(0), weight.stride(2), weight.stride(3), bias.stride(0), 1e-06, BLOCK_M=block_m,
+        BLOCK_N=block_n)
     return out
 
 
@@ -1463,82 +1281,56 @@ def features_5_0_block_5(
 
 @triton.jit
 def features_5_1_block_0_kernel(
-    out, add, weight, bias, batch, chan, h, w, add_batch, add_chan, add_h, add_w, out_batch, out_chan, out_h, out_w,
-    numel, in_h, in_w, weight_c, weight_h, weight_w, bias_c, BLOCK: tl.constexpr):
-    # features.5.1.block.0: conv -> rearrange
-    # from convnext_tiny.arch:16, 17
+    out, add, weight, bias, weight_2, bias_2, batch, chan, h, w, add_batch, add_chan, add_h, add_w, weight_2_chan,
+    bias_2_chan, out_batch, out_chan, out_h, out_w, n_rows, n_cols, in_h, in_w, weight_c, weight_h, weight_w,
+    bias_c, eps, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    # features.5.1.block.0: conv -> rearrange -> layernorm
+    # from convnext_tiny.arch:16, 17, 18
     # computes [batch=batch, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋, chan=384]
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < numel
-    i_w = offs % w
-    rest = offs // w
-    i_h = rest % h
-    rest = rest // h
-    i_chan = rest % chan
-    rest = rest // chan
-    i_batch = rest
-    acc = tl.zeros((BLOCK,), dtype=tl.float32)
-    x_base = i_batch * add_batch + i_chan * add_chan
-    for t_h in tl.static_range(7):
-        p_h = i_h * 1 - 3 + t_h * 1
-        for t_w in tl.static_range(7):
-            p_w = i_w * 1 - 3 + t_w * 1
-            ok = mask & (p_h >= 0) & (p_h < in_h) & (p_w >= 0) & (p_w < in_w)
-            xv = tl.load(add + x_base + p_h * add_h + p_w * add_w, mask=ok, other=0.0).to(tl.float32)
-            wv = tl.load(weight + i_chan * weight_c + t_h * weight_h + t_w * weight_w, mask=mask, other=0.0).to(tl.float32)
-            acc += xv * wv
-    v85 = acc + tl.load(bias + i_chan * bias_c, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out + i_batch * out_batch + i_chan * out_chan + i_h * out_h + i_w * out_w, v85.to(out.dtype.element_ty), mask=mask)
-
-
-def features_5_1_block_0(add: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    sizes = (add.shape[0], weight.shape[0], add.shape[2], add.shape[3])
-    out = torch.empty((sizes[0], sizes[2], sizes[3], sizes[1]), device=add.device, dtype=add.dtype)
-    numel = out.numel()
-    features_5_1_block_0_kernel[(triton.cdiv(numel, WINDOW_BLOCK),)](
-        out, add, weight, bias, *sizes, *_strides(add, (0, 1, 2, 3)), *_strides(out, (0, 3, 1, 2)), numel,
-        add.shape[2], add.shape[3], weight.stride(0), weight.stride(2), weight.stride(3), bias.stride(0),
-        BLOCK=WINDOW_BLOCK)
-    return out
-
-
-@triton.jit
-def features_5_1_block_2_kernel(
-    out, rearrange, weight, bias, batch, h, w, chan, rearrange_batch, rearrange_h, rearrange_w, rearrange_chan,
-    weight_chan, bias_chan, out_batch, out_h, out_w, out_chan, n_rows, n_cols, eps, BLOCK_M: tl.constexpr,
-    BLOCK_N: tl.constexpr):
-    # features.5.1.block.2: layernorm
-    # from convnext_tiny.arch:18
-    # computes [batch=batch, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋, chan=384]
+    # a block of positions (rows) by every channel (columns): the depthwise window, then the norm over channels
     rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
     cols = tl.arange(0, BLOCK_N)
-    mask = (rows < n_rows)[:, None] & (cols < n_cols)[None, :]
+    rmask = rows < n_rows
+    mask = rmask[:, None] & (cols < n_cols)[None, :]
     i_w = rows % w
     rest = rows // w
     i_h = rest % h
     rest = rest // h
     i_batch = rest
     i_chan = cols
-    x_in = tl.load(rearrange + i_batch[:, None] * rearrange_batch + i_h[:, None] * rearrange_h + i_w[:, None] * rearrange_w + i_chan[None, :] * rearrange_chan, mask=mask, other=0.0).to(tl.float32)
-    mean = tl.sum(tl.where(mask, x_in, 0.0), axis=1) / n_cols
-    d = tl.where(mask, x_in - mean[:, None], 0.0)
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    x_base = i_batch[:, None] * add_batch + i_chan[None, :] * add_chan
+    for t_h in tl.static_range(7):
+        p_h = i_h * 1 - 3 + t_h * 1
+        for t_w in tl.static_range(7):
+            p_w = i_w * 1 - 3 + t_w * 1
+            ok = rmask & (p_h >= 0) & (p_h < in_h) & (p_w >= 0) & (p_w < in_w)
+            xv = tl.load(add + x_base + p_h[:, None] * add_h + p_w[:, None] * add_w, mask=ok[:, None] & mask, other=0.0).to(tl.float32)
+            wv = tl.load(weight + i_chan * weight_c + t_h * weight_h + t_w * weight_w, mask=cols < n_cols, other=0.0).to(tl.float32)
+            acc += xv * wv[None, :]
+    v85 = acc + tl.load(bias + i_chan * bias_c, mask=cols < n_cols, other=0.0).to(tl.float32)[None, :]
+    mean = tl.sum(tl.where(mask, v85, 0.0), axis=1) / n_cols
+    d = tl.where(mask, v85 - mean[:, None], 0.0)
     rstd = tl.rsqrt(tl.sum(d * d, axis=1) / n_cols + eps)
     v87 = d * rstd[:, None]  # layernorm convnext_tiny.arch:18
-    v87 = v87 * tl.load(weight + i_chan[None, :] * weight_chan, mask=mask, other=0.0).to(tl.float32)
-    v87 = v87 + tl.load(bias + i_chan[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out + i_batch[:, None] * out_batch + i_h[:, None] * out_h + i_w[:, None] * out_w + i_chan[None, :] * out_chan, v87.to(out.dtype.element_ty), mask=mask)
+    v87 = v87 * tl.load(weight_2 + i_chan[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
+    v87 = v87 + tl.load(bias_2 + i_chan[None, :] * bias_2_chan, mask=mask, other=0.0).to(tl.float32)
+    tl.store(out + i_batch[:, None] * out_batch + i_chan[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v87.to(out.dtype.element_ty), mask=mask)
 
 
-def features_5_1_block_2(rearrange: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    sizes = (rearrange.shape[0], rearrange.shape[1], rearrange.shape[2], rearrange.shape[3])
-    out = torch.empty(sizes, device=rearrange.device, dtype=rearrange.dtype)
-    n_rows = math.prod(sizes[j] for j in (0, 1, 2))
-    n_cols = math.prod(sizes[j] for j in (3,))
+def features_5_1_block_0(
+    add: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, weight_2: torch.Tensor, bias_2: torch.Tensor) -> torch.Tensor:
+    sizes = (add.shape[0], weight.shape[0], add.shape[2], add.shape[3])
+    out = torch.empty((sizes[0], sizes[2], sizes[3], sizes[1]), device=add.device, dtype=add.dtype)
+    n_cols = sizes[1]
+    n_rows = math.prod(sizes[j] for j in (0, 2, 3))
     block_n = triton.next_power_of_2(n_cols)
     block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n))
-    features_5_1_block_2_kernel[(triton.cdiv(n_rows, block_m),)](
-        out, rearrange, weight, bias, *sizes, *_strides(rearrange, (0, 1, 2, 3)), *_strides(weight, (0,)),
-        *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), n_rows, n_cols, 1e-06, BLOCK_M=block_m, BLOCK_N=block_n)
+    features_5_1_block_0_kernel[(triton.cdiv(n_rows, block_m),)](
+        out, add, weight, bias, weight_2, bias_2, *sizes, *_strides(add, (0, 1, 2, 3)), *_strides(weight_2, (0,)),
+        *_strides(bias_2, (0,)), *_strides(out, (0, 3, 1, 2)), n_rows, n_cols, add.shape[2], add.shape[3],
+        weight.stride(0), weight.stride(2), weight.stride(3), bias.stride(0), 1e-06, BLOCK_M=block_m,
+        BLOCK_N=block_n)
     return out
 
 
@@ -1642,82 +1434,56 @@ def features_5_1_block_5(
 
 @triton.jit
 def features_5_2_block_0_kernel(
-    out, add, weight, bias, batch, chan, h, w, add_batch, add_chan, add_h, add_w, out_batch, out_chan, out_h, out_w,
-    numel, in_h, in_w, weight_c, weight_h, weight_w, bias_c, BLOCK: tl.constexpr):
-    # features.5.2.block.0: conv -> rearrange
-    # from convnext_tiny.arch:16, 17
+    out, add, weight, bias, weight_2, bias_2, batch, chan, h, w, add_batch, add_chan, add_h, add_w, weight_2_chan,
+    bias_2_chan, out_batch, out_chan, out_h, out_w, n_rows, n_cols, in_h, in_w, weight_c, weight_h, weight_w,
+    bias_c, eps, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    # features.5.2.block.0: conv -> rearrange -> layernorm
+    # from convnext_tiny.arch:16, 17, 18
     # computes [batch=batch, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋, chan=384]
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < numel
-    i_w = offs % w
-    rest = offs // w
-    i_h = rest % h
-    rest = rest // h
-    i_chan = rest % chan
-    rest = rest // chan
-    i_batch = rest
-    acc = tl.zeros((BLOCK,), dtype=tl.float32)
-    x_base = i_batch * add_batch + i_chan * add_chan
-    for t_h in tl.static_range(7):
-        p_h = i_h * 1 - 3 + t_h * 1
-        for t_w in tl.static_range(7):
-            p_w = i_w * 1 - 3 + t_w * 1
-            ok = mask & (p_h >= 0) & (p_h < in_h) & (p_w >= 0) & (p_w < in_w)
-            xv = tl.load(add + x_base + p_h * add_h + p_w * add_w, mask=ok, other=0.0).to(tl.float32)
-            wv = tl.load(weight + i_chan * weight_c + t_h * weight_h + t_w * weight_w, mask=mask, other=0.0).to(tl.float32)
-            acc += xv * wv
-    v96 = acc + tl.load(bias + i_chan * bias_c, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out + i_batch * out_batch + i_chan * out_chan + i_h * out_h + i_w * out_w, v96.to(out.dtype.element_ty), mask=mask)
-
-
-def features_5_2_block_0(add: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    sizes = (add.shape[0], weight.shape[0], add.shape[2], add.shape[3])
-    out = torch.empty((sizes[0], sizes[2], sizes[3], sizes[1]), device=add.device, dtype=add.dtype)
-    numel = out.numel()
-    features_5_2_block_0_kernel[(triton.cdiv(numel, WINDOW_BLOCK),)](
-        out, add, weight, bias, *sizes, *_strides(add, (0, 1, 2, 3)), *_strides(out, (0, 3, 1, 2)), numel,
-        add.shape[2], add.shape[3], weight.stride(0), weight.stride(2), weight.stride(3), bias.stride(0),
-        BLOCK=WINDOW_BLOCK)
-    return out
-
-
-@triton.jit
-def features_5_2_block_2_kernel(
-    out, rearrange, weight, bias, batch, h, w, chan, rearrange_batch, rearrange_h, rearrange_w, rearrange_chan,
-    weight_chan, bias_chan, out_batch, out_h, out_w, out_chan, n_rows, n_cols, eps, BLOCK_M: tl.constexpr,
-    BLOCK_N: tl.constexpr):
-    # features.5.2.block.2: layernorm
-    # from convnext_tiny.arch:18
-    # computes [batch=batch, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋, chan=384]
+    # a block of positions (rows) by every channel (columns): the depthwise window, then the norm over channels
     rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
     cols = tl.arange(0, BLOCK_N)
-    mask = (rows < n_rows)[:, None] & (cols < n_cols)[None, :]
+    rmask = rows < n_rows
+    mask = rmask[:, None] & (cols < n_cols)[None, :]
     i_w = rows % w
     rest = rows // w
     i_h = rest % h
     rest = rest // h
     i_batch = rest
     i_chan = cols
-    x_in = tl.load(rearrange + i_batch[:, None] * rearrange_batch + i_h[:, None] * rearrange_h + i_w[:, None] * rearrange_w + i_chan[None, :] * rearrange_chan, mask=mask, other=0.0).to(tl.float32)
-    mean = tl.sum(tl.where(mask, x_in, 0.0), axis=1) / n_cols
-    d = tl.where(mask, x_in - mean[:, None], 0.0)
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    x_base = i_batch[:, None] * add_batch + i_chan[None, :] * add_chan
+    for t_h in tl.static_range(7):
+        p_h = i_h * 1 - 3 + t_h * 1
+        for t_w in tl.static_range(7):
+            p_w = i_w * 1 - 3 + t_w * 1
+            ok = rmask & (p_h >= 0) & (p_h < in_h) & (p_w >= 0) & (p_w < in_w)
+            xv = tl.load(add + x_base + p_h[:, None] * add_h + p_w[:, None] * add_w, mask=ok[:, None] & mask, other=0.0).to(tl.float32)
+            wv = tl.load(weight + i_chan * weight_c + t_h * weight_h + t_w * weight_w, mask=cols < n_cols, other=0.0).to(tl.float32)
+            acc += xv * wv[None, :]
+    v96 = acc + tl.load(bias + i_chan * bias_c, mask=cols < n_cols, other=0.0).to(tl.float32)[None, :]
+    mean = tl.sum(tl.where(mask, v96, 0.0), axis=1) / n_cols
+    d = tl.where(mask, v96 - mean[:, None], 0.0)
     rstd = tl.rsqrt(tl.sum(d * d, axis=1) / n_cols + eps)
     v98 = d * rstd[:, None]  # layernorm convnext_tiny.arch:18
-    v98 = v98 * tl.load(weight + i_chan[None, :] * weight_chan, mask=mask, other=0.0).to(tl.float32)
-    v98 = v98 + tl.load(bias + i_chan[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out + i_batch[:, None] * out_batch + i_h[:, None] * out_h + i_w[:, None] * out_w + i_chan[None, :] * out_chan, v98.to(out.dtype.element_ty), mask=mask)
+    v98 = v98 * tl.load(weight_2 + i_chan[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
+    v98 = v98 + tl.load(bias_2 + i_chan[None, :] * bias_2_chan, mask=mask, other=0.0).to(tl.float32)
+    tl.store(out + i_batch[:, None] * out_batch + i_chan[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v98.to(out.dtype.element_ty), mask=mask)
 
 
-def features_5_2_block_2(rearrange: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    sizes = (rearrange.shape[0], rearrange.shape[1], rearrange.shape[2], rearrange.shape[3])
-    out = torch.empty(sizes, device=rearrange.device, dtype=rearrange.dtype)
-    n_rows = math.prod(sizes[j] for j in (0, 1, 2))
-    n_cols = math.prod(sizes[j] for j in (3,))
+def features_5_2_block_0(
+    add: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, weight_2: torch.Tensor, bias_2: torch.Tensor) -> torch.Tensor:
+    sizes = (add.shape[0], weight.shape[0], add.shape[2], add.shape[3])
+    out = torch.empty((sizes[0], sizes[2], sizes[3], sizes[1]), device=add.device, dtype=add.dtype)
+    n_cols = sizes[1]
+    n_rows = math.prod(sizes[j] for j in (0, 2, 3))
     block_n = triton.next_power_of_2(n_cols)
     block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n))
-    features_5_2_block_2_kernel[(triton.cdiv(n_rows, block_m),)](
-        out, rearrange, weight, bias, *sizes, *_strides(rearrange, (0, 1, 2, 3)), *_strides(weight, (0,)),
-        *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), n_rows, n_cols, 1e-06, BLOCK_M=block_m, BLOCK_N=block_n)
+    features_5_2_block_0_kernel[(triton.cdiv(n_rows, block_m),)](
+        out, add, weight, bias, weight_2, bias_2, *sizes, *_strides(add, (0, 1, 2, 3)), *_strides(weight_2, (0,)),
+        *_strides(bias_2, (0,)), *_strides(out, (0, 3, 1, 2)), n_rows, n_cols, add.shape[2], add.shape[3],
+        weight.stride(0), weight.stride(2), weight.stride(3), bias.stride(0), 1e-06, BLOCK_M=block_m,
+        BLOCK_N=block_n)
     return out
 
 
@@ -1821,82 +1587,56 @@ def features_5_2_block_5(
 
 @triton.jit
 def features_5_3_block_0_kernel(
-    out, add, weight, bias, batch, chan, h, w, add_batch, add_chan, add_h, add_w, out_batch, out_chan, out_h, out_w,
-    numel, in_h, in_w, weight_c, weight_h, weight_w, bias_c, BLOCK: tl.constexpr):
-    # features.5.3.block.0: conv -> rearrange
-    # from convnext_tiny.arch:16, 17
+    out, add, weight, bias, weight_2, bias_2, batch, chan, h, w, add_batch, add_chan, add_h, add_w, weight_2_chan,
+    bias_2_chan, out_batch, out_chan, out_h, out_w, n_rows, n_cols, in_h, in_w, weight_c, weight_h, weight_w,
+    bias_c, eps, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    # features.5.3.block.0: conv -> rearrange -> layernorm
+    # from convnext_tiny.arch:16, 17, 18
     # computes [batch=batch, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋, chan=384]
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < numel
-    i_w = offs % w
-    rest = offs // w
-    i_h = rest % h
-    rest = rest // h
-    i_chan = rest % chan
-    rest = rest // chan
-    i_batch = rest
-    acc = tl.zeros((BLOCK,), dtype=tl.float32)
-    x_base = i_batch * add_batch + i_chan * add_chan
-    for t_h in tl.static_range(7):
-        p_h = i_h * 1 - 3 + t_h * 1
-        for t_w in tl.static_range(7):
-            p_w = i_w * 1 - 3 + t_w * 1
-            ok = mask & (p_h >= 0) & (p_h < in_h) & (p_w >= 0) & (p_w < in_w)
-            xv = tl.load(add + x_base + p_h * add_h + p_w * add_w, mask=ok, other=0.0).to(tl.float32)
-            wv = tl.load(weight + i_chan * weight_c + t_h * weight_h + t_w * weight_w, mask=mask, other=0.0).to(tl.float32)
-            acc += xv * wv
-    v107 = acc + tl.load(bias + i_chan * bias_c, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out + i_batch * out_batch + i_chan * out_chan + i_h * out_h + i_w * out_w, v107.to(out.dtype.element_ty), mask=mask)
-
-
-def features_5_3_block_0(add: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    sizes = (add.shape[0], weight.shape[0], add.shape[2], add.shape[3])
-    out = torch.empty((sizes[0], sizes[2], sizes[3], sizes[1]), device=add.device, dtype=add.dtype)
-    numel = out.numel()
-    features_5_3_block_0_kernel[(triton.cdiv(numel, WINDOW_BLOCK),)](
-        out, add, weight, bias, *sizes, *_strides(add, (0, 1, 2, 3)), *_strides(out, (0, 3, 1, 2)), numel,
-        add.shape[2], add.shape[3], weight.stride(0), weight.stride(2), weight.stride(3), bias.stride(0),
-        BLOCK=WINDOW_BLOCK)
-    return out
-
-
-@triton.jit
-def features_5_3_block_2_kernel(
-    out, rearrange, weight, bias, batch, h, w, chan, rearrange_batch, rearrange_h, rearrange_w, rearrange_chan,
-    weight_chan, bias_chan, out_batch, out_h, out_w, out_chan, n_rows, n_cols, eps, BLOCK_M: tl.constexpr,
-    BLOCK_N: tl.constexpr):
-    # features.5.3.block.2: layernorm
-    # from convnext_tiny.arch:18
-    # computes [batch=batch, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋, chan=384]
+    # a block of positions (rows) by every channel (columns): the depthwise window, then the norm over channels
     rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
     cols = tl.arange(0, BLOCK_N)
-    mask = (rows < n_rows)[:, None] & (cols < n_cols)[None, :]
+    rmask = rows < n_rows
+    mask = rmask[:, None] & (cols < n_cols)[None, :]
     i_w = rows % w
     rest = rows // w
     i_h = rest % h
     rest = rest // h
     i_batch = rest
     i_chan = cols
-    x_in = tl.load(rearrange + i_batch[:, None] * rearrange_batch + i_h[:, None] * rearrange_h + i_w[:, None] * rearrange_w + i_chan[None, :] * rearrange_chan, mask=mask, other=0.0).to(tl.float32)
-    mean = tl.sum(tl.where(mask, x_in, 0.0), axis=1) / n_cols
-    d = tl.where(mask, x_in - mean[:, None], 0.0)
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    x_base = i_batch[:, None] * add_batch + i_chan[None, :] * add_chan
+    for t_h in tl.static_range(7):
+        p_h = i_h * 1 - 3 + t_h * 1
+        for t_w in tl.static_range(7):
+            p_w = i_w * 1 - 3 + t_w * 1
+            ok = rmask & (p_h >= 0) & (p_h < in_h) & (p_w >= 0) & (p_w < in_w)
+            xv = tl.load(add + x_base + p_h[:, None] * add_h + p_w[:, None] * add_w, mask=ok[:, None] & mask, other=0.0).to(tl.float32)
+            wv = tl.load(weight + i_chan * weight_c + t_h * weight_h + t_w * weight_w, mask=cols < n_cols, other=0.0).to(tl.float32)
+            acc += xv * wv[None, :]
+    v107 = acc + tl.load(bias + i_chan * bias_c, mask=cols < n_cols, other=0.0).to(tl.float32)[None, :]
+    mean = tl.sum(tl.where(mask, v107, 0.0), axis=1) / n_cols
+    d = tl.where(mask, v107 - mean[:, None], 0.0)
     rstd = tl.rsqrt(tl.sum(d * d, axis=1) / n_cols + eps)
     v109 = d * rstd[:, None]  # layernorm convnext_tiny.arch:18
-    v109 = v109 * tl.load(weight + i_chan[None, :] * weight_chan, mask=mask, other=0.0).to(tl.float32)
-    v109 = v109 + tl.load(bias + i_chan[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out + i_batch[:, None] * out_batch + i_h[:, None] * out_h + i_w[:, None] * out_w + i_chan[None, :] * out_chan, v109.to(out.dtype.element_ty), mask=mask)
+    v109 = v109 * tl.load(weight_2 + i_chan[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
+    v109 = v109 + tl.load(bias_2 + i_chan[None, :] * bias_2_chan, mask=mask, other=0.0).to(tl.float32)
+    tl.store(out + i_batch[:, None] * out_batch + i_chan[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v109.to(out.dtype.element_ty), mask=mask)
 
 
-def features_5_3_block_2(rearrange: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    sizes = (rearrange.shape[0], rearrange.shape[1], rearrange.shape[2], rearrange.shape[3])
-    out = torch.empty(sizes, device=rearrange.device, dtype=rearrange.dtype)
-    n_rows = math.prod(sizes[j] for j in (0, 1, 2))
-    n_cols = math.prod(sizes[j] for j in (3,))
+def features_5_3_block_0(
+    add: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, weight_2: torch.Tensor, bias_2: torch.Tensor) -> torch.Tensor:
+    sizes = (add.shape[0], weight.shape[0], add.shape[2], add.shape[3])
+    out = torch.empty((sizes[0], sizes[2], sizes[3], sizes[1]), device=add.device, dtype=add.dtype)
+    n_cols = sizes[1]
+    n_rows = math.prod(sizes[j] for j in (0, 2, 3))
     block_n = triton.next_power_of_2(n_cols)
     block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n))
-    features_5_3_block_2_kernel[(triton.cdiv(n_rows, block_m),)](
-        out, rearrange, weight, bias, *sizes, *_strides(rearrange, (0, 1, 2, 3)), *_strides(weight, (0,)),
-        *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), n_rows, n_cols, 1e-06, BLOCK_M=block_m, BLOCK_N=block_n)
+    features_5_3_block_0_kernel[(triton.cdiv(n_rows, block_m),)](
+        out, add, weight, bias, weight_2, bias_2, *sizes, *_strides(add, (0, 1, 2, 3)), *_strides(weight_2, (0,)),
+        *_strides(bias_2, (0,)), *_strides(out, (0, 3, 1, 2)), n_rows, n_cols, add.shape[2], add.shape[3],
+        weight.stride(0), weight.stride(2), weight.stride(3), bias.stride(0), 1e-06, BLOCK_M=block_m,
+        BLOCK_N=block_n)
     return out
 
 
@@ -2000,82 +1740,56 @@ def features_5_3_block_5(
 
 @triton.jit
 def features_5_4_block_0_kernel(
-    out, add, weight, bias, batch, chan, h, w, add_batch, add_chan, add_h, add_w, out_batch, out_chan, out_h, out_w,
-    numel, in_h, in_w, weight_c, weight_h, weight_w, bias_c, BLOCK: tl.constexpr):
-    # features.5.4.block.0: conv -> rearrange
-    # from convnext_tiny.arch:16, 17
+    out, add, weight, bias, weight_2, bias_2, batch, chan, h, w, add_batch, add_chan, add_h, add_w, weight_2_chan,
+    bias_2_chan, out_batch, out_chan, out_h, out_w, n_rows, n_cols, in_h, in_w, weight_c, weight_h, weight_w,
+    bias_c, eps, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    # features.5.4.block.0: conv -> rearrange -> layernorm
+    # from convnext_tiny.arch:16, 17, 18
     # computes [batch=batch, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋, chan=384]
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < numel
-    i_w = offs % w
-    rest = offs // w
-    i_h = rest % h
-    rest = rest // h
-    i_chan = rest % chan
-    rest = rest // chan
-    i_batch = rest
-    acc = tl.zeros((BLOCK,), dtype=tl.float32)
-    x_base = i_batch * add_batch + i_chan * add_chan
-    for t_h in tl.static_range(7):
-        p_h = i_h * 1 - 3 + t_h * 1
-        for t_w in tl.static_range(7):
-            p_w = i_w * 1 - 3 + t_w * 1
-            ok = mask & (p_h >= 0) & (p_h < in_h) & (p_w >= 0) & (p_w < in_w)
-            xv = tl.load(add + x_base + p_h * add_h + p_w * add_w, mask=ok, other=0.0).to(tl.float32)
-            wv = tl.load(weight + i_chan * weight_c + t_h * weight_h + t_w * weight_w, mask=mask, other=0.0).to(tl.float32)
-            acc += xv * wv
-    v118 = acc + tl.load(bias + i_chan * bias_c, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out + i_batch * out_batch + i_chan * out_chan + i_h * out_h + i_w * out_w, v118.to(out.dtype.element_ty), mask=mask)
-
-
-def features_5_4_block_0(add: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    sizes = (add.shape[0], weight.shape[0], add.shape[2], add.shape[3])
-    out = torch.empty((sizes[0], sizes[2], sizes[3], sizes[1]), device=add.device, dtype=add.dtype)
-    numel = out.numel()
-    features_5_4_block_0_kernel[(triton.cdiv(numel, WINDOW_BLOCK),)](
-        out, add, weight, bias, *sizes, *_strides(add, (0, 1, 2, 3)), *_strides(out, (0, 3, 1, 2)), numel,
-        add.shape[2], add.shape[3], weight.stride(0), weight.stride(2), weight.stride(3), bias.stride(0),
-        BLOCK=WINDOW_BLOCK)
-    return out
-
-
-@triton.jit
-def features_5_4_block_2_kernel(
-    out, rearrange, weight, bias, batch, h, w, chan, rearrange_batch, rearrange_h, rearrange_w, rearrange_chan,
-    weight_chan, bias_chan, out_batch, out_h, out_w, out_chan, n_rows, n_cols, eps, BLOCK_M: tl.constexpr,
-    BLOCK_N: tl.constexpr):
-    # features.5.4.block.2: layernorm
-    # from convnext_tiny.arch:18
-    # computes [batch=batch, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋, chan=384]
+    # a block of positions (rows) by every channel (columns): the depthwise window, then the norm over channels
     rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
     cols = tl.arange(0, BLOCK_N)
-    mask = (rows < n_rows)[:, None] & (cols < n_cols)[None, :]
+    rmask = rows < n_rows
+    mask = rmask[:, None] & (cols < n_cols)[None, :]
     i_w = rows % w
     rest = rows // w
     i_h = rest % h
     rest = rest // h
     i_batch = rest
     i_chan = cols
-    x_in = tl.load(rearrange + i_batch[:, None] * rearrange_batch + i_h[:, None] * rearrange_h + i_w[:, None] * rearrange_w + i_chan[None, :] * rearrange_chan, mask=mask, other=0.0).to(tl.float32)
-    mean = tl.sum(tl.where(mask, x_in, 0.0), axis=1) / n_cols
-    d = tl.where(mask, x_in - mean[:, None], 0.0)
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    x_base = i_batch[:, None] * add_batch + i_chan[None, :] * add_chan
+    for t_h in tl.static_range(7):
+        p_h = i_h * 1 - 3 + t_h * 1
+        for t_w in tl.static_range(7):
+            p_w = i_w * 1 - 3 + t_w * 1
+            ok = rmask & (p_h >= 0) & (p_h < in_h) & (p_w >= 0) & (p_w < in_w)
+            xv = tl.load(add + x_base + p_h[:, None] * add_h + p_w[:, None] * add_w, mask=ok[:, None] & mask, other=0.0).to(tl.float32)
+            wv = tl.load(weight + i_chan * weight_c + t_h * weight_h + t_w * weight_w, mask=cols < n_cols, other=0.0).to(tl.float32)
+            acc += xv * wv[None, :]
+    v118 = acc + tl.load(bias + i_chan * bias_c, mask=cols < n_cols, other=0.0).to(tl.float32)[None, :]
+    mean = tl.sum(tl.where(mask, v118, 0.0), axis=1) / n_cols
+    d = tl.where(mask, v118 - mean[:, None], 0.0)
     rstd = tl.rsqrt(tl.sum(d * d, axis=1) / n_cols + eps)
     v120 = d * rstd[:, None]  # layernorm convnext_tiny.arch:18
-    v120 = v120 * tl.load(weight + i_chan[None, :] * weight_chan, mask=mask, other=0.0).to(tl.float32)
-    v120 = v120 + tl.load(bias + i_chan[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out + i_batch[:, None] * out_batch + i_h[:, None] * out_h + i_w[:, None] * out_w + i_chan[None, :] * out_chan, v120.to(out.dtype.element_ty), mask=mask)
+    v120 = v120 * tl.load(weight_2 + i_chan[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
+    v120 = v120 + tl.load(bias_2 + i_chan[None, :] * bias_2_chan, mask=mask, other=0.0).to(tl.float32)
+    tl.store(out + i_batch[:, None] * out_batch + i_chan[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v120.to(out.dtype.element_ty), mask=mask)
 
 
-def features_5_4_block_2(rearrange: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    sizes = (rearrange.shape[0], rearrange.shape[1], rearrange.shape[2], rearrange.shape[3])
-    out = torch.empty(sizes, device=rearrange.device, dtype=rearrange.dtype)
-    n_rows = math.prod(sizes[j] for j in (0, 1, 2))
-    n_cols = math.prod(sizes[j] for j in (3,))
+def features_5_4_block_0(
+    add: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, weight_2: torch.Tensor, bias_2: torch.Tensor) -> torch.Tensor:
+    sizes = (add.shape[0], weight.shape[0], add.shape[2], add.shape[3])
+    out = torch.empty((sizes[0], sizes[2], sizes[3], sizes[1]), device=add.device, dtype=add.dtype)
+    n_cols = sizes[1]
+    n_rows = math.prod(sizes[j] for j in (0, 2, 3))
     block_n = triton.next_power_of_2(n_cols)
     block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n))
-    features_5_4_block_2_kernel[(triton.cdiv(n_rows, block_m),)](
-        out, rearrange, weight, bias, *sizes, *_strides(rearrange, (0, 1, 2, 3)), *_strides(weight, (0,)),
-        *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), n_rows, n_cols, 1e-06, BLOCK_M=block_m, BLOCK_N=block_n)
+    features_5_4_block_0_kernel[(triton.cdiv(n_rows, block_m),)](
+        out, add, weight, bias, weight_2, bias_2, *sizes, *_strides(add, (0, 1, 2, 3)), *_strides(weight_2, (0,)),
+        *_strides(bias_2, (0,)), *_strides(out, (0, 3, 1, 2)), n_rows, n_cols, add.shape[2], add.shape[3],
+        weight.stride(0), weight.stride(2), weight.stride(3), bias.stride(0), 1e-06, BLOCK_M=block_m,
+        BLOCK_N=block_n)
     return out
 
 
@@ -2179,82 +1893,56 @@ def features_5_4_block_5(
 
 @triton.jit
 def features_5_5_block_0_kernel(
-    out, add, weight, bias, batch, chan, h, w, add_batch, add_chan, add_h, add_w, out_batch, out_chan, out_h, out_w,
-    numel, in_h, in_w, weight_c, weight_h, weight_w, bias_c, BLOCK: tl.constexpr):
-    # features.5.5.block.0: conv -> rearrange
-    # from convnext_tiny.arch:16, 17
+    out, add, weight, bias, weight_2, bias_2, batch, chan, h, w, add_batch, add_chan, add_h, add_w, weight_2_chan,
+    bias_2_chan, out_batch, out_chan, out_h, out_w, n_rows, n_cols, in_h, in_w, weight_c, weight_h, weight_w,
+    bias_c, eps, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    # features.5.5.block.0: conv -> rearrange -> layernorm
+    # from convnext_tiny.arch:16, 17, 18
     # computes [batch=batch, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋, chan=384]
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < numel
-    i_w = offs % w
-    rest = offs // w
-    i_h = rest % h
-    rest = rest // h
-    i_chan = rest % chan
-    rest = rest // chan
-    i_batch = rest
-    acc = tl.zeros((BLOCK,), dtype=tl.float32)
-    x_base = i_batch * add_batch + i_chan * add_chan
-    for t_h in tl.static_range(7):
-        p_h = i_h * 1 - 3 + t_h * 1
-        for t_w in tl.static_range(7):
-            p_w = i_w * 1 - 3 + t_w * 1
-            ok = mask & (p_h >= 0) & (p_h < in_h) & (p_w >= 0) & (p_w < in_w)
-            xv = tl.load(add + x_base + p_h * add_h + p_w * add_w, mask=ok, other=0.0).to(tl.float32)
-            wv = tl.load(weight + i_chan * weight_c + t_h * weight_h + t_w * weight_w, mask=mask, other=0.0).to(tl.float32)
-            acc += xv * wv
-    v129 = acc + tl.load(bias + i_chan * bias_c, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out + i_batch * out_batch + i_chan * out_chan + i_h * out_h + i_w * out_w, v129.to(out.dtype.element_ty), mask=mask)
-
-
-def features_5_5_block_0(add: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    sizes = (add.shape[0], weight.shape[0], add.shape[2], add.shape[3])
-    out = torch.empty((sizes[0], sizes[2], sizes[3], sizes[1]), device=add.device, dtype=add.dtype)
-    numel = out.numel()
-    features_5_5_block_0_kernel[(triton.cdiv(numel, WINDOW_BLOCK),)](
-        out, add, weight, bias, *sizes, *_strides(add, (0, 1, 2, 3)), *_strides(out, (0, 3, 1, 2)), numel,
-        add.shape[2], add.shape[3], weight.stride(0), weight.stride(2), weight.stride(3), bias.stride(0),
-        BLOCK=WINDOW_BLOCK)
-    return out
-
-
-@triton.jit
-def features_5_5_block_2_kernel(
-    out, rearrange, weight, bias, batch, h, w, chan, rearrange_batch, rearrange_h, rearrange_w, rearrange_chan,
-    weight_chan, bias_chan, out_batch, out_h, out_w, out_chan, n_rows, n_cols, eps, BLOCK_M: tl.constexpr,
-    BLOCK_N: tl.constexpr):
-    # features.5.5.block.2: layernorm
-    # from convnext_tiny.arch:18
-    # computes [batch=batch, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋, chan=384]
+    # a block of positions (rows) by every channel (columns): the depthwise window, then the norm over channels
     rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
     cols = tl.arange(0, BLOCK_N)
-    mask = (rows < n_rows)[:, None] & (cols < n_cols)[None, :]
+    rmask = rows < n_rows
+    mask = rmask[:, None] & (cols < n_cols)[None, :]
     i_w = rows % w
     rest = rows // w
     i_h = rest % h
     rest = rest // h
     i_batch = rest
     i_chan = cols
-    x_in = tl.load(rearrange + i_batch[:, None] * rearrange_batch + i_h[:, None] * rearrange_h + i_w[:, None] * rearrange_w + i_chan[None, :] * rearrange_chan, mask=mask, other=0.0).to(tl.float32)
-    mean = tl.sum(tl.where(mask, x_in, 0.0), axis=1) / n_cols
-    d = tl.where(mask, x_in - mean[:, None], 0.0)
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    x_base = i_batch[:, None] * add_batch + i_chan[None, :] * add_chan
+    for t_h in tl.static_range(7):
+        p_h = i_h * 1 - 3 + t_h * 1
+        for t_w in tl.static_range(7):
+            p_w = i_w * 1 - 3 + t_w * 1
+            ok = rmask & (p_h >= 0) & (p_h < in_h) & (p_w >= 0) & (p_w < in_w)
+            xv = tl.load(add + x_base + p_h[:, None] * add_h + p_w[:, None] * add_w, mask=ok[:, None] & mask, other=0.0).to(tl.float32)
+            wv = tl.load(weight + i_chan * weight_c + t_h * weight_h + t_w * weight_w, mask=cols < n_cols, other=0.0).to(tl.float32)
+            acc += xv * wv[None, :]
+    v129 = acc + tl.load(bias + i_chan * bias_c, mask=cols < n_cols, other=0.0).to(tl.float32)[None, :]
+    mean = tl.sum(tl.where(mask, v129, 0.0), axis=1) / n_cols
+    d = tl.where(mask, v129 - mean[:, None], 0.0)
     rstd = tl.rsqrt(tl.sum(d * d, axis=1) / n_cols + eps)
     v131 = d * rstd[:, None]  # layernorm convnext_tiny.arch:18
-    v131 = v131 * tl.load(weight + i_chan[None, :] * weight_chan, mask=mask, other=0.0).to(tl.float32)
-    v131 = v131 + tl.load(bias + i_chan[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out + i_batch[:, None] * out_batch + i_h[:, None] * out_h + i_w[:, None] * out_w + i_chan[None, :] * out_chan, v131.to(out.dtype.element_ty), mask=mask)
+    v131 = v131 * tl.load(weight_2 + i_chan[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
+    v131 = v131 + tl.load(bias_2 + i_chan[None, :] * bias_2_chan, mask=mask, other=0.0).to(tl.float32)
+    tl.store(out + i_batch[:, None] * out_batch + i_chan[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v131.to(out.dtype.element_ty), mask=mask)
 
 
-def features_5_5_block_2(rearrange: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    sizes = (rearrange.shape[0], rearrange.shape[1], rearrange.shape[2], rearrange.shape[3])
-    out = torch.empty(sizes, device=rearrange.device, dtype=rearrange.dtype)
-    n_rows = math.prod(sizes[j] for j in (0, 1, 2))
-    n_cols = math.prod(sizes[j] for j in (3,))
+def features_5_5_block_0(
+    add: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, weight_2: torch.Tensor, bias_2: torch.Tensor) -> torch.Tensor:
+    sizes = (add.shape[0], weight.shape[0], add.shape[2], add.shape[3])
+    out = torch.empty((sizes[0], sizes[2], sizes[3], sizes[1]), device=add.device, dtype=add.dtype)
+    n_cols = sizes[1]
+    n_rows = math.prod(sizes[j] for j in (0, 2, 3))
     block_n = triton.next_power_of_2(n_cols)
     block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n))
-    features_5_5_block_2_kernel[(triton.cdiv(n_rows, block_m),)](
-        out, rearrange, weight, bias, *sizes, *_strides(rearrange, (0, 1, 2, 3)), *_strides(weight, (0,)),
-        *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), n_rows, n_cols, 1e-06, BLOCK_M=block_m, BLOCK_N=block_n)
+    features_5_5_block_0_kernel[(triton.cdiv(n_rows, block_m),)](
+        out, add, weight, bias, weight_2, bias_2, *sizes, *_strides(add, (0, 1, 2, 3)), *_strides(weight_2, (0,)),
+        *_strides(bias_2, (0,)), *_strides(out, (0, 3, 1, 2)), n_rows, n_cols, add.shape[2], add.shape[3],
+        weight.stride(0), weight.stride(2), weight.stride(3), bias.stride(0), 1e-06, BLOCK_M=block_m,
+        BLOCK_N=block_n)
     return out
 
 
@@ -2358,82 +2046,56 @@ def features_5_5_block_5(
 
 @triton.jit
 def features_5_6_block_0_kernel(
-    out, add, weight, bias, batch, chan, h, w, add_batch, add_chan, add_h, add_w, out_batch, out_chan, out_h, out_w,
-    numel, in_h, in_w, weight_c, weight_h, weight_w, bias_c, BLOCK: tl.constexpr):
-    # features.5.6.block.0: conv -> rearrange
-    # from convnext_tiny.arch:16, 17
+    out, add, weight, bias, weight_2, bias_2, batch, chan, h, w, add_batch, add_chan, add_h, add_w, weight_2_chan,
+    bias_2_chan, out_batch, out_chan, out_h, out_w, n_rows, n_cols, in_h, in_w, weight_c, weight_h, weight_w,
+    bias_c, eps, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    # features.5.6.block.0: conv -> rearrange -> layernorm
+    # from convnext_tiny.arch:16, 17, 18
     # computes [batch=batch, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋, chan=384]
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < numel
-    i_w = offs % w
-    rest = offs // w
-    i_h = rest % h
-    rest = rest // h
-    i_chan = rest % chan
-    rest = rest // chan
-    i_batch = rest
-    acc = tl.zeros((BLOCK,), dtype=tl.float32)
-    x_base = i_batch * add_batch + i_chan * add_chan
-    for t_h in tl.static_range(7):
-        p_h = i_h * 1 - 3 + t_h * 1
-        for t_w in tl.static_range(7):
-            p_w = i_w * 1 - 3 + t_w * 1
-            ok = mask & (p_h >= 0) & (p_h < in_h) & (p_w >= 0) & (p_w < in_w)
-            xv = tl.load(add + x_base + p_h * add_h + p_w * add_w, mask=ok, other=0.0).to(tl.float32)
-            wv = tl.load(weight + i_chan * weight_c + t_h * weight_h + t_w * weight_w, mask=mask, other=0.0).to(tl.float32)
-            acc += xv * wv
-    v140 = acc + tl.load(bias + i_chan * bias_c, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out + i_batch * out_batch + i_chan * out_chan + i_h * out_h + i_w * out_w, v140.to(out.dtype.element_ty), mask=mask)
-
-
-def features_5_6_block_0(add: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    sizes = (add.shape[0], weight.shape[0], add.shape[2], add.shape[3])
-    out = torch.empty((sizes[0], sizes[2], sizes[3], sizes[1]), device=add.device, dtype=add.dtype)
-    numel = out.numel()
-    features_5_6_block_0_kernel[(triton.cdiv(numel, WINDOW_BLOCK),)](
-        out, add, weight, bias, *sizes, *_strides(add, (0, 1, 2, 3)), *_strides(out, (0, 3, 1, 2)), numel,
-        add.shape[2], add.shape[3], weight.stride(0), weight.stride(2), weight.stride(3), bias.stride(0),
-        BLOCK=WINDOW_BLOCK)
-    return out
-
-
-@triton.jit
-def features_5_6_block_2_kernel(
-    out, rearrange, weight, bias, batch, h, w, chan, rearrange_batch, rearrange_h, rearrange_w, rearrange_chan,
-    weight_chan, bias_chan, out_batch, out_h, out_w, out_chan, n_rows, n_cols, eps, BLOCK_M: tl.constexpr,
-    BLOCK_N: tl.constexpr):
-    # features.5.6.block.2: layernorm
-    # from convnext_tiny.arch:18
-    # computes [batch=batch, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋, chan=384]
+    # a block of positions (rows) by every channel (columns): the depthwise window, then the norm over channels
     rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
     cols = tl.arange(0, BLOCK_N)
-    mask = (rows < n_rows)[:, None] & (cols < n_cols)[None, :]
+    rmask = rows < n_rows
+    mask = rmask[:, None] & (cols < n_cols)[None, :]
     i_w = rows % w
     rest = rows // w
     i_h = rest % h
     rest = rest // h
     i_batch = rest
     i_chan = cols
-    x_in = tl.load(rearrange + i_batch[:, None] * rearrange_batch + i_h[:, None] * rearrange_h + i_w[:, None] * rearrange_w + i_chan[None, :] * rearrange_chan, mask=mask, other=0.0).to(tl.float32)
-    mean = tl.sum(tl.where(mask, x_in, 0.0), axis=1) / n_cols
-    d = tl.where(mask, x_in - mean[:, None], 0.0)
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    x_base = i_batch[:, None] * add_batch + i_chan[None, :] * add_chan
+    for t_h in tl.static_range(7):
+        p_h = i_h * 1 - 3 + t_h * 1
+        for t_w in tl.static_range(7):
+            p_w = i_w * 1 - 3 + t_w * 1
+            ok = rmask & (p_h >= 0) & (p_h < in_h) & (p_w >= 0) & (p_w < in_w)
+            xv = tl.load(add + x_base + p_h[:, None] * add_h + p_w[:, None] * add_w, mask=ok[:, None] & mask, other=0.0).to(tl.float32)
+            wv = tl.load(weight + i_chan * weight_c + t_h * weight_h + t_w * weight_w, mask=cols < n_cols, other=0.0).to(tl.float32)
+            acc += xv * wv[None, :]
+    v140 = acc + tl.load(bias + i_chan * bias_c, mask=cols < n_cols, other=0.0).to(tl.float32)[None, :]
+    mean = tl.sum(tl.where(mask, v140, 0.0), axis=1) / n_cols
+    d = tl.where(mask, v140 - mean[:, None], 0.0)
     rstd = tl.rsqrt(tl.sum(d * d, axis=1) / n_cols + eps)
     v142 = d * rstd[:, None]  # layernorm convnext_tiny.arch:18
-    v142 = v142 * tl.load(weight + i_chan[None, :] * weight_chan, mask=mask, other=0.0).to(tl.float32)
-    v142 = v142 + tl.load(bias + i_chan[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out + i_batch[:, None] * out_batch + i_h[:, None] * out_h + i_w[:, None] * out_w + i_chan[None, :] * out_chan, v142.to(out.dtype.element_ty), mask=mask)
+    v142 = v142 * tl.load(weight_2 + i_chan[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
+    v142 = v142 + tl.load(bias_2 + i_chan[None, :] * bias_2_chan, mask=mask, other=0.0).to(tl.float32)
+    tl.store(out + i_batch[:, None] * out_batch + i_chan[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v142.to(out.dtype.element_ty), mask=mask)
 
 
-def features_5_6_block_2(rearrange: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    sizes = (rearrange.shape[0], rearrange.shape[1], rearrange.shape[2], rearrange.shape[3])
-    out = torch.empty(sizes, device=rearrange.device, dtype=rearrange.dtype)
-    n_rows = math.prod(sizes[j] for j in (0, 1, 2))
-    n_cols = math.prod(sizes[j] for j in (3,))
+def features_5_6_block_0(
+    add: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, weight_2: torch.Tensor, bias_2: torch.Tensor) -> torch.Tensor:
+    sizes = (add.shape[0], weight.shape[0], add.shape[2], add.shape[3])
+    out = torch.empty((sizes[0], sizes[2], sizes[3], sizes[1]), device=add.device, dtype=add.dtype)
+    n_cols = sizes[1]
+    n_rows = math.prod(sizes[j] for j in (0, 2, 3))
     block_n = triton.next_power_of_2(n_cols)
     block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n))
-    features_5_6_block_2_kernel[(triton.cdiv(n_rows, block_m),)](
-        out, rearrange, weight, bias, *sizes, *_strides(rearrange, (0, 1, 2, 3)), *_strides(weight, (0,)),
-        *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), n_rows, n_cols, 1e-06, BLOCK_M=block_m, BLOCK_N=block_n)
+    features_5_6_block_0_kernel[(triton.cdiv(n_rows, block_m),)](
+        out, add, weight, bias, weight_2, bias_2, *sizes, *_strides(add, (0, 1, 2, 3)), *_strides(weight_2, (0,)),
+        *_strides(bias_2, (0,)), *_strides(out, (0, 3, 1, 2)), n_rows, n_cols, add.shape[2], add.shape[3],
+        weight.stride(0), weight.stride(2), weight.stride(3), bias.stride(0), 1e-06, BLOCK_M=block_m,
+        BLOCK_N=block_n)
     return out
 
 
@@ -2537,82 +2199,56 @@ def features_5_6_block_5(
 
 @triton.jit
 def features_5_7_block_0_kernel(
-    out, add, weight, bias, batch, chan, h, w, add_batch, add_chan, add_h, add_w, out_batch, out_chan, out_h, out_w,
-    numel, in_h, in_w, weight_c, weight_h, weight_w, bias_c, BLOCK: tl.constexpr):
-    # features.5.7.block.0: conv -> rearrange
-    # from convnext_tiny.arch:16, 17
+    out, add, weight, bias, weight_2, bias_2, batch, chan, h, w, add_batch, add_chan, add_h, add_w, weight_2_chan,
+    bias_2_chan, out_batch, out_chan, out_h, out_w, n_rows, n_cols, in_h, in_w, weight_c, weight_h, weight_w,
+    bias_c, eps, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    # features.5.7.block.0: conv -> rearrange -> layernorm
+    # from convnext_tiny.arch:16, 17, 18
     # computes [batch=batch, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋, chan=384]
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < numel
-    i_w = offs % w
-    rest = offs // w
-    i_h = rest % h
-    rest = rest // h
-    i_chan = rest % chan
-    rest = rest // chan
-    i_batch = rest
-    acc = tl.zeros((BLOCK,), dtype=tl.float32)
-    x_base = i_batch * add_batch + i_chan * add_chan
-    for t_h in tl.static_range(7):
-        p_h = i_h * 1 - 3 + t_h * 1
-        for t_w in tl.static_range(7):
-            p_w = i_w * 1 - 3 + t_w * 1
-            ok = mask & (p_h >= 0) & (p_h < in_h) & (p_w >= 0) & (p_w < in_w)
-            xv = tl.load(add + x_base + p_h * add_h + p_w * add_w, mask=ok, other=0.0).to(tl.float32)
-            wv = tl.load(weight + i_chan * weight_c + t_h * weight_h + t_w * weight_w, mask=mask, other=0.0).to(tl.float32)
-            acc += xv * wv
-    v151 = acc + tl.load(bias + i_chan * bias_c, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out + i_batch * out_batch + i_chan * out_chan + i_h * out_h + i_w * out_w, v151.to(out.dtype.element_ty), mask=mask)
-
-
-def features_5_7_block_0(add: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    sizes = (add.shape[0], weight.shape[0], add.shape[2], add.shape[3])
-    out = torch.empty((sizes[0], sizes[2], sizes[3], sizes[1]), device=add.device, dtype=add.dtype)
-    numel = out.numel()
-    features_5_7_block_0_kernel[(triton.cdiv(numel, WINDOW_BLOCK),)](
-        out, add, weight, bias, *sizes, *_strides(add, (0, 1, 2, 3)), *_strides(out, (0, 3, 1, 2)), numel,
-        add.shape[2], add.shape[3], weight.stride(0), weight.stride(2), weight.stride(3), bias.stride(0),
-        BLOCK=WINDOW_BLOCK)
-    return out
-
-
-@triton.jit
-def features_5_7_block_2_kernel(
-    out, rearrange, weight, bias, batch, h, w, chan, rearrange_batch, rearrange_h, rearrange_w, rearrange_chan,
-    weight_chan, bias_chan, out_batch, out_h, out_w, out_chan, n_rows, n_cols, eps, BLOCK_M: tl.constexpr,
-    BLOCK_N: tl.constexpr):
-    # features.5.7.block.2: layernorm
-    # from convnext_tiny.arch:18
-    # computes [batch=batch, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋, chan=384]
+    # a block of positions (rows) by every channel (columns): the depthwise window, then the norm over channels
     rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
     cols = tl.arange(0, BLOCK_N)
-    mask = (rows < n_rows)[:, None] & (cols < n_cols)[None, :]
+    rmask = rows < n_rows
+    mask = rmask[:, None] & (cols < n_cols)[None, :]
     i_w = rows % w
     rest = rows // w
     i_h = rest % h
     rest = rest // h
     i_batch = rest
     i_chan = cols
-    x_in = tl.load(rearrange + i_batch[:, None] * rearrange_batch + i_h[:, None] * rearrange_h + i_w[:, None] * rearrange_w + i_chan[None, :] * rearrange_chan, mask=mask, other=0.0).to(tl.float32)
-    mean = tl.sum(tl.where(mask, x_in, 0.0), axis=1) / n_cols
-    d = tl.where(mask, x_in - mean[:, None], 0.0)
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    x_base = i_batch[:, None] * add_batch + i_chan[None, :] * add_chan
+    for t_h in tl.static_range(7):
+        p_h = i_h * 1 - 3 + t_h * 1
+        for t_w in tl.static_range(7):
+            p_w = i_w * 1 - 3 + t_w * 1
+            ok = rmask & (p_h >= 0) & (p_h < in_h) & (p_w >= 0) & (p_w < in_w)
+            xv = tl.load(add + x_base + p_h[:, None] * add_h + p_w[:, None] * add_w, mask=ok[:, None] & mask, other=0.0).to(tl.float32)
+            wv = tl.load(weight + i_chan * weight_c + t_h * weight_h + t_w * weight_w, mask=cols < n_cols, other=0.0).to(tl.float32)
+            acc += xv * wv[None, :]
+    v151 = acc + tl.load(bias + i_chan * bias_c, mask=cols < n_cols, other=0.0).to(tl.float32)[None, :]
+    mean = tl.sum(tl.where(mask, v151, 0.0), axis=1) / n_cols
+    d = tl.where(mask, v151 - mean[:, None], 0.0)
     rstd = tl.rsqrt(tl.sum(d * d, axis=1) / n_cols + eps)
     v153 = d * rstd[:, None]  # layernorm convnext_tiny.arch:18
-    v153 = v153 * tl.load(weight + i_chan[None, :] * weight_chan, mask=mask, other=0.0).to(tl.float32)
-    v153 = v153 + tl.load(bias + i_chan[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out + i_batch[:, None] * out_batch + i_h[:, None] * out_h + i_w[:, None] * out_w + i_chan[None, :] * out_chan, v153.to(out.dtype.element_ty), mask=mask)
+    v153 = v153 * tl.load(weight_2 + i_chan[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
+    v153 = v153 + tl.load(bias_2 + i_chan[None, :] * bias_2_chan, mask=mask, other=0.0).to(tl.float32)
+    tl.store(out + i_batch[:, None] * out_batch + i_chan[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v153.to(out.dtype.element_ty), mask=mask)
 
 
-def features_5_7_block_2(rearrange: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    sizes = (rearrange.shape[0], rearrange.shape[1], rearrange.shape[2], rearrange.shape[3])
-    out = torch.empty(sizes, device=rearrange.device, dtype=rearrange.dtype)
-    n_rows = math.prod(sizes[j] for j in (0, 1, 2))
-    n_cols = math.prod(sizes[j] for j in (3,))
+def features_5_7_block_0(
+    add: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, weight_2: torch.Tensor, bias_2: torch.Tensor) -> torch.Tensor:
+    sizes = (add.shape[0], weight.shape[0], add.shape[2], add.shape[3])
+    out = torch.empty((sizes[0], sizes[2], sizes[3], sizes[1]), device=add.device, dtype=add.dtype)
+    n_cols = sizes[1]
+    n_rows = math.prod(sizes[j] for j in (0, 2, 3))
     block_n = triton.next_power_of_2(n_cols)
     block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n))
-    features_5_7_block_2_kernel[(triton.cdiv(n_rows, block_m),)](
-        out, rearrange, weight, bias, *sizes, *_strides(rearrange, (0, 1, 2, 3)), *_strides(weight, (0,)),
-        *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), n_rows, n_cols, 1e-06, BLOCK_M=block_m, BLOCK_N=block_n)
+    features_5_7_block_0_kernel[(triton.cdiv(n_rows, block_m),)](
+        out, add, weight, bias, weight_2, bias_2, *sizes, *_strides(add, (0, 1, 2, 3)), *_strides(weight_2, (0,)),
+        *_strides(bias_2, (0,)), *_strides(out, (0, 3, 1, 2)), n_rows, n_cols, add.shape[2], add.shape[3],
+        weight.stride(0), weight.stride(2), weight.stride(3), bias.stride(0), 1e-06, BLOCK_M=block_m,
+        BLOCK_N=block_n)
     return out
 
 
@@ -2716,82 +2352,56 @@ def features_5_7_block_5(
 
 @triton.jit
 def features_5_8_block_0_kernel(
-    out, add, weight, bias, batch, chan, h, w, add_batch, add_chan, add_h, add_w, out_batch, out_chan, out_h, out_w,
-    numel, in_h, in_w, weight_c, weight_h, weight_w, bias_c, BLOCK: tl.constexpr):
-    # features.5.8.block.0: conv -> rearrange
-    # from convnext_tiny.arch:16, 17
+    out, add, weight, bias, weight_2, bias_2, batch, chan, h, w, add_batch, add_chan, add_h, add_w, weight_2_chan,
+    bias_2_chan, out_batch, out_chan, out_h, out_w, n_rows, n_cols, in_h, in_w, weight_c, weight_h, weight_w,
+    bias_c, eps, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    # features.5.8.block.0: conv -> rearrange -> layernorm
+    # from convnext_tiny.arch:16, 17, 18
     # computes [batch=batch, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋, chan=384]
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < numel
-    i_w = offs % w
-    rest = offs // w
-    i_h = rest % h
-    rest = rest // h
-    i_chan = rest % chan
-    rest = rest // chan
-    i_batch = rest
-    acc = tl.zeros((BLOCK,), dtype=tl.float32)
-    x_base = i_batch * add_batch + i_chan * add_chan
-    for t_h in tl.static_range(7):
-        p_h = i_h * 1 - 3 + t_h * 1
-        for t_w in tl.static_range(7):
-            p_w = i_w * 1 - 3 + t_w * 1
-            ok = mask & (p_h >= 0) & (p_h < in_h) & (p_w >= 0) & (p_w < in_w)
-            xv = tl.load(add + x_base + p_h * add_h + p_w * add_w, mask=ok, other=0.0).to(tl.float32)
-            wv = tl.load(weight + i_chan * weight_c + t_h * weight_h + t_w * weight_w, mask=mask, other=0.0).to(tl.float32)
-            acc += xv * wv
-    v162 = acc + tl.load(bias + i_chan * bias_c, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out + i_batch * out_batch + i_chan * out_chan + i_h * out_h + i_w * out_w, v162.to(out.dtype.element_ty), mask=mask)
-
-
-def features_5_8_block_0(add: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    sizes = (add.shape[0], weight.shape[0], add.shape[2], add.shape[3])
-    out = torch.empty((sizes[0], sizes[2], sizes[3], sizes[1]), device=add.device, dtype=add.dtype)
-    numel = out.numel()
-    features_5_8_block_0_kernel[(triton.cdiv(numel, WINDOW_BLOCK),)](
-        out, add, weight, bias, *sizes, *_strides(add, (0, 1, 2, 3)), *_strides(out, (0, 3, 1, 2)), numel,
-        add.shape[2], add.shape[3], weight.stride(0), weight.stride(2), weight.stride(3), bias.stride(0),
-        BLOCK=WINDOW_BLOCK)
-    return out
-
-
-@triton.jit
-def features_5_8_block_2_kernel(
-    out, rearrange, weight, bias, batch, h, w, chan, rearrange_batch, rearrange_h, rearrange_w, rearrange_chan,
-    weight_chan, bias_chan, out_batch, out_h, out_w, out_chan, n_rows, n_cols, eps, BLOCK_M: tl.constexpr,
-    BLOCK_N: tl.constexpr):
-    # features.5.8.block.2: layernorm
-    # from convnext_tiny.arch:18
-    # computes [batch=batch, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋, chan=384]
+    # a block of positions (rows) by every channel (columns): the depthwise window, then the norm over channels
     rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
     cols = tl.arange(0, BLOCK_N)
-    mask = (rows < n_rows)[:, None] & (cols < n_cols)[None, :]
+    rmask = rows < n_rows
+    mask = rmask[:, None] & (cols < n_cols)[None, :]
     i_w = rows % w
     rest = rows // w
     i_h = rest % h
     rest = rest // h
     i_batch = rest
     i_chan = cols
-    x_in = tl.load(rearrange + i_batch[:, None] * rearrange_batch + i_h[:, None] * rearrange_h + i_w[:, None] * rearrange_w + i_chan[None, :] * rearrange_chan, mask=mask, other=0.0).to(tl.float32)
-    mean = tl.sum(tl.where(mask, x_in, 0.0), axis=1) / n_cols
-    d = tl.where(mask, x_in - mean[:, None], 0.0)
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    x_base = i_batch[:, None] * add_batch + i_chan[None, :] * add_chan
+    for t_h in tl.static_range(7):
+        p_h = i_h * 1 - 3 + t_h * 1
+        for t_w in tl.static_range(7):
+            p_w = i_w * 1 - 3 + t_w * 1
+            ok = rmask & (p_h >= 0) & (p_h < in_h) & (p_w >= 0) & (p_w < in_w)
+            xv = tl.load(add + x_base + p_h[:, None] * add_h + p_w[:, None] * add_w, mask=ok[:, None] & mask, other=0.0).to(tl.float32)
+            wv = tl.load(weight + i_chan * weight_c + t_h * weight_h + t_w * weight_w, mask=cols < n_cols, other=0.0).to(tl.float32)
+            acc += xv * wv[None, :]
+    v162 = acc + tl.load(bias + i_chan * bias_c, mask=cols < n_cols, other=0.0).to(tl.float32)[None, :]
+    mean = tl.sum(tl.where(mask, v162, 0.0), axis=1) / n_cols
+    d = tl.where(mask, v162 - mean[:, None], 0.0)
     rstd = tl.rsqrt(tl.sum(d * d, axis=1) / n_cols + eps)
     v164 = d * rstd[:, None]  # layernorm convnext_tiny.arch:18
-    v164 = v164 * tl.load(weight + i_chan[None, :] * weight_chan, mask=mask, other=0.0).to(tl.float32)
-    v164 = v164 + tl.load(bias + i_chan[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out + i_batch[:, None] * out_batch + i_h[:, None] * out_h + i_w[:, None] * out_w + i_chan[None, :] * out_chan, v164.to(out.dtype.element_ty), mask=mask)
+    v164 = v164 * tl.load(weight_2 + i_chan[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
+    v164 = v164 + tl.load(bias_2 + i_chan[None, :] * bias_2_chan, mask=mask, other=0.0).to(tl.float32)
+    tl.store(out + i_batch[:, None] * out_batch + i_chan[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v164.to(out.dtype.element_ty), mask=mask)
 
 
-def features_5_8_block_2(rearrange: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    sizes = (rearrange.shape[0], rearrange.shape[1], rearrange.shape[2], rearrange.shape[3])
-    out = torch.empty(sizes, device=rearrange.device, dtype=rearrange.dtype)
-    n_rows = math.prod(sizes[j] for j in (0, 1, 2))
-    n_cols = math.prod(sizes[j] for j in (3,))
+def features_5_8_block_0(
+    add: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, weight_2: torch.Tensor, bias_2: torch.Tensor) -> torch.Tensor:
+    sizes = (add.shape[0], weight.shape[0], add.shape[2], add.shape[3])
+    out = torch.empty((sizes[0], sizes[2], sizes[3], sizes[1]), device=add.device, dtype=add.dtype)
+    n_cols = sizes[1]
+    n_rows = math.prod(sizes[j] for j in (0, 2, 3))
     block_n = triton.next_power_of_2(n_cols)
     block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n))
-    features_5_8_block_2_kernel[(triton.cdiv(n_rows, block_m),)](
-        out, rearrange, weight, bias, *sizes, *_strides(rearrange, (0, 1, 2, 3)), *_strides(weight, (0,)),
-        *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), n_rows, n_cols, 1e-06, BLOCK_M=block_m, BLOCK_N=block_n)
+    features_5_8_block_0_kernel[(triton.cdiv(n_rows, block_m),)](
+        out, add, weight, bias, weight_2, bias_2, *sizes, *_strides(add, (0, 1, 2, 3)), *_strides(weight_2, (0,)),
+        *_strides(bias_2, (0,)), *_strides(out, (0, 3, 1, 2)), n_rows, n_cols, add.shape[2], add.shape[3],
+        weight.stride(0), weight.stride(2), weight.stride(3), bias.stride(0), 1e-06, BLOCK_M=block_m,
+        BLOCK_N=block_n)
     return out
 
 
@@ -2934,82 +2544,56 @@ def features_6_0(add: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) ->
 
 @triton.jit
 def features_7_0_block_0_kernel(
-    out, conv, weight, bias, batch, chan, h, w, conv_batch, conv_chan, conv_h, conv_w, out_batch, out_chan, out_h,
-    out_w, numel, in_h, in_w, weight_c, weight_h, weight_w, bias_c, BLOCK: tl.constexpr):
-    # features.7.0.block.0: conv -> rearrange
-    # from convnext_tiny.arch:16, 17
+    out, conv, weight, bias, weight_2, bias_2, batch, chan, h, w, conv_batch, conv_chan, conv_h, conv_w,
+    weight_2_chan, bias_2_chan, out_batch, out_chan, out_h, out_w, n_rows, n_cols, in_h, in_w, weight_c, weight_h,
+    weight_w, bias_c, eps, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    # features.7.0.block.0: conv -> rearrange -> layernorm
+    # from convnext_tiny.arch:16, 17, 18
     # computes [batch=batch, h=⌊⌊⌊⌊H/4⌋/2⌋/2⌋/2⌋, w=⌊⌊⌊⌊W/4⌋/2⌋/2⌋/2⌋, chan=768]
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < numel
-    i_w = offs % w
-    rest = offs // w
-    i_h = rest % h
-    rest = rest // h
-    i_chan = rest % chan
-    rest = rest // chan
-    i_batch = rest
-    acc = tl.zeros((BLOCK,), dtype=tl.float32)
-    x_base = i_batch * conv_batch + i_chan * conv_chan
-    for t_h in tl.static_range(7):
-        p_h = i_h * 1 - 3 + t_h * 1
-        for t_w in tl.static_range(7):
-            p_w = i_w * 1 - 3 + t_w * 1
-            ok = mask & (p_h >= 0) & (p_h < in_h) & (p_w >= 0) & (p_w < in_w)
-            xv = tl.load(conv + x_base + p_h * conv_h + p_w * conv_w, mask=ok, other=0.0).to(tl.float32)
-            wv = tl.load(weight + i_chan * weight_c + t_h * weight_h + t_w * weight_w, mask=mask, other=0.0).to(tl.float32)
-            acc += xv * wv
-    v175 = acc + tl.load(bias + i_chan * bias_c, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out + i_batch * out_batch + i_chan * out_chan + i_h * out_h + i_w * out_w, v175.to(out.dtype.element_ty), mask=mask)
-
-
-def features_7_0_block_0(conv: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    sizes = (conv.shape[0], weight.shape[0], conv.shape[2], conv.shape[3])
-    out = torch.empty((sizes[0], sizes[2], sizes[3], sizes[1]), device=conv.device, dtype=conv.dtype)
-    numel = out.numel()
-    features_7_0_block_0_kernel[(triton.cdiv(numel, WINDOW_BLOCK),)](
-        out, conv, weight, bias, *sizes, *_strides(conv, (0, 1, 2, 3)), *_strides(out, (0, 3, 1, 2)), numel,
-        conv.shape[2], conv.shape[3], weight.stride(0), weight.stride(2), weight.stride(3), bias.stride(0),
-        BLOCK=WINDOW_BLOCK)
-    return out
-
-
-@triton.jit
-def features_7_0_block_2_kernel(
-    out, rearrange, weight, bias, batch, h, w, chan, rearrange_batch, rearrange_h, rearrange_w, rearrange_chan,
-    weight_chan, bias_chan, out_batch, out_h, out_w, out_chan, n_rows, n_cols, eps, BLOCK_M: tl.constexpr,
-    BLOCK_N: tl.constexpr):
-    # features.7.0.block.2: layernorm
-    # from convnext_tiny.arch:18
-    # computes [batch=batch, h=⌊⌊⌊⌊H/4⌋/2⌋/2⌋/2⌋, w=⌊⌊⌊⌊W/4⌋/2⌋/2⌋/2⌋, chan=768]
+    # a block of positions (rows) by every channel (columns): the depthwise window, then the norm over channels
     rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
     cols = tl.arange(0, BLOCK_N)
-    mask = (rows < n_rows)[:, None] & (cols < n_cols)[None, :]
+    rmask = rows < n_rows
+    mask = rmask[:, None] & (cols < n_cols)[None, :]
     i_w = rows % w
     rest = rows // w
     i_h = rest % h
     rest = rest // h
     i_batch = rest
     i_chan = cols
-    x_in = tl.load(rearrange + i_batch[:, None] * rearrange_batch + i_h[:, None] * rearrange_h + i_w[:, None] * rearrange_w + i_chan[None, :] * rearrange_chan, mask=mask, other=0.0).to(tl.float32)
-    mean = tl.sum(tl.where(mask, x_in, 0.0), axis=1) / n_cols
-    d = tl.where(mask, x_in - mean[:, None], 0.0)
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    x_base = i_batch[:, None] * conv_batch + i_chan[None, :] * conv_chan
+    for t_h in tl.static_range(7):
+        p_h = i_h * 1 - 3 + t_h * 1
+        for t_w in tl.static_range(7):
+            p_w = i_w * 1 - 3 + t_w * 1
+            ok = rmask & (p_h >= 0) & (p_h < in_h) & (p_w >= 0) & (p_w < in_w)
+            xv = tl.load(conv + x_base + p_h[:, None] * conv_h + p_w[:, None] * conv_w, mask=ok[:, None] & mask, other=0.0).to(tl.float32)
+            wv = tl.load(weight + i_chan * weight_c + t_h * weight_h + t_w * weight_w, mask=cols < n_cols, other=0.0).to(tl.float32)
+            acc += xv * wv[None, :]
+    v175 = acc + tl.load(bias + i_chan * bias_c, mask=cols < n_cols, other=0.0).to(tl.float32)[None, :]
+    mean = tl.sum(tl.where(mask, v175, 0.0), axis=1) / n_cols
+    d = tl.where(mask, v175 - mean[:, None], 0.0)
     rstd = tl.rsqrt(tl.sum(d * d, axis=1) / n_cols + eps)
     v177 = d * rstd[:, None]  # layernorm convnext_tiny.arch:18
-    v177 = v177 * tl.load(weight + i_chan[None, :] * weight_chan, mask=mask, other=0.0).to(tl.float32)
-    v177 = v177 + tl.load(bias + i_chan[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out + i_batch[:, None] * out_batch + i_h[:, None] * out_h + i_w[:, None] * out_w + i_chan[None, :] * out_chan, v177.to(out.dtype.element_ty), mask=mask)
+    v177 = v177 * tl.load(weight_2 + i_chan[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
+    v177 = v177 + tl.load(bias_2 + i_chan[None, :] * bias_2_chan, mask=mask, other=0.0).to(tl.float32)
+    tl.store(out + i_batch[:, None] * out_batch + i_chan[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v177.to(out.dtype.element_ty), mask=mask)
 
 
-def features_7_0_block_2(rearrange: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    sizes = (rearrange.shape[0], rearrange.shape[1], rearrange.shape[2], rearrange.shape[3])
-    out = torch.empty(sizes, device=rearrange.device, dtype=rearrange.dtype)
-    n_rows = math.prod(sizes[j] for j in (0, 1, 2))
-    n_cols = math.prod(sizes[j] for j in (3,))
+def features_7_0_block_0(
+    conv: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, weight_2: torch.Tensor, bias_2: torch.Tensor) -> torch.Tensor:
+    sizes = (conv.shape[0], weight.shape[0], conv.shape[2], conv.shape[3])
+    out = torch.empty((sizes[0], sizes[2], sizes[3], sizes[1]), device=conv.device, dtype=conv.dtype)
+    n_cols = sizes[1]
+    n_rows = math.prod(sizes[j] for j in (0, 2, 3))
     block_n = triton.next_power_of_2(n_cols)
     block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n))
-    features_7_0_block_2_kernel[(triton.cdiv(n_rows, block_m),)](
-        out, rearrange, weight, bias, *sizes, *_strides(rearrange, (0, 1, 2, 3)), *_strides(weight, (0,)),
-        *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), n_rows, n_cols, 1e-06, BLOCK_M=block_m, BLOCK_N=block_n)
+    features_7_0_block_0_kernel[(triton.cdiv(n_rows, block_m),)](
+        out, conv, weight, bias, weight_2, bias_2, *sizes, *_strides(conv, (0, 1, 2, 3)), *_strides(weight_2, (0,)),
+        *_strides(bias_2, (0,)), *_strides(out, (0, 3, 1, 2)), n_rows, n_cols, conv.shape[2], conv.shape[3],
+        weight.stride(0), weight.stride(2), weight.stride(3), bias.stride(0), 1e-06, BLOCK_M=block_m,
+        BLOCK_N=block_n)
     return out
 
 
@@ -3113,82 +2697,56 @@ def features_7_0_block_5(
 
 @triton.jit
 def features_7_1_block_0_kernel(
-    out, add, weight, bias, batch, chan, h, w, add_batch, add_chan, add_h, add_w, out_batch, out_chan, out_h, out_w,
-    numel, in_h, in_w, weight_c, weight_h, weight_w, bias_c, BLOCK: tl.constexpr):
-    # features.7.1.block.0: conv -> rearrange
-    # from convnext_tiny.arch:16, 17
+    out, add, weight, bias, weight_2, bias_2, batch, chan, h, w, add_batch, add_chan, add_h, add_w, weight_2_chan,
+    bias_2_chan, out_batch, out_chan, out_h, out_w, n_rows, n_cols, in_h, in_w, weight_c, weight_h, weight_w,
+    bias_c, eps, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    # features.7.1.block.0: conv -> rearrange -> layernorm
+    # from convnext_tiny.arch:16, 17, 18
     # computes [batch=batch, h=⌊⌊⌊⌊H/4⌋/2⌋/2⌋/2⌋, w=⌊⌊⌊⌊W/4⌋/2⌋/2⌋/2⌋, chan=768]
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < numel
-    i_w = offs % w
-    rest = offs // w
-    i_h = rest % h
-    rest = rest // h
-    i_chan = rest % chan
-    rest = rest // chan
-    i_batch = rest
-    acc = tl.zeros((BLOCK,), dtype=tl.float32)
-    x_base = i_batch * add_batch + i_chan * add_chan
-    for t_h in tl.static_range(7):
-        p_h = i_h * 1 - 3 + t_h * 1
-        for t_w in tl.static_range(7):
-            p_w = i_w * 1 - 3 + t_w * 1
-            ok = mask & (p_h >= 0) & (p_h < in_h) & (p_w >= 0) & (p_w < in_w)
-            xv = tl.load(add + x_base + p_h * add_h + p_w * add_w, mask=ok, other=0.0).to(tl.float32)
-            wv = tl.load(weight + i_chan * weight_c + t_h * weight_h + t_w * weight_w, mask=mask, other=0.0).to(tl.float32)
-            acc += xv * wv
-    v186 = acc + tl.load(bias + i_chan * bias_c, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out + i_batch * out_batch + i_chan * out_chan + i_h * out_h + i_w * out_w, v186.to(out.dtype.element_ty), mask=mask)
-
-
-def features_7_1_block_0(add: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    sizes = (add.shape[0], weight.shape[0], add.shape[2], add.shape[3])
-    out = torch.empty((sizes[0], sizes[2], sizes[3], sizes[1]), device=add.device, dtype=add.dtype)
-    numel = out.numel()
-    features_7_1_block_0_kernel[(triton.cdiv(numel, WINDOW_BLOCK),)](
-        out, add, weight, bias, *sizes, *_strides(add, (0, 1, 2, 3)), *_strides(out, (0, 3, 1, 2)), numel,
-        add.shape[2], add.shape[3], weight.stride(0), weight.stride(2), weight.stride(3), bias.stride(0),
-        BLOCK=WINDOW_BLOCK)
-    return out
-
-
-@triton.jit
-def features_7_1_block_2_kernel(
-    out, rearrange, weight, bias, batch, h, w, chan, rearrange_batch, rearrange_h, rearrange_w, rearrange_chan,
-    weight_chan, bias_chan, out_batch, out_h, out_w, out_chan, n_rows, n_cols, eps, BLOCK_M: tl.constexpr,
-    BLOCK_N: tl.constexpr):
-    # features.7.1.block.2: layernorm
-    # from convnext_tiny.arch:18
-    # computes [batch=batch, h=⌊⌊⌊⌊H/4⌋/2⌋/2⌋/2⌋, w=⌊⌊⌊⌊W/4⌋/2⌋/2⌋/2⌋, chan=768]
+    # a block of positions (rows) by every channel (columns): the depthwise window, then the norm over channels
     rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
     cols = tl.arange(0, BLOCK_N)
-    mask = (rows < n_rows)[:, None] & (cols < n_cols)[None, :]
+    rmask = rows < n_rows
+    mask = rmask[:, None] & (cols < n_cols)[None, :]
     i_w = rows % w
     rest = rows // w
     i_h = rest % h
     rest = rest // h
     i_batch = rest
     i_chan = cols
-    x_in = tl.load(rearrange + i_batch[:, None] * rearrange_batch + i_h[:, None] * rearrange_h + i_w[:, None] * rearrange_w + i_chan[None, :] * rearrange_chan, mask=mask, other=0.0).to(tl.float32)
-    mean = tl.sum(tl.where(mask, x_in, 0.0), axis=1) / n_cols
-    d = tl.where(mask, x_in - mean[:, None], 0.0)
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    x_base = i_batch[:, None] * add_batch + i_chan[None, :] * add_chan
+    for t_h in tl.static_range(7):
+        p_h = i_h * 1 - 3 + t_h * 1
+        for t_w in tl.static_range(7):
+            p_w = i_w * 1 - 3 + t_w * 1
+            ok = rmask & (p_h >= 0) & (p_h < in_h) & (p_w >= 0) & (p_w < in_w)
+            xv = tl.load(add + x_base + p_h[:, None] * add_h + p_w[:, None] * add_w, mask=ok[:, None] & mask, other=0.0).to(tl.float32)
+            wv = tl.load(weight + i_chan * weight_c + t_h * weight_h + t_w * weight_w, mask=cols < n_cols, other=0.0).to(tl.float32)
+            acc += xv * wv[None, :]
+    v186 = acc + tl.load(bias + i_chan * bias_c, mask=cols < n_cols, other=0.0).to(tl.float32)[None, :]
+    mean = tl.sum(tl.where(mask, v186, 0.0), axis=1) / n_cols
+    d = tl.where(mask, v186 - mean[:, None], 0.0)
     rstd = tl.rsqrt(tl.sum(d * d, axis=1) / n_cols + eps)
     v188 = d * rstd[:, None]  # layernorm convnext_tiny.arch:18
-    v188 = v188 * tl.load(weight + i_chan[None, :] * weight_chan, mask=mask, other=0.0).to(tl.float32)
-    v188 = v188 + tl.load(bias + i_chan[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out + i_batch[:, None] * out_batch + i_h[:, None] * out_h + i_w[:, None] * out_w + i_chan[None, :] * out_chan, v188.to(out.dtype.element_ty), mask=mask)
+    v188 = v188 * tl.load(weight_2 + i_chan[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
+    v188 = v188 + tl.load(bias_2 + i_chan[None, :] * bias_2_chan, mask=mask, other=0.0).to(tl.float32)
+    tl.store(out + i_batch[:, None] * out_batch + i_chan[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v188.to(out.dtype.element_ty), mask=mask)
 
 
-def features_7_1_block_2(rearrange: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    sizes = (rearrange.shape[0], rearrange.shape[1], rearrange.shape[2], rearrange.shape[3])
-    out = torch.empty(sizes, device=rearrange.device, dtype=rearrange.dtype)
-    n_rows = math.prod(sizes[j] for j in (0, 1, 2))
-    n_cols = math.prod(sizes[j] for j in (3,))
+def features_7_1_block_0(
+    add: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, weight_2: torch.Tensor, bias_2: torch.Tensor) -> torch.Tensor:
+    sizes = (add.shape[0], weight.shape[0], add.shape[2], add.shape[3])
+    out = torch.empty((sizes[0], sizes[2], sizes[3], sizes[1]), device=add.device, dtype=add.dtype)
+    n_cols = sizes[1]
+    n_rows = math.prod(sizes[j] for j in (0, 2, 3))
     block_n = triton.next_power_of_2(n_cols)
     block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n))
-    features_7_1_block_2_kernel[(triton.cdiv(n_rows, block_m),)](
-        out, rearrange, weight, bias, *sizes, *_strides(rearrange, (0, 1, 2, 3)), *_strides(weight, (0,)),
-        *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), n_rows, n_cols, 1e-06, BLOCK_M=block_m, BLOCK_N=block_n)
+    features_7_1_block_0_kernel[(triton.cdiv(n_rows, block_m),)](
+        out, add, weight, bias, weight_2, bias_2, *sizes, *_strides(add, (0, 1, 2, 3)), *_strides(weight_2, (0,)),
+        *_strides(bias_2, (0,)), *_strides(out, (0, 3, 1, 2)), n_rows, n_cols, add.shape[2], add.shape[3],
+        weight.stride(0), weight.stride(2), weight.stride(3), bias.stride(0), 1e-06, BLOCK_M=block_m,
+        BLOCK_N=block_n)
     return out
 
 
@@ -3292,82 +2850,56 @@ def features_7_1_block_5(
 
 @triton.jit
 def features_7_2_block_0_kernel(
-    out, add, weight, bias, batch, chan, h, w, add_batch, add_chan, add_h, add_w, out_batch, out_chan, out_h, out_w,
-    numel, in_h, in_w, weight_c, weight_h, weight_w, bias_c, BLOCK: tl.constexpr):
-    # features.7.2.block.0: conv -> rearrange
-    # from convnext_tiny.arch:16, 17
+    out, add, weight, bias, weight_2, bias_2, batch, chan, h, w, add_batch, add_chan, add_h, add_w, weight_2_chan,
+    bias_2_chan, out_batch, out_chan, out_h, out_w, n_rows, n_cols, in_h, in_w, weight_c, weight_h, weight_w,
+    bias_c, eps, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    # features.7.2.block.0: conv -> rearrange -> layernorm
+    # from convnext_tiny.arch:16, 17, 18
     # computes [batch=batch, h=⌊⌊⌊⌊H/4⌋/2⌋/2⌋/2⌋, w=⌊⌊⌊⌊W/4⌋/2⌋/2⌋/2⌋, chan=768]
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < numel
-    i_w = offs % w
-    rest = offs // w
-    i_h = rest % h
-    rest = rest // h
-    i_chan = rest % chan
-    rest = rest // chan
-    i_batch = rest
-    acc = tl.zeros((BLOCK,), dtype=tl.float32)
-    x_base = i_batch * add_batch + i_chan * add_chan
-    for t_h in tl.static_range(7):
-        p_h = i_h * 1 - 3 + t_h * 1
-        for t_w in tl.static_range(7):
-            p_w = i_w * 1 - 3 + t_w * 1
-            ok = mask & (p_h >= 0) & (p_h < in_h) & (p_w >= 0) & (p_w < in_w)
-            xv = tl.load(add + x_base + p_h * add_h + p_w * add_w, mask=ok, other=0.0).to(tl.float32)
-            wv = tl.load(weight + i_chan * weight_c + t_h * weight_h + t_w * weight_w, mask=mask, other=0.0).to(tl.float32)
-            acc += xv * wv
-    v197 = acc + tl.load(bias + i_chan * bias_c, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out + i_batch * out_batch + i_chan * out_chan + i_h * out_h + i_w * out_w, v197.to(out.dtype.element_ty), mask=mask)
-
-
-def features_7_2_block_0(add: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    sizes = (add.shape[0], weight.shape[0], add.shape[2], add.shape[3])
-    out = torch.empty((sizes[0], sizes[2], sizes[3], sizes[1]), device=add.device, dtype=add.dtype)
-    numel = out.numel()
-    features_7_2_block_0_kernel[(triton.cdiv(numel, WINDOW_BLOCK),)](
-        out, add, weight, bias, *sizes, *_strides(add, (0, 1, 2, 3)), *_strides(out, (0, 3, 1, 2)), numel,
-        add.shape[2], add.shape[3], weight.stride(0), weight.stride(2), weight.stride(3), bias.stride(0),
-        BLOCK=WINDOW_BLOCK)
-    return out
-
-
-@triton.jit
-def features_7_2_block_2_kernel(
-    out, rearrange, weight, bias, batch, h, w, chan, rearrange_batch, rearrange_h, rearrange_w, rearrange_chan,
-    weight_chan, bias_chan, out_batch, out_h, out_w, out_chan, n_rows, n_cols, eps, BLOCK_M: tl.constexpr,
-    BLOCK_N: tl.constexpr):
-    # features.7.2.block.2: layernorm
-    # from convnext_tiny.arch:18
-    # computes [batch=batch, h=⌊⌊⌊⌊H/4⌋/2⌋/2⌋/2⌋, w=⌊⌊⌊⌊W/4⌋/2⌋/2⌋/2⌋, chan=768]
+    # a block of positions (rows) by every channel (columns): the depthwise window, then the norm over channels
     rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
     cols = tl.arange(0, BLOCK_N)
-    mask = (rows < n_rows)[:, None] & (cols < n_cols)[None, :]
+    rmask = rows < n_rows
+    mask = rmask[:, None] & (cols < n_cols)[None, :]
     i_w = rows % w
     rest = rows // w
     i_h = rest % h
     rest = rest // h
     i_batch = rest
     i_chan = cols
-    x_in = tl.load(rearrange + i_batch[:, None] * rearrange_batch + i_h[:, None] * rearrange_h + i_w[:, None] * rearrange_w + i_chan[None, :] * rearrange_chan, mask=mask, other=0.0).to(tl.float32)
-    mean = tl.sum(tl.where(mask, x_in, 0.0), axis=1) / n_cols
-    d = tl.where(mask, x_in - mean[:, None], 0.0)
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    x_base = i_batch[:, None] * add_batch + i_chan[None, :] * add_chan
+    for t_h in tl.static_range(7):
+        p_h = i_h * 1 - 3 + t_h * 1
+        for t_w in tl.static_range(7):
+            p_w = i_w * 1 - 3 + t_w * 1
+            ok = rmask & (p_h >= 0) & (p_h < in_h) & (p_w >= 0) & (p_w < in_w)
+            xv = tl.load(add + x_base + p_h[:, None] * add_h + p_w[:, None] * add_w, mask=ok[:, None] & mask, other=0.0).to(tl.float32)
+            wv = tl.load(weight + i_chan * weight_c + t_h * weight_h + t_w * weight_w, mask=cols < n_cols, other=0.0).to(tl.float32)
+            acc += xv * wv[None, :]
+    v197 = acc + tl.load(bias + i_chan * bias_c, mask=cols < n_cols, other=0.0).to(tl.float32)[None, :]
+    mean = tl.sum(tl.where(mask, v197, 0.0), axis=1) / n_cols
+    d = tl.where(mask, v197 - mean[:, None], 0.0)
     rstd = tl.rsqrt(tl.sum(d * d, axis=1) / n_cols + eps)
     v199 = d * rstd[:, None]  # layernorm convnext_tiny.arch:18
-    v199 = v199 * tl.load(weight + i_chan[None, :] * weight_chan, mask=mask, other=0.0).to(tl.float32)
-    v199 = v199 + tl.load(bias + i_chan[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out + i_batch[:, None] * out_batch + i_h[:, None] * out_h + i_w[:, None] * out_w + i_chan[None, :] * out_chan, v199.to(out.dtype.element_ty), mask=mask)
+    v199 = v199 * tl.load(weight_2 + i_chan[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
+    v199 = v199 + tl.load(bias_2 + i_chan[None, :] * bias_2_chan, mask=mask, other=0.0).to(tl.float32)
+    tl.store(out + i_batch[:, None] * out_batch + i_chan[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v199.to(out.dtype.element_ty), mask=mask)
 
 
-def features_7_2_block_2(rearrange: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    sizes = (rearrange.shape[0], rearrange.shape[1], rearrange.shape[2], rearrange.shape[3])
-    out = torch.empty(sizes, device=rearrange.device, dtype=rearrange.dtype)
-    n_rows = math.prod(sizes[j] for j in (0, 1, 2))
-    n_cols = math.prod(sizes[j] for j in (3,))
+def features_7_2_block_0(
+    add: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, weight_2: torch.Tensor, bias_2: torch.Tensor) -> torch.Tensor:
+    sizes = (add.shape[0], weight.shape[0], add.shape[2], add.shape[3])
+    out = torch.empty((sizes[0], sizes[2], sizes[3], sizes[1]), device=add.device, dtype=add.dtype)
+    n_cols = sizes[1]
+    n_rows = math.prod(sizes[j] for j in (0, 2, 3))
     block_n = triton.next_power_of_2(n_cols)
     block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n))
-    features_7_2_block_2_kernel[(triton.cdiv(n_rows, block_m),)](
-        out, rearrange, weight, bias, *sizes, *_strides(rearrange, (0, 1, 2, 3)), *_strides(weight, (0,)),
-        *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), n_rows, n_cols, 1e-06, BLOCK_M=block_m, BLOCK_N=block_n)
+    features_7_2_block_0_kernel[(triton.cdiv(n_rows, block_m),)](
+        out, add, weight, bias, weight_2, bias_2, *sizes, *_strides(add, (0, 1, 2, 3)), *_strides(weight_2, (0,)),
+        *_strides(bias_2, (0,)), *_strides(out, (0, 3, 1, 2)), n_rows, n_cols, add.shape[2], add.shape[3],
+        weight.stride(0), weight.stride(2), weight.stride(3), bias.stride(0), 1e-06, BLOCK_M=block_m,
+        BLOCK_N=block_n)
     return out
 
 
@@ -3633,31 +3165,30 @@ class ConvNeXt_Tiny(nn.Module):
         out = self.features[0][0](x)  # [batch=batch, chan=96, h=⌊H/4⌋, w=⌊W/4⌋]  convnext_tiny.arch:35
         # [batch=batch, chan=96, h=⌊H/4⌋, w=⌊W/4⌋]  convnext_tiny.arch:36
         features_0_1_2 = features_0_1(out, self.features[0][1].weight, self.features[0][1].bias)
-        # [batch=batch, h=⌊H/4⌋, w=⌊W/4⌋, chan=96]  convnext_tiny.arch:16, 17
+        # [batch=batch, h=⌊H/4⌋, w=⌊W/4⌋, chan=96]  convnext_tiny.arch:16, 17, 18
         out_2 = features_1_0_block_0(
-            features_0_1_2, self.features[1][0].block[0].weight, self.features[1][0].block[0].bias)
-        # [batch=batch, h=⌊H/4⌋, w=⌊W/4⌋, chan=96]  convnext_tiny.arch:18
-        out_2 = features_1_0_block_2(out_2, self.features[1][0].block[2].weight, self.features[1][0].block[2].bias)
+            features_0_1_2, self.features[1][0].block[0].weight, self.features[1][0].block[0].bias,
+            self.features[1][0].block[2].weight, self.features[1][0].block[2].bias)
         # [batch=batch, h=⌊H/4⌋, w=⌊W/4⌋, chan=384]  convnext_tiny.arch:19, 20
         out_2 = features_1_0_block_3(out_2, self.features[1][0].block[3].weight, self.features[1][0].block[3].bias)
         # [batch=batch, chan=96, h=⌊H/4⌋, w=⌊W/4⌋]  convnext_tiny.arch:21, 22, 24
         add = features_1_0_block_5(
             out_2, self.features[1][0].block[5].weight, self.features[1][0].block[5].bias,
             self.features[1][0].layer_scale, features_0_1_2)
-        # [batch=batch, h=⌊H/4⌋, w=⌊W/4⌋, chan=96]  convnext_tiny.arch:16, 17
-        out_3 = features_1_1_block_0(add, self.features[1][1].block[0].weight, self.features[1][1].block[0].bias)
-        # [batch=batch, h=⌊H/4⌋, w=⌊W/4⌋, chan=96]  convnext_tiny.arch:18
-        out_3 = features_1_1_block_2(out_3, self.features[1][1].block[2].weight, self.features[1][1].block[2].bias)
+        # [batch=batch, h=⌊H/4⌋, w=⌊W/4⌋, chan=96]  convnext_tiny.arch:16, 17, 18
+        out_3 = features_1_1_block_0(
+            add, self.features[1][1].block[0].weight, self.features[1][1].block[0].bias,
+            self.features[1][1].block[2].weight, self.features[1][1].block[2].bias)
         # [batch=batch, h=⌊H/4⌋, w=⌊W/4⌋, chan=384]  convnext_tiny.arch:19, 20
         out_3 = features_1_1_block_3(out_3, self.features[1][1].block[3].weight, self.features[1][1].block[3].bias)
         # [batch=batch, chan=96, h=⌊H/4⌋, w=⌊W/4⌋]  convnext_tiny.arch:21, 22, 24
         add_2 = features_1_1_block_5(
             out_3, self.features[1][1].block[5].weight, self.features[1][1].block[5].bias,
             self.features[1][1].layer_scale, add)
-        # [batch=batch, h=⌊H/4⌋, w=⌊W/4⌋, chan=96]  convnext_tiny.arch:16, 17
-        out_4 = features_1_2_block_0(add_2, self.features[1][2].block[0].weight, self.features[1][2].block[0].bias)
-        # [batch=batch, h=⌊H/4⌋, w=⌊W/4⌋, chan=96]  convnext_tiny.arch:18
-        out_4 = features_1_2_block_2(out_4, self.features[1][2].block[2].weight, self.features[1][2].block[2].bias)
+        # [batch=batch, h=⌊H/4⌋, w=⌊W/4⌋, chan=96]  convnext_tiny.arch:16, 17, 18
+        out_4 = features_1_2_block_0(
+            add_2, self.features[1][2].block[0].weight, self.features[1][2].block[0].bias,
+            self.features[1][2].block[2].weight, self.features[1][2].block[2].bias)
         # [batch=batch, h=⌊H/4⌋, w=⌊W/4⌋, chan=384]  convnext_tiny.arch:19, 20
         out_4 = features_1_2_block_3(out_4, self.features[1][2].block[3].weight, self.features[1][2].block[3].bias)
         # [batch=batch, chan=96, h=⌊H/4⌋, w=⌊W/4⌋]  convnext_tiny.arch:21, 22, 24
@@ -3668,31 +3199,30 @@ class ConvNeXt_Tiny(nn.Module):
         out_4 = features_2_0(out_4, self.features[2][0].weight, self.features[2][0].bias)
         # [batch=batch, chan=192, h=⌊⌊H/4⌋/2⌋, w=⌊⌊W/4⌋/2⌋]  convnext_tiny.arch:45
         features_2_1 = self.features[2][1](out_4)
-        # [batch=batch, h=⌊⌊H/4⌋/2⌋, w=⌊⌊W/4⌋/2⌋, chan=192]  convnext_tiny.arch:16, 17
+        # [batch=batch, h=⌊⌊H/4⌋/2⌋, w=⌊⌊W/4⌋/2⌋, chan=192]  convnext_tiny.arch:16, 17, 18
         out_5 = features_3_0_block_0(
-            features_2_1, self.features[3][0].block[0].weight, self.features[3][0].block[0].bias)
-        # [batch=batch, h=⌊⌊H/4⌋/2⌋, w=⌊⌊W/4⌋/2⌋, chan=192]  convnext_tiny.arch:18
-        out_5 = features_3_0_block_2(out_5, self.features[3][0].block[2].weight, self.features[3][0].block[2].bias)
+            features_2_1, self.features[3][0].block[0].weight, self.features[3][0].block[0].bias,
+            self.features[3][0].block[2].weight, self.features[3][0].block[2].bias)
         # [batch=batch, h=⌊⌊H/4⌋/2⌋, w=⌊⌊W/4⌋/2⌋, chan=768]  convnext_tiny.arch:19, 20
         out_5 = features_3_0_block_3(out_5, self.features[3][0].block[3].weight, self.features[3][0].block[3].bias)
         # [batch=batch, chan=192, h=⌊⌊H/4⌋/2⌋, w=⌊⌊W/4⌋/2⌋]  convnext_tiny.arch:21, 22, 24
         add_3 = features_3_0_block_5(
             out_5, self.features[3][0].block[5].weight, self.features[3][0].block[5].bias,
             self.features[3][0].layer_scale, features_2_1)
-        # [batch=batch, h=⌊⌊H/4⌋/2⌋, w=⌊⌊W/4⌋/2⌋, chan=192]  convnext_tiny.arch:16, 17
-        out_6 = features_3_1_block_0(add_3, self.features[3][1].block[0].weight, self.features[3][1].block[0].bias)
-        # [batch=batch, h=⌊⌊H/4⌋/2⌋, w=⌊⌊W/4⌋/2⌋, chan=192]  convnext_tiny.arch:18
-        out_6 = features_3_1_block_2(out_6, self.features[3][1].block[2].weight, self.features[3][1].block[2].bias)
+        # [batch=batch, h=⌊⌊H/4⌋/2⌋, w=⌊⌊W/4⌋/2⌋, chan=192]  convnext_tiny.arch:16, 17, 18
+        out_6 = features_3_1_block_0(
+            add_3, self.features[3][1].block[0].weight, self.features[3][1].block[0].bias,
+            self.features[3][1].block[2].weight, self.features[3][1].block[2].bias)
         # [batch=batch, h=⌊⌊H/4⌋/2⌋, w=⌊⌊W/4⌋/2⌋, chan=768]  convnext_tiny.arch:19, 20
         out_6 = features_3_1_block_3(out_6, self.features[3][1].block[3].weight, self.features[3][1].block[3].bias)
         # [batch=batch, chan=192, h=⌊⌊H/4⌋/2⌋, w=⌊⌊W/4⌋/2⌋]  convnext_tiny.arch:21, 22, 24
         add_4 = features_3_1_block_5(
             out_6, self.features[3][1].block[5].weight, self.features[3][1].block[5].bias,
             self.features[3][1].layer_scale, add_3)
-        # [batch=batch, h=⌊⌊H/4⌋/2⌋, w=⌊⌊W/4⌋/2⌋, chan=192]  convnext_tiny.arch:16, 17
-        out_7 = features_3_2_block_0(add_4, self.features[3][2].block[0].weight, self.features[3][2].block[0].bias)
-        # [batch=batch, h=⌊⌊H/4⌋/2⌋, w=⌊⌊W/4⌋/2⌋, chan=192]  convnext_tiny.arch:18
-        out_7 = features_3_2_block_2(out_7, self.features[3][2].block[2].weight, self.features[3][2].block[2].bias)
+        # [batch=batch, h=⌊⌊H/4⌋/2⌋, w=⌊⌊W/4⌋/2⌋, chan=192]  convnext_tiny.arch:16, 17, 18
+        out_7 = features_3_2_block_0(
+            add_4, self.features[3][2].block[0].weight, self.features[3][2].block[0].bias,
+            self.features[3][2].block[2].weight, self.features[3][2].block[2].bias)
         # [batch=batch, h=⌊⌊H/4⌋/2⌋, w=⌊⌊W/4⌋/2⌋, chan=768]  convnext_tiny.arch:19, 20
         out_7 = features_3_2_block_3(out_7, self.features[3][2].block[3].weight, self.features[3][2].block[3].bias)
         # [batch=batch, chan=192, h=⌊⌊H/4⌋/2⌋, w=⌊⌊W/4⌋/2⌋]  convnext_tiny.arch:21, 22, 24
@@ -3703,32 +3233,30 @@ class ConvNeXt_Tiny(nn.Module):
         out_7 = features_4_0(out_7, self.features[4][0].weight, self.features[4][0].bias)
         # [batch=batch, chan=384, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋]  convnext_tiny.arch:45
         features_4_1 = self.features[4][1](out_7)
-        # [batch=batch, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋, chan=384]  convnext_tiny.arch:16, 17
+        # [batch=batch, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋, chan=384]  convnext_tiny.arch:16, 17, 18
         out_8 = features_5_0_block_0(
-            features_4_1, self.features[5][0].block[0].weight, self.features[5][0].block[0].bias)
-        # [batch=batch, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋, chan=384]  convnext_tiny.arch:18
-        out_8 = features_5_0_block_2(out_8, self.features[5][0].block[2].weight, self.features[5][0].block[2].bias)
+            features_4_1, self.features[5][0].block[0].weight, self.features[5][0].block[0].bias,
+            self.features[5][0].block[2].weight, self.features[5][0].block[2].bias)
         # [batch=batch, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋, chan=1536]  convnext_tiny.arch:19, 20
         out_8 = features_5_0_block_3(out_8, self.features[5][0].block[3].weight, self.features[5][0].block[3].bias)
         # [batch=batch, chan=384, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋]  convnext_tiny.arch:21, 22, 24
         add_5 = features_5_0_block_5(
             out_8, self.features[5][0].block[5].weight, self.features[5][0].block[5].bias,
             self.features[5][0].layer_scale, features_4_1)
-        # [batch=batch, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋, chan=384]  convnext_tiny.arch:16, 17
-        out_9 = features_5_1_block_0(add_5, self.features[5][1].block[0].weight, self.features[5][1].block[0].bias)
-        # [batch=batch, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋, chan=384]  convnext_tiny.arch:18
-        out_9 = features_5_1_block_2(out_9, self.features[5][1].block[2].weight, self.features[5][1].block[2].bias)
+        # [batch=batch, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋, chan=384]  convnext_tiny.arch:16, 17, 18
+        out_9 = features_5_1_block_0(
+            add_5, self.features[5][1].block[0].weight, self.features[5][1].block[0].bias,
+            self.features[5][1].block[2].weight, self.features[5][1].block[2].bias)
         # [batch=batch, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋, chan=1536]  convnext_tiny.arch:19, 20
         out_9 = features_5_1_block_3(out_9, self.features[5][1].block[3].weight, self.features[5][1].block[3].bias)
         # [batch=batch, chan=384, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋]  convnext_tiny.arch:21, 22, 24
         add_6 = features_5_1_block_5(
             out_9, self.features[5][1].block[5].weight, self.features[5][1].block[5].bias,
             self.features[5][1].layer_scale, add_5)
-        # [batch=batch, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋, chan=384]  convnext_tiny.arch:16, 17
-        out_10 = features_5_2_block_0(add_6, self.features[5][2].block[0].weight, self.features[5][2].block[0].bias)
-        # [batch=batch, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋, chan=384]  convnext_tiny.arch:18
-        out_10 = features_5_2_block_2(
-            out_10, self.features[5][2].block[2].weight, self.features[5][2].block[2].bias)
+        # [batch=batch, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋, chan=384]  convnext_tiny.arch:16, 17, 18
+        out_10 = features_5_2_block_0(
+            add_6, self.features[5][2].block[0].weight, self.features[5][2].block[0].bias,
+            self.features[5][2].block[2].weight, self.features[5][2].block[2].bias)
         # [batch=batch, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋, chan=1536]  convnext_tiny.arch:19, 20
         out_10 = features_5_2_block_3(
             out_10, self.features[5][2].block[3].weight, self.features[5][2].block[3].bias)
@@ -3736,11 +3264,10 @@ class ConvNeXt_Tiny(nn.Module):
         add_7 = features_5_2_block_5(
             out_10, self.features[5][2].block[5].weight, self.features[5][2].block[5].bias,
             self.features[5][2].layer_scale, add_6)
-        # [batch=batch, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋, chan=384]  convnext_tiny.arch:16, 17
-        out_11 = features_5_3_block_0(add_7, self.features[5][3].block[0].weight, self.features[5][3].block[0].bias)
-        # [batch=batch, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋, chan=384]  convnext_tiny.arch:18
-        out_11 = features_5_3_block_2(
-            out_11, self.features[5][3].block[2].weight, self.features[5][3].block[2].bias)
+        # [batch=batch, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋, chan=384]  convnext_tiny.arch:16, 17, 18
+        out_11 = features_5_3_block_0(
+            add_7, self.features[5][3].block[0].weight, self.features[5][3].block[0].bias,
+            self.features[5][3].block[2].weight, self.features[5][3].block[2].bias)
         # [batch=batch, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋, chan=1536]  convnext_tiny.arch:19, 20
         out_11 = features_5_3_block_3(
             out_11, self.features[5][3].block[3].weight, self.features[5][3].block[3].bias)
@@ -3748,11 +3275,10 @@ class ConvNeXt_Tiny(nn.Module):
         add_8 = features_5_3_block_5(
             out_11, self.features[5][3].block[5].weight, self.features[5][3].block[5].bias,
             self.features[5][3].layer_scale, add_7)
-        # [batch=batch, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋, chan=384]  convnext_tiny.arch:16, 17
-        out_12 = features_5_4_block_0(add_8, self.features[5][4].block[0].weight, self.features[5][4].block[0].bias)
-        # [batch=batch, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋, chan=384]  convnext_tiny.arch:18
-        out_12 = features_5_4_block_2(
-            out_12, self.features[5][4].block[2].weight, self.features[5][4].block[2].bias)
+        # [batch=batch, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋, chan=384]  convnext_tiny.arch:16, 17, 18
+        out_12 = features_5_4_block_0(
+            add_8, self.features[5][4].block[0].weight, self.features[5][4].block[0].bias,
+            self.features[5][4].block[2].weight, self.features[5][4].block[2].bias)
         # [batch=batch, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋, chan=1536]  convnext_tiny.arch:19, 20
         out_12 = features_5_4_block_3(
             out_12, self.features[5][4].block[3].weight, self.features[5][4].block[3].bias)
@@ -3760,11 +3286,10 @@ class ConvNeXt_Tiny(nn.Module):
         add_9 = features_5_4_block_5(
             out_12, self.features[5][4].block[5].weight, self.features[5][4].block[5].bias,
             self.features[5][4].layer_scale, add_8)
-        # [batch=batch, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋, chan=384]  convnext_tiny.arch:16, 17
-        out_13 = features_5_5_block_0(add_9, self.features[5][5].block[0].weight, self.features[5][5].block[0].bias)
-        # [batch=batch, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋, chan=384]  convnext_tiny.arch:18
-        out_13 = features_5_5_block_2(
-            out_13, self.features[5][5].block[2].weight, self.features[5][5].block[2].bias)
+        # [batch=batch, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋, chan=384]  convnext_tiny.arch:16, 17, 18
+        out_13 = features_5_5_block_0(
+            add_9, self.features[5][5].block[0].weight, self.features[5][5].block[0].bias,
+            self.features[5][5].block[2].weight, self.features[5][5].block[2].bias)
         # [batch=batch, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋, chan=1536]  convnext_tiny.arch:19, 20
         out_13 = features_5_5_block_3(
             out_13, self.features[5][5].block[3].weight, self.features[5][5].block[3].bias)
@@ -3772,12 +3297,10 @@ class ConvNeXt_Tiny(nn.Module):
         add_10 = features_5_5_block_5(
             out_13, self.features[5][5].block[5].weight, self.features[5][5].block[5].bias,
             self.features[5][5].layer_scale, add_9)
-        # [batch=batch, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋, chan=384]  convnext_tiny.arch:16, 17
+        # [batch=batch, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋, chan=384]  convnext_tiny.arch:16, 17, 18
         out_14 = features_5_6_block_0(
-            add_10, self.features[5][6].block[0].weight, self.features[5][6].block[0].bias)
-        # [batch=batch, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋, chan=384]  convnext_tiny.arch:18
-        out_14 = features_5_6_block_2(
-            out_14, self.features[5][6].block[2].weight, self.features[5][6].block[2].bias)
+            add_10, self.features[5][6].block[0].weight, self.features[5][6].block[0].bias,
+            self.features[5][6].block[2].weight, self.features[5][6].block[2].bias)
         # [batch=batch, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋, chan=1536]  convnext_tiny.arch:19, 20
         out_14 = features_5_6_block_3(
             out_14, self.features[5][6].block[3].weight, self.features[5][6].block[3].bias)
@@ -3785,12 +3308,10 @@ class ConvNeXt_Tiny(nn.Module):
         add_11 = features_5_6_block_5(
             out_14, self.features[5][6].block[5].weight, self.features[5][6].block[5].bias,
             self.features[5][6].layer_scale, add_10)
-        # [batch=batch, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋, chan=384]  convnext_tiny.arch:16, 17
+        # [batch=batch, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋, chan=384]  convnext_tiny.arch:16, 17, 18
         out_15 = features_5_7_block_0(
-            add_11, self.features[5][7].block[0].weight, self.features[5][7].block[0].bias)
-        # [batch=batch, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋, chan=384]  convnext_tiny.arch:18
-        out_15 = features_5_7_block_2(
-            out_15, self.features[5][7].block[2].weight, self.features[5][7].block[2].bias)
+            add_11, self.features[5][7].block[0].weight, self.features[5][7].block[0].bias,
+            self.features[5][7].block[2].weight, self.features[5][7].block[2].bias)
         # [batch=batch, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋, chan=1536]  convnext_tiny.arch:19, 20
         out_15 = features_5_7_block_3(
             out_15, self.features[5][7].block[3].weight, self.features[5][7].block[3].bias)
@@ -3798,12 +3319,10 @@ class ConvNeXt_Tiny(nn.Module):
         add_12 = features_5_7_block_5(
             out_15, self.features[5][7].block[5].weight, self.features[5][7].block[5].bias,
             self.features[5][7].layer_scale, add_11)
-        # [batch=batch, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋, chan=384]  convnext_tiny.arch:16, 17
+        # [batch=batch, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋, chan=384]  convnext_tiny.arch:16, 17, 18
         out_16 = features_5_8_block_0(
-            add_12, self.features[5][8].block[0].weight, self.features[5][8].block[0].bias)
-        # [batch=batch, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋, chan=384]  convnext_tiny.arch:18
-        out_16 = features_5_8_block_2(
-            out_16, self.features[5][8].block[2].weight, self.features[5][8].block[2].bias)
+            add_12, self.features[5][8].block[0].weight, self.features[5][8].block[0].bias,
+            self.features[5][8].block[2].weight, self.features[5][8].block[2].bias)
         # [batch=batch, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋, chan=1536]  convnext_tiny.arch:19, 20
         out_16 = features_5_8_block_3(
             out_16, self.features[5][8].block[3].weight, self.features[5][8].block[3].bias)
@@ -3815,12 +3334,10 @@ class ConvNeXt_Tiny(nn.Module):
         out_16 = features_6_0(out_16, self.features[6][0].weight, self.features[6][0].bias)
         # [batch=batch, chan=768, h=⌊⌊⌊⌊H/4⌋/2⌋/2⌋/2⌋, w=⌊⌊⌊⌊W/4⌋/2⌋/2⌋/2⌋]  convnext_tiny.arch:45
         features_6_1 = self.features[6][1](out_16)
-        # [batch=batch, h=⌊⌊⌊⌊H/4⌋/2⌋/2⌋/2⌋, w=⌊⌊⌊⌊W/4⌋/2⌋/2⌋/2⌋, chan=768]  convnext_tiny.arch:16, 17
+        # [batch=batch, h=⌊⌊⌊⌊H/4⌋/2⌋/2⌋/2⌋, w=⌊⌊⌊⌊W/4⌋/2⌋/2⌋/2⌋, chan=768]  convnext_tiny.arch:16, 17, 18
         out_17 = features_7_0_block_0(
-            features_6_1, self.features[7][0].block[0].weight, self.features[7][0].block[0].bias)
-        # [batch=batch, h=⌊⌊⌊⌊H/4⌋/2⌋/2⌋/2⌋, w=⌊⌊⌊⌊W/4⌋/2⌋/2⌋/2⌋, chan=768]  convnext_tiny.arch:18
-        out_17 = features_7_0_block_2(
-            out_17, self.features[7][0].block[2].weight, self.features[7][0].block[2].bias)
+            features_6_1, self.features[7][0].block[0].weight, self.features[7][0].block[0].bias,
+            self.features[7][0].block[2].weight, self.features[7][0].block[2].bias)
         # [batch=batch, h=⌊⌊⌊⌊H/4⌋/2⌋/2⌋/2⌋, w=⌊⌊⌊⌊W/4⌋/2⌋/2⌋/2⌋, chan=3072]  convnext_tiny.arch:19, 20
         out_17 = features_7_0_block_3(
             out_17, self.features[7][0].block[3].weight, self.features[7][0].block[3].bias)
@@ -3828,12 +3345,10 @@ class ConvNeXt_Tiny(nn.Module):
         add_13 = features_7_0_block_5(
             out_17, self.features[7][0].block[5].weight, self.features[7][0].block[5].bias,
             self.features[7][0].layer_scale, features_6_1)
-        # [batch=batch, h=⌊⌊⌊⌊H/4⌋/2⌋/2⌋/2⌋, w=⌊⌊⌊⌊W/4⌋/2⌋/2⌋/2⌋, chan=768]  convnext_tiny.arch:16, 17
+        # [batch=batch, h=⌊⌊⌊⌊H/4⌋/2⌋/2⌋/2⌋, w=⌊⌊⌊⌊W/4⌋/2⌋/2⌋/2⌋, chan=768]  convnext_tiny.arch:16, 17, 18
         out_18 = features_7_1_block_0(
-            add_13, self.features[7][1].block[0].weight, self.features[7][1].block[0].bias)
-        # [batch=batch, h=⌊⌊⌊⌊H/4⌋/2⌋/2⌋/2⌋, w=⌊⌊⌊⌊W/4⌋/2⌋/2⌋/2⌋, chan=768]  convnext_tiny.arch:18
-        out_18 = features_7_1_block_2(
-            out_18, self.features[7][1].block[2].weight, self.features[7][1].block[2].bias)
+            add_13, self.features[7][1].block[0].weight, self.features[7][1].block[0].bias,
+            self.features[7][1].block[2].weight, self.features[7][1].block[2].bias)
         # [batch=batch, h=⌊⌊⌊⌊H/4⌋/2⌋/2⌋/2⌋, w=⌊⌊⌊⌊W/4⌋/2⌋/2⌋/2⌋, chan=3072]  convnext_tiny.arch:19, 20
         out_18 = features_7_1_block_3(
             out_18, self.features[7][1].block[3].weight, self.features[7][1].block[3].bias)
@@ -3841,12 +3356,10 @@ class ConvNeXt_Tiny(nn.Module):
         add_14 = features_7_1_block_5(
             out_18, self.features[7][1].block[5].weight, self.features[7][1].block[5].bias,
             self.features[7][1].layer_scale, add_13)
-        # [batch=batch, h=⌊⌊⌊⌊H/4⌋/2⌋/2⌋/2⌋, w=⌊⌊⌊⌊W/4⌋/2⌋/2⌋/2⌋, chan=768]  convnext_tiny.arch:16, 17
+        # [batch=batch, h=⌊⌊⌊⌊H/4⌋/2⌋/2⌋/2⌋, w=⌊⌊⌊⌊W/4⌋/2⌋/2⌋/2⌋, chan=768]  convnext_tiny.arch:16, 17, 18
         out_19 = features_7_2_block_0(
-            add_14, self.features[7][2].block[0].weight, self.features[7][2].block[0].bias)
-        # [batch=batch, h=⌊⌊⌊⌊H/4⌋/2⌋/2⌋/2⌋, w=⌊⌊⌊⌊W/4⌋/2⌋/2⌋/2⌋, chan=768]  convnext_tiny.arch:18
-        out_19 = features_7_2_block_2(
-            out_19, self.features[7][2].block[2].weight, self.features[7][2].block[2].bias)
+            add_14, self.features[7][2].block[0].weight, self.features[7][2].block[0].bias,
+            self.features[7][2].block[2].weight, self.features[7][2].block[2].bias)
         # [batch=batch, h=⌊⌊⌊⌊H/4⌋/2⌋/2⌋/2⌋, w=⌊⌊⌊⌊W/4⌋/2⌋/2⌋/2⌋, chan=3072]  convnext_tiny.arch:19, 20
         out_19 = features_7_2_block_3(
             out_19, self.features[7][2].block[3].weight, self.features[7][2].block[3].bias)
