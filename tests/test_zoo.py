@@ -80,6 +80,9 @@ CASES = [
          dict(H=64, W=64, batch=2, dim=16, depths=[1, 2, 1, 1], feature_dim=64, num_classes=10)),
     Case("inception_v3.arch", lambda: ref.InceptionV3(), (1, 3, 299, 299),
          lambda: ref.InceptionV3(num_classes=10), (1, 3, 75, 75), dict(H=75, W=75, num_classes=10)),
+    Case("ge_resnet50.arch", lambda: ref.GEResNet50(), (1, 3, 224, 224),
+         lambda: ref.GEResNet50(image=64, depths=(1, 2, 1, 1), num_classes=10), (2, 3, 64, 64),
+         dict(H=64, W=64, batch=2, depths=[1, 2, 1, 1], num_classes=10)),
     # the other activation of each
     Case("convmixer_768_32.arch", lambda: ref.conv_mixer(), (1, 3, 224, 224),
          lambda: ref.conv_mixer(dim=16, depth=2, kernel_size=7, patch_size=7, n_classes=10),

@@ -411,3 +411,55 @@ class InceptionV3(nn.Module):
         for name in ("5b", "5c", "5d", "6a", "6b", "6c", "6d", "6e", "7a", "7b", "7c"):
             x = getattr(self, f"Mixed_{name}")(x)
         return self.fc(x.mean(dim=(2, 3)))
+
+
+class GatherExcite(nn.Module):
+    """GE-θ with global extent: gather by a depthwise conv over the whole `size` x `size` map and
+    batchnorm, excite by the sigmoid of the gathered value, per channel."""
+
+    def __init__(self, channels: int, size: int):
+        super().__init__()
+        self.gather = nn.Sequential(nn.Conv2d(channels, channels, size, groups=channels, bias=False),
+                                    nn.BatchNorm2d(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(self.gather(x))
+
+
+class GEBottleneck(SEBottleneck):
+    """ResNet's bottleneck with the gather-excite gate on the residual branch before the sum."""
+
+    def __init__(self, inplanes: int, planes: int, stride: int, size: int):
+        super().__init__(inplanes, planes, stride)
+        del self.se
+        self.ge = GatherExcite(planes * 4, size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn1(self.conv1(x)))
+        out = torch.relu(self.bn2(self.conv2(out)))
+        out = self.ge(self.bn3(self.conv3(out)))
+        return torch.relu(out + (x if self.downsample is None else self.downsample(x)))
+
+
+class GEResNet50(nn.Module):
+    def __init__(self, image: int = 224, depths: tuple[int, ...] = (3, 4, 6, 3), num_classes: int = 1000):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        size = ((image - 1) // 2) // 2 + 1               # after the stem: the conv and the pooling
+        inplanes = 64
+        for s, depth in enumerate(depths, start=1):
+            planes, blocks = 64 * 2 ** (s - 1), []
+            if s > 1:
+                size = (size - 1) // 2 + 1
+            for j in range(depth):
+                blocks.append(GEBottleneck(inplanes, planes, 2 if s > 1 and j == 0 else 1, size))
+                inplanes = planes * 4
+            self.add_module(f"layer{s}", nn.Sequential(*blocks))
+        self.fc = nn.Linear(2048, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.maxpool(torch.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(x.mean(dim=(2, 3)))
