@@ -83,6 +83,9 @@ CASES = [
     Case("ge_resnet50.arch", lambda: ref.GEResNet50(), (1, 3, 224, 224),
          lambda: ref.GEResNet50(image=64, depths=(1, 2, 1, 1), num_classes=10), (2, 3, 64, 64),
          dict(H=64, W=64, batch=2, depths=[1, 2, 1, 1], num_classes=10)),
+    Case("fcn_resnet50.arch", lambda: ref.FCNResNet50(), (1, 3, 520, 520),
+         lambda: ref.FCNResNet50(num_classes=5, depths=(1, 1, 2, 2)), (2, 3, 40, 40),
+         dict(H=40, W=40, batch=2, num_classes=5, depths=[1, 1, 2, 2])),
     # the other activation of each
     Case("convmixer_768_32.arch", lambda: ref.conv_mixer(), (1, 3, 224, 224),
          lambda: ref.conv_mixer(dim=16, depth=2, kernel_size=7, patch_size=7, n_classes=10),
@@ -91,6 +94,10 @@ CASES = [
          lambda: ref.FasterNet(dim=16, depths=(1, 1, 1, 1), act=nn.ReLU, feature_dim=64, num_classes=10),
          (1, 3, 64, 64), dict(H=64, W=64, dim=16, depths=[1, 1, 1, 1], act="relu", feature_dim=64, num_classes=10),
          variant="relu"),
+    # an input size that is no multiple of the output stride: the upsampling rounds no size
+    Case("fcn_resnet50.arch", lambda: ref.FCNResNet50(), (1, 3, 520, 520),
+         lambda: ref.FCNResNet50(num_classes=3, depths=(1, 1, 1, 2)), (1, 3, 37, 45),
+         dict(H=37, W=45, num_classes=3, depths=[1, 1, 1, 2]), variant="37x45"),
 ]
 IDS = [c.id for c in CASES]
 MODELS = [c for c in CASES if not c.variant]   # a variant's full-size figures are its model's

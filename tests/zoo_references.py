@@ -463,3 +463,66 @@ class GEResNet50(nn.Module):
         x = self.maxpool(torch.relu(self.bn1(self.conv1(x))))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return self.fc(x.mean(dim=(2, 3)))
+
+
+class DilatedBottleneck(nn.Module):
+    """ResNet's bottleneck (stride on the 3x3) whose 3x3 conv may be dilated (padding = dilation)."""
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, dilation: int = 1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride, dilation, dilation, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = nn.Conv2d(planes, planes * 4, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(planes * 4)
+        self.downsample = None
+        if stride != 1 or inplanes != planes * 4:
+            self.downsample = nn.Sequential(nn.Conv2d(inplanes, planes * 4, 1, stride, bias=False),
+                                            nn.BatchNorm2d(planes * 4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn1(self.conv1(x)))
+        out = torch.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return torch.relu(out + (x if self.downsample is None else self.downsample(x)))
+
+
+class DilatedResNet50(nn.Module):
+    """ResNet-50 to layer4; layers 3 and 4 replace their stride 2 by dilation (output stride 8): a
+    dilated layer's first block keeps the dilation so far, the others double it."""
+
+    def __init__(self, depths: tuple[int, ...] = (3, 4, 6, 3)):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.relu = nn.ReLU()
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        inplanes, dilation = 64, 1
+        for s, depth in enumerate(depths, start=1):
+            planes, stride, first = 64 * 2 ** (s - 1), 2 if s > 1 else 1, dilation
+            if s >= 3:
+                dilation, stride = dilation * 2, 1
+            blocks = [DilatedBottleneck(inplanes, planes, stride, first)]
+            blocks += [DilatedBottleneck(planes * 4, planes, 1, dilation) for _ in range(depth - 1)]
+            inplanes = planes * 4
+            self.add_module(f"layer{s}", nn.Sequential(*blocks))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+
+
+class FCNResNet50(nn.Module):
+    """FCN: the dilated backbone, a head (3x3 conv, batchnorm, ReLU, dropout, 1x1 conv to the
+    classes), class scores upsampled bilinearly to the input size."""
+
+    def __init__(self, num_classes: int = 21, depths: tuple[int, ...] = (3, 4, 6, 3)):
+        super().__init__()
+        self.backbone = DilatedResNet50(depths)
+        self.classifier = nn.Sequential(nn.Conv2d(2048, 512, 3, padding=1, bias=False), nn.BatchNorm2d(512),
+                                        nn.ReLU(), nn.Dropout(0.1), nn.Conv2d(512, num_classes, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scores = self.classifier(self.backbone(x))
+        return nn.functional.interpolate(scores, size=x.shape[-2:], mode="bilinear", align_corners=False)
