@@ -86,6 +86,9 @@ CASES = [
     Case("fcn_resnet50.arch", lambda: ref.FCNResNet50(), (1, 3, 520, 520),
          lambda: ref.FCNResNet50(num_classes=5, depths=(1, 1, 2, 2)), (2, 3, 40, 40),
          dict(H=40, W=40, batch=2, num_classes=5, depths=[1, 1, 2, 2])),
+    Case("hornet_t.arch", lambda: ref.HorNet(), (1, 3, 224, 224),
+         lambda: ref.HorNet(dim=16, depths=(1, 2, 1, 1), num_classes=10), (2, 3, 64, 64),
+         dict(H=64, W=64, batch=2, dim=16, depths=[1, 2, 1, 1], num_classes=10)),
     # the other activation of each
     Case("convmixer_768_32.arch", lambda: ref.conv_mixer(), (1, 3, 224, 224),
          lambda: ref.conv_mixer(dim=16, depth=2, kernel_size=7, patch_size=7, n_classes=10),

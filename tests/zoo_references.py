@@ -526,3 +526,80 @@ class FCNResNet50(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         scores = self.classifier(self.backbone(x))
         return nn.functional.interpolate(scores, size=x.shape[-2:], mode="bilinear", align_corners=False)
+
+
+class ChannelsFirstLayerNorm(nn.Module):
+    """Layer normalisation over the channels of [batch, chan, h, w], at every position."""
+
+    def __init__(self, dim: int, eps: float = 1e-6):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.bias = nn.Parameter(torch.zeros(dim))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean = x.mean(1, keepdim=True)
+        var = (x - mean).pow(2).mean(1, keepdim=True)
+        x = (x - mean) / torch.sqrt(var + self.eps)
+        return self.weight[:, None, None] * x + self.bias[:, None, None]
+
+
+class GnConv(nn.Module):
+    """g^n Conv: p0 and q0..q(n-1) from a 1x1 conv (the q's through a 7x7 depthwise conv, scaled by s),
+    channels dim / 2^(n-1) doubling to dim; p(k+1) = pws[k](pk * qk); out: proj_out(p(n-1) * q(n-1))."""
+
+    def __init__(self, dim: int, order: int, s: float = 1.0 / 3):
+        super().__init__()
+        self.dims = [dim // 2 ** i for i in range(order)][::-1]
+        self.proj_in = nn.Conv2d(dim, 2 * dim, 1)
+        self.dwconv = nn.Conv2d(sum(self.dims), sum(self.dims), 7, padding=3, groups=sum(self.dims))
+        self.proj_out = nn.Conv2d(dim, dim, 1)
+        self.pws = nn.ModuleList(nn.Conv2d(self.dims[i], self.dims[i + 1], 1) for i in range(order - 1))
+        self.s = s
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        p, q = torch.split(self.proj_in(x), (self.dims[0], sum(self.dims)), dim=1)
+        gates = torch.split(self.dwconv(q) * self.s, self.dims, dim=1)
+        p = p * gates[0]
+        for pw, gate in zip(self.pws, gates[1:]):
+            p = pw(p) * gate
+        return self.proj_out(p)
+
+
+class HorBlock(nn.Module):
+    def __init__(self, dim: int, order: int, layer_scale: float = 1e-6):
+        super().__init__()
+        self.norm1 = ChannelsFirstLayerNorm(dim)
+        self.gnconv = GnConv(dim, order)
+        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
+        self.pwconv1 = nn.Linear(dim, 4 * dim)
+        self.pwconv2 = nn.Linear(4 * dim, dim)
+        self.gamma1 = nn.Parameter(layer_scale * torch.ones(dim))
+        self.gamma2 = nn.Parameter(layer_scale * torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.gamma1[:, None, None] * self.gnconv(self.norm1(x))
+        y = self.pwconv2(nn.functional.gelu(self.pwconv1(self.norm2(x.permute(0, 2, 3, 1)))))
+        return x + (self.gamma2 * y).permute(0, 3, 1, 2)
+
+
+class HorNet(nn.Module):
+    """HorNet (Rao et al. 2022); the defaults are HorNet-T with 7x7 g^n Conv."""
+
+    def __init__(self, dim: int = 64, depths: tuple[int, ...] = (2, 3, 18, 2), orders: tuple[int, ...] = (2, 3, 4, 5),
+                 num_classes: int = 1000):
+        super().__init__()
+        widths = [dim * 2 ** i for i in range(4)]
+        self.downsample_layers = nn.ModuleList(
+            [nn.Sequential(nn.Conv2d(3, dim, 4, 4), ChannelsFirstLayerNorm(dim))]
+            + [nn.Sequential(ChannelsFirstLayerNorm(widths[i - 1]), nn.Conv2d(widths[i - 1], widths[i], 2, 2))
+               for i in range(1, 4)])
+        self.stages = nn.ModuleList(nn.Sequential(*[HorBlock(widths[i], orders[i]) for _ in range(depths[i])])
+                                    for i in range(4))
+        self.norm = nn.LayerNorm(widths[3], eps=1e-6)
+        self.head = nn.Linear(widths[3], num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for down, stage in zip(self.downsample_layers, self.stages):
+            x = stage(down(x))
+        return self.head(self.norm(x.mean(dim=(2, 3))))
