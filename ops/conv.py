@@ -194,14 +194,24 @@ def _conv_module(a: ConvAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx) 
     n = T.spatial(a, x, what, axis)
     cin, cout = ctx.const(x.size(axis), "in_channels"), ctx.const(n_out, "out_channels")
     k = T.ints(ctx, a.kernel, "kernel_size")
-    pad = T.pads(a, ctx, what)
+    # torch's take one padding per axis: a conv pads first, a transposed conv crops its output after
+    padded = T.asymmetric(a, ctx)
+    pad = 0 if padded else T.pads(a, ctx, what)
     cls = f"nn.ConvTranspose{n}d" if transposed else f"nn.Conv{n}d"
+    if padded:
+        cls = f"ConvTranspose{n}dCropped" if transposed else f"Conv{n}dPadded"
+        ctx.helper(cls)
     kw = [("stride", T.ints(ctx, a.strides, "stride"), 1), ("padding", pad, 0)]
     if isinstance(a, ConvTAttrs):
         kw.append(("output_padding", T.ints(ctx, T.per(a.output_padding, n), "output_padding"), 0))
     kw += [("dilation", T.ints(ctx, a.dilations, "dilation"), 1),
            ("groups", ctx.const(a.groups, "groups"), 1), ("bias", a.bias, True)]
-    return f"{cls}({cin}, {cout}, kernel_size={T.lit(k)}{T.kwargs(kw)})"
+    extra = ""
+    if padded and transposed:
+        extra = f", crop={T.lit(tuple(tuple(ctx.const(p, 'padding') for p in pair) for pair in a.pads))}"
+    elif padded:
+        extra = f", pad={T.pad_first(a, ctx)}"
+    return f"{cls}({cin}, {cout}, kernel_size={T.lit(k)}{T.kwargs(kw)}{extra})"
 
 
 _CONV_TRAITS = frozenset({Trait.CONTRACTION, Trait.WINDOW, Trait.PARAMETERS})

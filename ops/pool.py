@@ -89,10 +89,24 @@ def _pool_args(a: MaxPoolAttrs | AvgPoolAttrs, ins: list[TensorType], ctx: Lower
     n = T.spatial(a, ins[0], what)
     k = T.ints(ctx, a.kernel, "kernel_size")
     s = T.ints(ctx, a.strides, "stride")
-    pad = T.pads(a, ctx, what)
+    pad = 0 if _padded_first(a, ctx, what) else T.pads(a, ctx, what)
     if pad == "same":
         raise Unsupported(f"{what} with pad=\"same\" is not lowered yet")
     return n, k, s, pad
+
+
+def _padded_first(a: MaxPoolAttrs | AvgPoolAttrs, ctx: LowerCtx, what: str) -> tuple[str, str] | None:
+    """F.pad's arguments for a padding that differs before and after (torch's pools take one per
+    axis): -inf for a max pool, zeros counted in the average otherwise. Where padding first would
+    change the result (the ceil rule, averages without the padding) it is not lowered yet."""
+    if not T.asymmetric(a, ctx):
+        return None
+    pads = [list(p) for p in a.pads]
+    if a.ceil:
+        raise Unsupported(f"{what} with asymmetric padding {pads} and ceil is not lowered yet")
+    if isinstance(a, AvgPoolAttrs) and not a.count_include_pad:
+        raise Unsupported(f"{what} with asymmetric padding {pads} and count_include_pad = false is not lowered yet")
+    return T.pad_first(a, ctx), "float('-inf')" if isinstance(a, MaxPoolAttrs) else "0.0"
 
 
 def _maxpool_kw(a: MaxPoolAttrs, ctx: LowerCtx, k: Any, s: Any, pad: Any) -> list[tuple[str, Any, Any]]:
@@ -115,11 +129,18 @@ def _pool_lowering(kind: str, keywords: Callable[[PoolAttrs, LowerCtx, Any, Any,
 
     def module(a: PoolAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx) -> str:
         n, k, kw = args(a, ins, ctx)
-        return f"nn.{kind.capitalize()}Pool{n}d({T.lit(k)}{kw})"
+        pool = f"nn.{kind.capitalize()}Pool{n}d({T.lit(k)}{kw})"
+        pre = _padded_first(a, ctx, f"{kind}pool")
+        if pre is None:
+            return pool
+        return f"nn.Sequential(nn.ConstantPad{n}d({pre[0]}, {pre[1]}), {pool})"
 
     def forward(a: PoolAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx, xs: list[Expr]) -> Expr:
         n, k, kw = args(a, ins, ctx)
-        return Expr(f"F.{kind}_pool{n}d({xs[0].text}, {T.lit(k)}{kw})")
+        pre = _padded_first(a, ctx, f"{kind}pool")
+        x = xs[0].text if pre is None else \
+            f"F.pad({xs[0].text}, {pre[0]})" if pre[1] == "0.0" else f"F.pad({xs[0].text}, {pre[0]}, value={pre[1]})"
+        return Expr(f"F.{kind}_pool{n}d({x}, {T.lit(k)}{kw})")
 
     return TorchLowering(module=module, forward=forward)
 

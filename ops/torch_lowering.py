@@ -94,9 +94,20 @@ def pads(a: Any, ctx: LowerCtx, what: str) -> Any:
     if a.get("pad") == "same":
         return "same"
     pads = a.pads
-    if any(ctx.const(a, "padding") != ctx.const(b, "padding") for a, b in pads):
+    if asymmetric(a, ctx):
         raise Unsupported(f"{what} with asymmetric padding {[list(p) for p in pads]} is not lowered yet")
     return ints(ctx, [a for a, _ in pads], "padding")
+
+
+def asymmetric(a: Any, ctx: LowerCtx) -> bool:
+    """A windowed op whose explicit padding differs before and after along some axis (torch's modules
+    take one padding per axis: such an op pads first, with `F.pad`)."""
+    return a.get("pad") != "same" and any(ctx.const(p0, "padding") != ctx.const(p1, "padding") for p0, p1 in a.pads)
+
+
+def pad_first(a: Any, ctx: LowerCtx) -> str:
+    """`F.pad`'s pad argument for a windowed op's padding: (before, after) per axis, the last axis first."""
+    return lit(tuple(ctx.const(p, "padding") for p0, p1 in reversed(a.pads) for p in (p0, p1)))
 
 
 def dims(x: TensorType, names: Any) -> tuple[int, ...]:

@@ -32,6 +32,8 @@ from archc.shapes.types import DTYPES, TensorType, TupleType, Type
 
 HELPERS = ("StochasticDepth", "stochastic_depth", "Permute", "Reduce", "Scale", "LayerNormAt", "LinearAt",
            "RMSNormAt", "GroupNormAt", "BatchNormAt", "cast_floats",
+           "Conv1dPadded", "Conv2dPadded", "Conv3dPadded",
+           "ConvTranspose1dCropped", "ConvTranspose2dCropped", "ConvTranspose3dCropped",
            "check_shape",
            "FoldBatchNorm")
 

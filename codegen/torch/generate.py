@@ -435,7 +435,8 @@ def _generate(source: TraceSource, no_generic: set, generic: bool, checks: bool 
                       "loads unfolded state_dicts.")
     docstring = (f"{tr.block.name} and the blocks it uses, from {origin}"
                  + (f" (default sizes {sizes})" if sizes else "") + ".")
-    uses_functional = bool({"LayerNormAt", "LinearAt"} & gen.helpers) or any(
+    uses_functional = bool({"LayerNormAt", "LinearAt", "Conv1dPadded", "Conv2dPadded", "Conv3dPadded"}
+                           & gen.helpers) or any(
         "F." in line for c in classes for line in c.init + c.forward)
     text = _ENV.get_template("torch_module.py.j2").render(
         header=header, docstring=docstring, ordered_dict=gen.ordered_dict, helpers=sorted(gen.helpers),

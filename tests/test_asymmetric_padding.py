@@ -1,0 +1,108 @@
+"""Convolutions and pools whose explicit padding differs before and after build, as they check (issue
+11: check accepted them, build refused): a conv is `ConvNdPadded`, torch's module padding its input
+with `F.pad` first, a transposed conv `ConvTransposeNdCropped`, torch's module without padding, its
+output cropped (same parameters, so the same state_dict and the same FLOPs under FlopCounterMode);
+a pool pads first with -inf (max) or zeros counted in the average. Where padding first would change
+the result (ceil mode, an average without the padding) it stays a located `codegen` error."""
+
+from __future__ import annotations
+
+import pytest
+
+import archc
+from archc.diagnostics import ArchError
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+
+CONV = {  # input shape, the call, and what it computes from x and the state_dict (conv's weight and bias)
+    "conv1d": ((2, 3, 11), "conv(x, c -> 4, k = 3, stride = 2, pad = [[2, 0]])",
+               lambda x, w, b: F.conv1d(F.pad(x, (2, 0)), w, b, stride=2)),
+    "conv2d": ((2, 3, 9, 8), "conv(x, c -> 4, k = 3, stride = 2, pad = [[0, 1], [1, 0]])",
+               lambda x, w, b: F.conv2d(F.pad(x, (1, 0, 0, 1)), w, b, stride=2)),
+    "conv2d_dilated": ((1, 4, 9, 9), "conv(x, c -> 4, k = [3, 2], dilation = 2, groups = 2, pad = [[1, 2], [0, 3]])",
+                       lambda x, w, b: F.conv2d(F.pad(x, (0, 3, 1, 2)), w, b, dilation=2, groups=2)),
+    "conv3d": ((1, 2, 5, 6, 7), "conv(x, c -> 3, k = 2, pad = [[1, 0], [0, 1], [1, 1]])",
+               lambda x, w, b: F.conv3d(F.pad(x, (1, 1, 0, 1, 1, 0)), w, b)),
+    "conv_transpose2d": ((2, 4, 5, 6), "conv_transpose(x, c -> 3, k = 3, stride = 2, pad = [[0, 1], [2, 1]], "
+                         "output_padding = 1)",
+                         lambda x, w, b: F.conv_transpose2d(x, w, b, stride=2, output_padding=1)[:, :, 0:-1, 2:-1]),
+    "conv_transpose1d": ((1, 2, 7), "conv_transpose(x, c -> 2, k = 4, dilation = 2, pad = [[3, 0]], bias = false)",
+                         lambda x, w, b: F.conv_transpose1d(x, w, b, dilation=2)[:, :, 3:]),
+}
+
+
+def _src(shape: tuple[int, ...], call: str) -> str:
+    names = {3: "b c w", 4: "b c h w", 5: "b c d h w"}[len(shape)].split()
+    axes = ", ".join(f"{n} = {s}" for n, s in zip(names, shape))
+    return f"block T() {{\n  in x: [{axes}]\n  y = {call}\n  out y\n}}\n"
+
+
+@pytest.mark.parametrize("name", sorted(CONV))
+def test_a_conv_pads_first(name: str) -> None:
+    shape, call, ref = CONV[name]
+    m = archc.loads(_src(shape, call), name="t.arch")
+    helper = "ConvTranspose{}dCropped(" if name.startswith("conv_transpose") else "Conv{}dPadded("
+    assert helper.format(len(shape) - 2) in m.torch_source()
+    module = m.torch()()
+    sd = module.state_dict()
+    assert {k: tuple(v.shape) for k, v in sd.items()} == {k: s for k, (s, _) in m.check().graph.state_dict().items()}
+    x = torch.randn(*shape)
+    with FlopCounterMode(display=False) as counter:
+        y = module(x)
+    expected = ref(x, sd["y.weight"], sd.get("y.bias"))
+    g = m.check().graph
+    assert tuple(y.shape) == tuple(int(a.size) for a in g.node(g.outputs[0]).type.axes) == tuple(expected.shape)
+    assert torch.allclose(y, expected, atol=1e-5)
+    assert counter.get_total_flops() == m.flops().flops
+
+
+def test_a_generic_class_pads_by_its_parameter() -> None:
+    src = ("block Down(p) {\n  in x: [b, c, h, w]\n"
+           "  conv = conv(x, c -> 4, k = 2, stride = 2, pad = [[0, p], [0, p]])\n  out conv\n}\n"
+           "block T() {\n  in x: [b = 1, c = 3, h = 7, w = 7]\n  d1 = Down(x, 1)\n  d2 = Down(x, 3)\n  out d1, d2\n}\n")
+    m = archc.loads(src)
+    assert "pad=(0, p, 0, p)" in m.torch_source()
+    module = m.torch()()
+    x = torch.randn(1, 3, 7, 7)
+    y1, y2 = module(x)
+    sd = module.state_dict()
+    assert torch.allclose(y1, F.conv2d(F.pad(x, (0, 1, 0, 1)), sd["d1.conv.weight"], sd["d1.conv.bias"], stride=2),
+                          atol=1e-5)
+    assert tuple(y2.shape) == (1, 4, 5, 5)
+
+
+POOLS = {
+    "max": ("maxpool(x, k = 3, stride = 2, pad = [[0, 1], [1, 0]])",
+            lambda x: F.max_pool2d(F.pad(x, (1, 0, 0, 1), value=float("-inf")), 3, stride=2)),
+    "max_dilated": ("maxpool(x, k = 2, dilation = 2, pad = [[1, 0], [0, 1]])",
+                    lambda x: F.max_pool2d(F.pad(x, (0, 1, 1, 0), value=float("-inf")), 2, stride=2, dilation=2)),
+    "avg": ("avgpool(x, k = 2, pad = [[1, 0], [0, 1]])", lambda x: F.avg_pool2d(F.pad(x, (0, 1, 1, 0)), 2)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(POOLS))
+@pytest.mark.parametrize("step", [False, True])
+def test_a_pool_pads_first(name: str, step: bool) -> None:
+    call, ref = POOLS[name]
+    body = f"y = seq(x) {{\n    {call.replace('(x, ', '(')}\n  }}" if step else f"y = {call}"
+    m = archc.loads(f"block T() {{\n  in x: [b = 2, c = 3, h = 9, w = 8]\n  {body}\n  out y\n}}\n")
+    x = torch.randn(2, 3, 9, 8) - 5  # all negative: padding with zeros would show in a max
+    y = m.torch()()(x)
+    g = m.check().graph
+    assert tuple(y.shape) == tuple(int(a.size) for a in g.node(g.outputs[0]).type.axes)
+    assert torch.allclose(y, ref(x), atol=1e-6)
+
+
+@pytest.mark.parametrize("call,why", [
+    ("maxpool(x, k = 2, pad = [[1, 0], [0, 1]], ceil = true)", "and ceil is not lowered yet"),
+    ("avgpool(x, k = 2, pad = [[1, 0], [0, 1]], count_include_pad = false)", "count_include_pad = false"),
+])
+def test_what_padding_first_would_change_is_a_located_error(call: str, why: str) -> None:
+    m = archc.loads(f"block T() {{\n  in x: [b = 1, c = 3, h = 8, w = 8]\n  y = {call}\n  out y\n}}\n")
+    m.check()
+    with pytest.raises(ArchError) as err:
+        m.torch_source()
+    d = err.value.diagnostics[0]
+    assert d.code == "codegen" and d.span.line == 3 and why in d.message
