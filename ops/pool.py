@@ -89,20 +89,20 @@ def _pool_args(a: MaxPoolAttrs | AvgPoolAttrs, ins: list[TensorType], ctx: Lower
     n = T.spatial(a, ins[0], what)
     k = T.ints(ctx, a.kernel, "kernel_size")
     s = T.ints(ctx, a.strides, "stride")
-    pad = 0 if _padded_first(a, ctx, what) else T.pads(a, ctx, what)
-    if pad == "same":
-        raise Unsupported(f"{what} with pad=\"same\" is not lowered yet")
+    # "same" is the padding the shape rule resolved (torch's pools do not take "same")
+    pad = 0 if _padded_first(a, ctx, what) else T.ints(ctx, [p0 for p0, _ in a.pads], "padding")
     return n, k, s, pad
 
 
 def _padded_first(a: MaxPoolAttrs | AvgPoolAttrs, ctx: LowerCtx, what: str) -> tuple[str, str] | None:
     """F.pad's arguments for a padding that differs before and after (torch's pools take one per
-    axis): -inf for a max pool, zeros counted in the average otherwise. Where padding first would
-    change the result (the ceil rule, averages without the padding) it is not lowered yet."""
-    if not T.asymmetric(a, ctx):
-        return None
+    axis; `pad = "same"` with an even window too): -inf for a max pool, zeros counted in the average
+    otherwise. Where padding first would change the result (the ceil rule with a stride, averages
+    without the padding) it is not lowered yet."""
     pads = [list(p) for p in a.pads]
-    if a.ceil:
+    if all(ctx.const(p0, "padding") == ctx.const(p1, "padding") for p0, p1 in a.pads):
+        return None
+    if a.ceil and any(ctx.const(st, "stride") != 1 for st in a.strides):
         raise Unsupported(f"{what} with asymmetric padding {pads} and ceil is not lowered yet")
     if isinstance(a, AvgPoolAttrs) and not a.count_include_pad:
         raise Unsupported(f"{what} with asymmetric padding {pads} and count_include_pad = false is not lowered yet")

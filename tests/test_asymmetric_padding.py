@@ -2,7 +2,8 @@
 11: check accepted them, build refused): a conv is `ConvNdPadded`, torch's module padding its input
 with `F.pad` first, a transposed conv `ConvTransposeNdCropped`, torch's module without padding, its
 output cropped (same parameters, so the same state_dict and the same FLOPs under FlopCounterMode);
-a pool pads first with -inf (max) or zeros counted in the average. Where padding first would change
+a pool pads first with -inf (max) or zeros counted in the average, and so does a pool with
+`pad = "same"` and an even window (torch's pools do not take "same"). Where padding first would change
 the result (ceil mode, an average without the padding) it stays a located `codegen` error."""
 
 from __future__ import annotations
@@ -79,6 +80,14 @@ POOLS = {
     "max_dilated": ("maxpool(x, k = 2, dilation = 2, pad = [[1, 0], [0, 1]])",
                     lambda x: F.max_pool2d(F.pad(x, (0, 1, 1, 0), value=float("-inf")), 2, stride=2, dilation=2)),
     "avg": ("avgpool(x, k = 2, pad = [[1, 0], [0, 1]])", lambda x: F.avg_pool2d(F.pad(x, (0, 1, 1, 0)), 2)),
+    # pad = "same" (stride 1): torch's pools do not take it; an odd window pads evenly, an even one not
+    "max_same": ('maxpool(x, k = 3, stride = 1, pad = "same")', lambda x: F.max_pool2d(x, 3, stride=1, padding=1)),
+    "avg_same_even": ('avgpool(x, k = 2, stride = 1, pad = "same")',
+                      lambda x: F.avg_pool2d(F.pad(x, (0, 1, 0, 1)), 2, stride=1)),
+    "avg_same_exclusive": ('avgpool(x, k = [3, 5], stride = 1, pad = "same", count_include_pad = false)',
+                           lambda x: F.avg_pool2d(x, (3, 5), stride=1, padding=(1, 2), count_include_pad=False)),
+    "max_same_ceil": ('maxpool(x, k = 4, stride = 1, pad = "same", ceil = true)',
+                      lambda x: F.max_pool2d(F.pad(x, (1, 2, 1, 2), value=float("-inf")), 4, stride=1)),
 }
 
 
