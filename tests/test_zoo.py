@@ -89,6 +89,9 @@ CASES = [
     Case("hornet_t.arch", lambda: ref.HorNet(), (1, 3, 224, 224),
          lambda: ref.HorNet(dim=16, depths=(1, 2, 1, 1), num_classes=10), (2, 3, 64, 64),
          dict(H=64, W=64, batch=2, dim=16, depths=[1, 2, 1, 1], num_classes=10)),
+    Case("swin_stage.arch", lambda: ref.SwinStage(), (1, 56, 56, 96),
+         lambda: ref.SwinStage(dim=32, heads=2, depth=2, ws=7), (2, 14, 21, 32),
+         dict(H=14, W=21, batch=2, dim=32, heads=2, depth=2, ws=7)),
     # the other activation of each
     Case("convmixer_768_32.arch", lambda: ref.conv_mixer(), (1, 3, 224, 224),
          lambda: ref.conv_mixer(dim=16, depth=2, kernel_size=7, patch_size=7, n_classes=10),

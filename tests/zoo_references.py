@@ -603,3 +603,90 @@ class HorNet(nn.Module):
         for down, stage in zip(self.downsample_layers, self.stages):
             x = stage(down(x))
         return self.head(self.norm(x.mean(dim=(2, 3))))
+
+
+def window_partition(x: torch.Tensor, ws: int) -> torch.Tensor:
+    """[B, H, W, C] -> [B, windows, ws * ws, C], windows in row-major order."""
+    b, h, w, c = x.shape
+    x = x.view(b, h // ws, ws, w // ws, ws, c).permute(0, 1, 3, 2, 4, 5)
+    return x.reshape(b, (h // ws) * (w // ws), ws * ws, c)
+
+
+def window_reverse(x: torch.Tensor, ws: int, h: int, w: int) -> torch.Tensor:
+    b, _, _, c = x.shape
+    x = x.view(b, h // ws, w // ws, ws, ws, c).permute(0, 1, 3, 2, 4, 5)
+    return x.reshape(b, h, w, c)
+
+
+class WindowAttention(nn.Module):
+    """Multi-head self-attention within each window, with a relative position bias: a learned table of
+    (2ws - 1)^2 entries per head, read at relative_position_index[i, j] for tokens i, j of a window."""
+
+    def __init__(self, dim: int, heads: int, ws: int):
+        super().__init__()
+        self.heads, self.scale = heads, (dim // heads) ** -0.5
+        self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * ws - 1) ** 2, heads))
+        coords = torch.stack(torch.meshgrid(torch.arange(ws), torch.arange(ws), indexing="ij")).flatten(1)
+        rel = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0) + (ws - 1)   # [N, N, 2], from 0
+        self.register_buffer("relative_position_index", rel[..., 0] * (2 * ws - 1) + rel[..., 1])
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:  # x: [B, nW, N, C]
+        b, nw, n, c = x.shape
+        q, k, v = self.qkv(x).view(b, nw, n, 3, self.heads, c // self.heads).permute(3, 0, 1, 4, 2, 5)
+        attn = (q * self.scale) @ k.transpose(-2, -1)                                # [B, nW, heads, N, N]
+        attn = attn + self.relative_position_bias_table[self.relative_position_index].permute(2, 0, 1)
+        if mask is not None:
+            attn = attn + mask[:, None]
+        x = (attn.softmax(dim=-1) @ v).transpose(2, 3).reshape(b, nw, n, c)
+        return self.proj(x)
+
+
+def shifted_window_mask(h: int, w: int, ws: int, shift: int, device: torch.device) -> torch.Tensor:
+    """The paper's mask: label the regions of the rolled map (three slices per axis), then -100 between
+    tokens of a window whose labels differ. [windows, N, N]."""
+    labels = torch.zeros(1, h, w, 1, device=device)
+    cuts = (slice(0, -ws), slice(-ws, -shift), slice(-shift, None))
+    for i, rows in enumerate(cuts):
+        for j, cols in enumerate(cuts):
+            labels[:, rows, cols, :] = 3 * i + j
+    windows = window_partition(labels, ws)[0, :, :, 0]                          # [nW, N]
+    differ = windows[:, None, :] != windows[:, :, None]
+    return torch.zeros(differ.shape, device=device).masked_fill(differ, -100.0)
+
+
+class SwinBlock(nn.Module):
+    def __init__(self, dim: int, heads: int, ws: int = 7, shift: int = 0, mlp_ratio: int = 4):
+        super().__init__()
+        self.ws, self.shift = ws, shift
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = WindowAttention(dim, heads, ws)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential()
+        self.mlp.add_module("fc1", nn.Linear(dim, mlp_ratio * dim))
+        self.mlp.add_module("act", nn.GELU())
+        self.mlp.add_module("fc2", nn.Linear(mlp_ratio * dim, dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: [B, H, W, C]
+        _, h, w, _ = x.shape
+        y, mask = self.norm1(x), None
+        if self.shift:
+            y = torch.roll(y, (-self.shift, -self.shift), (1, 2))
+            mask = shifted_window_mask(h, w, self.ws, self.shift, x.device)
+        y = window_reverse(self.attn(window_partition(y, self.ws), mask), self.ws, h, w)
+        if self.shift:
+            y = torch.roll(y, (self.shift, self.shift), (1, 2))
+        x = x + y
+        return x + self.mlp(self.norm2(x))
+
+
+class SwinStage(nn.Module):
+    """Blocks alternating window and shifted-window attention; the defaults are Swin-T's first stage."""
+
+    def __init__(self, dim: int = 96, heads: int = 3, depth: int = 2, ws: int = 7):
+        super().__init__()
+        self.blocks = nn.Sequential(*[SwinBlock(dim, heads, ws, ws // 2 if i % 2 else 0) for i in range(depth)])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.blocks(x)
