@@ -18,7 +18,8 @@ Per-element rules of the full count: bias 1; activation 1; add/sub/mul/scale 1;
 batchnorm (inference) 2; layer/group norm 4 (+2 affine with bias, +1 without);
 RMS norm 3 (+1 affine); softmax 5; max pool k-1 and avg pool k per output
 element (k = window size); reductions 1 per input element; bilinear upsampling
-8 per output element; attention's score scaling 1 per score.
+8 per output element; attention's score scaling 1 per score; a Fourier transform of N points
+5·N·log2 N (complex) or 2.5·N·log2 N (real), kind "fft" (ops/fft.py).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from archc.shapes.sizes import Size
 from archc.shapes.types import ParamSpec, TensorType, TupleType, Type
 
 CONTRACTIONS = ("conv", "linear", "matmul", "attention")
-OTHER_KINDS = ("bias", "elementwise", "norm", "softmax", "pool")
+OTHER_KINDS = ("bias", "elementwise", "norm", "softmax", "pool", "fft")
 KINDS = CONTRACTIONS + OTHER_KINDS
 
 # kind -> weight per unit (multiply-add or op) for each convention.
@@ -40,7 +41,7 @@ CONVENTIONS: dict[str, dict[str, int]] = {
     "torch": {"conv": 2, "linear": 2, "matmul": 2},
     "macs": {"conv": 1, "linear": 1, "matmul": 1, "attention": 1},
     "full": {"conv": 2, "linear": 2, "matmul": 2, "attention": 2,
-             "bias": 1, "elementwise": 1, "norm": 1, "softmax": 1, "pool": 1},
+             "bias": 1, "elementwise": 1, "norm": 1, "softmax": 1, "pool": 1, "fft": 1},
 }
 
 

@@ -59,6 +59,7 @@ class Trait(enum.Enum):
     PARAMETERS = "parameters"        # may own state_dict entries
     ACTIVATION = "activation"        # an elementwise nonlinearity
     ATTENTION = "attention"          # softmax(q·k)·v
+    SPECTRAL = "spectral"            # a Fourier transform over axes (fft, rfft and their inverses)
 
 
 REQUIRED: Any = dataclasses.MISSING

@@ -153,6 +153,19 @@ def ceil(x: Size | float) -> Size:
     return norm(sympy.ceiling(x))
 
 
+def fft_work(n: Size, per: float) -> Size:
+    """per · n · log2 n, the operations of a Fourier transform of n points: an integer for a number n
+    (rounded), a sympy expression for a free one.
+
+    >>> fft_work(8, 5.0), str(fft_work(symbol("L"), 2.5))
+    (120, '5*L*log(L)/(2*log(2))')
+    """
+    if is_concrete(n):
+        k = int(n)
+        return round(per * k * math.log2(k)) if k > 1 else 0
+    return sympy.Rational(str(per)) * n * sympy.log(n) / sympy.log(2)
+
+
 def minimum(a: Size, b: Size) -> Size:
     """The smaller of two sizes (a sympy Min when it cannot be decided)."""
     if isinstance(a, int) and isinstance(b, int):
