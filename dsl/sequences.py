@@ -116,8 +116,8 @@ class Sequences(State):
                 raise Abort
             return str(int(v))
         label = re.sub(r"\{([A-Za-z_][A-Za-z0-9_]*)\}", sub, template)
-        if not re.fullmatch(r"[A-Za-z0-9_]+", label):
-            self.bag.error("name", f"step name '{label}' must be letters, digits and _", span)
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", label):  # '-' as in real checkpoints' keys
+            self.bag.error("name", f"step name '{label}' must be letters, digits, _ and -", span)
             raise Abort
         return label
 
