@@ -100,7 +100,7 @@ CASES = [
          lambda: ref.FasterNet(dim=16, depths=(1, 1, 1, 1), act=nn.ReLU, feature_dim=64, num_classes=10),
          (1, 3, 64, 64), dict(H=64, W=64, dim=16, depths=[1, 1, 1, 1], act="relu", feature_dim=64, num_classes=10),
          variant="relu"),
-    # an input size that is no multiple of the output stride: the upsampling rounds no size
+    # an input size no multiple of the output stride: 5x6 class maps upsampled back to 37x45
     Case("fcn_resnet50.arch", lambda: ref.FCNResNet50(), (1, 3, 520, 520),
          lambda: ref.FCNResNet50(num_classes=3, depths=(1, 1, 1, 2)), (1, 3, 37, 45),
          dict(H=37, W=45, num_classes=3, depths=[1, 1, 1, 2]), variant="37x45"),
