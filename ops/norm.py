@@ -159,12 +159,14 @@ def _rmsnorm_cost(a: RMSNormAttrs, ins: list[TensorType], out: Type, params: tup
     return Cost().add("norm", S.mul(4 if params else 3, ins[0].numel()))
 
 
-def _over(what: str, over: tuple[str, ...] | None, x: TensorType) -> tuple[int, ...]:
-    names = over or (x.names[-1],)
-    dims = T.dims(x, names)
-    if list(dims) != list(range(dims[0], dims[0] + len(dims))):
-        raise Unsupported(f"{what} over {list(names)} of {x}: the axes must be adjacent and in order")
-    return dims
+def _over(x: TensorType, over: tuple[str, ...] | None) -> tuple[int, ...]:
+    """The dimensions of the `over` axes, in their order (the order of the weight's shape)."""
+    return T.dims(x, over or (x.names[-1],))
+
+
+def _run(dims: tuple[int, ...]) -> bool:
+    """Adjacent and in order, as torch's norm modules take them (once moved last)."""
+    return list(dims) == list(range(dims[0], dims[0] + len(dims)))
 
 
 def _normalized_shape(ctx: LowerCtx, x: TensorType, dims: tuple[int, ...]) -> object:
@@ -173,11 +175,14 @@ def _normalized_shape(ctx: LowerCtx, x: TensorType, dims: tuple[int, ...]) -> ob
 
 def _layernorm_module(a: LayerNormAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx) -> str:
     (x,) = ins
-    dims = _over("layernorm", a.over, x)
+    dims = _over(x, a.over)
     shape = _normalized_shape(ctx, x, dims)
     shape = shape if isinstance(shape, tuple) or len(dims) == 1 else (shape,) * len(dims)
     kw = [("eps", float(a.eps), 1e-5), ("elementwise_affine", a.affine, True),
           ("bias", a.bias if a.affine else True, True)]
+    if not _run(dims):  # axes apart or out of order: moved last, in the weight's order, and back
+        ctx.helper("LayerNormOver")
+        return f"LayerNormOver({T.lit(shape)}, dims={T.lit(dims)}{T.kwargs(kw)})"
     if dims[-1] == len(x.names) - 1:
         return f"nn.LayerNorm({T.lit(shape)}{T.kwargs(kw)})"
     ctx.helper("LayerNormAt")
@@ -186,12 +191,15 @@ def _layernorm_module(a: LayerNormAttrs, ins: list[TensorType], out: Type, ctx: 
 
 def _rmsnorm_module(a: RMSNormAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx) -> str:
     (x,) = ins
-    dims = _over("rmsnorm", a.over, x)
+    dims = _over(x, a.over)
     shape = _normalized_shape(ctx, x, dims)
     kw = [("eps", None if a.eps is None else float(a.eps), None), ("elementwise_affine", a.affine, True)]
-    if dims[-1] == len(x.names) - 1:
+    if _run(dims) and dims[-1] == len(x.names) - 1:
         return f"nn.RMSNorm({T.lit(shape)}{T.kwargs(kw)})"
     shape = shape if isinstance(shape, tuple) or len(dims) == 1 else (shape,) * len(dims)
+    if not _run(dims):
+        ctx.helper("RMSNormOver")
+        return f"RMSNormOver({T.lit(shape)}, dims={T.lit(dims)}{T.kwargs(kw)})"
     ctx.helper("RMSNormAt")  # nn.RMSNorm normalises the last axes: one that moves them there and back
     return f"RMSNormAt({T.lit(shape)}, dim={dims[0]}{T.kwargs(kw)})"
 
@@ -200,7 +208,7 @@ def _norm_forward(what: str, functional: str, x: TensorType, over: tuple[str, ..
                   ctx: LowerCtx, arg: Expr) -> Expr:
     """layernorm or rmsnorm without weights: torch's function over the last dimensions, the `over`
     axes moved there (and back) when they are not."""
-    dims = _over(what, over, x)
+    dims = _over(x, over)
     shape = T.lit(tuple(ctx.const(x.axes[d].size, "normalized_shape") for d in dims))
     last = tuple(range(len(x.names) - len(dims), len(x.names)))
     return _moved(f"{functional}({{}}, {shape}{eps})", arg.text, dims, last)

@@ -136,3 +136,36 @@ def test_a_norm_without_state_in_forward(name: str) -> None:
     x = torch.randn(3, 6, 4, 5) * 2 + 0.5
     for mode in (module.train(), module.eval()):  # no running statistics: the same in both
         assert torch.allclose(mode(x), ref(x), atol=1e-4), name
+
+
+def _weighted(y: torch.Tensor, dims: tuple[int, ...], *params: torch.Tensor) -> torch.Tensor:
+    """y times the weight (plus the bias), whose shape is the `dims` sizes in that order."""
+    shape = [1] * y.dim()
+    for d, n in zip(dims, params[0].shape):
+        shape[d] = n
+    order = sorted(range(len(dims)), key=lambda i: dims[i])  # the weight's axes in the tensor's order
+    w = params[0].permute(order).reshape(shape)
+    out = y * w
+    return out + params[1].permute(order).reshape(shape) if len(params) > 1 else out
+
+
+@pytest.mark.parametrize("body,dims", [
+    ("y = layernorm(x, over = [c, s])", (1, 3)),
+    ("y = layernorm(x, over = [s, t], eps = 0.001)", (3, 2)),
+    ("y = rmsnorm(x, over = [s, c], eps = 0.0001)", (3, 1)),
+    ("y = layernorm(x, over = [s, c], affine = false)", (3, 1)),
+])
+def test_norms_over_axes_apart_or_out_of_order(body: str, dims: tuple[int, ...]) -> None:
+    m, module, sd = _build("[b = 3, c = 6, t = 4, s = 5]", body)
+    x = torch.randn(3, 6, 4, 5)
+    eps = 1e-3 if "0.001" in body else 1e-4 if "0.0001" in body else 1e-5
+    with torch.no_grad():
+        for v in sd.values():
+            v.uniform_(0.5, 1.5)
+        if "rmsnorm" in body:
+            ref = _weighted(_rms(x, dims, None, eps), dims, sd["y.weight"])
+        else:
+            ref = _stats(x, dims, eps)
+            ref = _weighted(ref, dims, sd["y.weight"], sd["y.bias"]) if sd else ref
+        assert torch.allclose(module(x), ref, atol=1e-5)
+    assert ("Over(" in m.torch_source()) == bool(sd)

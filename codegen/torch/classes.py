@@ -31,7 +31,7 @@ from archc.shapes import sizes as S
 from archc.shapes.types import DTYPES, TensorType, TupleType, Type
 
 HELPERS = ("StochasticDepth", "stochastic_depth", "Permute", "Reduce", "Scale", "LayerNormAt", "LinearAt",
-           "RMSNormAt", "GroupNormAt", "BatchNormAt", "cast_floats",
+           "RMSNormAt", "GroupNormAt", "BatchNormAt", "cast_floats", "LayerNormOver", "RMSNormOver",
            "Conv1dPadded", "Conv2dPadded", "Conv3dPadded",
            "ConvTranspose1dCropped", "ConvTranspose2dCropped", "ConvTranspose3dCropped",
            "check_shape",
