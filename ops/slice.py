@@ -63,11 +63,10 @@ def _shape(ctx: ShapeCtx, ins: list[TensorType], a: SliceAttrs) -> tuple[Type, t
             raise R.fail(f"stop {a.stop} is past the end of '{a.over}' (its length is {n})", "stop", "value")
         if int(stop) <= int(start):
             raise R.fail(f"the slice {a.start}:{a.stop} of '{a.over}' is empty", "stop", "value")
-    ctx.require_positive(S.add(start, 1), f"the start of the slice of '{a.over}' (from 0)", "start")
-    ctx.require_positive(S.add(S.add(n, 1), S.mul(-1, stop)), f"the room after the slice of '{a.over}' "
-                         f"(its length {S.fmt(n)} + 1 − stop)", "stop")
-    ctx.require_positive(S.add(stop, S.mul(-1, start)), f"the length of the slice of '{a.over}' (stop − start)",
-                         "stop")
+    ctx.require_positive(S.add(start, 1), f"1 + the slice's start within '{a.over}'", "start")
+    ctx.require_positive(S.add(S.add(n, 1), S.mul(-1, stop)),
+                         f"1 + the room between the slice's stop and the end of '{a.over}' ({S.fmt(n)})", "stop")
+    ctx.require_positive(S.add(stop, S.mul(-1, start)), f"the slice's length along '{a.over}'", "stop")
     size = S.ceildiv(S.add(stop, S.mul(-1, start)), a.step)
     axes = tuple(Axis(ax.name, size) if ax.name == a.over else ax for ax in x.axes)
     return TensorType(axes, x.dtype), (), a
