@@ -162,10 +162,7 @@ class Expressions(State):
         self._number(b, e.right.span)
         try:
             if isinstance(a, float) or isinstance(b, float):
-                if not (S.is_concrete(a) or isinstance(a, float)) or not (S.is_concrete(b) or isinstance(b, float)):
-                    self.bag.error("type", "a symbolic size cannot be mixed with a fraction", e.span)
-                    raise Abort
-                fa, fb = float(a), float(b)
+                fa, fb = self._as_float(a, e.span), self._as_float(b, e.span)
                 r = _FLOAT_OPS[e.op](fa, fb)  # only the chosen one: 0.1 * 0 must not divide by 0
                 if isinstance(r, complex) or r != r:  # (-8.0) ** 0.5 is complex; inf - inf is nan
                     self.bag.error("value", f"this arithmetic has no real result ({fa:g} {e.op} {fb:g})", e.span)
@@ -188,6 +185,14 @@ class Expressions(State):
         except (OverflowError, ZeroDivisionError, ValueError) as exc:
             self.bag.error("value", f"arithmetic failed: {exc}", e.span)
             raise Abort from None
+
+    def _as_float(self, v: Any, span: Span) -> float:
+        """A side of float arithmetic (`dh ** -0.5`): a number, not a symbolic size (code generation's
+        tracer gives sizes it knows their values: dsl/templates.py)."""
+        if isinstance(v, float) or S.is_concrete(v):
+            return float(v)
+        self.bag.error("type", "a symbolic size cannot be mixed with a fraction", span)
+        raise Abort
 
     def _number(self, v: Any, span: Span) -> None:
         if isinstance(v, bool) or not (isinstance(v, float) or S.is_size(v)):

@@ -96,6 +96,7 @@ class Tracer(Elaborator):
         self.root_frame: Frame | None = None
         self.outputs: list[Any] = []
         self.out_span: Span | None = None
+        self.baked: set[str] = set()  # input sizes float arithmetic used: fixed, as a layer's shape makes them
 
     def _exec_block(self, frame: Frame, inputs: list[Any] | None, call_span: Span) -> None:
         record = None
@@ -112,6 +113,24 @@ class Tracer(Elaborator):
         super()._input(frame, stmt, actual, call_span)
         if frame is self.root_frame:  # `in x: [chan = dim]`: the input size is the parameter
             self.input_equalities.extend(c for c in self.constraints[first:] if c.kind == "equal")
+
+    def _as_float(self, v: Any, span: Span) -> float:
+        """Float arithmetic on a size (`scale = (dim // heads) ** -0.5`): a class computes it for the
+        values it is built for. A generic trace keeps the block's parameters in it at their values
+        (the class is built for them); a size of a nested block's input (`x:chan`) makes the class
+        specialised (one per input size), where the value is known. A free size of the program stays
+        an error: the module is generated once for every value of it."""
+        if isinstance(v, float) or S.is_concrete(v):
+            return float(v)
+        names = S.free_names(v)
+        params = {n[1:] for n in names if n.startswith("@")}
+        if params:
+            raise BakeParams(params)
+        value = S.evaluate(v, self.values)
+        if not self.generic and value is not None and names and all(":" in n for n in names):
+            self.baked |= names  # the class is built for these sizes, as for a layer's shape
+            return float(value)
+        return super()._as_float(v, span)
 
     def _decide(self, a: Any, op: str, b: Any, span: Span) -> bool:
         r = super()._decide(a, op, b, span)
@@ -262,7 +281,7 @@ class Templates:
 
     def _finish(self, tr: Tracer, block: ast.Block, is_entry: bool) -> BlockTrace:
         assert tr.root_frame is not None
-        fixed: set[str] = set()
+        fixed: set[str] = set(tr.baked)
         for n in tr.graph:
             for p in n.params:
                 for d in p.shape:
