@@ -49,6 +49,8 @@ _unary("EXP", "exp", "torch.exp", "exp", True, "eˣ elementwise (floating-point 
 _unary("LOG", "log", "torch.log", "log", True, "natural logarithm elementwise (floating-point tensors)")
 _unary("SQRT", "sqrt", "torch.sqrt", "√", True, "square root elementwise (floating-point tensors)")
 _unary("ABS", "abs", "torch.abs", "|x|", False, "absolute value elementwise (of a complex tensor: its modulus, real)")
+_unary("SIN", "sin", "torch.sin", "sin", True, "sine elementwise (floating-point tensors; Hyena's implicit filters)")
+_unary("COS", "cos", "torch.cos", "cos", True, "cosine elementwise (floating-point tensors)")
 
 
 # ---- clamp ---------------------------------------------------------------------------------------------
