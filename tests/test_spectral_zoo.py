@@ -103,3 +103,99 @@ def test_the_triton_target_runs_fno_with_torch_ffts() -> None:
         want, got = eager(x), fused(x)
     # fc0; each 1x1 conv with the spectral branch's sum and the GELU as its epilogue (4); fc1 + GELU; fc2
     assert tm.kernels == 7 and ((got - want).abs().max() / want.abs().max()).item() <= 1e-4
+
+
+# ---- the Hyena operator (examples/zoo/hyena.arch) --------------------------------------------------------
+
+HYENA = FNO.parent / "hyena.arch"
+
+
+class Sin(nn.Module):
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.freq = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sin(self.freq * x)
+
+
+class HyenaFilter(nn.Module):
+    """The implicit long filter and the FFT convolution it is applied by (Poli et al. 2023, order 2)."""
+
+    def __init__(self, d: int, order: int, emb: int, length: int) -> None:
+        super().__init__()
+        t = torch.linspace(0, 1, length)
+        bands = (emb - 1) // 2
+        w = 2 * math.pi * torch.arange(length)[:, None] / length
+        f = torch.linspace(1e-4, bands - 1, bands)[None]
+        z = torch.exp(-1j * f * w)
+        self.bias = nn.Parameter(torch.randn(d))
+        self.register_buffer("z", torch.cat([t[:, None], z.real, z.imag], dim=-1))
+        self.register_buffer("t", t)
+        self.register_buffer("deltas", torch.linspace(math.log(1e-2) / 0.3, math.log(1e-2) / 1.5, d))
+        self.implicit_filter = nn.Sequential(nn.Linear(emb, order), Sin(order), nn.Linear(order, order), Sin(order),
+                                             nn.Linear(order, d, bias=False))
+
+    def forward(self, v: torch.Tensor) -> torch.Tensor:  # v: [b, d, L]
+        length = v.shape[-1]
+        k = self.implicit_filter(self.z) * torch.exp(-self.t[:, None] * self.deltas.abs())  # [L, d]
+        k = k.t()
+        spectrum = torch.fft.rfft(v, n=2 * length) * torch.fft.rfft(k, n=2 * length)
+        return torch.fft.irfft(spectrum, n=2 * length)[..., :length] + v * self.bias[:, None]
+
+
+class HyenaOperator(nn.Module):
+    def __init__(self, d: int = 64, order: int = 16, emb: int = 3, length: int = 64) -> None:
+        super().__init__()
+        self.d = d
+        self.in_proj = nn.Linear(d, 3 * d)
+        self.short_filter = nn.Conv1d(3 * d, 3 * d, 3, padding=2, groups=3 * d)
+        self.filter_fn = HyenaFilter(d, order, emb, length)
+        self.out_proj = nn.Linear(d, d)
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:  # u: [b, L, d]
+        length = u.shape[1]
+        x = self.short_filter(self.in_proj(u).transpose(1, 2))[..., :length]
+        x0, x1, v = x.split(self.d, dim=1)
+        y = self.filter_fn(v * x1) * x0
+        return self.out_proj(y.transpose(1, 2))
+
+
+def test_hyena_figures_equal_the_reference() -> None:
+    ref = HyenaOperator()
+    report = archc.load(str(HYENA)).flops()
+    assert report.params == sum(p.numel() for p in ref.parameters()) == 18_864
+    with FlopCounterMode(display=False) as counter:
+        ref(torch.randn(1, 64, 64))
+    assert report.flops == counter.get_total_flops()
+    n = 128  # each FFT pads to 2L
+    assert archc.load(str(HYENA)).flops(convention="full").by_kind["fft"] == \
+        3 * 64 * round(2.5 * n * math.log2(n))  # rfft of v and of the filter, irfft: 64 channels each
+
+
+def test_hyena_module_loads_the_reference_and_agrees() -> None:
+    torch.manual_seed(1)
+    ref = HyenaOperator().eval()
+    mod = archc.load(str(HYENA)).torch()().eval()
+    mod.load_state_dict(ref.state_dict(), strict=True)
+    u = torch.randn(2, 64, 64)
+    with torch.no_grad():
+        want, got = ref(u), mod(u)
+    assert got.shape == want.shape == (2, 64, 64)
+    assert ((got - want).abs().max() / want.abs().max()).item() <= 1e-5
+
+
+def test_hyena_through_the_triton_target() -> None:
+    pytest.importorskip("triton")
+    from archc.codegen.torch.generate import Generated, load_class
+    from archc.codegen.triton import generate
+    from archc.dsl.templates import Templates
+    model = archc.load(str(HYENA))
+    tm = generate(Templates(model.program, model.entry), model.check(symbolic=True).graph)
+    fused = load_class(Generated(tm.text, tm.entry_class, tm.inputs, tm.classes))().eval()
+    ref = HyenaOperator().eval()
+    fused.load_state_dict(ref.state_dict(), strict=True)
+    u = torch.randn(1, 64, 64)
+    with torch.no_grad():
+        want, got = ref(u), fused(u)
+    assert tm.kernels == 10 and ((got - want).abs().max() / want.abs().max()).item() <= 1e-4
