@@ -199,3 +199,39 @@ def test_hyena_through_the_triton_target() -> None:
     with torch.no_grad():
         want, got = ref(u), fused(u)
     assert tm.kernels == 10 and ((got - want).abs().max() / want.abs().max()).item() <= 1e-4
+
+
+# ---- ESPCN (examples/zoo/espcn.arch): the sub-pixel convolution ----------------------------------------
+
+ESPCN = FNO.parent / "espcn.arch"
+
+
+class ESPCNRef(nn.Module):
+    def __init__(self, r: int = 3, c: int = 1) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(c, 64, 5, padding=2)
+        self.conv2 = nn.Conv2d(64, 32, 3, padding=1)
+        self.conv3 = nn.Conv2d(32, r * r * c, 3, padding=1)
+        self.shuffle = nn.PixelShuffle(r)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.shuffle(self.conv3(torch.tanh(self.conv2(torch.tanh(self.conv1(x))))))
+
+
+@pytest.mark.parametrize("r,c", [(3, 1), (2, 3)])
+def test_espcn_equals_the_reference(r: int, c: int) -> None:
+    """The upscale factor is a block parameter that only pixel_shuffle uses (it once built a NameError)."""
+    model = archc.load(str(ESPCN))
+    ref = ESPCNRef(r, c).eval()
+    report = model.flops(r=r, c=c)
+    assert report.params == sum(p.numel() for p in ref.parameters())
+    with FlopCounterMode(display=False) as counter:
+        ref(torch.randn(1, c, 64, 64))
+    assert report.flops == counter.get_total_flops()
+    mod = model.torch()(r=r, c=c).eval() if r != 3 or c != 1 else model.torch()().eval()
+    mod.load_state_dict(ref.state_dict(), strict=True)
+    x = torch.randn(2, c, 17, 23)
+    with torch.no_grad():
+        want, got = ref(x), mod(x)
+    assert got.shape == want.shape == (2, c, 17 * r, 23 * r)
+    assert ((got - want).abs().max() / want.abs().max()).item() <= 1e-5
