@@ -235,3 +235,62 @@ def test_espcn_equals_the_reference(r: int, c: int) -> None:
         want, got = ref(x), mod(x)
     assert got.shape == want.shape == (2, c, 17 * r, 23 * r)
     assert ((got - want).abs().max() / want.abs().max()).item() <= 1e-5
+
+
+# ---- PoolFormer-S12 (examples/zoo/poolformer_s12.arch) -------------------------------------------------
+
+POOLFORMER = FNO.parent / "poolformer_s12.arch"
+
+
+class PoolFormerBlock(nn.Module):
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.layer_scale_1 = nn.Parameter(1e-5 * torch.ones(dim))
+        self.layer_scale_2 = nn.Parameter(1e-5 * torch.ones(dim))
+        self.norm1 = nn.GroupNorm(1, dim)
+        self.pool = nn.AvgPool2d(3, 1, 1, count_include_pad=False)
+        self.norm2 = nn.GroupNorm(1, dim)
+        self.mlp = nn.Sequential(nn.Conv2d(dim, 4 * dim, 1), nn.GELU(), nn.Conv2d(4 * dim, dim, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = self.norm1(x)
+        x = x + self.layer_scale_1[:, None, None] * (self.pool(n) - n)
+        return x + self.layer_scale_2[:, None, None] * self.mlp(self.norm2(x))
+
+
+class PoolFormerS12(nn.Module):
+    def __init__(self, layers: tuple[int, ...] = (2, 2, 6, 2), dims: tuple[int, ...] = (64, 128, 320, 512)) -> None:
+        super().__init__()
+        self.patch_embed = nn.Conv2d(3, dims[0], 7, stride=4, padding=2)
+        stages: list[nn.Module] = []
+        for i in range(4):
+            stages.append(nn.Sequential(*[PoolFormerBlock(dims[i]) for _ in range(layers[i])]))
+            if i < 3:
+                stages.append(nn.Conv2d(dims[i], dims[i + 1], 3, stride=2, padding=1))
+        self.network = nn.Sequential(*stages)
+        self.norm = nn.GroupNorm(1, dims[-1])
+        self.head = nn.Linear(dims[-1], 1000)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.norm(self.network(self.patch_embed(x))).mean((2, 3)))
+
+
+def test_poolformer_equals_the_reference() -> None:
+    torch.manual_seed(2)
+    ref = PoolFormerS12().eval()
+    with torch.no_grad():
+        for name, p in ref.named_parameters():
+            if "layer_scale" in name:
+                p.copy_(torch.rand_like(p) + 0.5)  # so that every branch matters
+    model = archc.load(str(POOLFORMER))
+    report = model.flops()
+    assert report.params == sum(p.numel() for p in ref.parameters()) == 11_915_176
+    with FlopCounterMode(display=False) as counter:
+        ref(torch.randn(1, 3, 224, 224))
+    assert report.flops == counter.get_total_flops()
+    mod = model.torch()().eval()
+    mod.load_state_dict(ref.state_dict(), strict=True)
+    x = torch.randn(1, 3, 64, 96)
+    with torch.no_grad():
+        want, got = ref(x), mod(x)
+    assert ((got - want).abs().max() / want.abs().max()).item() <= 1e-5
