@@ -294,3 +294,12 @@ def test_poolformer_equals_the_reference() -> None:
     with torch.no_grad():
         want, got = ref(x), mod(x)
     assert ((got - want).abs().max() / want.abs().max()).item() <= 1e-5
+
+
+@pytest.mark.parametrize("path", [FNO, HYENA, ESPCN, POOLFORMER], ids=lambda p: p.stem)
+@pytest.mark.parametrize("style,ext", [("graph", "dot"), ("circuit", "svg")])
+def test_renders_in_both_styles(path: pathlib.Path, style: str, ext: str, tmp_path: pathlib.Path) -> None:
+    from archc import cli
+    out = tmp_path / f"{path.stem}.{ext}"
+    assert cli.main(["render", str(path), "--style", style, "-o", str(out)]) == 0
+    assert out.stat().st_size > 1000
