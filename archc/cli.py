@@ -557,11 +557,12 @@ def _build(args: argparse.Namespace, sets: dict[str, Any], sources: SourceMap) -
         doc = {"target": args.target, "path": path, "entry": gen.entry_class, "classes": gen.classes,
                "inputs": gen.inputs, "checks": args.checks, "fold_bn": args.fold_bn}
         if args.target == "triton":
-            doc.update(kernels=tm.kernels, torch_ops=tm.torch_ops)
+            doc.update(kernels=tm.kernels, distinct_kernels=tm.distinct_kernels, torch_ops=tm.torch_ops)
         print(json.dumps(doc, indent=1))
     else:
         ins = ", ".join(f"{i['name']}: {i['type']}" for i in gen.inputs)
-        kernels = f", {tm.kernels} Triton kernels, {tm.torch_ops} torch ops" if args.target == "triton" else ""
+        kernels = (f", {tm.kernels} fused kernel launches ({tm.distinct_kernels} distinct Triton kernels), "
+                   f"{tm.torch_ops} torch ops" if args.target == "triton" else "")
         print(f"wrote {path}: class {gen.entry_class}({ins}), {len(gen.classes)} classes{kernels}")
     return 0
 

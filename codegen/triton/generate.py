@@ -244,6 +244,32 @@ class FusedForward:
         return self.prologue + body + [f"return {', '.join(outs)}"]
 
 
+def shared_kernels(kernels: list[Kernel]) -> list[str]:
+    """The module text of each group: its kernel and launcher, or, where an earlier group has the same
+    kernel but for its name and comments (the same block repeated), only its launcher, which launches
+    that earlier kernel: one @triton.jit function per distinct kernel, compiled once."""
+    first: dict[str, str] = {}  # kernel text, name and comment lines blanked -> the kernel's name
+    out: list[str] = []
+    for k in kernels:
+        cut = k.text.find(f"\n\n\ndef {k.name}(")
+        kernel, launcher = (k.text[:cut], k.text[cut:]) if cut >= 0 else (k.text, "")
+        key = _shape_of(kernel.replace(f"{k.name}_kernel", "KERNEL"))
+        if key in first and launcher:
+            out.append(launcher.replace(f"{k.name}_kernel[", f"{first[key]}_kernel[", 1))
+        else:
+            first.setdefault(key, k.name)
+            out.append(k.text)
+    return out
+
+
+def _shape_of(kernel: str) -> str:
+    """A kernel's text without its comments, its values numbered in order of appearance (v12 -> v0)."""
+    text = re.sub(r"(?m)^ *# .*\n", "", kernel)
+    text = re.sub(r"  # .*$", "", text, flags=re.M)
+    numbers: dict[str, str] = {}
+    return re.sub(r"\bv(\d+)\b", lambda m: numbers.setdefault(m.group(1), f"v{len(numbers)}"), text)
+
+
 @dataclasses.dataclass
 class TritonModule:
     """A generated Triton module: its text, entry class, inputs and classes (as the torch target's
@@ -253,8 +279,13 @@ class TritonModule:
     entry_class: str
     inputs: list[dict[str, Any]]
     classes: list[str]
-    kernels: int
+    kernels: int  # fused groups, each one kernel launch in forward
     torch_ops: int
+
+    @property
+    def distinct_kernels(self) -> int:
+        """The @triton.jit functions of the module (groups of the same shape share one)."""
+        return self.text.count("@triton.jit")
 
 
 def generate(source: TraceSource, graph: Graph) -> TritonModule:
@@ -272,7 +303,7 @@ def generate(source: TraceSource, graph: Graph) -> TritonModule:
             header=["# Target: Triton (archc build --target triton). Inference runs fused Triton kernels; "
                     "training the PyTorch forward.", "# Needs torch and triton at run time."],
             kernels=(mha_helpers() if any(k.kind == "mha" for k in ff.kernels) else "")
-            + "".join(k.text for k in ff.kernels), helpers=ff.helpers,
+            + "".join(shared_kernels(ff.kernels)), helpers=ff.helpers,
             forward=ff.lines(), needs_matmul_configs=any("MATMUL_CONFIGS" in k.text for k in ff.kernels))
 
     gen = generate_torch(source, extension=extend)

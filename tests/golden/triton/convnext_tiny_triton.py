@@ -338,35 +338,6 @@ def features_1_1_block_0(
     return out
 
 
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def features_1_1_block_3_kernel(
-    out, layernorm, weight, bias, batch, h, w, chan, layernorm_batch, layernorm_h, layernorm_w, out_batch, out_h,
-    out_w, out_chan, M, N, K, layernorm_k, weight_n, weight_k, bias_n, PRECISION: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # features.1.1.block.3: linear -> gelu
-    # from convnext_tiny.arch:19, 20
-    # computes [batch=batch, h=⌊H/4⌋, w=⌊W/4⌋, chan=384]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    layernorm_rows = i_batch * layernorm_batch + i_h * layernorm_h + i_w * layernorm_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(layernorm + layernorm_rows[:, None] + rk[None, :] * layernorm_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v18 = acc + tl.load(bias + rn * bias_n, mask=rn < N, other=0.0).to(tl.float32)[None, :]
-    v19 = 0.5 * v18 * (1.0 + tl.erf(v18 * 0.7071067811865476))  # gelu convnext_tiny.arch:20
-    tl.store(out + i_batch[:, None] * out_batch + i_h[:, None] * out_h + i_w[:, None] * out_w + rn[None, :] * out_chan, v19.to(out.dtype.element_ty), mask=mask)
-
 
 def features_1_1_block_3(layernorm: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     sizes = (layernorm.shape[0], layernorm.shape[1], layernorm.shape[2], weight.shape[0])
@@ -378,7 +349,7 @@ def features_1_1_block_3(layernorm: torch.Tensor, weight: torch.Tensor, bias: to
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    features_1_1_block_3_kernel[grid](
+    features_1_0_block_3_kernel[grid](
         out, layernorm, weight, bias, *sizes, *_strides(layernorm, (0, 1, 2)), *_strides(out, (0, 1, 2, 3)), M, N,
         K, layernorm.stride(3), weight.stride(0), weight.stride(1), bias.stride(0), PRECISION=precision)
     return out
@@ -436,44 +407,6 @@ def features_1_1_block_5(
     return out
 
 
-@triton.jit
-def features_1_2_block_0_kernel(
-    out, add, weight, bias, weight_2, bias_2, batch, chan, h, w, add_batch, add_chan, add_h, add_w, weight_2_chan,
-    bias_2_chan, out_batch, out_chan, out_h, out_w, n_rows, n_cols, in_h, in_w, weight_c, weight_h, weight_w,
-    bias_c, eps, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
-    # features.1.2.block.0: conv -> rearrange -> layernorm
-    # from convnext_tiny.arch:16, 17, 18
-    # computes [batch=batch, h=⌊H/4⌋, w=⌊W/4⌋, chan=96]
-    # a block of positions (rows) by every channel (columns): the depthwise window, then the norm over channels
-    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    cols = tl.arange(0, BLOCK_N)
-    rmask = rows < n_rows
-    mask = rmask[:, None] & (cols < n_cols)[None, :]
-    i_w = rows % w
-    rest = rows // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    i_chan = cols
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    x_base = i_batch[:, None] * add_batch + i_chan[None, :] * add_chan
-    for t_h in tl.static_range(7):
-        p_h = i_h * 1 - 3 + t_h * 1
-        for t_w in tl.static_range(7):
-            p_w = i_w * 1 - 3 + t_w * 1
-            ok = rmask & (p_h >= 0) & (p_h < in_h) & (p_w >= 0) & (p_w < in_w)
-            xv = tl.load(add + x_base + p_h[:, None] * add_h + p_w[:, None] * add_w, mask=ok[:, None] & mask, other=0.0).to(tl.float32)
-            wv = tl.load(weight + i_chan * weight_c + t_h * weight_h + t_w * weight_w, mask=cols < n_cols, other=0.0).to(tl.float32)
-            acc += xv * wv[None, :]
-    v26 = acc + tl.load(bias + i_chan * bias_c, mask=cols < n_cols, other=0.0).to(tl.float32)[None, :]
-    mean = tl.sum(tl.where(mask, v26, 0.0), axis=1) / n_cols
-    d = tl.where(mask, v26 - mean[:, None], 0.0)
-    rstd = tl.rsqrt(tl.sum(d * d, axis=1) / n_cols + eps)
-    v28 = d * rstd[:, None]  # layernorm convnext_tiny.arch:18
-    v28 = v28 * tl.load(weight_2 + i_chan[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    v28 = v28 + tl.load(bias_2 + i_chan[None, :] * bias_2_chan, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out + i_batch[:, None] * out_batch + i_chan[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v28.to(out.dtype.element_ty), mask=mask)
-
 
 def features_1_2_block_0(
     add: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, weight_2: torch.Tensor, bias_2: torch.Tensor) -> torch.Tensor:
@@ -483,42 +416,13 @@ def features_1_2_block_0(
     n_rows = math.prod(sizes[j] for j in (0, 2, 3))
     block_n = triton.next_power_of_2(n_cols)
     block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n))
-    features_1_2_block_0_kernel[(triton.cdiv(n_rows, block_m),)](
+    features_1_1_block_0_kernel[(triton.cdiv(n_rows, block_m),)](
         out, add, weight, bias, weight_2, bias_2, *sizes, *_strides(add, (0, 1, 2, 3)), *_strides(weight_2, (0,)),
         *_strides(bias_2, (0,)), *_strides(out, (0, 3, 1, 2)), n_rows, n_cols, add.shape[2], add.shape[3],
         weight.stride(0), weight.stride(2), weight.stride(3), bias.stride(0), 1e-06, BLOCK_M=block_m,
         BLOCK_N=block_n)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def features_1_2_block_3_kernel(
-    out, layernorm, weight, bias, batch, h, w, chan, layernorm_batch, layernorm_h, layernorm_w, out_batch, out_h,
-    out_w, out_chan, M, N, K, layernorm_k, weight_n, weight_k, bias_n, PRECISION: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # features.1.2.block.3: linear -> gelu
-    # from convnext_tiny.arch:19, 20
-    # computes [batch=batch, h=⌊H/4⌋, w=⌊W/4⌋, chan=384]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    layernorm_rows = i_batch * layernorm_batch + i_h * layernorm_h + i_w * layernorm_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(layernorm + layernorm_rows[:, None] + rk[None, :] * layernorm_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v29 = acc + tl.load(bias + rn * bias_n, mask=rn < N, other=0.0).to(tl.float32)[None, :]
-    v30 = 0.5 * v29 * (1.0 + tl.erf(v29 * 0.7071067811865476))  # gelu convnext_tiny.arch:20
-    tl.store(out + i_batch[:, None] * out_batch + i_h[:, None] * out_h + i_w[:, None] * out_w + rn[None, :] * out_chan, v30.to(out.dtype.element_ty), mask=mask)
 
 
 def features_1_2_block_3(layernorm: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -531,44 +435,11 @@ def features_1_2_block_3(layernorm: torch.Tensor, weight: torch.Tensor, bias: to
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    features_1_2_block_3_kernel[grid](
+    features_1_0_block_3_kernel[grid](
         out, layernorm, weight, bias, *sizes, *_strides(layernorm, (0, 1, 2)), *_strides(out, (0, 1, 2, 3)), M, N,
         K, layernorm.stride(3), weight.stride(0), weight.stride(1), bias.stride(0), PRECISION=precision)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def features_1_2_block_5_kernel(
-    out, gelu, weight, bias, layer_scale, add, batch, h, w, chan, gelu_batch, gelu_h, gelu_w, layer_scale_h,
-    layer_scale_w, layer_scale_chan, add_batch, add_h, add_w, add_chan, out_batch, out_h, out_w, out_chan, M, N, K,
-    gelu_k, weight_n, weight_k, bias_n, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    BLOCK_K: tl.constexpr):
-    # features.1.2.block.5: linear -> rearrange -> mul -> drop_path -> add
-    # from convnext_tiny.arch:21, 22, 24
-    # computes [batch=batch, chan=96, h=⌊H/4⌋, w=⌊W/4⌋]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    gelu_rows = i_batch * gelu_batch + i_h * gelu_h + i_w * gelu_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(gelu + gelu_rows[:, None] + rk[None, :] * gelu_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v31 = acc + tl.load(bias + rn * bias_n, mask=rn < N, other=0.0).to(tl.float32)[None, :]
-    layer_scale_v = tl.load(layer_scale + i_h[:, None] * layer_scale_h + i_w[:, None] * layer_scale_w + rn[None, :] * layer_scale_chan, mask=mask, other=0.0).to(tl.float32)
-    v33 = layer_scale_v * v31  # mul convnext_tiny.arch:24
-    add_v = tl.load(add + i_batch[:, None] * add_batch + i_h[:, None] * add_h + i_w[:, None] * add_w + rn[None, :] * add_chan, mask=mask, other=0.0).to(tl.float32)
-    v35 = add_v + v33  # add convnext_tiny.arch:24
-    tl.store(out + i_batch[:, None] * out_batch + i_h[:, None] * out_h + i_w[:, None] * out_w + rn[None, :] * out_chan, v35.to(out.dtype.element_ty), mask=mask)
 
 
 def features_1_2_block_5(
@@ -582,7 +453,7 @@ def features_1_2_block_5(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    features_1_2_block_5_kernel[grid](
+    features_1_1_block_5_kernel[grid](
         out, gelu, weight, bias, layer_scale, add, *sizes, *_strides(gelu, (0, 1, 2)),
         *_strides(layer_scale, (1, 2, 0)), *_strides(add, (0, 2, 3, 1)), *_strides(out, (0, 2, 3, 1)), M, N, K,
         gelu.stride(3), weight.stride(0), weight.stride(1), bias.stride(0), PRECISION=precision)
@@ -683,35 +554,6 @@ def features_3_0_block_0(
     return out
 
 
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def features_3_0_block_3_kernel(
-    out, layernorm, weight, bias, batch, h, w, chan, layernorm_batch, layernorm_h, layernorm_w, out_batch, out_h,
-    out_w, out_chan, M, N, K, layernorm_k, weight_n, weight_k, bias_n, PRECISION: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # features.3.0.block.3: linear -> gelu
-    # from convnext_tiny.arch:19, 20
-    # computes [batch=batch, h=⌊⌊H/4⌋/2⌋, w=⌊⌊W/4⌋/2⌋, chan=768]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    layernorm_rows = i_batch * layernorm_batch + i_h * layernorm_h + i_w * layernorm_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(layernorm + layernorm_rows[:, None] + rk[None, :] * layernorm_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v42 = acc + tl.load(bias + rn * bias_n, mask=rn < N, other=0.0).to(tl.float32)[None, :]
-    v43 = 0.5 * v42 * (1.0 + tl.erf(v42 * 0.7071067811865476))  # gelu convnext_tiny.arch:20
-    tl.store(out + i_batch[:, None] * out_batch + i_h[:, None] * out_h + i_w[:, None] * out_w + rn[None, :] * out_chan, v43.to(out.dtype.element_ty), mask=mask)
-
 
 def features_3_0_block_3(layernorm: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     sizes = (layernorm.shape[0], layernorm.shape[1], layernorm.shape[2], weight.shape[0])
@@ -723,7 +565,7 @@ def features_3_0_block_3(layernorm: torch.Tensor, weight: torch.Tensor, bias: to
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    features_3_0_block_3_kernel[grid](
+    features_1_0_block_3_kernel[grid](
         out, layernorm, weight, bias, *sizes, *_strides(layernorm, (0, 1, 2)), *_strides(out, (0, 1, 2, 3)), M, N,
         K, layernorm.stride(3), weight.stride(0), weight.stride(1), bias.stride(0), PRECISION=precision)
     return out
@@ -781,44 +623,6 @@ def features_3_0_block_5(
     return out
 
 
-@triton.jit
-def features_3_1_block_0_kernel(
-    out, add, weight, bias, weight_2, bias_2, batch, chan, h, w, add_batch, add_chan, add_h, add_w, weight_2_chan,
-    bias_2_chan, out_batch, out_chan, out_h, out_w, n_rows, n_cols, in_h, in_w, weight_c, weight_h, weight_w,
-    bias_c, eps, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
-    # features.3.1.block.0: conv -> rearrange -> layernorm
-    # from convnext_tiny.arch:16, 17, 18
-    # computes [batch=batch, h=⌊⌊H/4⌋/2⌋, w=⌊⌊W/4⌋/2⌋, chan=192]
-    # a block of positions (rows) by every channel (columns): the depthwise window, then the norm over channels
-    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    cols = tl.arange(0, BLOCK_N)
-    rmask = rows < n_rows
-    mask = rmask[:, None] & (cols < n_cols)[None, :]
-    i_w = rows % w
-    rest = rows // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    i_chan = cols
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    x_base = i_batch[:, None] * add_batch + i_chan[None, :] * add_chan
-    for t_h in tl.static_range(7):
-        p_h = i_h * 1 - 3 + t_h * 1
-        for t_w in tl.static_range(7):
-            p_w = i_w * 1 - 3 + t_w * 1
-            ok = rmask & (p_h >= 0) & (p_h < in_h) & (p_w >= 0) & (p_w < in_w)
-            xv = tl.load(add + x_base + p_h[:, None] * add_h + p_w[:, None] * add_w, mask=ok[:, None] & mask, other=0.0).to(tl.float32)
-            wv = tl.load(weight + i_chan * weight_c + t_h * weight_h + t_w * weight_w, mask=cols < n_cols, other=0.0).to(tl.float32)
-            acc += xv * wv[None, :]
-    v50 = acc + tl.load(bias + i_chan * bias_c, mask=cols < n_cols, other=0.0).to(tl.float32)[None, :]
-    mean = tl.sum(tl.where(mask, v50, 0.0), axis=1) / n_cols
-    d = tl.where(mask, v50 - mean[:, None], 0.0)
-    rstd = tl.rsqrt(tl.sum(d * d, axis=1) / n_cols + eps)
-    v52 = d * rstd[:, None]  # layernorm convnext_tiny.arch:18
-    v52 = v52 * tl.load(weight_2 + i_chan[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    v52 = v52 + tl.load(bias_2 + i_chan[None, :] * bias_2_chan, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out + i_batch[:, None] * out_batch + i_chan[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v52.to(out.dtype.element_ty), mask=mask)
-
 
 def features_3_1_block_0(
     add: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, weight_2: torch.Tensor, bias_2: torch.Tensor) -> torch.Tensor:
@@ -828,42 +632,13 @@ def features_3_1_block_0(
     n_rows = math.prod(sizes[j] for j in (0, 2, 3))
     block_n = triton.next_power_of_2(n_cols)
     block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n))
-    features_3_1_block_0_kernel[(triton.cdiv(n_rows, block_m),)](
+    features_1_1_block_0_kernel[(triton.cdiv(n_rows, block_m),)](
         out, add, weight, bias, weight_2, bias_2, *sizes, *_strides(add, (0, 1, 2, 3)), *_strides(weight_2, (0,)),
         *_strides(bias_2, (0,)), *_strides(out, (0, 3, 1, 2)), n_rows, n_cols, add.shape[2], add.shape[3],
         weight.stride(0), weight.stride(2), weight.stride(3), bias.stride(0), 1e-06, BLOCK_M=block_m,
         BLOCK_N=block_n)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def features_3_1_block_3_kernel(
-    out, layernorm, weight, bias, batch, h, w, chan, layernorm_batch, layernorm_h, layernorm_w, out_batch, out_h,
-    out_w, out_chan, M, N, K, layernorm_k, weight_n, weight_k, bias_n, PRECISION: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # features.3.1.block.3: linear -> gelu
-    # from convnext_tiny.arch:19, 20
-    # computes [batch=batch, h=⌊⌊H/4⌋/2⌋, w=⌊⌊W/4⌋/2⌋, chan=768]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    layernorm_rows = i_batch * layernorm_batch + i_h * layernorm_h + i_w * layernorm_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(layernorm + layernorm_rows[:, None] + rk[None, :] * layernorm_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v53 = acc + tl.load(bias + rn * bias_n, mask=rn < N, other=0.0).to(tl.float32)[None, :]
-    v54 = 0.5 * v53 * (1.0 + tl.erf(v53 * 0.7071067811865476))  # gelu convnext_tiny.arch:20
-    tl.store(out + i_batch[:, None] * out_batch + i_h[:, None] * out_h + i_w[:, None] * out_w + rn[None, :] * out_chan, v54.to(out.dtype.element_ty), mask=mask)
 
 
 def features_3_1_block_3(layernorm: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -876,44 +651,11 @@ def features_3_1_block_3(layernorm: torch.Tensor, weight: torch.Tensor, bias: to
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    features_3_1_block_3_kernel[grid](
+    features_1_0_block_3_kernel[grid](
         out, layernorm, weight, bias, *sizes, *_strides(layernorm, (0, 1, 2)), *_strides(out, (0, 1, 2, 3)), M, N,
         K, layernorm.stride(3), weight.stride(0), weight.stride(1), bias.stride(0), PRECISION=precision)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def features_3_1_block_5_kernel(
-    out, gelu, weight, bias, layer_scale, add, batch, h, w, chan, gelu_batch, gelu_h, gelu_w, layer_scale_h,
-    layer_scale_w, layer_scale_chan, add_batch, add_h, add_w, add_chan, out_batch, out_h, out_w, out_chan, M, N, K,
-    gelu_k, weight_n, weight_k, bias_n, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    BLOCK_K: tl.constexpr):
-    # features.3.1.block.5: linear -> rearrange -> mul -> drop_path -> add
-    # from convnext_tiny.arch:21, 22, 24
-    # computes [batch=batch, chan=192, h=⌊⌊H/4⌋/2⌋, w=⌊⌊W/4⌋/2⌋]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    gelu_rows = i_batch * gelu_batch + i_h * gelu_h + i_w * gelu_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(gelu + gelu_rows[:, None] + rk[None, :] * gelu_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v55 = acc + tl.load(bias + rn * bias_n, mask=rn < N, other=0.0).to(tl.float32)[None, :]
-    layer_scale_v = tl.load(layer_scale + i_h[:, None] * layer_scale_h + i_w[:, None] * layer_scale_w + rn[None, :] * layer_scale_chan, mask=mask, other=0.0).to(tl.float32)
-    v57 = layer_scale_v * v55  # mul convnext_tiny.arch:24
-    add_v = tl.load(add + i_batch[:, None] * add_batch + i_h[:, None] * add_h + i_w[:, None] * add_w + rn[None, :] * add_chan, mask=mask, other=0.0).to(tl.float32)
-    v59 = add_v + v57  # add convnext_tiny.arch:24
-    tl.store(out + i_batch[:, None] * out_batch + i_h[:, None] * out_h + i_w[:, None] * out_w + rn[None, :] * out_chan, v59.to(out.dtype.element_ty), mask=mask)
 
 
 def features_3_1_block_5(
@@ -927,50 +669,12 @@ def features_3_1_block_5(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    features_3_1_block_5_kernel[grid](
+    features_1_1_block_5_kernel[grid](
         out, gelu, weight, bias, layer_scale, add, *sizes, *_strides(gelu, (0, 1, 2)),
         *_strides(layer_scale, (1, 2, 0)), *_strides(add, (0, 2, 3, 1)), *_strides(out, (0, 2, 3, 1)), M, N, K,
         gelu.stride(3), weight.stride(0), weight.stride(1), bias.stride(0), PRECISION=precision)
     return out
 
-
-@triton.jit
-def features_3_2_block_0_kernel(
-    out, add, weight, bias, weight_2, bias_2, batch, chan, h, w, add_batch, add_chan, add_h, add_w, weight_2_chan,
-    bias_2_chan, out_batch, out_chan, out_h, out_w, n_rows, n_cols, in_h, in_w, weight_c, weight_h, weight_w,
-    bias_c, eps, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
-    # features.3.2.block.0: conv -> rearrange -> layernorm
-    # from convnext_tiny.arch:16, 17, 18
-    # computes [batch=batch, h=⌊⌊H/4⌋/2⌋, w=⌊⌊W/4⌋/2⌋, chan=192]
-    # a block of positions (rows) by every channel (columns): the depthwise window, then the norm over channels
-    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    cols = tl.arange(0, BLOCK_N)
-    rmask = rows < n_rows
-    mask = rmask[:, None] & (cols < n_cols)[None, :]
-    i_w = rows % w
-    rest = rows // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    i_chan = cols
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    x_base = i_batch[:, None] * add_batch + i_chan[None, :] * add_chan
-    for t_h in tl.static_range(7):
-        p_h = i_h * 1 - 3 + t_h * 1
-        for t_w in tl.static_range(7):
-            p_w = i_w * 1 - 3 + t_w * 1
-            ok = rmask & (p_h >= 0) & (p_h < in_h) & (p_w >= 0) & (p_w < in_w)
-            xv = tl.load(add + x_base + p_h[:, None] * add_h + p_w[:, None] * add_w, mask=ok[:, None] & mask, other=0.0).to(tl.float32)
-            wv = tl.load(weight + i_chan * weight_c + t_h * weight_h + t_w * weight_w, mask=cols < n_cols, other=0.0).to(tl.float32)
-            acc += xv * wv[None, :]
-    v61 = acc + tl.load(bias + i_chan * bias_c, mask=cols < n_cols, other=0.0).to(tl.float32)[None, :]
-    mean = tl.sum(tl.where(mask, v61, 0.0), axis=1) / n_cols
-    d = tl.where(mask, v61 - mean[:, None], 0.0)
-    rstd = tl.rsqrt(tl.sum(d * d, axis=1) / n_cols + eps)
-    v63 = d * rstd[:, None]  # layernorm convnext_tiny.arch:18
-    v63 = v63 * tl.load(weight_2 + i_chan[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    v63 = v63 + tl.load(bias_2 + i_chan[None, :] * bias_2_chan, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out + i_batch[:, None] * out_batch + i_chan[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v63.to(out.dtype.element_ty), mask=mask)
 
 
 def features_3_2_block_0(
@@ -981,42 +685,13 @@ def features_3_2_block_0(
     n_rows = math.prod(sizes[j] for j in (0, 2, 3))
     block_n = triton.next_power_of_2(n_cols)
     block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n))
-    features_3_2_block_0_kernel[(triton.cdiv(n_rows, block_m),)](
+    features_1_1_block_0_kernel[(triton.cdiv(n_rows, block_m),)](
         out, add, weight, bias, weight_2, bias_2, *sizes, *_strides(add, (0, 1, 2, 3)), *_strides(weight_2, (0,)),
         *_strides(bias_2, (0,)), *_strides(out, (0, 3, 1, 2)), n_rows, n_cols, add.shape[2], add.shape[3],
         weight.stride(0), weight.stride(2), weight.stride(3), bias.stride(0), 1e-06, BLOCK_M=block_m,
         BLOCK_N=block_n)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def features_3_2_block_3_kernel(
-    out, layernorm, weight, bias, batch, h, w, chan, layernorm_batch, layernorm_h, layernorm_w, out_batch, out_h,
-    out_w, out_chan, M, N, K, layernorm_k, weight_n, weight_k, bias_n, PRECISION: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # features.3.2.block.3: linear -> gelu
-    # from convnext_tiny.arch:19, 20
-    # computes [batch=batch, h=⌊⌊H/4⌋/2⌋, w=⌊⌊W/4⌋/2⌋, chan=768]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    layernorm_rows = i_batch * layernorm_batch + i_h * layernorm_h + i_w * layernorm_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(layernorm + layernorm_rows[:, None] + rk[None, :] * layernorm_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v64 = acc + tl.load(bias + rn * bias_n, mask=rn < N, other=0.0).to(tl.float32)[None, :]
-    v65 = 0.5 * v64 * (1.0 + tl.erf(v64 * 0.7071067811865476))  # gelu convnext_tiny.arch:20
-    tl.store(out + i_batch[:, None] * out_batch + i_h[:, None] * out_h + i_w[:, None] * out_w + rn[None, :] * out_chan, v65.to(out.dtype.element_ty), mask=mask)
 
 
 def features_3_2_block_3(layernorm: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -1029,44 +704,11 @@ def features_3_2_block_3(layernorm: torch.Tensor, weight: torch.Tensor, bias: to
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    features_3_2_block_3_kernel[grid](
+    features_1_0_block_3_kernel[grid](
         out, layernorm, weight, bias, *sizes, *_strides(layernorm, (0, 1, 2)), *_strides(out, (0, 1, 2, 3)), M, N,
         K, layernorm.stride(3), weight.stride(0), weight.stride(1), bias.stride(0), PRECISION=precision)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def features_3_2_block_5_kernel(
-    out, gelu, weight, bias, layer_scale, add, batch, h, w, chan, gelu_batch, gelu_h, gelu_w, layer_scale_h,
-    layer_scale_w, layer_scale_chan, add_batch, add_h, add_w, add_chan, out_batch, out_h, out_w, out_chan, M, N, K,
-    gelu_k, weight_n, weight_k, bias_n, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    BLOCK_K: tl.constexpr):
-    # features.3.2.block.5: linear -> rearrange -> mul -> drop_path -> add
-    # from convnext_tiny.arch:21, 22, 24
-    # computes [batch=batch, chan=192, h=⌊⌊H/4⌋/2⌋, w=⌊⌊W/4⌋/2⌋]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    gelu_rows = i_batch * gelu_batch + i_h * gelu_h + i_w * gelu_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(gelu + gelu_rows[:, None] + rk[None, :] * gelu_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v66 = acc + tl.load(bias + rn * bias_n, mask=rn < N, other=0.0).to(tl.float32)[None, :]
-    layer_scale_v = tl.load(layer_scale + i_h[:, None] * layer_scale_h + i_w[:, None] * layer_scale_w + rn[None, :] * layer_scale_chan, mask=mask, other=0.0).to(tl.float32)
-    v68 = layer_scale_v * v66  # mul convnext_tiny.arch:24
-    add_v = tl.load(add + i_batch[:, None] * add_batch + i_h[:, None] * add_h + i_w[:, None] * add_w + rn[None, :] * add_chan, mask=mask, other=0.0).to(tl.float32)
-    v70 = add_v + v68  # add convnext_tiny.arch:24
-    tl.store(out + i_batch[:, None] * out_batch + i_h[:, None] * out_h + i_w[:, None] * out_w + rn[None, :] * out_chan, v70.to(out.dtype.element_ty), mask=mask)
 
 
 def features_3_2_block_5(
@@ -1080,37 +722,12 @@ def features_3_2_block_5(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    features_3_2_block_5_kernel[grid](
+    features_1_1_block_5_kernel[grid](
         out, gelu, weight, bias, layer_scale, add, *sizes, *_strides(gelu, (0, 1, 2)),
         *_strides(layer_scale, (1, 2, 0)), *_strides(add, (0, 2, 3, 1)), *_strides(out, (0, 2, 3, 1)), M, N, K,
         gelu.stride(3), weight.stride(0), weight.stride(1), bias.stride(0), PRECISION=precision)
     return out
 
-
-@triton.jit
-def features_4_0_kernel(
-    out, add, weight, bias, batch, chan, h, w, add_batch, add_chan, add_h, add_w, weight_chan, bias_chan, out_batch,
-    out_chan, out_h, out_w, n_rows, n_cols, eps, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
-    # features.4.0: layernorm
-    # from convnext_tiny.arch:44
-    # computes [batch=batch, chan=192, h=⌊⌊H/4⌋/2⌋, w=⌊⌊W/4⌋/2⌋]
-    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    cols = tl.arange(0, BLOCK_N)
-    mask = (rows < n_rows)[:, None] & (cols < n_cols)[None, :]
-    i_w = rows % w
-    rest = rows // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    i_chan = cols
-    x_in = tl.load(add + i_batch[:, None] * add_batch + i_chan[None, :] * add_chan + i_h[:, None] * add_h + i_w[:, None] * add_w, mask=mask, other=0.0).to(tl.float32)
-    mean = tl.sum(tl.where(mask, x_in, 0.0), axis=1) / n_cols
-    d = tl.where(mask, x_in - mean[:, None], 0.0)
-    rstd = tl.rsqrt(tl.sum(d * d, axis=1) / n_cols + eps)
-    v71 = d * rstd[:, None]  # layernorm convnext_tiny.arch:44
-    v71 = v71 * tl.load(weight + i_chan[None, :] * weight_chan, mask=mask, other=0.0).to(tl.float32)
-    v71 = v71 + tl.load(bias + i_chan[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out + i_batch[:, None] * out_batch + i_chan[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v71.to(out.dtype.element_ty), mask=mask)
 
 
 def features_4_0(add: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -1120,49 +737,11 @@ def features_4_0(add: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) ->
     n_cols = math.prod(sizes[j] for j in (1,))
     block_n = triton.next_power_of_2(n_cols)
     block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n))
-    features_4_0_kernel[(triton.cdiv(n_rows, block_m),)](
+    features_2_0_kernel[(triton.cdiv(n_rows, block_m),)](
         out, add, weight, bias, *sizes, *_strides(add, (0, 1, 2, 3)), *_strides(weight, (0,)),
         *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), n_rows, n_cols, 1e-06, BLOCK_M=block_m, BLOCK_N=block_n)
     return out
 
-
-@triton.jit
-def features_5_0_block_0_kernel(
-    out, conv, weight, bias, weight_2, bias_2, batch, chan, h, w, conv_batch, conv_chan, conv_h, conv_w,
-    weight_2_chan, bias_2_chan, out_batch, out_chan, out_h, out_w, n_rows, n_cols, in_h, in_w, weight_c, weight_h,
-    weight_w, bias_c, eps, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
-    # features.5.0.block.0: conv -> rearrange -> layernorm
-    # from convnext_tiny.arch:16, 17, 18
-    # computes [batch=batch, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋, chan=384]
-    # a block of positions (rows) by every channel (columns): the depthwise window, then the norm over channels
-    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    cols = tl.arange(0, BLOCK_N)
-    rmask = rows < n_rows
-    mask = rmask[:, None] & (cols < n_cols)[None, :]
-    i_w = rows % w
-    rest = rows // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    i_chan = cols
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    x_base = i_batch[:, None] * conv_batch + i_chan[None, :] * conv_chan
-    for t_h in tl.static_range(7):
-        p_h = i_h * 1 - 3 + t_h * 1
-        for t_w in tl.static_range(7):
-            p_w = i_w * 1 - 3 + t_w * 1
-            ok = rmask & (p_h >= 0) & (p_h < in_h) & (p_w >= 0) & (p_w < in_w)
-            xv = tl.load(conv + x_base + p_h[:, None] * conv_h + p_w[:, None] * conv_w, mask=ok[:, None] & mask, other=0.0).to(tl.float32)
-            wv = tl.load(weight + i_chan * weight_c + t_h * weight_h + t_w * weight_w, mask=cols < n_cols, other=0.0).to(tl.float32)
-            acc += xv * wv[None, :]
-    v74 = acc + tl.load(bias + i_chan * bias_c, mask=cols < n_cols, other=0.0).to(tl.float32)[None, :]
-    mean = tl.sum(tl.where(mask, v74, 0.0), axis=1) / n_cols
-    d = tl.where(mask, v74 - mean[:, None], 0.0)
-    rstd = tl.rsqrt(tl.sum(d * d, axis=1) / n_cols + eps)
-    v76 = d * rstd[:, None]  # layernorm convnext_tiny.arch:18
-    v76 = v76 * tl.load(weight_2 + i_chan[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    v76 = v76 + tl.load(bias_2 + i_chan[None, :] * bias_2_chan, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out + i_batch[:, None] * out_batch + i_chan[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v76.to(out.dtype.element_ty), mask=mask)
 
 
 def features_5_0_block_0(
@@ -1173,42 +752,13 @@ def features_5_0_block_0(
     n_rows = math.prod(sizes[j] for j in (0, 2, 3))
     block_n = triton.next_power_of_2(n_cols)
     block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n))
-    features_5_0_block_0_kernel[(triton.cdiv(n_rows, block_m),)](
+    features_3_0_block_0_kernel[(triton.cdiv(n_rows, block_m),)](
         out, conv, weight, bias, weight_2, bias_2, *sizes, *_strides(conv, (0, 1, 2, 3)), *_strides(weight_2, (0,)),
         *_strides(bias_2, (0,)), *_strides(out, (0, 3, 1, 2)), n_rows, n_cols, conv.shape[2], conv.shape[3],
         weight.stride(0), weight.stride(2), weight.stride(3), bias.stride(0), 1e-06, BLOCK_M=block_m,
         BLOCK_N=block_n)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def features_5_0_block_3_kernel(
-    out, layernorm, weight, bias, batch, h, w, chan, layernorm_batch, layernorm_h, layernorm_w, out_batch, out_h,
-    out_w, out_chan, M, N, K, layernorm_k, weight_n, weight_k, bias_n, PRECISION: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # features.5.0.block.3: linear -> gelu
-    # from convnext_tiny.arch:19, 20
-    # computes [batch=batch, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋, chan=1536]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    layernorm_rows = i_batch * layernorm_batch + i_h * layernorm_h + i_w * layernorm_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(layernorm + layernorm_rows[:, None] + rk[None, :] * layernorm_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v77 = acc + tl.load(bias + rn * bias_n, mask=rn < N, other=0.0).to(tl.float32)[None, :]
-    v78 = 0.5 * v77 * (1.0 + tl.erf(v77 * 0.7071067811865476))  # gelu convnext_tiny.arch:20
-    tl.store(out + i_batch[:, None] * out_batch + i_h[:, None] * out_h + i_w[:, None] * out_w + rn[None, :] * out_chan, v78.to(out.dtype.element_ty), mask=mask)
 
 
 def features_5_0_block_3(layernorm: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -1221,44 +771,11 @@ def features_5_0_block_3(layernorm: torch.Tensor, weight: torch.Tensor, bias: to
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    features_5_0_block_3_kernel[grid](
+    features_1_0_block_3_kernel[grid](
         out, layernorm, weight, bias, *sizes, *_strides(layernorm, (0, 1, 2)), *_strides(out, (0, 1, 2, 3)), M, N,
         K, layernorm.stride(3), weight.stride(0), weight.stride(1), bias.stride(0), PRECISION=precision)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def features_5_0_block_5_kernel(
-    out, gelu, weight, bias, layer_scale, conv, batch, h, w, chan, gelu_batch, gelu_h, gelu_w, layer_scale_h,
-    layer_scale_w, layer_scale_chan, conv_batch, conv_h, conv_w, conv_chan, out_batch, out_h, out_w, out_chan, M, N,
-    K, gelu_k, weight_n, weight_k, bias_n, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    BLOCK_K: tl.constexpr):
-    # features.5.0.block.5: linear -> rearrange -> mul -> drop_path -> add
-    # from convnext_tiny.arch:21, 22, 24
-    # computes [batch=batch, chan=384, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    gelu_rows = i_batch * gelu_batch + i_h * gelu_h + i_w * gelu_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(gelu + gelu_rows[:, None] + rk[None, :] * gelu_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v79 = acc + tl.load(bias + rn * bias_n, mask=rn < N, other=0.0).to(tl.float32)[None, :]
-    layer_scale_v = tl.load(layer_scale + i_h[:, None] * layer_scale_h + i_w[:, None] * layer_scale_w + rn[None, :] * layer_scale_chan, mask=mask, other=0.0).to(tl.float32)
-    v81 = layer_scale_v * v79  # mul convnext_tiny.arch:24
-    conv_v = tl.load(conv + i_batch[:, None] * conv_batch + i_h[:, None] * conv_h + i_w[:, None] * conv_w + rn[None, :] * conv_chan, mask=mask, other=0.0).to(tl.float32)
-    v83 = conv_v + v81  # add convnext_tiny.arch:24
-    tl.store(out + i_batch[:, None] * out_batch + i_h[:, None] * out_h + i_w[:, None] * out_w + rn[None, :] * out_chan, v83.to(out.dtype.element_ty), mask=mask)
 
 
 def features_5_0_block_5(
@@ -1272,50 +789,12 @@ def features_5_0_block_5(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    features_5_0_block_5_kernel[grid](
+    features_3_0_block_5_kernel[grid](
         out, gelu, weight, bias, layer_scale, conv, *sizes, *_strides(gelu, (0, 1, 2)),
         *_strides(layer_scale, (1, 2, 0)), *_strides(conv, (0, 2, 3, 1)), *_strides(out, (0, 2, 3, 1)), M, N, K,
         gelu.stride(3), weight.stride(0), weight.stride(1), bias.stride(0), PRECISION=precision)
     return out
 
-
-@triton.jit
-def features_5_1_block_0_kernel(
-    out, add, weight, bias, weight_2, bias_2, batch, chan, h, w, add_batch, add_chan, add_h, add_w, weight_2_chan,
-    bias_2_chan, out_batch, out_chan, out_h, out_w, n_rows, n_cols, in_h, in_w, weight_c, weight_h, weight_w,
-    bias_c, eps, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
-    # features.5.1.block.0: conv -> rearrange -> layernorm
-    # from convnext_tiny.arch:16, 17, 18
-    # computes [batch=batch, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋, chan=384]
-    # a block of positions (rows) by every channel (columns): the depthwise window, then the norm over channels
-    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    cols = tl.arange(0, BLOCK_N)
-    rmask = rows < n_rows
-    mask = rmask[:, None] & (cols < n_cols)[None, :]
-    i_w = rows % w
-    rest = rows // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    i_chan = cols
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    x_base = i_batch[:, None] * add_batch + i_chan[None, :] * add_chan
-    for t_h in tl.static_range(7):
-        p_h = i_h * 1 - 3 + t_h * 1
-        for t_w in tl.static_range(7):
-            p_w = i_w * 1 - 3 + t_w * 1
-            ok = rmask & (p_h >= 0) & (p_h < in_h) & (p_w >= 0) & (p_w < in_w)
-            xv = tl.load(add + x_base + p_h[:, None] * add_h + p_w[:, None] * add_w, mask=ok[:, None] & mask, other=0.0).to(tl.float32)
-            wv = tl.load(weight + i_chan * weight_c + t_h * weight_h + t_w * weight_w, mask=cols < n_cols, other=0.0).to(tl.float32)
-            acc += xv * wv[None, :]
-    v85 = acc + tl.load(bias + i_chan * bias_c, mask=cols < n_cols, other=0.0).to(tl.float32)[None, :]
-    mean = tl.sum(tl.where(mask, v85, 0.0), axis=1) / n_cols
-    d = tl.where(mask, v85 - mean[:, None], 0.0)
-    rstd = tl.rsqrt(tl.sum(d * d, axis=1) / n_cols + eps)
-    v87 = d * rstd[:, None]  # layernorm convnext_tiny.arch:18
-    v87 = v87 * tl.load(weight_2 + i_chan[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    v87 = v87 + tl.load(bias_2 + i_chan[None, :] * bias_2_chan, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out + i_batch[:, None] * out_batch + i_chan[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v87.to(out.dtype.element_ty), mask=mask)
 
 
 def features_5_1_block_0(
@@ -1326,42 +805,13 @@ def features_5_1_block_0(
     n_rows = math.prod(sizes[j] for j in (0, 2, 3))
     block_n = triton.next_power_of_2(n_cols)
     block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n))
-    features_5_1_block_0_kernel[(triton.cdiv(n_rows, block_m),)](
+    features_1_1_block_0_kernel[(triton.cdiv(n_rows, block_m),)](
         out, add, weight, bias, weight_2, bias_2, *sizes, *_strides(add, (0, 1, 2, 3)), *_strides(weight_2, (0,)),
         *_strides(bias_2, (0,)), *_strides(out, (0, 3, 1, 2)), n_rows, n_cols, add.shape[2], add.shape[3],
         weight.stride(0), weight.stride(2), weight.stride(3), bias.stride(0), 1e-06, BLOCK_M=block_m,
         BLOCK_N=block_n)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def features_5_1_block_3_kernel(
-    out, layernorm, weight, bias, batch, h, w, chan, layernorm_batch, layernorm_h, layernorm_w, out_batch, out_h,
-    out_w, out_chan, M, N, K, layernorm_k, weight_n, weight_k, bias_n, PRECISION: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # features.5.1.block.3: linear -> gelu
-    # from convnext_tiny.arch:19, 20
-    # computes [batch=batch, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋, chan=1536]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    layernorm_rows = i_batch * layernorm_batch + i_h * layernorm_h + i_w * layernorm_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(layernorm + layernorm_rows[:, None] + rk[None, :] * layernorm_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v88 = acc + tl.load(bias + rn * bias_n, mask=rn < N, other=0.0).to(tl.float32)[None, :]
-    v89 = 0.5 * v88 * (1.0 + tl.erf(v88 * 0.7071067811865476))  # gelu convnext_tiny.arch:20
-    tl.store(out + i_batch[:, None] * out_batch + i_h[:, None] * out_h + i_w[:, None] * out_w + rn[None, :] * out_chan, v89.to(out.dtype.element_ty), mask=mask)
 
 
 def features_5_1_block_3(layernorm: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -1374,44 +824,11 @@ def features_5_1_block_3(layernorm: torch.Tensor, weight: torch.Tensor, bias: to
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    features_5_1_block_3_kernel[grid](
+    features_1_0_block_3_kernel[grid](
         out, layernorm, weight, bias, *sizes, *_strides(layernorm, (0, 1, 2)), *_strides(out, (0, 1, 2, 3)), M, N,
         K, layernorm.stride(3), weight.stride(0), weight.stride(1), bias.stride(0), PRECISION=precision)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def features_5_1_block_5_kernel(
-    out, gelu, weight, bias, layer_scale, add, batch, h, w, chan, gelu_batch, gelu_h, gelu_w, layer_scale_h,
-    layer_scale_w, layer_scale_chan, add_batch, add_h, add_w, add_chan, out_batch, out_h, out_w, out_chan, M, N, K,
-    gelu_k, weight_n, weight_k, bias_n, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    BLOCK_K: tl.constexpr):
-    # features.5.1.block.5: linear -> rearrange -> mul -> drop_path -> add
-    # from convnext_tiny.arch:21, 22, 24
-    # computes [batch=batch, chan=384, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    gelu_rows = i_batch * gelu_batch + i_h * gelu_h + i_w * gelu_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(gelu + gelu_rows[:, None] + rk[None, :] * gelu_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v90 = acc + tl.load(bias + rn * bias_n, mask=rn < N, other=0.0).to(tl.float32)[None, :]
-    layer_scale_v = tl.load(layer_scale + i_h[:, None] * layer_scale_h + i_w[:, None] * layer_scale_w + rn[None, :] * layer_scale_chan, mask=mask, other=0.0).to(tl.float32)
-    v92 = layer_scale_v * v90  # mul convnext_tiny.arch:24
-    add_v = tl.load(add + i_batch[:, None] * add_batch + i_h[:, None] * add_h + i_w[:, None] * add_w + rn[None, :] * add_chan, mask=mask, other=0.0).to(tl.float32)
-    v94 = add_v + v92  # add convnext_tiny.arch:24
-    tl.store(out + i_batch[:, None] * out_batch + i_h[:, None] * out_h + i_w[:, None] * out_w + rn[None, :] * out_chan, v94.to(out.dtype.element_ty), mask=mask)
 
 
 def features_5_1_block_5(
@@ -1425,50 +842,12 @@ def features_5_1_block_5(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    features_5_1_block_5_kernel[grid](
+    features_1_1_block_5_kernel[grid](
         out, gelu, weight, bias, layer_scale, add, *sizes, *_strides(gelu, (0, 1, 2)),
         *_strides(layer_scale, (1, 2, 0)), *_strides(add, (0, 2, 3, 1)), *_strides(out, (0, 2, 3, 1)), M, N, K,
         gelu.stride(3), weight.stride(0), weight.stride(1), bias.stride(0), PRECISION=precision)
     return out
 
-
-@triton.jit
-def features_5_2_block_0_kernel(
-    out, add, weight, bias, weight_2, bias_2, batch, chan, h, w, add_batch, add_chan, add_h, add_w, weight_2_chan,
-    bias_2_chan, out_batch, out_chan, out_h, out_w, n_rows, n_cols, in_h, in_w, weight_c, weight_h, weight_w,
-    bias_c, eps, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
-    # features.5.2.block.0: conv -> rearrange -> layernorm
-    # from convnext_tiny.arch:16, 17, 18
-    # computes [batch=batch, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋, chan=384]
-    # a block of positions (rows) by every channel (columns): the depthwise window, then the norm over channels
-    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    cols = tl.arange(0, BLOCK_N)
-    rmask = rows < n_rows
-    mask = rmask[:, None] & (cols < n_cols)[None, :]
-    i_w = rows % w
-    rest = rows // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    i_chan = cols
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    x_base = i_batch[:, None] * add_batch + i_chan[None, :] * add_chan
-    for t_h in tl.static_range(7):
-        p_h = i_h * 1 - 3 + t_h * 1
-        for t_w in tl.static_range(7):
-            p_w = i_w * 1 - 3 + t_w * 1
-            ok = rmask & (p_h >= 0) & (p_h < in_h) & (p_w >= 0) & (p_w < in_w)
-            xv = tl.load(add + x_base + p_h[:, None] * add_h + p_w[:, None] * add_w, mask=ok[:, None] & mask, other=0.0).to(tl.float32)
-            wv = tl.load(weight + i_chan * weight_c + t_h * weight_h + t_w * weight_w, mask=cols < n_cols, other=0.0).to(tl.float32)
-            acc += xv * wv[None, :]
-    v96 = acc + tl.load(bias + i_chan * bias_c, mask=cols < n_cols, other=0.0).to(tl.float32)[None, :]
-    mean = tl.sum(tl.where(mask, v96, 0.0), axis=1) / n_cols
-    d = tl.where(mask, v96 - mean[:, None], 0.0)
-    rstd = tl.rsqrt(tl.sum(d * d, axis=1) / n_cols + eps)
-    v98 = d * rstd[:, None]  # layernorm convnext_tiny.arch:18
-    v98 = v98 * tl.load(weight_2 + i_chan[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    v98 = v98 + tl.load(bias_2 + i_chan[None, :] * bias_2_chan, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out + i_batch[:, None] * out_batch + i_chan[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v98.to(out.dtype.element_ty), mask=mask)
 
 
 def features_5_2_block_0(
@@ -1479,42 +858,13 @@ def features_5_2_block_0(
     n_rows = math.prod(sizes[j] for j in (0, 2, 3))
     block_n = triton.next_power_of_2(n_cols)
     block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n))
-    features_5_2_block_0_kernel[(triton.cdiv(n_rows, block_m),)](
+    features_1_1_block_0_kernel[(triton.cdiv(n_rows, block_m),)](
         out, add, weight, bias, weight_2, bias_2, *sizes, *_strides(add, (0, 1, 2, 3)), *_strides(weight_2, (0,)),
         *_strides(bias_2, (0,)), *_strides(out, (0, 3, 1, 2)), n_rows, n_cols, add.shape[2], add.shape[3],
         weight.stride(0), weight.stride(2), weight.stride(3), bias.stride(0), 1e-06, BLOCK_M=block_m,
         BLOCK_N=block_n)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def features_5_2_block_3_kernel(
-    out, layernorm, weight, bias, batch, h, w, chan, layernorm_batch, layernorm_h, layernorm_w, out_batch, out_h,
-    out_w, out_chan, M, N, K, layernorm_k, weight_n, weight_k, bias_n, PRECISION: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # features.5.2.block.3: linear -> gelu
-    # from convnext_tiny.arch:19, 20
-    # computes [batch=batch, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋, chan=1536]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    layernorm_rows = i_batch * layernorm_batch + i_h * layernorm_h + i_w * layernorm_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(layernorm + layernorm_rows[:, None] + rk[None, :] * layernorm_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v99 = acc + tl.load(bias + rn * bias_n, mask=rn < N, other=0.0).to(tl.float32)[None, :]
-    v100 = 0.5 * v99 * (1.0 + tl.erf(v99 * 0.7071067811865476))  # gelu convnext_tiny.arch:20
-    tl.store(out + i_batch[:, None] * out_batch + i_h[:, None] * out_h + i_w[:, None] * out_w + rn[None, :] * out_chan, v100.to(out.dtype.element_ty), mask=mask)
 
 
 def features_5_2_block_3(layernorm: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -1527,44 +877,11 @@ def features_5_2_block_3(layernorm: torch.Tensor, weight: torch.Tensor, bias: to
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    features_5_2_block_3_kernel[grid](
+    features_1_0_block_3_kernel[grid](
         out, layernorm, weight, bias, *sizes, *_strides(layernorm, (0, 1, 2)), *_strides(out, (0, 1, 2, 3)), M, N,
         K, layernorm.stride(3), weight.stride(0), weight.stride(1), bias.stride(0), PRECISION=precision)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def features_5_2_block_5_kernel(
-    out, gelu, weight, bias, layer_scale, add, batch, h, w, chan, gelu_batch, gelu_h, gelu_w, layer_scale_h,
-    layer_scale_w, layer_scale_chan, add_batch, add_h, add_w, add_chan, out_batch, out_h, out_w, out_chan, M, N, K,
-    gelu_k, weight_n, weight_k, bias_n, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    BLOCK_K: tl.constexpr):
-    # features.5.2.block.5: linear -> rearrange -> mul -> drop_path -> add
-    # from convnext_tiny.arch:21, 22, 24
-    # computes [batch=batch, chan=384, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    gelu_rows = i_batch * gelu_batch + i_h * gelu_h + i_w * gelu_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(gelu + gelu_rows[:, None] + rk[None, :] * gelu_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v101 = acc + tl.load(bias + rn * bias_n, mask=rn < N, other=0.0).to(tl.float32)[None, :]
-    layer_scale_v = tl.load(layer_scale + i_h[:, None] * layer_scale_h + i_w[:, None] * layer_scale_w + rn[None, :] * layer_scale_chan, mask=mask, other=0.0).to(tl.float32)
-    v103 = layer_scale_v * v101  # mul convnext_tiny.arch:24
-    add_v = tl.load(add + i_batch[:, None] * add_batch + i_h[:, None] * add_h + i_w[:, None] * add_w + rn[None, :] * add_chan, mask=mask, other=0.0).to(tl.float32)
-    v105 = add_v + v103  # add convnext_tiny.arch:24
-    tl.store(out + i_batch[:, None] * out_batch + i_h[:, None] * out_h + i_w[:, None] * out_w + rn[None, :] * out_chan, v105.to(out.dtype.element_ty), mask=mask)
 
 
 def features_5_2_block_5(
@@ -1578,50 +895,12 @@ def features_5_2_block_5(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    features_5_2_block_5_kernel[grid](
+    features_1_1_block_5_kernel[grid](
         out, gelu, weight, bias, layer_scale, add, *sizes, *_strides(gelu, (0, 1, 2)),
         *_strides(layer_scale, (1, 2, 0)), *_strides(add, (0, 2, 3, 1)), *_strides(out, (0, 2, 3, 1)), M, N, K,
         gelu.stride(3), weight.stride(0), weight.stride(1), bias.stride(0), PRECISION=precision)
     return out
 
-
-@triton.jit
-def features_5_3_block_0_kernel(
-    out, add, weight, bias, weight_2, bias_2, batch, chan, h, w, add_batch, add_chan, add_h, add_w, weight_2_chan,
-    bias_2_chan, out_batch, out_chan, out_h, out_w, n_rows, n_cols, in_h, in_w, weight_c, weight_h, weight_w,
-    bias_c, eps, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
-    # features.5.3.block.0: conv -> rearrange -> layernorm
-    # from convnext_tiny.arch:16, 17, 18
-    # computes [batch=batch, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋, chan=384]
-    # a block of positions (rows) by every channel (columns): the depthwise window, then the norm over channels
-    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    cols = tl.arange(0, BLOCK_N)
-    rmask = rows < n_rows
-    mask = rmask[:, None] & (cols < n_cols)[None, :]
-    i_w = rows % w
-    rest = rows // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    i_chan = cols
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    x_base = i_batch[:, None] * add_batch + i_chan[None, :] * add_chan
-    for t_h in tl.static_range(7):
-        p_h = i_h * 1 - 3 + t_h * 1
-        for t_w in tl.static_range(7):
-            p_w = i_w * 1 - 3 + t_w * 1
-            ok = rmask & (p_h >= 0) & (p_h < in_h) & (p_w >= 0) & (p_w < in_w)
-            xv = tl.load(add + x_base + p_h[:, None] * add_h + p_w[:, None] * add_w, mask=ok[:, None] & mask, other=0.0).to(tl.float32)
-            wv = tl.load(weight + i_chan * weight_c + t_h * weight_h + t_w * weight_w, mask=cols < n_cols, other=0.0).to(tl.float32)
-            acc += xv * wv[None, :]
-    v107 = acc + tl.load(bias + i_chan * bias_c, mask=cols < n_cols, other=0.0).to(tl.float32)[None, :]
-    mean = tl.sum(tl.where(mask, v107, 0.0), axis=1) / n_cols
-    d = tl.where(mask, v107 - mean[:, None], 0.0)
-    rstd = tl.rsqrt(tl.sum(d * d, axis=1) / n_cols + eps)
-    v109 = d * rstd[:, None]  # layernorm convnext_tiny.arch:18
-    v109 = v109 * tl.load(weight_2 + i_chan[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    v109 = v109 + tl.load(bias_2 + i_chan[None, :] * bias_2_chan, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out + i_batch[:, None] * out_batch + i_chan[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v109.to(out.dtype.element_ty), mask=mask)
 
 
 def features_5_3_block_0(
@@ -1632,42 +911,13 @@ def features_5_3_block_0(
     n_rows = math.prod(sizes[j] for j in (0, 2, 3))
     block_n = triton.next_power_of_2(n_cols)
     block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n))
-    features_5_3_block_0_kernel[(triton.cdiv(n_rows, block_m),)](
+    features_1_1_block_0_kernel[(triton.cdiv(n_rows, block_m),)](
         out, add, weight, bias, weight_2, bias_2, *sizes, *_strides(add, (0, 1, 2, 3)), *_strides(weight_2, (0,)),
         *_strides(bias_2, (0,)), *_strides(out, (0, 3, 1, 2)), n_rows, n_cols, add.shape[2], add.shape[3],
         weight.stride(0), weight.stride(2), weight.stride(3), bias.stride(0), 1e-06, BLOCK_M=block_m,
         BLOCK_N=block_n)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def features_5_3_block_3_kernel(
-    out, layernorm, weight, bias, batch, h, w, chan, layernorm_batch, layernorm_h, layernorm_w, out_batch, out_h,
-    out_w, out_chan, M, N, K, layernorm_k, weight_n, weight_k, bias_n, PRECISION: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # features.5.3.block.3: linear -> gelu
-    # from convnext_tiny.arch:19, 20
-    # computes [batch=batch, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋, chan=1536]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    layernorm_rows = i_batch * layernorm_batch + i_h * layernorm_h + i_w * layernorm_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(layernorm + layernorm_rows[:, None] + rk[None, :] * layernorm_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v110 = acc + tl.load(bias + rn * bias_n, mask=rn < N, other=0.0).to(tl.float32)[None, :]
-    v111 = 0.5 * v110 * (1.0 + tl.erf(v110 * 0.7071067811865476))  # gelu convnext_tiny.arch:20
-    tl.store(out + i_batch[:, None] * out_batch + i_h[:, None] * out_h + i_w[:, None] * out_w + rn[None, :] * out_chan, v111.to(out.dtype.element_ty), mask=mask)
 
 
 def features_5_3_block_3(layernorm: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -1680,44 +930,11 @@ def features_5_3_block_3(layernorm: torch.Tensor, weight: torch.Tensor, bias: to
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    features_5_3_block_3_kernel[grid](
+    features_1_0_block_3_kernel[grid](
         out, layernorm, weight, bias, *sizes, *_strides(layernorm, (0, 1, 2)), *_strides(out, (0, 1, 2, 3)), M, N,
         K, layernorm.stride(3), weight.stride(0), weight.stride(1), bias.stride(0), PRECISION=precision)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def features_5_3_block_5_kernel(
-    out, gelu, weight, bias, layer_scale, add, batch, h, w, chan, gelu_batch, gelu_h, gelu_w, layer_scale_h,
-    layer_scale_w, layer_scale_chan, add_batch, add_h, add_w, add_chan, out_batch, out_h, out_w, out_chan, M, N, K,
-    gelu_k, weight_n, weight_k, bias_n, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    BLOCK_K: tl.constexpr):
-    # features.5.3.block.5: linear -> rearrange -> mul -> drop_path -> add
-    # from convnext_tiny.arch:21, 22, 24
-    # computes [batch=batch, chan=384, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    gelu_rows = i_batch * gelu_batch + i_h * gelu_h + i_w * gelu_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(gelu + gelu_rows[:, None] + rk[None, :] * gelu_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v112 = acc + tl.load(bias + rn * bias_n, mask=rn < N, other=0.0).to(tl.float32)[None, :]
-    layer_scale_v = tl.load(layer_scale + i_h[:, None] * layer_scale_h + i_w[:, None] * layer_scale_w + rn[None, :] * layer_scale_chan, mask=mask, other=0.0).to(tl.float32)
-    v114 = layer_scale_v * v112  # mul convnext_tiny.arch:24
-    add_v = tl.load(add + i_batch[:, None] * add_batch + i_h[:, None] * add_h + i_w[:, None] * add_w + rn[None, :] * add_chan, mask=mask, other=0.0).to(tl.float32)
-    v116 = add_v + v114  # add convnext_tiny.arch:24
-    tl.store(out + i_batch[:, None] * out_batch + i_h[:, None] * out_h + i_w[:, None] * out_w + rn[None, :] * out_chan, v116.to(out.dtype.element_ty), mask=mask)
 
 
 def features_5_3_block_5(
@@ -1731,50 +948,12 @@ def features_5_3_block_5(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    features_5_3_block_5_kernel[grid](
+    features_1_1_block_5_kernel[grid](
         out, gelu, weight, bias, layer_scale, add, *sizes, *_strides(gelu, (0, 1, 2)),
         *_strides(layer_scale, (1, 2, 0)), *_strides(add, (0, 2, 3, 1)), *_strides(out, (0, 2, 3, 1)), M, N, K,
         gelu.stride(3), weight.stride(0), weight.stride(1), bias.stride(0), PRECISION=precision)
     return out
 
-
-@triton.jit
-def features_5_4_block_0_kernel(
-    out, add, weight, bias, weight_2, bias_2, batch, chan, h, w, add_batch, add_chan, add_h, add_w, weight_2_chan,
-    bias_2_chan, out_batch, out_chan, out_h, out_w, n_rows, n_cols, in_h, in_w, weight_c, weight_h, weight_w,
-    bias_c, eps, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
-    # features.5.4.block.0: conv -> rearrange -> layernorm
-    # from convnext_tiny.arch:16, 17, 18
-    # computes [batch=batch, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋, chan=384]
-    # a block of positions (rows) by every channel (columns): the depthwise window, then the norm over channels
-    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    cols = tl.arange(0, BLOCK_N)
-    rmask = rows < n_rows
-    mask = rmask[:, None] & (cols < n_cols)[None, :]
-    i_w = rows % w
-    rest = rows // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    i_chan = cols
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    x_base = i_batch[:, None] * add_batch + i_chan[None, :] * add_chan
-    for t_h in tl.static_range(7):
-        p_h = i_h * 1 - 3 + t_h * 1
-        for t_w in tl.static_range(7):
-            p_w = i_w * 1 - 3 + t_w * 1
-            ok = rmask & (p_h >= 0) & (p_h < in_h) & (p_w >= 0) & (p_w < in_w)
-            xv = tl.load(add + x_base + p_h[:, None] * add_h + p_w[:, None] * add_w, mask=ok[:, None] & mask, other=0.0).to(tl.float32)
-            wv = tl.load(weight + i_chan * weight_c + t_h * weight_h + t_w * weight_w, mask=cols < n_cols, other=0.0).to(tl.float32)
-            acc += xv * wv[None, :]
-    v118 = acc + tl.load(bias + i_chan * bias_c, mask=cols < n_cols, other=0.0).to(tl.float32)[None, :]
-    mean = tl.sum(tl.where(mask, v118, 0.0), axis=1) / n_cols
-    d = tl.where(mask, v118 - mean[:, None], 0.0)
-    rstd = tl.rsqrt(tl.sum(d * d, axis=1) / n_cols + eps)
-    v120 = d * rstd[:, None]  # layernorm convnext_tiny.arch:18
-    v120 = v120 * tl.load(weight_2 + i_chan[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    v120 = v120 + tl.load(bias_2 + i_chan[None, :] * bias_2_chan, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out + i_batch[:, None] * out_batch + i_chan[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v120.to(out.dtype.element_ty), mask=mask)
 
 
 def features_5_4_block_0(
@@ -1785,42 +964,13 @@ def features_5_4_block_0(
     n_rows = math.prod(sizes[j] for j in (0, 2, 3))
     block_n = triton.next_power_of_2(n_cols)
     block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n))
-    features_5_4_block_0_kernel[(triton.cdiv(n_rows, block_m),)](
+    features_1_1_block_0_kernel[(triton.cdiv(n_rows, block_m),)](
         out, add, weight, bias, weight_2, bias_2, *sizes, *_strides(add, (0, 1, 2, 3)), *_strides(weight_2, (0,)),
         *_strides(bias_2, (0,)), *_strides(out, (0, 3, 1, 2)), n_rows, n_cols, add.shape[2], add.shape[3],
         weight.stride(0), weight.stride(2), weight.stride(3), bias.stride(0), 1e-06, BLOCK_M=block_m,
         BLOCK_N=block_n)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def features_5_4_block_3_kernel(
-    out, layernorm, weight, bias, batch, h, w, chan, layernorm_batch, layernorm_h, layernorm_w, out_batch, out_h,
-    out_w, out_chan, M, N, K, layernorm_k, weight_n, weight_k, bias_n, PRECISION: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # features.5.4.block.3: linear -> gelu
-    # from convnext_tiny.arch:19, 20
-    # computes [batch=batch, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋, chan=1536]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    layernorm_rows = i_batch * layernorm_batch + i_h * layernorm_h + i_w * layernorm_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(layernorm + layernorm_rows[:, None] + rk[None, :] * layernorm_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v121 = acc + tl.load(bias + rn * bias_n, mask=rn < N, other=0.0).to(tl.float32)[None, :]
-    v122 = 0.5 * v121 * (1.0 + tl.erf(v121 * 0.7071067811865476))  # gelu convnext_tiny.arch:20
-    tl.store(out + i_batch[:, None] * out_batch + i_h[:, None] * out_h + i_w[:, None] * out_w + rn[None, :] * out_chan, v122.to(out.dtype.element_ty), mask=mask)
 
 
 def features_5_4_block_3(layernorm: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -1833,44 +983,11 @@ def features_5_4_block_3(layernorm: torch.Tensor, weight: torch.Tensor, bias: to
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    features_5_4_block_3_kernel[grid](
+    features_1_0_block_3_kernel[grid](
         out, layernorm, weight, bias, *sizes, *_strides(layernorm, (0, 1, 2)), *_strides(out, (0, 1, 2, 3)), M, N,
         K, layernorm.stride(3), weight.stride(0), weight.stride(1), bias.stride(0), PRECISION=precision)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def features_5_4_block_5_kernel(
-    out, gelu, weight, bias, layer_scale, add, batch, h, w, chan, gelu_batch, gelu_h, gelu_w, layer_scale_h,
-    layer_scale_w, layer_scale_chan, add_batch, add_h, add_w, add_chan, out_batch, out_h, out_w, out_chan, M, N, K,
-    gelu_k, weight_n, weight_k, bias_n, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    BLOCK_K: tl.constexpr):
-    # features.5.4.block.5: linear -> rearrange -> mul -> drop_path -> add
-    # from convnext_tiny.arch:21, 22, 24
-    # computes [batch=batch, chan=384, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    gelu_rows = i_batch * gelu_batch + i_h * gelu_h + i_w * gelu_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(gelu + gelu_rows[:, None] + rk[None, :] * gelu_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v123 = acc + tl.load(bias + rn * bias_n, mask=rn < N, other=0.0).to(tl.float32)[None, :]
-    layer_scale_v = tl.load(layer_scale + i_h[:, None] * layer_scale_h + i_w[:, None] * layer_scale_w + rn[None, :] * layer_scale_chan, mask=mask, other=0.0).to(tl.float32)
-    v125 = layer_scale_v * v123  # mul convnext_tiny.arch:24
-    add_v = tl.load(add + i_batch[:, None] * add_batch + i_h[:, None] * add_h + i_w[:, None] * add_w + rn[None, :] * add_chan, mask=mask, other=0.0).to(tl.float32)
-    v127 = add_v + v125  # add convnext_tiny.arch:24
-    tl.store(out + i_batch[:, None] * out_batch + i_h[:, None] * out_h + i_w[:, None] * out_w + rn[None, :] * out_chan, v127.to(out.dtype.element_ty), mask=mask)
 
 
 def features_5_4_block_5(
@@ -1884,50 +1001,12 @@ def features_5_4_block_5(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    features_5_4_block_5_kernel[grid](
+    features_1_1_block_5_kernel[grid](
         out, gelu, weight, bias, layer_scale, add, *sizes, *_strides(gelu, (0, 1, 2)),
         *_strides(layer_scale, (1, 2, 0)), *_strides(add, (0, 2, 3, 1)), *_strides(out, (0, 2, 3, 1)), M, N, K,
         gelu.stride(3), weight.stride(0), weight.stride(1), bias.stride(0), PRECISION=precision)
     return out
 
-
-@triton.jit
-def features_5_5_block_0_kernel(
-    out, add, weight, bias, weight_2, bias_2, batch, chan, h, w, add_batch, add_chan, add_h, add_w, weight_2_chan,
-    bias_2_chan, out_batch, out_chan, out_h, out_w, n_rows, n_cols, in_h, in_w, weight_c, weight_h, weight_w,
-    bias_c, eps, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
-    # features.5.5.block.0: conv -> rearrange -> layernorm
-    # from convnext_tiny.arch:16, 17, 18
-    # computes [batch=batch, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋, chan=384]
-    # a block of positions (rows) by every channel (columns): the depthwise window, then the norm over channels
-    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    cols = tl.arange(0, BLOCK_N)
-    rmask = rows < n_rows
-    mask = rmask[:, None] & (cols < n_cols)[None, :]
-    i_w = rows % w
-    rest = rows // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    i_chan = cols
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    x_base = i_batch[:, None] * add_batch + i_chan[None, :] * add_chan
-    for t_h in tl.static_range(7):
-        p_h = i_h * 1 - 3 + t_h * 1
-        for t_w in tl.static_range(7):
-            p_w = i_w * 1 - 3 + t_w * 1
-            ok = rmask & (p_h >= 0) & (p_h < in_h) & (p_w >= 0) & (p_w < in_w)
-            xv = tl.load(add + x_base + p_h[:, None] * add_h + p_w[:, None] * add_w, mask=ok[:, None] & mask, other=0.0).to(tl.float32)
-            wv = tl.load(weight + i_chan * weight_c + t_h * weight_h + t_w * weight_w, mask=cols < n_cols, other=0.0).to(tl.float32)
-            acc += xv * wv[None, :]
-    v129 = acc + tl.load(bias + i_chan * bias_c, mask=cols < n_cols, other=0.0).to(tl.float32)[None, :]
-    mean = tl.sum(tl.where(mask, v129, 0.0), axis=1) / n_cols
-    d = tl.where(mask, v129 - mean[:, None], 0.0)
-    rstd = tl.rsqrt(tl.sum(d * d, axis=1) / n_cols + eps)
-    v131 = d * rstd[:, None]  # layernorm convnext_tiny.arch:18
-    v131 = v131 * tl.load(weight_2 + i_chan[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    v131 = v131 + tl.load(bias_2 + i_chan[None, :] * bias_2_chan, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out + i_batch[:, None] * out_batch + i_chan[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v131.to(out.dtype.element_ty), mask=mask)
 
 
 def features_5_5_block_0(
@@ -1938,42 +1017,13 @@ def features_5_5_block_0(
     n_rows = math.prod(sizes[j] for j in (0, 2, 3))
     block_n = triton.next_power_of_2(n_cols)
     block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n))
-    features_5_5_block_0_kernel[(triton.cdiv(n_rows, block_m),)](
+    features_1_1_block_0_kernel[(triton.cdiv(n_rows, block_m),)](
         out, add, weight, bias, weight_2, bias_2, *sizes, *_strides(add, (0, 1, 2, 3)), *_strides(weight_2, (0,)),
         *_strides(bias_2, (0,)), *_strides(out, (0, 3, 1, 2)), n_rows, n_cols, add.shape[2], add.shape[3],
         weight.stride(0), weight.stride(2), weight.stride(3), bias.stride(0), 1e-06, BLOCK_M=block_m,
         BLOCK_N=block_n)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def features_5_5_block_3_kernel(
-    out, layernorm, weight, bias, batch, h, w, chan, layernorm_batch, layernorm_h, layernorm_w, out_batch, out_h,
-    out_w, out_chan, M, N, K, layernorm_k, weight_n, weight_k, bias_n, PRECISION: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # features.5.5.block.3: linear -> gelu
-    # from convnext_tiny.arch:19, 20
-    # computes [batch=batch, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋, chan=1536]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    layernorm_rows = i_batch * layernorm_batch + i_h * layernorm_h + i_w * layernorm_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(layernorm + layernorm_rows[:, None] + rk[None, :] * layernorm_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v132 = acc + tl.load(bias + rn * bias_n, mask=rn < N, other=0.0).to(tl.float32)[None, :]
-    v133 = 0.5 * v132 * (1.0 + tl.erf(v132 * 0.7071067811865476))  # gelu convnext_tiny.arch:20
-    tl.store(out + i_batch[:, None] * out_batch + i_h[:, None] * out_h + i_w[:, None] * out_w + rn[None, :] * out_chan, v133.to(out.dtype.element_ty), mask=mask)
 
 
 def features_5_5_block_3(layernorm: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -1986,44 +1036,11 @@ def features_5_5_block_3(layernorm: torch.Tensor, weight: torch.Tensor, bias: to
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    features_5_5_block_3_kernel[grid](
+    features_1_0_block_3_kernel[grid](
         out, layernorm, weight, bias, *sizes, *_strides(layernorm, (0, 1, 2)), *_strides(out, (0, 1, 2, 3)), M, N,
         K, layernorm.stride(3), weight.stride(0), weight.stride(1), bias.stride(0), PRECISION=precision)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def features_5_5_block_5_kernel(
-    out, gelu, weight, bias, layer_scale, add, batch, h, w, chan, gelu_batch, gelu_h, gelu_w, layer_scale_h,
-    layer_scale_w, layer_scale_chan, add_batch, add_h, add_w, add_chan, out_batch, out_h, out_w, out_chan, M, N, K,
-    gelu_k, weight_n, weight_k, bias_n, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    BLOCK_K: tl.constexpr):
-    # features.5.5.block.5: linear -> rearrange -> mul -> drop_path -> add
-    # from convnext_tiny.arch:21, 22, 24
-    # computes [batch=batch, chan=384, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    gelu_rows = i_batch * gelu_batch + i_h * gelu_h + i_w * gelu_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(gelu + gelu_rows[:, None] + rk[None, :] * gelu_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v134 = acc + tl.load(bias + rn * bias_n, mask=rn < N, other=0.0).to(tl.float32)[None, :]
-    layer_scale_v = tl.load(layer_scale + i_h[:, None] * layer_scale_h + i_w[:, None] * layer_scale_w + rn[None, :] * layer_scale_chan, mask=mask, other=0.0).to(tl.float32)
-    v136 = layer_scale_v * v134  # mul convnext_tiny.arch:24
-    add_v = tl.load(add + i_batch[:, None] * add_batch + i_h[:, None] * add_h + i_w[:, None] * add_w + rn[None, :] * add_chan, mask=mask, other=0.0).to(tl.float32)
-    v138 = add_v + v136  # add convnext_tiny.arch:24
-    tl.store(out + i_batch[:, None] * out_batch + i_h[:, None] * out_h + i_w[:, None] * out_w + rn[None, :] * out_chan, v138.to(out.dtype.element_ty), mask=mask)
 
 
 def features_5_5_block_5(
@@ -2037,50 +1054,12 @@ def features_5_5_block_5(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    features_5_5_block_5_kernel[grid](
+    features_1_1_block_5_kernel[grid](
         out, gelu, weight, bias, layer_scale, add, *sizes, *_strides(gelu, (0, 1, 2)),
         *_strides(layer_scale, (1, 2, 0)), *_strides(add, (0, 2, 3, 1)), *_strides(out, (0, 2, 3, 1)), M, N, K,
         gelu.stride(3), weight.stride(0), weight.stride(1), bias.stride(0), PRECISION=precision)
     return out
 
-
-@triton.jit
-def features_5_6_block_0_kernel(
-    out, add, weight, bias, weight_2, bias_2, batch, chan, h, w, add_batch, add_chan, add_h, add_w, weight_2_chan,
-    bias_2_chan, out_batch, out_chan, out_h, out_w, n_rows, n_cols, in_h, in_w, weight_c, weight_h, weight_w,
-    bias_c, eps, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
-    # features.5.6.block.0: conv -> rearrange -> layernorm
-    # from convnext_tiny.arch:16, 17, 18
-    # computes [batch=batch, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋, chan=384]
-    # a block of positions (rows) by every channel (columns): the depthwise window, then the norm over channels
-    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    cols = tl.arange(0, BLOCK_N)
-    rmask = rows < n_rows
-    mask = rmask[:, None] & (cols < n_cols)[None, :]
-    i_w = rows % w
-    rest = rows // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    i_chan = cols
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    x_base = i_batch[:, None] * add_batch + i_chan[None, :] * add_chan
-    for t_h in tl.static_range(7):
-        p_h = i_h * 1 - 3 + t_h * 1
-        for t_w in tl.static_range(7):
-            p_w = i_w * 1 - 3 + t_w * 1
-            ok = rmask & (p_h >= 0) & (p_h < in_h) & (p_w >= 0) & (p_w < in_w)
-            xv = tl.load(add + x_base + p_h[:, None] * add_h + p_w[:, None] * add_w, mask=ok[:, None] & mask, other=0.0).to(tl.float32)
-            wv = tl.load(weight + i_chan * weight_c + t_h * weight_h + t_w * weight_w, mask=cols < n_cols, other=0.0).to(tl.float32)
-            acc += xv * wv[None, :]
-    v140 = acc + tl.load(bias + i_chan * bias_c, mask=cols < n_cols, other=0.0).to(tl.float32)[None, :]
-    mean = tl.sum(tl.where(mask, v140, 0.0), axis=1) / n_cols
-    d = tl.where(mask, v140 - mean[:, None], 0.0)
-    rstd = tl.rsqrt(tl.sum(d * d, axis=1) / n_cols + eps)
-    v142 = d * rstd[:, None]  # layernorm convnext_tiny.arch:18
-    v142 = v142 * tl.load(weight_2 + i_chan[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    v142 = v142 + tl.load(bias_2 + i_chan[None, :] * bias_2_chan, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out + i_batch[:, None] * out_batch + i_chan[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v142.to(out.dtype.element_ty), mask=mask)
 
 
 def features_5_6_block_0(
@@ -2091,42 +1070,13 @@ def features_5_6_block_0(
     n_rows = math.prod(sizes[j] for j in (0, 2, 3))
     block_n = triton.next_power_of_2(n_cols)
     block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n))
-    features_5_6_block_0_kernel[(triton.cdiv(n_rows, block_m),)](
+    features_1_1_block_0_kernel[(triton.cdiv(n_rows, block_m),)](
         out, add, weight, bias, weight_2, bias_2, *sizes, *_strides(add, (0, 1, 2, 3)), *_strides(weight_2, (0,)),
         *_strides(bias_2, (0,)), *_strides(out, (0, 3, 1, 2)), n_rows, n_cols, add.shape[2], add.shape[3],
         weight.stride(0), weight.stride(2), weight.stride(3), bias.stride(0), 1e-06, BLOCK_M=block_m,
         BLOCK_N=block_n)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def features_5_6_block_3_kernel(
-    out, layernorm, weight, bias, batch, h, w, chan, layernorm_batch, layernorm_h, layernorm_w, out_batch, out_h,
-    out_w, out_chan, M, N, K, layernorm_k, weight_n, weight_k, bias_n, PRECISION: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # features.5.6.block.3: linear -> gelu
-    # from convnext_tiny.arch:19, 20
-    # computes [batch=batch, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋, chan=1536]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    layernorm_rows = i_batch * layernorm_batch + i_h * layernorm_h + i_w * layernorm_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(layernorm + layernorm_rows[:, None] + rk[None, :] * layernorm_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v143 = acc + tl.load(bias + rn * bias_n, mask=rn < N, other=0.0).to(tl.float32)[None, :]
-    v144 = 0.5 * v143 * (1.0 + tl.erf(v143 * 0.7071067811865476))  # gelu convnext_tiny.arch:20
-    tl.store(out + i_batch[:, None] * out_batch + i_h[:, None] * out_h + i_w[:, None] * out_w + rn[None, :] * out_chan, v144.to(out.dtype.element_ty), mask=mask)
 
 
 def features_5_6_block_3(layernorm: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -2139,44 +1089,11 @@ def features_5_6_block_3(layernorm: torch.Tensor, weight: torch.Tensor, bias: to
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    features_5_6_block_3_kernel[grid](
+    features_1_0_block_3_kernel[grid](
         out, layernorm, weight, bias, *sizes, *_strides(layernorm, (0, 1, 2)), *_strides(out, (0, 1, 2, 3)), M, N,
         K, layernorm.stride(3), weight.stride(0), weight.stride(1), bias.stride(0), PRECISION=precision)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def features_5_6_block_5_kernel(
-    out, gelu, weight, bias, layer_scale, add, batch, h, w, chan, gelu_batch, gelu_h, gelu_w, layer_scale_h,
-    layer_scale_w, layer_scale_chan, add_batch, add_h, add_w, add_chan, out_batch, out_h, out_w, out_chan, M, N, K,
-    gelu_k, weight_n, weight_k, bias_n, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    BLOCK_K: tl.constexpr):
-    # features.5.6.block.5: linear -> rearrange -> mul -> drop_path -> add
-    # from convnext_tiny.arch:21, 22, 24
-    # computes [batch=batch, chan=384, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    gelu_rows = i_batch * gelu_batch + i_h * gelu_h + i_w * gelu_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(gelu + gelu_rows[:, None] + rk[None, :] * gelu_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v145 = acc + tl.load(bias + rn * bias_n, mask=rn < N, other=0.0).to(tl.float32)[None, :]
-    layer_scale_v = tl.load(layer_scale + i_h[:, None] * layer_scale_h + i_w[:, None] * layer_scale_w + rn[None, :] * layer_scale_chan, mask=mask, other=0.0).to(tl.float32)
-    v147 = layer_scale_v * v145  # mul convnext_tiny.arch:24
-    add_v = tl.load(add + i_batch[:, None] * add_batch + i_h[:, None] * add_h + i_w[:, None] * add_w + rn[None, :] * add_chan, mask=mask, other=0.0).to(tl.float32)
-    v149 = add_v + v147  # add convnext_tiny.arch:24
-    tl.store(out + i_batch[:, None] * out_batch + i_h[:, None] * out_h + i_w[:, None] * out_w + rn[None, :] * out_chan, v149.to(out.dtype.element_ty), mask=mask)
 
 
 def features_5_6_block_5(
@@ -2190,50 +1107,12 @@ def features_5_6_block_5(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    features_5_6_block_5_kernel[grid](
+    features_1_1_block_5_kernel[grid](
         out, gelu, weight, bias, layer_scale, add, *sizes, *_strides(gelu, (0, 1, 2)),
         *_strides(layer_scale, (1, 2, 0)), *_strides(add, (0, 2, 3, 1)), *_strides(out, (0, 2, 3, 1)), M, N, K,
         gelu.stride(3), weight.stride(0), weight.stride(1), bias.stride(0), PRECISION=precision)
     return out
 
-
-@triton.jit
-def features_5_7_block_0_kernel(
-    out, add, weight, bias, weight_2, bias_2, batch, chan, h, w, add_batch, add_chan, add_h, add_w, weight_2_chan,
-    bias_2_chan, out_batch, out_chan, out_h, out_w, n_rows, n_cols, in_h, in_w, weight_c, weight_h, weight_w,
-    bias_c, eps, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
-    # features.5.7.block.0: conv -> rearrange -> layernorm
-    # from convnext_tiny.arch:16, 17, 18
-    # computes [batch=batch, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋, chan=384]
-    # a block of positions (rows) by every channel (columns): the depthwise window, then the norm over channels
-    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    cols = tl.arange(0, BLOCK_N)
-    rmask = rows < n_rows
-    mask = rmask[:, None] & (cols < n_cols)[None, :]
-    i_w = rows % w
-    rest = rows // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    i_chan = cols
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    x_base = i_batch[:, None] * add_batch + i_chan[None, :] * add_chan
-    for t_h in tl.static_range(7):
-        p_h = i_h * 1 - 3 + t_h * 1
-        for t_w in tl.static_range(7):
-            p_w = i_w * 1 - 3 + t_w * 1
-            ok = rmask & (p_h >= 0) & (p_h < in_h) & (p_w >= 0) & (p_w < in_w)
-            xv = tl.load(add + x_base + p_h[:, None] * add_h + p_w[:, None] * add_w, mask=ok[:, None] & mask, other=0.0).to(tl.float32)
-            wv = tl.load(weight + i_chan * weight_c + t_h * weight_h + t_w * weight_w, mask=cols < n_cols, other=0.0).to(tl.float32)
-            acc += xv * wv[None, :]
-    v151 = acc + tl.load(bias + i_chan * bias_c, mask=cols < n_cols, other=0.0).to(tl.float32)[None, :]
-    mean = tl.sum(tl.where(mask, v151, 0.0), axis=1) / n_cols
-    d = tl.where(mask, v151 - mean[:, None], 0.0)
-    rstd = tl.rsqrt(tl.sum(d * d, axis=1) / n_cols + eps)
-    v153 = d * rstd[:, None]  # layernorm convnext_tiny.arch:18
-    v153 = v153 * tl.load(weight_2 + i_chan[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    v153 = v153 + tl.load(bias_2 + i_chan[None, :] * bias_2_chan, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out + i_batch[:, None] * out_batch + i_chan[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v153.to(out.dtype.element_ty), mask=mask)
 
 
 def features_5_7_block_0(
@@ -2244,42 +1123,13 @@ def features_5_7_block_0(
     n_rows = math.prod(sizes[j] for j in (0, 2, 3))
     block_n = triton.next_power_of_2(n_cols)
     block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n))
-    features_5_7_block_0_kernel[(triton.cdiv(n_rows, block_m),)](
+    features_1_1_block_0_kernel[(triton.cdiv(n_rows, block_m),)](
         out, add, weight, bias, weight_2, bias_2, *sizes, *_strides(add, (0, 1, 2, 3)), *_strides(weight_2, (0,)),
         *_strides(bias_2, (0,)), *_strides(out, (0, 3, 1, 2)), n_rows, n_cols, add.shape[2], add.shape[3],
         weight.stride(0), weight.stride(2), weight.stride(3), bias.stride(0), 1e-06, BLOCK_M=block_m,
         BLOCK_N=block_n)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def features_5_7_block_3_kernel(
-    out, layernorm, weight, bias, batch, h, w, chan, layernorm_batch, layernorm_h, layernorm_w, out_batch, out_h,
-    out_w, out_chan, M, N, K, layernorm_k, weight_n, weight_k, bias_n, PRECISION: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # features.5.7.block.3: linear -> gelu
-    # from convnext_tiny.arch:19, 20
-    # computes [batch=batch, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋, chan=1536]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    layernorm_rows = i_batch * layernorm_batch + i_h * layernorm_h + i_w * layernorm_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(layernorm + layernorm_rows[:, None] + rk[None, :] * layernorm_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v154 = acc + tl.load(bias + rn * bias_n, mask=rn < N, other=0.0).to(tl.float32)[None, :]
-    v155 = 0.5 * v154 * (1.0 + tl.erf(v154 * 0.7071067811865476))  # gelu convnext_tiny.arch:20
-    tl.store(out + i_batch[:, None] * out_batch + i_h[:, None] * out_h + i_w[:, None] * out_w + rn[None, :] * out_chan, v155.to(out.dtype.element_ty), mask=mask)
 
 
 def features_5_7_block_3(layernorm: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -2292,44 +1142,11 @@ def features_5_7_block_3(layernorm: torch.Tensor, weight: torch.Tensor, bias: to
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    features_5_7_block_3_kernel[grid](
+    features_1_0_block_3_kernel[grid](
         out, layernorm, weight, bias, *sizes, *_strides(layernorm, (0, 1, 2)), *_strides(out, (0, 1, 2, 3)), M, N,
         K, layernorm.stride(3), weight.stride(0), weight.stride(1), bias.stride(0), PRECISION=precision)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def features_5_7_block_5_kernel(
-    out, gelu, weight, bias, layer_scale, add, batch, h, w, chan, gelu_batch, gelu_h, gelu_w, layer_scale_h,
-    layer_scale_w, layer_scale_chan, add_batch, add_h, add_w, add_chan, out_batch, out_h, out_w, out_chan, M, N, K,
-    gelu_k, weight_n, weight_k, bias_n, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    BLOCK_K: tl.constexpr):
-    # features.5.7.block.5: linear -> rearrange -> mul -> drop_path -> add
-    # from convnext_tiny.arch:21, 22, 24
-    # computes [batch=batch, chan=384, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    gelu_rows = i_batch * gelu_batch + i_h * gelu_h + i_w * gelu_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(gelu + gelu_rows[:, None] + rk[None, :] * gelu_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v156 = acc + tl.load(bias + rn * bias_n, mask=rn < N, other=0.0).to(tl.float32)[None, :]
-    layer_scale_v = tl.load(layer_scale + i_h[:, None] * layer_scale_h + i_w[:, None] * layer_scale_w + rn[None, :] * layer_scale_chan, mask=mask, other=0.0).to(tl.float32)
-    v158 = layer_scale_v * v156  # mul convnext_tiny.arch:24
-    add_v = tl.load(add + i_batch[:, None] * add_batch + i_h[:, None] * add_h + i_w[:, None] * add_w + rn[None, :] * add_chan, mask=mask, other=0.0).to(tl.float32)
-    v160 = add_v + v158  # add convnext_tiny.arch:24
-    tl.store(out + i_batch[:, None] * out_batch + i_h[:, None] * out_h + i_w[:, None] * out_w + rn[None, :] * out_chan, v160.to(out.dtype.element_ty), mask=mask)
 
 
 def features_5_7_block_5(
@@ -2343,50 +1160,12 @@ def features_5_7_block_5(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    features_5_7_block_5_kernel[grid](
+    features_1_1_block_5_kernel[grid](
         out, gelu, weight, bias, layer_scale, add, *sizes, *_strides(gelu, (0, 1, 2)),
         *_strides(layer_scale, (1, 2, 0)), *_strides(add, (0, 2, 3, 1)), *_strides(out, (0, 2, 3, 1)), M, N, K,
         gelu.stride(3), weight.stride(0), weight.stride(1), bias.stride(0), PRECISION=precision)
     return out
 
-
-@triton.jit
-def features_5_8_block_0_kernel(
-    out, add, weight, bias, weight_2, bias_2, batch, chan, h, w, add_batch, add_chan, add_h, add_w, weight_2_chan,
-    bias_2_chan, out_batch, out_chan, out_h, out_w, n_rows, n_cols, in_h, in_w, weight_c, weight_h, weight_w,
-    bias_c, eps, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
-    # features.5.8.block.0: conv -> rearrange -> layernorm
-    # from convnext_tiny.arch:16, 17, 18
-    # computes [batch=batch, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋, chan=384]
-    # a block of positions (rows) by every channel (columns): the depthwise window, then the norm over channels
-    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    cols = tl.arange(0, BLOCK_N)
-    rmask = rows < n_rows
-    mask = rmask[:, None] & (cols < n_cols)[None, :]
-    i_w = rows % w
-    rest = rows // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    i_chan = cols
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    x_base = i_batch[:, None] * add_batch + i_chan[None, :] * add_chan
-    for t_h in tl.static_range(7):
-        p_h = i_h * 1 - 3 + t_h * 1
-        for t_w in tl.static_range(7):
-            p_w = i_w * 1 - 3 + t_w * 1
-            ok = rmask & (p_h >= 0) & (p_h < in_h) & (p_w >= 0) & (p_w < in_w)
-            xv = tl.load(add + x_base + p_h[:, None] * add_h + p_w[:, None] * add_w, mask=ok[:, None] & mask, other=0.0).to(tl.float32)
-            wv = tl.load(weight + i_chan * weight_c + t_h * weight_h + t_w * weight_w, mask=cols < n_cols, other=0.0).to(tl.float32)
-            acc += xv * wv[None, :]
-    v162 = acc + tl.load(bias + i_chan * bias_c, mask=cols < n_cols, other=0.0).to(tl.float32)[None, :]
-    mean = tl.sum(tl.where(mask, v162, 0.0), axis=1) / n_cols
-    d = tl.where(mask, v162 - mean[:, None], 0.0)
-    rstd = tl.rsqrt(tl.sum(d * d, axis=1) / n_cols + eps)
-    v164 = d * rstd[:, None]  # layernorm convnext_tiny.arch:18
-    v164 = v164 * tl.load(weight_2 + i_chan[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    v164 = v164 + tl.load(bias_2 + i_chan[None, :] * bias_2_chan, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out + i_batch[:, None] * out_batch + i_chan[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v164.to(out.dtype.element_ty), mask=mask)
 
 
 def features_5_8_block_0(
@@ -2397,42 +1176,13 @@ def features_5_8_block_0(
     n_rows = math.prod(sizes[j] for j in (0, 2, 3))
     block_n = triton.next_power_of_2(n_cols)
     block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n))
-    features_5_8_block_0_kernel[(triton.cdiv(n_rows, block_m),)](
+    features_1_1_block_0_kernel[(triton.cdiv(n_rows, block_m),)](
         out, add, weight, bias, weight_2, bias_2, *sizes, *_strides(add, (0, 1, 2, 3)), *_strides(weight_2, (0,)),
         *_strides(bias_2, (0,)), *_strides(out, (0, 3, 1, 2)), n_rows, n_cols, add.shape[2], add.shape[3],
         weight.stride(0), weight.stride(2), weight.stride(3), bias.stride(0), 1e-06, BLOCK_M=block_m,
         BLOCK_N=block_n)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def features_5_8_block_3_kernel(
-    out, layernorm, weight, bias, batch, h, w, chan, layernorm_batch, layernorm_h, layernorm_w, out_batch, out_h,
-    out_w, out_chan, M, N, K, layernorm_k, weight_n, weight_k, bias_n, PRECISION: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # features.5.8.block.3: linear -> gelu
-    # from convnext_tiny.arch:19, 20
-    # computes [batch=batch, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋, chan=1536]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    layernorm_rows = i_batch * layernorm_batch + i_h * layernorm_h + i_w * layernorm_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(layernorm + layernorm_rows[:, None] + rk[None, :] * layernorm_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v165 = acc + tl.load(bias + rn * bias_n, mask=rn < N, other=0.0).to(tl.float32)[None, :]
-    v166 = 0.5 * v165 * (1.0 + tl.erf(v165 * 0.7071067811865476))  # gelu convnext_tiny.arch:20
-    tl.store(out + i_batch[:, None] * out_batch + i_h[:, None] * out_h + i_w[:, None] * out_w + rn[None, :] * out_chan, v166.to(out.dtype.element_ty), mask=mask)
 
 
 def features_5_8_block_3(layernorm: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -2445,44 +1195,11 @@ def features_5_8_block_3(layernorm: torch.Tensor, weight: torch.Tensor, bias: to
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    features_5_8_block_3_kernel[grid](
+    features_1_0_block_3_kernel[grid](
         out, layernorm, weight, bias, *sizes, *_strides(layernorm, (0, 1, 2)), *_strides(out, (0, 1, 2, 3)), M, N,
         K, layernorm.stride(3), weight.stride(0), weight.stride(1), bias.stride(0), PRECISION=precision)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def features_5_8_block_5_kernel(
-    out, gelu, weight, bias, layer_scale, add, batch, h, w, chan, gelu_batch, gelu_h, gelu_w, layer_scale_h,
-    layer_scale_w, layer_scale_chan, add_batch, add_h, add_w, add_chan, out_batch, out_h, out_w, out_chan, M, N, K,
-    gelu_k, weight_n, weight_k, bias_n, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    BLOCK_K: tl.constexpr):
-    # features.5.8.block.5: linear -> rearrange -> mul -> drop_path -> add
-    # from convnext_tiny.arch:21, 22, 24
-    # computes [batch=batch, chan=384, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    gelu_rows = i_batch * gelu_batch + i_h * gelu_h + i_w * gelu_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(gelu + gelu_rows[:, None] + rk[None, :] * gelu_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v167 = acc + tl.load(bias + rn * bias_n, mask=rn < N, other=0.0).to(tl.float32)[None, :]
-    layer_scale_v = tl.load(layer_scale + i_h[:, None] * layer_scale_h + i_w[:, None] * layer_scale_w + rn[None, :] * layer_scale_chan, mask=mask, other=0.0).to(tl.float32)
-    v169 = layer_scale_v * v167  # mul convnext_tiny.arch:24
-    add_v = tl.load(add + i_batch[:, None] * add_batch + i_h[:, None] * add_h + i_w[:, None] * add_w + rn[None, :] * add_chan, mask=mask, other=0.0).to(tl.float32)
-    v171 = add_v + v169  # add convnext_tiny.arch:24
-    tl.store(out + i_batch[:, None] * out_batch + i_h[:, None] * out_h + i_w[:, None] * out_w + rn[None, :] * out_chan, v171.to(out.dtype.element_ty), mask=mask)
 
 
 def features_5_8_block_5(
@@ -2496,37 +1213,12 @@ def features_5_8_block_5(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    features_5_8_block_5_kernel[grid](
+    features_1_1_block_5_kernel[grid](
         out, gelu, weight, bias, layer_scale, add, *sizes, *_strides(gelu, (0, 1, 2)),
         *_strides(layer_scale, (1, 2, 0)), *_strides(add, (0, 2, 3, 1)), *_strides(out, (0, 2, 3, 1)), M, N, K,
         gelu.stride(3), weight.stride(0), weight.stride(1), bias.stride(0), PRECISION=precision)
     return out
 
-
-@triton.jit
-def features_6_0_kernel(
-    out, add, weight, bias, batch, chan, h, w, add_batch, add_chan, add_h, add_w, weight_chan, bias_chan, out_batch,
-    out_chan, out_h, out_w, n_rows, n_cols, eps, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
-    # features.6.0: layernorm
-    # from convnext_tiny.arch:44
-    # computes [batch=batch, chan=384, h=⌊⌊⌊H/4⌋/2⌋/2⌋, w=⌊⌊⌊W/4⌋/2⌋/2⌋]
-    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    cols = tl.arange(0, BLOCK_N)
-    mask = (rows < n_rows)[:, None] & (cols < n_cols)[None, :]
-    i_w = rows % w
-    rest = rows // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    i_chan = cols
-    x_in = tl.load(add + i_batch[:, None] * add_batch + i_chan[None, :] * add_chan + i_h[:, None] * add_h + i_w[:, None] * add_w, mask=mask, other=0.0).to(tl.float32)
-    mean = tl.sum(tl.where(mask, x_in, 0.0), axis=1) / n_cols
-    d = tl.where(mask, x_in - mean[:, None], 0.0)
-    rstd = tl.rsqrt(tl.sum(d * d, axis=1) / n_cols + eps)
-    v172 = d * rstd[:, None]  # layernorm convnext_tiny.arch:44
-    v172 = v172 * tl.load(weight + i_chan[None, :] * weight_chan, mask=mask, other=0.0).to(tl.float32)
-    v172 = v172 + tl.load(bias + i_chan[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out + i_batch[:, None] * out_batch + i_chan[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v172.to(out.dtype.element_ty), mask=mask)
 
 
 def features_6_0(add: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -2536,49 +1228,11 @@ def features_6_0(add: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) ->
     n_cols = math.prod(sizes[j] for j in (1,))
     block_n = triton.next_power_of_2(n_cols)
     block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n))
-    features_6_0_kernel[(triton.cdiv(n_rows, block_m),)](
+    features_2_0_kernel[(triton.cdiv(n_rows, block_m),)](
         out, add, weight, bias, *sizes, *_strides(add, (0, 1, 2, 3)), *_strides(weight, (0,)),
         *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), n_rows, n_cols, 1e-06, BLOCK_M=block_m, BLOCK_N=block_n)
     return out
 
-
-@triton.jit
-def features_7_0_block_0_kernel(
-    out, conv, weight, bias, weight_2, bias_2, batch, chan, h, w, conv_batch, conv_chan, conv_h, conv_w,
-    weight_2_chan, bias_2_chan, out_batch, out_chan, out_h, out_w, n_rows, n_cols, in_h, in_w, weight_c, weight_h,
-    weight_w, bias_c, eps, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
-    # features.7.0.block.0: conv -> rearrange -> layernorm
-    # from convnext_tiny.arch:16, 17, 18
-    # computes [batch=batch, h=⌊⌊⌊⌊H/4⌋/2⌋/2⌋/2⌋, w=⌊⌊⌊⌊W/4⌋/2⌋/2⌋/2⌋, chan=768]
-    # a block of positions (rows) by every channel (columns): the depthwise window, then the norm over channels
-    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    cols = tl.arange(0, BLOCK_N)
-    rmask = rows < n_rows
-    mask = rmask[:, None] & (cols < n_cols)[None, :]
-    i_w = rows % w
-    rest = rows // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    i_chan = cols
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    x_base = i_batch[:, None] * conv_batch + i_chan[None, :] * conv_chan
-    for t_h in tl.static_range(7):
-        p_h = i_h * 1 - 3 + t_h * 1
-        for t_w in tl.static_range(7):
-            p_w = i_w * 1 - 3 + t_w * 1
-            ok = rmask & (p_h >= 0) & (p_h < in_h) & (p_w >= 0) & (p_w < in_w)
-            xv = tl.load(conv + x_base + p_h[:, None] * conv_h + p_w[:, None] * conv_w, mask=ok[:, None] & mask, other=0.0).to(tl.float32)
-            wv = tl.load(weight + i_chan * weight_c + t_h * weight_h + t_w * weight_w, mask=cols < n_cols, other=0.0).to(tl.float32)
-            acc += xv * wv[None, :]
-    v175 = acc + tl.load(bias + i_chan * bias_c, mask=cols < n_cols, other=0.0).to(tl.float32)[None, :]
-    mean = tl.sum(tl.where(mask, v175, 0.0), axis=1) / n_cols
-    d = tl.where(mask, v175 - mean[:, None], 0.0)
-    rstd = tl.rsqrt(tl.sum(d * d, axis=1) / n_cols + eps)
-    v177 = d * rstd[:, None]  # layernorm convnext_tiny.arch:18
-    v177 = v177 * tl.load(weight_2 + i_chan[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    v177 = v177 + tl.load(bias_2 + i_chan[None, :] * bias_2_chan, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out + i_batch[:, None] * out_batch + i_chan[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v177.to(out.dtype.element_ty), mask=mask)
 
 
 def features_7_0_block_0(
@@ -2589,42 +1243,13 @@ def features_7_0_block_0(
     n_rows = math.prod(sizes[j] for j in (0, 2, 3))
     block_n = triton.next_power_of_2(n_cols)
     block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n))
-    features_7_0_block_0_kernel[(triton.cdiv(n_rows, block_m),)](
+    features_3_0_block_0_kernel[(triton.cdiv(n_rows, block_m),)](
         out, conv, weight, bias, weight_2, bias_2, *sizes, *_strides(conv, (0, 1, 2, 3)), *_strides(weight_2, (0,)),
         *_strides(bias_2, (0,)), *_strides(out, (0, 3, 1, 2)), n_rows, n_cols, conv.shape[2], conv.shape[3],
         weight.stride(0), weight.stride(2), weight.stride(3), bias.stride(0), 1e-06, BLOCK_M=block_m,
         BLOCK_N=block_n)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def features_7_0_block_3_kernel(
-    out, layernorm, weight, bias, batch, h, w, chan, layernorm_batch, layernorm_h, layernorm_w, out_batch, out_h,
-    out_w, out_chan, M, N, K, layernorm_k, weight_n, weight_k, bias_n, PRECISION: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # features.7.0.block.3: linear -> gelu
-    # from convnext_tiny.arch:19, 20
-    # computes [batch=batch, h=⌊⌊⌊⌊H/4⌋/2⌋/2⌋/2⌋, w=⌊⌊⌊⌊W/4⌋/2⌋/2⌋/2⌋, chan=3072]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    layernorm_rows = i_batch * layernorm_batch + i_h * layernorm_h + i_w * layernorm_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(layernorm + layernorm_rows[:, None] + rk[None, :] * layernorm_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v178 = acc + tl.load(bias + rn * bias_n, mask=rn < N, other=0.0).to(tl.float32)[None, :]
-    v179 = 0.5 * v178 * (1.0 + tl.erf(v178 * 0.7071067811865476))  # gelu convnext_tiny.arch:20
-    tl.store(out + i_batch[:, None] * out_batch + i_h[:, None] * out_h + i_w[:, None] * out_w + rn[None, :] * out_chan, v179.to(out.dtype.element_ty), mask=mask)
 
 
 def features_7_0_block_3(layernorm: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -2637,44 +1262,11 @@ def features_7_0_block_3(layernorm: torch.Tensor, weight: torch.Tensor, bias: to
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    features_7_0_block_3_kernel[grid](
+    features_1_0_block_3_kernel[grid](
         out, layernorm, weight, bias, *sizes, *_strides(layernorm, (0, 1, 2)), *_strides(out, (0, 1, 2, 3)), M, N,
         K, layernorm.stride(3), weight.stride(0), weight.stride(1), bias.stride(0), PRECISION=precision)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def features_7_0_block_5_kernel(
-    out, gelu, weight, bias, layer_scale, conv, batch, h, w, chan, gelu_batch, gelu_h, gelu_w, layer_scale_h,
-    layer_scale_w, layer_scale_chan, conv_batch, conv_h, conv_w, conv_chan, out_batch, out_h, out_w, out_chan, M, N,
-    K, gelu_k, weight_n, weight_k, bias_n, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    BLOCK_K: tl.constexpr):
-    # features.7.0.block.5: linear -> rearrange -> mul -> drop_path -> add
-    # from convnext_tiny.arch:21, 22, 24
-    # computes [batch=batch, chan=768, h=⌊⌊⌊⌊H/4⌋/2⌋/2⌋/2⌋, w=⌊⌊⌊⌊W/4⌋/2⌋/2⌋/2⌋]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    gelu_rows = i_batch * gelu_batch + i_h * gelu_h + i_w * gelu_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(gelu + gelu_rows[:, None] + rk[None, :] * gelu_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v180 = acc + tl.load(bias + rn * bias_n, mask=rn < N, other=0.0).to(tl.float32)[None, :]
-    layer_scale_v = tl.load(layer_scale + i_h[:, None] * layer_scale_h + i_w[:, None] * layer_scale_w + rn[None, :] * layer_scale_chan, mask=mask, other=0.0).to(tl.float32)
-    v182 = layer_scale_v * v180  # mul convnext_tiny.arch:24
-    conv_v = tl.load(conv + i_batch[:, None] * conv_batch + i_h[:, None] * conv_h + i_w[:, None] * conv_w + rn[None, :] * conv_chan, mask=mask, other=0.0).to(tl.float32)
-    v184 = conv_v + v182  # add convnext_tiny.arch:24
-    tl.store(out + i_batch[:, None] * out_batch + i_h[:, None] * out_h + i_w[:, None] * out_w + rn[None, :] * out_chan, v184.to(out.dtype.element_ty), mask=mask)
 
 
 def features_7_0_block_5(
@@ -2688,50 +1280,12 @@ def features_7_0_block_5(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    features_7_0_block_5_kernel[grid](
+    features_3_0_block_5_kernel[grid](
         out, gelu, weight, bias, layer_scale, conv, *sizes, *_strides(gelu, (0, 1, 2)),
         *_strides(layer_scale, (1, 2, 0)), *_strides(conv, (0, 2, 3, 1)), *_strides(out, (0, 2, 3, 1)), M, N, K,
         gelu.stride(3), weight.stride(0), weight.stride(1), bias.stride(0), PRECISION=precision)
     return out
 
-
-@triton.jit
-def features_7_1_block_0_kernel(
-    out, add, weight, bias, weight_2, bias_2, batch, chan, h, w, add_batch, add_chan, add_h, add_w, weight_2_chan,
-    bias_2_chan, out_batch, out_chan, out_h, out_w, n_rows, n_cols, in_h, in_w, weight_c, weight_h, weight_w,
-    bias_c, eps, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
-    # features.7.1.block.0: conv -> rearrange -> layernorm
-    # from convnext_tiny.arch:16, 17, 18
-    # computes [batch=batch, h=⌊⌊⌊⌊H/4⌋/2⌋/2⌋/2⌋, w=⌊⌊⌊⌊W/4⌋/2⌋/2⌋/2⌋, chan=768]
-    # a block of positions (rows) by every channel (columns): the depthwise window, then the norm over channels
-    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    cols = tl.arange(0, BLOCK_N)
-    rmask = rows < n_rows
-    mask = rmask[:, None] & (cols < n_cols)[None, :]
-    i_w = rows % w
-    rest = rows // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    i_chan = cols
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    x_base = i_batch[:, None] * add_batch + i_chan[None, :] * add_chan
-    for t_h in tl.static_range(7):
-        p_h = i_h * 1 - 3 + t_h * 1
-        for t_w in tl.static_range(7):
-            p_w = i_w * 1 - 3 + t_w * 1
-            ok = rmask & (p_h >= 0) & (p_h < in_h) & (p_w >= 0) & (p_w < in_w)
-            xv = tl.load(add + x_base + p_h[:, None] * add_h + p_w[:, None] * add_w, mask=ok[:, None] & mask, other=0.0).to(tl.float32)
-            wv = tl.load(weight + i_chan * weight_c + t_h * weight_h + t_w * weight_w, mask=cols < n_cols, other=0.0).to(tl.float32)
-            acc += xv * wv[None, :]
-    v186 = acc + tl.load(bias + i_chan * bias_c, mask=cols < n_cols, other=0.0).to(tl.float32)[None, :]
-    mean = tl.sum(tl.where(mask, v186, 0.0), axis=1) / n_cols
-    d = tl.where(mask, v186 - mean[:, None], 0.0)
-    rstd = tl.rsqrt(tl.sum(d * d, axis=1) / n_cols + eps)
-    v188 = d * rstd[:, None]  # layernorm convnext_tiny.arch:18
-    v188 = v188 * tl.load(weight_2 + i_chan[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    v188 = v188 + tl.load(bias_2 + i_chan[None, :] * bias_2_chan, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out + i_batch[:, None] * out_batch + i_chan[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v188.to(out.dtype.element_ty), mask=mask)
 
 
 def features_7_1_block_0(
@@ -2742,42 +1296,13 @@ def features_7_1_block_0(
     n_rows = math.prod(sizes[j] for j in (0, 2, 3))
     block_n = triton.next_power_of_2(n_cols)
     block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n))
-    features_7_1_block_0_kernel[(triton.cdiv(n_rows, block_m),)](
+    features_1_1_block_0_kernel[(triton.cdiv(n_rows, block_m),)](
         out, add, weight, bias, weight_2, bias_2, *sizes, *_strides(add, (0, 1, 2, 3)), *_strides(weight_2, (0,)),
         *_strides(bias_2, (0,)), *_strides(out, (0, 3, 1, 2)), n_rows, n_cols, add.shape[2], add.shape[3],
         weight.stride(0), weight.stride(2), weight.stride(3), bias.stride(0), 1e-06, BLOCK_M=block_m,
         BLOCK_N=block_n)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def features_7_1_block_3_kernel(
-    out, layernorm, weight, bias, batch, h, w, chan, layernorm_batch, layernorm_h, layernorm_w, out_batch, out_h,
-    out_w, out_chan, M, N, K, layernorm_k, weight_n, weight_k, bias_n, PRECISION: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # features.7.1.block.3: linear -> gelu
-    # from convnext_tiny.arch:19, 20
-    # computes [batch=batch, h=⌊⌊⌊⌊H/4⌋/2⌋/2⌋/2⌋, w=⌊⌊⌊⌊W/4⌋/2⌋/2⌋/2⌋, chan=3072]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    layernorm_rows = i_batch * layernorm_batch + i_h * layernorm_h + i_w * layernorm_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(layernorm + layernorm_rows[:, None] + rk[None, :] * layernorm_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v189 = acc + tl.load(bias + rn * bias_n, mask=rn < N, other=0.0).to(tl.float32)[None, :]
-    v190 = 0.5 * v189 * (1.0 + tl.erf(v189 * 0.7071067811865476))  # gelu convnext_tiny.arch:20
-    tl.store(out + i_batch[:, None] * out_batch + i_h[:, None] * out_h + i_w[:, None] * out_w + rn[None, :] * out_chan, v190.to(out.dtype.element_ty), mask=mask)
 
 
 def features_7_1_block_3(layernorm: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -2790,44 +1315,11 @@ def features_7_1_block_3(layernorm: torch.Tensor, weight: torch.Tensor, bias: to
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    features_7_1_block_3_kernel[grid](
+    features_1_0_block_3_kernel[grid](
         out, layernorm, weight, bias, *sizes, *_strides(layernorm, (0, 1, 2)), *_strides(out, (0, 1, 2, 3)), M, N,
         K, layernorm.stride(3), weight.stride(0), weight.stride(1), bias.stride(0), PRECISION=precision)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def features_7_1_block_5_kernel(
-    out, gelu, weight, bias, layer_scale, add, batch, h, w, chan, gelu_batch, gelu_h, gelu_w, layer_scale_h,
-    layer_scale_w, layer_scale_chan, add_batch, add_h, add_w, add_chan, out_batch, out_h, out_w, out_chan, M, N, K,
-    gelu_k, weight_n, weight_k, bias_n, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    BLOCK_K: tl.constexpr):
-    # features.7.1.block.5: linear -> rearrange -> mul -> drop_path -> add
-    # from convnext_tiny.arch:21, 22, 24
-    # computes [batch=batch, chan=768, h=⌊⌊⌊⌊H/4⌋/2⌋/2⌋/2⌋, w=⌊⌊⌊⌊W/4⌋/2⌋/2⌋/2⌋]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    gelu_rows = i_batch * gelu_batch + i_h * gelu_h + i_w * gelu_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(gelu + gelu_rows[:, None] + rk[None, :] * gelu_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v191 = acc + tl.load(bias + rn * bias_n, mask=rn < N, other=0.0).to(tl.float32)[None, :]
-    layer_scale_v = tl.load(layer_scale + i_h[:, None] * layer_scale_h + i_w[:, None] * layer_scale_w + rn[None, :] * layer_scale_chan, mask=mask, other=0.0).to(tl.float32)
-    v193 = layer_scale_v * v191  # mul convnext_tiny.arch:24
-    add_v = tl.load(add + i_batch[:, None] * add_batch + i_h[:, None] * add_h + i_w[:, None] * add_w + rn[None, :] * add_chan, mask=mask, other=0.0).to(tl.float32)
-    v195 = add_v + v193  # add convnext_tiny.arch:24
-    tl.store(out + i_batch[:, None] * out_batch + i_h[:, None] * out_h + i_w[:, None] * out_w + rn[None, :] * out_chan, v195.to(out.dtype.element_ty), mask=mask)
 
 
 def features_7_1_block_5(
@@ -2841,50 +1333,12 @@ def features_7_1_block_5(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    features_7_1_block_5_kernel[grid](
+    features_1_1_block_5_kernel[grid](
         out, gelu, weight, bias, layer_scale, add, *sizes, *_strides(gelu, (0, 1, 2)),
         *_strides(layer_scale, (1, 2, 0)), *_strides(add, (0, 2, 3, 1)), *_strides(out, (0, 2, 3, 1)), M, N, K,
         gelu.stride(3), weight.stride(0), weight.stride(1), bias.stride(0), PRECISION=precision)
     return out
 
-
-@triton.jit
-def features_7_2_block_0_kernel(
-    out, add, weight, bias, weight_2, bias_2, batch, chan, h, w, add_batch, add_chan, add_h, add_w, weight_2_chan,
-    bias_2_chan, out_batch, out_chan, out_h, out_w, n_rows, n_cols, in_h, in_w, weight_c, weight_h, weight_w,
-    bias_c, eps, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
-    # features.7.2.block.0: conv -> rearrange -> layernorm
-    # from convnext_tiny.arch:16, 17, 18
-    # computes [batch=batch, h=⌊⌊⌊⌊H/4⌋/2⌋/2⌋/2⌋, w=⌊⌊⌊⌊W/4⌋/2⌋/2⌋/2⌋, chan=768]
-    # a block of positions (rows) by every channel (columns): the depthwise window, then the norm over channels
-    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    cols = tl.arange(0, BLOCK_N)
-    rmask = rows < n_rows
-    mask = rmask[:, None] & (cols < n_cols)[None, :]
-    i_w = rows % w
-    rest = rows // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    i_chan = cols
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    x_base = i_batch[:, None] * add_batch + i_chan[None, :] * add_chan
-    for t_h in tl.static_range(7):
-        p_h = i_h * 1 - 3 + t_h * 1
-        for t_w in tl.static_range(7):
-            p_w = i_w * 1 - 3 + t_w * 1
-            ok = rmask & (p_h >= 0) & (p_h < in_h) & (p_w >= 0) & (p_w < in_w)
-            xv = tl.load(add + x_base + p_h[:, None] * add_h + p_w[:, None] * add_w, mask=ok[:, None] & mask, other=0.0).to(tl.float32)
-            wv = tl.load(weight + i_chan * weight_c + t_h * weight_h + t_w * weight_w, mask=cols < n_cols, other=0.0).to(tl.float32)
-            acc += xv * wv[None, :]
-    v197 = acc + tl.load(bias + i_chan * bias_c, mask=cols < n_cols, other=0.0).to(tl.float32)[None, :]
-    mean = tl.sum(tl.where(mask, v197, 0.0), axis=1) / n_cols
-    d = tl.where(mask, v197 - mean[:, None], 0.0)
-    rstd = tl.rsqrt(tl.sum(d * d, axis=1) / n_cols + eps)
-    v199 = d * rstd[:, None]  # layernorm convnext_tiny.arch:18
-    v199 = v199 * tl.load(weight_2 + i_chan[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    v199 = v199 + tl.load(bias_2 + i_chan[None, :] * bias_2_chan, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out + i_batch[:, None] * out_batch + i_chan[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v199.to(out.dtype.element_ty), mask=mask)
 
 
 def features_7_2_block_0(
@@ -2895,42 +1349,13 @@ def features_7_2_block_0(
     n_rows = math.prod(sizes[j] for j in (0, 2, 3))
     block_n = triton.next_power_of_2(n_cols)
     block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n))
-    features_7_2_block_0_kernel[(triton.cdiv(n_rows, block_m),)](
+    features_1_1_block_0_kernel[(triton.cdiv(n_rows, block_m),)](
         out, add, weight, bias, weight_2, bias_2, *sizes, *_strides(add, (0, 1, 2, 3)), *_strides(weight_2, (0,)),
         *_strides(bias_2, (0,)), *_strides(out, (0, 3, 1, 2)), n_rows, n_cols, add.shape[2], add.shape[3],
         weight.stride(0), weight.stride(2), weight.stride(3), bias.stride(0), 1e-06, BLOCK_M=block_m,
         BLOCK_N=block_n)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def features_7_2_block_3_kernel(
-    out, layernorm, weight, bias, batch, h, w, chan, layernorm_batch, layernorm_h, layernorm_w, out_batch, out_h,
-    out_w, out_chan, M, N, K, layernorm_k, weight_n, weight_k, bias_n, PRECISION: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # features.7.2.block.3: linear -> gelu
-    # from convnext_tiny.arch:19, 20
-    # computes [batch=batch, h=⌊⌊⌊⌊H/4⌋/2⌋/2⌋/2⌋, w=⌊⌊⌊⌊W/4⌋/2⌋/2⌋/2⌋, chan=3072]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    layernorm_rows = i_batch * layernorm_batch + i_h * layernorm_h + i_w * layernorm_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(layernorm + layernorm_rows[:, None] + rk[None, :] * layernorm_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v200 = acc + tl.load(bias + rn * bias_n, mask=rn < N, other=0.0).to(tl.float32)[None, :]
-    v201 = 0.5 * v200 * (1.0 + tl.erf(v200 * 0.7071067811865476))  # gelu convnext_tiny.arch:20
-    tl.store(out + i_batch[:, None] * out_batch + i_h[:, None] * out_h + i_w[:, None] * out_w + rn[None, :] * out_chan, v201.to(out.dtype.element_ty), mask=mask)
 
 
 def features_7_2_block_3(layernorm: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -2943,44 +1368,11 @@ def features_7_2_block_3(layernorm: torch.Tensor, weight: torch.Tensor, bias: to
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    features_7_2_block_3_kernel[grid](
+    features_1_0_block_3_kernel[grid](
         out, layernorm, weight, bias, *sizes, *_strides(layernorm, (0, 1, 2)), *_strides(out, (0, 1, 2, 3)), M, N,
         K, layernorm.stride(3), weight.stride(0), weight.stride(1), bias.stride(0), PRECISION=precision)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def features_7_2_block_5_kernel(
-    out, gelu, weight, bias, layer_scale, add, batch, h, w, chan, gelu_batch, gelu_h, gelu_w, layer_scale_h,
-    layer_scale_w, layer_scale_chan, add_batch, add_h, add_w, add_chan, out_batch, out_h, out_w, out_chan, M, N, K,
-    gelu_k, weight_n, weight_k, bias_n, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    BLOCK_K: tl.constexpr):
-    # features.7.2.block.5: linear -> rearrange -> mul -> drop_path -> add
-    # from convnext_tiny.arch:21, 22, 24
-    # computes [batch=batch, chan=768, h=⌊⌊⌊⌊H/4⌋/2⌋/2⌋/2⌋, w=⌊⌊⌊⌊W/4⌋/2⌋/2⌋/2⌋]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    gelu_rows = i_batch * gelu_batch + i_h * gelu_h + i_w * gelu_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(gelu + gelu_rows[:, None] + rk[None, :] * gelu_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v202 = acc + tl.load(bias + rn * bias_n, mask=rn < N, other=0.0).to(tl.float32)[None, :]
-    layer_scale_v = tl.load(layer_scale + i_h[:, None] * layer_scale_h + i_w[:, None] * layer_scale_w + rn[None, :] * layer_scale_chan, mask=mask, other=0.0).to(tl.float32)
-    v204 = layer_scale_v * v202  # mul convnext_tiny.arch:24
-    add_v = tl.load(add + i_batch[:, None] * add_batch + i_h[:, None] * add_h + i_w[:, None] * add_w + rn[None, :] * add_chan, mask=mask, other=0.0).to(tl.float32)
-    v206 = add_v + v204  # add convnext_tiny.arch:24
-    tl.store(out + i_batch[:, None] * out_batch + i_h[:, None] * out_h + i_w[:, None] * out_w + rn[None, :] * out_chan, v206.to(out.dtype.element_ty), mask=mask)
 
 
 def features_7_2_block_5(
@@ -2994,7 +1386,7 @@ def features_7_2_block_5(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    features_7_2_block_5_kernel[grid](
+    features_1_1_block_5_kernel[grid](
         out, gelu, weight, bias, layer_scale, add, *sizes, *_strides(gelu, (0, 1, 2)),
         *_strides(layer_scale, (1, 2, 0)), *_strides(add, (0, 2, 3, 1)), *_strides(out, (0, 2, 3, 1)), M, N, K,
         gelu.stride(3), weight.stride(0), weight.stride(1), bias.stride(0), PRECISION=precision)

@@ -293,40 +293,6 @@ def features_2_conv_1_0(
     return out
 
 
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def features_2_conv_2_kernel(
-    out, relu6, weight, running_mean, running_var, weight_2, bias, batch, chan, h, w, relu6_batch, relu6_h, relu6_w,
-    running_mean_chan, running_var_chan, weight_2_chan, bias_chan, out_batch, out_chan, out_h, out_w, M, N, K,
-    relu6_k, weight_n, weight_k, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    BLOCK_K: tl.constexpr):
-    # features.2.conv.2: conv -> batchnorm
-    # from <std.vision>:84, 85
-    # computes [batch=batch, chan=24, h=⌈⌈H/2⌉/2⌉, w=⌈⌈W/2⌉/2⌉]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    relu6_rows = i_batch * relu6_batch + i_h * relu6_h + i_w * relu6_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(relu6 + relu6_rows[:, None] + rk[None, :] * relu6_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v15 = acc
-    running_mean_v = tl.load(running_mean + rn[None, :] * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + rn[None, :] * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_2_v = tl.load(weight_2 + rn[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + rn[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v16 = (v15 - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_2_v + bias_v  # batchnorm <std.vision>:85
-    tl.store(out + i_batch[:, None] * out_batch + rn[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v16.to(out.dtype.element_ty), mask=mask)
-
 
 def features_2_conv_2(
     relu6: torch.Tensor, weight: torch.Tensor, running_mean: torch.Tensor, running_var: torch.Tensor,
@@ -340,48 +306,13 @@ def features_2_conv_2(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    features_2_conv_2_kernel[grid](
+    features_1_conv_1_kernel[grid](
         out, relu6, weight, running_mean, running_var, weight_2, bias, *sizes, *_strides(relu6, (0, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
         *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), M, N, K, relu6.stride(1), weight.stride(0),
         weight.stride(1), PRECISION=precision)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def features_3_conv_0_0_kernel(
-    out, batchnorm, weight, running_mean, running_var, weight_2, bias, batch, chan, h, w, batchnorm_batch,
-    batchnorm_h, batchnorm_w, running_mean_chan, running_var_chan, weight_2_chan, bias_chan, out_batch, out_chan,
-    out_h, out_w, M, N, K, batchnorm_k, weight_n, weight_k, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr,
-    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # features.3.conv.0.0: conv -> batchnorm -> relu6
-    # from <std.vision>:19, 21, 23
-    # computes [batch=batch, chan=144, h=⌈⌈H/2⌉/2⌉, w=⌈⌈W/2⌉/2⌉]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    batchnorm_rows = i_batch * batchnorm_batch + i_h * batchnorm_h + i_w * batchnorm_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(batchnorm + batchnorm_rows[:, None] + rk[None, :] * batchnorm_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v17 = acc
-    running_mean_v = tl.load(running_mean + rn[None, :] * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + rn[None, :] * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_2_v = tl.load(weight_2 + rn[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + rn[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v18 = (v17 - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_2_v + bias_v  # batchnorm <std.vision>:21
-    v19 = tl.minimum(tl.maximum(v18, 0.0), 6.0)  # relu6 <std.vision>:23
-    tl.store(out + i_batch[:, None] * out_batch + rn[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v19.to(out.dtype.element_ty), mask=mask)
 
 
 def features_3_conv_0_0(
@@ -396,49 +327,13 @@ def features_3_conv_0_0(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    features_3_conv_0_0_kernel[grid](
+    features_2_conv_0_0_kernel[grid](
         out, batchnorm, weight, running_mean, running_var, weight_2, bias, *sizes, *_strides(batchnorm, (0, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
         *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), M, N, K, batchnorm.stride(1), weight.stride(0),
         weight.stride(1), PRECISION=precision)
     return out
 
-
-@triton.jit
-def features_3_conv_1_0_kernel(
-    out, relu6, weight, running_mean, running_var, weight_2, bias, batch, chan, h, w, relu6_batch, relu6_chan,
-    relu6_h, relu6_w, running_mean_chan, running_var_chan, weight_2_chan, bias_chan, out_batch, out_chan, out_h,
-    out_w, numel, in_h, in_w, weight_c, weight_h, weight_w, BLOCK: tl.constexpr):
-    # features.3.conv.1.0: conv -> batchnorm -> relu6
-    # from <std.vision>:19, 21, 23
-    # computes [batch=batch, chan=144, h=⌈⌈H/2⌉/2⌉, w=⌈⌈W/2⌉/2⌉]
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < numel
-    i_w = offs % w
-    rest = offs // w
-    i_h = rest % h
-    rest = rest // h
-    i_chan = rest % chan
-    rest = rest // chan
-    i_batch = rest
-    acc = tl.zeros((BLOCK,), dtype=tl.float32)
-    x_base = i_batch * relu6_batch + i_chan * relu6_chan
-    for t_h in tl.static_range(3):
-        p_h = i_h * 1 - 1 + t_h * 1
-        for t_w in tl.static_range(3):
-            p_w = i_w * 1 - 1 + t_w * 1
-            ok = mask & (p_h >= 0) & (p_h < in_h) & (p_w >= 0) & (p_w < in_w)
-            xv = tl.load(relu6 + x_base + p_h * relu6_h + p_w * relu6_w, mask=ok, other=0.0).to(tl.float32)
-            wv = tl.load(weight + i_chan * weight_c + t_h * weight_h + t_w * weight_w, mask=mask, other=0.0).to(tl.float32)
-            acc += xv * wv
-    v20 = acc
-    running_mean_v = tl.load(running_mean + i_chan * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + i_chan * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_2_v = tl.load(weight_2 + i_chan * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + i_chan * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v21 = (v20 - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_2_v + bias_v  # batchnorm <std.vision>:21
-    v22 = tl.minimum(tl.maximum(v21, 0.0), 6.0)  # relu6 <std.vision>:23
-    tl.store(out + i_batch * out_batch + i_chan * out_chan + i_h * out_h + i_w * out_w, v22.to(out.dtype.element_ty), mask=mask)
 
 
 def features_3_conv_1_0(
@@ -447,7 +342,7 @@ def features_3_conv_1_0(
     sizes = (relu6.shape[0], weight.shape[0], relu6.shape[2], relu6.shape[3])
     out = torch.empty(sizes, device=relu6.device, dtype=relu6.dtype)
     numel = out.numel()
-    features_3_conv_1_0_kernel[(triton.cdiv(numel, WINDOW_BLOCK),)](
+    features_1_conv_0_0_kernel[(triton.cdiv(numel, WINDOW_BLOCK),)](
         out, relu6, weight, running_mean, running_var, weight_2, bias, *sizes, *_strides(relu6, (0, 1, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
         *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), numel, relu6.shape[2], relu6.shape[3],
@@ -569,42 +464,6 @@ def features_4_conv_0_0(
     return out
 
 
-@triton.jit
-def features_4_conv_1_0_kernel(
-    out, relu6, weight, running_mean, running_var, weight_2, bias, batch, chan, h, w, relu6_batch, relu6_chan,
-    relu6_h, relu6_w, running_mean_chan, running_var_chan, weight_2_chan, bias_chan, out_batch, out_chan, out_h,
-    out_w, numel, in_h, in_w, weight_c, weight_h, weight_w, BLOCK: tl.constexpr):
-    # features.4.conv.1.0: conv -> batchnorm -> relu6
-    # from <std.vision>:19, 21, 23
-    # computes [batch=batch, chan=144, h=⌈⌈⌈H/2⌉/2⌉/2⌉, w=⌈⌈⌈W/2⌉/2⌉/2⌉]
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < numel
-    i_w = offs % w
-    rest = offs // w
-    i_h = rest % h
-    rest = rest // h
-    i_chan = rest % chan
-    rest = rest // chan
-    i_batch = rest
-    acc = tl.zeros((BLOCK,), dtype=tl.float32)
-    x_base = i_batch * relu6_batch + i_chan * relu6_chan
-    for t_h in tl.static_range(3):
-        p_h = i_h * 2 - 1 + t_h * 1
-        for t_w in tl.static_range(3):
-            p_w = i_w * 2 - 1 + t_w * 1
-            ok = mask & (p_h >= 0) & (p_h < in_h) & (p_w >= 0) & (p_w < in_w)
-            xv = tl.load(relu6 + x_base + p_h * relu6_h + p_w * relu6_w, mask=ok, other=0.0).to(tl.float32)
-            wv = tl.load(weight + i_chan * weight_c + t_h * weight_h + t_w * weight_w, mask=mask, other=0.0).to(tl.float32)
-            acc += xv * wv
-    v29 = acc
-    running_mean_v = tl.load(running_mean + i_chan * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + i_chan * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_2_v = tl.load(weight_2 + i_chan * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + i_chan * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v30 = (v29 - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_2_v + bias_v  # batchnorm <std.vision>:21
-    v31 = tl.minimum(tl.maximum(v30, 0.0), 6.0)  # relu6 <std.vision>:23
-    tl.store(out + i_batch * out_batch + i_chan * out_chan + i_h * out_h + i_w * out_w, v31.to(out.dtype.element_ty), mask=mask)
-
 
 def features_4_conv_1_0(
     relu6: torch.Tensor, weight: torch.Tensor, running_mean: torch.Tensor, running_var: torch.Tensor,
@@ -612,47 +471,13 @@ def features_4_conv_1_0(
     sizes = (relu6.shape[0], weight.shape[0], (relu6.shape[2] - 1) // 2 + 1, (relu6.shape[3] - 1) // 2 + 1)
     out = torch.empty(sizes, device=relu6.device, dtype=relu6.dtype)
     numel = out.numel()
-    features_4_conv_1_0_kernel[(triton.cdiv(numel, WINDOW_BLOCK),)](
+    features_2_conv_1_0_kernel[(triton.cdiv(numel, WINDOW_BLOCK),)](
         out, relu6, weight, running_mean, running_var, weight_2, bias, *sizes, *_strides(relu6, (0, 1, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
         *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), numel, relu6.shape[2], relu6.shape[3],
         weight.stride(0), weight.stride(2), weight.stride(3), BLOCK=WINDOW_BLOCK)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def features_4_conv_2_kernel(
-    out, relu6, weight, running_mean, running_var, weight_2, bias, batch, chan, h, w, relu6_batch, relu6_h, relu6_w,
-    running_mean_chan, running_var_chan, weight_2_chan, bias_chan, out_batch, out_chan, out_h, out_w, M, N, K,
-    relu6_k, weight_n, weight_k, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    BLOCK_K: tl.constexpr):
-    # features.4.conv.2: conv -> batchnorm
-    # from <std.vision>:84, 85
-    # computes [batch=batch, chan=32, h=⌈⌈⌈H/2⌉/2⌉/2⌉, w=⌈⌈⌈W/2⌉/2⌉/2⌉]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    relu6_rows = i_batch * relu6_batch + i_h * relu6_h + i_w * relu6_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(relu6 + relu6_rows[:, None] + rk[None, :] * relu6_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v32 = acc
-    running_mean_v = tl.load(running_mean + rn[None, :] * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + rn[None, :] * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_2_v = tl.load(weight_2 + rn[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + rn[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v33 = (v32 - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_2_v + bias_v  # batchnorm <std.vision>:85
-    tl.store(out + i_batch[:, None] * out_batch + rn[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v33.to(out.dtype.element_ty), mask=mask)
 
 
 def features_4_conv_2(
@@ -667,48 +492,13 @@ def features_4_conv_2(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    features_4_conv_2_kernel[grid](
+    features_1_conv_1_kernel[grid](
         out, relu6, weight, running_mean, running_var, weight_2, bias, *sizes, *_strides(relu6, (0, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
         *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), M, N, K, relu6.stride(1), weight.stride(0),
         weight.stride(1), PRECISION=precision)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def features_5_conv_0_0_kernel(
-    out, batchnorm, weight, running_mean, running_var, weight_2, bias, batch, chan, h, w, batchnorm_batch,
-    batchnorm_h, batchnorm_w, running_mean_chan, running_var_chan, weight_2_chan, bias_chan, out_batch, out_chan,
-    out_h, out_w, M, N, K, batchnorm_k, weight_n, weight_k, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr,
-    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # features.5.conv.0.0: conv -> batchnorm -> relu6
-    # from <std.vision>:19, 21, 23
-    # computes [batch=batch, chan=192, h=⌈⌈⌈H/2⌉/2⌉/2⌉, w=⌈⌈⌈W/2⌉/2⌉/2⌉]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    batchnorm_rows = i_batch * batchnorm_batch + i_h * batchnorm_h + i_w * batchnorm_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(batchnorm + batchnorm_rows[:, None] + rk[None, :] * batchnorm_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v34 = acc
-    running_mean_v = tl.load(running_mean + rn[None, :] * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + rn[None, :] * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_2_v = tl.load(weight_2 + rn[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + rn[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v35 = (v34 - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_2_v + bias_v  # batchnorm <std.vision>:21
-    v36 = tl.minimum(tl.maximum(v35, 0.0), 6.0)  # relu6 <std.vision>:23
-    tl.store(out + i_batch[:, None] * out_batch + rn[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v36.to(out.dtype.element_ty), mask=mask)
 
 
 def features_5_conv_0_0(
@@ -723,49 +513,13 @@ def features_5_conv_0_0(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    features_5_conv_0_0_kernel[grid](
+    features_2_conv_0_0_kernel[grid](
         out, batchnorm, weight, running_mean, running_var, weight_2, bias, *sizes, *_strides(batchnorm, (0, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
         *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), M, N, K, batchnorm.stride(1), weight.stride(0),
         weight.stride(1), PRECISION=precision)
     return out
 
-
-@triton.jit
-def features_5_conv_1_0_kernel(
-    out, relu6, weight, running_mean, running_var, weight_2, bias, batch, chan, h, w, relu6_batch, relu6_chan,
-    relu6_h, relu6_w, running_mean_chan, running_var_chan, weight_2_chan, bias_chan, out_batch, out_chan, out_h,
-    out_w, numel, in_h, in_w, weight_c, weight_h, weight_w, BLOCK: tl.constexpr):
-    # features.5.conv.1.0: conv -> batchnorm -> relu6
-    # from <std.vision>:19, 21, 23
-    # computes [batch=batch, chan=192, h=⌈⌈⌈H/2⌉/2⌉/2⌉, w=⌈⌈⌈W/2⌉/2⌉/2⌉]
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < numel
-    i_w = offs % w
-    rest = offs // w
-    i_h = rest % h
-    rest = rest // h
-    i_chan = rest % chan
-    rest = rest // chan
-    i_batch = rest
-    acc = tl.zeros((BLOCK,), dtype=tl.float32)
-    x_base = i_batch * relu6_batch + i_chan * relu6_chan
-    for t_h in tl.static_range(3):
-        p_h = i_h * 1 - 1 + t_h * 1
-        for t_w in tl.static_range(3):
-            p_w = i_w * 1 - 1 + t_w * 1
-            ok = mask & (p_h >= 0) & (p_h < in_h) & (p_w >= 0) & (p_w < in_w)
-            xv = tl.load(relu6 + x_base + p_h * relu6_h + p_w * relu6_w, mask=ok, other=0.0).to(tl.float32)
-            wv = tl.load(weight + i_chan * weight_c + t_h * weight_h + t_w * weight_w, mask=mask, other=0.0).to(tl.float32)
-            acc += xv * wv
-    v37 = acc
-    running_mean_v = tl.load(running_mean + i_chan * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + i_chan * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_2_v = tl.load(weight_2 + i_chan * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + i_chan * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v38 = (v37 - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_2_v + bias_v  # batchnorm <std.vision>:21
-    v39 = tl.minimum(tl.maximum(v38, 0.0), 6.0)  # relu6 <std.vision>:23
-    tl.store(out + i_batch * out_batch + i_chan * out_chan + i_h * out_h + i_w * out_w, v39.to(out.dtype.element_ty), mask=mask)
 
 
 def features_5_conv_1_0(
@@ -774,49 +528,13 @@ def features_5_conv_1_0(
     sizes = (relu6.shape[0], weight.shape[0], relu6.shape[2], relu6.shape[3])
     out = torch.empty(sizes, device=relu6.device, dtype=relu6.dtype)
     numel = out.numel()
-    features_5_conv_1_0_kernel[(triton.cdiv(numel, WINDOW_BLOCK),)](
+    features_1_conv_0_0_kernel[(triton.cdiv(numel, WINDOW_BLOCK),)](
         out, relu6, weight, running_mean, running_var, weight_2, bias, *sizes, *_strides(relu6, (0, 1, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
         *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), numel, relu6.shape[2], relu6.shape[3],
         weight.stride(0), weight.stride(2), weight.stride(3), BLOCK=WINDOW_BLOCK)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def features_5_conv_2_kernel(
-    out, relu6, weight, running_mean, running_var, weight_2, bias, batchnorm, batch, chan, h, w, relu6_batch,
-    relu6_h, relu6_w, running_mean_chan, running_var_chan, weight_2_chan, bias_chan, batchnorm_batch,
-    batchnorm_chan, batchnorm_h, batchnorm_w, out_batch, out_chan, out_h, out_w, M, N, K, relu6_k, weight_n,
-    weight_k, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # features.5.conv.2: conv -> batchnorm -> add
-    # from <std.vision>:84, 85, 87
-    # computes [batch=batch, chan=32, h=⌈⌈⌈H/2⌉/2⌉/2⌉, w=⌈⌈⌈W/2⌉/2⌉/2⌉]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    relu6_rows = i_batch * relu6_batch + i_h * relu6_h + i_w * relu6_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(relu6 + relu6_rows[:, None] + rk[None, :] * relu6_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v40 = acc
-    running_mean_v = tl.load(running_mean + rn[None, :] * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + rn[None, :] * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_2_v = tl.load(weight_2 + rn[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + rn[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v41 = (v40 - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_2_v + bias_v  # batchnorm <std.vision>:85
-    batchnorm_v = tl.load(batchnorm + i_batch[:, None] * batchnorm_batch + rn[None, :] * batchnorm_chan + i_h[:, None] * batchnorm_h + i_w[:, None] * batchnorm_w, mask=mask, other=0.0).to(tl.float32)
-    v42 = batchnorm_v + v41  # add <std.vision>:87
-    tl.store(out + i_batch[:, None] * out_batch + rn[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v42.to(out.dtype.element_ty), mask=mask)
 
 
 def features_5_conv_2(
@@ -831,7 +549,7 @@ def features_5_conv_2(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    features_5_conv_2_kernel[grid](
+    features_3_conv_2_kernel[grid](
         out, relu6, weight, running_mean, running_var, weight_2, bias, batchnorm, *sizes,
         *_strides(relu6, (0, 2, 3)), *_strides(running_mean, (0,)), *_strides(running_var, (0,)),
         *_strides(weight_2, (0,)), *_strides(bias, (0,)), *_strides(batchnorm, (0, 1, 2, 3)),
@@ -839,41 +557,6 @@ def features_5_conv_2(
         PRECISION=precision)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def features_6_conv_0_0_kernel(
-    out, add, weight, running_mean, running_var, weight_2, bias, batch, chan, h, w, add_batch, add_h, add_w,
-    running_mean_chan, running_var_chan, weight_2_chan, bias_chan, out_batch, out_chan, out_h, out_w, M, N, K,
-    add_k, weight_n, weight_k, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    BLOCK_K: tl.constexpr):
-    # features.6.conv.0.0: conv -> batchnorm -> relu6
-    # from <std.vision>:19, 21, 23
-    # computes [batch=batch, chan=192, h=⌈⌈⌈H/2⌉/2⌉/2⌉, w=⌈⌈⌈W/2⌉/2⌉/2⌉]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    add_rows = i_batch * add_batch + i_h * add_h + i_w * add_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(add + add_rows[:, None] + rk[None, :] * add_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v43 = acc
-    running_mean_v = tl.load(running_mean + rn[None, :] * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + rn[None, :] * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_2_v = tl.load(weight_2 + rn[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + rn[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v44 = (v43 - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_2_v + bias_v  # batchnorm <std.vision>:21
-    v45 = tl.minimum(tl.maximum(v44, 0.0), 6.0)  # relu6 <std.vision>:23
-    tl.store(out + i_batch[:, None] * out_batch + rn[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v45.to(out.dtype.element_ty), mask=mask)
 
 
 def features_6_conv_0_0(
@@ -888,49 +571,13 @@ def features_6_conv_0_0(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    features_6_conv_0_0_kernel[grid](
+    features_4_conv_0_0_kernel[grid](
         out, add, weight, running_mean, running_var, weight_2, bias, *sizes, *_strides(add, (0, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
         *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), M, N, K, add.stride(1), weight.stride(0),
         weight.stride(1), PRECISION=precision)
     return out
 
-
-@triton.jit
-def features_6_conv_1_0_kernel(
-    out, relu6, weight, running_mean, running_var, weight_2, bias, batch, chan, h, w, relu6_batch, relu6_chan,
-    relu6_h, relu6_w, running_mean_chan, running_var_chan, weight_2_chan, bias_chan, out_batch, out_chan, out_h,
-    out_w, numel, in_h, in_w, weight_c, weight_h, weight_w, BLOCK: tl.constexpr):
-    # features.6.conv.1.0: conv -> batchnorm -> relu6
-    # from <std.vision>:19, 21, 23
-    # computes [batch=batch, chan=192, h=⌈⌈⌈H/2⌉/2⌉/2⌉, w=⌈⌈⌈W/2⌉/2⌉/2⌉]
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < numel
-    i_w = offs % w
-    rest = offs // w
-    i_h = rest % h
-    rest = rest // h
-    i_chan = rest % chan
-    rest = rest // chan
-    i_batch = rest
-    acc = tl.zeros((BLOCK,), dtype=tl.float32)
-    x_base = i_batch * relu6_batch + i_chan * relu6_chan
-    for t_h in tl.static_range(3):
-        p_h = i_h * 1 - 1 + t_h * 1
-        for t_w in tl.static_range(3):
-            p_w = i_w * 1 - 1 + t_w * 1
-            ok = mask & (p_h >= 0) & (p_h < in_h) & (p_w >= 0) & (p_w < in_w)
-            xv = tl.load(relu6 + x_base + p_h * relu6_h + p_w * relu6_w, mask=ok, other=0.0).to(tl.float32)
-            wv = tl.load(weight + i_chan * weight_c + t_h * weight_h + t_w * weight_w, mask=mask, other=0.0).to(tl.float32)
-            acc += xv * wv
-    v46 = acc
-    running_mean_v = tl.load(running_mean + i_chan * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + i_chan * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_2_v = tl.load(weight_2 + i_chan * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + i_chan * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v47 = (v46 - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_2_v + bias_v  # batchnorm <std.vision>:21
-    v48 = tl.minimum(tl.maximum(v47, 0.0), 6.0)  # relu6 <std.vision>:23
-    tl.store(out + i_batch * out_batch + i_chan * out_chan + i_h * out_h + i_w * out_w, v48.to(out.dtype.element_ty), mask=mask)
 
 
 def features_6_conv_1_0(
@@ -939,7 +586,7 @@ def features_6_conv_1_0(
     sizes = (relu6.shape[0], weight.shape[0], relu6.shape[2], relu6.shape[3])
     out = torch.empty(sizes, device=relu6.device, dtype=relu6.dtype)
     numel = out.numel()
-    features_6_conv_1_0_kernel[(triton.cdiv(numel, WINDOW_BLOCK),)](
+    features_1_conv_0_0_kernel[(triton.cdiv(numel, WINDOW_BLOCK),)](
         out, relu6, weight, running_mean, running_var, weight_2, bias, *sizes, *_strides(relu6, (0, 1, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
         *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), numel, relu6.shape[2], relu6.shape[3],
@@ -1004,41 +651,6 @@ def features_6_conv_2(
     return out
 
 
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def features_7_conv_0_0_kernel(
-    out, add, weight, running_mean, running_var, weight_2, bias, batch, chan, h, w, add_batch, add_h, add_w,
-    running_mean_chan, running_var_chan, weight_2_chan, bias_chan, out_batch, out_chan, out_h, out_w, M, N, K,
-    add_k, weight_n, weight_k, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    BLOCK_K: tl.constexpr):
-    # features.7.conv.0.0: conv -> batchnorm -> relu6
-    # from <std.vision>:19, 21, 23
-    # computes [batch=batch, chan=192, h=⌈⌈⌈H/2⌉/2⌉/2⌉, w=⌈⌈⌈W/2⌉/2⌉/2⌉]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    add_rows = i_batch * add_batch + i_h * add_h + i_w * add_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(add + add_rows[:, None] + rk[None, :] * add_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v52 = acc
-    running_mean_v = tl.load(running_mean + rn[None, :] * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + rn[None, :] * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_2_v = tl.load(weight_2 + rn[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + rn[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v53 = (v52 - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_2_v + bias_v  # batchnorm <std.vision>:21
-    v54 = tl.minimum(tl.maximum(v53, 0.0), 6.0)  # relu6 <std.vision>:23
-    tl.store(out + i_batch[:, None] * out_batch + rn[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v54.to(out.dtype.element_ty), mask=mask)
-
 
 def features_7_conv_0_0(
     add: torch.Tensor, weight: torch.Tensor, running_mean: torch.Tensor, running_var: torch.Tensor,
@@ -1052,49 +664,13 @@ def features_7_conv_0_0(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    features_7_conv_0_0_kernel[grid](
+    features_4_conv_0_0_kernel[grid](
         out, add, weight, running_mean, running_var, weight_2, bias, *sizes, *_strides(add, (0, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
         *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), M, N, K, add.stride(1), weight.stride(0),
         weight.stride(1), PRECISION=precision)
     return out
 
-
-@triton.jit
-def features_7_conv_1_0_kernel(
-    out, relu6, weight, running_mean, running_var, weight_2, bias, batch, chan, h, w, relu6_batch, relu6_chan,
-    relu6_h, relu6_w, running_mean_chan, running_var_chan, weight_2_chan, bias_chan, out_batch, out_chan, out_h,
-    out_w, numel, in_h, in_w, weight_c, weight_h, weight_w, BLOCK: tl.constexpr):
-    # features.7.conv.1.0: conv -> batchnorm -> relu6
-    # from <std.vision>:19, 21, 23
-    # computes [batch=batch, chan=192, h=⌈⌈⌈⌈H/2⌉/2⌉/2⌉/2⌉, w=⌈⌈⌈⌈W/2⌉/2⌉/2⌉/2⌉]
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < numel
-    i_w = offs % w
-    rest = offs // w
-    i_h = rest % h
-    rest = rest // h
-    i_chan = rest % chan
-    rest = rest // chan
-    i_batch = rest
-    acc = tl.zeros((BLOCK,), dtype=tl.float32)
-    x_base = i_batch * relu6_batch + i_chan * relu6_chan
-    for t_h in tl.static_range(3):
-        p_h = i_h * 2 - 1 + t_h * 1
-        for t_w in tl.static_range(3):
-            p_w = i_w * 2 - 1 + t_w * 1
-            ok = mask & (p_h >= 0) & (p_h < in_h) & (p_w >= 0) & (p_w < in_w)
-            xv = tl.load(relu6 + x_base + p_h * relu6_h + p_w * relu6_w, mask=ok, other=0.0).to(tl.float32)
-            wv = tl.load(weight + i_chan * weight_c + t_h * weight_h + t_w * weight_w, mask=mask, other=0.0).to(tl.float32)
-            acc += xv * wv
-    v55 = acc
-    running_mean_v = tl.load(running_mean + i_chan * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + i_chan * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_2_v = tl.load(weight_2 + i_chan * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + i_chan * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v56 = (v55 - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_2_v + bias_v  # batchnorm <std.vision>:21
-    v57 = tl.minimum(tl.maximum(v56, 0.0), 6.0)  # relu6 <std.vision>:23
-    tl.store(out + i_batch * out_batch + i_chan * out_chan + i_h * out_h + i_w * out_w, v57.to(out.dtype.element_ty), mask=mask)
 
 
 def features_7_conv_1_0(
@@ -1103,47 +679,13 @@ def features_7_conv_1_0(
     sizes = (relu6.shape[0], weight.shape[0], (relu6.shape[2] - 1) // 2 + 1, (relu6.shape[3] - 1) // 2 + 1)
     out = torch.empty(sizes, device=relu6.device, dtype=relu6.dtype)
     numel = out.numel()
-    features_7_conv_1_0_kernel[(triton.cdiv(numel, WINDOW_BLOCK),)](
+    features_2_conv_1_0_kernel[(triton.cdiv(numel, WINDOW_BLOCK),)](
         out, relu6, weight, running_mean, running_var, weight_2, bias, *sizes, *_strides(relu6, (0, 1, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
         *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), numel, relu6.shape[2], relu6.shape[3],
         weight.stride(0), weight.stride(2), weight.stride(3), BLOCK=WINDOW_BLOCK)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def features_7_conv_2_kernel(
-    out, relu6, weight, running_mean, running_var, weight_2, bias, batch, chan, h, w, relu6_batch, relu6_h, relu6_w,
-    running_mean_chan, running_var_chan, weight_2_chan, bias_chan, out_batch, out_chan, out_h, out_w, M, N, K,
-    relu6_k, weight_n, weight_k, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    BLOCK_K: tl.constexpr):
-    # features.7.conv.2: conv -> batchnorm
-    # from <std.vision>:84, 85
-    # computes [batch=batch, chan=64, h=⌈⌈⌈⌈H/2⌉/2⌉/2⌉/2⌉, w=⌈⌈⌈⌈W/2⌉/2⌉/2⌉/2⌉]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    relu6_rows = i_batch * relu6_batch + i_h * relu6_h + i_w * relu6_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(relu6 + relu6_rows[:, None] + rk[None, :] * relu6_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v58 = acc
-    running_mean_v = tl.load(running_mean + rn[None, :] * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + rn[None, :] * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_2_v = tl.load(weight_2 + rn[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + rn[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v59 = (v58 - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_2_v + bias_v  # batchnorm <std.vision>:85
-    tl.store(out + i_batch[:, None] * out_batch + rn[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v59.to(out.dtype.element_ty), mask=mask)
 
 
 def features_7_conv_2(
@@ -1158,48 +700,13 @@ def features_7_conv_2(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    features_7_conv_2_kernel[grid](
+    features_1_conv_1_kernel[grid](
         out, relu6, weight, running_mean, running_var, weight_2, bias, *sizes, *_strides(relu6, (0, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
         *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), M, N, K, relu6.stride(1), weight.stride(0),
         weight.stride(1), PRECISION=precision)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def features_8_conv_0_0_kernel(
-    out, batchnorm, weight, running_mean, running_var, weight_2, bias, batch, chan, h, w, batchnorm_batch,
-    batchnorm_h, batchnorm_w, running_mean_chan, running_var_chan, weight_2_chan, bias_chan, out_batch, out_chan,
-    out_h, out_w, M, N, K, batchnorm_k, weight_n, weight_k, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr,
-    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # features.8.conv.0.0: conv -> batchnorm -> relu6
-    # from <std.vision>:19, 21, 23
-    # computes [batch=batch, chan=384, h=⌈⌈⌈⌈H/2⌉/2⌉/2⌉/2⌉, w=⌈⌈⌈⌈W/2⌉/2⌉/2⌉/2⌉]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    batchnorm_rows = i_batch * batchnorm_batch + i_h * batchnorm_h + i_w * batchnorm_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(batchnorm + batchnorm_rows[:, None] + rk[None, :] * batchnorm_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v60 = acc
-    running_mean_v = tl.load(running_mean + rn[None, :] * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + rn[None, :] * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_2_v = tl.load(weight_2 + rn[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + rn[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v61 = (v60 - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_2_v + bias_v  # batchnorm <std.vision>:21
-    v62 = tl.minimum(tl.maximum(v61, 0.0), 6.0)  # relu6 <std.vision>:23
-    tl.store(out + i_batch[:, None] * out_batch + rn[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v62.to(out.dtype.element_ty), mask=mask)
 
 
 def features_8_conv_0_0(
@@ -1214,49 +721,13 @@ def features_8_conv_0_0(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    features_8_conv_0_0_kernel[grid](
+    features_2_conv_0_0_kernel[grid](
         out, batchnorm, weight, running_mean, running_var, weight_2, bias, *sizes, *_strides(batchnorm, (0, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
         *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), M, N, K, batchnorm.stride(1), weight.stride(0),
         weight.stride(1), PRECISION=precision)
     return out
 
-
-@triton.jit
-def features_8_conv_1_0_kernel(
-    out, relu6, weight, running_mean, running_var, weight_2, bias, batch, chan, h, w, relu6_batch, relu6_chan,
-    relu6_h, relu6_w, running_mean_chan, running_var_chan, weight_2_chan, bias_chan, out_batch, out_chan, out_h,
-    out_w, numel, in_h, in_w, weight_c, weight_h, weight_w, BLOCK: tl.constexpr):
-    # features.8.conv.1.0: conv -> batchnorm -> relu6
-    # from <std.vision>:19, 21, 23
-    # computes [batch=batch, chan=384, h=⌈⌈⌈⌈H/2⌉/2⌉/2⌉/2⌉, w=⌈⌈⌈⌈W/2⌉/2⌉/2⌉/2⌉]
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < numel
-    i_w = offs % w
-    rest = offs // w
-    i_h = rest % h
-    rest = rest // h
-    i_chan = rest % chan
-    rest = rest // chan
-    i_batch = rest
-    acc = tl.zeros((BLOCK,), dtype=tl.float32)
-    x_base = i_batch * relu6_batch + i_chan * relu6_chan
-    for t_h in tl.static_range(3):
-        p_h = i_h * 1 - 1 + t_h * 1
-        for t_w in tl.static_range(3):
-            p_w = i_w * 1 - 1 + t_w * 1
-            ok = mask & (p_h >= 0) & (p_h < in_h) & (p_w >= 0) & (p_w < in_w)
-            xv = tl.load(relu6 + x_base + p_h * relu6_h + p_w * relu6_w, mask=ok, other=0.0).to(tl.float32)
-            wv = tl.load(weight + i_chan * weight_c + t_h * weight_h + t_w * weight_w, mask=mask, other=0.0).to(tl.float32)
-            acc += xv * wv
-    v63 = acc
-    running_mean_v = tl.load(running_mean + i_chan * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + i_chan * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_2_v = tl.load(weight_2 + i_chan * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + i_chan * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v64 = (v63 - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_2_v + bias_v  # batchnorm <std.vision>:21
-    v65 = tl.minimum(tl.maximum(v64, 0.0), 6.0)  # relu6 <std.vision>:23
-    tl.store(out + i_batch * out_batch + i_chan * out_chan + i_h * out_h + i_w * out_w, v65.to(out.dtype.element_ty), mask=mask)
 
 
 def features_8_conv_1_0(
@@ -1265,49 +736,13 @@ def features_8_conv_1_0(
     sizes = (relu6.shape[0], weight.shape[0], relu6.shape[2], relu6.shape[3])
     out = torch.empty(sizes, device=relu6.device, dtype=relu6.dtype)
     numel = out.numel()
-    features_8_conv_1_0_kernel[(triton.cdiv(numel, WINDOW_BLOCK),)](
+    features_1_conv_0_0_kernel[(triton.cdiv(numel, WINDOW_BLOCK),)](
         out, relu6, weight, running_mean, running_var, weight_2, bias, *sizes, *_strides(relu6, (0, 1, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
         *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), numel, relu6.shape[2], relu6.shape[3],
         weight.stride(0), weight.stride(2), weight.stride(3), BLOCK=WINDOW_BLOCK)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def features_8_conv_2_kernel(
-    out, relu6, weight, running_mean, running_var, weight_2, bias, batchnorm, batch, chan, h, w, relu6_batch,
-    relu6_h, relu6_w, running_mean_chan, running_var_chan, weight_2_chan, bias_chan, batchnorm_batch,
-    batchnorm_chan, batchnorm_h, batchnorm_w, out_batch, out_chan, out_h, out_w, M, N, K, relu6_k, weight_n,
-    weight_k, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # features.8.conv.2: conv -> batchnorm -> add
-    # from <std.vision>:84, 85, 87
-    # computes [batch=batch, chan=64, h=⌈⌈⌈⌈H/2⌉/2⌉/2⌉/2⌉, w=⌈⌈⌈⌈W/2⌉/2⌉/2⌉/2⌉]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    relu6_rows = i_batch * relu6_batch + i_h * relu6_h + i_w * relu6_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(relu6 + relu6_rows[:, None] + rk[None, :] * relu6_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v66 = acc
-    running_mean_v = tl.load(running_mean + rn[None, :] * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + rn[None, :] * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_2_v = tl.load(weight_2 + rn[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + rn[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v67 = (v66 - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_2_v + bias_v  # batchnorm <std.vision>:85
-    batchnorm_v = tl.load(batchnorm + i_batch[:, None] * batchnorm_batch + rn[None, :] * batchnorm_chan + i_h[:, None] * batchnorm_h + i_w[:, None] * batchnorm_w, mask=mask, other=0.0).to(tl.float32)
-    v68 = batchnorm_v + v67  # add <std.vision>:87
-    tl.store(out + i_batch[:, None] * out_batch + rn[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v68.to(out.dtype.element_ty), mask=mask)
 
 
 def features_8_conv_2(
@@ -1322,7 +757,7 @@ def features_8_conv_2(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    features_8_conv_2_kernel[grid](
+    features_3_conv_2_kernel[grid](
         out, relu6, weight, running_mean, running_var, weight_2, bias, batchnorm, *sizes,
         *_strides(relu6, (0, 2, 3)), *_strides(running_mean, (0,)), *_strides(running_var, (0,)),
         *_strides(weight_2, (0,)), *_strides(bias, (0,)), *_strides(batchnorm, (0, 1, 2, 3)),
@@ -1330,41 +765,6 @@ def features_8_conv_2(
         PRECISION=precision)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def features_9_conv_0_0_kernel(
-    out, add, weight, running_mean, running_var, weight_2, bias, batch, chan, h, w, add_batch, add_h, add_w,
-    running_mean_chan, running_var_chan, weight_2_chan, bias_chan, out_batch, out_chan, out_h, out_w, M, N, K,
-    add_k, weight_n, weight_k, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    BLOCK_K: tl.constexpr):
-    # features.9.conv.0.0: conv -> batchnorm -> relu6
-    # from <std.vision>:19, 21, 23
-    # computes [batch=batch, chan=384, h=⌈⌈⌈⌈H/2⌉/2⌉/2⌉/2⌉, w=⌈⌈⌈⌈W/2⌉/2⌉/2⌉/2⌉]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    add_rows = i_batch * add_batch + i_h * add_h + i_w * add_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(add + add_rows[:, None] + rk[None, :] * add_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v69 = acc
-    running_mean_v = tl.load(running_mean + rn[None, :] * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + rn[None, :] * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_2_v = tl.load(weight_2 + rn[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + rn[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v70 = (v69 - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_2_v + bias_v  # batchnorm <std.vision>:21
-    v71 = tl.minimum(tl.maximum(v70, 0.0), 6.0)  # relu6 <std.vision>:23
-    tl.store(out + i_batch[:, None] * out_batch + rn[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v71.to(out.dtype.element_ty), mask=mask)
 
 
 def features_9_conv_0_0(
@@ -1379,49 +779,13 @@ def features_9_conv_0_0(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    features_9_conv_0_0_kernel[grid](
+    features_4_conv_0_0_kernel[grid](
         out, add, weight, running_mean, running_var, weight_2, bias, *sizes, *_strides(add, (0, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
         *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), M, N, K, add.stride(1), weight.stride(0),
         weight.stride(1), PRECISION=precision)
     return out
 
-
-@triton.jit
-def features_9_conv_1_0_kernel(
-    out, relu6, weight, running_mean, running_var, weight_2, bias, batch, chan, h, w, relu6_batch, relu6_chan,
-    relu6_h, relu6_w, running_mean_chan, running_var_chan, weight_2_chan, bias_chan, out_batch, out_chan, out_h,
-    out_w, numel, in_h, in_w, weight_c, weight_h, weight_w, BLOCK: tl.constexpr):
-    # features.9.conv.1.0: conv -> batchnorm -> relu6
-    # from <std.vision>:19, 21, 23
-    # computes [batch=batch, chan=384, h=⌈⌈⌈⌈H/2⌉/2⌉/2⌉/2⌉, w=⌈⌈⌈⌈W/2⌉/2⌉/2⌉/2⌉]
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < numel
-    i_w = offs % w
-    rest = offs // w
-    i_h = rest % h
-    rest = rest // h
-    i_chan = rest % chan
-    rest = rest // chan
-    i_batch = rest
-    acc = tl.zeros((BLOCK,), dtype=tl.float32)
-    x_base = i_batch * relu6_batch + i_chan * relu6_chan
-    for t_h in tl.static_range(3):
-        p_h = i_h * 1 - 1 + t_h * 1
-        for t_w in tl.static_range(3):
-            p_w = i_w * 1 - 1 + t_w * 1
-            ok = mask & (p_h >= 0) & (p_h < in_h) & (p_w >= 0) & (p_w < in_w)
-            xv = tl.load(relu6 + x_base + p_h * relu6_h + p_w * relu6_w, mask=ok, other=0.0).to(tl.float32)
-            wv = tl.load(weight + i_chan * weight_c + t_h * weight_h + t_w * weight_w, mask=mask, other=0.0).to(tl.float32)
-            acc += xv * wv
-    v72 = acc
-    running_mean_v = tl.load(running_mean + i_chan * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + i_chan * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_2_v = tl.load(weight_2 + i_chan * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + i_chan * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v73 = (v72 - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_2_v + bias_v  # batchnorm <std.vision>:21
-    v74 = tl.minimum(tl.maximum(v73, 0.0), 6.0)  # relu6 <std.vision>:23
-    tl.store(out + i_batch * out_batch + i_chan * out_chan + i_h * out_h + i_w * out_w, v74.to(out.dtype.element_ty), mask=mask)
 
 
 def features_9_conv_1_0(
@@ -1430,49 +794,13 @@ def features_9_conv_1_0(
     sizes = (relu6.shape[0], weight.shape[0], relu6.shape[2], relu6.shape[3])
     out = torch.empty(sizes, device=relu6.device, dtype=relu6.dtype)
     numel = out.numel()
-    features_9_conv_1_0_kernel[(triton.cdiv(numel, WINDOW_BLOCK),)](
+    features_1_conv_0_0_kernel[(triton.cdiv(numel, WINDOW_BLOCK),)](
         out, relu6, weight, running_mean, running_var, weight_2, bias, *sizes, *_strides(relu6, (0, 1, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
         *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), numel, relu6.shape[2], relu6.shape[3],
         weight.stride(0), weight.stride(2), weight.stride(3), BLOCK=WINDOW_BLOCK)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def features_9_conv_2_kernel(
-    out, relu6, weight, running_mean, running_var, weight_2, bias, add, batch, chan, h, w, relu6_batch, relu6_h,
-    relu6_w, running_mean_chan, running_var_chan, weight_2_chan, bias_chan, add_batch, add_chan, add_h, add_w,
-    out_batch, out_chan, out_h, out_w, M, N, K, relu6_k, weight_n, weight_k, PRECISION: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # features.9.conv.2: conv -> batchnorm -> add
-    # from <std.vision>:84, 85, 87
-    # computes [batch=batch, chan=64, h=⌈⌈⌈⌈H/2⌉/2⌉/2⌉/2⌉, w=⌈⌈⌈⌈W/2⌉/2⌉/2⌉/2⌉]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    relu6_rows = i_batch * relu6_batch + i_h * relu6_h + i_w * relu6_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(relu6 + relu6_rows[:, None] + rk[None, :] * relu6_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v75 = acc
-    running_mean_v = tl.load(running_mean + rn[None, :] * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + rn[None, :] * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_2_v = tl.load(weight_2 + rn[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + rn[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v76 = (v75 - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_2_v + bias_v  # batchnorm <std.vision>:85
-    add_v = tl.load(add + i_batch[:, None] * add_batch + rn[None, :] * add_chan + i_h[:, None] * add_h + i_w[:, None] * add_w, mask=mask, other=0.0).to(tl.float32)
-    v77 = add_v + v76  # add <std.vision>:87
-    tl.store(out + i_batch[:, None] * out_batch + rn[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v77.to(out.dtype.element_ty), mask=mask)
 
 
 def features_9_conv_2(
@@ -1487,48 +815,13 @@ def features_9_conv_2(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    features_9_conv_2_kernel[grid](
+    features_6_conv_2_kernel[grid](
         out, relu6, weight, running_mean, running_var, weight_2, bias, add, *sizes, *_strides(relu6, (0, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
         *_strides(bias, (0,)), *_strides(add, (0, 1, 2, 3)), *_strides(out, (0, 1, 2, 3)), M, N, K, relu6.stride(1),
         weight.stride(0), weight.stride(1), PRECISION=precision)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def features_10_conv_0_0_kernel(
-    out, add, weight, running_mean, running_var, weight_2, bias, batch, chan, h, w, add_batch, add_h, add_w,
-    running_mean_chan, running_var_chan, weight_2_chan, bias_chan, out_batch, out_chan, out_h, out_w, M, N, K,
-    add_k, weight_n, weight_k, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    BLOCK_K: tl.constexpr):
-    # features.10.conv.0.0: conv -> batchnorm -> relu6
-    # from <std.vision>:19, 21, 23
-    # computes [batch=batch, chan=384, h=⌈⌈⌈⌈H/2⌉/2⌉/2⌉/2⌉, w=⌈⌈⌈⌈W/2⌉/2⌉/2⌉/2⌉]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    add_rows = i_batch * add_batch + i_h * add_h + i_w * add_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(add + add_rows[:, None] + rk[None, :] * add_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v78 = acc
-    running_mean_v = tl.load(running_mean + rn[None, :] * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + rn[None, :] * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_2_v = tl.load(weight_2 + rn[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + rn[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v79 = (v78 - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_2_v + bias_v  # batchnorm <std.vision>:21
-    v80 = tl.minimum(tl.maximum(v79, 0.0), 6.0)  # relu6 <std.vision>:23
-    tl.store(out + i_batch[:, None] * out_batch + rn[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v80.to(out.dtype.element_ty), mask=mask)
 
 
 def features_10_conv_0_0(
@@ -1543,49 +836,13 @@ def features_10_conv_0_0(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    features_10_conv_0_0_kernel[grid](
+    features_4_conv_0_0_kernel[grid](
         out, add, weight, running_mean, running_var, weight_2, bias, *sizes, *_strides(add, (0, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
         *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), M, N, K, add.stride(1), weight.stride(0),
         weight.stride(1), PRECISION=precision)
     return out
 
-
-@triton.jit
-def features_10_conv_1_0_kernel(
-    out, relu6, weight, running_mean, running_var, weight_2, bias, batch, chan, h, w, relu6_batch, relu6_chan,
-    relu6_h, relu6_w, running_mean_chan, running_var_chan, weight_2_chan, bias_chan, out_batch, out_chan, out_h,
-    out_w, numel, in_h, in_w, weight_c, weight_h, weight_w, BLOCK: tl.constexpr):
-    # features.10.conv.1.0: conv -> batchnorm -> relu6
-    # from <std.vision>:19, 21, 23
-    # computes [batch=batch, chan=384, h=⌈⌈⌈⌈H/2⌉/2⌉/2⌉/2⌉, w=⌈⌈⌈⌈W/2⌉/2⌉/2⌉/2⌉]
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < numel
-    i_w = offs % w
-    rest = offs // w
-    i_h = rest % h
-    rest = rest // h
-    i_chan = rest % chan
-    rest = rest // chan
-    i_batch = rest
-    acc = tl.zeros((BLOCK,), dtype=tl.float32)
-    x_base = i_batch * relu6_batch + i_chan * relu6_chan
-    for t_h in tl.static_range(3):
-        p_h = i_h * 1 - 1 + t_h * 1
-        for t_w in tl.static_range(3):
-            p_w = i_w * 1 - 1 + t_w * 1
-            ok = mask & (p_h >= 0) & (p_h < in_h) & (p_w >= 0) & (p_w < in_w)
-            xv = tl.load(relu6 + x_base + p_h * relu6_h + p_w * relu6_w, mask=ok, other=0.0).to(tl.float32)
-            wv = tl.load(weight + i_chan * weight_c + t_h * weight_h + t_w * weight_w, mask=mask, other=0.0).to(tl.float32)
-            acc += xv * wv
-    v81 = acc
-    running_mean_v = tl.load(running_mean + i_chan * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + i_chan * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_2_v = tl.load(weight_2 + i_chan * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + i_chan * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v82 = (v81 - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_2_v + bias_v  # batchnorm <std.vision>:21
-    v83 = tl.minimum(tl.maximum(v82, 0.0), 6.0)  # relu6 <std.vision>:23
-    tl.store(out + i_batch * out_batch + i_chan * out_chan + i_h * out_h + i_w * out_w, v83.to(out.dtype.element_ty), mask=mask)
 
 
 def features_10_conv_1_0(
@@ -1594,49 +851,13 @@ def features_10_conv_1_0(
     sizes = (relu6.shape[0], weight.shape[0], relu6.shape[2], relu6.shape[3])
     out = torch.empty(sizes, device=relu6.device, dtype=relu6.dtype)
     numel = out.numel()
-    features_10_conv_1_0_kernel[(triton.cdiv(numel, WINDOW_BLOCK),)](
+    features_1_conv_0_0_kernel[(triton.cdiv(numel, WINDOW_BLOCK),)](
         out, relu6, weight, running_mean, running_var, weight_2, bias, *sizes, *_strides(relu6, (0, 1, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
         *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), numel, relu6.shape[2], relu6.shape[3],
         weight.stride(0), weight.stride(2), weight.stride(3), BLOCK=WINDOW_BLOCK)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def features_10_conv_2_kernel(
-    out, relu6, weight, running_mean, running_var, weight_2, bias, add, batch, chan, h, w, relu6_batch, relu6_h,
-    relu6_w, running_mean_chan, running_var_chan, weight_2_chan, bias_chan, add_batch, add_chan, add_h, add_w,
-    out_batch, out_chan, out_h, out_w, M, N, K, relu6_k, weight_n, weight_k, PRECISION: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # features.10.conv.2: conv -> batchnorm -> add
-    # from <std.vision>:84, 85, 87
-    # computes [batch=batch, chan=64, h=⌈⌈⌈⌈H/2⌉/2⌉/2⌉/2⌉, w=⌈⌈⌈⌈W/2⌉/2⌉/2⌉/2⌉]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    relu6_rows = i_batch * relu6_batch + i_h * relu6_h + i_w * relu6_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(relu6 + relu6_rows[:, None] + rk[None, :] * relu6_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v84 = acc
-    running_mean_v = tl.load(running_mean + rn[None, :] * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + rn[None, :] * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_2_v = tl.load(weight_2 + rn[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + rn[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v85 = (v84 - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_2_v + bias_v  # batchnorm <std.vision>:85
-    add_v = tl.load(add + i_batch[:, None] * add_batch + rn[None, :] * add_chan + i_h[:, None] * add_h + i_w[:, None] * add_w, mask=mask, other=0.0).to(tl.float32)
-    v86 = add_v + v85  # add <std.vision>:87
-    tl.store(out + i_batch[:, None] * out_batch + rn[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v86.to(out.dtype.element_ty), mask=mask)
 
 
 def features_10_conv_2(
@@ -1651,48 +872,13 @@ def features_10_conv_2(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    features_10_conv_2_kernel[grid](
+    features_6_conv_2_kernel[grid](
         out, relu6, weight, running_mean, running_var, weight_2, bias, add, *sizes, *_strides(relu6, (0, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
         *_strides(bias, (0,)), *_strides(add, (0, 1, 2, 3)), *_strides(out, (0, 1, 2, 3)), M, N, K, relu6.stride(1),
         weight.stride(0), weight.stride(1), PRECISION=precision)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def features_11_conv_0_0_kernel(
-    out, add, weight, running_mean, running_var, weight_2, bias, batch, chan, h, w, add_batch, add_h, add_w,
-    running_mean_chan, running_var_chan, weight_2_chan, bias_chan, out_batch, out_chan, out_h, out_w, M, N, K,
-    add_k, weight_n, weight_k, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    BLOCK_K: tl.constexpr):
-    # features.11.conv.0.0: conv -> batchnorm -> relu6
-    # from <std.vision>:19, 21, 23
-    # computes [batch=batch, chan=384, h=⌈⌈⌈⌈H/2⌉/2⌉/2⌉/2⌉, w=⌈⌈⌈⌈W/2⌉/2⌉/2⌉/2⌉]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    add_rows = i_batch * add_batch + i_h * add_h + i_w * add_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(add + add_rows[:, None] + rk[None, :] * add_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v87 = acc
-    running_mean_v = tl.load(running_mean + rn[None, :] * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + rn[None, :] * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_2_v = tl.load(weight_2 + rn[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + rn[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v88 = (v87 - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_2_v + bias_v  # batchnorm <std.vision>:21
-    v89 = tl.minimum(tl.maximum(v88, 0.0), 6.0)  # relu6 <std.vision>:23
-    tl.store(out + i_batch[:, None] * out_batch + rn[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v89.to(out.dtype.element_ty), mask=mask)
 
 
 def features_11_conv_0_0(
@@ -1707,49 +893,13 @@ def features_11_conv_0_0(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    features_11_conv_0_0_kernel[grid](
+    features_4_conv_0_0_kernel[grid](
         out, add, weight, running_mean, running_var, weight_2, bias, *sizes, *_strides(add, (0, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
         *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), M, N, K, add.stride(1), weight.stride(0),
         weight.stride(1), PRECISION=precision)
     return out
 
-
-@triton.jit
-def features_11_conv_1_0_kernel(
-    out, relu6, weight, running_mean, running_var, weight_2, bias, batch, chan, h, w, relu6_batch, relu6_chan,
-    relu6_h, relu6_w, running_mean_chan, running_var_chan, weight_2_chan, bias_chan, out_batch, out_chan, out_h,
-    out_w, numel, in_h, in_w, weight_c, weight_h, weight_w, BLOCK: tl.constexpr):
-    # features.11.conv.1.0: conv -> batchnorm -> relu6
-    # from <std.vision>:19, 21, 23
-    # computes [batch=batch, chan=384, h=⌈⌈⌈⌈H/2⌉/2⌉/2⌉/2⌉, w=⌈⌈⌈⌈W/2⌉/2⌉/2⌉/2⌉]
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < numel
-    i_w = offs % w
-    rest = offs // w
-    i_h = rest % h
-    rest = rest // h
-    i_chan = rest % chan
-    rest = rest // chan
-    i_batch = rest
-    acc = tl.zeros((BLOCK,), dtype=tl.float32)
-    x_base = i_batch * relu6_batch + i_chan * relu6_chan
-    for t_h in tl.static_range(3):
-        p_h = i_h * 1 - 1 + t_h * 1
-        for t_w in tl.static_range(3):
-            p_w = i_w * 1 - 1 + t_w * 1
-            ok = mask & (p_h >= 0) & (p_h < in_h) & (p_w >= 0) & (p_w < in_w)
-            xv = tl.load(relu6 + x_base + p_h * relu6_h + p_w * relu6_w, mask=ok, other=0.0).to(tl.float32)
-            wv = tl.load(weight + i_chan * weight_c + t_h * weight_h + t_w * weight_w, mask=mask, other=0.0).to(tl.float32)
-            acc += xv * wv
-    v90 = acc
-    running_mean_v = tl.load(running_mean + i_chan * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + i_chan * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_2_v = tl.load(weight_2 + i_chan * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + i_chan * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v91 = (v90 - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_2_v + bias_v  # batchnorm <std.vision>:21
-    v92 = tl.minimum(tl.maximum(v91, 0.0), 6.0)  # relu6 <std.vision>:23
-    tl.store(out + i_batch * out_batch + i_chan * out_chan + i_h * out_h + i_w * out_w, v92.to(out.dtype.element_ty), mask=mask)
 
 
 def features_11_conv_1_0(
@@ -1758,47 +908,13 @@ def features_11_conv_1_0(
     sizes = (relu6.shape[0], weight.shape[0], relu6.shape[2], relu6.shape[3])
     out = torch.empty(sizes, device=relu6.device, dtype=relu6.dtype)
     numel = out.numel()
-    features_11_conv_1_0_kernel[(triton.cdiv(numel, WINDOW_BLOCK),)](
+    features_1_conv_0_0_kernel[(triton.cdiv(numel, WINDOW_BLOCK),)](
         out, relu6, weight, running_mean, running_var, weight_2, bias, *sizes, *_strides(relu6, (0, 1, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
         *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), numel, relu6.shape[2], relu6.shape[3],
         weight.stride(0), weight.stride(2), weight.stride(3), BLOCK=WINDOW_BLOCK)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def features_11_conv_2_kernel(
-    out, relu6, weight, running_mean, running_var, weight_2, bias, batch, chan, h, w, relu6_batch, relu6_h, relu6_w,
-    running_mean_chan, running_var_chan, weight_2_chan, bias_chan, out_batch, out_chan, out_h, out_w, M, N, K,
-    relu6_k, weight_n, weight_k, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    BLOCK_K: tl.constexpr):
-    # features.11.conv.2: conv -> batchnorm
-    # from <std.vision>:84, 85
-    # computes [batch=batch, chan=96, h=⌈⌈⌈⌈H/2⌉/2⌉/2⌉/2⌉, w=⌈⌈⌈⌈W/2⌉/2⌉/2⌉/2⌉]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    relu6_rows = i_batch * relu6_batch + i_h * relu6_h + i_w * relu6_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(relu6 + relu6_rows[:, None] + rk[None, :] * relu6_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v93 = acc
-    running_mean_v = tl.load(running_mean + rn[None, :] * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + rn[None, :] * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_2_v = tl.load(weight_2 + rn[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + rn[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v94 = (v93 - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_2_v + bias_v  # batchnorm <std.vision>:85
-    tl.store(out + i_batch[:, None] * out_batch + rn[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v94.to(out.dtype.element_ty), mask=mask)
 
 
 def features_11_conv_2(
@@ -1813,48 +929,13 @@ def features_11_conv_2(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    features_11_conv_2_kernel[grid](
+    features_1_conv_1_kernel[grid](
         out, relu6, weight, running_mean, running_var, weight_2, bias, *sizes, *_strides(relu6, (0, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
         *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), M, N, K, relu6.stride(1), weight.stride(0),
         weight.stride(1), PRECISION=precision)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def features_12_conv_0_0_kernel(
-    out, batchnorm, weight, running_mean, running_var, weight_2, bias, batch, chan, h, w, batchnorm_batch,
-    batchnorm_h, batchnorm_w, running_mean_chan, running_var_chan, weight_2_chan, bias_chan, out_batch, out_chan,
-    out_h, out_w, M, N, K, batchnorm_k, weight_n, weight_k, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr,
-    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # features.12.conv.0.0: conv -> batchnorm -> relu6
-    # from <std.vision>:19, 21, 23
-    # computes [batch=batch, chan=576, h=⌈⌈⌈⌈H/2⌉/2⌉/2⌉/2⌉, w=⌈⌈⌈⌈W/2⌉/2⌉/2⌉/2⌉]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    batchnorm_rows = i_batch * batchnorm_batch + i_h * batchnorm_h + i_w * batchnorm_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(batchnorm + batchnorm_rows[:, None] + rk[None, :] * batchnorm_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v95 = acc
-    running_mean_v = tl.load(running_mean + rn[None, :] * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + rn[None, :] * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_2_v = tl.load(weight_2 + rn[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + rn[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v96 = (v95 - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_2_v + bias_v  # batchnorm <std.vision>:21
-    v97 = tl.minimum(tl.maximum(v96, 0.0), 6.0)  # relu6 <std.vision>:23
-    tl.store(out + i_batch[:, None] * out_batch + rn[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v97.to(out.dtype.element_ty), mask=mask)
 
 
 def features_12_conv_0_0(
@@ -1869,49 +950,13 @@ def features_12_conv_0_0(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    features_12_conv_0_0_kernel[grid](
+    features_2_conv_0_0_kernel[grid](
         out, batchnorm, weight, running_mean, running_var, weight_2, bias, *sizes, *_strides(batchnorm, (0, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
         *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), M, N, K, batchnorm.stride(1), weight.stride(0),
         weight.stride(1), PRECISION=precision)
     return out
 
-
-@triton.jit
-def features_12_conv_1_0_kernel(
-    out, relu6, weight, running_mean, running_var, weight_2, bias, batch, chan, h, w, relu6_batch, relu6_chan,
-    relu6_h, relu6_w, running_mean_chan, running_var_chan, weight_2_chan, bias_chan, out_batch, out_chan, out_h,
-    out_w, numel, in_h, in_w, weight_c, weight_h, weight_w, BLOCK: tl.constexpr):
-    # features.12.conv.1.0: conv -> batchnorm -> relu6
-    # from <std.vision>:19, 21, 23
-    # computes [batch=batch, chan=576, h=⌈⌈⌈⌈H/2⌉/2⌉/2⌉/2⌉, w=⌈⌈⌈⌈W/2⌉/2⌉/2⌉/2⌉]
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < numel
-    i_w = offs % w
-    rest = offs // w
-    i_h = rest % h
-    rest = rest // h
-    i_chan = rest % chan
-    rest = rest // chan
-    i_batch = rest
-    acc = tl.zeros((BLOCK,), dtype=tl.float32)
-    x_base = i_batch * relu6_batch + i_chan * relu6_chan
-    for t_h in tl.static_range(3):
-        p_h = i_h * 1 - 1 + t_h * 1
-        for t_w in tl.static_range(3):
-            p_w = i_w * 1 - 1 + t_w * 1
-            ok = mask & (p_h >= 0) & (p_h < in_h) & (p_w >= 0) & (p_w < in_w)
-            xv = tl.load(relu6 + x_base + p_h * relu6_h + p_w * relu6_w, mask=ok, other=0.0).to(tl.float32)
-            wv = tl.load(weight + i_chan * weight_c + t_h * weight_h + t_w * weight_w, mask=mask, other=0.0).to(tl.float32)
-            acc += xv * wv
-    v98 = acc
-    running_mean_v = tl.load(running_mean + i_chan * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + i_chan * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_2_v = tl.load(weight_2 + i_chan * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + i_chan * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v99 = (v98 - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_2_v + bias_v  # batchnorm <std.vision>:21
-    v100 = tl.minimum(tl.maximum(v99, 0.0), 6.0)  # relu6 <std.vision>:23
-    tl.store(out + i_batch * out_batch + i_chan * out_chan + i_h * out_h + i_w * out_w, v100.to(out.dtype.element_ty), mask=mask)
 
 
 def features_12_conv_1_0(
@@ -1920,49 +965,13 @@ def features_12_conv_1_0(
     sizes = (relu6.shape[0], weight.shape[0], relu6.shape[2], relu6.shape[3])
     out = torch.empty(sizes, device=relu6.device, dtype=relu6.dtype)
     numel = out.numel()
-    features_12_conv_1_0_kernel[(triton.cdiv(numel, WINDOW_BLOCK),)](
+    features_1_conv_0_0_kernel[(triton.cdiv(numel, WINDOW_BLOCK),)](
         out, relu6, weight, running_mean, running_var, weight_2, bias, *sizes, *_strides(relu6, (0, 1, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
         *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), numel, relu6.shape[2], relu6.shape[3],
         weight.stride(0), weight.stride(2), weight.stride(3), BLOCK=WINDOW_BLOCK)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def features_12_conv_2_kernel(
-    out, relu6, weight, running_mean, running_var, weight_2, bias, batchnorm, batch, chan, h, w, relu6_batch,
-    relu6_h, relu6_w, running_mean_chan, running_var_chan, weight_2_chan, bias_chan, batchnorm_batch,
-    batchnorm_chan, batchnorm_h, batchnorm_w, out_batch, out_chan, out_h, out_w, M, N, K, relu6_k, weight_n,
-    weight_k, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # features.12.conv.2: conv -> batchnorm -> add
-    # from <std.vision>:84, 85, 87
-    # computes [batch=batch, chan=96, h=⌈⌈⌈⌈H/2⌉/2⌉/2⌉/2⌉, w=⌈⌈⌈⌈W/2⌉/2⌉/2⌉/2⌉]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    relu6_rows = i_batch * relu6_batch + i_h * relu6_h + i_w * relu6_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(relu6 + relu6_rows[:, None] + rk[None, :] * relu6_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v101 = acc
-    running_mean_v = tl.load(running_mean + rn[None, :] * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + rn[None, :] * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_2_v = tl.load(weight_2 + rn[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + rn[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v102 = (v101 - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_2_v + bias_v  # batchnorm <std.vision>:85
-    batchnorm_v = tl.load(batchnorm + i_batch[:, None] * batchnorm_batch + rn[None, :] * batchnorm_chan + i_h[:, None] * batchnorm_h + i_w[:, None] * batchnorm_w, mask=mask, other=0.0).to(tl.float32)
-    v103 = batchnorm_v + v102  # add <std.vision>:87
-    tl.store(out + i_batch[:, None] * out_batch + rn[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v103.to(out.dtype.element_ty), mask=mask)
 
 
 def features_12_conv_2(
@@ -1977,7 +986,7 @@ def features_12_conv_2(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    features_12_conv_2_kernel[grid](
+    features_3_conv_2_kernel[grid](
         out, relu6, weight, running_mean, running_var, weight_2, bias, batchnorm, *sizes,
         *_strides(relu6, (0, 2, 3)), *_strides(running_mean, (0,)), *_strides(running_var, (0,)),
         *_strides(weight_2, (0,)), *_strides(bias, (0,)), *_strides(batchnorm, (0, 1, 2, 3)),
@@ -1985,41 +994,6 @@ def features_12_conv_2(
         PRECISION=precision)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def features_13_conv_0_0_kernel(
-    out, add, weight, running_mean, running_var, weight_2, bias, batch, chan, h, w, add_batch, add_h, add_w,
-    running_mean_chan, running_var_chan, weight_2_chan, bias_chan, out_batch, out_chan, out_h, out_w, M, N, K,
-    add_k, weight_n, weight_k, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    BLOCK_K: tl.constexpr):
-    # features.13.conv.0.0: conv -> batchnorm -> relu6
-    # from <std.vision>:19, 21, 23
-    # computes [batch=batch, chan=576, h=⌈⌈⌈⌈H/2⌉/2⌉/2⌉/2⌉, w=⌈⌈⌈⌈W/2⌉/2⌉/2⌉/2⌉]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    add_rows = i_batch * add_batch + i_h * add_h + i_w * add_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(add + add_rows[:, None] + rk[None, :] * add_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v104 = acc
-    running_mean_v = tl.load(running_mean + rn[None, :] * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + rn[None, :] * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_2_v = tl.load(weight_2 + rn[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + rn[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v105 = (v104 - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_2_v + bias_v  # batchnorm <std.vision>:21
-    v106 = tl.minimum(tl.maximum(v105, 0.0), 6.0)  # relu6 <std.vision>:23
-    tl.store(out + i_batch[:, None] * out_batch + rn[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v106.to(out.dtype.element_ty), mask=mask)
 
 
 def features_13_conv_0_0(
@@ -2034,49 +1008,13 @@ def features_13_conv_0_0(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    features_13_conv_0_0_kernel[grid](
+    features_4_conv_0_0_kernel[grid](
         out, add, weight, running_mean, running_var, weight_2, bias, *sizes, *_strides(add, (0, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
         *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), M, N, K, add.stride(1), weight.stride(0),
         weight.stride(1), PRECISION=precision)
     return out
 
-
-@triton.jit
-def features_13_conv_1_0_kernel(
-    out, relu6, weight, running_mean, running_var, weight_2, bias, batch, chan, h, w, relu6_batch, relu6_chan,
-    relu6_h, relu6_w, running_mean_chan, running_var_chan, weight_2_chan, bias_chan, out_batch, out_chan, out_h,
-    out_w, numel, in_h, in_w, weight_c, weight_h, weight_w, BLOCK: tl.constexpr):
-    # features.13.conv.1.0: conv -> batchnorm -> relu6
-    # from <std.vision>:19, 21, 23
-    # computes [batch=batch, chan=576, h=⌈⌈⌈⌈H/2⌉/2⌉/2⌉/2⌉, w=⌈⌈⌈⌈W/2⌉/2⌉/2⌉/2⌉]
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < numel
-    i_w = offs % w
-    rest = offs // w
-    i_h = rest % h
-    rest = rest // h
-    i_chan = rest % chan
-    rest = rest // chan
-    i_batch = rest
-    acc = tl.zeros((BLOCK,), dtype=tl.float32)
-    x_base = i_batch * relu6_batch + i_chan * relu6_chan
-    for t_h in tl.static_range(3):
-        p_h = i_h * 1 - 1 + t_h * 1
-        for t_w in tl.static_range(3):
-            p_w = i_w * 1 - 1 + t_w * 1
-            ok = mask & (p_h >= 0) & (p_h < in_h) & (p_w >= 0) & (p_w < in_w)
-            xv = tl.load(relu6 + x_base + p_h * relu6_h + p_w * relu6_w, mask=ok, other=0.0).to(tl.float32)
-            wv = tl.load(weight + i_chan * weight_c + t_h * weight_h + t_w * weight_w, mask=mask, other=0.0).to(tl.float32)
-            acc += xv * wv
-    v107 = acc
-    running_mean_v = tl.load(running_mean + i_chan * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + i_chan * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_2_v = tl.load(weight_2 + i_chan * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + i_chan * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v108 = (v107 - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_2_v + bias_v  # batchnorm <std.vision>:21
-    v109 = tl.minimum(tl.maximum(v108, 0.0), 6.0)  # relu6 <std.vision>:23
-    tl.store(out + i_batch * out_batch + i_chan * out_chan + i_h * out_h + i_w * out_w, v109.to(out.dtype.element_ty), mask=mask)
 
 
 def features_13_conv_1_0(
@@ -2085,49 +1023,13 @@ def features_13_conv_1_0(
     sizes = (relu6.shape[0], weight.shape[0], relu6.shape[2], relu6.shape[3])
     out = torch.empty(sizes, device=relu6.device, dtype=relu6.dtype)
     numel = out.numel()
-    features_13_conv_1_0_kernel[(triton.cdiv(numel, WINDOW_BLOCK),)](
+    features_1_conv_0_0_kernel[(triton.cdiv(numel, WINDOW_BLOCK),)](
         out, relu6, weight, running_mean, running_var, weight_2, bias, *sizes, *_strides(relu6, (0, 1, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
         *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), numel, relu6.shape[2], relu6.shape[3],
         weight.stride(0), weight.stride(2), weight.stride(3), BLOCK=WINDOW_BLOCK)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def features_13_conv_2_kernel(
-    out, relu6, weight, running_mean, running_var, weight_2, bias, add, batch, chan, h, w, relu6_batch, relu6_h,
-    relu6_w, running_mean_chan, running_var_chan, weight_2_chan, bias_chan, add_batch, add_chan, add_h, add_w,
-    out_batch, out_chan, out_h, out_w, M, N, K, relu6_k, weight_n, weight_k, PRECISION: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # features.13.conv.2: conv -> batchnorm -> add
-    # from <std.vision>:84, 85, 87
-    # computes [batch=batch, chan=96, h=⌈⌈⌈⌈H/2⌉/2⌉/2⌉/2⌉, w=⌈⌈⌈⌈W/2⌉/2⌉/2⌉/2⌉]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    relu6_rows = i_batch * relu6_batch + i_h * relu6_h + i_w * relu6_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(relu6 + relu6_rows[:, None] + rk[None, :] * relu6_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v110 = acc
-    running_mean_v = tl.load(running_mean + rn[None, :] * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + rn[None, :] * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_2_v = tl.load(weight_2 + rn[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + rn[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v111 = (v110 - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_2_v + bias_v  # batchnorm <std.vision>:85
-    add_v = tl.load(add + i_batch[:, None] * add_batch + rn[None, :] * add_chan + i_h[:, None] * add_h + i_w[:, None] * add_w, mask=mask, other=0.0).to(tl.float32)
-    v112 = add_v + v111  # add <std.vision>:87
-    tl.store(out + i_batch[:, None] * out_batch + rn[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v112.to(out.dtype.element_ty), mask=mask)
 
 
 def features_13_conv_2(
@@ -2142,48 +1044,13 @@ def features_13_conv_2(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    features_13_conv_2_kernel[grid](
+    features_6_conv_2_kernel[grid](
         out, relu6, weight, running_mean, running_var, weight_2, bias, add, *sizes, *_strides(relu6, (0, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
         *_strides(bias, (0,)), *_strides(add, (0, 1, 2, 3)), *_strides(out, (0, 1, 2, 3)), M, N, K, relu6.stride(1),
         weight.stride(0), weight.stride(1), PRECISION=precision)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def features_14_conv_0_0_kernel(
-    out, add, weight, running_mean, running_var, weight_2, bias, batch, chan, h, w, add_batch, add_h, add_w,
-    running_mean_chan, running_var_chan, weight_2_chan, bias_chan, out_batch, out_chan, out_h, out_w, M, N, K,
-    add_k, weight_n, weight_k, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    BLOCK_K: tl.constexpr):
-    # features.14.conv.0.0: conv -> batchnorm -> relu6
-    # from <std.vision>:19, 21, 23
-    # computes [batch=batch, chan=576, h=⌈⌈⌈⌈H/2⌉/2⌉/2⌉/2⌉, w=⌈⌈⌈⌈W/2⌉/2⌉/2⌉/2⌉]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    add_rows = i_batch * add_batch + i_h * add_h + i_w * add_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(add + add_rows[:, None] + rk[None, :] * add_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v113 = acc
-    running_mean_v = tl.load(running_mean + rn[None, :] * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + rn[None, :] * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_2_v = tl.load(weight_2 + rn[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + rn[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v114 = (v113 - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_2_v + bias_v  # batchnorm <std.vision>:21
-    v115 = tl.minimum(tl.maximum(v114, 0.0), 6.0)  # relu6 <std.vision>:23
-    tl.store(out + i_batch[:, None] * out_batch + rn[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v115.to(out.dtype.element_ty), mask=mask)
 
 
 def features_14_conv_0_0(
@@ -2198,49 +1065,13 @@ def features_14_conv_0_0(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    features_14_conv_0_0_kernel[grid](
+    features_4_conv_0_0_kernel[grid](
         out, add, weight, running_mean, running_var, weight_2, bias, *sizes, *_strides(add, (0, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
         *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), M, N, K, add.stride(1), weight.stride(0),
         weight.stride(1), PRECISION=precision)
     return out
 
-
-@triton.jit
-def features_14_conv_1_0_kernel(
-    out, relu6, weight, running_mean, running_var, weight_2, bias, batch, chan, h, w, relu6_batch, relu6_chan,
-    relu6_h, relu6_w, running_mean_chan, running_var_chan, weight_2_chan, bias_chan, out_batch, out_chan, out_h,
-    out_w, numel, in_h, in_w, weight_c, weight_h, weight_w, BLOCK: tl.constexpr):
-    # features.14.conv.1.0: conv -> batchnorm -> relu6
-    # from <std.vision>:19, 21, 23
-    # computes [batch=batch, chan=576, h=⌈⌈⌈⌈⌈H/2⌉/2⌉/2⌉/2⌉/2⌉, w=⌈⌈⌈⌈⌈W/2⌉/2⌉/2⌉/2⌉/2⌉]
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < numel
-    i_w = offs % w
-    rest = offs // w
-    i_h = rest % h
-    rest = rest // h
-    i_chan = rest % chan
-    rest = rest // chan
-    i_batch = rest
-    acc = tl.zeros((BLOCK,), dtype=tl.float32)
-    x_base = i_batch * relu6_batch + i_chan * relu6_chan
-    for t_h in tl.static_range(3):
-        p_h = i_h * 2 - 1 + t_h * 1
-        for t_w in tl.static_range(3):
-            p_w = i_w * 2 - 1 + t_w * 1
-            ok = mask & (p_h >= 0) & (p_h < in_h) & (p_w >= 0) & (p_w < in_w)
-            xv = tl.load(relu6 + x_base + p_h * relu6_h + p_w * relu6_w, mask=ok, other=0.0).to(tl.float32)
-            wv = tl.load(weight + i_chan * weight_c + t_h * weight_h + t_w * weight_w, mask=mask, other=0.0).to(tl.float32)
-            acc += xv * wv
-    v116 = acc
-    running_mean_v = tl.load(running_mean + i_chan * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + i_chan * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_2_v = tl.load(weight_2 + i_chan * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + i_chan * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v117 = (v116 - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_2_v + bias_v  # batchnorm <std.vision>:21
-    v118 = tl.minimum(tl.maximum(v117, 0.0), 6.0)  # relu6 <std.vision>:23
-    tl.store(out + i_batch * out_batch + i_chan * out_chan + i_h * out_h + i_w * out_w, v118.to(out.dtype.element_ty), mask=mask)
 
 
 def features_14_conv_1_0(
@@ -2249,47 +1080,13 @@ def features_14_conv_1_0(
     sizes = (relu6.shape[0], weight.shape[0], (relu6.shape[2] - 1) // 2 + 1, (relu6.shape[3] - 1) // 2 + 1)
     out = torch.empty(sizes, device=relu6.device, dtype=relu6.dtype)
     numel = out.numel()
-    features_14_conv_1_0_kernel[(triton.cdiv(numel, WINDOW_BLOCK),)](
+    features_2_conv_1_0_kernel[(triton.cdiv(numel, WINDOW_BLOCK),)](
         out, relu6, weight, running_mean, running_var, weight_2, bias, *sizes, *_strides(relu6, (0, 1, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
         *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), numel, relu6.shape[2], relu6.shape[3],
         weight.stride(0), weight.stride(2), weight.stride(3), BLOCK=WINDOW_BLOCK)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def features_14_conv_2_kernel(
-    out, relu6, weight, running_mean, running_var, weight_2, bias, batch, chan, h, w, relu6_batch, relu6_h, relu6_w,
-    running_mean_chan, running_var_chan, weight_2_chan, bias_chan, out_batch, out_chan, out_h, out_w, M, N, K,
-    relu6_k, weight_n, weight_k, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    BLOCK_K: tl.constexpr):
-    # features.14.conv.2: conv -> batchnorm
-    # from <std.vision>:84, 85
-    # computes [batch=batch, chan=160, h=⌈⌈⌈⌈⌈H/2⌉/2⌉/2⌉/2⌉/2⌉, w=⌈⌈⌈⌈⌈W/2⌉/2⌉/2⌉/2⌉/2⌉]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    relu6_rows = i_batch * relu6_batch + i_h * relu6_h + i_w * relu6_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(relu6 + relu6_rows[:, None] + rk[None, :] * relu6_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v119 = acc
-    running_mean_v = tl.load(running_mean + rn[None, :] * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + rn[None, :] * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_2_v = tl.load(weight_2 + rn[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + rn[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v120 = (v119 - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_2_v + bias_v  # batchnorm <std.vision>:85
-    tl.store(out + i_batch[:, None] * out_batch + rn[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v120.to(out.dtype.element_ty), mask=mask)
 
 
 def features_14_conv_2(
@@ -2304,48 +1101,13 @@ def features_14_conv_2(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    features_14_conv_2_kernel[grid](
+    features_1_conv_1_kernel[grid](
         out, relu6, weight, running_mean, running_var, weight_2, bias, *sizes, *_strides(relu6, (0, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
         *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), M, N, K, relu6.stride(1), weight.stride(0),
         weight.stride(1), PRECISION=precision)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def features_15_conv_0_0_kernel(
-    out, batchnorm, weight, running_mean, running_var, weight_2, bias, batch, chan, h, w, batchnorm_batch,
-    batchnorm_h, batchnorm_w, running_mean_chan, running_var_chan, weight_2_chan, bias_chan, out_batch, out_chan,
-    out_h, out_w, M, N, K, batchnorm_k, weight_n, weight_k, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr,
-    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # features.15.conv.0.0: conv -> batchnorm -> relu6
-    # from <std.vision>:19, 21, 23
-    # computes [batch=batch, chan=960, h=⌈⌈⌈⌈⌈H/2⌉/2⌉/2⌉/2⌉/2⌉, w=⌈⌈⌈⌈⌈W/2⌉/2⌉/2⌉/2⌉/2⌉]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    batchnorm_rows = i_batch * batchnorm_batch + i_h * batchnorm_h + i_w * batchnorm_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(batchnorm + batchnorm_rows[:, None] + rk[None, :] * batchnorm_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v121 = acc
-    running_mean_v = tl.load(running_mean + rn[None, :] * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + rn[None, :] * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_2_v = tl.load(weight_2 + rn[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + rn[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v122 = (v121 - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_2_v + bias_v  # batchnorm <std.vision>:21
-    v123 = tl.minimum(tl.maximum(v122, 0.0), 6.0)  # relu6 <std.vision>:23
-    tl.store(out + i_batch[:, None] * out_batch + rn[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v123.to(out.dtype.element_ty), mask=mask)
 
 
 def features_15_conv_0_0(
@@ -2360,49 +1122,13 @@ def features_15_conv_0_0(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    features_15_conv_0_0_kernel[grid](
+    features_2_conv_0_0_kernel[grid](
         out, batchnorm, weight, running_mean, running_var, weight_2, bias, *sizes, *_strides(batchnorm, (0, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
         *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), M, N, K, batchnorm.stride(1), weight.stride(0),
         weight.stride(1), PRECISION=precision)
     return out
 
-
-@triton.jit
-def features_15_conv_1_0_kernel(
-    out, relu6, weight, running_mean, running_var, weight_2, bias, batch, chan, h, w, relu6_batch, relu6_chan,
-    relu6_h, relu6_w, running_mean_chan, running_var_chan, weight_2_chan, bias_chan, out_batch, out_chan, out_h,
-    out_w, numel, in_h, in_w, weight_c, weight_h, weight_w, BLOCK: tl.constexpr):
-    # features.15.conv.1.0: conv -> batchnorm -> relu6
-    # from <std.vision>:19, 21, 23
-    # computes [batch=batch, chan=960, h=⌈⌈⌈⌈⌈H/2⌉/2⌉/2⌉/2⌉/2⌉, w=⌈⌈⌈⌈⌈W/2⌉/2⌉/2⌉/2⌉/2⌉]
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < numel
-    i_w = offs % w
-    rest = offs // w
-    i_h = rest % h
-    rest = rest // h
-    i_chan = rest % chan
-    rest = rest // chan
-    i_batch = rest
-    acc = tl.zeros((BLOCK,), dtype=tl.float32)
-    x_base = i_batch * relu6_batch + i_chan * relu6_chan
-    for t_h in tl.static_range(3):
-        p_h = i_h * 1 - 1 + t_h * 1
-        for t_w in tl.static_range(3):
-            p_w = i_w * 1 - 1 + t_w * 1
-            ok = mask & (p_h >= 0) & (p_h < in_h) & (p_w >= 0) & (p_w < in_w)
-            xv = tl.load(relu6 + x_base + p_h * relu6_h + p_w * relu6_w, mask=ok, other=0.0).to(tl.float32)
-            wv = tl.load(weight + i_chan * weight_c + t_h * weight_h + t_w * weight_w, mask=mask, other=0.0).to(tl.float32)
-            acc += xv * wv
-    v124 = acc
-    running_mean_v = tl.load(running_mean + i_chan * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + i_chan * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_2_v = tl.load(weight_2 + i_chan * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + i_chan * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v125 = (v124 - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_2_v + bias_v  # batchnorm <std.vision>:21
-    v126 = tl.minimum(tl.maximum(v125, 0.0), 6.0)  # relu6 <std.vision>:23
-    tl.store(out + i_batch * out_batch + i_chan * out_chan + i_h * out_h + i_w * out_w, v126.to(out.dtype.element_ty), mask=mask)
 
 
 def features_15_conv_1_0(
@@ -2411,49 +1137,13 @@ def features_15_conv_1_0(
     sizes = (relu6.shape[0], weight.shape[0], relu6.shape[2], relu6.shape[3])
     out = torch.empty(sizes, device=relu6.device, dtype=relu6.dtype)
     numel = out.numel()
-    features_15_conv_1_0_kernel[(triton.cdiv(numel, WINDOW_BLOCK),)](
+    features_1_conv_0_0_kernel[(triton.cdiv(numel, WINDOW_BLOCK),)](
         out, relu6, weight, running_mean, running_var, weight_2, bias, *sizes, *_strides(relu6, (0, 1, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
         *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), numel, relu6.shape[2], relu6.shape[3],
         weight.stride(0), weight.stride(2), weight.stride(3), BLOCK=WINDOW_BLOCK)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def features_15_conv_2_kernel(
-    out, relu6, weight, running_mean, running_var, weight_2, bias, batchnorm, batch, chan, h, w, relu6_batch,
-    relu6_h, relu6_w, running_mean_chan, running_var_chan, weight_2_chan, bias_chan, batchnorm_batch,
-    batchnorm_chan, batchnorm_h, batchnorm_w, out_batch, out_chan, out_h, out_w, M, N, K, relu6_k, weight_n,
-    weight_k, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # features.15.conv.2: conv -> batchnorm -> add
-    # from <std.vision>:84, 85, 87
-    # computes [batch=batch, chan=160, h=⌈⌈⌈⌈⌈H/2⌉/2⌉/2⌉/2⌉/2⌉, w=⌈⌈⌈⌈⌈W/2⌉/2⌉/2⌉/2⌉/2⌉]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    relu6_rows = i_batch * relu6_batch + i_h * relu6_h + i_w * relu6_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(relu6 + relu6_rows[:, None] + rk[None, :] * relu6_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v127 = acc
-    running_mean_v = tl.load(running_mean + rn[None, :] * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + rn[None, :] * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_2_v = tl.load(weight_2 + rn[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + rn[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v128 = (v127 - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_2_v + bias_v  # batchnorm <std.vision>:85
-    batchnorm_v = tl.load(batchnorm + i_batch[:, None] * batchnorm_batch + rn[None, :] * batchnorm_chan + i_h[:, None] * batchnorm_h + i_w[:, None] * batchnorm_w, mask=mask, other=0.0).to(tl.float32)
-    v129 = batchnorm_v + v128  # add <std.vision>:87
-    tl.store(out + i_batch[:, None] * out_batch + rn[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v129.to(out.dtype.element_ty), mask=mask)
 
 
 def features_15_conv_2(
@@ -2468,7 +1158,7 @@ def features_15_conv_2(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    features_15_conv_2_kernel[grid](
+    features_3_conv_2_kernel[grid](
         out, relu6, weight, running_mean, running_var, weight_2, bias, batchnorm, *sizes,
         *_strides(relu6, (0, 2, 3)), *_strides(running_mean, (0,)), *_strides(running_var, (0,)),
         *_strides(weight_2, (0,)), *_strides(bias, (0,)), *_strides(batchnorm, (0, 1, 2, 3)),
@@ -2476,41 +1166,6 @@ def features_15_conv_2(
         PRECISION=precision)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def features_16_conv_0_0_kernel(
-    out, add, weight, running_mean, running_var, weight_2, bias, batch, chan, h, w, add_batch, add_h, add_w,
-    running_mean_chan, running_var_chan, weight_2_chan, bias_chan, out_batch, out_chan, out_h, out_w, M, N, K,
-    add_k, weight_n, weight_k, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    BLOCK_K: tl.constexpr):
-    # features.16.conv.0.0: conv -> batchnorm -> relu6
-    # from <std.vision>:19, 21, 23
-    # computes [batch=batch, chan=960, h=⌈⌈⌈⌈⌈H/2⌉/2⌉/2⌉/2⌉/2⌉, w=⌈⌈⌈⌈⌈W/2⌉/2⌉/2⌉/2⌉/2⌉]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    add_rows = i_batch * add_batch + i_h * add_h + i_w * add_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(add + add_rows[:, None] + rk[None, :] * add_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v130 = acc
-    running_mean_v = tl.load(running_mean + rn[None, :] * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + rn[None, :] * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_2_v = tl.load(weight_2 + rn[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + rn[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v131 = (v130 - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_2_v + bias_v  # batchnorm <std.vision>:21
-    v132 = tl.minimum(tl.maximum(v131, 0.0), 6.0)  # relu6 <std.vision>:23
-    tl.store(out + i_batch[:, None] * out_batch + rn[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v132.to(out.dtype.element_ty), mask=mask)
 
 
 def features_16_conv_0_0(
@@ -2525,49 +1180,13 @@ def features_16_conv_0_0(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    features_16_conv_0_0_kernel[grid](
+    features_4_conv_0_0_kernel[grid](
         out, add, weight, running_mean, running_var, weight_2, bias, *sizes, *_strides(add, (0, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
         *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), M, N, K, add.stride(1), weight.stride(0),
         weight.stride(1), PRECISION=precision)
     return out
 
-
-@triton.jit
-def features_16_conv_1_0_kernel(
-    out, relu6, weight, running_mean, running_var, weight_2, bias, batch, chan, h, w, relu6_batch, relu6_chan,
-    relu6_h, relu6_w, running_mean_chan, running_var_chan, weight_2_chan, bias_chan, out_batch, out_chan, out_h,
-    out_w, numel, in_h, in_w, weight_c, weight_h, weight_w, BLOCK: tl.constexpr):
-    # features.16.conv.1.0: conv -> batchnorm -> relu6
-    # from <std.vision>:19, 21, 23
-    # computes [batch=batch, chan=960, h=⌈⌈⌈⌈⌈H/2⌉/2⌉/2⌉/2⌉/2⌉, w=⌈⌈⌈⌈⌈W/2⌉/2⌉/2⌉/2⌉/2⌉]
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < numel
-    i_w = offs % w
-    rest = offs // w
-    i_h = rest % h
-    rest = rest // h
-    i_chan = rest % chan
-    rest = rest // chan
-    i_batch = rest
-    acc = tl.zeros((BLOCK,), dtype=tl.float32)
-    x_base = i_batch * relu6_batch + i_chan * relu6_chan
-    for t_h in tl.static_range(3):
-        p_h = i_h * 1 - 1 + t_h * 1
-        for t_w in tl.static_range(3):
-            p_w = i_w * 1 - 1 + t_w * 1
-            ok = mask & (p_h >= 0) & (p_h < in_h) & (p_w >= 0) & (p_w < in_w)
-            xv = tl.load(relu6 + x_base + p_h * relu6_h + p_w * relu6_w, mask=ok, other=0.0).to(tl.float32)
-            wv = tl.load(weight + i_chan * weight_c + t_h * weight_h + t_w * weight_w, mask=mask, other=0.0).to(tl.float32)
-            acc += xv * wv
-    v133 = acc
-    running_mean_v = tl.load(running_mean + i_chan * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + i_chan * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_2_v = tl.load(weight_2 + i_chan * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + i_chan * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v134 = (v133 - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_2_v + bias_v  # batchnorm <std.vision>:21
-    v135 = tl.minimum(tl.maximum(v134, 0.0), 6.0)  # relu6 <std.vision>:23
-    tl.store(out + i_batch * out_batch + i_chan * out_chan + i_h * out_h + i_w * out_w, v135.to(out.dtype.element_ty), mask=mask)
 
 
 def features_16_conv_1_0(
@@ -2576,49 +1195,13 @@ def features_16_conv_1_0(
     sizes = (relu6.shape[0], weight.shape[0], relu6.shape[2], relu6.shape[3])
     out = torch.empty(sizes, device=relu6.device, dtype=relu6.dtype)
     numel = out.numel()
-    features_16_conv_1_0_kernel[(triton.cdiv(numel, WINDOW_BLOCK),)](
+    features_1_conv_0_0_kernel[(triton.cdiv(numel, WINDOW_BLOCK),)](
         out, relu6, weight, running_mean, running_var, weight_2, bias, *sizes, *_strides(relu6, (0, 1, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
         *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), numel, relu6.shape[2], relu6.shape[3],
         weight.stride(0), weight.stride(2), weight.stride(3), BLOCK=WINDOW_BLOCK)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def features_16_conv_2_kernel(
-    out, relu6, weight, running_mean, running_var, weight_2, bias, add, batch, chan, h, w, relu6_batch, relu6_h,
-    relu6_w, running_mean_chan, running_var_chan, weight_2_chan, bias_chan, add_batch, add_chan, add_h, add_w,
-    out_batch, out_chan, out_h, out_w, M, N, K, relu6_k, weight_n, weight_k, PRECISION: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # features.16.conv.2: conv -> batchnorm -> add
-    # from <std.vision>:84, 85, 87
-    # computes [batch=batch, chan=160, h=⌈⌈⌈⌈⌈H/2⌉/2⌉/2⌉/2⌉/2⌉, w=⌈⌈⌈⌈⌈W/2⌉/2⌉/2⌉/2⌉/2⌉]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    relu6_rows = i_batch * relu6_batch + i_h * relu6_h + i_w * relu6_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(relu6 + relu6_rows[:, None] + rk[None, :] * relu6_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v136 = acc
-    running_mean_v = tl.load(running_mean + rn[None, :] * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + rn[None, :] * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_2_v = tl.load(weight_2 + rn[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + rn[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v137 = (v136 - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_2_v + bias_v  # batchnorm <std.vision>:85
-    add_v = tl.load(add + i_batch[:, None] * add_batch + rn[None, :] * add_chan + i_h[:, None] * add_h + i_w[:, None] * add_w, mask=mask, other=0.0).to(tl.float32)
-    v138 = add_v + v137  # add <std.vision>:87
-    tl.store(out + i_batch[:, None] * out_batch + rn[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v138.to(out.dtype.element_ty), mask=mask)
 
 
 def features_16_conv_2(
@@ -2633,48 +1216,13 @@ def features_16_conv_2(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    features_16_conv_2_kernel[grid](
+    features_6_conv_2_kernel[grid](
         out, relu6, weight, running_mean, running_var, weight_2, bias, add, *sizes, *_strides(relu6, (0, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
         *_strides(bias, (0,)), *_strides(add, (0, 1, 2, 3)), *_strides(out, (0, 1, 2, 3)), M, N, K, relu6.stride(1),
         weight.stride(0), weight.stride(1), PRECISION=precision)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def features_17_conv_0_0_kernel(
-    out, add, weight, running_mean, running_var, weight_2, bias, batch, chan, h, w, add_batch, add_h, add_w,
-    running_mean_chan, running_var_chan, weight_2_chan, bias_chan, out_batch, out_chan, out_h, out_w, M, N, K,
-    add_k, weight_n, weight_k, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    BLOCK_K: tl.constexpr):
-    # features.17.conv.0.0: conv -> batchnorm -> relu6
-    # from <std.vision>:19, 21, 23
-    # computes [batch=batch, chan=960, h=⌈⌈⌈⌈⌈H/2⌉/2⌉/2⌉/2⌉/2⌉, w=⌈⌈⌈⌈⌈W/2⌉/2⌉/2⌉/2⌉/2⌉]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    add_rows = i_batch * add_batch + i_h * add_h + i_w * add_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(add + add_rows[:, None] + rk[None, :] * add_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v139 = acc
-    running_mean_v = tl.load(running_mean + rn[None, :] * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + rn[None, :] * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_2_v = tl.load(weight_2 + rn[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + rn[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v140 = (v139 - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_2_v + bias_v  # batchnorm <std.vision>:21
-    v141 = tl.minimum(tl.maximum(v140, 0.0), 6.0)  # relu6 <std.vision>:23
-    tl.store(out + i_batch[:, None] * out_batch + rn[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v141.to(out.dtype.element_ty), mask=mask)
 
 
 def features_17_conv_0_0(
@@ -2689,49 +1237,13 @@ def features_17_conv_0_0(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    features_17_conv_0_0_kernel[grid](
+    features_4_conv_0_0_kernel[grid](
         out, add, weight, running_mean, running_var, weight_2, bias, *sizes, *_strides(add, (0, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
         *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), M, N, K, add.stride(1), weight.stride(0),
         weight.stride(1), PRECISION=precision)
     return out
 
-
-@triton.jit
-def features_17_conv_1_0_kernel(
-    out, relu6, weight, running_mean, running_var, weight_2, bias, batch, chan, h, w, relu6_batch, relu6_chan,
-    relu6_h, relu6_w, running_mean_chan, running_var_chan, weight_2_chan, bias_chan, out_batch, out_chan, out_h,
-    out_w, numel, in_h, in_w, weight_c, weight_h, weight_w, BLOCK: tl.constexpr):
-    # features.17.conv.1.0: conv -> batchnorm -> relu6
-    # from <std.vision>:19, 21, 23
-    # computes [batch=batch, chan=960, h=⌈⌈⌈⌈⌈H/2⌉/2⌉/2⌉/2⌉/2⌉, w=⌈⌈⌈⌈⌈W/2⌉/2⌉/2⌉/2⌉/2⌉]
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < numel
-    i_w = offs % w
-    rest = offs // w
-    i_h = rest % h
-    rest = rest // h
-    i_chan = rest % chan
-    rest = rest // chan
-    i_batch = rest
-    acc = tl.zeros((BLOCK,), dtype=tl.float32)
-    x_base = i_batch * relu6_batch + i_chan * relu6_chan
-    for t_h in tl.static_range(3):
-        p_h = i_h * 1 - 1 + t_h * 1
-        for t_w in tl.static_range(3):
-            p_w = i_w * 1 - 1 + t_w * 1
-            ok = mask & (p_h >= 0) & (p_h < in_h) & (p_w >= 0) & (p_w < in_w)
-            xv = tl.load(relu6 + x_base + p_h * relu6_h + p_w * relu6_w, mask=ok, other=0.0).to(tl.float32)
-            wv = tl.load(weight + i_chan * weight_c + t_h * weight_h + t_w * weight_w, mask=mask, other=0.0).to(tl.float32)
-            acc += xv * wv
-    v142 = acc
-    running_mean_v = tl.load(running_mean + i_chan * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + i_chan * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_2_v = tl.load(weight_2 + i_chan * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + i_chan * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v143 = (v142 - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_2_v + bias_v  # batchnorm <std.vision>:21
-    v144 = tl.minimum(tl.maximum(v143, 0.0), 6.0)  # relu6 <std.vision>:23
-    tl.store(out + i_batch * out_batch + i_chan * out_chan + i_h * out_h + i_w * out_w, v144.to(out.dtype.element_ty), mask=mask)
 
 
 def features_17_conv_1_0(
@@ -2740,47 +1252,13 @@ def features_17_conv_1_0(
     sizes = (relu6.shape[0], weight.shape[0], relu6.shape[2], relu6.shape[3])
     out = torch.empty(sizes, device=relu6.device, dtype=relu6.dtype)
     numel = out.numel()
-    features_17_conv_1_0_kernel[(triton.cdiv(numel, WINDOW_BLOCK),)](
+    features_1_conv_0_0_kernel[(triton.cdiv(numel, WINDOW_BLOCK),)](
         out, relu6, weight, running_mean, running_var, weight_2, bias, *sizes, *_strides(relu6, (0, 1, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
         *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), numel, relu6.shape[2], relu6.shape[3],
         weight.stride(0), weight.stride(2), weight.stride(3), BLOCK=WINDOW_BLOCK)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def features_17_conv_2_kernel(
-    out, relu6, weight, running_mean, running_var, weight_2, bias, batch, chan, h, w, relu6_batch, relu6_h, relu6_w,
-    running_mean_chan, running_var_chan, weight_2_chan, bias_chan, out_batch, out_chan, out_h, out_w, M, N, K,
-    relu6_k, weight_n, weight_k, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    BLOCK_K: tl.constexpr):
-    # features.17.conv.2: conv -> batchnorm
-    # from <std.vision>:84, 85
-    # computes [batch=batch, chan=320, h=⌈⌈⌈⌈⌈H/2⌉/2⌉/2⌉/2⌉/2⌉, w=⌈⌈⌈⌈⌈W/2⌉/2⌉/2⌉/2⌉/2⌉]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    relu6_rows = i_batch * relu6_batch + i_h * relu6_h + i_w * relu6_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(relu6 + relu6_rows[:, None] + rk[None, :] * relu6_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v145 = acc
-    running_mean_v = tl.load(running_mean + rn[None, :] * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + rn[None, :] * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_2_v = tl.load(weight_2 + rn[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + rn[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v146 = (v145 - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_2_v + bias_v  # batchnorm <std.vision>:85
-    tl.store(out + i_batch[:, None] * out_batch + rn[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v146.to(out.dtype.element_ty), mask=mask)
 
 
 def features_17_conv_2(
@@ -2795,48 +1273,13 @@ def features_17_conv_2(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    features_17_conv_2_kernel[grid](
+    features_1_conv_1_kernel[grid](
         out, relu6, weight, running_mean, running_var, weight_2, bias, *sizes, *_strides(relu6, (0, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
         *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), M, N, K, relu6.stride(1), weight.stride(0),
         weight.stride(1), PRECISION=precision)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def features_18_0_kernel(
-    out, batchnorm, weight, running_mean, running_var, weight_2, bias, batch, chan, h, w, batchnorm_batch,
-    batchnorm_h, batchnorm_w, running_mean_chan, running_var_chan, weight_2_chan, bias_chan, out_batch, out_chan,
-    out_h, out_w, M, N, K, batchnorm_k, weight_n, weight_k, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr,
-    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # features.18.0: conv -> batchnorm -> relu6
-    # from <std.vision>:19, 21, 23
-    # computes [batch=batch, chan=1280, h=⌈⌈⌈⌈⌈H/2⌉/2⌉/2⌉/2⌉/2⌉, w=⌈⌈⌈⌈⌈W/2⌉/2⌉/2⌉/2⌉/2⌉]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    batchnorm_rows = i_batch * batchnorm_batch + i_h * batchnorm_h + i_w * batchnorm_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(batchnorm + batchnorm_rows[:, None] + rk[None, :] * batchnorm_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v147 = acc
-    running_mean_v = tl.load(running_mean + rn[None, :] * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + rn[None, :] * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_2_v = tl.load(weight_2 + rn[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + rn[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v148 = (v147 - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_2_v + bias_v  # batchnorm <std.vision>:21
-    v149 = tl.minimum(tl.maximum(v148, 0.0), 6.0)  # relu6 <std.vision>:23
-    tl.store(out + i_batch[:, None] * out_batch + rn[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v149.to(out.dtype.element_ty), mask=mask)
 
 
 def features_18_0(
@@ -2851,7 +1294,7 @@ def features_18_0(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    features_18_0_kernel[grid](
+    features_2_conv_0_0_kernel[grid](
         out, batchnorm, weight, running_mean, running_var, weight_2, bias, *sizes, *_strides(batchnorm, (0, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
         *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), M, N, K, batchnorm.stride(1), weight.stride(0),

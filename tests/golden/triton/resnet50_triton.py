@@ -195,32 +195,6 @@ def layer1_0_conv1(
     return out
 
 
-@triton.jit
-def layer1_0_bn2_kernel(
-    out, conv, running_mean, running_var, weight, bias, batch, chan, h, w, conv_batch, conv_chan, conv_h, conv_w,
-    running_mean_chan, running_var_chan, weight_chan, bias_chan, out_batch, out_chan, out_h, out_w, numel,
-    BLOCK: tl.constexpr):
-    # layer1.0.bn2: batchnorm -> relu
-    # from <std.vision>:58, 59
-    # computes [batch=batch, chan=64, h=⌈⌈H/2⌉/2⌉, w=⌈⌈W/2⌉/2⌉]
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < numel
-    i_w = offs % w
-    rest = offs // w
-    i_h = rest % h
-    rest = rest // h
-    i_chan = rest % chan
-    rest = rest // chan
-    i_batch = rest
-    conv_v = tl.load(conv + i_batch * conv_batch + i_chan * conv_chan + i_h * conv_h + i_w * conv_w, mask=mask, other=0.0).to(tl.float32)
-    running_mean_v = tl.load(running_mean + i_chan * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + i_chan * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_v = tl.load(weight + i_chan * weight_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + i_chan * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v9 = (conv_v - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_v + bias_v  # batchnorm <std.vision>:58
-    v10 = tl.maximum(v9, 0.0)  # relu <std.vision>:59
-    tl.store(out + i_batch * out_batch + i_chan * out_chan + i_h * out_h + i_w * out_w, v10.to(out.dtype.element_ty), mask=mask)
-
 
 def layer1_0_bn2(
     conv: torch.Tensor, running_mean: torch.Tensor, running_var: torch.Tensor, weight: torch.Tensor,
@@ -228,7 +202,7 @@ def layer1_0_bn2(
     sizes = (conv.shape[0], conv.shape[1], conv.shape[2], conv.shape[3])
     out = torch.empty(sizes, device=conv.device, dtype=conv.dtype)
     numel = out.numel()
-    layer1_0_bn2_kernel[(triton.cdiv(numel, POINTWISE_BLOCK),)](
+    bn1_kernel[(triton.cdiv(numel, POINTWISE_BLOCK),)](
         out, conv, running_mean, running_var, weight, bias, *sizes, *_strides(conv, (0, 1, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight, (0,)), *_strides(bias, (0,)),
         *_strides(out, (0, 1, 2, 3)), numel, BLOCK=POINTWISE_BLOCK)
@@ -404,32 +378,6 @@ def layer1_1_conv1(
     return out
 
 
-@triton.jit
-def layer1_1_bn2_kernel(
-    out, conv, running_mean, running_var, weight, bias, batch, chan, h, w, conv_batch, conv_chan, conv_h, conv_w,
-    running_mean_chan, running_var_chan, weight_chan, bias_chan, out_batch, out_chan, out_h, out_w, numel,
-    BLOCK: tl.constexpr):
-    # layer1.1.bn2: batchnorm -> relu
-    # from <std.vision>:58, 59
-    # computes [batch=batch, chan=64, h=⌈⌈H/2⌉/2⌉, w=⌈⌈W/2⌉/2⌉]
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < numel
-    i_w = offs % w
-    rest = offs // w
-    i_h = rest % h
-    rest = rest // h
-    i_chan = rest % chan
-    rest = rest // chan
-    i_batch = rest
-    conv_v = tl.load(conv + i_batch * conv_batch + i_chan * conv_chan + i_h * conv_h + i_w * conv_w, mask=mask, other=0.0).to(tl.float32)
-    running_mean_v = tl.load(running_mean + i_chan * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + i_chan * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_v = tl.load(weight + i_chan * weight_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + i_chan * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v21 = (conv_v - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_v + bias_v  # batchnorm <std.vision>:58
-    v22 = tl.maximum(v21, 0.0)  # relu <std.vision>:59
-    tl.store(out + i_batch * out_batch + i_chan * out_chan + i_h * out_h + i_w * out_w, v22.to(out.dtype.element_ty), mask=mask)
-
 
 def layer1_1_bn2(
     conv: torch.Tensor, running_mean: torch.Tensor, running_var: torch.Tensor, weight: torch.Tensor,
@@ -437,7 +385,7 @@ def layer1_1_bn2(
     sizes = (conv.shape[0], conv.shape[1], conv.shape[2], conv.shape[3])
     out = torch.empty(sizes, device=conv.device, dtype=conv.dtype)
     numel = out.numel()
-    layer1_1_bn2_kernel[(triton.cdiv(numel, POINTWISE_BLOCK),)](
+    bn1_kernel[(triton.cdiv(numel, POINTWISE_BLOCK),)](
         out, conv, running_mean, running_var, weight, bias, *sizes, *_strides(conv, (0, 1, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight, (0,)), *_strides(bias, (0,)),
         *_strides(out, (0, 1, 2, 3)), numel, BLOCK=POINTWISE_BLOCK)
@@ -502,41 +450,6 @@ def layer1_1_conv3(
     return out
 
 
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def layer1_2_conv1_kernel(
-    out, relu, weight, running_mean, running_var, weight_2, bias, batch, chan, h, w, relu_batch, relu_h, relu_w,
-    running_mean_chan, running_var_chan, weight_2_chan, bias_chan, out_batch, out_chan, out_h, out_w, M, N, K,
-    relu_k, weight_n, weight_k, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    BLOCK_K: tl.constexpr):
-    # layer1.2.conv1: conv -> batchnorm -> relu
-    # from <std.vision>:55, 56, 57
-    # computes [batch=batch, chan=64, h=⌈⌈H/2⌉/2⌉, w=⌈⌈W/2⌉/2⌉]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    relu_rows = i_batch * relu_batch + i_h * relu_h + i_w * relu_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(relu + relu_rows[:, None] + rk[None, :] * relu_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v27 = acc
-    running_mean_v = tl.load(running_mean + rn[None, :] * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + rn[None, :] * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_2_v = tl.load(weight_2 + rn[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + rn[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v28 = (v27 - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_2_v + bias_v  # batchnorm <std.vision>:56
-    v29 = tl.maximum(v28, 0.0)  # relu <std.vision>:57
-    tl.store(out + i_batch[:, None] * out_batch + rn[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v29.to(out.dtype.element_ty), mask=mask)
-
 
 def layer1_2_conv1(
     relu: torch.Tensor, weight: torch.Tensor, running_mean: torch.Tensor, running_var: torch.Tensor,
@@ -550,39 +463,13 @@ def layer1_2_conv1(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    layer1_2_conv1_kernel[grid](
+    layer1_1_conv1_kernel[grid](
         out, relu, weight, running_mean, running_var, weight_2, bias, *sizes, *_strides(relu, (0, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
         *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), M, N, K, relu.stride(1), weight.stride(0),
         weight.stride(1), PRECISION=precision)
     return out
 
-
-@triton.jit
-def layer1_2_bn2_kernel(
-    out, conv, running_mean, running_var, weight, bias, batch, chan, h, w, conv_batch, conv_chan, conv_h, conv_w,
-    running_mean_chan, running_var_chan, weight_chan, bias_chan, out_batch, out_chan, out_h, out_w, numel,
-    BLOCK: tl.constexpr):
-    # layer1.2.bn2: batchnorm -> relu
-    # from <std.vision>:58, 59
-    # computes [batch=batch, chan=64, h=⌈⌈H/2⌉/2⌉, w=⌈⌈W/2⌉/2⌉]
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < numel
-    i_w = offs % w
-    rest = offs // w
-    i_h = rest % h
-    rest = rest // h
-    i_chan = rest % chan
-    rest = rest // chan
-    i_batch = rest
-    conv_v = tl.load(conv + i_batch * conv_batch + i_chan * conv_chan + i_h * conv_h + i_w * conv_w, mask=mask, other=0.0).to(tl.float32)
-    running_mean_v = tl.load(running_mean + i_chan * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + i_chan * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_v = tl.load(weight + i_chan * weight_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + i_chan * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v31 = (conv_v - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_v + bias_v  # batchnorm <std.vision>:58
-    v32 = tl.maximum(v31, 0.0)  # relu <std.vision>:59
-    tl.store(out + i_batch * out_batch + i_chan * out_chan + i_h * out_h + i_w * out_w, v32.to(out.dtype.element_ty), mask=mask)
 
 
 def layer1_2_bn2(
@@ -591,49 +478,12 @@ def layer1_2_bn2(
     sizes = (conv.shape[0], conv.shape[1], conv.shape[2], conv.shape[3])
     out = torch.empty(sizes, device=conv.device, dtype=conv.dtype)
     numel = out.numel()
-    layer1_2_bn2_kernel[(triton.cdiv(numel, POINTWISE_BLOCK),)](
+    bn1_kernel[(triton.cdiv(numel, POINTWISE_BLOCK),)](
         out, conv, running_mean, running_var, weight, bias, *sizes, *_strides(conv, (0, 1, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight, (0,)), *_strides(bias, (0,)),
         *_strides(out, (0, 1, 2, 3)), numel, BLOCK=POINTWISE_BLOCK)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def layer1_2_conv3_kernel(
-    out, relu, weight, running_mean, running_var, weight_2, bias, relu_2, batch, chan, h, w, relu_batch, relu_h,
-    relu_w, running_mean_chan, running_var_chan, weight_2_chan, bias_chan, relu_2_batch, relu_2_chan, relu_2_h,
-    relu_2_w, out_batch, out_chan, out_h, out_w, M, N, K, relu_k, weight_n, weight_k, PRECISION: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # layer1.2.conv3: conv -> batchnorm -> add -> relu
-    # from <std.vision>:59, 60, 69
-    # computes [batch=batch, chan=256, h=⌈⌈H/2⌉/2⌉, w=⌈⌈W/2⌉/2⌉]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    relu_rows = i_batch * relu_batch + i_h * relu_h + i_w * relu_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(relu + relu_rows[:, None] + rk[None, :] * relu_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v33 = acc
-    running_mean_v = tl.load(running_mean + rn[None, :] * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + rn[None, :] * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_2_v = tl.load(weight_2 + rn[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + rn[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v34 = (v33 - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_2_v + bias_v  # batchnorm <std.vision>:60
-    relu_2_v = tl.load(relu_2 + i_batch[:, None] * relu_2_batch + rn[None, :] * relu_2_chan + i_h[:, None] * relu_2_h + i_w[:, None] * relu_2_w, mask=mask, other=0.0).to(tl.float32)
-    v35 = v34 + relu_2_v  # add <std.vision>:69
-    v36 = tl.maximum(v35, 0.0)  # relu <std.vision>:69
-    tl.store(out + i_batch[:, None] * out_batch + rn[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v36.to(out.dtype.element_ty), mask=mask)
 
 
 def layer1_2_conv3(
@@ -648,48 +498,13 @@ def layer1_2_conv3(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    layer1_2_conv3_kernel[grid](
+    layer1_1_conv3_kernel[grid](
         out, relu, weight, running_mean, running_var, weight_2, bias, relu_2, *sizes, *_strides(relu, (0, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
         *_strides(bias, (0,)), *_strides(relu_2, (0, 1, 2, 3)), *_strides(out, (0, 1, 2, 3)), M, N, K,
         relu.stride(1), weight.stride(0), weight.stride(1), PRECISION=precision)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def layer2_0_conv1_kernel(
-    out, relu, weight, running_mean, running_var, weight_2, bias, batch, chan, h, w, relu_batch, relu_h, relu_w,
-    running_mean_chan, running_var_chan, weight_2_chan, bias_chan, out_batch, out_chan, out_h, out_w, M, N, K,
-    relu_k, weight_n, weight_k, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    BLOCK_K: tl.constexpr):
-    # layer2.0.conv1: conv -> batchnorm -> relu
-    # from <std.vision>:55, 56, 57
-    # computes [batch=batch, chan=128, h=⌈⌈H/2⌉/2⌉, w=⌈⌈W/2⌉/2⌉]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    relu_rows = i_batch * relu_batch + i_h * relu_h + i_w * relu_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(relu + relu_rows[:, None] + rk[None, :] * relu_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v37 = acc
-    running_mean_v = tl.load(running_mean + rn[None, :] * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + rn[None, :] * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_2_v = tl.load(weight_2 + rn[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + rn[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v38 = (v37 - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_2_v + bias_v  # batchnorm <std.vision>:56
-    v39 = tl.maximum(v38, 0.0)  # relu <std.vision>:57
-    tl.store(out + i_batch[:, None] * out_batch + rn[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v39.to(out.dtype.element_ty), mask=mask)
 
 
 def layer2_0_conv1(
@@ -704,39 +519,13 @@ def layer2_0_conv1(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    layer2_0_conv1_kernel[grid](
+    layer1_1_conv1_kernel[grid](
         out, relu, weight, running_mean, running_var, weight_2, bias, *sizes, *_strides(relu, (0, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
         *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), M, N, K, relu.stride(1), weight.stride(0),
         weight.stride(1), PRECISION=precision)
     return out
 
-
-@triton.jit
-def layer2_0_bn2_kernel(
-    out, conv, running_mean, running_var, weight, bias, batch, chan, h, w, conv_batch, conv_chan, conv_h, conv_w,
-    running_mean_chan, running_var_chan, weight_chan, bias_chan, out_batch, out_chan, out_h, out_w, numel,
-    BLOCK: tl.constexpr):
-    # layer2.0.bn2: batchnorm -> relu
-    # from <std.vision>:58, 59
-    # computes [batch=batch, chan=128, h=⌈⌈⌈H/2⌉/2⌉/2⌉, w=⌈⌈⌈W/2⌉/2⌉/2⌉]
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < numel
-    i_w = offs % w
-    rest = offs // w
-    i_h = rest % h
-    rest = rest // h
-    i_chan = rest % chan
-    rest = rest // chan
-    i_batch = rest
-    conv_v = tl.load(conv + i_batch * conv_batch + i_chan * conv_chan + i_h * conv_h + i_w * conv_w, mask=mask, other=0.0).to(tl.float32)
-    running_mean_v = tl.load(running_mean + i_chan * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + i_chan * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_v = tl.load(weight + i_chan * weight_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + i_chan * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v41 = (conv_v - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_v + bias_v  # batchnorm <std.vision>:58
-    v42 = tl.maximum(v41, 0.0)  # relu <std.vision>:59
-    tl.store(out + i_batch * out_batch + i_chan * out_chan + i_h * out_h + i_w * out_w, v42.to(out.dtype.element_ty), mask=mask)
 
 
 def layer2_0_bn2(
@@ -745,7 +534,7 @@ def layer2_0_bn2(
     sizes = (conv.shape[0], conv.shape[1], conv.shape[2], conv.shape[3])
     out = torch.empty(sizes, device=conv.device, dtype=conv.dtype)
     numel = out.numel()
-    layer2_0_bn2_kernel[(triton.cdiv(numel, POINTWISE_BLOCK),)](
+    bn1_kernel[(triton.cdiv(numel, POINTWISE_BLOCK),)](
         out, conv, running_mean, running_var, weight, bias, *sizes, *_strides(conv, (0, 1, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight, (0,)), *_strides(bias, (0,)),
         *_strides(out, (0, 1, 2, 3)), numel, BLOCK=POINTWISE_BLOCK)
@@ -791,43 +580,6 @@ def layer2_0_downsample_1(
     return out
 
 
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def layer2_0_conv3_kernel(
-    out, relu, weight, running_mean, running_var, weight_2, bias, batchnorm, batch, chan, h, w, relu_batch, relu_h,
-    relu_w, running_mean_chan, running_var_chan, weight_2_chan, bias_chan, batchnorm_batch, batchnorm_chan,
-    batchnorm_h, batchnorm_w, out_batch, out_chan, out_h, out_w, M, N, K, relu_k, weight_n, weight_k,
-    PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # layer2.0.conv3: conv -> batchnorm -> add -> relu
-    # from <std.vision>:59, 60, 69
-    # computes [batch=batch, chan=512, h=⌈⌈⌈H/2⌉/2⌉/2⌉, w=⌈⌈⌈W/2⌉/2⌉/2⌉]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    relu_rows = i_batch * relu_batch + i_h * relu_h + i_w * relu_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(relu + relu_rows[:, None] + rk[None, :] * relu_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v43 = acc
-    running_mean_v = tl.load(running_mean + rn[None, :] * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + rn[None, :] * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_2_v = tl.load(weight_2 + rn[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + rn[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v44 = (v43 - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_2_v + bias_v  # batchnorm <std.vision>:60
-    batchnorm_v = tl.load(batchnorm + i_batch[:, None] * batchnorm_batch + rn[None, :] * batchnorm_chan + i_h[:, None] * batchnorm_h + i_w[:, None] * batchnorm_w, mask=mask, other=0.0).to(tl.float32)
-    v47 = v44 + batchnorm_v  # add <std.vision>:69
-    v48 = tl.maximum(v47, 0.0)  # relu <std.vision>:69
-    tl.store(out + i_batch[:, None] * out_batch + rn[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v48.to(out.dtype.element_ty), mask=mask)
-
 
 def layer2_0_conv3(
     relu: torch.Tensor, weight: torch.Tensor, running_mean: torch.Tensor, running_var: torch.Tensor,
@@ -841,48 +593,13 @@ def layer2_0_conv3(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    layer2_0_conv3_kernel[grid](
+    layer1_0_conv3_kernel[grid](
         out, relu, weight, running_mean, running_var, weight_2, bias, batchnorm, *sizes, *_strides(relu, (0, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
         *_strides(bias, (0,)), *_strides(batchnorm, (0, 1, 2, 3)), *_strides(out, (0, 1, 2, 3)), M, N, K,
         relu.stride(1), weight.stride(0), weight.stride(1), PRECISION=precision)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def layer2_1_conv1_kernel(
-    out, relu, weight, running_mean, running_var, weight_2, bias, batch, chan, h, w, relu_batch, relu_h, relu_w,
-    running_mean_chan, running_var_chan, weight_2_chan, bias_chan, out_batch, out_chan, out_h, out_w, M, N, K,
-    relu_k, weight_n, weight_k, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    BLOCK_K: tl.constexpr):
-    # layer2.1.conv1: conv -> batchnorm -> relu
-    # from <std.vision>:55, 56, 57
-    # computes [batch=batch, chan=128, h=⌈⌈⌈H/2⌉/2⌉/2⌉, w=⌈⌈⌈W/2⌉/2⌉/2⌉]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    relu_rows = i_batch * relu_batch + i_h * relu_h + i_w * relu_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(relu + relu_rows[:, None] + rk[None, :] * relu_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v49 = acc
-    running_mean_v = tl.load(running_mean + rn[None, :] * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + rn[None, :] * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_2_v = tl.load(weight_2 + rn[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + rn[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v50 = (v49 - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_2_v + bias_v  # batchnorm <std.vision>:56
-    v51 = tl.maximum(v50, 0.0)  # relu <std.vision>:57
-    tl.store(out + i_batch[:, None] * out_batch + rn[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v51.to(out.dtype.element_ty), mask=mask)
 
 
 def layer2_1_conv1(
@@ -897,39 +614,13 @@ def layer2_1_conv1(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    layer2_1_conv1_kernel[grid](
+    layer1_1_conv1_kernel[grid](
         out, relu, weight, running_mean, running_var, weight_2, bias, *sizes, *_strides(relu, (0, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
         *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), M, N, K, relu.stride(1), weight.stride(0),
         weight.stride(1), PRECISION=precision)
     return out
 
-
-@triton.jit
-def layer2_1_bn2_kernel(
-    out, conv, running_mean, running_var, weight, bias, batch, chan, h, w, conv_batch, conv_chan, conv_h, conv_w,
-    running_mean_chan, running_var_chan, weight_chan, bias_chan, out_batch, out_chan, out_h, out_w, numel,
-    BLOCK: tl.constexpr):
-    # layer2.1.bn2: batchnorm -> relu
-    # from <std.vision>:58, 59
-    # computes [batch=batch, chan=128, h=⌈⌈⌈H/2⌉/2⌉/2⌉, w=⌈⌈⌈W/2⌉/2⌉/2⌉]
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < numel
-    i_w = offs % w
-    rest = offs // w
-    i_h = rest % h
-    rest = rest // h
-    i_chan = rest % chan
-    rest = rest // chan
-    i_batch = rest
-    conv_v = tl.load(conv + i_batch * conv_batch + i_chan * conv_chan + i_h * conv_h + i_w * conv_w, mask=mask, other=0.0).to(tl.float32)
-    running_mean_v = tl.load(running_mean + i_chan * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + i_chan * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_v = tl.load(weight + i_chan * weight_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + i_chan * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v53 = (conv_v - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_v + bias_v  # batchnorm <std.vision>:58
-    v54 = tl.maximum(v53, 0.0)  # relu <std.vision>:59
-    tl.store(out + i_batch * out_batch + i_chan * out_chan + i_h * out_h + i_w * out_w, v54.to(out.dtype.element_ty), mask=mask)
 
 
 def layer2_1_bn2(
@@ -938,49 +629,12 @@ def layer2_1_bn2(
     sizes = (conv.shape[0], conv.shape[1], conv.shape[2], conv.shape[3])
     out = torch.empty(sizes, device=conv.device, dtype=conv.dtype)
     numel = out.numel()
-    layer2_1_bn2_kernel[(triton.cdiv(numel, POINTWISE_BLOCK),)](
+    bn1_kernel[(triton.cdiv(numel, POINTWISE_BLOCK),)](
         out, conv, running_mean, running_var, weight, bias, *sizes, *_strides(conv, (0, 1, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight, (0,)), *_strides(bias, (0,)),
         *_strides(out, (0, 1, 2, 3)), numel, BLOCK=POINTWISE_BLOCK)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def layer2_1_conv3_kernel(
-    out, relu, weight, running_mean, running_var, weight_2, bias, relu_2, batch, chan, h, w, relu_batch, relu_h,
-    relu_w, running_mean_chan, running_var_chan, weight_2_chan, bias_chan, relu_2_batch, relu_2_chan, relu_2_h,
-    relu_2_w, out_batch, out_chan, out_h, out_w, M, N, K, relu_k, weight_n, weight_k, PRECISION: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # layer2.1.conv3: conv -> batchnorm -> add -> relu
-    # from <std.vision>:59, 60, 69
-    # computes [batch=batch, chan=512, h=⌈⌈⌈H/2⌉/2⌉/2⌉, w=⌈⌈⌈W/2⌉/2⌉/2⌉]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    relu_rows = i_batch * relu_batch + i_h * relu_h + i_w * relu_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(relu + relu_rows[:, None] + rk[None, :] * relu_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v55 = acc
-    running_mean_v = tl.load(running_mean + rn[None, :] * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + rn[None, :] * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_2_v = tl.load(weight_2 + rn[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + rn[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v56 = (v55 - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_2_v + bias_v  # batchnorm <std.vision>:60
-    relu_2_v = tl.load(relu_2 + i_batch[:, None] * relu_2_batch + rn[None, :] * relu_2_chan + i_h[:, None] * relu_2_h + i_w[:, None] * relu_2_w, mask=mask, other=0.0).to(tl.float32)
-    v57 = v56 + relu_2_v  # add <std.vision>:69
-    v58 = tl.maximum(v57, 0.0)  # relu <std.vision>:69
-    tl.store(out + i_batch[:, None] * out_batch + rn[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v58.to(out.dtype.element_ty), mask=mask)
 
 
 def layer2_1_conv3(
@@ -995,48 +649,13 @@ def layer2_1_conv3(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    layer2_1_conv3_kernel[grid](
+    layer1_1_conv3_kernel[grid](
         out, relu, weight, running_mean, running_var, weight_2, bias, relu_2, *sizes, *_strides(relu, (0, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
         *_strides(bias, (0,)), *_strides(relu_2, (0, 1, 2, 3)), *_strides(out, (0, 1, 2, 3)), M, N, K,
         relu.stride(1), weight.stride(0), weight.stride(1), PRECISION=precision)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def layer2_2_conv1_kernel(
-    out, relu, weight, running_mean, running_var, weight_2, bias, batch, chan, h, w, relu_batch, relu_h, relu_w,
-    running_mean_chan, running_var_chan, weight_2_chan, bias_chan, out_batch, out_chan, out_h, out_w, M, N, K,
-    relu_k, weight_n, weight_k, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    BLOCK_K: tl.constexpr):
-    # layer2.2.conv1: conv -> batchnorm -> relu
-    # from <std.vision>:55, 56, 57
-    # computes [batch=batch, chan=128, h=⌈⌈⌈H/2⌉/2⌉/2⌉, w=⌈⌈⌈W/2⌉/2⌉/2⌉]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    relu_rows = i_batch * relu_batch + i_h * relu_h + i_w * relu_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(relu + relu_rows[:, None] + rk[None, :] * relu_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v59 = acc
-    running_mean_v = tl.load(running_mean + rn[None, :] * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + rn[None, :] * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_2_v = tl.load(weight_2 + rn[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + rn[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v60 = (v59 - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_2_v + bias_v  # batchnorm <std.vision>:56
-    v61 = tl.maximum(v60, 0.0)  # relu <std.vision>:57
-    tl.store(out + i_batch[:, None] * out_batch + rn[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v61.to(out.dtype.element_ty), mask=mask)
 
 
 def layer2_2_conv1(
@@ -1051,39 +670,13 @@ def layer2_2_conv1(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    layer2_2_conv1_kernel[grid](
+    layer1_1_conv1_kernel[grid](
         out, relu, weight, running_mean, running_var, weight_2, bias, *sizes, *_strides(relu, (0, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
         *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), M, N, K, relu.stride(1), weight.stride(0),
         weight.stride(1), PRECISION=precision)
     return out
 
-
-@triton.jit
-def layer2_2_bn2_kernel(
-    out, conv, running_mean, running_var, weight, bias, batch, chan, h, w, conv_batch, conv_chan, conv_h, conv_w,
-    running_mean_chan, running_var_chan, weight_chan, bias_chan, out_batch, out_chan, out_h, out_w, numel,
-    BLOCK: tl.constexpr):
-    # layer2.2.bn2: batchnorm -> relu
-    # from <std.vision>:58, 59
-    # computes [batch=batch, chan=128, h=⌈⌈⌈H/2⌉/2⌉/2⌉, w=⌈⌈⌈W/2⌉/2⌉/2⌉]
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < numel
-    i_w = offs % w
-    rest = offs // w
-    i_h = rest % h
-    rest = rest // h
-    i_chan = rest % chan
-    rest = rest // chan
-    i_batch = rest
-    conv_v = tl.load(conv + i_batch * conv_batch + i_chan * conv_chan + i_h * conv_h + i_w * conv_w, mask=mask, other=0.0).to(tl.float32)
-    running_mean_v = tl.load(running_mean + i_chan * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + i_chan * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_v = tl.load(weight + i_chan * weight_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + i_chan * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v63 = (conv_v - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_v + bias_v  # batchnorm <std.vision>:58
-    v64 = tl.maximum(v63, 0.0)  # relu <std.vision>:59
-    tl.store(out + i_batch * out_batch + i_chan * out_chan + i_h * out_h + i_w * out_w, v64.to(out.dtype.element_ty), mask=mask)
 
 
 def layer2_2_bn2(
@@ -1092,49 +685,12 @@ def layer2_2_bn2(
     sizes = (conv.shape[0], conv.shape[1], conv.shape[2], conv.shape[3])
     out = torch.empty(sizes, device=conv.device, dtype=conv.dtype)
     numel = out.numel()
-    layer2_2_bn2_kernel[(triton.cdiv(numel, POINTWISE_BLOCK),)](
+    bn1_kernel[(triton.cdiv(numel, POINTWISE_BLOCK),)](
         out, conv, running_mean, running_var, weight, bias, *sizes, *_strides(conv, (0, 1, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight, (0,)), *_strides(bias, (0,)),
         *_strides(out, (0, 1, 2, 3)), numel, BLOCK=POINTWISE_BLOCK)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def layer2_2_conv3_kernel(
-    out, relu, weight, running_mean, running_var, weight_2, bias, relu_2, batch, chan, h, w, relu_batch, relu_h,
-    relu_w, running_mean_chan, running_var_chan, weight_2_chan, bias_chan, relu_2_batch, relu_2_chan, relu_2_h,
-    relu_2_w, out_batch, out_chan, out_h, out_w, M, N, K, relu_k, weight_n, weight_k, PRECISION: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # layer2.2.conv3: conv -> batchnorm -> add -> relu
-    # from <std.vision>:59, 60, 69
-    # computes [batch=batch, chan=512, h=⌈⌈⌈H/2⌉/2⌉/2⌉, w=⌈⌈⌈W/2⌉/2⌉/2⌉]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    relu_rows = i_batch * relu_batch + i_h * relu_h + i_w * relu_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(relu + relu_rows[:, None] + rk[None, :] * relu_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v65 = acc
-    running_mean_v = tl.load(running_mean + rn[None, :] * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + rn[None, :] * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_2_v = tl.load(weight_2 + rn[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + rn[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v66 = (v65 - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_2_v + bias_v  # batchnorm <std.vision>:60
-    relu_2_v = tl.load(relu_2 + i_batch[:, None] * relu_2_batch + rn[None, :] * relu_2_chan + i_h[:, None] * relu_2_h + i_w[:, None] * relu_2_w, mask=mask, other=0.0).to(tl.float32)
-    v67 = v66 + relu_2_v  # add <std.vision>:69
-    v68 = tl.maximum(v67, 0.0)  # relu <std.vision>:69
-    tl.store(out + i_batch[:, None] * out_batch + rn[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v68.to(out.dtype.element_ty), mask=mask)
 
 
 def layer2_2_conv3(
@@ -1149,48 +705,13 @@ def layer2_2_conv3(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    layer2_2_conv3_kernel[grid](
+    layer1_1_conv3_kernel[grid](
         out, relu, weight, running_mean, running_var, weight_2, bias, relu_2, *sizes, *_strides(relu, (0, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
         *_strides(bias, (0,)), *_strides(relu_2, (0, 1, 2, 3)), *_strides(out, (0, 1, 2, 3)), M, N, K,
         relu.stride(1), weight.stride(0), weight.stride(1), PRECISION=precision)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def layer2_3_conv1_kernel(
-    out, relu, weight, running_mean, running_var, weight_2, bias, batch, chan, h, w, relu_batch, relu_h, relu_w,
-    running_mean_chan, running_var_chan, weight_2_chan, bias_chan, out_batch, out_chan, out_h, out_w, M, N, K,
-    relu_k, weight_n, weight_k, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    BLOCK_K: tl.constexpr):
-    # layer2.3.conv1: conv -> batchnorm -> relu
-    # from <std.vision>:55, 56, 57
-    # computes [batch=batch, chan=128, h=⌈⌈⌈H/2⌉/2⌉/2⌉, w=⌈⌈⌈W/2⌉/2⌉/2⌉]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    relu_rows = i_batch * relu_batch + i_h * relu_h + i_w * relu_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(relu + relu_rows[:, None] + rk[None, :] * relu_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v69 = acc
-    running_mean_v = tl.load(running_mean + rn[None, :] * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + rn[None, :] * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_2_v = tl.load(weight_2 + rn[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + rn[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v70 = (v69 - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_2_v + bias_v  # batchnorm <std.vision>:56
-    v71 = tl.maximum(v70, 0.0)  # relu <std.vision>:57
-    tl.store(out + i_batch[:, None] * out_batch + rn[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v71.to(out.dtype.element_ty), mask=mask)
 
 
 def layer2_3_conv1(
@@ -1205,39 +726,13 @@ def layer2_3_conv1(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    layer2_3_conv1_kernel[grid](
+    layer1_1_conv1_kernel[grid](
         out, relu, weight, running_mean, running_var, weight_2, bias, *sizes, *_strides(relu, (0, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
         *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), M, N, K, relu.stride(1), weight.stride(0),
         weight.stride(1), PRECISION=precision)
     return out
 
-
-@triton.jit
-def layer2_3_bn2_kernel(
-    out, conv, running_mean, running_var, weight, bias, batch, chan, h, w, conv_batch, conv_chan, conv_h, conv_w,
-    running_mean_chan, running_var_chan, weight_chan, bias_chan, out_batch, out_chan, out_h, out_w, numel,
-    BLOCK: tl.constexpr):
-    # layer2.3.bn2: batchnorm -> relu
-    # from <std.vision>:58, 59
-    # computes [batch=batch, chan=128, h=⌈⌈⌈H/2⌉/2⌉/2⌉, w=⌈⌈⌈W/2⌉/2⌉/2⌉]
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < numel
-    i_w = offs % w
-    rest = offs // w
-    i_h = rest % h
-    rest = rest // h
-    i_chan = rest % chan
-    rest = rest // chan
-    i_batch = rest
-    conv_v = tl.load(conv + i_batch * conv_batch + i_chan * conv_chan + i_h * conv_h + i_w * conv_w, mask=mask, other=0.0).to(tl.float32)
-    running_mean_v = tl.load(running_mean + i_chan * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + i_chan * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_v = tl.load(weight + i_chan * weight_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + i_chan * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v73 = (conv_v - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_v + bias_v  # batchnorm <std.vision>:58
-    v74 = tl.maximum(v73, 0.0)  # relu <std.vision>:59
-    tl.store(out + i_batch * out_batch + i_chan * out_chan + i_h * out_h + i_w * out_w, v74.to(out.dtype.element_ty), mask=mask)
 
 
 def layer2_3_bn2(
@@ -1246,49 +741,12 @@ def layer2_3_bn2(
     sizes = (conv.shape[0], conv.shape[1], conv.shape[2], conv.shape[3])
     out = torch.empty(sizes, device=conv.device, dtype=conv.dtype)
     numel = out.numel()
-    layer2_3_bn2_kernel[(triton.cdiv(numel, POINTWISE_BLOCK),)](
+    bn1_kernel[(triton.cdiv(numel, POINTWISE_BLOCK),)](
         out, conv, running_mean, running_var, weight, bias, *sizes, *_strides(conv, (0, 1, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight, (0,)), *_strides(bias, (0,)),
         *_strides(out, (0, 1, 2, 3)), numel, BLOCK=POINTWISE_BLOCK)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def layer2_3_conv3_kernel(
-    out, relu, weight, running_mean, running_var, weight_2, bias, relu_2, batch, chan, h, w, relu_batch, relu_h,
-    relu_w, running_mean_chan, running_var_chan, weight_2_chan, bias_chan, relu_2_batch, relu_2_chan, relu_2_h,
-    relu_2_w, out_batch, out_chan, out_h, out_w, M, N, K, relu_k, weight_n, weight_k, PRECISION: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # layer2.3.conv3: conv -> batchnorm -> add -> relu
-    # from <std.vision>:59, 60, 69
-    # computes [batch=batch, chan=512, h=⌈⌈⌈H/2⌉/2⌉/2⌉, w=⌈⌈⌈W/2⌉/2⌉/2⌉]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    relu_rows = i_batch * relu_batch + i_h * relu_h + i_w * relu_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(relu + relu_rows[:, None] + rk[None, :] * relu_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v75 = acc
-    running_mean_v = tl.load(running_mean + rn[None, :] * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + rn[None, :] * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_2_v = tl.load(weight_2 + rn[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + rn[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v76 = (v75 - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_2_v + bias_v  # batchnorm <std.vision>:60
-    relu_2_v = tl.load(relu_2 + i_batch[:, None] * relu_2_batch + rn[None, :] * relu_2_chan + i_h[:, None] * relu_2_h + i_w[:, None] * relu_2_w, mask=mask, other=0.0).to(tl.float32)
-    v77 = v76 + relu_2_v  # add <std.vision>:69
-    v78 = tl.maximum(v77, 0.0)  # relu <std.vision>:69
-    tl.store(out + i_batch[:, None] * out_batch + rn[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v78.to(out.dtype.element_ty), mask=mask)
 
 
 def layer2_3_conv3(
@@ -1303,48 +761,13 @@ def layer2_3_conv3(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    layer2_3_conv3_kernel[grid](
+    layer1_1_conv3_kernel[grid](
         out, relu, weight, running_mean, running_var, weight_2, bias, relu_2, *sizes, *_strides(relu, (0, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
         *_strides(bias, (0,)), *_strides(relu_2, (0, 1, 2, 3)), *_strides(out, (0, 1, 2, 3)), M, N, K,
         relu.stride(1), weight.stride(0), weight.stride(1), PRECISION=precision)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def layer3_0_conv1_kernel(
-    out, relu, weight, running_mean, running_var, weight_2, bias, batch, chan, h, w, relu_batch, relu_h, relu_w,
-    running_mean_chan, running_var_chan, weight_2_chan, bias_chan, out_batch, out_chan, out_h, out_w, M, N, K,
-    relu_k, weight_n, weight_k, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    BLOCK_K: tl.constexpr):
-    # layer3.0.conv1: conv -> batchnorm -> relu
-    # from <std.vision>:55, 56, 57
-    # computes [batch=batch, chan=256, h=⌈⌈⌈H/2⌉/2⌉/2⌉, w=⌈⌈⌈W/2⌉/2⌉/2⌉]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    relu_rows = i_batch * relu_batch + i_h * relu_h + i_w * relu_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(relu + relu_rows[:, None] + rk[None, :] * relu_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v79 = acc
-    running_mean_v = tl.load(running_mean + rn[None, :] * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + rn[None, :] * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_2_v = tl.load(weight_2 + rn[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + rn[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v80 = (v79 - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_2_v + bias_v  # batchnorm <std.vision>:56
-    v81 = tl.maximum(v80, 0.0)  # relu <std.vision>:57
-    tl.store(out + i_batch[:, None] * out_batch + rn[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v81.to(out.dtype.element_ty), mask=mask)
 
 
 def layer3_0_conv1(
@@ -1359,39 +782,13 @@ def layer3_0_conv1(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    layer3_0_conv1_kernel[grid](
+    layer1_1_conv1_kernel[grid](
         out, relu, weight, running_mean, running_var, weight_2, bias, *sizes, *_strides(relu, (0, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
         *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), M, N, K, relu.stride(1), weight.stride(0),
         weight.stride(1), PRECISION=precision)
     return out
 
-
-@triton.jit
-def layer3_0_bn2_kernel(
-    out, conv, running_mean, running_var, weight, bias, batch, chan, h, w, conv_batch, conv_chan, conv_h, conv_w,
-    running_mean_chan, running_var_chan, weight_chan, bias_chan, out_batch, out_chan, out_h, out_w, numel,
-    BLOCK: tl.constexpr):
-    # layer3.0.bn2: batchnorm -> relu
-    # from <std.vision>:58, 59
-    # computes [batch=batch, chan=256, h=⌈⌈⌈⌈H/2⌉/2⌉/2⌉/2⌉, w=⌈⌈⌈⌈W/2⌉/2⌉/2⌉/2⌉]
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < numel
-    i_w = offs % w
-    rest = offs // w
-    i_h = rest % h
-    rest = rest // h
-    i_chan = rest % chan
-    rest = rest // chan
-    i_batch = rest
-    conv_v = tl.load(conv + i_batch * conv_batch + i_chan * conv_chan + i_h * conv_h + i_w * conv_w, mask=mask, other=0.0).to(tl.float32)
-    running_mean_v = tl.load(running_mean + i_chan * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + i_chan * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_v = tl.load(weight + i_chan * weight_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + i_chan * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v83 = (conv_v - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_v + bias_v  # batchnorm <std.vision>:58
-    v84 = tl.maximum(v83, 0.0)  # relu <std.vision>:59
-    tl.store(out + i_batch * out_batch + i_chan * out_chan + i_h * out_h + i_w * out_w, v84.to(out.dtype.element_ty), mask=mask)
 
 
 def layer3_0_bn2(
@@ -1400,37 +797,12 @@ def layer3_0_bn2(
     sizes = (conv.shape[0], conv.shape[1], conv.shape[2], conv.shape[3])
     out = torch.empty(sizes, device=conv.device, dtype=conv.dtype)
     numel = out.numel()
-    layer3_0_bn2_kernel[(triton.cdiv(numel, POINTWISE_BLOCK),)](
+    bn1_kernel[(triton.cdiv(numel, POINTWISE_BLOCK),)](
         out, conv, running_mean, running_var, weight, bias, *sizes, *_strides(conv, (0, 1, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight, (0,)), *_strides(bias, (0,)),
         *_strides(out, (0, 1, 2, 3)), numel, BLOCK=POINTWISE_BLOCK)
     return out
 
-
-@triton.jit
-def layer3_0_downsample_1_kernel(
-    out, conv, running_mean, running_var, weight, bias, batch, chan, h, w, conv_batch, conv_chan, conv_h, conv_w,
-    running_mean_chan, running_var_chan, weight_chan, bias_chan, out_batch, out_chan, out_h, out_w, numel,
-    BLOCK: tl.constexpr):
-    # layer3.0.downsample.1: batchnorm
-    # from <std.vision>:65
-    # computes [batch=batch, chan=1024, h=⌈⌈⌈⌈H/2⌉/2⌉/2⌉/2⌉, w=⌈⌈⌈⌈W/2⌉/2⌉/2⌉/2⌉]
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < numel
-    i_w = offs % w
-    rest = offs // w
-    i_h = rest % h
-    rest = rest // h
-    i_chan = rest % chan
-    rest = rest // chan
-    i_batch = rest
-    conv_v = tl.load(conv + i_batch * conv_batch + i_chan * conv_chan + i_h * conv_h + i_w * conv_w, mask=mask, other=0.0).to(tl.float32)
-    running_mean_v = tl.load(running_mean + i_chan * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + i_chan * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_v = tl.load(weight + i_chan * weight_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + i_chan * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v88 = (conv_v - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_v + bias_v  # batchnorm <std.vision>:65
-    tl.store(out + i_batch * out_batch + i_chan * out_chan + i_h * out_h + i_w * out_w, v88.to(out.dtype.element_ty), mask=mask)
 
 
 def layer3_0_downsample_1(
@@ -1439,49 +811,12 @@ def layer3_0_downsample_1(
     sizes = (conv.shape[0], conv.shape[1], conv.shape[2], conv.shape[3])
     out = torch.empty(sizes, device=conv.device, dtype=conv.dtype)
     numel = out.numel()
-    layer3_0_downsample_1_kernel[(triton.cdiv(numel, POINTWISE_BLOCK),)](
+    layer2_0_downsample_1_kernel[(triton.cdiv(numel, POINTWISE_BLOCK),)](
         out, conv, running_mean, running_var, weight, bias, *sizes, *_strides(conv, (0, 1, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight, (0,)), *_strides(bias, (0,)),
         *_strides(out, (0, 1, 2, 3)), numel, BLOCK=POINTWISE_BLOCK)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def layer3_0_conv3_kernel(
-    out, relu, weight, running_mean, running_var, weight_2, bias, batchnorm, batch, chan, h, w, relu_batch, relu_h,
-    relu_w, running_mean_chan, running_var_chan, weight_2_chan, bias_chan, batchnorm_batch, batchnorm_chan,
-    batchnorm_h, batchnorm_w, out_batch, out_chan, out_h, out_w, M, N, K, relu_k, weight_n, weight_k,
-    PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # layer3.0.conv3: conv -> batchnorm -> add -> relu
-    # from <std.vision>:59, 60, 69
-    # computes [batch=batch, chan=1024, h=⌈⌈⌈⌈H/2⌉/2⌉/2⌉/2⌉, w=⌈⌈⌈⌈W/2⌉/2⌉/2⌉/2⌉]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    relu_rows = i_batch * relu_batch + i_h * relu_h + i_w * relu_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(relu + relu_rows[:, None] + rk[None, :] * relu_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v85 = acc
-    running_mean_v = tl.load(running_mean + rn[None, :] * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + rn[None, :] * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_2_v = tl.load(weight_2 + rn[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + rn[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v86 = (v85 - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_2_v + bias_v  # batchnorm <std.vision>:60
-    batchnorm_v = tl.load(batchnorm + i_batch[:, None] * batchnorm_batch + rn[None, :] * batchnorm_chan + i_h[:, None] * batchnorm_h + i_w[:, None] * batchnorm_w, mask=mask, other=0.0).to(tl.float32)
-    v89 = v86 + batchnorm_v  # add <std.vision>:69
-    v90 = tl.maximum(v89, 0.0)  # relu <std.vision>:69
-    tl.store(out + i_batch[:, None] * out_batch + rn[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v90.to(out.dtype.element_ty), mask=mask)
 
 
 def layer3_0_conv3(
@@ -1496,48 +831,13 @@ def layer3_0_conv3(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    layer3_0_conv3_kernel[grid](
+    layer1_0_conv3_kernel[grid](
         out, relu, weight, running_mean, running_var, weight_2, bias, batchnorm, *sizes, *_strides(relu, (0, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
         *_strides(bias, (0,)), *_strides(batchnorm, (0, 1, 2, 3)), *_strides(out, (0, 1, 2, 3)), M, N, K,
         relu.stride(1), weight.stride(0), weight.stride(1), PRECISION=precision)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def layer3_1_conv1_kernel(
-    out, relu, weight, running_mean, running_var, weight_2, bias, batch, chan, h, w, relu_batch, relu_h, relu_w,
-    running_mean_chan, running_var_chan, weight_2_chan, bias_chan, out_batch, out_chan, out_h, out_w, M, N, K,
-    relu_k, weight_n, weight_k, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    BLOCK_K: tl.constexpr):
-    # layer3.1.conv1: conv -> batchnorm -> relu
-    # from <std.vision>:55, 56, 57
-    # computes [batch=batch, chan=256, h=⌈⌈⌈⌈H/2⌉/2⌉/2⌉/2⌉, w=⌈⌈⌈⌈W/2⌉/2⌉/2⌉/2⌉]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    relu_rows = i_batch * relu_batch + i_h * relu_h + i_w * relu_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(relu + relu_rows[:, None] + rk[None, :] * relu_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v91 = acc
-    running_mean_v = tl.load(running_mean + rn[None, :] * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + rn[None, :] * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_2_v = tl.load(weight_2 + rn[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + rn[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v92 = (v91 - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_2_v + bias_v  # batchnorm <std.vision>:56
-    v93 = tl.maximum(v92, 0.0)  # relu <std.vision>:57
-    tl.store(out + i_batch[:, None] * out_batch + rn[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v93.to(out.dtype.element_ty), mask=mask)
 
 
 def layer3_1_conv1(
@@ -1552,39 +852,13 @@ def layer3_1_conv1(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    layer3_1_conv1_kernel[grid](
+    layer1_1_conv1_kernel[grid](
         out, relu, weight, running_mean, running_var, weight_2, bias, *sizes, *_strides(relu, (0, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
         *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), M, N, K, relu.stride(1), weight.stride(0),
         weight.stride(1), PRECISION=precision)
     return out
 
-
-@triton.jit
-def layer3_1_bn2_kernel(
-    out, conv, running_mean, running_var, weight, bias, batch, chan, h, w, conv_batch, conv_chan, conv_h, conv_w,
-    running_mean_chan, running_var_chan, weight_chan, bias_chan, out_batch, out_chan, out_h, out_w, numel,
-    BLOCK: tl.constexpr):
-    # layer3.1.bn2: batchnorm -> relu
-    # from <std.vision>:58, 59
-    # computes [batch=batch, chan=256, h=⌈⌈⌈⌈H/2⌉/2⌉/2⌉/2⌉, w=⌈⌈⌈⌈W/2⌉/2⌉/2⌉/2⌉]
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < numel
-    i_w = offs % w
-    rest = offs // w
-    i_h = rest % h
-    rest = rest // h
-    i_chan = rest % chan
-    rest = rest // chan
-    i_batch = rest
-    conv_v = tl.load(conv + i_batch * conv_batch + i_chan * conv_chan + i_h * conv_h + i_w * conv_w, mask=mask, other=0.0).to(tl.float32)
-    running_mean_v = tl.load(running_mean + i_chan * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + i_chan * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_v = tl.load(weight + i_chan * weight_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + i_chan * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v95 = (conv_v - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_v + bias_v  # batchnorm <std.vision>:58
-    v96 = tl.maximum(v95, 0.0)  # relu <std.vision>:59
-    tl.store(out + i_batch * out_batch + i_chan * out_chan + i_h * out_h + i_w * out_w, v96.to(out.dtype.element_ty), mask=mask)
 
 
 def layer3_1_bn2(
@@ -1593,49 +867,12 @@ def layer3_1_bn2(
     sizes = (conv.shape[0], conv.shape[1], conv.shape[2], conv.shape[3])
     out = torch.empty(sizes, device=conv.device, dtype=conv.dtype)
     numel = out.numel()
-    layer3_1_bn2_kernel[(triton.cdiv(numel, POINTWISE_BLOCK),)](
+    bn1_kernel[(triton.cdiv(numel, POINTWISE_BLOCK),)](
         out, conv, running_mean, running_var, weight, bias, *sizes, *_strides(conv, (0, 1, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight, (0,)), *_strides(bias, (0,)),
         *_strides(out, (0, 1, 2, 3)), numel, BLOCK=POINTWISE_BLOCK)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def layer3_1_conv3_kernel(
-    out, relu, weight, running_mean, running_var, weight_2, bias, relu_2, batch, chan, h, w, relu_batch, relu_h,
-    relu_w, running_mean_chan, running_var_chan, weight_2_chan, bias_chan, relu_2_batch, relu_2_chan, relu_2_h,
-    relu_2_w, out_batch, out_chan, out_h, out_w, M, N, K, relu_k, weight_n, weight_k, PRECISION: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # layer3.1.conv3: conv -> batchnorm -> add -> relu
-    # from <std.vision>:59, 60, 69
-    # computes [batch=batch, chan=1024, h=⌈⌈⌈⌈H/2⌉/2⌉/2⌉/2⌉, w=⌈⌈⌈⌈W/2⌉/2⌉/2⌉/2⌉]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    relu_rows = i_batch * relu_batch + i_h * relu_h + i_w * relu_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(relu + relu_rows[:, None] + rk[None, :] * relu_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v97 = acc
-    running_mean_v = tl.load(running_mean + rn[None, :] * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + rn[None, :] * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_2_v = tl.load(weight_2 + rn[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + rn[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v98 = (v97 - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_2_v + bias_v  # batchnorm <std.vision>:60
-    relu_2_v = tl.load(relu_2 + i_batch[:, None] * relu_2_batch + rn[None, :] * relu_2_chan + i_h[:, None] * relu_2_h + i_w[:, None] * relu_2_w, mask=mask, other=0.0).to(tl.float32)
-    v99 = v98 + relu_2_v  # add <std.vision>:69
-    v100 = tl.maximum(v99, 0.0)  # relu <std.vision>:69
-    tl.store(out + i_batch[:, None] * out_batch + rn[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v100.to(out.dtype.element_ty), mask=mask)
 
 
 def layer3_1_conv3(
@@ -1650,48 +887,13 @@ def layer3_1_conv3(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    layer3_1_conv3_kernel[grid](
+    layer1_1_conv3_kernel[grid](
         out, relu, weight, running_mean, running_var, weight_2, bias, relu_2, *sizes, *_strides(relu, (0, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
         *_strides(bias, (0,)), *_strides(relu_2, (0, 1, 2, 3)), *_strides(out, (0, 1, 2, 3)), M, N, K,
         relu.stride(1), weight.stride(0), weight.stride(1), PRECISION=precision)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def layer3_2_conv1_kernel(
-    out, relu, weight, running_mean, running_var, weight_2, bias, batch, chan, h, w, relu_batch, relu_h, relu_w,
-    running_mean_chan, running_var_chan, weight_2_chan, bias_chan, out_batch, out_chan, out_h, out_w, M, N, K,
-    relu_k, weight_n, weight_k, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    BLOCK_K: tl.constexpr):
-    # layer3.2.conv1: conv -> batchnorm -> relu
-    # from <std.vision>:55, 56, 57
-    # computes [batch=batch, chan=256, h=⌈⌈⌈⌈H/2⌉/2⌉/2⌉/2⌉, w=⌈⌈⌈⌈W/2⌉/2⌉/2⌉/2⌉]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    relu_rows = i_batch * relu_batch + i_h * relu_h + i_w * relu_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(relu + relu_rows[:, None] + rk[None, :] * relu_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v101 = acc
-    running_mean_v = tl.load(running_mean + rn[None, :] * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + rn[None, :] * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_2_v = tl.load(weight_2 + rn[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + rn[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v102 = (v101 - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_2_v + bias_v  # batchnorm <std.vision>:56
-    v103 = tl.maximum(v102, 0.0)  # relu <std.vision>:57
-    tl.store(out + i_batch[:, None] * out_batch + rn[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v103.to(out.dtype.element_ty), mask=mask)
 
 
 def layer3_2_conv1(
@@ -1706,39 +908,13 @@ def layer3_2_conv1(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    layer3_2_conv1_kernel[grid](
+    layer1_1_conv1_kernel[grid](
         out, relu, weight, running_mean, running_var, weight_2, bias, *sizes, *_strides(relu, (0, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
         *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), M, N, K, relu.stride(1), weight.stride(0),
         weight.stride(1), PRECISION=precision)
     return out
 
-
-@triton.jit
-def layer3_2_bn2_kernel(
-    out, conv, running_mean, running_var, weight, bias, batch, chan, h, w, conv_batch, conv_chan, conv_h, conv_w,
-    running_mean_chan, running_var_chan, weight_chan, bias_chan, out_batch, out_chan, out_h, out_w, numel,
-    BLOCK: tl.constexpr):
-    # layer3.2.bn2: batchnorm -> relu
-    # from <std.vision>:58, 59
-    # computes [batch=batch, chan=256, h=⌈⌈⌈⌈H/2⌉/2⌉/2⌉/2⌉, w=⌈⌈⌈⌈W/2⌉/2⌉/2⌉/2⌉]
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < numel
-    i_w = offs % w
-    rest = offs // w
-    i_h = rest % h
-    rest = rest // h
-    i_chan = rest % chan
-    rest = rest // chan
-    i_batch = rest
-    conv_v = tl.load(conv + i_batch * conv_batch + i_chan * conv_chan + i_h * conv_h + i_w * conv_w, mask=mask, other=0.0).to(tl.float32)
-    running_mean_v = tl.load(running_mean + i_chan * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + i_chan * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_v = tl.load(weight + i_chan * weight_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + i_chan * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v105 = (conv_v - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_v + bias_v  # batchnorm <std.vision>:58
-    v106 = tl.maximum(v105, 0.0)  # relu <std.vision>:59
-    tl.store(out + i_batch * out_batch + i_chan * out_chan + i_h * out_h + i_w * out_w, v106.to(out.dtype.element_ty), mask=mask)
 
 
 def layer3_2_bn2(
@@ -1747,49 +923,12 @@ def layer3_2_bn2(
     sizes = (conv.shape[0], conv.shape[1], conv.shape[2], conv.shape[3])
     out = torch.empty(sizes, device=conv.device, dtype=conv.dtype)
     numel = out.numel()
-    layer3_2_bn2_kernel[(triton.cdiv(numel, POINTWISE_BLOCK),)](
+    bn1_kernel[(triton.cdiv(numel, POINTWISE_BLOCK),)](
         out, conv, running_mean, running_var, weight, bias, *sizes, *_strides(conv, (0, 1, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight, (0,)), *_strides(bias, (0,)),
         *_strides(out, (0, 1, 2, 3)), numel, BLOCK=POINTWISE_BLOCK)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def layer3_2_conv3_kernel(
-    out, relu, weight, running_mean, running_var, weight_2, bias, relu_2, batch, chan, h, w, relu_batch, relu_h,
-    relu_w, running_mean_chan, running_var_chan, weight_2_chan, bias_chan, relu_2_batch, relu_2_chan, relu_2_h,
-    relu_2_w, out_batch, out_chan, out_h, out_w, M, N, K, relu_k, weight_n, weight_k, PRECISION: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # layer3.2.conv3: conv -> batchnorm -> add -> relu
-    # from <std.vision>:59, 60, 69
-    # computes [batch=batch, chan=1024, h=⌈⌈⌈⌈H/2⌉/2⌉/2⌉/2⌉, w=⌈⌈⌈⌈W/2⌉/2⌉/2⌉/2⌉]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    relu_rows = i_batch * relu_batch + i_h * relu_h + i_w * relu_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(relu + relu_rows[:, None] + rk[None, :] * relu_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v107 = acc
-    running_mean_v = tl.load(running_mean + rn[None, :] * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + rn[None, :] * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_2_v = tl.load(weight_2 + rn[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + rn[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v108 = (v107 - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_2_v + bias_v  # batchnorm <std.vision>:60
-    relu_2_v = tl.load(relu_2 + i_batch[:, None] * relu_2_batch + rn[None, :] * relu_2_chan + i_h[:, None] * relu_2_h + i_w[:, None] * relu_2_w, mask=mask, other=0.0).to(tl.float32)
-    v109 = v108 + relu_2_v  # add <std.vision>:69
-    v110 = tl.maximum(v109, 0.0)  # relu <std.vision>:69
-    tl.store(out + i_batch[:, None] * out_batch + rn[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v110.to(out.dtype.element_ty), mask=mask)
 
 
 def layer3_2_conv3(
@@ -1804,48 +943,13 @@ def layer3_2_conv3(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    layer3_2_conv3_kernel[grid](
+    layer1_1_conv3_kernel[grid](
         out, relu, weight, running_mean, running_var, weight_2, bias, relu_2, *sizes, *_strides(relu, (0, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
         *_strides(bias, (0,)), *_strides(relu_2, (0, 1, 2, 3)), *_strides(out, (0, 1, 2, 3)), M, N, K,
         relu.stride(1), weight.stride(0), weight.stride(1), PRECISION=precision)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def layer3_3_conv1_kernel(
-    out, relu, weight, running_mean, running_var, weight_2, bias, batch, chan, h, w, relu_batch, relu_h, relu_w,
-    running_mean_chan, running_var_chan, weight_2_chan, bias_chan, out_batch, out_chan, out_h, out_w, M, N, K,
-    relu_k, weight_n, weight_k, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    BLOCK_K: tl.constexpr):
-    # layer3.3.conv1: conv -> batchnorm -> relu
-    # from <std.vision>:55, 56, 57
-    # computes [batch=batch, chan=256, h=⌈⌈⌈⌈H/2⌉/2⌉/2⌉/2⌉, w=⌈⌈⌈⌈W/2⌉/2⌉/2⌉/2⌉]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    relu_rows = i_batch * relu_batch + i_h * relu_h + i_w * relu_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(relu + relu_rows[:, None] + rk[None, :] * relu_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v111 = acc
-    running_mean_v = tl.load(running_mean + rn[None, :] * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + rn[None, :] * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_2_v = tl.load(weight_2 + rn[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + rn[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v112 = (v111 - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_2_v + bias_v  # batchnorm <std.vision>:56
-    v113 = tl.maximum(v112, 0.0)  # relu <std.vision>:57
-    tl.store(out + i_batch[:, None] * out_batch + rn[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v113.to(out.dtype.element_ty), mask=mask)
 
 
 def layer3_3_conv1(
@@ -1860,39 +964,13 @@ def layer3_3_conv1(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    layer3_3_conv1_kernel[grid](
+    layer1_1_conv1_kernel[grid](
         out, relu, weight, running_mean, running_var, weight_2, bias, *sizes, *_strides(relu, (0, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
         *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), M, N, K, relu.stride(1), weight.stride(0),
         weight.stride(1), PRECISION=precision)
     return out
 
-
-@triton.jit
-def layer3_3_bn2_kernel(
-    out, conv, running_mean, running_var, weight, bias, batch, chan, h, w, conv_batch, conv_chan, conv_h, conv_w,
-    running_mean_chan, running_var_chan, weight_chan, bias_chan, out_batch, out_chan, out_h, out_w, numel,
-    BLOCK: tl.constexpr):
-    # layer3.3.bn2: batchnorm -> relu
-    # from <std.vision>:58, 59
-    # computes [batch=batch, chan=256, h=⌈⌈⌈⌈H/2⌉/2⌉/2⌉/2⌉, w=⌈⌈⌈⌈W/2⌉/2⌉/2⌉/2⌉]
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < numel
-    i_w = offs % w
-    rest = offs // w
-    i_h = rest % h
-    rest = rest // h
-    i_chan = rest % chan
-    rest = rest // chan
-    i_batch = rest
-    conv_v = tl.load(conv + i_batch * conv_batch + i_chan * conv_chan + i_h * conv_h + i_w * conv_w, mask=mask, other=0.0).to(tl.float32)
-    running_mean_v = tl.load(running_mean + i_chan * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + i_chan * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_v = tl.load(weight + i_chan * weight_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + i_chan * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v115 = (conv_v - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_v + bias_v  # batchnorm <std.vision>:58
-    v116 = tl.maximum(v115, 0.0)  # relu <std.vision>:59
-    tl.store(out + i_batch * out_batch + i_chan * out_chan + i_h * out_h + i_w * out_w, v116.to(out.dtype.element_ty), mask=mask)
 
 
 def layer3_3_bn2(
@@ -1901,49 +979,12 @@ def layer3_3_bn2(
     sizes = (conv.shape[0], conv.shape[1], conv.shape[2], conv.shape[3])
     out = torch.empty(sizes, device=conv.device, dtype=conv.dtype)
     numel = out.numel()
-    layer3_3_bn2_kernel[(triton.cdiv(numel, POINTWISE_BLOCK),)](
+    bn1_kernel[(triton.cdiv(numel, POINTWISE_BLOCK),)](
         out, conv, running_mean, running_var, weight, bias, *sizes, *_strides(conv, (0, 1, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight, (0,)), *_strides(bias, (0,)),
         *_strides(out, (0, 1, 2, 3)), numel, BLOCK=POINTWISE_BLOCK)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def layer3_3_conv3_kernel(
-    out, relu, weight, running_mean, running_var, weight_2, bias, relu_2, batch, chan, h, w, relu_batch, relu_h,
-    relu_w, running_mean_chan, running_var_chan, weight_2_chan, bias_chan, relu_2_batch, relu_2_chan, relu_2_h,
-    relu_2_w, out_batch, out_chan, out_h, out_w, M, N, K, relu_k, weight_n, weight_k, PRECISION: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # layer3.3.conv3: conv -> batchnorm -> add -> relu
-    # from <std.vision>:59, 60, 69
-    # computes [batch=batch, chan=1024, h=⌈⌈⌈⌈H/2⌉/2⌉/2⌉/2⌉, w=⌈⌈⌈⌈W/2⌉/2⌉/2⌉/2⌉]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    relu_rows = i_batch * relu_batch + i_h * relu_h + i_w * relu_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(relu + relu_rows[:, None] + rk[None, :] * relu_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v117 = acc
-    running_mean_v = tl.load(running_mean + rn[None, :] * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + rn[None, :] * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_2_v = tl.load(weight_2 + rn[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + rn[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v118 = (v117 - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_2_v + bias_v  # batchnorm <std.vision>:60
-    relu_2_v = tl.load(relu_2 + i_batch[:, None] * relu_2_batch + rn[None, :] * relu_2_chan + i_h[:, None] * relu_2_h + i_w[:, None] * relu_2_w, mask=mask, other=0.0).to(tl.float32)
-    v119 = v118 + relu_2_v  # add <std.vision>:69
-    v120 = tl.maximum(v119, 0.0)  # relu <std.vision>:69
-    tl.store(out + i_batch[:, None] * out_batch + rn[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v120.to(out.dtype.element_ty), mask=mask)
 
 
 def layer3_3_conv3(
@@ -1958,48 +999,13 @@ def layer3_3_conv3(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    layer3_3_conv3_kernel[grid](
+    layer1_1_conv3_kernel[grid](
         out, relu, weight, running_mean, running_var, weight_2, bias, relu_2, *sizes, *_strides(relu, (0, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
         *_strides(bias, (0,)), *_strides(relu_2, (0, 1, 2, 3)), *_strides(out, (0, 1, 2, 3)), M, N, K,
         relu.stride(1), weight.stride(0), weight.stride(1), PRECISION=precision)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def layer3_4_conv1_kernel(
-    out, relu, weight, running_mean, running_var, weight_2, bias, batch, chan, h, w, relu_batch, relu_h, relu_w,
-    running_mean_chan, running_var_chan, weight_2_chan, bias_chan, out_batch, out_chan, out_h, out_w, M, N, K,
-    relu_k, weight_n, weight_k, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    BLOCK_K: tl.constexpr):
-    # layer3.4.conv1: conv -> batchnorm -> relu
-    # from <std.vision>:55, 56, 57
-    # computes [batch=batch, chan=256, h=⌈⌈⌈⌈H/2⌉/2⌉/2⌉/2⌉, w=⌈⌈⌈⌈W/2⌉/2⌉/2⌉/2⌉]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    relu_rows = i_batch * relu_batch + i_h * relu_h + i_w * relu_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(relu + relu_rows[:, None] + rk[None, :] * relu_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v121 = acc
-    running_mean_v = tl.load(running_mean + rn[None, :] * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + rn[None, :] * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_2_v = tl.load(weight_2 + rn[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + rn[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v122 = (v121 - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_2_v + bias_v  # batchnorm <std.vision>:56
-    v123 = tl.maximum(v122, 0.0)  # relu <std.vision>:57
-    tl.store(out + i_batch[:, None] * out_batch + rn[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v123.to(out.dtype.element_ty), mask=mask)
 
 
 def layer3_4_conv1(
@@ -2014,39 +1020,13 @@ def layer3_4_conv1(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    layer3_4_conv1_kernel[grid](
+    layer1_1_conv1_kernel[grid](
         out, relu, weight, running_mean, running_var, weight_2, bias, *sizes, *_strides(relu, (0, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
         *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), M, N, K, relu.stride(1), weight.stride(0),
         weight.stride(1), PRECISION=precision)
     return out
 
-
-@triton.jit
-def layer3_4_bn2_kernel(
-    out, conv, running_mean, running_var, weight, bias, batch, chan, h, w, conv_batch, conv_chan, conv_h, conv_w,
-    running_mean_chan, running_var_chan, weight_chan, bias_chan, out_batch, out_chan, out_h, out_w, numel,
-    BLOCK: tl.constexpr):
-    # layer3.4.bn2: batchnorm -> relu
-    # from <std.vision>:58, 59
-    # computes [batch=batch, chan=256, h=⌈⌈⌈⌈H/2⌉/2⌉/2⌉/2⌉, w=⌈⌈⌈⌈W/2⌉/2⌉/2⌉/2⌉]
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < numel
-    i_w = offs % w
-    rest = offs // w
-    i_h = rest % h
-    rest = rest // h
-    i_chan = rest % chan
-    rest = rest // chan
-    i_batch = rest
-    conv_v = tl.load(conv + i_batch * conv_batch + i_chan * conv_chan + i_h * conv_h + i_w * conv_w, mask=mask, other=0.0).to(tl.float32)
-    running_mean_v = tl.load(running_mean + i_chan * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + i_chan * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_v = tl.load(weight + i_chan * weight_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + i_chan * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v125 = (conv_v - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_v + bias_v  # batchnorm <std.vision>:58
-    v126 = tl.maximum(v125, 0.0)  # relu <std.vision>:59
-    tl.store(out + i_batch * out_batch + i_chan * out_chan + i_h * out_h + i_w * out_w, v126.to(out.dtype.element_ty), mask=mask)
 
 
 def layer3_4_bn2(
@@ -2055,49 +1035,12 @@ def layer3_4_bn2(
     sizes = (conv.shape[0], conv.shape[1], conv.shape[2], conv.shape[3])
     out = torch.empty(sizes, device=conv.device, dtype=conv.dtype)
     numel = out.numel()
-    layer3_4_bn2_kernel[(triton.cdiv(numel, POINTWISE_BLOCK),)](
+    bn1_kernel[(triton.cdiv(numel, POINTWISE_BLOCK),)](
         out, conv, running_mean, running_var, weight, bias, *sizes, *_strides(conv, (0, 1, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight, (0,)), *_strides(bias, (0,)),
         *_strides(out, (0, 1, 2, 3)), numel, BLOCK=POINTWISE_BLOCK)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def layer3_4_conv3_kernel(
-    out, relu, weight, running_mean, running_var, weight_2, bias, relu_2, batch, chan, h, w, relu_batch, relu_h,
-    relu_w, running_mean_chan, running_var_chan, weight_2_chan, bias_chan, relu_2_batch, relu_2_chan, relu_2_h,
-    relu_2_w, out_batch, out_chan, out_h, out_w, M, N, K, relu_k, weight_n, weight_k, PRECISION: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # layer3.4.conv3: conv -> batchnorm -> add -> relu
-    # from <std.vision>:59, 60, 69
-    # computes [batch=batch, chan=1024, h=⌈⌈⌈⌈H/2⌉/2⌉/2⌉/2⌉, w=⌈⌈⌈⌈W/2⌉/2⌉/2⌉/2⌉]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    relu_rows = i_batch * relu_batch + i_h * relu_h + i_w * relu_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(relu + relu_rows[:, None] + rk[None, :] * relu_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v127 = acc
-    running_mean_v = tl.load(running_mean + rn[None, :] * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + rn[None, :] * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_2_v = tl.load(weight_2 + rn[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + rn[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v128 = (v127 - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_2_v + bias_v  # batchnorm <std.vision>:60
-    relu_2_v = tl.load(relu_2 + i_batch[:, None] * relu_2_batch + rn[None, :] * relu_2_chan + i_h[:, None] * relu_2_h + i_w[:, None] * relu_2_w, mask=mask, other=0.0).to(tl.float32)
-    v129 = v128 + relu_2_v  # add <std.vision>:69
-    v130 = tl.maximum(v129, 0.0)  # relu <std.vision>:69
-    tl.store(out + i_batch[:, None] * out_batch + rn[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v130.to(out.dtype.element_ty), mask=mask)
 
 
 def layer3_4_conv3(
@@ -2112,48 +1055,13 @@ def layer3_4_conv3(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    layer3_4_conv3_kernel[grid](
+    layer1_1_conv3_kernel[grid](
         out, relu, weight, running_mean, running_var, weight_2, bias, relu_2, *sizes, *_strides(relu, (0, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
         *_strides(bias, (0,)), *_strides(relu_2, (0, 1, 2, 3)), *_strides(out, (0, 1, 2, 3)), M, N, K,
         relu.stride(1), weight.stride(0), weight.stride(1), PRECISION=precision)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def layer3_5_conv1_kernel(
-    out, relu, weight, running_mean, running_var, weight_2, bias, batch, chan, h, w, relu_batch, relu_h, relu_w,
-    running_mean_chan, running_var_chan, weight_2_chan, bias_chan, out_batch, out_chan, out_h, out_w, M, N, K,
-    relu_k, weight_n, weight_k, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    BLOCK_K: tl.constexpr):
-    # layer3.5.conv1: conv -> batchnorm -> relu
-    # from <std.vision>:55, 56, 57
-    # computes [batch=batch, chan=256, h=⌈⌈⌈⌈H/2⌉/2⌉/2⌉/2⌉, w=⌈⌈⌈⌈W/2⌉/2⌉/2⌉/2⌉]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    relu_rows = i_batch * relu_batch + i_h * relu_h + i_w * relu_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(relu + relu_rows[:, None] + rk[None, :] * relu_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v131 = acc
-    running_mean_v = tl.load(running_mean + rn[None, :] * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + rn[None, :] * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_2_v = tl.load(weight_2 + rn[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + rn[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v132 = (v131 - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_2_v + bias_v  # batchnorm <std.vision>:56
-    v133 = tl.maximum(v132, 0.0)  # relu <std.vision>:57
-    tl.store(out + i_batch[:, None] * out_batch + rn[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v133.to(out.dtype.element_ty), mask=mask)
 
 
 def layer3_5_conv1(
@@ -2168,39 +1076,13 @@ def layer3_5_conv1(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    layer3_5_conv1_kernel[grid](
+    layer1_1_conv1_kernel[grid](
         out, relu, weight, running_mean, running_var, weight_2, bias, *sizes, *_strides(relu, (0, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
         *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), M, N, K, relu.stride(1), weight.stride(0),
         weight.stride(1), PRECISION=precision)
     return out
 
-
-@triton.jit
-def layer3_5_bn2_kernel(
-    out, conv, running_mean, running_var, weight, bias, batch, chan, h, w, conv_batch, conv_chan, conv_h, conv_w,
-    running_mean_chan, running_var_chan, weight_chan, bias_chan, out_batch, out_chan, out_h, out_w, numel,
-    BLOCK: tl.constexpr):
-    # layer3.5.bn2: batchnorm -> relu
-    # from <std.vision>:58, 59
-    # computes [batch=batch, chan=256, h=⌈⌈⌈⌈H/2⌉/2⌉/2⌉/2⌉, w=⌈⌈⌈⌈W/2⌉/2⌉/2⌉/2⌉]
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < numel
-    i_w = offs % w
-    rest = offs // w
-    i_h = rest % h
-    rest = rest // h
-    i_chan = rest % chan
-    rest = rest // chan
-    i_batch = rest
-    conv_v = tl.load(conv + i_batch * conv_batch + i_chan * conv_chan + i_h * conv_h + i_w * conv_w, mask=mask, other=0.0).to(tl.float32)
-    running_mean_v = tl.load(running_mean + i_chan * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + i_chan * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_v = tl.load(weight + i_chan * weight_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + i_chan * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v135 = (conv_v - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_v + bias_v  # batchnorm <std.vision>:58
-    v136 = tl.maximum(v135, 0.0)  # relu <std.vision>:59
-    tl.store(out + i_batch * out_batch + i_chan * out_chan + i_h * out_h + i_w * out_w, v136.to(out.dtype.element_ty), mask=mask)
 
 
 def layer3_5_bn2(
@@ -2209,49 +1091,12 @@ def layer3_5_bn2(
     sizes = (conv.shape[0], conv.shape[1], conv.shape[2], conv.shape[3])
     out = torch.empty(sizes, device=conv.device, dtype=conv.dtype)
     numel = out.numel()
-    layer3_5_bn2_kernel[(triton.cdiv(numel, POINTWISE_BLOCK),)](
+    bn1_kernel[(triton.cdiv(numel, POINTWISE_BLOCK),)](
         out, conv, running_mean, running_var, weight, bias, *sizes, *_strides(conv, (0, 1, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight, (0,)), *_strides(bias, (0,)),
         *_strides(out, (0, 1, 2, 3)), numel, BLOCK=POINTWISE_BLOCK)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def layer3_5_conv3_kernel(
-    out, relu, weight, running_mean, running_var, weight_2, bias, relu_2, batch, chan, h, w, relu_batch, relu_h,
-    relu_w, running_mean_chan, running_var_chan, weight_2_chan, bias_chan, relu_2_batch, relu_2_chan, relu_2_h,
-    relu_2_w, out_batch, out_chan, out_h, out_w, M, N, K, relu_k, weight_n, weight_k, PRECISION: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # layer3.5.conv3: conv -> batchnorm -> add -> relu
-    # from <std.vision>:59, 60, 69
-    # computes [batch=batch, chan=1024, h=⌈⌈⌈⌈H/2⌉/2⌉/2⌉/2⌉, w=⌈⌈⌈⌈W/2⌉/2⌉/2⌉/2⌉]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    relu_rows = i_batch * relu_batch + i_h * relu_h + i_w * relu_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(relu + relu_rows[:, None] + rk[None, :] * relu_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v137 = acc
-    running_mean_v = tl.load(running_mean + rn[None, :] * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + rn[None, :] * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_2_v = tl.load(weight_2 + rn[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + rn[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v138 = (v137 - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_2_v + bias_v  # batchnorm <std.vision>:60
-    relu_2_v = tl.load(relu_2 + i_batch[:, None] * relu_2_batch + rn[None, :] * relu_2_chan + i_h[:, None] * relu_2_h + i_w[:, None] * relu_2_w, mask=mask, other=0.0).to(tl.float32)
-    v139 = v138 + relu_2_v  # add <std.vision>:69
-    v140 = tl.maximum(v139, 0.0)  # relu <std.vision>:69
-    tl.store(out + i_batch[:, None] * out_batch + rn[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v140.to(out.dtype.element_ty), mask=mask)
 
 
 def layer3_5_conv3(
@@ -2266,48 +1111,13 @@ def layer3_5_conv3(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    layer3_5_conv3_kernel[grid](
+    layer1_1_conv3_kernel[grid](
         out, relu, weight, running_mean, running_var, weight_2, bias, relu_2, *sizes, *_strides(relu, (0, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
         *_strides(bias, (0,)), *_strides(relu_2, (0, 1, 2, 3)), *_strides(out, (0, 1, 2, 3)), M, N, K,
         relu.stride(1), weight.stride(0), weight.stride(1), PRECISION=precision)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def layer4_0_conv1_kernel(
-    out, relu, weight, running_mean, running_var, weight_2, bias, batch, chan, h, w, relu_batch, relu_h, relu_w,
-    running_mean_chan, running_var_chan, weight_2_chan, bias_chan, out_batch, out_chan, out_h, out_w, M, N, K,
-    relu_k, weight_n, weight_k, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    BLOCK_K: tl.constexpr):
-    # layer4.0.conv1: conv -> batchnorm -> relu
-    # from <std.vision>:55, 56, 57
-    # computes [batch=batch, chan=512, h=⌈⌈⌈⌈H/2⌉/2⌉/2⌉/2⌉, w=⌈⌈⌈⌈W/2⌉/2⌉/2⌉/2⌉]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    relu_rows = i_batch * relu_batch + i_h * relu_h + i_w * relu_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(relu + relu_rows[:, None] + rk[None, :] * relu_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v141 = acc
-    running_mean_v = tl.load(running_mean + rn[None, :] * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + rn[None, :] * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_2_v = tl.load(weight_2 + rn[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + rn[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v142 = (v141 - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_2_v + bias_v  # batchnorm <std.vision>:56
-    v143 = tl.maximum(v142, 0.0)  # relu <std.vision>:57
-    tl.store(out + i_batch[:, None] * out_batch + rn[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v143.to(out.dtype.element_ty), mask=mask)
 
 
 def layer4_0_conv1(
@@ -2322,39 +1132,13 @@ def layer4_0_conv1(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    layer4_0_conv1_kernel[grid](
+    layer1_1_conv1_kernel[grid](
         out, relu, weight, running_mean, running_var, weight_2, bias, *sizes, *_strides(relu, (0, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
         *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), M, N, K, relu.stride(1), weight.stride(0),
         weight.stride(1), PRECISION=precision)
     return out
 
-
-@triton.jit
-def layer4_0_bn2_kernel(
-    out, conv, running_mean, running_var, weight, bias, batch, chan, h, w, conv_batch, conv_chan, conv_h, conv_w,
-    running_mean_chan, running_var_chan, weight_chan, bias_chan, out_batch, out_chan, out_h, out_w, numel,
-    BLOCK: tl.constexpr):
-    # layer4.0.bn2: batchnorm -> relu
-    # from <std.vision>:58, 59
-    # computes [batch=batch, chan=512, h=⌈⌈⌈⌈⌈H/2⌉/2⌉/2⌉/2⌉/2⌉, w=⌈⌈⌈⌈⌈W/2⌉/2⌉/2⌉/2⌉/2⌉]
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < numel
-    i_w = offs % w
-    rest = offs // w
-    i_h = rest % h
-    rest = rest // h
-    i_chan = rest % chan
-    rest = rest // chan
-    i_batch = rest
-    conv_v = tl.load(conv + i_batch * conv_batch + i_chan * conv_chan + i_h * conv_h + i_w * conv_w, mask=mask, other=0.0).to(tl.float32)
-    running_mean_v = tl.load(running_mean + i_chan * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + i_chan * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_v = tl.load(weight + i_chan * weight_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + i_chan * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v145 = (conv_v - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_v + bias_v  # batchnorm <std.vision>:58
-    v146 = tl.maximum(v145, 0.0)  # relu <std.vision>:59
-    tl.store(out + i_batch * out_batch + i_chan * out_chan + i_h * out_h + i_w * out_w, v146.to(out.dtype.element_ty), mask=mask)
 
 
 def layer4_0_bn2(
@@ -2363,37 +1147,12 @@ def layer4_0_bn2(
     sizes = (conv.shape[0], conv.shape[1], conv.shape[2], conv.shape[3])
     out = torch.empty(sizes, device=conv.device, dtype=conv.dtype)
     numel = out.numel()
-    layer4_0_bn2_kernel[(triton.cdiv(numel, POINTWISE_BLOCK),)](
+    bn1_kernel[(triton.cdiv(numel, POINTWISE_BLOCK),)](
         out, conv, running_mean, running_var, weight, bias, *sizes, *_strides(conv, (0, 1, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight, (0,)), *_strides(bias, (0,)),
         *_strides(out, (0, 1, 2, 3)), numel, BLOCK=POINTWISE_BLOCK)
     return out
 
-
-@triton.jit
-def layer4_0_downsample_1_kernel(
-    out, conv, running_mean, running_var, weight, bias, batch, chan, h, w, conv_batch, conv_chan, conv_h, conv_w,
-    running_mean_chan, running_var_chan, weight_chan, bias_chan, out_batch, out_chan, out_h, out_w, numel,
-    BLOCK: tl.constexpr):
-    # layer4.0.downsample.1: batchnorm
-    # from <std.vision>:65
-    # computes [batch=batch, chan=2048, h=⌈⌈⌈⌈⌈H/2⌉/2⌉/2⌉/2⌉/2⌉, w=⌈⌈⌈⌈⌈W/2⌉/2⌉/2⌉/2⌉/2⌉]
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < numel
-    i_w = offs % w
-    rest = offs // w
-    i_h = rest % h
-    rest = rest // h
-    i_chan = rest % chan
-    rest = rest // chan
-    i_batch = rest
-    conv_v = tl.load(conv + i_batch * conv_batch + i_chan * conv_chan + i_h * conv_h + i_w * conv_w, mask=mask, other=0.0).to(tl.float32)
-    running_mean_v = tl.load(running_mean + i_chan * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + i_chan * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_v = tl.load(weight + i_chan * weight_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + i_chan * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v150 = (conv_v - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_v + bias_v  # batchnorm <std.vision>:65
-    tl.store(out + i_batch * out_batch + i_chan * out_chan + i_h * out_h + i_w * out_w, v150.to(out.dtype.element_ty), mask=mask)
 
 
 def layer4_0_downsample_1(
@@ -2402,49 +1161,12 @@ def layer4_0_downsample_1(
     sizes = (conv.shape[0], conv.shape[1], conv.shape[2], conv.shape[3])
     out = torch.empty(sizes, device=conv.device, dtype=conv.dtype)
     numel = out.numel()
-    layer4_0_downsample_1_kernel[(triton.cdiv(numel, POINTWISE_BLOCK),)](
+    layer2_0_downsample_1_kernel[(triton.cdiv(numel, POINTWISE_BLOCK),)](
         out, conv, running_mean, running_var, weight, bias, *sizes, *_strides(conv, (0, 1, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight, (0,)), *_strides(bias, (0,)),
         *_strides(out, (0, 1, 2, 3)), numel, BLOCK=POINTWISE_BLOCK)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def layer4_0_conv3_kernel(
-    out, relu, weight, running_mean, running_var, weight_2, bias, batchnorm, batch, chan, h, w, relu_batch, relu_h,
-    relu_w, running_mean_chan, running_var_chan, weight_2_chan, bias_chan, batchnorm_batch, batchnorm_chan,
-    batchnorm_h, batchnorm_w, out_batch, out_chan, out_h, out_w, M, N, K, relu_k, weight_n, weight_k,
-    PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # layer4.0.conv3: conv -> batchnorm -> add -> relu
-    # from <std.vision>:59, 60, 69
-    # computes [batch=batch, chan=2048, h=⌈⌈⌈⌈⌈H/2⌉/2⌉/2⌉/2⌉/2⌉, w=⌈⌈⌈⌈⌈W/2⌉/2⌉/2⌉/2⌉/2⌉]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    relu_rows = i_batch * relu_batch + i_h * relu_h + i_w * relu_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(relu + relu_rows[:, None] + rk[None, :] * relu_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v147 = acc
-    running_mean_v = tl.load(running_mean + rn[None, :] * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + rn[None, :] * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_2_v = tl.load(weight_2 + rn[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + rn[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v148 = (v147 - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_2_v + bias_v  # batchnorm <std.vision>:60
-    batchnorm_v = tl.load(batchnorm + i_batch[:, None] * batchnorm_batch + rn[None, :] * batchnorm_chan + i_h[:, None] * batchnorm_h + i_w[:, None] * batchnorm_w, mask=mask, other=0.0).to(tl.float32)
-    v151 = v148 + batchnorm_v  # add <std.vision>:69
-    v152 = tl.maximum(v151, 0.0)  # relu <std.vision>:69
-    tl.store(out + i_batch[:, None] * out_batch + rn[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v152.to(out.dtype.element_ty), mask=mask)
 
 
 def layer4_0_conv3(
@@ -2459,48 +1181,13 @@ def layer4_0_conv3(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    layer4_0_conv3_kernel[grid](
+    layer1_0_conv3_kernel[grid](
         out, relu, weight, running_mean, running_var, weight_2, bias, batchnorm, *sizes, *_strides(relu, (0, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
         *_strides(bias, (0,)), *_strides(batchnorm, (0, 1, 2, 3)), *_strides(out, (0, 1, 2, 3)), M, N, K,
         relu.stride(1), weight.stride(0), weight.stride(1), PRECISION=precision)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def layer4_1_conv1_kernel(
-    out, relu, weight, running_mean, running_var, weight_2, bias, batch, chan, h, w, relu_batch, relu_h, relu_w,
-    running_mean_chan, running_var_chan, weight_2_chan, bias_chan, out_batch, out_chan, out_h, out_w, M, N, K,
-    relu_k, weight_n, weight_k, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    BLOCK_K: tl.constexpr):
-    # layer4.1.conv1: conv -> batchnorm -> relu
-    # from <std.vision>:55, 56, 57
-    # computes [batch=batch, chan=512, h=⌈⌈⌈⌈⌈H/2⌉/2⌉/2⌉/2⌉/2⌉, w=⌈⌈⌈⌈⌈W/2⌉/2⌉/2⌉/2⌉/2⌉]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    relu_rows = i_batch * relu_batch + i_h * relu_h + i_w * relu_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(relu + relu_rows[:, None] + rk[None, :] * relu_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v153 = acc
-    running_mean_v = tl.load(running_mean + rn[None, :] * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + rn[None, :] * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_2_v = tl.load(weight_2 + rn[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + rn[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v154 = (v153 - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_2_v + bias_v  # batchnorm <std.vision>:56
-    v155 = tl.maximum(v154, 0.0)  # relu <std.vision>:57
-    tl.store(out + i_batch[:, None] * out_batch + rn[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v155.to(out.dtype.element_ty), mask=mask)
 
 
 def layer4_1_conv1(
@@ -2515,39 +1202,13 @@ def layer4_1_conv1(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    layer4_1_conv1_kernel[grid](
+    layer1_1_conv1_kernel[grid](
         out, relu, weight, running_mean, running_var, weight_2, bias, *sizes, *_strides(relu, (0, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
         *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), M, N, K, relu.stride(1), weight.stride(0),
         weight.stride(1), PRECISION=precision)
     return out
 
-
-@triton.jit
-def layer4_1_bn2_kernel(
-    out, conv, running_mean, running_var, weight, bias, batch, chan, h, w, conv_batch, conv_chan, conv_h, conv_w,
-    running_mean_chan, running_var_chan, weight_chan, bias_chan, out_batch, out_chan, out_h, out_w, numel,
-    BLOCK: tl.constexpr):
-    # layer4.1.bn2: batchnorm -> relu
-    # from <std.vision>:58, 59
-    # computes [batch=batch, chan=512, h=⌈⌈⌈⌈⌈H/2⌉/2⌉/2⌉/2⌉/2⌉, w=⌈⌈⌈⌈⌈W/2⌉/2⌉/2⌉/2⌉/2⌉]
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < numel
-    i_w = offs % w
-    rest = offs // w
-    i_h = rest % h
-    rest = rest // h
-    i_chan = rest % chan
-    rest = rest // chan
-    i_batch = rest
-    conv_v = tl.load(conv + i_batch * conv_batch + i_chan * conv_chan + i_h * conv_h + i_w * conv_w, mask=mask, other=0.0).to(tl.float32)
-    running_mean_v = tl.load(running_mean + i_chan * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + i_chan * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_v = tl.load(weight + i_chan * weight_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + i_chan * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v157 = (conv_v - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_v + bias_v  # batchnorm <std.vision>:58
-    v158 = tl.maximum(v157, 0.0)  # relu <std.vision>:59
-    tl.store(out + i_batch * out_batch + i_chan * out_chan + i_h * out_h + i_w * out_w, v158.to(out.dtype.element_ty), mask=mask)
 
 
 def layer4_1_bn2(
@@ -2556,49 +1217,12 @@ def layer4_1_bn2(
     sizes = (conv.shape[0], conv.shape[1], conv.shape[2], conv.shape[3])
     out = torch.empty(sizes, device=conv.device, dtype=conv.dtype)
     numel = out.numel()
-    layer4_1_bn2_kernel[(triton.cdiv(numel, POINTWISE_BLOCK),)](
+    bn1_kernel[(triton.cdiv(numel, POINTWISE_BLOCK),)](
         out, conv, running_mean, running_var, weight, bias, *sizes, *_strides(conv, (0, 1, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight, (0,)), *_strides(bias, (0,)),
         *_strides(out, (0, 1, 2, 3)), numel, BLOCK=POINTWISE_BLOCK)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def layer4_1_conv3_kernel(
-    out, relu, weight, running_mean, running_var, weight_2, bias, relu_2, batch, chan, h, w, relu_batch, relu_h,
-    relu_w, running_mean_chan, running_var_chan, weight_2_chan, bias_chan, relu_2_batch, relu_2_chan, relu_2_h,
-    relu_2_w, out_batch, out_chan, out_h, out_w, M, N, K, relu_k, weight_n, weight_k, PRECISION: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # layer4.1.conv3: conv -> batchnorm -> add -> relu
-    # from <std.vision>:59, 60, 69
-    # computes [batch=batch, chan=2048, h=⌈⌈⌈⌈⌈H/2⌉/2⌉/2⌉/2⌉/2⌉, w=⌈⌈⌈⌈⌈W/2⌉/2⌉/2⌉/2⌉/2⌉]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    relu_rows = i_batch * relu_batch + i_h * relu_h + i_w * relu_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(relu + relu_rows[:, None] + rk[None, :] * relu_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v159 = acc
-    running_mean_v = tl.load(running_mean + rn[None, :] * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + rn[None, :] * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_2_v = tl.load(weight_2 + rn[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + rn[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v160 = (v159 - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_2_v + bias_v  # batchnorm <std.vision>:60
-    relu_2_v = tl.load(relu_2 + i_batch[:, None] * relu_2_batch + rn[None, :] * relu_2_chan + i_h[:, None] * relu_2_h + i_w[:, None] * relu_2_w, mask=mask, other=0.0).to(tl.float32)
-    v161 = v160 + relu_2_v  # add <std.vision>:69
-    v162 = tl.maximum(v161, 0.0)  # relu <std.vision>:69
-    tl.store(out + i_batch[:, None] * out_batch + rn[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v162.to(out.dtype.element_ty), mask=mask)
 
 
 def layer4_1_conv3(
@@ -2613,48 +1237,13 @@ def layer4_1_conv3(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    layer4_1_conv3_kernel[grid](
+    layer1_1_conv3_kernel[grid](
         out, relu, weight, running_mean, running_var, weight_2, bias, relu_2, *sizes, *_strides(relu, (0, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
         *_strides(bias, (0,)), *_strides(relu_2, (0, 1, 2, 3)), *_strides(out, (0, 1, 2, 3)), M, N, K,
         relu.stride(1), weight.stride(0), weight.stride(1), PRECISION=precision)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def layer4_2_conv1_kernel(
-    out, relu, weight, running_mean, running_var, weight_2, bias, batch, chan, h, w, relu_batch, relu_h, relu_w,
-    running_mean_chan, running_var_chan, weight_2_chan, bias_chan, out_batch, out_chan, out_h, out_w, M, N, K,
-    relu_k, weight_n, weight_k, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    BLOCK_K: tl.constexpr):
-    # layer4.2.conv1: conv -> batchnorm -> relu
-    # from <std.vision>:55, 56, 57
-    # computes [batch=batch, chan=512, h=⌈⌈⌈⌈⌈H/2⌉/2⌉/2⌉/2⌉/2⌉, w=⌈⌈⌈⌈⌈W/2⌉/2⌉/2⌉/2⌉/2⌉]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    relu_rows = i_batch * relu_batch + i_h * relu_h + i_w * relu_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(relu + relu_rows[:, None] + rk[None, :] * relu_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v163 = acc
-    running_mean_v = tl.load(running_mean + rn[None, :] * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + rn[None, :] * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_2_v = tl.load(weight_2 + rn[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + rn[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v164 = (v163 - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_2_v + bias_v  # batchnorm <std.vision>:56
-    v165 = tl.maximum(v164, 0.0)  # relu <std.vision>:57
-    tl.store(out + i_batch[:, None] * out_batch + rn[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v165.to(out.dtype.element_ty), mask=mask)
 
 
 def layer4_2_conv1(
@@ -2669,39 +1258,13 @@ def layer4_2_conv1(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    layer4_2_conv1_kernel[grid](
+    layer1_1_conv1_kernel[grid](
         out, relu, weight, running_mean, running_var, weight_2, bias, *sizes, *_strides(relu, (0, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
         *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), M, N, K, relu.stride(1), weight.stride(0),
         weight.stride(1), PRECISION=precision)
     return out
 
-
-@triton.jit
-def layer4_2_bn2_kernel(
-    out, conv, running_mean, running_var, weight, bias, batch, chan, h, w, conv_batch, conv_chan, conv_h, conv_w,
-    running_mean_chan, running_var_chan, weight_chan, bias_chan, out_batch, out_chan, out_h, out_w, numel,
-    BLOCK: tl.constexpr):
-    # layer4.2.bn2: batchnorm -> relu
-    # from <std.vision>:58, 59
-    # computes [batch=batch, chan=512, h=⌈⌈⌈⌈⌈H/2⌉/2⌉/2⌉/2⌉/2⌉, w=⌈⌈⌈⌈⌈W/2⌉/2⌉/2⌉/2⌉/2⌉]
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < numel
-    i_w = offs % w
-    rest = offs // w
-    i_h = rest % h
-    rest = rest // h
-    i_chan = rest % chan
-    rest = rest // chan
-    i_batch = rest
-    conv_v = tl.load(conv + i_batch * conv_batch + i_chan * conv_chan + i_h * conv_h + i_w * conv_w, mask=mask, other=0.0).to(tl.float32)
-    running_mean_v = tl.load(running_mean + i_chan * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + i_chan * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_v = tl.load(weight + i_chan * weight_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + i_chan * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v167 = (conv_v - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_v + bias_v  # batchnorm <std.vision>:58
-    v168 = tl.maximum(v167, 0.0)  # relu <std.vision>:59
-    tl.store(out + i_batch * out_batch + i_chan * out_chan + i_h * out_h + i_w * out_w, v168.to(out.dtype.element_ty), mask=mask)
 
 
 def layer4_2_bn2(
@@ -2710,49 +1273,12 @@ def layer4_2_bn2(
     sizes = (conv.shape[0], conv.shape[1], conv.shape[2], conv.shape[3])
     out = torch.empty(sizes, device=conv.device, dtype=conv.dtype)
     numel = out.numel()
-    layer4_2_bn2_kernel[(triton.cdiv(numel, POINTWISE_BLOCK),)](
+    bn1_kernel[(triton.cdiv(numel, POINTWISE_BLOCK),)](
         out, conv, running_mean, running_var, weight, bias, *sizes, *_strides(conv, (0, 1, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight, (0,)), *_strides(bias, (0,)),
         *_strides(out, (0, 1, 2, 3)), numel, BLOCK=POINTWISE_BLOCK)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def layer4_2_conv3_kernel(
-    out, relu, weight, running_mean, running_var, weight_2, bias, relu_2, batch, chan, h, w, relu_batch, relu_h,
-    relu_w, running_mean_chan, running_var_chan, weight_2_chan, bias_chan, relu_2_batch, relu_2_chan, relu_2_h,
-    relu_2_w, out_batch, out_chan, out_h, out_w, M, N, K, relu_k, weight_n, weight_k, PRECISION: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # layer4.2.conv3: conv -> batchnorm -> add -> relu
-    # from <std.vision>:59, 60, 69
-    # computes [batch=batch, chan=2048, h=⌈⌈⌈⌈⌈H/2⌉/2⌉/2⌉/2⌉/2⌉, w=⌈⌈⌈⌈⌈W/2⌉/2⌉/2⌉/2⌉/2⌉]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_w = rm % w
-    rest = rm // w
-    i_h = rest % h
-    rest = rest // h
-    i_batch = rest
-    relu_rows = i_batch * relu_batch + i_h * relu_h + i_w * relu_w
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(relu + relu_rows[:, None] + rk[None, :] * relu_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v169 = acc
-    running_mean_v = tl.load(running_mean + rn[None, :] * running_mean_chan, mask=mask, other=0.0).to(tl.float32)
-    running_var_v = tl.load(running_var + rn[None, :] * running_var_chan, mask=mask, other=0.0).to(tl.float32)
-    weight_2_v = tl.load(weight_2 + rn[None, :] * weight_2_chan, mask=mask, other=0.0).to(tl.float32)
-    bias_v = tl.load(bias + rn[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    v170 = (v169 - running_mean_v) * tl.rsqrt(running_var_v + 1e-05) * weight_2_v + bias_v  # batchnorm <std.vision>:60
-    relu_2_v = tl.load(relu_2 + i_batch[:, None] * relu_2_batch + rn[None, :] * relu_2_chan + i_h[:, None] * relu_2_h + i_w[:, None] * relu_2_w, mask=mask, other=0.0).to(tl.float32)
-    v171 = v170 + relu_2_v  # add <std.vision>:69
-    v172 = tl.maximum(v171, 0.0)  # relu <std.vision>:69
-    tl.store(out + i_batch[:, None] * out_batch + rn[None, :] * out_chan + i_h[:, None] * out_h + i_w[:, None] * out_w, v172.to(out.dtype.element_ty), mask=mask)
 
 
 def layer4_2_conv3(
@@ -2767,7 +1293,7 @@ def layer4_2_conv3(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    layer4_2_conv3_kernel[grid](
+    layer1_1_conv3_kernel[grid](
         out, relu, weight, running_mean, running_var, weight_2, bias, relu_2, *sizes, *_strides(relu, (0, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
         *_strides(bias, (0,)), *_strides(relu_2, (0, 1, 2, 3)), *_strides(out, (0, 1, 2, 3)), M, N, K,

@@ -388,29 +388,6 @@ def encoder_layers_encoder_layer_0_mlp_3(
     return out
 
 
-@triton.jit
-def encoder_layers_encoder_layer_1_ln_1_kernel(
-    out, add, weight, bias, batch, tok, chan, add_batch, add_tok, add_chan, weight_chan, bias_chan, out_batch,
-    out_tok, out_chan, n_rows, n_cols, eps, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
-    # encoder.layers.encoder_layer_1.ln_1: layernorm
-    # from <std.transformer>:40
-    # computes [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]
-    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    cols = tl.arange(0, BLOCK_N)
-    mask = (rows < n_rows)[:, None] & (cols < n_cols)[None, :]
-    i_tok = rows % tok
-    rest = rows // tok
-    i_batch = rest
-    i_chan = cols
-    x_in = tl.load(add + i_batch[:, None] * add_batch + i_tok[:, None] * add_tok + i_chan[None, :] * add_chan, mask=mask, other=0.0).to(tl.float32)
-    mean = tl.sum(tl.where(mask, x_in, 0.0), axis=1) / n_cols
-    d = tl.where(mask, x_in - mean[:, None], 0.0)
-    rstd = tl.rsqrt(tl.sum(d * d, axis=1) / n_cols + eps)
-    v20 = d * rstd[:, None]  # layernorm <std.transformer>:40
-    v20 = v20 * tl.load(weight + i_chan[None, :] * weight_chan, mask=mask, other=0.0).to(tl.float32)
-    v20 = v20 + tl.load(bias + i_chan[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out + i_batch[:, None] * out_batch + i_tok[:, None] * out_tok + i_chan[None, :] * out_chan, v20.to(out.dtype.element_ty), mask=mask)
-
 
 def encoder_layers_encoder_layer_1_ln_1(
     add: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -420,7 +397,7 @@ def encoder_layers_encoder_layer_1_ln_1(
     n_cols = math.prod(sizes[j] for j in (2,))
     block_n = triton.next_power_of_2(n_cols)
     block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n))
-    encoder_layers_encoder_layer_1_ln_1_kernel[(triton.cdiv(n_rows, block_m),)](
+    encoder_layers_encoder_layer_0_ln_2_kernel[(triton.cdiv(n_rows, block_m),)](
         out, add, weight, bias, *sizes, *_strides(add, (0, 1, 2)), *_strides(weight, (0,)), *_strides(bias, (0,)),
         *_strides(out, (0, 1, 2)), n_rows, n_cols, 1e-06, BLOCK_M=block_m, BLOCK_N=block_n)
     return out
@@ -482,29 +459,6 @@ def encoder_layers_encoder_layer_1_self_attention(
     return out
 
 
-@triton.jit
-def encoder_layers_encoder_layer_1_ln_2_kernel(
-    out, add, weight, bias, batch, tok, chan, add_batch, add_tok, add_chan, weight_chan, bias_chan, out_batch,
-    out_tok, out_chan, n_rows, n_cols, eps, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
-    # encoder.layers.encoder_layer_1.ln_2: layernorm
-    # from <std.transformer>:43
-    # computes [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]
-    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    cols = tl.arange(0, BLOCK_N)
-    mask = (rows < n_rows)[:, None] & (cols < n_cols)[None, :]
-    i_tok = rows % tok
-    rest = rows // tok
-    i_batch = rest
-    i_chan = cols
-    x_in = tl.load(add + i_batch[:, None] * add_batch + i_tok[:, None] * add_tok + i_chan[None, :] * add_chan, mask=mask, other=0.0).to(tl.float32)
-    mean = tl.sum(tl.where(mask, x_in, 0.0), axis=1) / n_cols
-    d = tl.where(mask, x_in - mean[:, None], 0.0)
-    rstd = tl.rsqrt(tl.sum(d * d, axis=1) / n_cols + eps)
-    v24 = d * rstd[:, None]  # layernorm <std.transformer>:43
-    v24 = v24 * tl.load(weight + i_chan[None, :] * weight_chan, mask=mask, other=0.0).to(tl.float32)
-    v24 = v24 + tl.load(bias + i_chan[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out + i_batch[:, None] * out_batch + i_tok[:, None] * out_tok + i_chan[None, :] * out_chan, v24.to(out.dtype.element_ty), mask=mask)
-
 
 def encoder_layers_encoder_layer_1_ln_2(
     add: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -514,38 +468,11 @@ def encoder_layers_encoder_layer_1_ln_2(
     n_cols = math.prod(sizes[j] for j in (2,))
     block_n = triton.next_power_of_2(n_cols)
     block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n))
-    encoder_layers_encoder_layer_1_ln_2_kernel[(triton.cdiv(n_rows, block_m),)](
+    encoder_layers_encoder_layer_0_ln_2_kernel[(triton.cdiv(n_rows, block_m),)](
         out, add, weight, bias, *sizes, *_strides(add, (0, 1, 2)), *_strides(weight, (0,)), *_strides(bias, (0,)),
         *_strides(out, (0, 1, 2)), n_rows, n_cols, 1e-06, BLOCK_M=block_m, BLOCK_N=block_n)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def encoder_layers_encoder_layer_1_mlp_0_kernel(
-    out, layernorm, weight, bias, batch, tok, chan, layernorm_batch, layernorm_tok, out_batch, out_tok, out_chan, M,
-    N, K, layernorm_k, weight_n, weight_k, bias_n, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr,
-    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # encoder.layers.encoder_layer_1.mlp.0: linear -> gelu -> dropout
-    # from <std.transformer>:27, 28, 29
-    # computes [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=3072]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_tok = rm % tok
-    rest = rm // tok
-    i_batch = rest
-    layernorm_rows = i_batch * layernorm_batch + i_tok * layernorm_tok
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(layernorm + layernorm_rows[:, None] + rk[None, :] * layernorm_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v25 = acc + tl.load(bias + rn * bias_n, mask=rn < N, other=0.0).to(tl.float32)[None, :]
-    v26 = 0.5 * v25 * (1.0 + tl.erf(v25 * 0.7071067811865476))  # gelu <std.transformer>:28
-    tl.store(out + i_batch[:, None] * out_batch + i_tok[:, None] * out_tok + rn[None, :] * out_chan, v26.to(out.dtype.element_ty), mask=mask)
 
 
 def encoder_layers_encoder_layer_1_mlp_0(
@@ -559,39 +486,11 @@ def encoder_layers_encoder_layer_1_mlp_0(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    encoder_layers_encoder_layer_1_mlp_0_kernel[grid](
+    encoder_layers_encoder_layer_0_mlp_0_kernel[grid](
         out, layernorm, weight, bias, *sizes, *_strides(layernorm, (0, 1)), *_strides(out, (0, 1, 2)), M, N, K,
         layernorm.stride(2), weight.stride(0), weight.stride(1), bias.stride(0), PRECISION=precision)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def encoder_layers_encoder_layer_1_mlp_3_kernel(
-    out, dropout, weight, bias, add, batch, tok, chan, dropout_batch, dropout_tok, add_batch, add_tok, add_chan,
-    out_batch, out_tok, out_chan, M, N, K, dropout_k, weight_n, weight_k, bias_n, PRECISION: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # encoder.layers.encoder_layer_1.mlp.3: linear -> dropout -> add
-    # from <std.transformer>:30, 31, 45
-    # computes [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_tok = rm % tok
-    rest = rm // tok
-    i_batch = rest
-    dropout_rows = i_batch * dropout_batch + i_tok * dropout_tok
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(dropout + dropout_rows[:, None] + rk[None, :] * dropout_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v28 = acc + tl.load(bias + rn * bias_n, mask=rn < N, other=0.0).to(tl.float32)[None, :]
-    add_v = tl.load(add + i_batch[:, None] * add_batch + i_tok[:, None] * add_tok + rn[None, :] * add_chan, mask=mask, other=0.0).to(tl.float32)
-    v30 = add_v + v28  # add <std.transformer>:45
-    tl.store(out + i_batch[:, None] * out_batch + i_tok[:, None] * out_tok + rn[None, :] * out_chan, v30.to(out.dtype.element_ty), mask=mask)
 
 
 def encoder_layers_encoder_layer_1_mlp_3(
@@ -605,35 +504,12 @@ def encoder_layers_encoder_layer_1_mlp_3(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    encoder_layers_encoder_layer_1_mlp_3_kernel[grid](
+    encoder_layers_encoder_layer_0_mlp_3_kernel[grid](
         out, dropout, weight, bias, add, *sizes, *_strides(dropout, (0, 1)), *_strides(add, (0, 1, 2)),
         *_strides(out, (0, 1, 2)), M, N, K, dropout.stride(2), weight.stride(0), weight.stride(1), bias.stride(0),
         PRECISION=precision)
     return out
 
-
-@triton.jit
-def encoder_layers_encoder_layer_2_ln_1_kernel(
-    out, add, weight, bias, batch, tok, chan, add_batch, add_tok, add_chan, weight_chan, bias_chan, out_batch,
-    out_tok, out_chan, n_rows, n_cols, eps, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
-    # encoder.layers.encoder_layer_2.ln_1: layernorm
-    # from <std.transformer>:40
-    # computes [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]
-    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    cols = tl.arange(0, BLOCK_N)
-    mask = (rows < n_rows)[:, None] & (cols < n_cols)[None, :]
-    i_tok = rows % tok
-    rest = rows // tok
-    i_batch = rest
-    i_chan = cols
-    x_in = tl.load(add + i_batch[:, None] * add_batch + i_tok[:, None] * add_tok + i_chan[None, :] * add_chan, mask=mask, other=0.0).to(tl.float32)
-    mean = tl.sum(tl.where(mask, x_in, 0.0), axis=1) / n_cols
-    d = tl.where(mask, x_in - mean[:, None], 0.0)
-    rstd = tl.rsqrt(tl.sum(d * d, axis=1) / n_cols + eps)
-    v31 = d * rstd[:, None]  # layernorm <std.transformer>:40
-    v31 = v31 * tl.load(weight + i_chan[None, :] * weight_chan, mask=mask, other=0.0).to(tl.float32)
-    v31 = v31 + tl.load(bias + i_chan[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out + i_batch[:, None] * out_batch + i_tok[:, None] * out_tok + i_chan[None, :] * out_chan, v31.to(out.dtype.element_ty), mask=mask)
 
 
 def encoder_layers_encoder_layer_2_ln_1(
@@ -644,39 +520,11 @@ def encoder_layers_encoder_layer_2_ln_1(
     n_cols = math.prod(sizes[j] for j in (2,))
     block_n = triton.next_power_of_2(n_cols)
     block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n))
-    encoder_layers_encoder_layer_2_ln_1_kernel[(triton.cdiv(n_rows, block_m),)](
+    encoder_layers_encoder_layer_0_ln_2_kernel[(triton.cdiv(n_rows, block_m),)](
         out, add, weight, bias, *sizes, *_strides(add, (0, 1, 2)), *_strides(weight, (0,)), *_strides(bias, (0,)),
         *_strides(out, (0, 1, 2)), n_rows, n_cols, 1e-06, BLOCK_M=block_m, BLOCK_N=block_n)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def encoder_layers_encoder_layer_2_self_attention_kernel(
-    out, attn, weight, bias, add, batch, tok, chan, attn_batch, attn_tok, add_batch, add_tok, add_chan, out_batch,
-    out_tok, out_chan, M, N, K, attn_k, weight_n, weight_k, bias_n, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr,
-    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # encoder.layers.encoder_layer_2.self_attention: multihead_attention -> dropout -> add
-    # from <std.transformer>:41, 42
-    # computes [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_tok = rm % tok
-    rest = rm // tok
-    i_batch = rest
-    attn_rows = i_batch * attn_batch + i_tok * attn_tok
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(attn + attn_rows[:, None] + rk[None, :] * attn_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v32 = acc + tl.load(bias + rn * bias_n, mask=rn < N, other=0.0).to(tl.float32)[None, :]
-    add_v = tl.load(add + i_batch[:, None] * add_batch + i_tok[:, None] * add_tok + rn[None, :] * add_chan, mask=mask, other=0.0).to(tl.float32)
-    v34 = v32 + add_v  # add <std.transformer>:42
-    tl.store(out + i_batch[:, None] * out_batch + i_tok[:, None] * out_tok + rn[None, :] * out_chan, v34.to(out.dtype.element_ty), mask=mask)
 
 
 def encoder_layers_encoder_layer_2_self_attention(
@@ -699,35 +547,12 @@ def encoder_layers_encoder_layer_2_self_attention(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    encoder_layers_encoder_layer_2_self_attention_kernel[grid](
+    encoder_layers_encoder_layer_1_self_attention_kernel[grid](
         out, attn, weight, bias, add, *sizes, *_strides(attn, (0, 1)), *_strides(add, (0, 1, 2)),
         *_strides(out, (0, 1, 2)), M, N, K, attn.stride(-1), weight.stride(0), weight.stride(1), bias.stride(0),
         PRECISION=precision)
     return out
 
-
-@triton.jit
-def encoder_layers_encoder_layer_2_ln_2_kernel(
-    out, add, weight, bias, batch, tok, chan, add_batch, add_tok, add_chan, weight_chan, bias_chan, out_batch,
-    out_tok, out_chan, n_rows, n_cols, eps, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
-    # encoder.layers.encoder_layer_2.ln_2: layernorm
-    # from <std.transformer>:43
-    # computes [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]
-    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    cols = tl.arange(0, BLOCK_N)
-    mask = (rows < n_rows)[:, None] & (cols < n_cols)[None, :]
-    i_tok = rows % tok
-    rest = rows // tok
-    i_batch = rest
-    i_chan = cols
-    x_in = tl.load(add + i_batch[:, None] * add_batch + i_tok[:, None] * add_tok + i_chan[None, :] * add_chan, mask=mask, other=0.0).to(tl.float32)
-    mean = tl.sum(tl.where(mask, x_in, 0.0), axis=1) / n_cols
-    d = tl.where(mask, x_in - mean[:, None], 0.0)
-    rstd = tl.rsqrt(tl.sum(d * d, axis=1) / n_cols + eps)
-    v35 = d * rstd[:, None]  # layernorm <std.transformer>:43
-    v35 = v35 * tl.load(weight + i_chan[None, :] * weight_chan, mask=mask, other=0.0).to(tl.float32)
-    v35 = v35 + tl.load(bias + i_chan[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out + i_batch[:, None] * out_batch + i_tok[:, None] * out_tok + i_chan[None, :] * out_chan, v35.to(out.dtype.element_ty), mask=mask)
 
 
 def encoder_layers_encoder_layer_2_ln_2(
@@ -738,38 +563,11 @@ def encoder_layers_encoder_layer_2_ln_2(
     n_cols = math.prod(sizes[j] for j in (2,))
     block_n = triton.next_power_of_2(n_cols)
     block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n))
-    encoder_layers_encoder_layer_2_ln_2_kernel[(triton.cdiv(n_rows, block_m),)](
+    encoder_layers_encoder_layer_0_ln_2_kernel[(triton.cdiv(n_rows, block_m),)](
         out, add, weight, bias, *sizes, *_strides(add, (0, 1, 2)), *_strides(weight, (0,)), *_strides(bias, (0,)),
         *_strides(out, (0, 1, 2)), n_rows, n_cols, 1e-06, BLOCK_M=block_m, BLOCK_N=block_n)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def encoder_layers_encoder_layer_2_mlp_0_kernel(
-    out, layernorm, weight, bias, batch, tok, chan, layernorm_batch, layernorm_tok, out_batch, out_tok, out_chan, M,
-    N, K, layernorm_k, weight_n, weight_k, bias_n, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr,
-    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # encoder.layers.encoder_layer_2.mlp.0: linear -> gelu -> dropout
-    # from <std.transformer>:27, 28, 29
-    # computes [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=3072]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_tok = rm % tok
-    rest = rm // tok
-    i_batch = rest
-    layernorm_rows = i_batch * layernorm_batch + i_tok * layernorm_tok
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(layernorm + layernorm_rows[:, None] + rk[None, :] * layernorm_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v36 = acc + tl.load(bias + rn * bias_n, mask=rn < N, other=0.0).to(tl.float32)[None, :]
-    v37 = 0.5 * v36 * (1.0 + tl.erf(v36 * 0.7071067811865476))  # gelu <std.transformer>:28
-    tl.store(out + i_batch[:, None] * out_batch + i_tok[:, None] * out_tok + rn[None, :] * out_chan, v37.to(out.dtype.element_ty), mask=mask)
 
 
 def encoder_layers_encoder_layer_2_mlp_0(
@@ -783,39 +581,11 @@ def encoder_layers_encoder_layer_2_mlp_0(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    encoder_layers_encoder_layer_2_mlp_0_kernel[grid](
+    encoder_layers_encoder_layer_0_mlp_0_kernel[grid](
         out, layernorm, weight, bias, *sizes, *_strides(layernorm, (0, 1)), *_strides(out, (0, 1, 2)), M, N, K,
         layernorm.stride(2), weight.stride(0), weight.stride(1), bias.stride(0), PRECISION=precision)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def encoder_layers_encoder_layer_2_mlp_3_kernel(
-    out, dropout, weight, bias, add, batch, tok, chan, dropout_batch, dropout_tok, add_batch, add_tok, add_chan,
-    out_batch, out_tok, out_chan, M, N, K, dropout_k, weight_n, weight_k, bias_n, PRECISION: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # encoder.layers.encoder_layer_2.mlp.3: linear -> dropout -> add
-    # from <std.transformer>:30, 31, 45
-    # computes [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_tok = rm % tok
-    rest = rm // tok
-    i_batch = rest
-    dropout_rows = i_batch * dropout_batch + i_tok * dropout_tok
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(dropout + dropout_rows[:, None] + rk[None, :] * dropout_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v39 = acc + tl.load(bias + rn * bias_n, mask=rn < N, other=0.0).to(tl.float32)[None, :]
-    add_v = tl.load(add + i_batch[:, None] * add_batch + i_tok[:, None] * add_tok + rn[None, :] * add_chan, mask=mask, other=0.0).to(tl.float32)
-    v41 = add_v + v39  # add <std.transformer>:45
-    tl.store(out + i_batch[:, None] * out_batch + i_tok[:, None] * out_tok + rn[None, :] * out_chan, v41.to(out.dtype.element_ty), mask=mask)
 
 
 def encoder_layers_encoder_layer_2_mlp_3(
@@ -829,35 +599,12 @@ def encoder_layers_encoder_layer_2_mlp_3(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    encoder_layers_encoder_layer_2_mlp_3_kernel[grid](
+    encoder_layers_encoder_layer_0_mlp_3_kernel[grid](
         out, dropout, weight, bias, add, *sizes, *_strides(dropout, (0, 1)), *_strides(add, (0, 1, 2)),
         *_strides(out, (0, 1, 2)), M, N, K, dropout.stride(2), weight.stride(0), weight.stride(1), bias.stride(0),
         PRECISION=precision)
     return out
 
-
-@triton.jit
-def encoder_layers_encoder_layer_3_ln_1_kernel(
-    out, add, weight, bias, batch, tok, chan, add_batch, add_tok, add_chan, weight_chan, bias_chan, out_batch,
-    out_tok, out_chan, n_rows, n_cols, eps, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
-    # encoder.layers.encoder_layer_3.ln_1: layernorm
-    # from <std.transformer>:40
-    # computes [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]
-    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    cols = tl.arange(0, BLOCK_N)
-    mask = (rows < n_rows)[:, None] & (cols < n_cols)[None, :]
-    i_tok = rows % tok
-    rest = rows // tok
-    i_batch = rest
-    i_chan = cols
-    x_in = tl.load(add + i_batch[:, None] * add_batch + i_tok[:, None] * add_tok + i_chan[None, :] * add_chan, mask=mask, other=0.0).to(tl.float32)
-    mean = tl.sum(tl.where(mask, x_in, 0.0), axis=1) / n_cols
-    d = tl.where(mask, x_in - mean[:, None], 0.0)
-    rstd = tl.rsqrt(tl.sum(d * d, axis=1) / n_cols + eps)
-    v42 = d * rstd[:, None]  # layernorm <std.transformer>:40
-    v42 = v42 * tl.load(weight + i_chan[None, :] * weight_chan, mask=mask, other=0.0).to(tl.float32)
-    v42 = v42 + tl.load(bias + i_chan[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out + i_batch[:, None] * out_batch + i_tok[:, None] * out_tok + i_chan[None, :] * out_chan, v42.to(out.dtype.element_ty), mask=mask)
 
 
 def encoder_layers_encoder_layer_3_ln_1(
@@ -868,39 +615,11 @@ def encoder_layers_encoder_layer_3_ln_1(
     n_cols = math.prod(sizes[j] for j in (2,))
     block_n = triton.next_power_of_2(n_cols)
     block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n))
-    encoder_layers_encoder_layer_3_ln_1_kernel[(triton.cdiv(n_rows, block_m),)](
+    encoder_layers_encoder_layer_0_ln_2_kernel[(triton.cdiv(n_rows, block_m),)](
         out, add, weight, bias, *sizes, *_strides(add, (0, 1, 2)), *_strides(weight, (0,)), *_strides(bias, (0,)),
         *_strides(out, (0, 1, 2)), n_rows, n_cols, 1e-06, BLOCK_M=block_m, BLOCK_N=block_n)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def encoder_layers_encoder_layer_3_self_attention_kernel(
-    out, attn, weight, bias, add, batch, tok, chan, attn_batch, attn_tok, add_batch, add_tok, add_chan, out_batch,
-    out_tok, out_chan, M, N, K, attn_k, weight_n, weight_k, bias_n, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr,
-    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # encoder.layers.encoder_layer_3.self_attention: multihead_attention -> dropout -> add
-    # from <std.transformer>:41, 42
-    # computes [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_tok = rm % tok
-    rest = rm // tok
-    i_batch = rest
-    attn_rows = i_batch * attn_batch + i_tok * attn_tok
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(attn + attn_rows[:, None] + rk[None, :] * attn_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v43 = acc + tl.load(bias + rn * bias_n, mask=rn < N, other=0.0).to(tl.float32)[None, :]
-    add_v = tl.load(add + i_batch[:, None] * add_batch + i_tok[:, None] * add_tok + rn[None, :] * add_chan, mask=mask, other=0.0).to(tl.float32)
-    v45 = v43 + add_v  # add <std.transformer>:42
-    tl.store(out + i_batch[:, None] * out_batch + i_tok[:, None] * out_tok + rn[None, :] * out_chan, v45.to(out.dtype.element_ty), mask=mask)
 
 
 def encoder_layers_encoder_layer_3_self_attention(
@@ -923,35 +642,12 @@ def encoder_layers_encoder_layer_3_self_attention(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    encoder_layers_encoder_layer_3_self_attention_kernel[grid](
+    encoder_layers_encoder_layer_1_self_attention_kernel[grid](
         out, attn, weight, bias, add, *sizes, *_strides(attn, (0, 1)), *_strides(add, (0, 1, 2)),
         *_strides(out, (0, 1, 2)), M, N, K, attn.stride(-1), weight.stride(0), weight.stride(1), bias.stride(0),
         PRECISION=precision)
     return out
 
-
-@triton.jit
-def encoder_layers_encoder_layer_3_ln_2_kernel(
-    out, add, weight, bias, batch, tok, chan, add_batch, add_tok, add_chan, weight_chan, bias_chan, out_batch,
-    out_tok, out_chan, n_rows, n_cols, eps, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
-    # encoder.layers.encoder_layer_3.ln_2: layernorm
-    # from <std.transformer>:43
-    # computes [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]
-    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    cols = tl.arange(0, BLOCK_N)
-    mask = (rows < n_rows)[:, None] & (cols < n_cols)[None, :]
-    i_tok = rows % tok
-    rest = rows // tok
-    i_batch = rest
-    i_chan = cols
-    x_in = tl.load(add + i_batch[:, None] * add_batch + i_tok[:, None] * add_tok + i_chan[None, :] * add_chan, mask=mask, other=0.0).to(tl.float32)
-    mean = tl.sum(tl.where(mask, x_in, 0.0), axis=1) / n_cols
-    d = tl.where(mask, x_in - mean[:, None], 0.0)
-    rstd = tl.rsqrt(tl.sum(d * d, axis=1) / n_cols + eps)
-    v46 = d * rstd[:, None]  # layernorm <std.transformer>:43
-    v46 = v46 * tl.load(weight + i_chan[None, :] * weight_chan, mask=mask, other=0.0).to(tl.float32)
-    v46 = v46 + tl.load(bias + i_chan[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out + i_batch[:, None] * out_batch + i_tok[:, None] * out_tok + i_chan[None, :] * out_chan, v46.to(out.dtype.element_ty), mask=mask)
 
 
 def encoder_layers_encoder_layer_3_ln_2(
@@ -962,38 +658,11 @@ def encoder_layers_encoder_layer_3_ln_2(
     n_cols = math.prod(sizes[j] for j in (2,))
     block_n = triton.next_power_of_2(n_cols)
     block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n))
-    encoder_layers_encoder_layer_3_ln_2_kernel[(triton.cdiv(n_rows, block_m),)](
+    encoder_layers_encoder_layer_0_ln_2_kernel[(triton.cdiv(n_rows, block_m),)](
         out, add, weight, bias, *sizes, *_strides(add, (0, 1, 2)), *_strides(weight, (0,)), *_strides(bias, (0,)),
         *_strides(out, (0, 1, 2)), n_rows, n_cols, 1e-06, BLOCK_M=block_m, BLOCK_N=block_n)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def encoder_layers_encoder_layer_3_mlp_0_kernel(
-    out, layernorm, weight, bias, batch, tok, chan, layernorm_batch, layernorm_tok, out_batch, out_tok, out_chan, M,
-    N, K, layernorm_k, weight_n, weight_k, bias_n, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr,
-    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # encoder.layers.encoder_layer_3.mlp.0: linear -> gelu -> dropout
-    # from <std.transformer>:27, 28, 29
-    # computes [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=3072]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_tok = rm % tok
-    rest = rm // tok
-    i_batch = rest
-    layernorm_rows = i_batch * layernorm_batch + i_tok * layernorm_tok
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(layernorm + layernorm_rows[:, None] + rk[None, :] * layernorm_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v47 = acc + tl.load(bias + rn * bias_n, mask=rn < N, other=0.0).to(tl.float32)[None, :]
-    v48 = 0.5 * v47 * (1.0 + tl.erf(v47 * 0.7071067811865476))  # gelu <std.transformer>:28
-    tl.store(out + i_batch[:, None] * out_batch + i_tok[:, None] * out_tok + rn[None, :] * out_chan, v48.to(out.dtype.element_ty), mask=mask)
 
 
 def encoder_layers_encoder_layer_3_mlp_0(
@@ -1007,39 +676,11 @@ def encoder_layers_encoder_layer_3_mlp_0(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    encoder_layers_encoder_layer_3_mlp_0_kernel[grid](
+    encoder_layers_encoder_layer_0_mlp_0_kernel[grid](
         out, layernorm, weight, bias, *sizes, *_strides(layernorm, (0, 1)), *_strides(out, (0, 1, 2)), M, N, K,
         layernorm.stride(2), weight.stride(0), weight.stride(1), bias.stride(0), PRECISION=precision)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def encoder_layers_encoder_layer_3_mlp_3_kernel(
-    out, dropout, weight, bias, add, batch, tok, chan, dropout_batch, dropout_tok, add_batch, add_tok, add_chan,
-    out_batch, out_tok, out_chan, M, N, K, dropout_k, weight_n, weight_k, bias_n, PRECISION: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # encoder.layers.encoder_layer_3.mlp.3: linear -> dropout -> add
-    # from <std.transformer>:30, 31, 45
-    # computes [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_tok = rm % tok
-    rest = rm // tok
-    i_batch = rest
-    dropout_rows = i_batch * dropout_batch + i_tok * dropout_tok
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(dropout + dropout_rows[:, None] + rk[None, :] * dropout_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v50 = acc + tl.load(bias + rn * bias_n, mask=rn < N, other=0.0).to(tl.float32)[None, :]
-    add_v = tl.load(add + i_batch[:, None] * add_batch + i_tok[:, None] * add_tok + rn[None, :] * add_chan, mask=mask, other=0.0).to(tl.float32)
-    v52 = add_v + v50  # add <std.transformer>:45
-    tl.store(out + i_batch[:, None] * out_batch + i_tok[:, None] * out_tok + rn[None, :] * out_chan, v52.to(out.dtype.element_ty), mask=mask)
 
 
 def encoder_layers_encoder_layer_3_mlp_3(
@@ -1053,35 +694,12 @@ def encoder_layers_encoder_layer_3_mlp_3(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    encoder_layers_encoder_layer_3_mlp_3_kernel[grid](
+    encoder_layers_encoder_layer_0_mlp_3_kernel[grid](
         out, dropout, weight, bias, add, *sizes, *_strides(dropout, (0, 1)), *_strides(add, (0, 1, 2)),
         *_strides(out, (0, 1, 2)), M, N, K, dropout.stride(2), weight.stride(0), weight.stride(1), bias.stride(0),
         PRECISION=precision)
     return out
 
-
-@triton.jit
-def encoder_layers_encoder_layer_4_ln_1_kernel(
-    out, add, weight, bias, batch, tok, chan, add_batch, add_tok, add_chan, weight_chan, bias_chan, out_batch,
-    out_tok, out_chan, n_rows, n_cols, eps, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
-    # encoder.layers.encoder_layer_4.ln_1: layernorm
-    # from <std.transformer>:40
-    # computes [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]
-    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    cols = tl.arange(0, BLOCK_N)
-    mask = (rows < n_rows)[:, None] & (cols < n_cols)[None, :]
-    i_tok = rows % tok
-    rest = rows // tok
-    i_batch = rest
-    i_chan = cols
-    x_in = tl.load(add + i_batch[:, None] * add_batch + i_tok[:, None] * add_tok + i_chan[None, :] * add_chan, mask=mask, other=0.0).to(tl.float32)
-    mean = tl.sum(tl.where(mask, x_in, 0.0), axis=1) / n_cols
-    d = tl.where(mask, x_in - mean[:, None], 0.0)
-    rstd = tl.rsqrt(tl.sum(d * d, axis=1) / n_cols + eps)
-    v53 = d * rstd[:, None]  # layernorm <std.transformer>:40
-    v53 = v53 * tl.load(weight + i_chan[None, :] * weight_chan, mask=mask, other=0.0).to(tl.float32)
-    v53 = v53 + tl.load(bias + i_chan[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out + i_batch[:, None] * out_batch + i_tok[:, None] * out_tok + i_chan[None, :] * out_chan, v53.to(out.dtype.element_ty), mask=mask)
 
 
 def encoder_layers_encoder_layer_4_ln_1(
@@ -1092,39 +710,11 @@ def encoder_layers_encoder_layer_4_ln_1(
     n_cols = math.prod(sizes[j] for j in (2,))
     block_n = triton.next_power_of_2(n_cols)
     block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n))
-    encoder_layers_encoder_layer_4_ln_1_kernel[(triton.cdiv(n_rows, block_m),)](
+    encoder_layers_encoder_layer_0_ln_2_kernel[(triton.cdiv(n_rows, block_m),)](
         out, add, weight, bias, *sizes, *_strides(add, (0, 1, 2)), *_strides(weight, (0,)), *_strides(bias, (0,)),
         *_strides(out, (0, 1, 2)), n_rows, n_cols, 1e-06, BLOCK_M=block_m, BLOCK_N=block_n)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def encoder_layers_encoder_layer_4_self_attention_kernel(
-    out, attn, weight, bias, add, batch, tok, chan, attn_batch, attn_tok, add_batch, add_tok, add_chan, out_batch,
-    out_tok, out_chan, M, N, K, attn_k, weight_n, weight_k, bias_n, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr,
-    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # encoder.layers.encoder_layer_4.self_attention: multihead_attention -> dropout -> add
-    # from <std.transformer>:41, 42
-    # computes [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_tok = rm % tok
-    rest = rm // tok
-    i_batch = rest
-    attn_rows = i_batch * attn_batch + i_tok * attn_tok
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(attn + attn_rows[:, None] + rk[None, :] * attn_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v54 = acc + tl.load(bias + rn * bias_n, mask=rn < N, other=0.0).to(tl.float32)[None, :]
-    add_v = tl.load(add + i_batch[:, None] * add_batch + i_tok[:, None] * add_tok + rn[None, :] * add_chan, mask=mask, other=0.0).to(tl.float32)
-    v56 = v54 + add_v  # add <std.transformer>:42
-    tl.store(out + i_batch[:, None] * out_batch + i_tok[:, None] * out_tok + rn[None, :] * out_chan, v56.to(out.dtype.element_ty), mask=mask)
 
 
 def encoder_layers_encoder_layer_4_self_attention(
@@ -1147,35 +737,12 @@ def encoder_layers_encoder_layer_4_self_attention(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    encoder_layers_encoder_layer_4_self_attention_kernel[grid](
+    encoder_layers_encoder_layer_1_self_attention_kernel[grid](
         out, attn, weight, bias, add, *sizes, *_strides(attn, (0, 1)), *_strides(add, (0, 1, 2)),
         *_strides(out, (0, 1, 2)), M, N, K, attn.stride(-1), weight.stride(0), weight.stride(1), bias.stride(0),
         PRECISION=precision)
     return out
 
-
-@triton.jit
-def encoder_layers_encoder_layer_4_ln_2_kernel(
-    out, add, weight, bias, batch, tok, chan, add_batch, add_tok, add_chan, weight_chan, bias_chan, out_batch,
-    out_tok, out_chan, n_rows, n_cols, eps, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
-    # encoder.layers.encoder_layer_4.ln_2: layernorm
-    # from <std.transformer>:43
-    # computes [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]
-    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    cols = tl.arange(0, BLOCK_N)
-    mask = (rows < n_rows)[:, None] & (cols < n_cols)[None, :]
-    i_tok = rows % tok
-    rest = rows // tok
-    i_batch = rest
-    i_chan = cols
-    x_in = tl.load(add + i_batch[:, None] * add_batch + i_tok[:, None] * add_tok + i_chan[None, :] * add_chan, mask=mask, other=0.0).to(tl.float32)
-    mean = tl.sum(tl.where(mask, x_in, 0.0), axis=1) / n_cols
-    d = tl.where(mask, x_in - mean[:, None], 0.0)
-    rstd = tl.rsqrt(tl.sum(d * d, axis=1) / n_cols + eps)
-    v57 = d * rstd[:, None]  # layernorm <std.transformer>:43
-    v57 = v57 * tl.load(weight + i_chan[None, :] * weight_chan, mask=mask, other=0.0).to(tl.float32)
-    v57 = v57 + tl.load(bias + i_chan[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out + i_batch[:, None] * out_batch + i_tok[:, None] * out_tok + i_chan[None, :] * out_chan, v57.to(out.dtype.element_ty), mask=mask)
 
 
 def encoder_layers_encoder_layer_4_ln_2(
@@ -1186,38 +753,11 @@ def encoder_layers_encoder_layer_4_ln_2(
     n_cols = math.prod(sizes[j] for j in (2,))
     block_n = triton.next_power_of_2(n_cols)
     block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n))
-    encoder_layers_encoder_layer_4_ln_2_kernel[(triton.cdiv(n_rows, block_m),)](
+    encoder_layers_encoder_layer_0_ln_2_kernel[(triton.cdiv(n_rows, block_m),)](
         out, add, weight, bias, *sizes, *_strides(add, (0, 1, 2)), *_strides(weight, (0,)), *_strides(bias, (0,)),
         *_strides(out, (0, 1, 2)), n_rows, n_cols, 1e-06, BLOCK_M=block_m, BLOCK_N=block_n)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def encoder_layers_encoder_layer_4_mlp_0_kernel(
-    out, layernorm, weight, bias, batch, tok, chan, layernorm_batch, layernorm_tok, out_batch, out_tok, out_chan, M,
-    N, K, layernorm_k, weight_n, weight_k, bias_n, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr,
-    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # encoder.layers.encoder_layer_4.mlp.0: linear -> gelu -> dropout
-    # from <std.transformer>:27, 28, 29
-    # computes [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=3072]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_tok = rm % tok
-    rest = rm // tok
-    i_batch = rest
-    layernorm_rows = i_batch * layernorm_batch + i_tok * layernorm_tok
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(layernorm + layernorm_rows[:, None] + rk[None, :] * layernorm_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v58 = acc + tl.load(bias + rn * bias_n, mask=rn < N, other=0.0).to(tl.float32)[None, :]
-    v59 = 0.5 * v58 * (1.0 + tl.erf(v58 * 0.7071067811865476))  # gelu <std.transformer>:28
-    tl.store(out + i_batch[:, None] * out_batch + i_tok[:, None] * out_tok + rn[None, :] * out_chan, v59.to(out.dtype.element_ty), mask=mask)
 
 
 def encoder_layers_encoder_layer_4_mlp_0(
@@ -1231,39 +771,11 @@ def encoder_layers_encoder_layer_4_mlp_0(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    encoder_layers_encoder_layer_4_mlp_0_kernel[grid](
+    encoder_layers_encoder_layer_0_mlp_0_kernel[grid](
         out, layernorm, weight, bias, *sizes, *_strides(layernorm, (0, 1)), *_strides(out, (0, 1, 2)), M, N, K,
         layernorm.stride(2), weight.stride(0), weight.stride(1), bias.stride(0), PRECISION=precision)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def encoder_layers_encoder_layer_4_mlp_3_kernel(
-    out, dropout, weight, bias, add, batch, tok, chan, dropout_batch, dropout_tok, add_batch, add_tok, add_chan,
-    out_batch, out_tok, out_chan, M, N, K, dropout_k, weight_n, weight_k, bias_n, PRECISION: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # encoder.layers.encoder_layer_4.mlp.3: linear -> dropout -> add
-    # from <std.transformer>:30, 31, 45
-    # computes [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_tok = rm % tok
-    rest = rm // tok
-    i_batch = rest
-    dropout_rows = i_batch * dropout_batch + i_tok * dropout_tok
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(dropout + dropout_rows[:, None] + rk[None, :] * dropout_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v61 = acc + tl.load(bias + rn * bias_n, mask=rn < N, other=0.0).to(tl.float32)[None, :]
-    add_v = tl.load(add + i_batch[:, None] * add_batch + i_tok[:, None] * add_tok + rn[None, :] * add_chan, mask=mask, other=0.0).to(tl.float32)
-    v63 = add_v + v61  # add <std.transformer>:45
-    tl.store(out + i_batch[:, None] * out_batch + i_tok[:, None] * out_tok + rn[None, :] * out_chan, v63.to(out.dtype.element_ty), mask=mask)
 
 
 def encoder_layers_encoder_layer_4_mlp_3(
@@ -1277,35 +789,12 @@ def encoder_layers_encoder_layer_4_mlp_3(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    encoder_layers_encoder_layer_4_mlp_3_kernel[grid](
+    encoder_layers_encoder_layer_0_mlp_3_kernel[grid](
         out, dropout, weight, bias, add, *sizes, *_strides(dropout, (0, 1)), *_strides(add, (0, 1, 2)),
         *_strides(out, (0, 1, 2)), M, N, K, dropout.stride(2), weight.stride(0), weight.stride(1), bias.stride(0),
         PRECISION=precision)
     return out
 
-
-@triton.jit
-def encoder_layers_encoder_layer_5_ln_1_kernel(
-    out, add, weight, bias, batch, tok, chan, add_batch, add_tok, add_chan, weight_chan, bias_chan, out_batch,
-    out_tok, out_chan, n_rows, n_cols, eps, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
-    # encoder.layers.encoder_layer_5.ln_1: layernorm
-    # from <std.transformer>:40
-    # computes [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]
-    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    cols = tl.arange(0, BLOCK_N)
-    mask = (rows < n_rows)[:, None] & (cols < n_cols)[None, :]
-    i_tok = rows % tok
-    rest = rows // tok
-    i_batch = rest
-    i_chan = cols
-    x_in = tl.load(add + i_batch[:, None] * add_batch + i_tok[:, None] * add_tok + i_chan[None, :] * add_chan, mask=mask, other=0.0).to(tl.float32)
-    mean = tl.sum(tl.where(mask, x_in, 0.0), axis=1) / n_cols
-    d = tl.where(mask, x_in - mean[:, None], 0.0)
-    rstd = tl.rsqrt(tl.sum(d * d, axis=1) / n_cols + eps)
-    v64 = d * rstd[:, None]  # layernorm <std.transformer>:40
-    v64 = v64 * tl.load(weight + i_chan[None, :] * weight_chan, mask=mask, other=0.0).to(tl.float32)
-    v64 = v64 + tl.load(bias + i_chan[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out + i_batch[:, None] * out_batch + i_tok[:, None] * out_tok + i_chan[None, :] * out_chan, v64.to(out.dtype.element_ty), mask=mask)
 
 
 def encoder_layers_encoder_layer_5_ln_1(
@@ -1316,39 +805,11 @@ def encoder_layers_encoder_layer_5_ln_1(
     n_cols = math.prod(sizes[j] for j in (2,))
     block_n = triton.next_power_of_2(n_cols)
     block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n))
-    encoder_layers_encoder_layer_5_ln_1_kernel[(triton.cdiv(n_rows, block_m),)](
+    encoder_layers_encoder_layer_0_ln_2_kernel[(triton.cdiv(n_rows, block_m),)](
         out, add, weight, bias, *sizes, *_strides(add, (0, 1, 2)), *_strides(weight, (0,)), *_strides(bias, (0,)),
         *_strides(out, (0, 1, 2)), n_rows, n_cols, 1e-06, BLOCK_M=block_m, BLOCK_N=block_n)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def encoder_layers_encoder_layer_5_self_attention_kernel(
-    out, attn, weight, bias, add, batch, tok, chan, attn_batch, attn_tok, add_batch, add_tok, add_chan, out_batch,
-    out_tok, out_chan, M, N, K, attn_k, weight_n, weight_k, bias_n, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr,
-    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # encoder.layers.encoder_layer_5.self_attention: multihead_attention -> dropout -> add
-    # from <std.transformer>:41, 42
-    # computes [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_tok = rm % tok
-    rest = rm // tok
-    i_batch = rest
-    attn_rows = i_batch * attn_batch + i_tok * attn_tok
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(attn + attn_rows[:, None] + rk[None, :] * attn_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v65 = acc + tl.load(bias + rn * bias_n, mask=rn < N, other=0.0).to(tl.float32)[None, :]
-    add_v = tl.load(add + i_batch[:, None] * add_batch + i_tok[:, None] * add_tok + rn[None, :] * add_chan, mask=mask, other=0.0).to(tl.float32)
-    v67 = v65 + add_v  # add <std.transformer>:42
-    tl.store(out + i_batch[:, None] * out_batch + i_tok[:, None] * out_tok + rn[None, :] * out_chan, v67.to(out.dtype.element_ty), mask=mask)
 
 
 def encoder_layers_encoder_layer_5_self_attention(
@@ -1371,35 +832,12 @@ def encoder_layers_encoder_layer_5_self_attention(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    encoder_layers_encoder_layer_5_self_attention_kernel[grid](
+    encoder_layers_encoder_layer_1_self_attention_kernel[grid](
         out, attn, weight, bias, add, *sizes, *_strides(attn, (0, 1)), *_strides(add, (0, 1, 2)),
         *_strides(out, (0, 1, 2)), M, N, K, attn.stride(-1), weight.stride(0), weight.stride(1), bias.stride(0),
         PRECISION=precision)
     return out
 
-
-@triton.jit
-def encoder_layers_encoder_layer_5_ln_2_kernel(
-    out, add, weight, bias, batch, tok, chan, add_batch, add_tok, add_chan, weight_chan, bias_chan, out_batch,
-    out_tok, out_chan, n_rows, n_cols, eps, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
-    # encoder.layers.encoder_layer_5.ln_2: layernorm
-    # from <std.transformer>:43
-    # computes [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]
-    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    cols = tl.arange(0, BLOCK_N)
-    mask = (rows < n_rows)[:, None] & (cols < n_cols)[None, :]
-    i_tok = rows % tok
-    rest = rows // tok
-    i_batch = rest
-    i_chan = cols
-    x_in = tl.load(add + i_batch[:, None] * add_batch + i_tok[:, None] * add_tok + i_chan[None, :] * add_chan, mask=mask, other=0.0).to(tl.float32)
-    mean = tl.sum(tl.where(mask, x_in, 0.0), axis=1) / n_cols
-    d = tl.where(mask, x_in - mean[:, None], 0.0)
-    rstd = tl.rsqrt(tl.sum(d * d, axis=1) / n_cols + eps)
-    v68 = d * rstd[:, None]  # layernorm <std.transformer>:43
-    v68 = v68 * tl.load(weight + i_chan[None, :] * weight_chan, mask=mask, other=0.0).to(tl.float32)
-    v68 = v68 + tl.load(bias + i_chan[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out + i_batch[:, None] * out_batch + i_tok[:, None] * out_tok + i_chan[None, :] * out_chan, v68.to(out.dtype.element_ty), mask=mask)
 
 
 def encoder_layers_encoder_layer_5_ln_2(
@@ -1410,38 +848,11 @@ def encoder_layers_encoder_layer_5_ln_2(
     n_cols = math.prod(sizes[j] for j in (2,))
     block_n = triton.next_power_of_2(n_cols)
     block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n))
-    encoder_layers_encoder_layer_5_ln_2_kernel[(triton.cdiv(n_rows, block_m),)](
+    encoder_layers_encoder_layer_0_ln_2_kernel[(triton.cdiv(n_rows, block_m),)](
         out, add, weight, bias, *sizes, *_strides(add, (0, 1, 2)), *_strides(weight, (0,)), *_strides(bias, (0,)),
         *_strides(out, (0, 1, 2)), n_rows, n_cols, 1e-06, BLOCK_M=block_m, BLOCK_N=block_n)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def encoder_layers_encoder_layer_5_mlp_0_kernel(
-    out, layernorm, weight, bias, batch, tok, chan, layernorm_batch, layernorm_tok, out_batch, out_tok, out_chan, M,
-    N, K, layernorm_k, weight_n, weight_k, bias_n, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr,
-    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # encoder.layers.encoder_layer_5.mlp.0: linear -> gelu -> dropout
-    # from <std.transformer>:27, 28, 29
-    # computes [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=3072]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_tok = rm % tok
-    rest = rm // tok
-    i_batch = rest
-    layernorm_rows = i_batch * layernorm_batch + i_tok * layernorm_tok
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(layernorm + layernorm_rows[:, None] + rk[None, :] * layernorm_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v69 = acc + tl.load(bias + rn * bias_n, mask=rn < N, other=0.0).to(tl.float32)[None, :]
-    v70 = 0.5 * v69 * (1.0 + tl.erf(v69 * 0.7071067811865476))  # gelu <std.transformer>:28
-    tl.store(out + i_batch[:, None] * out_batch + i_tok[:, None] * out_tok + rn[None, :] * out_chan, v70.to(out.dtype.element_ty), mask=mask)
 
 
 def encoder_layers_encoder_layer_5_mlp_0(
@@ -1455,39 +866,11 @@ def encoder_layers_encoder_layer_5_mlp_0(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    encoder_layers_encoder_layer_5_mlp_0_kernel[grid](
+    encoder_layers_encoder_layer_0_mlp_0_kernel[grid](
         out, layernorm, weight, bias, *sizes, *_strides(layernorm, (0, 1)), *_strides(out, (0, 1, 2)), M, N, K,
         layernorm.stride(2), weight.stride(0), weight.stride(1), bias.stride(0), PRECISION=precision)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def encoder_layers_encoder_layer_5_mlp_3_kernel(
-    out, dropout, weight, bias, add, batch, tok, chan, dropout_batch, dropout_tok, add_batch, add_tok, add_chan,
-    out_batch, out_tok, out_chan, M, N, K, dropout_k, weight_n, weight_k, bias_n, PRECISION: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # encoder.layers.encoder_layer_5.mlp.3: linear -> dropout -> add
-    # from <std.transformer>:30, 31, 45
-    # computes [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_tok = rm % tok
-    rest = rm // tok
-    i_batch = rest
-    dropout_rows = i_batch * dropout_batch + i_tok * dropout_tok
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(dropout + dropout_rows[:, None] + rk[None, :] * dropout_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v72 = acc + tl.load(bias + rn * bias_n, mask=rn < N, other=0.0).to(tl.float32)[None, :]
-    add_v = tl.load(add + i_batch[:, None] * add_batch + i_tok[:, None] * add_tok + rn[None, :] * add_chan, mask=mask, other=0.0).to(tl.float32)
-    v74 = add_v + v72  # add <std.transformer>:45
-    tl.store(out + i_batch[:, None] * out_batch + i_tok[:, None] * out_tok + rn[None, :] * out_chan, v74.to(out.dtype.element_ty), mask=mask)
 
 
 def encoder_layers_encoder_layer_5_mlp_3(
@@ -1501,35 +884,12 @@ def encoder_layers_encoder_layer_5_mlp_3(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    encoder_layers_encoder_layer_5_mlp_3_kernel[grid](
+    encoder_layers_encoder_layer_0_mlp_3_kernel[grid](
         out, dropout, weight, bias, add, *sizes, *_strides(dropout, (0, 1)), *_strides(add, (0, 1, 2)),
         *_strides(out, (0, 1, 2)), M, N, K, dropout.stride(2), weight.stride(0), weight.stride(1), bias.stride(0),
         PRECISION=precision)
     return out
 
-
-@triton.jit
-def encoder_layers_encoder_layer_6_ln_1_kernel(
-    out, add, weight, bias, batch, tok, chan, add_batch, add_tok, add_chan, weight_chan, bias_chan, out_batch,
-    out_tok, out_chan, n_rows, n_cols, eps, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
-    # encoder.layers.encoder_layer_6.ln_1: layernorm
-    # from <std.transformer>:40
-    # computes [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]
-    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    cols = tl.arange(0, BLOCK_N)
-    mask = (rows < n_rows)[:, None] & (cols < n_cols)[None, :]
-    i_tok = rows % tok
-    rest = rows // tok
-    i_batch = rest
-    i_chan = cols
-    x_in = tl.load(add + i_batch[:, None] * add_batch + i_tok[:, None] * add_tok + i_chan[None, :] * add_chan, mask=mask, other=0.0).to(tl.float32)
-    mean = tl.sum(tl.where(mask, x_in, 0.0), axis=1) / n_cols
-    d = tl.where(mask, x_in - mean[:, None], 0.0)
-    rstd = tl.rsqrt(tl.sum(d * d, axis=1) / n_cols + eps)
-    v75 = d * rstd[:, None]  # layernorm <std.transformer>:40
-    v75 = v75 * tl.load(weight + i_chan[None, :] * weight_chan, mask=mask, other=0.0).to(tl.float32)
-    v75 = v75 + tl.load(bias + i_chan[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out + i_batch[:, None] * out_batch + i_tok[:, None] * out_tok + i_chan[None, :] * out_chan, v75.to(out.dtype.element_ty), mask=mask)
 
 
 def encoder_layers_encoder_layer_6_ln_1(
@@ -1540,39 +900,11 @@ def encoder_layers_encoder_layer_6_ln_1(
     n_cols = math.prod(sizes[j] for j in (2,))
     block_n = triton.next_power_of_2(n_cols)
     block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n))
-    encoder_layers_encoder_layer_6_ln_1_kernel[(triton.cdiv(n_rows, block_m),)](
+    encoder_layers_encoder_layer_0_ln_2_kernel[(triton.cdiv(n_rows, block_m),)](
         out, add, weight, bias, *sizes, *_strides(add, (0, 1, 2)), *_strides(weight, (0,)), *_strides(bias, (0,)),
         *_strides(out, (0, 1, 2)), n_rows, n_cols, 1e-06, BLOCK_M=block_m, BLOCK_N=block_n)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def encoder_layers_encoder_layer_6_self_attention_kernel(
-    out, attn, weight, bias, add, batch, tok, chan, attn_batch, attn_tok, add_batch, add_tok, add_chan, out_batch,
-    out_tok, out_chan, M, N, K, attn_k, weight_n, weight_k, bias_n, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr,
-    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # encoder.layers.encoder_layer_6.self_attention: multihead_attention -> dropout -> add
-    # from <std.transformer>:41, 42
-    # computes [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_tok = rm % tok
-    rest = rm // tok
-    i_batch = rest
-    attn_rows = i_batch * attn_batch + i_tok * attn_tok
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(attn + attn_rows[:, None] + rk[None, :] * attn_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v76 = acc + tl.load(bias + rn * bias_n, mask=rn < N, other=0.0).to(tl.float32)[None, :]
-    add_v = tl.load(add + i_batch[:, None] * add_batch + i_tok[:, None] * add_tok + rn[None, :] * add_chan, mask=mask, other=0.0).to(tl.float32)
-    v78 = v76 + add_v  # add <std.transformer>:42
-    tl.store(out + i_batch[:, None] * out_batch + i_tok[:, None] * out_tok + rn[None, :] * out_chan, v78.to(out.dtype.element_ty), mask=mask)
 
 
 def encoder_layers_encoder_layer_6_self_attention(
@@ -1595,35 +927,12 @@ def encoder_layers_encoder_layer_6_self_attention(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    encoder_layers_encoder_layer_6_self_attention_kernel[grid](
+    encoder_layers_encoder_layer_1_self_attention_kernel[grid](
         out, attn, weight, bias, add, *sizes, *_strides(attn, (0, 1)), *_strides(add, (0, 1, 2)),
         *_strides(out, (0, 1, 2)), M, N, K, attn.stride(-1), weight.stride(0), weight.stride(1), bias.stride(0),
         PRECISION=precision)
     return out
 
-
-@triton.jit
-def encoder_layers_encoder_layer_6_ln_2_kernel(
-    out, add, weight, bias, batch, tok, chan, add_batch, add_tok, add_chan, weight_chan, bias_chan, out_batch,
-    out_tok, out_chan, n_rows, n_cols, eps, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
-    # encoder.layers.encoder_layer_6.ln_2: layernorm
-    # from <std.transformer>:43
-    # computes [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]
-    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    cols = tl.arange(0, BLOCK_N)
-    mask = (rows < n_rows)[:, None] & (cols < n_cols)[None, :]
-    i_tok = rows % tok
-    rest = rows // tok
-    i_batch = rest
-    i_chan = cols
-    x_in = tl.load(add + i_batch[:, None] * add_batch + i_tok[:, None] * add_tok + i_chan[None, :] * add_chan, mask=mask, other=0.0).to(tl.float32)
-    mean = tl.sum(tl.where(mask, x_in, 0.0), axis=1) / n_cols
-    d = tl.where(mask, x_in - mean[:, None], 0.0)
-    rstd = tl.rsqrt(tl.sum(d * d, axis=1) / n_cols + eps)
-    v79 = d * rstd[:, None]  # layernorm <std.transformer>:43
-    v79 = v79 * tl.load(weight + i_chan[None, :] * weight_chan, mask=mask, other=0.0).to(tl.float32)
-    v79 = v79 + tl.load(bias + i_chan[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out + i_batch[:, None] * out_batch + i_tok[:, None] * out_tok + i_chan[None, :] * out_chan, v79.to(out.dtype.element_ty), mask=mask)
 
 
 def encoder_layers_encoder_layer_6_ln_2(
@@ -1634,38 +943,11 @@ def encoder_layers_encoder_layer_6_ln_2(
     n_cols = math.prod(sizes[j] for j in (2,))
     block_n = triton.next_power_of_2(n_cols)
     block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n))
-    encoder_layers_encoder_layer_6_ln_2_kernel[(triton.cdiv(n_rows, block_m),)](
+    encoder_layers_encoder_layer_0_ln_2_kernel[(triton.cdiv(n_rows, block_m),)](
         out, add, weight, bias, *sizes, *_strides(add, (0, 1, 2)), *_strides(weight, (0,)), *_strides(bias, (0,)),
         *_strides(out, (0, 1, 2)), n_rows, n_cols, 1e-06, BLOCK_M=block_m, BLOCK_N=block_n)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def encoder_layers_encoder_layer_6_mlp_0_kernel(
-    out, layernorm, weight, bias, batch, tok, chan, layernorm_batch, layernorm_tok, out_batch, out_tok, out_chan, M,
-    N, K, layernorm_k, weight_n, weight_k, bias_n, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr,
-    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # encoder.layers.encoder_layer_6.mlp.0: linear -> gelu -> dropout
-    # from <std.transformer>:27, 28, 29
-    # computes [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=3072]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_tok = rm % tok
-    rest = rm // tok
-    i_batch = rest
-    layernorm_rows = i_batch * layernorm_batch + i_tok * layernorm_tok
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(layernorm + layernorm_rows[:, None] + rk[None, :] * layernorm_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v80 = acc + tl.load(bias + rn * bias_n, mask=rn < N, other=0.0).to(tl.float32)[None, :]
-    v81 = 0.5 * v80 * (1.0 + tl.erf(v80 * 0.7071067811865476))  # gelu <std.transformer>:28
-    tl.store(out + i_batch[:, None] * out_batch + i_tok[:, None] * out_tok + rn[None, :] * out_chan, v81.to(out.dtype.element_ty), mask=mask)
 
 
 def encoder_layers_encoder_layer_6_mlp_0(
@@ -1679,39 +961,11 @@ def encoder_layers_encoder_layer_6_mlp_0(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    encoder_layers_encoder_layer_6_mlp_0_kernel[grid](
+    encoder_layers_encoder_layer_0_mlp_0_kernel[grid](
         out, layernorm, weight, bias, *sizes, *_strides(layernorm, (0, 1)), *_strides(out, (0, 1, 2)), M, N, K,
         layernorm.stride(2), weight.stride(0), weight.stride(1), bias.stride(0), PRECISION=precision)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def encoder_layers_encoder_layer_6_mlp_3_kernel(
-    out, dropout, weight, bias, add, batch, tok, chan, dropout_batch, dropout_tok, add_batch, add_tok, add_chan,
-    out_batch, out_tok, out_chan, M, N, K, dropout_k, weight_n, weight_k, bias_n, PRECISION: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # encoder.layers.encoder_layer_6.mlp.3: linear -> dropout -> add
-    # from <std.transformer>:30, 31, 45
-    # computes [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_tok = rm % tok
-    rest = rm // tok
-    i_batch = rest
-    dropout_rows = i_batch * dropout_batch + i_tok * dropout_tok
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(dropout + dropout_rows[:, None] + rk[None, :] * dropout_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v83 = acc + tl.load(bias + rn * bias_n, mask=rn < N, other=0.0).to(tl.float32)[None, :]
-    add_v = tl.load(add + i_batch[:, None] * add_batch + i_tok[:, None] * add_tok + rn[None, :] * add_chan, mask=mask, other=0.0).to(tl.float32)
-    v85 = add_v + v83  # add <std.transformer>:45
-    tl.store(out + i_batch[:, None] * out_batch + i_tok[:, None] * out_tok + rn[None, :] * out_chan, v85.to(out.dtype.element_ty), mask=mask)
 
 
 def encoder_layers_encoder_layer_6_mlp_3(
@@ -1725,35 +979,12 @@ def encoder_layers_encoder_layer_6_mlp_3(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    encoder_layers_encoder_layer_6_mlp_3_kernel[grid](
+    encoder_layers_encoder_layer_0_mlp_3_kernel[grid](
         out, dropout, weight, bias, add, *sizes, *_strides(dropout, (0, 1)), *_strides(add, (0, 1, 2)),
         *_strides(out, (0, 1, 2)), M, N, K, dropout.stride(2), weight.stride(0), weight.stride(1), bias.stride(0),
         PRECISION=precision)
     return out
 
-
-@triton.jit
-def encoder_layers_encoder_layer_7_ln_1_kernel(
-    out, add, weight, bias, batch, tok, chan, add_batch, add_tok, add_chan, weight_chan, bias_chan, out_batch,
-    out_tok, out_chan, n_rows, n_cols, eps, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
-    # encoder.layers.encoder_layer_7.ln_1: layernorm
-    # from <std.transformer>:40
-    # computes [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]
-    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    cols = tl.arange(0, BLOCK_N)
-    mask = (rows < n_rows)[:, None] & (cols < n_cols)[None, :]
-    i_tok = rows % tok
-    rest = rows // tok
-    i_batch = rest
-    i_chan = cols
-    x_in = tl.load(add + i_batch[:, None] * add_batch + i_tok[:, None] * add_tok + i_chan[None, :] * add_chan, mask=mask, other=0.0).to(tl.float32)
-    mean = tl.sum(tl.where(mask, x_in, 0.0), axis=1) / n_cols
-    d = tl.where(mask, x_in - mean[:, None], 0.0)
-    rstd = tl.rsqrt(tl.sum(d * d, axis=1) / n_cols + eps)
-    v86 = d * rstd[:, None]  # layernorm <std.transformer>:40
-    v86 = v86 * tl.load(weight + i_chan[None, :] * weight_chan, mask=mask, other=0.0).to(tl.float32)
-    v86 = v86 + tl.load(bias + i_chan[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out + i_batch[:, None] * out_batch + i_tok[:, None] * out_tok + i_chan[None, :] * out_chan, v86.to(out.dtype.element_ty), mask=mask)
 
 
 def encoder_layers_encoder_layer_7_ln_1(
@@ -1764,39 +995,11 @@ def encoder_layers_encoder_layer_7_ln_1(
     n_cols = math.prod(sizes[j] for j in (2,))
     block_n = triton.next_power_of_2(n_cols)
     block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n))
-    encoder_layers_encoder_layer_7_ln_1_kernel[(triton.cdiv(n_rows, block_m),)](
+    encoder_layers_encoder_layer_0_ln_2_kernel[(triton.cdiv(n_rows, block_m),)](
         out, add, weight, bias, *sizes, *_strides(add, (0, 1, 2)), *_strides(weight, (0,)), *_strides(bias, (0,)),
         *_strides(out, (0, 1, 2)), n_rows, n_cols, 1e-06, BLOCK_M=block_m, BLOCK_N=block_n)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def encoder_layers_encoder_layer_7_self_attention_kernel(
-    out, attn, weight, bias, add, batch, tok, chan, attn_batch, attn_tok, add_batch, add_tok, add_chan, out_batch,
-    out_tok, out_chan, M, N, K, attn_k, weight_n, weight_k, bias_n, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr,
-    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # encoder.layers.encoder_layer_7.self_attention: multihead_attention -> dropout -> add
-    # from <std.transformer>:41, 42
-    # computes [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_tok = rm % tok
-    rest = rm // tok
-    i_batch = rest
-    attn_rows = i_batch * attn_batch + i_tok * attn_tok
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(attn + attn_rows[:, None] + rk[None, :] * attn_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v87 = acc + tl.load(bias + rn * bias_n, mask=rn < N, other=0.0).to(tl.float32)[None, :]
-    add_v = tl.load(add + i_batch[:, None] * add_batch + i_tok[:, None] * add_tok + rn[None, :] * add_chan, mask=mask, other=0.0).to(tl.float32)
-    v89 = v87 + add_v  # add <std.transformer>:42
-    tl.store(out + i_batch[:, None] * out_batch + i_tok[:, None] * out_tok + rn[None, :] * out_chan, v89.to(out.dtype.element_ty), mask=mask)
 
 
 def encoder_layers_encoder_layer_7_self_attention(
@@ -1819,35 +1022,12 @@ def encoder_layers_encoder_layer_7_self_attention(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    encoder_layers_encoder_layer_7_self_attention_kernel[grid](
+    encoder_layers_encoder_layer_1_self_attention_kernel[grid](
         out, attn, weight, bias, add, *sizes, *_strides(attn, (0, 1)), *_strides(add, (0, 1, 2)),
         *_strides(out, (0, 1, 2)), M, N, K, attn.stride(-1), weight.stride(0), weight.stride(1), bias.stride(0),
         PRECISION=precision)
     return out
 
-
-@triton.jit
-def encoder_layers_encoder_layer_7_ln_2_kernel(
-    out, add, weight, bias, batch, tok, chan, add_batch, add_tok, add_chan, weight_chan, bias_chan, out_batch,
-    out_tok, out_chan, n_rows, n_cols, eps, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
-    # encoder.layers.encoder_layer_7.ln_2: layernorm
-    # from <std.transformer>:43
-    # computes [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]
-    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    cols = tl.arange(0, BLOCK_N)
-    mask = (rows < n_rows)[:, None] & (cols < n_cols)[None, :]
-    i_tok = rows % tok
-    rest = rows // tok
-    i_batch = rest
-    i_chan = cols
-    x_in = tl.load(add + i_batch[:, None] * add_batch + i_tok[:, None] * add_tok + i_chan[None, :] * add_chan, mask=mask, other=0.0).to(tl.float32)
-    mean = tl.sum(tl.where(mask, x_in, 0.0), axis=1) / n_cols
-    d = tl.where(mask, x_in - mean[:, None], 0.0)
-    rstd = tl.rsqrt(tl.sum(d * d, axis=1) / n_cols + eps)
-    v90 = d * rstd[:, None]  # layernorm <std.transformer>:43
-    v90 = v90 * tl.load(weight + i_chan[None, :] * weight_chan, mask=mask, other=0.0).to(tl.float32)
-    v90 = v90 + tl.load(bias + i_chan[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out + i_batch[:, None] * out_batch + i_tok[:, None] * out_tok + i_chan[None, :] * out_chan, v90.to(out.dtype.element_ty), mask=mask)
 
 
 def encoder_layers_encoder_layer_7_ln_2(
@@ -1858,38 +1038,11 @@ def encoder_layers_encoder_layer_7_ln_2(
     n_cols = math.prod(sizes[j] for j in (2,))
     block_n = triton.next_power_of_2(n_cols)
     block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n))
-    encoder_layers_encoder_layer_7_ln_2_kernel[(triton.cdiv(n_rows, block_m),)](
+    encoder_layers_encoder_layer_0_ln_2_kernel[(triton.cdiv(n_rows, block_m),)](
         out, add, weight, bias, *sizes, *_strides(add, (0, 1, 2)), *_strides(weight, (0,)), *_strides(bias, (0,)),
         *_strides(out, (0, 1, 2)), n_rows, n_cols, 1e-06, BLOCK_M=block_m, BLOCK_N=block_n)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def encoder_layers_encoder_layer_7_mlp_0_kernel(
-    out, layernorm, weight, bias, batch, tok, chan, layernorm_batch, layernorm_tok, out_batch, out_tok, out_chan, M,
-    N, K, layernorm_k, weight_n, weight_k, bias_n, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr,
-    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # encoder.layers.encoder_layer_7.mlp.0: linear -> gelu -> dropout
-    # from <std.transformer>:27, 28, 29
-    # computes [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=3072]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_tok = rm % tok
-    rest = rm // tok
-    i_batch = rest
-    layernorm_rows = i_batch * layernorm_batch + i_tok * layernorm_tok
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(layernorm + layernorm_rows[:, None] + rk[None, :] * layernorm_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v91 = acc + tl.load(bias + rn * bias_n, mask=rn < N, other=0.0).to(tl.float32)[None, :]
-    v92 = 0.5 * v91 * (1.0 + tl.erf(v91 * 0.7071067811865476))  # gelu <std.transformer>:28
-    tl.store(out + i_batch[:, None] * out_batch + i_tok[:, None] * out_tok + rn[None, :] * out_chan, v92.to(out.dtype.element_ty), mask=mask)
 
 
 def encoder_layers_encoder_layer_7_mlp_0(
@@ -1903,39 +1056,11 @@ def encoder_layers_encoder_layer_7_mlp_0(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    encoder_layers_encoder_layer_7_mlp_0_kernel[grid](
+    encoder_layers_encoder_layer_0_mlp_0_kernel[grid](
         out, layernorm, weight, bias, *sizes, *_strides(layernorm, (0, 1)), *_strides(out, (0, 1, 2)), M, N, K,
         layernorm.stride(2), weight.stride(0), weight.stride(1), bias.stride(0), PRECISION=precision)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def encoder_layers_encoder_layer_7_mlp_3_kernel(
-    out, dropout, weight, bias, add, batch, tok, chan, dropout_batch, dropout_tok, add_batch, add_tok, add_chan,
-    out_batch, out_tok, out_chan, M, N, K, dropout_k, weight_n, weight_k, bias_n, PRECISION: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # encoder.layers.encoder_layer_7.mlp.3: linear -> dropout -> add
-    # from <std.transformer>:30, 31, 45
-    # computes [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_tok = rm % tok
-    rest = rm // tok
-    i_batch = rest
-    dropout_rows = i_batch * dropout_batch + i_tok * dropout_tok
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(dropout + dropout_rows[:, None] + rk[None, :] * dropout_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v94 = acc + tl.load(bias + rn * bias_n, mask=rn < N, other=0.0).to(tl.float32)[None, :]
-    add_v = tl.load(add + i_batch[:, None] * add_batch + i_tok[:, None] * add_tok + rn[None, :] * add_chan, mask=mask, other=0.0).to(tl.float32)
-    v96 = add_v + v94  # add <std.transformer>:45
-    tl.store(out + i_batch[:, None] * out_batch + i_tok[:, None] * out_tok + rn[None, :] * out_chan, v96.to(out.dtype.element_ty), mask=mask)
 
 
 def encoder_layers_encoder_layer_7_mlp_3(
@@ -1949,35 +1074,12 @@ def encoder_layers_encoder_layer_7_mlp_3(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    encoder_layers_encoder_layer_7_mlp_3_kernel[grid](
+    encoder_layers_encoder_layer_0_mlp_3_kernel[grid](
         out, dropout, weight, bias, add, *sizes, *_strides(dropout, (0, 1)), *_strides(add, (0, 1, 2)),
         *_strides(out, (0, 1, 2)), M, N, K, dropout.stride(2), weight.stride(0), weight.stride(1), bias.stride(0),
         PRECISION=precision)
     return out
 
-
-@triton.jit
-def encoder_layers_encoder_layer_8_ln_1_kernel(
-    out, add, weight, bias, batch, tok, chan, add_batch, add_tok, add_chan, weight_chan, bias_chan, out_batch,
-    out_tok, out_chan, n_rows, n_cols, eps, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
-    # encoder.layers.encoder_layer_8.ln_1: layernorm
-    # from <std.transformer>:40
-    # computes [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]
-    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    cols = tl.arange(0, BLOCK_N)
-    mask = (rows < n_rows)[:, None] & (cols < n_cols)[None, :]
-    i_tok = rows % tok
-    rest = rows // tok
-    i_batch = rest
-    i_chan = cols
-    x_in = tl.load(add + i_batch[:, None] * add_batch + i_tok[:, None] * add_tok + i_chan[None, :] * add_chan, mask=mask, other=0.0).to(tl.float32)
-    mean = tl.sum(tl.where(mask, x_in, 0.0), axis=1) / n_cols
-    d = tl.where(mask, x_in - mean[:, None], 0.0)
-    rstd = tl.rsqrt(tl.sum(d * d, axis=1) / n_cols + eps)
-    v97 = d * rstd[:, None]  # layernorm <std.transformer>:40
-    v97 = v97 * tl.load(weight + i_chan[None, :] * weight_chan, mask=mask, other=0.0).to(tl.float32)
-    v97 = v97 + tl.load(bias + i_chan[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out + i_batch[:, None] * out_batch + i_tok[:, None] * out_tok + i_chan[None, :] * out_chan, v97.to(out.dtype.element_ty), mask=mask)
 
 
 def encoder_layers_encoder_layer_8_ln_1(
@@ -1988,39 +1090,11 @@ def encoder_layers_encoder_layer_8_ln_1(
     n_cols = math.prod(sizes[j] for j in (2,))
     block_n = triton.next_power_of_2(n_cols)
     block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n))
-    encoder_layers_encoder_layer_8_ln_1_kernel[(triton.cdiv(n_rows, block_m),)](
+    encoder_layers_encoder_layer_0_ln_2_kernel[(triton.cdiv(n_rows, block_m),)](
         out, add, weight, bias, *sizes, *_strides(add, (0, 1, 2)), *_strides(weight, (0,)), *_strides(bias, (0,)),
         *_strides(out, (0, 1, 2)), n_rows, n_cols, 1e-06, BLOCK_M=block_m, BLOCK_N=block_n)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def encoder_layers_encoder_layer_8_self_attention_kernel(
-    out, attn, weight, bias, add, batch, tok, chan, attn_batch, attn_tok, add_batch, add_tok, add_chan, out_batch,
-    out_tok, out_chan, M, N, K, attn_k, weight_n, weight_k, bias_n, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr,
-    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # encoder.layers.encoder_layer_8.self_attention: multihead_attention -> dropout -> add
-    # from <std.transformer>:41, 42
-    # computes [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_tok = rm % tok
-    rest = rm // tok
-    i_batch = rest
-    attn_rows = i_batch * attn_batch + i_tok * attn_tok
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(attn + attn_rows[:, None] + rk[None, :] * attn_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v98 = acc + tl.load(bias + rn * bias_n, mask=rn < N, other=0.0).to(tl.float32)[None, :]
-    add_v = tl.load(add + i_batch[:, None] * add_batch + i_tok[:, None] * add_tok + rn[None, :] * add_chan, mask=mask, other=0.0).to(tl.float32)
-    v100 = v98 + add_v  # add <std.transformer>:42
-    tl.store(out + i_batch[:, None] * out_batch + i_tok[:, None] * out_tok + rn[None, :] * out_chan, v100.to(out.dtype.element_ty), mask=mask)
 
 
 def encoder_layers_encoder_layer_8_self_attention(
@@ -2043,35 +1117,12 @@ def encoder_layers_encoder_layer_8_self_attention(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    encoder_layers_encoder_layer_8_self_attention_kernel[grid](
+    encoder_layers_encoder_layer_1_self_attention_kernel[grid](
         out, attn, weight, bias, add, *sizes, *_strides(attn, (0, 1)), *_strides(add, (0, 1, 2)),
         *_strides(out, (0, 1, 2)), M, N, K, attn.stride(-1), weight.stride(0), weight.stride(1), bias.stride(0),
         PRECISION=precision)
     return out
 
-
-@triton.jit
-def encoder_layers_encoder_layer_8_ln_2_kernel(
-    out, add, weight, bias, batch, tok, chan, add_batch, add_tok, add_chan, weight_chan, bias_chan, out_batch,
-    out_tok, out_chan, n_rows, n_cols, eps, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
-    # encoder.layers.encoder_layer_8.ln_2: layernorm
-    # from <std.transformer>:43
-    # computes [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]
-    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    cols = tl.arange(0, BLOCK_N)
-    mask = (rows < n_rows)[:, None] & (cols < n_cols)[None, :]
-    i_tok = rows % tok
-    rest = rows // tok
-    i_batch = rest
-    i_chan = cols
-    x_in = tl.load(add + i_batch[:, None] * add_batch + i_tok[:, None] * add_tok + i_chan[None, :] * add_chan, mask=mask, other=0.0).to(tl.float32)
-    mean = tl.sum(tl.where(mask, x_in, 0.0), axis=1) / n_cols
-    d = tl.where(mask, x_in - mean[:, None], 0.0)
-    rstd = tl.rsqrt(tl.sum(d * d, axis=1) / n_cols + eps)
-    v101 = d * rstd[:, None]  # layernorm <std.transformer>:43
-    v101 = v101 * tl.load(weight + i_chan[None, :] * weight_chan, mask=mask, other=0.0).to(tl.float32)
-    v101 = v101 + tl.load(bias + i_chan[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out + i_batch[:, None] * out_batch + i_tok[:, None] * out_tok + i_chan[None, :] * out_chan, v101.to(out.dtype.element_ty), mask=mask)
 
 
 def encoder_layers_encoder_layer_8_ln_2(
@@ -2082,38 +1133,11 @@ def encoder_layers_encoder_layer_8_ln_2(
     n_cols = math.prod(sizes[j] for j in (2,))
     block_n = triton.next_power_of_2(n_cols)
     block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n))
-    encoder_layers_encoder_layer_8_ln_2_kernel[(triton.cdiv(n_rows, block_m),)](
+    encoder_layers_encoder_layer_0_ln_2_kernel[(triton.cdiv(n_rows, block_m),)](
         out, add, weight, bias, *sizes, *_strides(add, (0, 1, 2)), *_strides(weight, (0,)), *_strides(bias, (0,)),
         *_strides(out, (0, 1, 2)), n_rows, n_cols, 1e-06, BLOCK_M=block_m, BLOCK_N=block_n)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def encoder_layers_encoder_layer_8_mlp_0_kernel(
-    out, layernorm, weight, bias, batch, tok, chan, layernorm_batch, layernorm_tok, out_batch, out_tok, out_chan, M,
-    N, K, layernorm_k, weight_n, weight_k, bias_n, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr,
-    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # encoder.layers.encoder_layer_8.mlp.0: linear -> gelu -> dropout
-    # from <std.transformer>:27, 28, 29
-    # computes [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=3072]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_tok = rm % tok
-    rest = rm // tok
-    i_batch = rest
-    layernorm_rows = i_batch * layernorm_batch + i_tok * layernorm_tok
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(layernorm + layernorm_rows[:, None] + rk[None, :] * layernorm_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v102 = acc + tl.load(bias + rn * bias_n, mask=rn < N, other=0.0).to(tl.float32)[None, :]
-    v103 = 0.5 * v102 * (1.0 + tl.erf(v102 * 0.7071067811865476))  # gelu <std.transformer>:28
-    tl.store(out + i_batch[:, None] * out_batch + i_tok[:, None] * out_tok + rn[None, :] * out_chan, v103.to(out.dtype.element_ty), mask=mask)
 
 
 def encoder_layers_encoder_layer_8_mlp_0(
@@ -2127,39 +1151,11 @@ def encoder_layers_encoder_layer_8_mlp_0(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    encoder_layers_encoder_layer_8_mlp_0_kernel[grid](
+    encoder_layers_encoder_layer_0_mlp_0_kernel[grid](
         out, layernorm, weight, bias, *sizes, *_strides(layernorm, (0, 1)), *_strides(out, (0, 1, 2)), M, N, K,
         layernorm.stride(2), weight.stride(0), weight.stride(1), bias.stride(0), PRECISION=precision)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def encoder_layers_encoder_layer_8_mlp_3_kernel(
-    out, dropout, weight, bias, add, batch, tok, chan, dropout_batch, dropout_tok, add_batch, add_tok, add_chan,
-    out_batch, out_tok, out_chan, M, N, K, dropout_k, weight_n, weight_k, bias_n, PRECISION: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # encoder.layers.encoder_layer_8.mlp.3: linear -> dropout -> add
-    # from <std.transformer>:30, 31, 45
-    # computes [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_tok = rm % tok
-    rest = rm // tok
-    i_batch = rest
-    dropout_rows = i_batch * dropout_batch + i_tok * dropout_tok
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(dropout + dropout_rows[:, None] + rk[None, :] * dropout_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v105 = acc + tl.load(bias + rn * bias_n, mask=rn < N, other=0.0).to(tl.float32)[None, :]
-    add_v = tl.load(add + i_batch[:, None] * add_batch + i_tok[:, None] * add_tok + rn[None, :] * add_chan, mask=mask, other=0.0).to(tl.float32)
-    v107 = add_v + v105  # add <std.transformer>:45
-    tl.store(out + i_batch[:, None] * out_batch + i_tok[:, None] * out_tok + rn[None, :] * out_chan, v107.to(out.dtype.element_ty), mask=mask)
 
 
 def encoder_layers_encoder_layer_8_mlp_3(
@@ -2173,35 +1169,12 @@ def encoder_layers_encoder_layer_8_mlp_3(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    encoder_layers_encoder_layer_8_mlp_3_kernel[grid](
+    encoder_layers_encoder_layer_0_mlp_3_kernel[grid](
         out, dropout, weight, bias, add, *sizes, *_strides(dropout, (0, 1)), *_strides(add, (0, 1, 2)),
         *_strides(out, (0, 1, 2)), M, N, K, dropout.stride(2), weight.stride(0), weight.stride(1), bias.stride(0),
         PRECISION=precision)
     return out
 
-
-@triton.jit
-def encoder_layers_encoder_layer_9_ln_1_kernel(
-    out, add, weight, bias, batch, tok, chan, add_batch, add_tok, add_chan, weight_chan, bias_chan, out_batch,
-    out_tok, out_chan, n_rows, n_cols, eps, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
-    # encoder.layers.encoder_layer_9.ln_1: layernorm
-    # from <std.transformer>:40
-    # computes [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]
-    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    cols = tl.arange(0, BLOCK_N)
-    mask = (rows < n_rows)[:, None] & (cols < n_cols)[None, :]
-    i_tok = rows % tok
-    rest = rows // tok
-    i_batch = rest
-    i_chan = cols
-    x_in = tl.load(add + i_batch[:, None] * add_batch + i_tok[:, None] * add_tok + i_chan[None, :] * add_chan, mask=mask, other=0.0).to(tl.float32)
-    mean = tl.sum(tl.where(mask, x_in, 0.0), axis=1) / n_cols
-    d = tl.where(mask, x_in - mean[:, None], 0.0)
-    rstd = tl.rsqrt(tl.sum(d * d, axis=1) / n_cols + eps)
-    v108 = d * rstd[:, None]  # layernorm <std.transformer>:40
-    v108 = v108 * tl.load(weight + i_chan[None, :] * weight_chan, mask=mask, other=0.0).to(tl.float32)
-    v108 = v108 + tl.load(bias + i_chan[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out + i_batch[:, None] * out_batch + i_tok[:, None] * out_tok + i_chan[None, :] * out_chan, v108.to(out.dtype.element_ty), mask=mask)
 
 
 def encoder_layers_encoder_layer_9_ln_1(
@@ -2212,39 +1185,11 @@ def encoder_layers_encoder_layer_9_ln_1(
     n_cols = math.prod(sizes[j] for j in (2,))
     block_n = triton.next_power_of_2(n_cols)
     block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n))
-    encoder_layers_encoder_layer_9_ln_1_kernel[(triton.cdiv(n_rows, block_m),)](
+    encoder_layers_encoder_layer_0_ln_2_kernel[(triton.cdiv(n_rows, block_m),)](
         out, add, weight, bias, *sizes, *_strides(add, (0, 1, 2)), *_strides(weight, (0,)), *_strides(bias, (0,)),
         *_strides(out, (0, 1, 2)), n_rows, n_cols, 1e-06, BLOCK_M=block_m, BLOCK_N=block_n)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def encoder_layers_encoder_layer_9_self_attention_kernel(
-    out, attn, weight, bias, add, batch, tok, chan, attn_batch, attn_tok, add_batch, add_tok, add_chan, out_batch,
-    out_tok, out_chan, M, N, K, attn_k, weight_n, weight_k, bias_n, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr,
-    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # encoder.layers.encoder_layer_9.self_attention: multihead_attention -> dropout -> add
-    # from <std.transformer>:41, 42
-    # computes [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_tok = rm % tok
-    rest = rm // tok
-    i_batch = rest
-    attn_rows = i_batch * attn_batch + i_tok * attn_tok
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(attn + attn_rows[:, None] + rk[None, :] * attn_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v109 = acc + tl.load(bias + rn * bias_n, mask=rn < N, other=0.0).to(tl.float32)[None, :]
-    add_v = tl.load(add + i_batch[:, None] * add_batch + i_tok[:, None] * add_tok + rn[None, :] * add_chan, mask=mask, other=0.0).to(tl.float32)
-    v111 = v109 + add_v  # add <std.transformer>:42
-    tl.store(out + i_batch[:, None] * out_batch + i_tok[:, None] * out_tok + rn[None, :] * out_chan, v111.to(out.dtype.element_ty), mask=mask)
 
 
 def encoder_layers_encoder_layer_9_self_attention(
@@ -2267,35 +1212,12 @@ def encoder_layers_encoder_layer_9_self_attention(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    encoder_layers_encoder_layer_9_self_attention_kernel[grid](
+    encoder_layers_encoder_layer_1_self_attention_kernel[grid](
         out, attn, weight, bias, add, *sizes, *_strides(attn, (0, 1)), *_strides(add, (0, 1, 2)),
         *_strides(out, (0, 1, 2)), M, N, K, attn.stride(-1), weight.stride(0), weight.stride(1), bias.stride(0),
         PRECISION=precision)
     return out
 
-
-@triton.jit
-def encoder_layers_encoder_layer_9_ln_2_kernel(
-    out, add, weight, bias, batch, tok, chan, add_batch, add_tok, add_chan, weight_chan, bias_chan, out_batch,
-    out_tok, out_chan, n_rows, n_cols, eps, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
-    # encoder.layers.encoder_layer_9.ln_2: layernorm
-    # from <std.transformer>:43
-    # computes [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]
-    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    cols = tl.arange(0, BLOCK_N)
-    mask = (rows < n_rows)[:, None] & (cols < n_cols)[None, :]
-    i_tok = rows % tok
-    rest = rows // tok
-    i_batch = rest
-    i_chan = cols
-    x_in = tl.load(add + i_batch[:, None] * add_batch + i_tok[:, None] * add_tok + i_chan[None, :] * add_chan, mask=mask, other=0.0).to(tl.float32)
-    mean = tl.sum(tl.where(mask, x_in, 0.0), axis=1) / n_cols
-    d = tl.where(mask, x_in - mean[:, None], 0.0)
-    rstd = tl.rsqrt(tl.sum(d * d, axis=1) / n_cols + eps)
-    v112 = d * rstd[:, None]  # layernorm <std.transformer>:43
-    v112 = v112 * tl.load(weight + i_chan[None, :] * weight_chan, mask=mask, other=0.0).to(tl.float32)
-    v112 = v112 + tl.load(bias + i_chan[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out + i_batch[:, None] * out_batch + i_tok[:, None] * out_tok + i_chan[None, :] * out_chan, v112.to(out.dtype.element_ty), mask=mask)
 
 
 def encoder_layers_encoder_layer_9_ln_2(
@@ -2306,38 +1228,11 @@ def encoder_layers_encoder_layer_9_ln_2(
     n_cols = math.prod(sizes[j] for j in (2,))
     block_n = triton.next_power_of_2(n_cols)
     block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n))
-    encoder_layers_encoder_layer_9_ln_2_kernel[(triton.cdiv(n_rows, block_m),)](
+    encoder_layers_encoder_layer_0_ln_2_kernel[(triton.cdiv(n_rows, block_m),)](
         out, add, weight, bias, *sizes, *_strides(add, (0, 1, 2)), *_strides(weight, (0,)), *_strides(bias, (0,)),
         *_strides(out, (0, 1, 2)), n_rows, n_cols, 1e-06, BLOCK_M=block_m, BLOCK_N=block_n)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def encoder_layers_encoder_layer_9_mlp_0_kernel(
-    out, layernorm, weight, bias, batch, tok, chan, layernorm_batch, layernorm_tok, out_batch, out_tok, out_chan, M,
-    N, K, layernorm_k, weight_n, weight_k, bias_n, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr,
-    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # encoder.layers.encoder_layer_9.mlp.0: linear -> gelu -> dropout
-    # from <std.transformer>:27, 28, 29
-    # computes [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=3072]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_tok = rm % tok
-    rest = rm // tok
-    i_batch = rest
-    layernorm_rows = i_batch * layernorm_batch + i_tok * layernorm_tok
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(layernorm + layernorm_rows[:, None] + rk[None, :] * layernorm_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v113 = acc + tl.load(bias + rn * bias_n, mask=rn < N, other=0.0).to(tl.float32)[None, :]
-    v114 = 0.5 * v113 * (1.0 + tl.erf(v113 * 0.7071067811865476))  # gelu <std.transformer>:28
-    tl.store(out + i_batch[:, None] * out_batch + i_tok[:, None] * out_tok + rn[None, :] * out_chan, v114.to(out.dtype.element_ty), mask=mask)
 
 
 def encoder_layers_encoder_layer_9_mlp_0(
@@ -2351,39 +1246,11 @@ def encoder_layers_encoder_layer_9_mlp_0(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    encoder_layers_encoder_layer_9_mlp_0_kernel[grid](
+    encoder_layers_encoder_layer_0_mlp_0_kernel[grid](
         out, layernorm, weight, bias, *sizes, *_strides(layernorm, (0, 1)), *_strides(out, (0, 1, 2)), M, N, K,
         layernorm.stride(2), weight.stride(0), weight.stride(1), bias.stride(0), PRECISION=precision)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def encoder_layers_encoder_layer_9_mlp_3_kernel(
-    out, dropout, weight, bias, add, batch, tok, chan, dropout_batch, dropout_tok, add_batch, add_tok, add_chan,
-    out_batch, out_tok, out_chan, M, N, K, dropout_k, weight_n, weight_k, bias_n, PRECISION: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # encoder.layers.encoder_layer_9.mlp.3: linear -> dropout -> add
-    # from <std.transformer>:30, 31, 45
-    # computes [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_tok = rm % tok
-    rest = rm // tok
-    i_batch = rest
-    dropout_rows = i_batch * dropout_batch + i_tok * dropout_tok
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(dropout + dropout_rows[:, None] + rk[None, :] * dropout_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v116 = acc + tl.load(bias + rn * bias_n, mask=rn < N, other=0.0).to(tl.float32)[None, :]
-    add_v = tl.load(add + i_batch[:, None] * add_batch + i_tok[:, None] * add_tok + rn[None, :] * add_chan, mask=mask, other=0.0).to(tl.float32)
-    v118 = add_v + v116  # add <std.transformer>:45
-    tl.store(out + i_batch[:, None] * out_batch + i_tok[:, None] * out_tok + rn[None, :] * out_chan, v118.to(out.dtype.element_ty), mask=mask)
 
 
 def encoder_layers_encoder_layer_9_mlp_3(
@@ -2397,35 +1264,12 @@ def encoder_layers_encoder_layer_9_mlp_3(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    encoder_layers_encoder_layer_9_mlp_3_kernel[grid](
+    encoder_layers_encoder_layer_0_mlp_3_kernel[grid](
         out, dropout, weight, bias, add, *sizes, *_strides(dropout, (0, 1)), *_strides(add, (0, 1, 2)),
         *_strides(out, (0, 1, 2)), M, N, K, dropout.stride(2), weight.stride(0), weight.stride(1), bias.stride(0),
         PRECISION=precision)
     return out
 
-
-@triton.jit
-def encoder_layers_encoder_layer_10_ln_1_kernel(
-    out, add, weight, bias, batch, tok, chan, add_batch, add_tok, add_chan, weight_chan, bias_chan, out_batch,
-    out_tok, out_chan, n_rows, n_cols, eps, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
-    # encoder.layers.encoder_layer_10.ln_1: layernorm
-    # from <std.transformer>:40
-    # computes [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]
-    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    cols = tl.arange(0, BLOCK_N)
-    mask = (rows < n_rows)[:, None] & (cols < n_cols)[None, :]
-    i_tok = rows % tok
-    rest = rows // tok
-    i_batch = rest
-    i_chan = cols
-    x_in = tl.load(add + i_batch[:, None] * add_batch + i_tok[:, None] * add_tok + i_chan[None, :] * add_chan, mask=mask, other=0.0).to(tl.float32)
-    mean = tl.sum(tl.where(mask, x_in, 0.0), axis=1) / n_cols
-    d = tl.where(mask, x_in - mean[:, None], 0.0)
-    rstd = tl.rsqrt(tl.sum(d * d, axis=1) / n_cols + eps)
-    v119 = d * rstd[:, None]  # layernorm <std.transformer>:40
-    v119 = v119 * tl.load(weight + i_chan[None, :] * weight_chan, mask=mask, other=0.0).to(tl.float32)
-    v119 = v119 + tl.load(bias + i_chan[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out + i_batch[:, None] * out_batch + i_tok[:, None] * out_tok + i_chan[None, :] * out_chan, v119.to(out.dtype.element_ty), mask=mask)
 
 
 def encoder_layers_encoder_layer_10_ln_1(
@@ -2436,39 +1280,11 @@ def encoder_layers_encoder_layer_10_ln_1(
     n_cols = math.prod(sizes[j] for j in (2,))
     block_n = triton.next_power_of_2(n_cols)
     block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n))
-    encoder_layers_encoder_layer_10_ln_1_kernel[(triton.cdiv(n_rows, block_m),)](
+    encoder_layers_encoder_layer_0_ln_2_kernel[(triton.cdiv(n_rows, block_m),)](
         out, add, weight, bias, *sizes, *_strides(add, (0, 1, 2)), *_strides(weight, (0,)), *_strides(bias, (0,)),
         *_strides(out, (0, 1, 2)), n_rows, n_cols, 1e-06, BLOCK_M=block_m, BLOCK_N=block_n)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def encoder_layers_encoder_layer_10_self_attention_kernel(
-    out, attn, weight, bias, add, batch, tok, chan, attn_batch, attn_tok, add_batch, add_tok, add_chan, out_batch,
-    out_tok, out_chan, M, N, K, attn_k, weight_n, weight_k, bias_n, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr,
-    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # encoder.layers.encoder_layer_10.self_attention: multihead_attention -> dropout -> add
-    # from <std.transformer>:41, 42
-    # computes [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_tok = rm % tok
-    rest = rm // tok
-    i_batch = rest
-    attn_rows = i_batch * attn_batch + i_tok * attn_tok
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(attn + attn_rows[:, None] + rk[None, :] * attn_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v120 = acc + tl.load(bias + rn * bias_n, mask=rn < N, other=0.0).to(tl.float32)[None, :]
-    add_v = tl.load(add + i_batch[:, None] * add_batch + i_tok[:, None] * add_tok + rn[None, :] * add_chan, mask=mask, other=0.0).to(tl.float32)
-    v122 = v120 + add_v  # add <std.transformer>:42
-    tl.store(out + i_batch[:, None] * out_batch + i_tok[:, None] * out_tok + rn[None, :] * out_chan, v122.to(out.dtype.element_ty), mask=mask)
 
 
 def encoder_layers_encoder_layer_10_self_attention(
@@ -2491,35 +1307,12 @@ def encoder_layers_encoder_layer_10_self_attention(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    encoder_layers_encoder_layer_10_self_attention_kernel[grid](
+    encoder_layers_encoder_layer_1_self_attention_kernel[grid](
         out, attn, weight, bias, add, *sizes, *_strides(attn, (0, 1)), *_strides(add, (0, 1, 2)),
         *_strides(out, (0, 1, 2)), M, N, K, attn.stride(-1), weight.stride(0), weight.stride(1), bias.stride(0),
         PRECISION=precision)
     return out
 
-
-@triton.jit
-def encoder_layers_encoder_layer_10_ln_2_kernel(
-    out, add, weight, bias, batch, tok, chan, add_batch, add_tok, add_chan, weight_chan, bias_chan, out_batch,
-    out_tok, out_chan, n_rows, n_cols, eps, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
-    # encoder.layers.encoder_layer_10.ln_2: layernorm
-    # from <std.transformer>:43
-    # computes [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]
-    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    cols = tl.arange(0, BLOCK_N)
-    mask = (rows < n_rows)[:, None] & (cols < n_cols)[None, :]
-    i_tok = rows % tok
-    rest = rows // tok
-    i_batch = rest
-    i_chan = cols
-    x_in = tl.load(add + i_batch[:, None] * add_batch + i_tok[:, None] * add_tok + i_chan[None, :] * add_chan, mask=mask, other=0.0).to(tl.float32)
-    mean = tl.sum(tl.where(mask, x_in, 0.0), axis=1) / n_cols
-    d = tl.where(mask, x_in - mean[:, None], 0.0)
-    rstd = tl.rsqrt(tl.sum(d * d, axis=1) / n_cols + eps)
-    v123 = d * rstd[:, None]  # layernorm <std.transformer>:43
-    v123 = v123 * tl.load(weight + i_chan[None, :] * weight_chan, mask=mask, other=0.0).to(tl.float32)
-    v123 = v123 + tl.load(bias + i_chan[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out + i_batch[:, None] * out_batch + i_tok[:, None] * out_tok + i_chan[None, :] * out_chan, v123.to(out.dtype.element_ty), mask=mask)
 
 
 def encoder_layers_encoder_layer_10_ln_2(
@@ -2530,38 +1323,11 @@ def encoder_layers_encoder_layer_10_ln_2(
     n_cols = math.prod(sizes[j] for j in (2,))
     block_n = triton.next_power_of_2(n_cols)
     block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n))
-    encoder_layers_encoder_layer_10_ln_2_kernel[(triton.cdiv(n_rows, block_m),)](
+    encoder_layers_encoder_layer_0_ln_2_kernel[(triton.cdiv(n_rows, block_m),)](
         out, add, weight, bias, *sizes, *_strides(add, (0, 1, 2)), *_strides(weight, (0,)), *_strides(bias, (0,)),
         *_strides(out, (0, 1, 2)), n_rows, n_cols, 1e-06, BLOCK_M=block_m, BLOCK_N=block_n)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def encoder_layers_encoder_layer_10_mlp_0_kernel(
-    out, layernorm, weight, bias, batch, tok, chan, layernorm_batch, layernorm_tok, out_batch, out_tok, out_chan, M,
-    N, K, layernorm_k, weight_n, weight_k, bias_n, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr,
-    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # encoder.layers.encoder_layer_10.mlp.0: linear -> gelu -> dropout
-    # from <std.transformer>:27, 28, 29
-    # computes [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=3072]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_tok = rm % tok
-    rest = rm // tok
-    i_batch = rest
-    layernorm_rows = i_batch * layernorm_batch + i_tok * layernorm_tok
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(layernorm + layernorm_rows[:, None] + rk[None, :] * layernorm_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v124 = acc + tl.load(bias + rn * bias_n, mask=rn < N, other=0.0).to(tl.float32)[None, :]
-    v125 = 0.5 * v124 * (1.0 + tl.erf(v124 * 0.7071067811865476))  # gelu <std.transformer>:28
-    tl.store(out + i_batch[:, None] * out_batch + i_tok[:, None] * out_tok + rn[None, :] * out_chan, v125.to(out.dtype.element_ty), mask=mask)
 
 
 def encoder_layers_encoder_layer_10_mlp_0(
@@ -2575,39 +1341,11 @@ def encoder_layers_encoder_layer_10_mlp_0(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    encoder_layers_encoder_layer_10_mlp_0_kernel[grid](
+    encoder_layers_encoder_layer_0_mlp_0_kernel[grid](
         out, layernorm, weight, bias, *sizes, *_strides(layernorm, (0, 1)), *_strides(out, (0, 1, 2)), M, N, K,
         layernorm.stride(2), weight.stride(0), weight.stride(1), bias.stride(0), PRECISION=precision)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def encoder_layers_encoder_layer_10_mlp_3_kernel(
-    out, dropout, weight, bias, add, batch, tok, chan, dropout_batch, dropout_tok, add_batch, add_tok, add_chan,
-    out_batch, out_tok, out_chan, M, N, K, dropout_k, weight_n, weight_k, bias_n, PRECISION: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # encoder.layers.encoder_layer_10.mlp.3: linear -> dropout -> add
-    # from <std.transformer>:30, 31, 45
-    # computes [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_tok = rm % tok
-    rest = rm // tok
-    i_batch = rest
-    dropout_rows = i_batch * dropout_batch + i_tok * dropout_tok
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(dropout + dropout_rows[:, None] + rk[None, :] * dropout_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v127 = acc + tl.load(bias + rn * bias_n, mask=rn < N, other=0.0).to(tl.float32)[None, :]
-    add_v = tl.load(add + i_batch[:, None] * add_batch + i_tok[:, None] * add_tok + rn[None, :] * add_chan, mask=mask, other=0.0).to(tl.float32)
-    v129 = add_v + v127  # add <std.transformer>:45
-    tl.store(out + i_batch[:, None] * out_batch + i_tok[:, None] * out_tok + rn[None, :] * out_chan, v129.to(out.dtype.element_ty), mask=mask)
 
 
 def encoder_layers_encoder_layer_10_mlp_3(
@@ -2621,35 +1359,12 @@ def encoder_layers_encoder_layer_10_mlp_3(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    encoder_layers_encoder_layer_10_mlp_3_kernel[grid](
+    encoder_layers_encoder_layer_0_mlp_3_kernel[grid](
         out, dropout, weight, bias, add, *sizes, *_strides(dropout, (0, 1)), *_strides(add, (0, 1, 2)),
         *_strides(out, (0, 1, 2)), M, N, K, dropout.stride(2), weight.stride(0), weight.stride(1), bias.stride(0),
         PRECISION=precision)
     return out
 
-
-@triton.jit
-def encoder_layers_encoder_layer_11_ln_1_kernel(
-    out, add, weight, bias, batch, tok, chan, add_batch, add_tok, add_chan, weight_chan, bias_chan, out_batch,
-    out_tok, out_chan, n_rows, n_cols, eps, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
-    # encoder.layers.encoder_layer_11.ln_1: layernorm
-    # from <std.transformer>:40
-    # computes [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]
-    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    cols = tl.arange(0, BLOCK_N)
-    mask = (rows < n_rows)[:, None] & (cols < n_cols)[None, :]
-    i_tok = rows % tok
-    rest = rows // tok
-    i_batch = rest
-    i_chan = cols
-    x_in = tl.load(add + i_batch[:, None] * add_batch + i_tok[:, None] * add_tok + i_chan[None, :] * add_chan, mask=mask, other=0.0).to(tl.float32)
-    mean = tl.sum(tl.where(mask, x_in, 0.0), axis=1) / n_cols
-    d = tl.where(mask, x_in - mean[:, None], 0.0)
-    rstd = tl.rsqrt(tl.sum(d * d, axis=1) / n_cols + eps)
-    v130 = d * rstd[:, None]  # layernorm <std.transformer>:40
-    v130 = v130 * tl.load(weight + i_chan[None, :] * weight_chan, mask=mask, other=0.0).to(tl.float32)
-    v130 = v130 + tl.load(bias + i_chan[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out + i_batch[:, None] * out_batch + i_tok[:, None] * out_tok + i_chan[None, :] * out_chan, v130.to(out.dtype.element_ty), mask=mask)
 
 
 def encoder_layers_encoder_layer_11_ln_1(
@@ -2660,39 +1375,11 @@ def encoder_layers_encoder_layer_11_ln_1(
     n_cols = math.prod(sizes[j] for j in (2,))
     block_n = triton.next_power_of_2(n_cols)
     block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n))
-    encoder_layers_encoder_layer_11_ln_1_kernel[(triton.cdiv(n_rows, block_m),)](
+    encoder_layers_encoder_layer_0_ln_2_kernel[(triton.cdiv(n_rows, block_m),)](
         out, add, weight, bias, *sizes, *_strides(add, (0, 1, 2)), *_strides(weight, (0,)), *_strides(bias, (0,)),
         *_strides(out, (0, 1, 2)), n_rows, n_cols, 1e-06, BLOCK_M=block_m, BLOCK_N=block_n)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def encoder_layers_encoder_layer_11_self_attention_kernel(
-    out, attn, weight, bias, add, batch, tok, chan, attn_batch, attn_tok, add_batch, add_tok, add_chan, out_batch,
-    out_tok, out_chan, M, N, K, attn_k, weight_n, weight_k, bias_n, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr,
-    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # encoder.layers.encoder_layer_11.self_attention: multihead_attention -> dropout -> add
-    # from <std.transformer>:41, 42
-    # computes [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_tok = rm % tok
-    rest = rm // tok
-    i_batch = rest
-    attn_rows = i_batch * attn_batch + i_tok * attn_tok
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(attn + attn_rows[:, None] + rk[None, :] * attn_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v131 = acc + tl.load(bias + rn * bias_n, mask=rn < N, other=0.0).to(tl.float32)[None, :]
-    add_v = tl.load(add + i_batch[:, None] * add_batch + i_tok[:, None] * add_tok + rn[None, :] * add_chan, mask=mask, other=0.0).to(tl.float32)
-    v133 = v131 + add_v  # add <std.transformer>:42
-    tl.store(out + i_batch[:, None] * out_batch + i_tok[:, None] * out_tok + rn[None, :] * out_chan, v133.to(out.dtype.element_ty), mask=mask)
 
 
 def encoder_layers_encoder_layer_11_self_attention(
@@ -2715,35 +1402,12 @@ def encoder_layers_encoder_layer_11_self_attention(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    encoder_layers_encoder_layer_11_self_attention_kernel[grid](
+    encoder_layers_encoder_layer_1_self_attention_kernel[grid](
         out, attn, weight, bias, add, *sizes, *_strides(attn, (0, 1)), *_strides(add, (0, 1, 2)),
         *_strides(out, (0, 1, 2)), M, N, K, attn.stride(-1), weight.stride(0), weight.stride(1), bias.stride(0),
         PRECISION=precision)
     return out
 
-
-@triton.jit
-def encoder_layers_encoder_layer_11_ln_2_kernel(
-    out, add, weight, bias, batch, tok, chan, add_batch, add_tok, add_chan, weight_chan, bias_chan, out_batch,
-    out_tok, out_chan, n_rows, n_cols, eps, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
-    # encoder.layers.encoder_layer_11.ln_2: layernorm
-    # from <std.transformer>:43
-    # computes [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]
-    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    cols = tl.arange(0, BLOCK_N)
-    mask = (rows < n_rows)[:, None] & (cols < n_cols)[None, :]
-    i_tok = rows % tok
-    rest = rows // tok
-    i_batch = rest
-    i_chan = cols
-    x_in = tl.load(add + i_batch[:, None] * add_batch + i_tok[:, None] * add_tok + i_chan[None, :] * add_chan, mask=mask, other=0.0).to(tl.float32)
-    mean = tl.sum(tl.where(mask, x_in, 0.0), axis=1) / n_cols
-    d = tl.where(mask, x_in - mean[:, None], 0.0)
-    rstd = tl.rsqrt(tl.sum(d * d, axis=1) / n_cols + eps)
-    v134 = d * rstd[:, None]  # layernorm <std.transformer>:43
-    v134 = v134 * tl.load(weight + i_chan[None, :] * weight_chan, mask=mask, other=0.0).to(tl.float32)
-    v134 = v134 + tl.load(bias + i_chan[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out + i_batch[:, None] * out_batch + i_tok[:, None] * out_tok + i_chan[None, :] * out_chan, v134.to(out.dtype.element_ty), mask=mask)
 
 
 def encoder_layers_encoder_layer_11_ln_2(
@@ -2754,38 +1418,11 @@ def encoder_layers_encoder_layer_11_ln_2(
     n_cols = math.prod(sizes[j] for j in (2,))
     block_n = triton.next_power_of_2(n_cols)
     block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n))
-    encoder_layers_encoder_layer_11_ln_2_kernel[(triton.cdiv(n_rows, block_m),)](
+    encoder_layers_encoder_layer_0_ln_2_kernel[(triton.cdiv(n_rows, block_m),)](
         out, add, weight, bias, *sizes, *_strides(add, (0, 1, 2)), *_strides(weight, (0,)), *_strides(bias, (0,)),
         *_strides(out, (0, 1, 2)), n_rows, n_cols, 1e-06, BLOCK_M=block_m, BLOCK_N=block_n)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def encoder_layers_encoder_layer_11_mlp_0_kernel(
-    out, layernorm, weight, bias, batch, tok, chan, layernorm_batch, layernorm_tok, out_batch, out_tok, out_chan, M,
-    N, K, layernorm_k, weight_n, weight_k, bias_n, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr,
-    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # encoder.layers.encoder_layer_11.mlp.0: linear -> gelu -> dropout
-    # from <std.transformer>:27, 28, 29
-    # computes [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=3072]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_tok = rm % tok
-    rest = rm // tok
-    i_batch = rest
-    layernorm_rows = i_batch * layernorm_batch + i_tok * layernorm_tok
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(layernorm + layernorm_rows[:, None] + rk[None, :] * layernorm_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v135 = acc + tl.load(bias + rn * bias_n, mask=rn < N, other=0.0).to(tl.float32)[None, :]
-    v136 = 0.5 * v135 * (1.0 + tl.erf(v135 * 0.7071067811865476))  # gelu <std.transformer>:28
-    tl.store(out + i_batch[:, None] * out_batch + i_tok[:, None] * out_tok + rn[None, :] * out_chan, v136.to(out.dtype.element_ty), mask=mask)
 
 
 def encoder_layers_encoder_layer_11_mlp_0(
@@ -2799,39 +1436,11 @@ def encoder_layers_encoder_layer_11_mlp_0(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    encoder_layers_encoder_layer_11_mlp_0_kernel[grid](
+    encoder_layers_encoder_layer_0_mlp_0_kernel[grid](
         out, layernorm, weight, bias, *sizes, *_strides(layernorm, (0, 1)), *_strides(out, (0, 1, 2)), M, N, K,
         layernorm.stride(2), weight.stride(0), weight.stride(1), bias.stride(0), PRECISION=precision)
     return out
 
-
-@triton.autotune(configs=MATMUL_CONFIGS, key=["M", "N", "K"])
-@triton.jit
-def encoder_layers_encoder_layer_11_mlp_3_kernel(
-    out, dropout, weight, bias, add, batch, tok, chan, dropout_batch, dropout_tok, add_batch, add_tok, add_chan,
-    out_batch, out_tok, out_chan, M, N, K, dropout_k, weight_n, weight_k, bias_n, PRECISION: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # encoder.layers.encoder_layer_11.mlp.3: linear -> dropout -> add
-    # from <std.transformer>:30, 31, 45
-    # computes [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    i_tok = rm % tok
-    rest = rm // tok
-    i_batch = rest
-    dropout_rows = i_batch * dropout_batch + i_tok * dropout_tok
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        rk = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(dropout + dropout_rows[:, None] + rk[None, :] * dropout_k, mask=(rm < M)[:, None] & (rk < K)[None, :], other=0.0)
-        b = tl.load(weight + rk[:, None] * weight_k + rn[None, :] * weight_n,
-                    mask=(rk < K)[:, None] & (rn < N)[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    v138 = acc + tl.load(bias + rn * bias_n, mask=rn < N, other=0.0).to(tl.float32)[None, :]
-    add_v = tl.load(add + i_batch[:, None] * add_batch + i_tok[:, None] * add_tok + rn[None, :] * add_chan, mask=mask, other=0.0).to(tl.float32)
-    v140 = add_v + v138  # add <std.transformer>:45
-    tl.store(out + i_batch[:, None] * out_batch + i_tok[:, None] * out_tok + rn[None, :] * out_chan, v140.to(out.dtype.element_ty), mask=mask)
 
 
 def encoder_layers_encoder_layer_11_mlp_3(
@@ -2845,35 +1454,12 @@ def encoder_layers_encoder_layer_11_mlp_3(
     def grid(meta: dict) -> tuple[int, int]:
         return triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"])
 
-    encoder_layers_encoder_layer_11_mlp_3_kernel[grid](
+    encoder_layers_encoder_layer_0_mlp_3_kernel[grid](
         out, dropout, weight, bias, add, *sizes, *_strides(dropout, (0, 1)), *_strides(add, (0, 1, 2)),
         *_strides(out, (0, 1, 2)), M, N, K, dropout.stride(2), weight.stride(0), weight.stride(1), bias.stride(0),
         PRECISION=precision)
     return out
 
-
-@triton.jit
-def encoder_ln_kernel(
-    out, add, weight, bias, batch, tok, chan, add_batch, add_tok, add_chan, weight_chan, bias_chan, out_batch,
-    out_tok, out_chan, n_rows, n_cols, eps, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
-    # encoder.ln: layernorm
-    # from vit_b_16.arch:21
-    # computes [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]
-    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    cols = tl.arange(0, BLOCK_N)
-    mask = (rows < n_rows)[:, None] & (cols < n_cols)[None, :]
-    i_tok = rows % tok
-    rest = rows // tok
-    i_batch = rest
-    i_chan = cols
-    x_in = tl.load(add + i_batch[:, None] * add_batch + i_tok[:, None] * add_tok + i_chan[None, :] * add_chan, mask=mask, other=0.0).to(tl.float32)
-    mean = tl.sum(tl.where(mask, x_in, 0.0), axis=1) / n_cols
-    d = tl.where(mask, x_in - mean[:, None], 0.0)
-    rstd = tl.rsqrt(tl.sum(d * d, axis=1) / n_cols + eps)
-    v141 = d * rstd[:, None]  # layernorm vit_b_16.arch:21
-    v141 = v141 * tl.load(weight + i_chan[None, :] * weight_chan, mask=mask, other=0.0).to(tl.float32)
-    v141 = v141 + tl.load(bias + i_chan[None, :] * bias_chan, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out + i_batch[:, None] * out_batch + i_tok[:, None] * out_tok + i_chan[None, :] * out_chan, v141.to(out.dtype.element_ty), mask=mask)
 
 
 def encoder_ln(add: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -2883,7 +1469,7 @@ def encoder_ln(add: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> t
     n_cols = math.prod(sizes[j] for j in (2,))
     block_n = triton.next_power_of_2(n_cols)
     block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n))
-    encoder_ln_kernel[(triton.cdiv(n_rows, block_m),)](
+    encoder_layers_encoder_layer_0_ln_2_kernel[(triton.cdiv(n_rows, block_m),)](
         out, add, weight, bias, *sizes, *_strides(add, (0, 1, 2)), *_strides(weight, (0,)), *_strides(bias, (0,)),
         *_strides(out, (0, 1, 2)), n_rows, n_cols, 1e-06, BLOCK_M=block_m, BLOCK_N=block_n)
     return out
