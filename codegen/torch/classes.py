@@ -723,12 +723,32 @@ class ClassBuilder:
         lines = self._seq_lines("", list(self.mods[""].children), "super().__init__(", self.tr.block.span)
         pre = self._events(seq.start)
         direct = not pre and len(in_vars) == 1 and seq.input == in_vars[0][0]
+        if pre and any(kind != "node" or obj.path is not None for kind, obj in pre):
+            # Layers of the block before its sequence are children of the nn.Sequential too, so its forward
+            # runs them: right only where they are the sequence's first steps, a chain from the input.
+            if not self._chain_into(in_vars, pre, seq.input):
+                raise self._fail("a block whose output is a sequence of a value its own layers compute is not "
+                                 "lowered yet: give the sequence a name (`y = seq(...)` or `y = Block(...)`, "
+                                 "then `out y`)", self.tr.block.span)
+            direct = True
         if direct:
             return "nn.Sequential", [Lines(tuple(lines))] + self._fold_hooks(None), None, "torch.Tensor"
         body, returns = self._forward(in_vars, pre, [seq.input])
         last = body[-1].lines[0].replace("return ", "return super().forward(", 1)
         body[-1] = Lines((_before_comment(last, ")"),))
         return "nn.Sequential", [Lines(tuple(lines))] + self._fold_hooks(None), tuple(body), "torch.Tensor"
+
+    def _chain_into(self, in_vars: list, pre: list, into: Any) -> bool:
+        """`pre` is a chain of the block's own layers from its one input to `into` (so nn.Sequential's forward,
+        which runs every child in order, computes exactly what the block does)."""
+        if len(in_vars) != 1:
+            return False
+        value = in_vars[0][0]
+        for kind, obj in pre:
+            if kind != "node" or obj.path is None or "." in obj.path or tuple(obj.inputs) != (value,):
+                return False
+            value = obj.id
+        return value == into
 
     def _events(self, before: int | None) -> list[tuple[str, Any]]:
         """The block's own work in order: stateless nodes, layer calls, nested blocks and sequences."""
