@@ -343,7 +343,7 @@ def _mha_saves(a: MHAAttrs, ins: list[TensorType], out: Type, ctx: SaveCtx) -> S
 define(OpDef(
     key="MHA", name="multihead_attention", attrs=MHAAttrs, tensors=(1, 3),
     traits=frozenset({Trait.CONTRACTION, Trait.ATTENTION, Trait.PARAMETERS, Trait.RANDOM}),
-    shape=_mha_shape, cost=_mha_cost, torch=TorchLowering(module=_mha_module, call=_mha_call),
+    shape=_mha_shape, cost=_mha_cost, torch=TorchLowering(module=_mha_module, call=_mha_call, repeats=True),
     glyph=Glyph("attention", "MHA", G.ATTN),
     doc="nn.MultiheadAttention (packed in_proj_weight), self-attention by default", dtypes=FLOAT,
     saves=_mha_saves))

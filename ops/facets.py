@@ -123,7 +123,9 @@ class TorchLowering(Generic[A_contra]):
     forward  the expression of a stateless op in forward (`F.relu(x)`), from its inputs' texts;
     call     how forward calls the op's module (default `self.m(x)`);
     inplace  the op may overwrite its input, as torchvision's activations do;
-    fresh    its output is always a new tensor (never a view or the input itself).
+    fresh    its output is always a new tensor (never a view or the input itself);
+    repeats  it writes an input's text more than once (self-attention's q, k and v), so forward computes
+             that input into a variable rather than inline it (once, and `q is k is v` holds).
 
     Contravariant in the attributes: a lowering for any `Attrs` (nn.Identity) serves every op.
     """
@@ -133,6 +135,7 @@ class TorchLowering(Generic[A_contra]):
     call: CallFn[A_contra] | None = None
     inplace: bool = False
     fresh: bool = False
+    repeats: bool = False  # it writes an input's text more than once: that input gets a variable
 
 
 # ---- training memory ------------------------------------------------------------------------

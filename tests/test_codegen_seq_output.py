@@ -36,3 +36,12 @@ def test_other_layers_before_the_sequence_are_a_located_error_not_wrong_code() -
     with pytest.raises(ArchError) as e:
         m.torch_source()
     assert "give the sequence a name" in str(e.value)
+
+
+def test_self_attention_of_an_expression_computes_it_once() -> None:
+    """`multihead_attention(relu(x))`: the input is one variable passed as q, k and v (computed once, and
+    `q is k is v`, so torch takes its packed-projection path)."""
+    m = archc.loads("block B() {\n  in x: [b = 2, t = 5, c = 8]\n  a = multihead_attention(relu(x), heads = 2)\n"
+                    "  out a\n}\n")
+    text = m.torch_source()
+    assert text.count("F.relu(") == 1 and "self.a(relu, relu, relu, need_weights=False)" in text

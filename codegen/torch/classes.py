@@ -776,7 +776,7 @@ class ClassBuilder:
             ids = (list(obj.inputs) if kind == "call" else [obj.input] if kind == "seq"
                    else list(obj.inputs))
             for i in ids:
-                uses[i] = uses.get(i, 0) + 1
+                uses[i] = uses.get(i, 0) + (2 if kind == "node" and obj.op.torch.repeats else 1)
         out_ids: list[int] = []
         for v in outputs:
             if not isinstance(v, int):

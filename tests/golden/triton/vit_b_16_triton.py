@@ -1539,8 +1539,8 @@ class EncoderBlock(nn.Module):
         self.mlp = MLP(dim, mlp_dim)  # std.transformer:44
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.ln_1(x)  # [batch, tok, chan=dim]  std.transformer:40
-        out = self.self_attention(out, out, out, need_weights=False)[0]  # [batch, tok, chan=dim]  std.transformer:41
+        ln_1 = self.ln_1(x)  # [batch, tok, chan=dim]  std.transformer:40
+        out = self.self_attention(ln_1, ln_1, ln_1, need_weights=False)[0]  # [batch, tok, chan=dim]  std.transformer:41
         add = F.dropout(out, 0.0, self.training) + x  # [batch, tok, chan=dim]  std.transformer:42
         out_2 = self.ln_2(add)  # [batch, tok, chan=dim]  std.transformer:43
         out_2 = self.mlp(out_2)  # [batch, tok, chan=dim]  std.transformer:44
