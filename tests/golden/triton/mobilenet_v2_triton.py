@@ -1376,7 +1376,7 @@ def classifier_1(dropout: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
 
 
 class ConvBNAct(nn.Sequential):
-    """ConvBNAct from std.vision:14, for act='relu6'; input x: [batch, chan, h, w]."""
+    """ConvBNAct from std.vision:14, for act='relu6', eps=1e-05, momentum=0.1; input x: [batch, chan, h, w]."""
 
     def __init__(self, chan: int, cout: int, k: int = 3, stride: int = 1, groups: int = 1, dilation: int = 1) -> None:
         super().__init__(  # std.vision:14
