@@ -215,6 +215,9 @@ def _split_shape(ctx: ShapeCtx, ins: list[TensorType], a: SplitAttrs) -> Result[
         k = a.parts
         check_min((k,), "parts", 1)
         ctx.require_divisible(n, k, f"'{axis}' into {k} parts", "parts")
+        if not S.is_concrete(k):  # a tuple has a number of items, not a size
+            raise fail(f"parts is how many tensors split makes: a number, not the size {S.fmt(k)} that "
+                       "depends on free sizes", "parts", "value")
         each = S.floordiv(n, k) if S.is_concrete(n) else S.truediv(n, k)
         pieces = [each] * int(k)
     else:
@@ -262,6 +265,8 @@ def _embedding_shape(ctx: ShapeCtx, ins: list[TensorType], a: EmbeddingAttrs) ->
         raise fail(f"embedding looks up integer ids, but the tensor is {x.dtype}", None, "type")
     if x.has(a.axis):
         raise fail(f"the ids already have an axis '{a['axis']}'; choose another with axis=", "axis")
+    check_min((a.num,), "num", 1)  # a table of no rows, or of rows of no features, is no table
+    check_min((a.dim,), "dim", 1)
     out = TensorType(x.axes + (Axis(a.axis, a.dim),), "f32")
     return out, (ParamSpec("weight", (a.num, a.dim)),), a
 

@@ -1,0 +1,28 @@
+"""Cases benchmarks/fuzz.py found (seed 7, 3,000 cases): each was a crash or a module that failed at run time,
+and is now a located error."""
+
+from __future__ import annotations
+
+import pytest
+
+import archc
+from archc.diagnostics import ArchError
+
+
+def test_split_into_a_free_number_of_parts_is_an_error_not_a_crash() -> None:
+    src = ("size H = 8\nblock B() {\n  in ids: i64[n = 2, h = H]\n  layer = split(ids, axis = h, parts = H)\n"
+           "  out layer\n}\n")
+    m = archc.loads(src, "split.arch")
+    assert len(m.check().graph.node(m.check().graph.outputs[0]).type.items) == 8  # H has a value: 8 parts
+    with pytest.raises(ArchError) as e:  # symbolic: the number of tensors would depend on H
+        m.check(symbolic=True)
+    assert "parts is how many tensors split makes" in str(e.value)
+    assert e.value.diagnostics[0].span.line == 4
+
+
+@pytest.mark.parametrize("args,what", [("num = 0, dim = 4", "num"), ("num = 5, dim = 0", "dim")])
+def test_an_empty_embedding_table_is_an_error(args: str, what: str) -> None:
+    src = f"block B() {{\n  in ids: i64[n = 2, h = 8]\n  layer = embedding(ids, {args})\n  out layer\n}}\n"
+    with pytest.raises(ArchError) as e:
+        archc.loads(src, "emb.arch").check()
+    assert f"{what} must be at least 1" in str(e.value) and e.value.diagnostics[0].span.line == 3
