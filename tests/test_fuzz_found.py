@@ -26,3 +26,15 @@ def test_an_empty_embedding_table_is_an_error(args: str, what: str) -> None:
     with pytest.raises(ArchError) as e:
         archc.loads(src, "emb.arch").check()
     assert f"{what} must be at least 1" in str(e.value) and e.value.diagnostics[0].span.line == 3
+
+
+def test_upsample_by_a_size_is_refused_by_build_at_its_line() -> None:
+    """(seed 11) `upsample(x, scale = H)` checks (H has a value) but torch's scale_factor is fixed when the
+    module is built: a located codegen error, not an internal one."""
+    src = ("size H = 8\nblock B() {\n  in x: [n = 2, c = 4, h = H, w = H]\n"
+           "  layer = upsample(x, scale = H, align_corners = true)\n  out layer\n}\n")
+    m = archc.loads(src, "up.arch")
+    m.check()
+    with pytest.raises(ArchError) as e:
+        m.torch_source()
+    assert "upsample's scale is H:" in str(e.value) and e.value.diagnostics[0].span.line == 4
