@@ -494,8 +494,9 @@ def _upsample_kw(a: UpsampleAttrs, ins: list[TensorType], ctx: LowerCtx, runtime
     else:
         given = T.per(a.scale, n)
         if not all(isinstance(s, (int, float)) and not isinstance(s, bool) for s in given):
-            raise Unsupported(f"upsample's scale is {', '.join(dict.fromkeys(map(str, given)))}: torch's scale_factor is a number "
-                              "fixed when the module is built (give size = ... to follow the input)")
+            shown = ", ".join(dict.fromkeys(map(str, given)))
+            raise Unsupported(f"upsample's scale is {shown}: torch's scale_factor is a number fixed when the "
+                              "module is built (give size = ... to follow the input)")
         scales = [float(s) for s in given]
         kw = f"scale_factor={T.lit(scales[0] if len(set(scales)) == 1 else tuple(scales))}"
     kw += f", mode={a.mode!r}"
