@@ -30,6 +30,7 @@ from archc.shapes.constraints import derive as derive_constraints
 if TYPE_CHECKING:  # analysis is imported when flops() runs, not with the API
     from archc.analysis.memory import Memory
     from archc.analysis.report import Report
+    from archc.codegen.triton import TritonModule
 
 
 @dataclasses.dataclass
@@ -253,6 +254,21 @@ class Model:
         from archc.codegen.torch import generate, load_class
         self.check(dtype=dtype, **sets)
         return load_class(generate(Templates(self.program, self.entry, sets, dtype), checks=checks, fold_bn=fold_bn))
+
+
+    def triton_module(self, dtype: str | None = None, **sets: Any) -> TritonModule:
+        """The Triton target (what `archc build --target triton` writes): its text, entry class, and the
+        kernels its inference forward launches; needs neither torch nor triton. `.generated` is the record
+        `torch`'s loader executes (`codegen.torch.load_class`)."""
+        from archc.codegen.triton import generate
+        graph = self.check(symbolic=True, dtype=dtype, **sets).graph
+        return generate(Templates(self.program, self.entry, sets, dtype), graph)
+
+    def triton(self, dtype: str | None = None, **sets: Any) -> type:
+        """The Triton target's entry class, executed in a fresh module (needs torch and triton): the same
+        class, constructor and state_dict as `torch()`, its inference forward running fused kernels."""
+        from archc.codegen.torch import load_class
+        return load_class(self.triton_module(dtype, **sets).generated)
 
 
 class BlockView:

@@ -547,7 +547,7 @@ def _build(args: argparse.Namespace, sets: dict[str, Any], sources: SourceMap) -
         from archc.codegen.triton import generate as codegen_triton
         graph = api.compile_program(program, args.entry, sets, symbolic=True, dtype=args.dtype).graph
         tm = codegen_triton(Templates(program, args.entry, sets, args.dtype), graph)
-        gen = codegen_torch.Generated(tm.text, tm.entry_class, tm.inputs, tm.classes)
+        gen = tm.generated
         stem += "_triton"
     else:
         gen = codegen_torch.generate(Templates(program, args.entry, sets, args.dtype), checks=args.checks,

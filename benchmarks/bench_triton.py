@@ -45,10 +45,7 @@ import torch  # noqa: E402
 
 import archc  # noqa: E402
 from archc.analysis.roofline import DEVICES  # noqa: E402
-from archc.codegen.torch.generate import Generated, load_class  # noqa: E402
-from archc.codegen.torch.generate import generate as generate_torch  # noqa: E402
-from archc.codegen.triton import generate as generate_triton  # noqa: E402
-from archc.dsl.templates import Templates  # noqa: E402
+from archc.codegen.torch.generate import load_class  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -123,10 +120,8 @@ def model_of(name: str) -> archc.Model:
 def build(name: str, sets: dict[str, Any]) -> tuple[torch.nn.Module, torch.nn.Module, Any]:
     """The eager and the Triton module with the same random weights, and the Triton module's record."""
     model = model_of(name)
-    graph = model.check(symbolic=True, **sets).graph
-    tm = generate_triton(Templates(model.program, model.entry, sets or None), graph)
-    eager = load_class(generate_torch(Templates(model.program, model.entry, sets or None)))().eval()
-    fused = load_class(Generated(tm.text, tm.entry_class, tm.inputs, tm.classes))().eval()
+    tm = model.triton_module(**sets)
+    eager, fused = model.torch(**sets)().eval(), load_class(tm.generated)().eval()
     gen = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for key, t in eager.state_dict().items():
@@ -200,10 +195,7 @@ def run_memory_bound(name: str, dtype: torch.dtype, cuda: bool, tiny: bool, reps
                      peak: tuple[str, float] | None) -> dict[str, Any]:
     src, full, small = MEMORY_BOUND[name]
     model = archc.loads(src, f"{name}.arch")
-    graph = model.check(symbolic=True).graph
-    tm = generate_triton(Templates(model.program, model.entry), graph)
-    eager = load_class(generate_torch(Templates(model.program, model.entry)))().eval()
-    fused = load_class(Generated(tm.text, tm.entry_class, tm.inputs, tm.classes))().eval()
+    eager, fused = model.torch()().eval(), model.triton()().eval()
     device = "cuda" if cuda else "cpu"
     eager, fused = eager.to(device, dtype), fused.to(device, dtype)
     xs = [torch.randn(*s, device=device, dtype=dtype) for s in (small if tiny else full)]

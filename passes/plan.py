@@ -47,7 +47,7 @@ from typing import Any
 
 from archc.ir.graph import Graph, Node
 from archc.ir.plan import Group, Plan, crossing
-from archc.ops.registry import Op, OpDef, Trait
+from archc.ops.registry import Op, Trait
 from archc.shapes import sizes as S
 from archc.shapes.types import TensorType
 
@@ -352,4 +352,4 @@ def head(plan_: Plan, group: Group) -> Node:
     return nodes[0]
 
 
-__all__ = ["plan", "head", "floating", "pointwise", "matmul", "window", "same_space", "FUSED", "OpDef"]
+__all__ = ["plan", "head", "floating", "pointwise", "matmul", "window", "same_space", "FUSED"]

@@ -90,12 +90,9 @@ def test_the_triton_target_runs_fno_with_torch_ffts() -> None:
     """The FFTs, slices, pads and the complex einsums stay torch calls; the lifting, 1x1 convs, GELUs and
     projection are kernels."""
     pytest.importorskip("triton")
-    from archc.codegen.torch.generate import Generated, load_class
-    from archc.codegen.triton import generate
-    from archc.dsl.templates import Templates
-    model = archc.load(str(FNO))
-    tm = generate(Templates(model.program, model.entry), model.check(symbolic=True).graph)
-    fused = load_class(Generated(tm.text, tm.entry_class, tm.inputs, tm.classes))().eval()
+    from archc.codegen.torch import load_class
+    tm = archc.load(str(FNO)).triton_module()
+    fused = load_class(tm.generated)().eval()
     eager = archc.load(str(FNO)).torch()().eval()
     fused.load_state_dict(eager.state_dict())
     x = torch.randn(1, 24, 24, 3)
@@ -187,12 +184,9 @@ def test_hyena_module_loads_the_reference_and_agrees() -> None:
 
 def test_hyena_through_the_triton_target() -> None:
     pytest.importorskip("triton")
-    from archc.codegen.torch.generate import Generated, load_class
-    from archc.codegen.triton import generate
-    from archc.dsl.templates import Templates
-    model = archc.load(str(HYENA))
-    tm = generate(Templates(model.program, model.entry), model.check(symbolic=True).graph)
-    fused = load_class(Generated(tm.text, tm.entry_class, tm.inputs, tm.classes))().eval()
+    from archc.codegen.torch import load_class
+    tm = archc.load(str(HYENA)).triton_module()
+    fused = load_class(tm.generated)().eval()
     ref = HyenaOperator().eval()
     fused.load_state_dict(ref.state_dict(), strict=True)
     u = torch.randn(1, 64, 64)

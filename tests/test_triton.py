@@ -26,10 +26,7 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 import archc  # noqa: E402
-from archc.codegen.torch.generate import Generated, load_class  # noqa: E402
-from archc.codegen.torch.generate import generate as generate_torch  # noqa: E402
-from archc.codegen.triton import generate as generate_triton  # noqa: E402
-from archc.dsl.templates import Templates  # noqa: E402
+from archc.codegen.torch.generate import load_class  # noqa: E402
 
 from conftest import EXAMPLES  # noqa: E402
 
@@ -38,11 +35,8 @@ _COUNT = itertools.count()
 
 def build(model: archc.Model, **sets: Any) -> tuple[type, type, Any]:
     """The torch target's entry class, the Triton target's, and the Triton module."""
-    graph = model.check(symbolic=True, **sets).graph
-    tm = generate_triton(Templates(model.program, model.entry, sets or None), graph)
-    eager = load_class(generate_torch(Templates(model.program, model.entry, sets or None)))
-    fused = load_class(Generated(tm.text, tm.entry_class, tm.inputs, tm.classes), f"archc_triton_{next(_COUNT)}")
-    return eager, fused, tm
+    tm = model.triton_module(**sets)
+    return model.torch(**sets), load_class(tm.generated, f"archc_triton_{next(_COUNT)}"), tm
 
 
 def randomize(net: Any, seed: int = 0) -> None:
@@ -360,8 +354,7 @@ GOLDEN_SOURCES = [EXAMPLES / f"{n}.arch" for n in ("convnext_tiny", "mobilenet_v
 @pytest.mark.parametrize("src", GOLDEN_SOURCES, ids=lambda p: p.stem)
 def test_triton_golden(src: pathlib.Path) -> None:
     """The Triton module of each example equals tests/golden/triton/ (ARCHC_UPDATE_GOLDENS=1 rewrites)."""
-    model = archc.load(str(src))
-    text = generate_triton(Templates(model.program, model.entry), model.check(symbolic=True).graph).text
+    text = archc.load(str(src)).triton_module().text
     path = GOLDEN / f"{src.stem}_triton.py"
     if os.environ.get("ARCHC_UPDATE_GOLDENS") == "1":
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -23,14 +23,13 @@ kernels take their sizes from their inputs at run time.
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 from typing import Any
 
 from archc.codegen.namespace import Namespace, check_attribute
-from archc.codegen.torch.generate import HELPERS, ClassModel, Extension
+from archc.codegen.torch.generate import HELPERS, ClassModel, Extension, Generated
 from archc.codegen.torch.generate import generate as generate_torch
-from archc.codegen.triton.kernels import Kernel, NotFusable, kernel, mha_helpers, wrap
+from archc.codegen.triton.kernels import Kernel, NotFusable, arch_lines, kernel, mha_helpers, wrap
 from archc.diagnostics import ArchError, Diagnostic
 from archc.ir.graph import Graph, Node
 from archc.ir.plan import Plan
@@ -200,11 +199,7 @@ class FusedForward:
 
     def _statement(self, n: Node, text: str, reads: list[int], nodes: list[Node],
                    call: tuple[str, list[str]] | None = None) -> None:
-        spans = sorted({(os.path.basename(x.span.file), x.span.line) for x in nodes if x.span})
-        files = sorted({f for f, _ in spans})
-        at = f"{files[0]}:{', '.join(str(line) for _, line in spans)}" if len(files) == 1 else \
-            ", ".join(f"{f}:{line}" for f, line in spans)
-        self.statements.append(Statement(n.id, text, reads, f"{n.type}  {at}".rstrip(), call))
+        self.statements.append(Statement(n.id, text, reads, f"{n.type}  {arch_lines(nodes)}".rstrip(), call))
         self.expr[n.id] = f"<{n.id}>"
 
     def lines(self) -> list[str]:
@@ -219,8 +214,12 @@ class FusedForward:
         var: dict[int, str] = {}
         temps: dict[int, str] = {}
         body: list[str] = []
+
+        def fill(text: str) -> str:  # a statement's text with each value (<id>) as its variable
+            return re.sub(r"<(\d+)>", lambda m: var[int(m.group(1))], text)
+
         for st in self.statements:
-            text = re.sub(r"<(\d+)>", lambda m: var[int(m.group(1))], st.text)
+            text = fill(st.text)
             node = self.g.node(st.value)
             if uses.get(st.value, 0) == 1:
                 name = next((temps.pop(i) for i in st.reads if i in temps and uses.get(i) == 1), None)
@@ -235,12 +234,12 @@ class FusedForward:
                 body.append(line)
             elif st.call is not None:
                 fn, args = st.call
-                args = [re.sub(r"<(\d+)>", lambda m: var[int(m.group(1))], a) for a in args]
+                args = [fill(a) for a in args]
                 body.append(f"# {st.comment}")
                 body += wrap(f"{name} = {fn}(", args, ")", "", 108).split("\n")
             else:
                 body += [f"# {st.comment}", f"{name} = {text}"]
-        outs = [re.sub(r"<(\d+)>", lambda m: var[int(m.group(1))], self.expr[i]) for i in self.g.outputs]
+        outs = [fill(self.expr[i]) for i in self.g.outputs]
         return self.prologue + body + [f"return {', '.join(outs)}"]
 
 
@@ -281,6 +280,11 @@ class TritonModule:
     classes: list[str]
     kernels: int  # fused groups, each one kernel launch in forward
     torch_ops: int
+
+    @property
+    def generated(self) -> Generated:
+        """The module as the PyTorch target's record: what `write` writes and `load_class` executes."""
+        return Generated(self.text, self.entry_class, self.inputs, self.classes)
 
     @property
     def distinct_kernels(self) -> int:

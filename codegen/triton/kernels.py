@@ -39,7 +39,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from archc.codegen.namespace import Namespace
-from archc.ir.graph import Graph, Node
+from archc.ir.graph import Node
 from archc.ir.plan import Group, Plan
 from archc.ops import rules as R
 from archc.ops.registry import Op
@@ -116,6 +116,15 @@ class Kernel:
     args: list[str]  # the forward expressions the launcher takes, in order
     value: int       # the graph value it returns
     kind: str = ""   # the group's kind
+
+
+def arch_lines(nodes: list[Node]) -> str:
+    """The .arch lines nodes come from: `mlp.arch:7, 8`, or `a.arch:3, b.arch:9` across files."""
+    spans = sorted({(os.path.basename(n.span.file), n.span.line) for n in nodes if n.span})
+    files = sorted({f for f, _ in spans})
+    if len(files) == 1:
+        return f"{files[0]}:{', '.join(str(line) for _, line in spans)}"
+    return ", ".join(f"{f}:{line}" for f, line in spans)
 
 
 def _tensor(t: Any) -> TensorType:
@@ -225,11 +234,6 @@ class KernelBuilder:
             self.operands.append(op)
         return self._by_key[key]
 
-    def align(self, t: TensorType, by: TensorType) -> tuple[int, ...]:
-        """For each axis of `by` (the iteration axes, under the names a node sees them), `t`'s dimension."""
-        names = list(t.names)
-        return tuple(names.index(a.name) if a.name in names else -1 for a in by.axes)
-
     def hint(self, i: int) -> str:
         """A kernel parameter name for value i: its .arch name, else the op that computes it."""
         src = self.g.node(i)
@@ -309,11 +313,7 @@ class KernelBuilder:
 
     def comment(self) -> list[str]:
         ops = " -> ".join(n.op.name for n in self.nodes)
-        spans = sorted({(os.path.basename(n.span.file), n.span.line) for n in self.nodes if n.span})
-        files = sorted({f for f, _ in spans})
-        lines = ", ".join(str(line) for _, line in spans)
-        at = f"{files[0]}:{lines}" if len(files) == 1 else ", ".join(f"{f}:{line}" for f, line in spans)
-        return [f"{self.group.name}: {ops}", f"from {at}", f"computes {self.out}"]
+        return [f"{self.group.name}: {ops}", f"from {arch_lines(self.nodes)}", f"computes {self.out}"]
 
     def strides(self, op: Operand) -> list[str]:
         return [f"{op.name}_{self.axes[j]}" for j, d in enumerate(op.dims) if d >= 0]
@@ -429,7 +429,7 @@ def _name_of(m: dict[str, int], j: int) -> str:
     return next(a for a, k in m.items() if k == j)
 
 
-def _row_split(b: KernelBuilder, reduced: set[str], at: TensorType) -> tuple[list[int], list[int]]:
+def _row_split(reduced: set[str], at: TensorType) -> tuple[list[int], list[int]]:
     rows = [j for j, a in enumerate(at.axes) if a.name not in reduced]
     cols = [j for j, a in enumerate(at.axes) if a.name in reduced]
     return rows, cols
@@ -512,7 +512,7 @@ def reduce_kernel(b: KernelBuilder) -> Kernel:
     # iterate over the input's axes; the output keeps the others (and, with keep, size-1 reduced ones)
     b.out = x
     b.axes = [b.ns.name(("in-axis", j), a.name) for j, a in enumerate(x.axes)]
-    rows, cols = _row_split(b, reduced, x)
+    rows, cols = _row_split(reduced, x)
     index = {j: (f"i_{b.axes[j]}[:, None]" if j in rows else f"i_{b.axes[j]}[None, :]") for j in range(len(b.axes))}
     src = b.g.node(h.inputs[0])
     op = b.operand(("value", src.id), "x", b.external(src.id), tuple(range(len(x.axes))), src.id)
@@ -786,4 +786,4 @@ def kernel(plan: Plan, group: Group, name: str, external: Callable[[int], str], 
     return KINDS[group.kind](KernelBuilder(plan, group, name, external, attr))
 
 
-__all__ = ["Kernel", "NotFusable", "kernel", "mha_helpers", "KINDS", "Graph"]
+__all__ = ["Kernel", "NotFusable", "kernel", "mha_helpers", "arch_lines", "KINDS"]
