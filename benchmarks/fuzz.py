@@ -14,7 +14,11 @@ constructed and run forward on random inputs of the entry's sizes (torch). Every
 sorted into one kind:
 
   ok: ... / located-error  check passes (and the program built and ran, or build refused it with a
-                           located error), or exit 1 with diagnostics in the documented form
+                           located error), or exit 1 with diagnostics in the documented form; "too
+                           large to run here": built, but `archc flops` says its weights, buffers and
+                           activations take more than 2 GiB, so it is not constructed (a mutant may ask
+                           for terabytes); a module already run in the worker (same generated source)
+                           is not run again
   internal-error           exit 70 (a bug in archc) or a Python traceback
   bad-diagnostic           exit 1 whose stderr is not in the documented form
   control-characters       raw control characters in stdout or stderr
@@ -112,23 +116,45 @@ def _run(argv: list[str]) -> tuple[int, str, str]:
     return status, out.getvalue(), err.getvalue()
 
 
-def _module_runs(path: Path) -> bool:
-    """Import a built module, construct its entry class and run forward on inputs of its sizes."""
+TOO_LARGE = 2 << 30  # bytes of parameters, buffers and activations a module may take to be run here
+_RAN: dict[str, str] = {}  # generated source -> the kind its run gave (mutants often build the same module)
+
+
+def _module_runs(path: Path) -> str:
+    """Import a built module, construct its entry class and run forward on inputs of its sizes.
+
+    Returns the kind of a case whose module ran ("ok: built and ran", or "ok: built, too large to run
+    here" when `archc flops` says the module needs more than TOO_LARGE bytes: a mutant asking for
+    terabytes of weights is a valid program, not one this machine can construct). A module whose
+    generated source was already run in this worker is not run again: the outcome is the same.
+    """
+    import hashlib
     import importlib.util
     import json
 
     import torch
+    generated = next((path.parent / "b").glob("*.py"))
+    key = hashlib.sha256(generated.read_bytes()).hexdigest()
+    if key in _RAN:
+        return _RAN[key]
     status, out, _ = _run(["check", str(path), "--json"])
     if status != 0:
-        return True
+        return "ok: built and ran"
     doc = json.loads(out)
-    free = [f"{k}=3" for k, v in doc["sizes"].items() if v is None]  # a free size without a value
-    if free:
-        status, out, _ = _run(["check", str(path), "--json", *(a for f in free for a in ("--set", f))])
+    sets = [a for k, v in doc["sizes"].items() if v is None for a in ("--set", f"{k}=3")]  # free sizes 3
+    if sets:
+        status, out, _ = _run(["check", str(path), "--json", *sets])
         if status != 0:
-            return True
+            return "ok: built and ran"
         doc = json.loads(out)
-    spec = importlib.util.spec_from_file_location("fuzzed", next((path.parent / "b").glob("*.py")))
+    status, out, _ = _run(["flops", str(path), "--json", *sets])
+    if status == 0:
+        costs = json.loads(out)
+        needs = sum(costs.get(k) or 0 for k in ("param_bytes", "buffer_bytes", "activation_bytes"))
+        if needs > TOO_LARGE:
+            _RAN[key] = "ok: built, too large to run here"
+            return _RAN[key]
+    spec = importlib.util.spec_from_file_location("fuzzed", generated)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -142,7 +168,8 @@ def _module_runs(path: Path) -> bool:
             inputs.append(torch.zeros(shape, dtype=torch.int64) if ints else torch.randn(shape))
     with torch.no_grad():
         cls().eval()(*inputs)
-    return True
+    _RAN[key] = "ok: built and ran"
+    return _RAN[key]
 
 
 def _entry_inputs(path: Path) -> tuple[str, list[Any]] | None:
@@ -250,10 +277,11 @@ def run_case(index: int, seed: int, texts: list[tuple[str, str]], timeout: float
                     return "bad-svg", f"{where}: {e}"
             built = built or (command[0] == "build" and status == 0)
             checked = checked or (command[0] == "check" and status == 0)
+        ran = "ok: built and ran"
         if built and run_modules:
             signal.setitimer(signal.ITIMER_REAL, timeout * 4)
             try:
-                _module_runs(src)
+                ran = _module_runs(src)
             except Timeout:
                 return "hang", f"{where}: running the built module"
             except Exception as e:  # noqa: BLE001
@@ -274,7 +302,7 @@ def run_case(index: int, seed: int, texts: list[tuple[str, str]], timeout: float
                 return "triton-mismatch", f"{where}: {wrong}"
         if not checked:
             return "located-error", where
-        return ("ok: built and ran" if built and run_modules else "ok: built" if built else
+        return (ran if built and run_modules else "ok: built" if built else
                 "ok: checked, build refused"), where
 
 
@@ -311,9 +339,10 @@ def main() -> int:
     took = time.perf_counter() - t0
     per_case = took / max(args.cases, 1) * 1e3
     print(f"{args.cases} cases (seed {args.seed}) in {took:.0f} s ({per_case:.1f} ms a case):")
-    for kind in ("ok: built and ran", "ok: built", "ok: checked, build refused", "located-error", "internal-error",
+    for kind in ("ok: built and ran", "ok: built, too large to run here", "ok: built", "ok: checked, build refused",
+                 "located-error", "internal-error",
                  "bad-diagnostic", "control-characters", "bad-svg", "hang", "module-fails", "triton-mismatch"):
-        print(f"  {kind:28} {counts[kind]:>8,}")
+        print(f"  {kind:34} {counts[kind]:>8,}")
     for kind, wheres in examples.items():
         print(f"first {kind} cases:")
         for w in wheres:
