@@ -334,8 +334,13 @@ def main() -> int:
         for results in pool.map(_batch, batches):
             for kind, where in results:
                 counts[kind] += 1
-                if not kind.startswith(("ok", "located-error")) and len(examples[kind]) < 5:
-                    examples[kind].append(where)
+                if not kind.startswith(("ok", "located-error")):
+                    if len(examples[kind]) < 5:
+                        examples[kind].append(where)
+                    print(f"{kind}: {where}", file=sys.stderr, flush=True)  # as found: a long run can be read early
+            done = sum(counts.values())
+            if done % 5000 == 0:
+                print(f"{done:,} cases, {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
     took = time.perf_counter() - t0
     per_case = took / max(args.cases, 1) * 1e3
     print(f"{args.cases} cases (seed {args.seed}) in {took:.0f} s ({per_case:.1f} ms a case):")
