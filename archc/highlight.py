@@ -17,7 +17,7 @@ from pygments.token import Comment, Keyword, Name, Number, Operator, Punctuation
 DECLARATIONS = ("block", "entry", "size", "dtype", "param", "buffer", "in", "out", "import", "as")
 CONTROL = ("if", "elif", "else", "then", "for", "assert", "seq")
 WORD_OPERATORS = ("and", "or", "not")
-CONSTANTS = ("true", "false")
+CONSTANTS = ("true", "false", "none")
 OPERATORS = ("->", "**", "//", "==", "!=", "<=", ">=", "...", "..", "<", ">", "+", "-", "*", "/", "%", "=")
 PUNCTUATION = ("(", ")", "[", "]", "{", "}", ",", ":", ".")
 DTYPES = ("f64", "f32", "f16", "bf16", "c64", "c128", "i64", "i32", "i16", "i8", "u8", "bool")

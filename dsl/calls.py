@@ -233,6 +233,8 @@ class Calls(State):
         v = self.ev(ex, frame)
         if isinstance(v, Poison):
             raise Abort
+        if v is None and p.default is None:  # `none` where the argument is optional: left out
+            return None
         if kind == "size":
             return self._as_size(v, ex.span, f"'{p.name}' of {sig.name}")
         if kind == "sizes":

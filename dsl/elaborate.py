@@ -182,10 +182,8 @@ class Elaborator(Expressions, Calls, Sequences):
 
     def call_block(self, block: ast.Block, bfile: File, call: ast.Call, implicit: Any,
                    frame: Frame, path: str | None) -> Any:
-        if path is None:
-            self.bag.error("structure", f"a call of block '{block.name}' needs a name: write "
-                           f"`name = {call.func}(...)`", call.span)
-            raise Abort
+        unnamed = path is None  # allowed for a block without layers: its ops are the caller's, inline
+        at = frame.path if path is None else path
         self.spend(1, call.span)
         if self.depth >= self.limits.depth:
             self.bag.error("structure", f"blocks nest deeper than {self.limits.depth} (does '{block.name}' "
@@ -237,15 +235,19 @@ class Elaborator(Expressions, Calls, Sequences):
             raise Abort
         if any(isinstance(t, Poison) for t in tensors) or any(isinstance(v, Poison) for v in given.values()):
             return POISON
-        inline = path == frame.path  # `out Block(...)`: the callee's layers are this block's
-        inner = Frame(path, block, bfile, {}, {})
+        inline = at == frame.path  # `out Block(...)`: the callee's layers are this block's
+        inner = Frame(at, block, bfile, {}, {})
         if not inline:
-            self._claim(frame, path, call.span)
-            self.graph.add_module(ModuleInfo(path, "block", block.name, {}, call.span,
-                                             self._parent_of(path), repeat=self._take_repeat()))
+            self._claim(frame, at, call.span)
+            self.graph.add_module(ModuleInfo(at, "block", block.name, {}, call.span,
+                                             self._parent_of(at), repeat=self._take_repeat()))
         self._bind_params(inner, block, given, call.span)
         if not inline:
-            self.graph.modules[path].args = {p: inner.env.get(p) for p in pnames}
+            self.graph.modules[at].args = {p: inner.env.get(p) for p in pnames}
+        layers: list[str] = []
+        outer_claims = self._claimed
+        if unnamed:
+            self._claimed = {}  # the callee's own names, apart from the caller's
         self.depth += 1
         first_new = len(self.bag.items)
         try:
@@ -253,8 +255,16 @@ class Elaborator(Expressions, Calls, Sequences):
         finally:
             self.depth -= 1
             self._note_caller(first_new, block.name, call.span)
+            if unnamed:
+                layers = [p.rsplit(".", 1)[-1] for p in self._claimed]
+                self._claimed = outer_claims
         if inner.outputs is None:
             self.bag.error("structure", f"block '{block.name}' has no `out` statement", block.name_span)
+            raise Abort
+        if unnamed and layers:
+            self.bag.error("structure", f"a call of block '{block.name}' needs a name: it has layers "
+                           f"({', '.join(repr(n) for n in layers[:3])}{', ...' if len(layers) > 3 else ''}): "
+                           f"write `name = {call.func}(...)`", call.span)
             raise Abort
         return inner.outputs[0] if len(inner.outputs) == 1 else tuple(inner.outputs)
 
@@ -501,6 +511,9 @@ class Elaborator(Expressions, Calls, Sequences):
     # ---- statements ---------------------------------------------------------------------
 
     def _let(self, frame: Frame, stmt: ast.Let) -> None:
+        if stmt.name is not None:
+            self._let_named(frame, stmt)
+            return
         if len(stmt.targets) == 1:
             t = stmt.targets[0]
             if t.index is None:
@@ -525,6 +538,29 @@ class Elaborator(Expressions, Calls, Sequences):
                 self.bag.error("structure", "unpacking into list elements is not supported", tgt.span)
                 raise Abort
             frame.env[tgt.name] = v
+
+    def _let_named(self, frame: Frame, stmt: ast.Let) -> None:
+        """`x = Layer(x, d) as "layer{i}"`: the variable is `x`, the layer's name (its state_dict keys) is
+        the template with the loop variables' values, as a quoted step label in a `seq`."""
+        assert stmt.name is not None and stmt.name_span is not None
+        if len(stmt.targets) != 1:
+            self.bag.error("structure", "`as \"name\"` names one layer; this statement binds "
+                           f"{len(stmt.targets)} names", stmt.name_span)
+            raise Abort
+        t = stmt.targets[0]
+        path = join(frame.path, self._label(stmt.name, frame, stmt.name_span, "layer name"))
+        value = self.ev(stmt.value, frame, path)
+        if t.index is None:
+            frame.env[t.name] = value
+            return
+        idx = self.ev(t.index, frame)
+        if not S.is_concrete(idx):
+            self.bag.error("type", "a list index must be a concrete integer", t.index.span)
+            raise Abort
+        lst = frame.env.get(t.name)
+        if not isinstance(lst, ListV):
+            lst = frame.env[t.name] = ListV({})
+        lst.items[int(idx)] = value
 
     def _unpack(self, value: Any, n: int, span: Span) -> list[Any]:
         if isinstance(value, Poison):

@@ -36,6 +36,7 @@ class Expressions(State):
                    path: str | None, arg_spans: dict[str, Span], name: str = "", seq_step: bool = False) -> Any: ...
         def _seq(self, e: ast.SeqExpr, frame: Frame, path: str | None) -> Any: ...
         def _getitem(self, value: TV, i: int, span: Span) -> TV: ...
+        def _as_int(self, v: Any, span: Span, what: str) -> Any: ...
         def _parent_of(self, path: str) -> str | None: ...
 
     # ---- expressions ----------------------------------------------------------------------
@@ -47,6 +48,10 @@ class Expressions(State):
             return e.value
         if isinstance(e, (ast.String, ast.Bool)):
             return e.value
+        if isinstance(e, ast.NoneLit):
+            return None
+        if isinstance(e, ast.Slicing):
+            return self._slicing(e, frame, path)
         if isinstance(e, ast.Var):
             return self._lookup(e, frame)
         if isinstance(e, ast.Call):
@@ -134,6 +139,50 @@ class Expressions(State):
         self.bag.error("type", f"cannot index {self._kind(v)}", e.span)
         raise Abort
 
+    def _slicing(self, e: ast.Slicing, frame: Frame, path: str | None) -> Any:
+        """`x[h = 0:4, w = ::2]`: one `slice` per axis, in the order written; `h = i` keeps position i
+        and drops the axis (`x[h = -1]`: the last)."""
+        t = self.ev(e.value, frame)
+        if isinstance(t, Poison):
+            return t
+        if not isinstance(t, TV):
+            self.bag.error("type", f"`[{e.items[0].axis} = ...]` slices a tensor's named axes, not "
+                           f"{self._kind(t)}", e.span)
+            raise Abort
+        seen: dict[str, Span] = {}
+        for item in e.items:
+            if item.axis in seen:
+                self.bag.error("arg", f"axis '{item.axis}' is sliced twice", item.span,
+                               [("first here", seen[item.axis])])
+                raise Abort
+            seen[item.axis] = item.span
+            given: dict[str, Any] = {"over": item.axis}
+            spans: dict[str, Span] = {"over": item.span}
+            for name, part in (("start", item.start), ("stop", item.stop), ("step", item.step)):
+                if part is None:
+                    continue
+                v = self.ev(part, frame)
+                if isinstance(v, Poison):
+                    return v
+                if v is None:  # `none`: as if left out
+                    continue
+                given[name] = self._as_int(v, part.span, f"the {name} of the slice of '{item.axis}'")
+                spans[name] = part.span
+            if not item.is_range:
+                if "start" not in given:
+                    self.bag.error("arg", f"`{item.axis} = none` picks no position; write `{item.axis} = :` "
+                                   "for the whole axis", item.span)
+                    raise Abort
+                i = given["start"]
+                given["stop"] = None if isinstance(i, int) and i == -1 else S.add(i, 1)
+                given["keep"] = False
+                spans["stop"] = spans["start"]
+            last = item is e.items[-1]  # `y = x[...]` labels the last slice `y` in reports
+            t = self._apply(Op.SLICE, [t], given, item.span, frame, path if last else None, spans)
+            if isinstance(t, Poison):
+                return t
+        return t
+
     def _binop(self, e: ast.BinOp, frame: Frame) -> Any:
         if e.op in ("and", "or"):
             left = self.truth(self.ev(e.left, frame), e.left.span)
@@ -147,7 +196,7 @@ class Expressions(State):
         if ta or tb:
             return self._tensor_binop(e, a, b, frame)
         if e.op in ("==", "!=", "<", "<=", ">", ">="):
-            if isinstance(a, str) or isinstance(b, str) or isinstance(a, bool) or isinstance(b, bool):
+            if any(isinstance(v, (str, bool)) or v is None for v in (a, b)):
                 if e.op in ("==", "!="):
                     return (a == b) == (e.op == "==")
                 self.bag.error("type", f"cannot order {self._kind(a)} and {self._kind(b)}", e.span)
@@ -220,7 +269,8 @@ class Expressions(State):
             raise Abort
         if isinstance(v, bool):
             return v
-        self.bag.error("type", f"a condition must be true or false, got {self._kind(v)}", span)
+        hint = " (test it with `== none`)" if v is None else ""
+        self.bag.error("type", f"a condition must be true or false, got {self._kind(v)}{hint}", span)
         raise Abort
 
     def _tensor_binop(self, e: ast.BinOp, a: Any, b: Any, frame: Frame) -> Any:

@@ -108,16 +108,17 @@ class Sequences(State):
             raise Abort
         return out
 
-    def _label(self, template: str, frame: Frame, span: Span) -> str:
+    def _label(self, template: str, frame: Frame, span: Span, what: str = "step name") -> str:
         def sub(m: re.Match[str]) -> str:
             v = frame.env.get(m.group(1))
             if v is None or not S.is_concrete(v):
-                self.bag.error("name", f"'{{{m.group(1)}}}' in a step name must be a loop variable", span)
+                self.bag.error("name", f"'{{{m.group(1)}}}' in a layer name must be a loop variable or "
+                               "another whole number", span)
                 raise Abort
             return str(int(v))
         label = re.sub(r"\{([A-Za-z_][A-Za-z0-9_]*)\}", sub, template)
         if not re.fullmatch(r"[A-Za-z0-9_-]+", label):  # '-' as in real checkpoints' keys
-            self.bag.error("name", f"step name '{label}' must be letters, digits, _ and -", span)
+            self.bag.error("name", f"{what} '{label}' must be letters, digits, _ and -", span)
             raise Abort
         return label
 

@@ -153,6 +153,8 @@ class State:
             return "a list of layers"
         if S.is_size(v):
             return f"the size {S.fmt(v)}"
+        if v is None:
+            return "none"
         return "nothing"
 
     def _require_equal(self, a: Any, b: Any, what: str, span: Span, notes: list | None = None) -> None:

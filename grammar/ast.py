@@ -32,6 +32,13 @@ class Bool:
 
 
 @dataclass(frozen=True)
+class NoneLit:
+    """`none`: no value, for an optional argument (an op's `stop = none` is its default)."""
+
+    span: Span
+
+
+@dataclass(frozen=True)
 class Var:
     name: str
     span: Span
@@ -64,6 +71,27 @@ class Cond:
 class Index:
     value: Expr
     index: Expr
+    span: Span
+
+
+@dataclass(frozen=True)
+class AxisSlice:
+    """`h = start:stop:step` (any part may be left out), or `h = i` (one position) in `x[...]`."""
+
+    axis: str
+    start: Expr | None
+    stop: Expr | None
+    step: Expr | None
+    is_range: bool  # False for `h = i`
+    span: Span
+
+
+@dataclass(frozen=True)
+class Slicing:
+    """`x[h = 0:4, w = ::2]`: Python's slicing of named axes (the `slice` op, one per axis)."""
+
+    value: Expr
+    items: tuple[AxisSlice, ...]
     span: Span
 
 
@@ -171,7 +199,8 @@ class SeqExpr:
     span: Span
 
 
-Expr = Number | String | Bool | Var | BinOp | UnaryOp | Cond | Index | TupleExpr | ListExpr | Call | SeqExpr
+Expr = (Number | String | Bool | NoneLit | Var | BinOp | UnaryOp | Cond | Index | Slicing | TupleExpr | ListExpr
+        | Call | SeqExpr)
 
 # ---- types --------------------------------------------------------------------
 
@@ -226,6 +255,8 @@ class Let:
     targets: tuple[Target, ...]
     value: Expr
     span: Span
+    name: str | None = None  # `... as "layer{i}"`: the layer's name (a template of loop variables)
+    name_span: Span | None = None
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,8 @@ def _expr(e: ast.Expr) -> tuple[str, int]:
         return _quote(e.value), _ATOM
     if isinstance(e, ast.Bool):
         return ("true" if e.value else "false"), _ATOM
+    if isinstance(e, ast.NoneLit):
+        return "none", _ATOM
     if isinstance(e, ast.Var):
         return e.name, _ATOM
     if isinstance(e, ast.BinOp):
@@ -59,6 +61,8 @@ def _expr(e: ast.Expr) -> tuple[str, int]:
         return f"if {expr(e.test)} then {expr(e.then)} else {expr(e.orelse)}", 0
     if isinstance(e, ast.Index):
         return f"{_wrap(e.value, _ATOM)}[{expr(e.index)}]", _ATOM
+    if isinstance(e, ast.Slicing):
+        return f"{_wrap(e.value, _ATOM)}[{', '.join(_axis_slice(x) for x in e.items)}]", _ATOM
     if isinstance(e, ast.TupleExpr):
         inner = ", ".join(expr(x) for x in e.items)
         return f"({inner},)" if len(e.items) == 1 else f"({inner})", _ATOM
@@ -69,6 +73,14 @@ def _expr(e: ast.Expr) -> tuple[str, int]:
     if isinstance(e, ast.SeqExpr):
         return f"seq({expr(e.input)}) " + _steps(e.steps, 0), _ATOM
     raise TypeError(type(e).__name__)
+
+
+def _axis_slice(x: ast.AxisSlice) -> str:
+    if not x.is_range:
+        assert x.start is not None, "a position is always written"
+        return f"{x.axis} = {expr(x.start)}"
+    start, stop = (expr(v) if v is not None else "" for v in (x.start, x.stop))
+    return f"{x.axis} = {start}:{stop}" + (f":{expr(x.step)}" if x.step is not None else "")
 
 
 def _item(x: ast.Expr | ast.KeyedItem | ast.EllipsisItem) -> str:
@@ -136,7 +148,8 @@ def _body(stmts: tuple[ast.Stmt, ...], depth: int) -> list[str]:
             out.append(f"{pad}out " + ", ".join(expr(v) for v in s.values))
         elif isinstance(s, ast.Let):
             tg = ", ".join(t.name if t.index is None else f"{t.name}[{expr(t.index)}]" for t in s.targets)
-            out.append(f"{pad}{tg} = {_indent(expr(s.value), depth)}")
+            name = f" as {_quote(s.name)}" if s.name is not None else ""
+            out.append(f"{pad}{tg} = {_indent(expr(s.value), depth)}{name}")
         elif isinstance(s, ast.ParamDecl):
             init = f" = {expr(s.init)}" if s.init is not None else ""
             out.append(f"{pad}param {s.name}: {type_expr(s.type)}{init}")

@@ -29,7 +29,7 @@ from archc.grammar import ast
 
 KEYWORDS = frozenset(
     "import as size dtype entry block in out param buffer if elif else then for seq assert "
-    "and or not true false".split()
+    "and or not true false none".split()
 )
 
 
@@ -210,7 +210,10 @@ class _Builder(Transformer[Token, ast.Module]):
         return ast.Out(tuple(c), self.sp(meta))
 
     def let_stmt(self, meta: Meta, c: _Children) -> ast.Let:
-        return ast.Let(tuple(c[:-1]), c[-1], self.sp(meta))
+        *targets, value, name = c
+        if name is None:
+            return ast.Let(tuple(targets), value, self.sp(meta))
+        return ast.Let(tuple(targets), value, self.sp(meta), _unquote(name), _tok_span(self.file, name))
 
     def name_target(self, meta: Meta, c: _Children) -> ast.Target:
         return ast.Target(str(c[0]), None, self.sp(meta))
@@ -332,6 +335,15 @@ class _Builder(Transformer[Token, ast.Module]):
     def index(self, meta: Meta, c: _Children) -> ast.Index:
         return ast.Index(c[0], c[1], self.sp(meta))
 
+    def slicing(self, meta: Meta, c: _Children) -> ast.Slicing:
+        return ast.Slicing(c[0], tuple(x for x in c[1:] if x is not None), self.sp(meta))
+
+    def axis_range(self, meta: Meta, c: _Children) -> ast.AxisSlice:
+        return ast.AxisSlice(str(c[0]), c[1], c[2], c[3], True, self.sp(meta))
+
+    def axis_position(self, meta: Meta, c: _Children) -> ast.AxisSlice:
+        return ast.AxisSlice(str(c[0]), c[1], None, None, False, self.sp(meta))
+
     def number(self, meta: Meta, c: _Children) -> ast.Number:
         text = str(c[0])
         value: int | float = float(text) if any(ch in text for ch in ".eE") else int(text)
@@ -345,6 +357,9 @@ class _Builder(Transformer[Token, ast.Module]):
 
     def false(self, meta: Meta, c: _Children) -> ast.Bool:
         return ast.Bool(False, self.sp(meta))
+
+    def none(self, meta: Meta, c: _Children) -> ast.NoneLit:
+        return ast.NoneLit(self.sp(meta))
 
     def var(self, meta: Meta, c: _Children) -> ast.Var:
         return ast.Var(str(c[0]), self.sp(meta))

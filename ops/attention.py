@@ -139,6 +139,9 @@ def _attention_shape(ctx: ShapeCtx, ins: list[TensorType], a: AttentionAttrs
                      ) -> tuple[Type, tuple[ParamSpec, ...], AttentionAttrs]:
     q, k, v = ins
     seq, chan = a.seq, a.chan
+    if seq == chan:
+        raise R.fail(f"seq and chan are one axis, '{seq}': attention needs a sequence axis and a feature axis",
+                     "chan", "arg")
     for t, nm in ((q, "q"), (k, "k"), (v, "v")):
         R.axis_of(t, seq, "seq", f"(the sequence axis of {nm})")
         R.axis_of(t, chan, "chan", f"(the feature axis of {nm})")
@@ -233,6 +236,9 @@ def _mha_shape(ctx: ShapeCtx, ins: list[TensorType], a: MHAAttrs) -> tuple[Type,
         raise R.fail("multihead_attention needs a sequence axis", "seq")
     R.axis_of(q, chan, "chan")
     R.axis_of(q, seq, "seq")
+    if seq == chan:
+        raise R.fail(f"seq and chan are one axis, '{seq}': attention needs a sequence axis and a feature axis",
+                     "chan" if a.chan else "seq", "arg")
     d = q.size(chan)
     for t in ins[1:]:
         if t.names != q.names:

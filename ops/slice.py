@@ -36,6 +36,7 @@ class SliceAttrs(Attrs):
     start: Any = arg("ints", 0)  # a size, or a negative whole number counted from the end
     stop: Any = arg("ints", None)  # None: the end
     step: Any = arg("ints", 1)
+    keep: bool = arg("bool", True)  # false: one position, and the axis goes (`x[h = 3]`)
 
 
 def _bound(v: Any, n: Size) -> Size:
@@ -56,6 +57,8 @@ def _shape(ctx: ShapeCtx, ins: list[TensorType], a: SliceAttrs) -> tuple[Type, t
         raise R.fail(f"step must be at least 1, not {a.step}", "step", "value")
     start = _bound(a.start, n)
     stop = n if a.stop is None else _bound(a.stop, n)
+    if not a.keep and all(S.is_concrete(v) for v in (n, start)) and not 0 <= int(start) < int(n):
+        raise R.fail(f"position {a.start} is outside '{a.over}' (its length is {n})", "start", "value")
     if all(S.is_concrete(v) for v in (n, start, stop)):  # say it plainly when the numbers are known
         if int(start) < 0:
             raise R.fail(f"start {a.start} is before the start of '{a.over}' (its length is {n})", "start", "value")
@@ -68,6 +71,11 @@ def _shape(ctx: ShapeCtx, ins: list[TensorType], a: SliceAttrs) -> tuple[Type, t
                          f"1 + the room between the slice's stop and the end of '{a.over}' ({S.fmt(n)})", "stop")
     ctx.require_positive(S.add(stop, S.mul(-1, start)), f"the slice's length along '{a.over}'", "stop")
     size = S.ceildiv(S.add(stop, S.mul(-1, start)), a.step)
+    if not a.keep:
+        if not (S.is_concrete(size) and int(size) == 1):
+            raise R.fail(f"keep = false drops '{a.over}', so the slice must be one position, not {S.fmt(size)}",
+                         "keep", "value")
+        return TensorType(tuple(ax for ax in x.axes if ax.name != a.over), x.dtype), (), a
     axes = tuple(Axis(ax.name, size) if ax.name == a.over else ax for ax in x.axes)
     return TensorType(axes, x.dtype), (), a
 
@@ -78,6 +86,8 @@ def _text(v: Any, ctx: LowerCtx) -> str:
 
 def _forward(a: SliceAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx, args: list[Expr]) -> Expr:
     (x,) = ins
+    if not a.keep:  # one position, the axis dropped
+        return Expr(f"{args[0].atom()}[{', '.join([':'] * x.index(a.over) + [_text(a.start, ctx)])}]")
     start = "" if isinstance(a.start, int) and a.start == 0 else _text(a.start, ctx)
     stop = "" if a.stop is None else _text(a.stop, ctx)
     step = "" if isinstance(a.step, int) and a.step == 1 else f":{_text(a.step, ctx)}"
@@ -89,7 +99,8 @@ define(OpDef(
     key="SLICE", name="slice", attrs=SliceAttrs, tensors=1, traits=frozenset({Trait.MOVEMENT, Trait.VIEW}),
     shape=_shape, cost=C.free, torch=TorchLowering(forward=_forward),
     glyph=Glyph("bar", "[a:b]", G.SHAPE),
-    doc="keeps `start:stop:step` of the `over` axis (negative start/stop count from the end; past the end is an error)",
+    doc="keeps `start:stop:step` of the `over` axis (negative start/stop count from the end; past the end is an "
+        "error); `keep = false` takes one position and drops the axis",
     saves=Sv.view))
 
 __all__ = ["SliceAttrs", "T"]

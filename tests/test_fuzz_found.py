@@ -38,3 +38,14 @@ def test_upsample_by_a_size_is_refused_by_build_at_its_line() -> None:
     with pytest.raises(ArchError) as e:
         m.torch_source()
     assert "upsample's scale is H:" in str(e.value) and e.value.diagnostics[0].span.line == 4
+
+
+@pytest.mark.parametrize("call,at", [("attention(x, x, x, seq = h, chan = h)", "chan = h"),
+                                     ("multihead_attention(x, heads = 1, seq = h)", "seq = h")])
+def test_attention_over_one_axis_for_seq_and_chan_is_an_error(call: str, at: str) -> None:
+    """Found by the 100,000-case run (op program 8231): checked, then torch's movedim refused the repeated dim."""
+    src = f"block B() {{\n  in x: [n = 2, c = 4, h = 8]\n  layer = {call}\n  out layer\n}}\n"
+    with pytest.raises(ArchError) as e:
+        archc.loads(src, "attn.arch").check()
+    d = e.value.diagnostics[0]
+    assert "seq and chan are one axis, 'h'" in d.message and (d.span.line, d.span.col) == (3, 11 + call.index(at))

@@ -46,6 +46,7 @@ leaves = st.one_of(
     st.builds(ast.Number, st.floats(0, 100, allow_nan=False).map(lambda f: round(f, 3)), st.just(Z)),
     st.builds(ast.Var, names, st.just(Z)),
     st.builds(ast.Bool, st.booleans(), st.just(Z)),
+    st.builds(ast.NoneLit, st.just(Z)),
     st.builds(ast.String, st.text("ab c_{}\"\\", max_size=6), st.just(Z)),
 )
 
@@ -60,7 +61,12 @@ def _tree(children):
     call = st.builds(ast.Call, st.sampled_from(["relu", "conv", "std.Block"]),
                      st.lists(st.builds(ast.PosArg, children, st.just(Z)), max_size=3).map(tuple),
                      st.just(Z), st.just(Z))
-    return st.one_of(binop, unary, cond, index, lst, call)
+    part = st.one_of(st.none(), children)
+    axis_range = st.builds(ast.AxisSlice, names, part, part, part, st.just(True), st.just(Z))
+    axis_position = st.builds(ast.AxisSlice, names, children, st.none(), st.none(), st.just(False), st.just(Z))
+    slicing = st.builds(ast.Slicing, children, st.lists(st.one_of(axis_range, axis_position), min_size=1,
+                                                         max_size=3).map(tuple), st.just(Z))
+    return st.one_of(binop, unary, cond, index, lst, call, slicing)
 
 
 expressions = st.recursive(leaves, _tree, max_leaves=12)
@@ -73,6 +79,15 @@ def test_expressions_round_trip(e) -> None:
     m = parse(f"block B() {{ y = {text} }}", "e.arch")
     let = m.blocks[0].body[0]
     assert strip(let.value) == strip(_normalize(e)), text
+
+
+@settings(max_examples=50, deadline=None)
+@given(expressions, st.sampled_from(["layer{i}", "pre-logits", "fc"]))
+def test_named_let_round_trips(e, name) -> None:
+    """`y = ... as "name"`: the layer's name after the value."""
+    text = format_module(parse(f"block B() {{ y = {expr(e)} as \"{name}\" }}", "e.arch"))
+    let = parse(text, "e.arch").blocks[0].body[0]
+    assert let.name == name and strip(let.value) == strip(_normalize(e)), text
 
 
 def _normalize(e):

@@ -474,7 +474,8 @@ class ClassBuilder:
     def _attr(self, path: str) -> str:
         """`self.conv1`, or `self.down[2]` for an element of a ModuleList."""
         head, _, index = path.partition(".")
-        return f"self.{head}[{index}]" if index else f"self.{head}"
+        attr = f"self.{head}" if head.isidentifier() else f'getattr(self, "{head}")'  # `as "pre-logits"`
+        return f"{attr}[{index}]" if index else attr
 
     def _fresh(self, node: Node) -> bool:
         """Whether `node`'s value is a new tensor no one else holds (a folded batchnorm: its layer's)."""
@@ -623,7 +624,8 @@ class ClassBuilder:
                 if why:
                     raise self._fail(f"the layer name {why}", self.mods[p].span)
                 lines = self.module_lines(p)
-                init.append(Lines((f"self.{p} = {lines[0]}",) + tuple(lines[1:])))
+                init.append(Lines((f"self.{p} = {lines[0]}",) + tuple(lines[1:])) if p.isidentifier()
+                            else _add_module(p, lines))
                 init += self._fold_hooks(p)
             body, returns = self._forward(in_vars, self._events(None), tr.outputs)
             forward = tuple(body)
@@ -1071,3 +1073,12 @@ def merge(variants: list[Variant]) -> tuple[tuple, tuple | None, tuple[str, ...]
     locals_ = tuple(sorted({x for v in variants for x in v.locals}))
     stored = tuple(sorted({x for v in variants for x in v.stored}))
     return init, forward, locals_, stored, len(guards)
+
+
+def _add_module(name: str, lines: Any) -> Lines:
+    """`self.add_module("pre-logits", nn.Linear(...))`: a layer whose name is not a Python name (a key
+    of a real checkpoint, written `as "pre-logits"`)."""
+    body = [f'self.add_module("{name}", {lines[0]}', *lines[1:]]
+    code, sep, comment = body[-1].partition("  # ")
+    body[-1] = f"{code}){sep}{comment}"
+    return Lines(tuple(body))

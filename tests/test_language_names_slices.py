@@ -1,0 +1,162 @@
+"""Language walls of issue 11, as features: `x[h = a:b:c]` slicing syntax (against torch indexing),
+`none` for optional arguments, `... as "layer{i}"` layer names outside a `seq` (state_dict keys), and
+calls of blocks without layers that need no name (inlined in the caller's forward)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import archc
+from archc.diagnostics import ArchError
+
+torch = pytest.importorskip("torch")
+
+
+def _python_slice(n: int, start: int | None, stop: int | None, step: int | None) -> str:
+    return "".join(("" if start is None else str(start), ":", "" if stop is None else str(stop),
+                    "" if step is None else f":{step}"))
+
+
+@settings(max_examples=40, deadline=None, derandomize=True, database=None)
+@given(h=st.integers(2, 9), w=st.integers(2, 9), data=st.data())
+def test_slicing_syntax_equals_torch_indexing(h: int, w: int, data: st.DataObject) -> None:
+    """`x[h = a:b:c, w = i]` gives torch's `x[:, a:b:c, i]`, shape and values, in the generated module."""
+    start = data.draw(st.one_of(st.none(), st.integers(-h, h - 1)))
+    lo = 0 if start is None else (start + h if start < 0 else start)
+    stop = data.draw(st.one_of(st.none(), st.integers(lo + 1, h)))
+    step = data.draw(st.one_of(st.none(), st.integers(1, 3)))
+    pos = data.draw(st.integers(-w, w - 1))
+    text = _python_slice(h, start, stop, step)
+    m = archc.loads(f"block B() {{\n  in x: [c = 3, h = {h}, w = {w}]\n  out x[h = {text}, w = {pos}]\n}}\n")
+    x = torch.randn(3, h, w)
+    want = x[:, slice(start, stop, step), pos]
+    g = m.check().graph
+    out = g.node(g.outputs[0]).type
+    assert [a.name for a in out.axes] == ["c", "h"] and [a.size for a in out.axes] == list(want.shape)
+    assert torch.equal(m.torch()()(x), want)
+    assert m.flops(convention="full").flops == 0
+
+
+def test_slicing_free_sizes_stays_symbolic_and_labels_the_row() -> None:
+    m = archc.loads("size H\nblock B() {\n  in x: [c = 2, h = H]\n  y = x[h = 1:H // 2]\n  out y\n}\n")
+    g = m.check(symbolic=True).graph
+    assert str(g.node(g.outputs[0]).type) == "[c=2, h=⌊H/2⌋ - 1]"
+    assert g.node(g.outputs[0]).label == "y"  # the report's row is the variable
+    x = torch.arange(20.0).reshape(2, 10)
+    assert torch.equal(m.torch()()(x), x[:, 1:5])
+
+
+def test_none_is_an_optional_argument_left_out() -> None:
+    """`stop = none` is slice's default; a block parameter defaulting to `none` is tested with `== none`."""
+    m = archc.loads("block B(stop = none) {\n  in x: [c = 2, h = 10]\n"
+                    "  y = slice(x, over = h, start = 2, stop = stop)\n"
+                    "  out if stop == none then y else relu(y)\n}\n")
+    x = torch.randn(2, 10)
+    assert torch.equal(m.torch()()(x), x[:, 2:])
+    bounded = m.check(stop=6).graph
+    assert str(bounded.node(bounded.outputs[0]).type) == "[c=2, h=4]"
+    assert "relu" in [n.op.value for n in bounded]
+
+
+def test_none_where_a_value_is_needed_is_located() -> None:
+    with pytest.raises(ArchError) as e:
+        archc.loads("block B() {\n  in x: [c = 2]\n  y = linear(x, c -> 4, bias = none)\n  out y\n}\n").check()
+    d = e.value.diagnostics[0]
+    assert (d.span.line, d.span.col) == (3, 32) and "got none" in d.message
+
+
+ASSIGNED = """\
+size batch = 2
+block Layer(d) {
+  in x: [batch, chan]
+  fc = linear(x, chan -> d)
+  out relu(fc)
+}
+block Net(depth = 3) {
+  in x: [batch, chan = 8]
+  for i in 1..depth + 1 {
+    x = Layer(x, 8) as "layer{i}"
+  }
+  head = linear(x, chan -> 4) as "pre-logits"
+  out head
+}
+"""
+
+
+class Reference(torch.nn.Module):
+    """The same network written in torch: torchvision's layer1..layer3 keys and a '-' key."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        for i in range(1, 4):
+            layer = torch.nn.Module()
+            layer.fc = torch.nn.Linear(8, 8)
+            self.add_module(f"layer{i}", layer)
+        self.add_module("pre-logits", torch.nn.Linear(8, 4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for i in range(1, 4):
+            x = torch.relu(getattr(self, f"layer{i}").fc(x))
+        return getattr(self, "pre-logits")(x)
+
+
+def test_as_names_layers_like_a_checkpoint() -> None:
+    """`x = Layer(x, 8) as "layer{i}"` in a loop gives layer1..layer3; `as "pre-logits"` a key with '-'."""
+    m = archc.loads(ASSIGNED)
+    ref = Reference()
+    keys = list(m.check().graph.state_dict())
+    assert keys == list(ref.state_dict())
+    net = m.torch()()
+    net.load_state_dict(ref.state_dict(), strict=True)
+    x = torch.randn(2, 8)
+    assert torch.equal(net(x), ref(x))
+    assert 'self.add_module("pre-logits", nn.Linear(8, 4))' in m.torch_source()
+
+
+def test_as_names_list_elements_and_stateless_values() -> None:
+    m = archc.loads("block B() {\n  in x: [n = 2, c = 4]\n  for i in 0..2 {\n"
+                    "    fc[i] = linear(x, c -> 4) as \"proj_{i}\"\n  }\n"
+                    "  y = relu(fc[1]) as \"act\"\n  out y + fc[0]\n}\n")
+    g = m.check().graph
+    assert list(g.state_dict()) == ["proj_0.weight", "proj_0.bias", "proj_1.weight", "proj_1.bias"]
+    assert "act" in [n.label for n in g]
+
+
+STATELESS = """\
+size batch = 2, H = 8
+block Partition(ws) {
+  in x: [batch, chan, h, w]
+  out rearrange(x, "batch chan (nh s) (nw t) -> win=(batch nh nw) chan s t", s = ws, t = ws)
+}
+block Merge(ws, n) {
+  in x: [win, chan, s, t]
+  out rearrange(x, "(batch nh nw) chan s t -> batch chan h=(nh s) w=(nw t)", nh = n, nw = n)
+}
+block Net() {
+  in x: [batch, chan = 4, h = H, w = H]
+  fc = conv(x, chan -> 4, k = 1)
+  out Merge(relu(Partition(fc, 4)), 4, 2) + x
+}
+"""
+
+
+def test_blocks_without_layers_need_no_name() -> None:
+    """A block call with no layers nests like an op: its ops are the caller's, and its module is plain."""
+    m = archc.loads(STATELESS)
+    g = m.check().graph
+    assert list(g.state_dict()) == ["fc.weight", "fc.bias"]
+    net = m.torch()()
+    x = torch.randn(2, 4, 8, 8)
+    assert torch.allclose(net(x), torch.relu(net.fc(x)) + x)
+    assert "Partition" not in m.torch_source()  # nothing to construct: the rearranges are inline
+
+
+def test_a_block_with_layers_still_needs_a_name() -> None:
+    text = STATELESS.replace('out rearrange(x, "batch chan (nh s)', 'p = conv(x, chan -> 4, k = 1)\n'
+                             '  out rearrange(p, "batch chan (nh s)')
+    with pytest.raises(ArchError) as e:
+        archc.loads(text).check()
+    d = e.value.diagnostics[0]
+    assert "needs a name: it has layers ('p')" in d.message and d.span.line == 14
