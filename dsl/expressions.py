@@ -96,7 +96,11 @@ class Expressions(State):
 
     def _lookup(self, e: ast.Var, frame: Frame) -> Any:
         if e.name in frame.env:
-            return frame.env[e.name]
+            v = frame.env[e.name]
+            if isinstance(v, ListV) and v.items and sorted(v.items) == list(range(len(v.items))) and not any(
+                    isinstance(x, (TV, ListV, Poison)) for x in v.items.values()):
+                return [v.items[i] for i in range(len(v.items))]  # `dims[i] = ...` of values: a plain list
+            return v
         if e.name in self._sizes_env:
             return self._sizes_env[e.name]
         hint = did_you_mean(e.name, list(frame.env) + list(self._sizes_env) + ["true", "false"])
@@ -195,6 +199,8 @@ class Expressions(State):
         ta, tb = isinstance(a, TV), isinstance(b, TV)
         if ta or tb:
             return self._tensor_binop(e, a, b, frame)
+        if e.op == "+" and isinstance(a, list) and isinstance(b, list):
+            return a + b  # `widths + [512]`
         if e.op in ("==", "!=", "<", "<=", ">", ">="):
             if any(isinstance(v, (str, bool)) or v is None for v in (a, b)):
                 if e.op in ("==", "!="):

@@ -150,7 +150,9 @@ class State:
         if isinstance(v, (list, tuple)):
             return "a list"
         if isinstance(v, ListV):
-            return "a list of layers"
+            if any(isinstance(x, TV) for x in v.items.values()):
+                return "a list of tensors or layers"
+            return f"a list with elements {sorted(v.items)} assigned"
         if S.is_size(v):
             return f"the size {S.fmt(v)}"
         if v is None:

@@ -160,3 +160,21 @@ def test_a_block_with_layers_still_needs_a_name() -> None:
         archc.loads(text).check()
     d = e.value.diagnostics[0]
     assert "needs a name: it has layers ('p')" in d.message and d.span.line == 14
+
+
+def test_lists_built_by_elements_pass_whole_and_concatenate() -> None:
+    """`dims[i] = ...` of numbers is a list like `[...]`; `widths + [2]` concatenates."""
+    m = archc.loads("block B(widths = [1, 1]) {\n  in x: [n = 2, c = 4]\n  for i in 0..2 {\n"
+                    "    dims[i] = widths[i]\n  }\n  parts = split(x, axis = c, sizes = dims + [2])\n"
+                    "  out parts[2]\n}\n")
+    g = m.check().graph
+    assert str(g.node(g.outputs[0]).type) == "[n=2, c=2]"
+    x = torch.randn(2, 4)
+    assert torch.equal(m.torch()()(x), x[:, 2:])
+
+
+def test_a_list_with_gaps_says_which_elements_it_has() -> None:
+    with pytest.raises(ArchError) as e:
+        archc.loads("block B() {\n  in x: [n = 2, c = 4]\n  dims[0] = 1\n  dims[2] = 3\n"
+                    "  parts = split(x, axis = c, sizes = dims)\n  out x\n}\n").check()
+    assert "a list with elements [0, 2] assigned" in str(e.value)
