@@ -76,7 +76,30 @@ def norm(x: Size) -> Size:
 def add(a: Size, b: Size) -> Size:
     if isinstance(a, int) and isinstance(b, int):
         return a + b
-    return norm(sympy.Add(a, b))
+    return norm(_round_to_multiple(sympy.Add(a, b)))
+
+
+def _round_to_multiple(x: sympy.Expr) -> sympy.Expr:
+    """`H + (-H mod m)` is `m·⌈H/m⌉` and `H - (H mod m)` is `m·⌊H/m⌋`: a size padded (or cropped) to a
+    multiple, written as such, so the blocks of m it holds are ⌈H/m⌉ and not an unsimplified fraction.
+
+    >>> H = symbol("H")
+    >>> str(add(H, mod(-H, 4))), str(add(H, mul(-1, mod(H, 7))))
+    ('4*ceiling(H/4)', '7*floor(H/7)')
+    """
+    if not isinstance(x, sympy.Add):
+        return x
+    for term in x.args:
+        coeff, mod_ = term.as_coeff_Mul()
+        if not isinstance(mod_, sympy.Mod) or coeff not in (1, -1):
+            continue
+        rest = x - term
+        m = mod_.args[1]
+        if coeff == 1 and sympy.Mod(-rest, m) == mod_:
+            return m * sympy.ceiling(rest / m)
+        if coeff == -1 and sympy.Mod(rest, m) == mod_:
+            return m * sympy.floor(rest / m)
+    return x
 
 
 def mul(a: Size, b: Size) -> Size:
@@ -121,9 +144,30 @@ def total(xs: Iterable[Size]) -> Size:
 
 
 def floordiv(a: Size, b: Size) -> Size:
+    """a // b; `(H + m - 1) // m` is kept as ⌈H/m⌉, the same number, so that it cancels against the
+    ⌈H/m⌉ of a size padded to a multiple of m.
+
+    >>> str(floordiv(add(symbol("H"), 3), 4)), str(floordiv(add(symbol("H"), 1), 4))
+    ('ceiling(H/4)', 'floor(H/4 + 1/4)')
+    """
     if isinstance(a, int) and isinstance(b, int):
         return a // b
+    if isinstance(b, int) and b > 1 and isinstance(a, sympy.Add):
+        k, x = a.as_coeff_Add()
+        if k == b - 1 and _integer_valued(x):
+            return norm(sympy.ceiling(sympy.Rational(1, 1) * x / b))
     return norm(sympy.floor(sympy.Rational(1, 1) * a / b))
+
+
+def _integer_valued(x: sympy.Expr) -> bool:
+    """Whether x is a whole number for whole-number sizes (a polynomial with integer coefficients in
+    symbols, floors, ceilings and Mods)."""
+    poly = x.replace(lambda e: isinstance(e, (sympy.floor, sympy.ceiling, sympy.Mod)), lambda e: sympy.Dummy())
+    try:
+        return all(c.is_Integer for c in sympy.Poly(poly, *poly.free_symbols).coeffs()) if poly.free_symbols else \
+            bool(poly.is_Integer)
+    except sympy.PolynomialError:
+        return False
 
 
 def ceildiv(a: Size, b: Size) -> Size:

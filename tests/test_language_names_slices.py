@@ -178,3 +178,40 @@ def test_a_list_with_gaps_says_which_elements_it_has() -> None:
         archc.loads("block B() {\n  in x: [n = 2, c = 4]\n  dims[0] = 1\n  dims[2] = 3\n"
                     "  parts = split(x, axis = c, sizes = dims)\n  out x\n}\n").check()
     assert "a list with elements [0, 2] assigned" in str(e.value)
+
+
+PADDED = """\
+size batch = 1, H, W
+block Net(ws = 4) {
+  in x: [batch, chan = 4, h = H, w = W]
+  p = pad(x, over = [h, w], pad = [[0, (ws - H % ws) % ws], [0, (ws - W % ws) % ws]])
+  win = rearrange(p, "batch chan (nh s) (nw t) -> (batch nh nw) chan s t", s = ws, t = ws)
+  y = rearrange(relu(win) * 2.0, "(batch nh nw) chan s t -> batch chan h=(nh s) w=(nw t)",
+                nh = (H + ws - 1) // ws, nw = (W + ws - 1) // ws)
+  out y[h = 0:H, w = 0:W]
+}
+"""
+
+
+def test_padding_to_a_multiple_of_the_window_is_exact_at_every_size() -> None:
+    """Swin's pad-if-not-a-multiple without a branch: one generated module, exact at every input size, and
+    the padded size reads ws·⌈H/ws⌉ (so the window count cancels: no constraint on H and W)."""
+    m = archc.loads(PADDED)
+    g = m.check(symbolic=True).graph
+    assert str(g.node(g.outputs[0]).type) == "[batch=batch, chan=4, h=H, w=W]"
+    assert not any("divisible" in str(c) for c in g.constraints)
+    padded = next(n for n in g if n.op.value == "pad")
+    assert str(padded.type) == "[batch=batch, chan=4, h=4·⌈H/4⌉, w=4·⌈W/4⌉]"
+    net = m.torch()()
+    for h, w in ((13, 9), (16, 16), (5, 7)):
+        x = torch.randn(1, 4, h, w)
+        assert torch.equal(net(x), torch.relu(x) * 2.0)
+
+
+def test_a_branch_on_an_input_size_says_how_to_write_it_without() -> None:
+    src = ("size H = 14\nblock Net(ws = 4) {\n  in x: [b = 1, c = 4, h = H]\n"
+           "  y = if H % ws != 0 then pad(x, over = h, pad = [[0, ws - H % ws]]) else x\n  out y\n}\n")
+    with pytest.raises(ArchError) as e:
+        archc.loads(src).torch_source()
+    d = e.value.diagnostics[0]
+    assert d.code == "codegen" and d.span.line == 4 and "(ws - H % ws) % ws" in d.message

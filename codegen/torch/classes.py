@@ -389,8 +389,10 @@ class ClassBuilder:
             runtime = sorted(self.display.get(n, n) for n in names
                              if n not in self.init_names and n not in self.fixed_values)
             if runtime:
-                raise self._fail(f"the layers depend on the input size {', '.join(runtime)} here; a module "
-                                 "generated once must work at every input size", d.span)
+                raise self._fail(f"this condition on the input size {', '.join(runtime)} was decided when "
+                                 "the file was checked, but a module generated once must work at every input "
+                                 "size: compute without the branch (a pad of `(ws - H % ws) % ws` is 0 at a "
+                                 f"multiple of ws) or fix {', '.join(runtime)} with --set", d.span)
             if not self.generic:
                 continue  # a specialised class: every decision is built in
             if not names <= set(self.init_names):
