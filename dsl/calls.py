@@ -261,7 +261,8 @@ class Calls(State):
                 raise Abort
             return v
         if kind in ("float", "number"):
-            if v is None or isinstance(v, bool) or not (isinstance(v, float) or S.is_concrete(v)):
+            symbolic = kind == "number" and S.is_size(v)  # a size: `less(pos, value = L)`, read at run time
+            if v is None or isinstance(v, bool) or not (isinstance(v, float) or S.is_concrete(v) or symbolic):
                 self.bag.error("type", f"'{p.name}' of {sig.name} is a number, got {self._kind(v)}", ex.span)
                 raise Abort
             if isinstance(v, float) and not math.isfinite(v):

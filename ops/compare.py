@@ -62,7 +62,8 @@ def _compare(key: str, name: str, function: str, symbol: str, ordered: bool) -> 
 
     def forward(a: CompareAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx, args: list[Expr]) -> Expr:
         if len(ins) == 1:
-            return Expr(f"torch.{function}({args[0].text}, {T.lit(a.value)})")
+            value = T.lit(a.value) if isinstance(a.value, (int, float)) else ctx.size(a.value)
+            return Expr(f"torch.{function}({args[0].text}, {value})")
         left, right = _args(ins, out, args)
         return Expr(f"torch.{function}({left}, {right})")
 

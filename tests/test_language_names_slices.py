@@ -215,3 +215,15 @@ def test_a_branch_on_an_input_size_says_how_to_write_it_without() -> None:
         archc.loads(src).torch_source()
     d = e.value.diagnostics[0]
     assert d.code == "codegen" and d.span.line == 4 and "(ws - H % ws) % ws" in d.message
+
+
+def test_a_size_as_a_comparison_value_is_read_at_run_time() -> None:
+    """`less(x, value = L)`: the size, not a number fixed at build time (a padding mask at any length)."""
+    m = archc.loads("size batch = 2, L = 8\nblock Net() {\n  in x: [batch, tok = L]\n"
+                    "  m = less(x, value = L)\n  g = greater_equal(x, value = L // 2)\n"
+                    "  out where(logical_and(m, g), x, x * 2.0)\n}\n")
+    assert "torch.lt(x, L)" in m.torch_source()
+    net = m.torch()()
+    for length in (8, 12):
+        x = torch.arange(2.0 * length).reshape(2, length)
+        assert torch.equal(net(x), torch.where((x < length) & (x >= length // 2), x, x * 2))
