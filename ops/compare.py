@@ -22,18 +22,13 @@ from archc.ops import glyphs as G
 from archc.ops import rules as R
 from archc.ops import saves as Sv
 from archc.ops import torch_lowering as T
-from archc.ops.facets import ATOM, Expr, Glyph, LowerCtx, SaveCtx, Saved, ShapeCtx, TorchLowering
+from archc.ops.facets import Expr, Glyph, LowerCtx, SaveCtx, Saved, ShapeCtx, TorchLowering
 from archc.ops.registry import Attrs, NoAttrs, OpDef, Trait, arg, define, derived
 from archc.shapes.types import DTYPES, ParamSpec, TensorType, Type
 
 
 def _as_bool(t: TensorType) -> TensorType:
     return TensorType(t.axes, "bool")
-
-
-def _args(ins: list[TensorType], out: Type, args: list[Expr]) -> list[str]:
-    """The inputs' texts, each with size-1 dimensions inserted so torch pairs axes by name."""
-    return [T.aligned(t, R.tensor(out), e, ATOM) for t, e in zip(ins, args)]
 
 
 # ---- comparisons ----------------------------------------------------------------------------------------
@@ -64,8 +59,7 @@ def _compare(key: str, name: str, function: str, symbol: str, ordered: bool) -> 
         if len(ins) == 1:
             value = T.lit(a.value) if isinstance(a.value, (int, float)) else ctx.size(a.value)
             return Expr(f"torch.{function}({args[0].text}, {value})")
-        left, right = _args(ins, out, args)
-        return Expr(f"torch.{function}({left}, {right})")
+        return T.call_aligned(function)(a, ins, out, ctx, args)
 
     define(OpDef(
         key=key, name=name, attrs=CompareAttrs, tensors=(1, 2), traits=frozenset({Trait.POINTWISE, Trait.JOIN}),
@@ -103,13 +97,9 @@ def _logic(key: str, name: str, symbol: str) -> None:
             _need_bool(t, name)
         return R.broadcast(ctx, ins[0], ins[1], name), (), a
 
-    def forward(a: LogicAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx, args: list[Expr]) -> Expr:
-        left, right = _args(ins, out, args)
-        return Expr(f"torch.{name}({left}, {right})")
-
     define(OpDef(
         key=key, name=name, attrs=LogicAttrs, tensors=2, traits=frozenset({Trait.POINTWISE, Trait.JOIN}),
-        shape=shape, cost=C.per_element, torch=TorchLowering(forward=forward, fresh=True),
+        shape=shape, cost=C.per_element, torch=TorchLowering(forward=T.call_aligned(name), fresh=True),
         glyph=Glyph("join", symbol, G.JOIN), doc=f"elementwise `{symbol}` of two bool tensors; axes broadcast by name",
         saves=Sv.nothing))
 
@@ -151,7 +141,7 @@ def _where_shape(ctx: ShapeCtx, ins: list[TensorType], a: WhereAttrs) -> tuple[T
 
 
 def _where_forward(a: WhereAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx, args: list[Expr]) -> Expr:
-    return Expr(f"torch.where({', '.join(_args(ins, out, args))})")
+    return Expr(f"torch.where({', '.join(T.aligned_args(ins, out, args))})")
 
 
 def _where_saves(a: WhereAttrs, ins: list[TensorType], out: Type, ctx: SaveCtx) -> Saved:
@@ -196,7 +186,7 @@ def _masked_fill_shape(ctx: ShapeCtx, ins: list[TensorType], a: MaskedFillAttrs
 
 def _masked_fill_forward(a: MaskedFillAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx,
                          args: list[Expr]) -> Expr:
-    x, mask = _args(ins, out, args)
+    x, mask = T.aligned_args(ins, out, args)
     value = T.lit(float(a.fill)) if a.fill is not None else T.lit(a.value)
     if a.value is not None and DTYPES[ins[0].dtype].kind in ("int", "bool"):
         value = T.lit(int(a.value) if DTYPES[ins[0].dtype].kind == "int" else bool(a.value))

@@ -17,7 +17,7 @@ from archc.ops import rules as R
 from archc.ops import saves as Sv
 from archc.ops import torch_lowering as T
 from archc.ops.elementwise import AxisAttrs, axis_shape
-from archc.ops.facets import ATOM, Expr, Glyph, LowerCtx, ShapeCtx, TorchLowering
+from archc.ops.facets import Expr, Glyph, LowerCtx, ShapeCtx, TorchLowering
 from archc.ops.registry import Attrs, NoAttrs, OpDef, Trait, arg, define, derived
 from archc.shapes.types import DTYPES, ParamSpec, TensorType, Type
 
@@ -108,13 +108,9 @@ def _pair(key: str, name: str, symbol: str) -> None:
                 raise R.fail(f"{name} takes real tensors, not {t.dtype}", None, "type")
         return R.broadcast(ctx, ins[0], ins[1], name), (), a
 
-    def forward(a: PairAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx, args: list[Expr]) -> Expr:
-        left, right = (T.aligned(t, R.tensor(out), e, ATOM) for t, e in zip(ins, args))
-        return Expr(f"torch.{name}({left}, {right})")
-
     define(OpDef(
         key=key, name=name, attrs=PairAttrs, tensors=2, traits=frozenset({Trait.POINTWISE, Trait.JOIN}),
-        shape=shape, cost=C.per_element, torch=TorchLowering(forward=forward, fresh=True),
+        shape=shape, cost=C.per_element, torch=TorchLowering(forward=T.call_aligned(name), fresh=True),
         glyph=Glyph("join", symbol, G.JOIN),
         doc=f"elementwise {name} of two tensors; axes broadcast by name",
         triton=lambda a, args: f"tl.{name}({args[0]}, {args[1]})", saves=Sv.all_inputs))

@@ -19,7 +19,7 @@ size expression).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from archc.ops.facets import ADD, ATOM, MUL, Expr, LowerCtx, TorchLowering, Unsupported
@@ -132,3 +132,17 @@ def aligned(x: TensorType, out: TensorType, e: Expr, need: int) -> str:
     while index and index[-1] == ":":
         index.pop()
     return f"{e.atom()}[{', '.join(index)}]"
+
+
+def aligned_args(ins: list[TensorType], out: Any, args: list[Expr]) -> list[str]:
+    """The inputs' texts, each aligned (see `aligned`) with the output, whose type is one tensor's."""
+    assert isinstance(out, TensorType)
+    return [aligned(t, out, e, ATOM) for t, e in zip(ins, args)]
+
+
+def call_aligned(function: str) -> Callable[..., Expr]:
+    """The forward lowering `torch.<function>(a, b)` of a two-tensor op whose axes broadcast by name
+    (comparisons, logic, minimum and maximum)."""
+    def forward(a: Any, ins: list[TensorType], out: Any, ctx: LowerCtx, args: list[Expr]) -> Expr:
+        return Expr(f"torch.{function}({', '.join(aligned_args(ins, out, args))})")
+    return forward
