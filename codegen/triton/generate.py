@@ -270,21 +270,17 @@ def _shape_of(kernel: str) -> str:
 
 
 @dataclasses.dataclass
-class TritonModule:
-    """A generated Triton module: its text, entry class, inputs and classes (as the torch target's
-    `Generated`), and how many kernels and torch ops its inference forward runs."""
+class TritonModule(Generated):
+    """A generated Triton module: a `Generated` record (what `write` writes and `load_class` executes),
+    with how many kernels and torch ops its inference forward runs."""
 
-    text: str
-    entry_class: str
-    inputs: list[dict[str, Any]]
-    classes: list[str]
     kernels: int  # fused groups, each one kernel launch in forward
     torch_ops: int
 
     @property
     def generated(self) -> Generated:
-        """The module as the PyTorch target's record: what `write` writes and `load_class` executes."""
-        return Generated(self.text, self.entry_class, self.inputs, self.classes)
+        """The module as the PyTorch target's record (the same text, entry and classes)."""
+        return self
 
     @property
     def distinct_kernels(self) -> int:
