@@ -227,3 +227,14 @@ def test_a_size_as_a_comparison_value_is_read_at_run_time() -> None:
     for length in (8, 12):
         x = torch.arange(2.0 * length).reshape(2, length)
         assert torch.equal(net(x), torch.where((x < length) & (x >= length // 2), x, x * 2))
+
+
+def test_an_unnamed_block_call_takes_run_time_sizes() -> None:
+    """Inline, a layer-less block's parameter may be a size of the input (a module built once could not)."""
+    m = archc.loads("size batch = 2, L = 8\nblock Crop(n) {\n  in x: [batch, tok, chan]\n"
+                    "  out x[tok = 0:n // 2]\n}\nblock Net() {\n  in x: [batch, tok = L, chan = 4]\n"
+                    "  out relu(Crop(x, L))\n}\n")
+    net = m.torch()()
+    for length in (8, 11):
+        x = torch.randn(2, length, 4)
+        assert torch.equal(net(x), torch.relu(x[:, :length // 2]))
