@@ -61,14 +61,16 @@ TOKEN = re.compile(r'"(?:[^"\\\n]|\\.)*"|#[^\n]*|[A-Za-z_][A-Za-z0-9_]*|\d+(?:\.
 # Extra material for insertions: what a user can type that the sources rarely hold.
 ODD_TOKENS = ["99999999999999999999", "0", "-1", "1e999", "0.5", '"same"', '"\\u12"', "...", "..",
               "->", "**", "//", "%", "block", "entry", "seq", "for", "in", "out", "param", "if", "else",
-              "then", "assert", "import", "size", "true", "false", "not", "and", "i64", "(", ")", "[",
+              "then", "assert", "import", "size", "true", "false", "none", "as", "not", "and", "i64", "(", ")",
+              "[",
               "]", "{", "}", ",", ":", "=", "\n", "x", "chan", "batch", "H"]
 ODD_CHARS = "(){}[],:=+-*/%.<>!\"'#\\\n\t 0123456789abcxyzHW_é\x00"
 
 
 def sources() -> list[Path]:
     """Every .arch file to mutate, found now: examples, test data, standard library."""
-    found = set(ROOT.glob("examples/*.arch")) | set(ROOT.glob("tests/data/*.arch"))
+    found = set(ROOT.glob("examples/*.arch")) | set(ROOT.glob("examples/zoo/*.arch"))
+    found |= set(ROOT.glob("tests/data/*.arch"))
     found |= set(ROOT.glob("dsl/stdlib/*.arch")) | {MINI}
     return sorted(found)
 
@@ -402,6 +404,44 @@ def _op_programs(draw) -> str:
 
 _fast = settings(max_examples=250, derandomize=True, deadline=None, database=None,
                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+
+
+_PART = st.sampled_from(["", "0", "1", "-1", "-4", "H", "H // 2", "9", "none", "1.5", '"a"', "x"]) | _exprs(1)
+
+
+@st.composite
+def _syntax_programs(draw) -> str:
+    """The constructs of the language walls: slicing (`x[h = a:b:c]`, `x[h = i]`), `none`, `as "name"`
+    and calls of blocks without a name, with odd values."""
+    items = []
+    for _ in range(draw(st.integers(1, 3))):
+        axis = draw(st.sampled_from(_AXES + ["x"]))
+        if draw(st.booleans()):
+            items.append(f"{axis} = {draw(_PART) or '0'}")
+        else:
+            step = draw(_PART)
+            items.append(f"{axis} = {draw(_PART)}:{draw(_PART)}" + (f":{step}" if step else ""))
+    target = draw(st.sampled_from(["x", "n", "none", "Crop(x, 2)", "relu(x)", "ids"]))
+    name = draw(st.sampled_from(['"layer{i}"', '"pre-logits{i}"', '"{i}"', '"x"', '"{j}"', '"a.b{i}"', '""',
+                                 '"__class__{i}"', '"for{i}"']))
+    value = draw(st.sampled_from(["none", "2", "H", "[1, 2] + [3]", "H // 3", "0", "-1"]))
+    call = draw(st.sampled_from(["Crop(x, p)", "Layer(x, 4)", "Crop(x, none)", "Layer(x, p)"]))
+    return ("size H = 8, N = 2\nblock Crop(k) {\n  in x: [n, c, h, w]\n  out x[h = 0:k]\n}\n"
+            "block Layer(d) {\n  in x: [n, c, h, w]\n  fc = conv(x, c -> d, k = 1)\n  out fc\n}\n"
+            f"block B(p = {value}) {{\n  in x: [n = N, c = 4, h = H, w = H]\n  in ids: i64[n = N, h = H]\n"
+            f"  for i in 0..2 {{\n    l[i] = linear(x, w -> 4) as {name}\n  }}\n"
+            f"  s = {target}[{', '.join(items)}]\n  u = relu({call})\n  out s\n}}\n")
+
+
+@_fast
+@given(program=_syntax_programs(), command=st.sampled_from([["check"], ["flops"], ["check", "--symbolic"],
+                                                            ["build", "-o", "{tmp}"]]))
+def test_new_syntax_with_odd_values_never_crashes(program: str, command: list[str], tmp_path: Path) -> None:
+    path = tmp_path / "syntax.arch"
+    path.write_text(program)
+    argv = [a.replace("{tmp}", str(tmp_path / "out")) for a in command]
+    status, stderr = run_main([argv[0], str(path), *argv[1:]])
+    assert problem(status, stderr) is None, f"{program}\n{stderr}"
 
 
 @_fast
