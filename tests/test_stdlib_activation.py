@@ -11,7 +11,8 @@ torch = pytest.importorskip("torch")
 
 KINDS = {"relu": torch.relu, "relu6": torch.nn.functional.relu6, "gelu": torch.nn.functional.gelu,
          "silu": torch.nn.functional.silu, "hardswish": torch.nn.functional.hardswish,
-         "sigmoid": torch.sigmoid, "tanh": torch.tanh, "none": lambda x: x}
+         "sigmoid": torch.sigmoid, "tanh": torch.tanh, "none": lambda x: x,
+         "leaky_relu": torch.nn.functional.leaky_relu}
 
 
 def source(kind: str) -> str:
@@ -27,6 +28,16 @@ def test_each_kind_is_its_torch_function(kind: str) -> None:
         assert torch.allclose(mod(x), KINDS[kind](x) * 2.0, rtol=1e-6, atol=1e-6)
 
 
+def test_leaky_relu_takes_a_slope() -> None:
+    src = source("leaky_relu").replace('"leaky_relu")', '"leaky_relu", slope = 0.2)')
+    mod = archc.loads(src, "act.arch").torch()().eval()
+    x = torch.randn(2, 4, 3, 5)
+    with torch.no_grad():
+        assert torch.allclose(mod(x), torch.nn.functional.leaky_relu(x, 0.2) * 2.0, rtol=1e-6, atol=1e-6)
+    with pytest.raises(archc.ArchError, match="slope from 0 to 1"):
+        archc.loads(src.replace("0.2", "1.5"), "act.arch").check()
+
+
 def test_an_unknown_kind_is_refused() -> None:
-    with pytest.raises(archc.ArchError, match="kind is one of"):
+    with pytest.raises(archc.ArchError, match="kind is relu, relu6"):
         archc.loads(source("swish"), "act.arch").check()
