@@ -27,6 +27,7 @@ def readme_rows() -> dict[str, tuple[int, int]]:
     for line in (ROOT / "README.md").read_text(encoding="utf-8").splitlines():
         m = ROW.match(line)
         if m:
+            assert m["file"] not in rows, f"{m['file']} has two rows"
             rows[m["file"]] = (int(m["arch"]), int(m["ref"]))
     return rows
 

@@ -8,6 +8,10 @@ the model and every class or helper it builds or calls, nothing else (imports an
 shared, so not counted). A class that another example's reference also uses (GE-ResNet-50's
 bottleneck subclasses SE-ResNet-50's) counts for both, as it would be written in both files.
 
+An `.arch` line holding only a closing brace counts, as the README's figures always did, although
+Python closes its blocks by indentation; the table also shows the `.arch` lines without them, for
+information (column `no }`).
+
 Usage: `python3 tools/line_ratio.py` prints the table; `measure()` returns it as rows.
 
 >>> rows = {r.file: r for r in measure()}
@@ -55,6 +59,7 @@ class Row:
     file: str
     arch: int
     reference: int
+    braces: int = 0   # of the `arch` lines, those holding only a closing brace
 
     @property
     def ratio(self) -> float:
@@ -80,6 +85,15 @@ def _docstring_lines(tree: ast.AST) -> set[int]:
                     and isinstance(first.value.value, str):
                 lines.update(range(first.lineno, (first.end_lineno or first.lineno) + 1))
     return lines
+
+
+def brace_lines(text: str) -> int:
+    """Lines of an .arch source that hold only a closing brace.
+
+    >>> brace_lines("block B() {\\n  out x\\n}\\n")
+    1
+    """
+    return sum(1 for line in text.splitlines() if line.strip() == "}")
 
 
 def python_lines(source: str, names: tuple[str, ...]) -> int:
@@ -115,18 +129,21 @@ def measure() -> list[Row]:
     sources: dict[pathlib.Path, str] = {}
     for file, (path, names) in REFERENCES.items():
         source = sources.setdefault(path, path.read_text(encoding="utf-8"))
-        rows.append(Row(file, arch_lines((ZOO / file).read_text(encoding="utf-8")), python_lines(source, names)))
+        text = (ZOO / file).read_text(encoding="utf-8")
+        rows.append(Row(file, arch_lines(text), python_lines(source, names), brace_lines(text)))
     return rows
 
 
 def main() -> int:
     rows = measure()
     unlisted = sorted({p.name for p in ZOO.glob("*.arch")} - set(REFERENCES))
-    print(f"{'example':<24} {'.arch':>6} {'PyTorch':>8} {'ratio':>6}")
+    print(f"{'example':<24} {'.arch':>6} {'PyTorch':>8} {'ratio':>6} {'no }':>6} {'ratio':>6}")
     for r in rows:
-        print(f"{r.file:<24} {r.arch:>6} {r.reference:>8} {r.ratio:>6.2f}")
+        bare = r.arch - r.braces
+        print(f"{r.file:<24} {r.arch:>6} {r.reference:>8} {r.ratio:>6.2f} {bare:>6} {bare / r.reference:>6.2f}")
     arch, reference = sum(r.arch for r in rows), sum(r.reference for r in rows)
-    print(f"{'all':<24} {arch:>6} {reference:>8} {arch / reference:>6.2f}")
+    bare = arch - sum(r.braces for r in rows)
+    print(f"{'all':<24} {arch:>6} {reference:>8} {arch / reference:>6.2f} {bare:>6} {bare / reference:>6.2f}")
     met = [r.file for r in rows if 3 * r.arch <= r.reference]
     print(f"at most a third: {len(met)} of {len(rows)}" + (f" ({', '.join(met)})" if met else ""))
     if unlisted:
