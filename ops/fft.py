@@ -33,7 +33,7 @@ from archc.ops import glyphs as G
 from archc.ops import rules as R
 from archc.ops import saves as Sv
 from archc.ops import torch_lowering as T
-from archc.ops.facets import Cost, Expr, Glyph, LowerCtx, ShapeCtx, TorchLowering
+from archc.ops.facets import Cost, Expr, Glyph, Kept, LowerCtx, SaveCtx, Saved, ShapeCtx, TorchLowering
 from archc.ops.registry import FLOATING, Attrs, OpDef, Trait, arg, define
 from archc.shapes import sizes as S
 from archc.shapes.sizes import Size
@@ -124,6 +124,18 @@ def _forward(kind: str) -> Any:
     return forward
 
 
+def _rfft_saves(a: FFTAttrs, ins: list[TensorType], out: Type, ctx: SaveCtx) -> Saved:
+    """rfft keeps its real input (its backward reads it): the input itself, or the view a crop makes of
+    it; where `size` pads an axis, the padded copy torch transforms (the input with the `over` axes at
+    `size`). The complex transforms and irfft keep nothing."""
+    (x,) = ins
+    sizes = _sizes(a)
+    if sizes is None or all(S.compare(s, "<=", x.size(n)) is True for n, s in zip(a.over, sizes)):
+        return Saved(inputs=(0,))
+    padded = {n: s for n, s in zip(a.over, sizes)}
+    return Saved(new=(Kept(S.prod(padded.get(ax.name, ax.size) for ax in x.axes), x.dtype),))
+
+
 _DOCS = {
     "fft": "the discrete Fourier transform over the `over` axes (complex; a real input taken as complex)",
     "ifft": "its inverse (complex)",
@@ -136,6 +148,6 @@ for _kind in ("fft", "ifft", "rfft", "irfft"):
         key=_kind.upper(), name=_kind, attrs=FFTAttrs, tensors=1, traits=frozenset({Trait.SPECTRAL}),
         shape=_shape(_kind), cost=_cost(_kind), torch=TorchLowering(forward=_forward(_kind), fresh=True),
         glyph=Glyph("func", {"fft": "FFT", "ifft": "FFT⁻¹", "rfft": "rFFT", "irfft": "rFFT⁻¹"}[_kind], G.FUNC),
-        doc=_DOCS[_kind], dtypes=FLOATING, saves=Sv.nothing))
+        doc=_DOCS[_kind], dtypes=FLOATING, saves=_rfft_saves if _kind == "rfft" else Sv.nothing))
 
 __all__ = ["FFTAttrs", "Trait"]
