@@ -351,6 +351,7 @@ class Calls(State):
             prefix = "" if "what" in given else f"{name or op.value}: "  # `a + b` needs no "add: "
             self.bag.error(err.code, prefix + err.message, where)
             return POISON
+        self._check_size_depth(out_type, span)
         in_seq = path is not None and seq_step
         if (params or in_seq) and path is None:
             self.bag.error("structure", f"{name or op.value} has parameters and needs a name: write "

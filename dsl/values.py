@@ -21,6 +21,7 @@ from archc.ir.limits import Limits
 from archc.ir.limits import note as limit_note
 from archc.ops.facets import ShapeError
 from archc.shapes import sizes as S
+from archc.shapes.types import TupleType
 
 _FLOAT_OPS = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
               "//": operator.floordiv, "%": operator.mod, "**": operator.pow}
@@ -115,6 +116,15 @@ class State:
         """Stop at `span` (OverBudget) once the graph holds more nodes than the budget."""
         if len(self.graph) > self.limits.nodes:
             self.over_budget("nodes", f"the graph has more than {self.limits.nodes:,} nodes here", span)
+
+    def _check_size_depth(self, t: Any, span: Span) -> None:
+        """Stop at `span` (OverBudget) once a size of `t` nests floors and ceilings past the budget: a
+        loop of strided layers run away (sympy's work on such a size grows fast with its depth)."""
+        for item in t.items if isinstance(t, TupleType) else (t,):
+            for ax in getattr(item, "axes", ()):
+                if S.nesting(ax.size) > self.limits.size_depth:
+                    self.over_budget("size_depth", f"the size of axis '{ax.name}' nests floors and ceilings more "
+                                     f"than {self.limits.size_depth} deep here (each strided layer adds one)", span)
 
     def over_budget(self, name: str, message: str, span: Span) -> None:
         raise OverBudget([Diagnostic("error", "structure", message, span, ((limit_note(name), None),))])

@@ -1,6 +1,6 @@
 """Budgets that stop a runaway or hostile program early, with a located error, before memory or time
 runs out (docs/errors.md, "Limits"). They are read where the work is done: the loader reads `bytes`,
-the elaborator `nodes`, `steps` and `depth`, the diagrams `draw` and `dot_seconds`. The current budgets
+the elaborator `nodes`, `steps`, `depth` and `size_depth`, the diagrams `draw` and `dot_seconds`. The current budgets
 are a context variable, set for one command by `archc ... --limit NAME=VALUE` and in Python by
 `with archc.api.limits(nodes=...)`.
 
@@ -26,6 +26,7 @@ class Limits:
     nodes: int = 200_000  # ops in the graph (ResNet-152: 515; about 30 µs and 1.5 kB each)
     steps: int = 500_000  # statements run, loop iterations, block calls (ResNet-152: 618)
     depth: int = 64  # block calls nested inside each other
+    size_depth: int = 48  # floors, ceilings and mods nested in one symbolic size (ResNet-152: 5)
     bytes: int = 1 << 20  # the size of one source file (lark parses about 0.2 MB a second)
     draw: int = 5_000  # boxes in a diagram, after repeats collapse and --depth folds (ResNet-152: 95)
     dot_seconds: int = 30  # how long Graphviz's dot may take to lay out a graph-style diagram
@@ -35,6 +36,7 @@ HELP = {
     "nodes": "ops in the elaborated graph",
     "steps": "elaboration steps: statements run, loop iterations, block calls",
     "depth": "block calls nested inside each other",
+    "size_depth": "floors, ceilings and mods nested in one symbolic size",
     "bytes": "the size of one source file, in bytes",
     "draw": "boxes in a diagram (archc render)",
     "dot_seconds": "seconds Graphviz's dot may take to lay out a diagram",

@@ -267,6 +267,23 @@ def compare(a: Size, op: str, b: Size) -> bool | None:
     return None
 
 
+def nesting(x: Size) -> int:
+    """How deep floors, ceilings and mods nest in a size: 0 for H, 1 for ⌊H/2⌋, 2 for ⌊(⌊H/2⌋ - 1)/2⌋ + 1.
+    Each strided layer adds one; sympy's work on a size grows quickly with it.
+
+    >>> H = symbol("H")
+    >>> nesting(7), nesting(H), nesting(add(floordiv(add(floordiv(H, 2), -1), 2), 1))
+    (0, 0, 2)
+    """
+    return _nesting(x) if _is_expr(x) else 0
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _nesting(x: sympy.Basic) -> int:
+    inner = max((_nesting(a) for a in x.args), default=0)
+    return inner + 1 if isinstance(x, (sympy.floor, sympy.ceiling, sympy.Mod)) else inner
+
+
 def free_names(x: Size) -> set[str]:
     if isinstance(x, (int, float)):  # a float: a number compared with a size (`if H > 2.5`)
         return set()

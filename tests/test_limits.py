@@ -143,6 +143,35 @@ def test_depth_budget(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
     assert rc == 1 and "blocks nest deeper than 5" in err and "--limit depth=N" in err
 
 
+STRIDED = """\
+size batch = 1, H = 224
+block Net(n = 300) {
+  in x: [batch, chan = 4, h = H]
+  y = seq(x) {
+    for i in 0..n: conv(chan -> 4, k = 3, stride = 2, pad = 1, over = [h])
+  }
+  out y
+}
+"""
+
+
+def test_size_depth_budget_stops_a_runaway_stack_of_strided_layers(tmp_path: pathlib.Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """Found by the 100,000-case fuzz run (a mutant of MobileNetV2 with hundreds of stride-2 layers): each
+    adds a floor to the symbolic size, sympy slowed down and then recursed past Python's limit after 15 s
+    ("nests too deeply", not located). Now: concrete sizes check at once, the symbolic run stops at the
+    layer where the size nests past the budget, located, and `check` leaves the constraints out."""
+    f = _write(tmp_path, "strided.arch", STRIDED)
+    rc, out, err, took = _cli(capsys, "check", f)
+    assert rc == 0 and "ok:" in out and took < 10, (err, took)
+    rc, _, err, took = _cli(capsys, "check", f, "--symbolic")
+    assert rc == 1 and "nests floors and ceilings more than 48 deep here" in err and took < 10
+    assert "strided.arch:5:" in err and "--limit size_depth=N" in err
+    rc, _, err, _ = _cli(capsys, "check", f, "--symbolic", "--limit", "size_depth=10")
+    assert "more than 10 deep" in err
+    assert _cli(capsys, "check", _write(tmp_path, "ok.arch", STRIDED.replace("300", "20")), "--symbolic")[0] == 0
+
+
 def test_file_size_budget(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
     big = _write(tmp_path, "big.arch", CHAIN.replace("COUNT", "3") + "# padding\n" * 200)
     rc, _, err, _ = _cli(capsys, "check", big, "--limit", "bytes=1000")
