@@ -101,21 +101,68 @@ def _einsum_saves(a: EinsumAttrs, ins: list[TensorType], out: Type, ctx: SaveCtx
     """torch.einsum first sums out the axes only one operand has (and the output lacks), then contracts
     the operands pairwise with bmm, which keeps each one for the other's gradient: an operand whose axes
     all meet another operand or the output is kept as it is, a summed one as the new, smaller tensor.
+    Two operands go to bmm as [shared, own, contracted] and [shared, contracted, own]: where that reshape
+    cannot be a view of an operand's layout (a slice, a split, an order that does not group so), torch
+    keeps the contiguous copy it makes. The result is bmm's [shared, own left, own right] permuted back.
     (Exact for one or two operands; with more, the intermediate products are left out.)"""
     if len(ins) == 1:
         return Saved()
-    outs = set(R.tensor(out).names)
+    o = R.tensor(out)
+    outs = set(o.names)
+    groups = _bmm_groups(ins, o) if len(ins) == 2 else None
     keep: list[int] = []
     new: list[Kept] = []
     for i, t in enumerate(ins):
         if not any(g for j, g in enumerate(ctx.grads) if j != i):
             continue
         others = {n for j, u in enumerate(ins) if j != i for n in u.names} | outs
-        if all(n in others for n in t.names):
-            keep.append(i)
-        else:
+        if not all(n in others for n in t.names):
             new.append(Kept(S.prod(ax.size for ax in t.axes if ax.name in others), t.dtype))
-    return Saved(inputs=tuple(keep), new=tuple(new))
+        elif groups is not None and _bmm_copies(t, groups[i], ctx, i):
+            new.append(Sv.copy_of(t))
+        else:
+            keep.append(i)
+    if groups is None:
+        return Saved(inputs=tuple(keep), new=tuple(new))
+    shared, left, _, right = groups[2]
+    order = [o.index(n) for n in shared + left + right]
+    order += [k for k in range(len(o.axes)) if k not in order]
+    if order == list(range(len(o.axes))):
+        return Saved(inputs=tuple(keep), new=tuple(new))
+    return Saved(inputs=tuple(keep), new=tuple(new), contiguous=False, order=tuple(order))
+
+
+def _bmm_groups(ins: list[TensorType], out: TensorType) -> list[list[list[str]]]:
+    """torch's sumproduct_pair: the axes (longer than 1) in the order einsum lays them out (the output's,
+    then the contracted ones as they first appear), sorted into shared (both operands, kept), own
+    (one operand, kept) and contracted (both, summed). Returns the left operand's [shared, own,
+    contracted], the right one's [shared, contracted, own], and (shared, own left, contracted, own right)."""
+    x, y = ins
+    names = list(out.names) + [n for t in ins for n in t.names if not out.has(n)]
+    shared, left, summed, right = [], [], [], []
+    for n in dict.fromkeys(names):
+        sl = x.has(n) and not Sv.one(x.size(n))
+        sr = y.has(n) and not Sv.one(y.size(n))
+        if not out.has(n):
+            if sl and sr:
+                summed.append(n)
+        elif sl and sr:
+            shared.append(n)
+        elif sl:
+            left.append(n)
+        elif sr:
+            right.append(n)
+    return [[shared, left, summed], [shared, summed, right], [shared, left, summed, right]]
+
+
+def _bmm_copies(t: TensorType, groups: list[list[str]], ctx: SaveCtx, i: int) -> bool:
+    """Whether reshaping operand `t` (input i) to bmm's three axes `groups` copies it."""
+    ones = {ax.name for ax in t.axes if Sv.one(ax.size)}
+    mem = Sv.memory_order(ctx, i, len(t.axes))
+    if mem is not None:
+        return Sv.relayout([t.names[k] for k in mem], groups, ones).view is None
+    # a layout not known (a slice, a split): a merge of two axes longer than 1 copies
+    return any(len([n for n in g if n not in ones]) > 1 for g in groups)
 
 
 define(OpDef(

@@ -31,8 +31,40 @@ def nothing(a: Any, ins: list[TensorType], out: Type, ctx: SaveCtx) -> Saved:
 
 
 def view(a: Any, ins: list[TensorType], out: Type, ctx: SaveCtx) -> Saved:
-    """The output is the input or a view of it, laid out as it (identity, rename, unflatten)."""
-    return Saved(view=0, contiguous=ctx.contiguous[0])
+    """The output is the input or a view of it, laid out as it (identity, rename, unflatten), or a view
+    of part of it (a slice): dense only when no axis longer than 1 comes before the one it narrows (and,
+    with a step, that axis is left with one position); else a layout archc does not know.
+
+    >>> from archc.shapes.types import Axis, TensorType
+    >>> class Ctx: contiguous = (True,)
+    >>> x = TensorType((Axis("b", 2), Axis("h", 8)), "f32")
+    >>> part = lambda b, h: TensorType((Axis("b", b), Axis("h", h)), "f32")
+    >>> view(None, [x], part(1, 8), Ctx()).contiguous, view(None, [x], part(2, 4), Ctx()).contiguous
+    (True, False)
+    """
+    return Saved(view=0, contiguous=ctx.contiguous[0] and _dense_part(a, ins[0], out))
+
+
+def _dense_part(a: Any, x: TensorType, out: Type) -> bool:
+    """Whether a view `out` of the contiguous `x`, the same elements or a part of them along one axis
+    (the one whose size differs or that is gone), is contiguous too."""
+    if not isinstance(out, TensorType) or S.equal(x.numel(), out.numel()) is True:
+        return True
+    sizes = {ax.name: ax.size for ax in out.axes}
+    for i, ax in enumerate(x.axes):
+        if sizes.get(ax.name) is not None and S.equal(sizes[ax.name], ax.size) is True:
+            continue
+        outer = all(one(b.size) for b in x.axes[:i])
+        step = getattr(a, "step", 1)
+        strided = not (S.is_concrete(step) and int(step) == 1) and not one(sizes.get(ax.name, 1)) \
+            and not all(one(b.size) for b in x.axes[i + 1:])
+        return outer and not strided
+    return True
+
+
+def one(n: Any) -> bool:
+    """Whether a size is 1 (a free size counts as more)."""
+    return S.is_concrete(n) and int(n) == 1
 
 
 def keeps_input(a: Any, ins: list[TensorType], out: Type, ctx: SaveCtx) -> Saved:
