@@ -162,7 +162,8 @@ def training_memory(graph: Graph, optimizer: str = "adam", checkpoint: str | Non
             storage[n.id] = storage[n.inputs[saved.view]]
         else:
             storage[n.id] = (n.id, 0)
-            sizes[(n.id, 0)] = n.type.nbytes()
+            big = saved.storage
+            sizes[(n.id, 0)] = n.type.nbytes() if big is None else S.mul(big.elements, DTYPES[big.dtype].bytes)
         contiguous[n.id], orders[n.id] = saved.contiguous, saved.order
         if n.op.has(Trait.POINTWISE) and saved.view is None:
             # TensorIterator lays a pointwise result out as its first full-size input (empty_like)

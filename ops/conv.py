@@ -68,14 +68,26 @@ def _linear_module(a: LinearAttrs, ins: list[TensorType], out: Type, ctx: LowerC
 
 def _linear_saves(a: LinearAttrs, ins: list[TensorType], out: Type, ctx: SaveCtx) -> Saved:
     """Its input, for the weight's gradient (F.linear: addmm or mm on the input flattened to 2-D). Where
-    that flattening cannot be a view (a permuted input of 3 or more axes; LinearAt's moved axis), torch
-    keeps the contiguous copy reshape makes. LinearAt's output is moved back: a permuted view."""
-    x = ins[0]
-    permuted = Sv.moves_data(x, Sv.to_last(x, a.map[0]))
-    out_permuted = permuted and Sv.moves_data(R.tensor(out), Sv.to_last(R.tensor(out), a.map[2] or a.map[0]))
-    if len(x.axes) <= 2 or (ctx.contiguous[0] and not permuted):
-        return Saved(inputs=(0,), contiguous=not out_permuted)
-    return Saved(new=(Sv.copy_of(x),), contiguous=not out_permuted)
+    that flattening cannot be a view of the input's layout (LinearAt's moved axis, a permuted input of
+    3 or more axes), torch keeps the contiguous copy reshape makes. LinearAt's output is moved back:
+    laid out with the mapped axis last in memory."""
+    x, o = ins[0], R.tensor(out)
+    axis = a.map[0]
+    order = Sv.to_last(o, a.map[2] or axis)
+    moved = x.names[-1] != axis and Sv.moves_data(o, order)
+    back = order if moved else None
+    if len(x.axes) <= 2:
+        return Saved(inputs=(0,), contiguous=not moved, order=back)
+    rows = [[n for n in x.names if n != axis], [axis]]
+    ones = {ax.name for ax in x.axes if Sv.one(ax.size)}
+    mem = Sv.memory_order(ctx, 0, len(x.axes))
+    if mem is not None:
+        copies = Sv.relayout([x.names[k] for k in mem], rows, ones).view is None
+    else:  # a layout not known (a slice, a split): a merge of two axes longer than 1 copies
+        copies = len([n for n in rows[0] if n not in ones]) > 1
+    if copies:
+        return Saved(new=(Sv.copy_of(x),), contiguous=not moved, order=back)
+    return Saved(inputs=(0,), contiguous=not moved, order=back)
 
 
 define(OpDef(
@@ -218,13 +230,27 @@ _CONV_TRAITS = frozenset({Trait.CONTRACTION, Trait.WINDOW, Trait.PARAMETERS})
 
 
 def _conv_saves(a: ConvAttrs, ins: list[TensorType], out: Type, ctx: SaveCtx) -> Saved:
-    """Its input, for the weight's gradient. With pad = "same" and an uneven padding (an even kernel),
-    torch first pads the input by the odd element on the right and keeps that padded copy."""
+    """Its input, for the weight's gradient, or the padded copy torch makes of it where the padding
+    differs before and after: with pad = "same" (an even kernel) torch pads the odd element on the
+    right; an explicit padding is all done first (Conv*dPadded's F.pad). That copy is what it keeps."""
     x = ins[0]
-    if a.get("pad") != "same" or all(S.equal(b, e) for b, e in a.pads):
+    if all(S.equal(b, e) for b, e in a.pads):
         return Saved(inputs=(0,))
-    extra = dict(zip(a.spatial, (S.add(e, S.mul(-1, b)) for b, e in a.pads)))
-    return Saved(new=(Kept(S.prod(S.add(ax.size, extra.get(ax.name, 0)) for ax in x.axes), x.dtype),))
+    same = a.get("pad") == "same"
+    grow = dict(zip(a.spatial, (S.add(e, S.mul(-1, b)) if same else S.add(b, e) for b, e in a.pads)))
+    return Saved(new=(Kept(S.prod(S.add(ax.size, grow.get(ax.name, 0)) for ax in x.axes), x.dtype),))
+
+
+def _conv_t_saves(a: ConvTAttrs, ins: list[TensorType], out: Type, ctx: SaveCtx) -> Saved:
+    """Its input. Where the padding differs before and after, the output is the full result cropped
+    (ConvTranspose*dCropped's narrow): a view of a larger storage, not contiguous."""
+    o = R.tensor(out)
+    if a.get("pad") == "same" or all(S.equal(b, e) for b, e in a.pads):
+        return Saved(inputs=(0,))
+    grow = dict(zip(a.spatial, (S.add(b, e) for b, e in a.pads)))
+    full = Kept(S.prod(S.add(ax.size, grow.get(ax.name, 0)) for ax in o.axes), o.dtype)
+    return Saved(inputs=(0,), contiguous=False, storage=full)
+
 
 define(OpDef(
     key="CONV", name="conv", attrs=ConvAttrs, tensors=1, traits=_CONV_TRAITS,
@@ -237,6 +263,6 @@ define(OpDef(
     key="CONV_T", name="conv_transpose", attrs=ConvTAttrs, tensors=1, traits=_CONV_TRAITS,
     shape=_conv_t_shape, cost=_conv_t_cost, torch=TorchLowering(module=_conv_module, fresh=True),
     glyph=Glyph("conv_t", "★T", G.CONV),
-    doc="transposed convolution", dtypes=FLOAT, saves=Sv.keeps_input))
+    doc="transposed convolution", dtypes=FLOAT, saves=_conv_t_saves))
 
 __all__ = ["Op"]

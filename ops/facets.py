@@ -163,6 +163,8 @@ class Saved:
                 reshape decide by it whether they copy
     order       where the output is not contiguous but is dense in another axis order, that order
                 (batch-first multihead attention's [seq, batch, chan] memory: (1, 0, 2)); else None
+    storage     where the output is a view of part of a new, larger storage (a transposed conv cropped
+                after), that storage; None: the output's own size
     Parameters and buffers an op keeps are state, not activations: they are not listed.
 
     >>> Saved(inputs=(0,)).inputs, Saved().view is None
@@ -175,6 +177,7 @@ class Saved:
     view: int | None = None
     contiguous: bool = True
     order: tuple[int, ...] | None = None
+    storage: Kept | None = None
 
 
 class SaveCtx(Protocol):

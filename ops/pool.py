@@ -149,8 +149,27 @@ _POOL = frozenset({Trait.WINDOW, Trait.REDUCTION})
 
 
 def _max_saves(a: Attrs, ins: list[TensorType], out: Type, ctx: SaveCtx) -> Saved:
-    """Max pooling (max_pool*d_with_indices): its input and the argmax of each output element (i64)."""
-    return Saved(inputs=(0,), new=(Kept(R.tensor(out).numel(), "i64"),))
+    """Max pooling (max_pool*d_with_indices): its input (or the copy padded first) and the argmax of
+    each output element (i64)."""
+    padded = _padded_copy(a, ins[0])
+    indices = Kept(R.tensor(out).numel(), "i64")
+    return Saved(inputs=(0,), new=(indices,)) if padded is None else Saved(new=(padded, indices))
+
+
+def _avg_saves(a: Attrs, ins: list[TensorType], out: Type, ctx: SaveCtx) -> Saved:
+    """Average pooling: its input, or the copy padded first."""
+    padded = _padded_copy(a, ins[0])
+    return Saved(inputs=(0,)) if padded is None else Saved(new=(padded,))
+
+
+def _padded_copy(a: Attrs, x: TensorType) -> Kept | None:
+    """Where the padding differs before and after along some axis (explicit, or pad = "same" with an
+    even window), the lowering pads the input first (F.pad by all of it, the pool then pads nothing):
+    the pool keeps that copy. None where the pool pads evenly itself."""
+    if not isinstance(a, WindowAttrs) or not a.pads or all(S.equal(b, e) for b, e in a.pads):
+        return None
+    grow = dict(zip(a.spatial, (S.add(b, e) for b, e in a.pads)))
+    return Kept(S.prod(S.add(ax.size, grow.get(ax.name, 0)) for ax in x.axes), x.dtype)
 
 
 def _adaptive_avg_saves(a: AdaptiveAttrs, ins: list[TensorType], out: Type, ctx: SaveCtx) -> Saved:
@@ -170,7 +189,7 @@ define(OpDef(
     key="AVGPOOL", name="avgpool", attrs=AvgPoolAttrs, tensors=1, traits=_POOL,
     shape=_pool_shape, cost=_avgpool_cost,
     torch=_pool_lowering("avg", _avgpool_kw), glyph=Glyph("pool", "𝔼", G.POOL),
-    doc="average pooling", dtypes=FLOAT, saves=Sv.keeps_input))
+    doc="average pooling", dtypes=FLOAT, saves=_avg_saves))
 
 # ---- adaptive pooling ------------------------------------------------------------------------------
 
