@@ -23,7 +23,8 @@ sorted into one kind:
   bad-diagnostic           exit 1 whose stderr is not in the documented form
   control-characters       raw control characters in stdout or stderr
   bad-svg                  an SVG that is not well-formed XML
-  hang                     a case past the time limit (--timeout, per command)
+  hang                     a command past the time limit: --timeout seconds of CPU time (15; the machine's
+                           load does not count), or 4x that of wall-clock time (a read that blocks)
   module-fails             a built module that fails to construct or run forward
   triton-mismatch          (--triton) the Triton target of a generated program that built fails to build,
                            or its inference forward, run under TRITON_INTERPRET=1, differs from the
@@ -71,6 +72,12 @@ class Timeout(BaseException):  # not an Exception: archc's last-resort handler m
 
 def _alarm(signum: int, frame: Any) -> None:
     raise Timeout
+
+
+def _limit(seconds: float) -> None:
+    """Time out after `seconds` of this process's CPU time, or four times that of wall-clock time (0: off)."""
+    signal.setitimer(signal.ITIMER_PROF, seconds)
+    signal.setitimer(signal.ITIMER_REAL, seconds * 4)
 
 
 def op_program(rng: random.Random) -> str:
@@ -249,13 +256,14 @@ def run_case(index: int, seed: int, texts: list[tuple[str, str]], timeout: float
     """(kind, where) of one case; kind "ok" when nothing went wrong."""
     where, text = _case(index, seed, texts)
     signal.signal(signal.SIGALRM, _alarm)
+    signal.signal(signal.SIGPROF, _alarm)
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "case.arch"
         src.write_text(text, encoding="utf-8")
         built = checked = False
         for command in COMMANDS:
             argv = [command[0], str(src), *(a.format(dir=tmp) for a in command[1:])]
-            signal.setitimer(signal.ITIMER_REAL, timeout)
+            _limit(timeout)
             try:
                 status, out, err = _run(argv)
             except Timeout:
@@ -263,7 +271,7 @@ def run_case(index: int, seed: int, texts: list[tuple[str, str]], timeout: float
             except Exception as e:  # noqa: BLE001 - a crash escaping main is what we count
                 return "internal-error", f"{where}: {' '.join(command)}: {type(e).__name__}: {e}"
             finally:
-                signal.setitimer(signal.ITIMER_REAL, 0)
+                _limit(0)
             if status == 70 or "Traceback" in err:
                 return "internal-error", f"{where}: {' '.join(command)}: {err.strip().splitlines()[0]}"
             if CONTROL.search(out + err.replace("\n", "")):
@@ -279,7 +287,7 @@ def run_case(index: int, seed: int, texts: list[tuple[str, str]], timeout: float
             checked = checked or (command[0] == "check" and status == 0)
         ran = "ok: built and ran"
         if built and run_modules:
-            signal.setitimer(signal.ITIMER_REAL, timeout * 4)
+            _limit(timeout * 4)
             try:
                 ran = _module_runs(src)
             except Timeout:
@@ -287,9 +295,9 @@ def run_case(index: int, seed: int, texts: list[tuple[str, str]], timeout: float
             except Exception as e:  # noqa: BLE001
                 return "module-fails", f"{where}: {type(e).__name__}: {str(e)[:200]}"
             finally:
-                signal.setitimer(signal.ITIMER_REAL, 0)
+                _limit(0)
         if built and triton and where.startswith("op program"):
-            signal.setitimer(signal.ITIMER_REAL, timeout * 8)
+            _limit(timeout * 8)
             try:
                 wrong = _triton_matches(src, tmp)
             except Timeout:
@@ -297,7 +305,7 @@ def run_case(index: int, seed: int, texts: list[tuple[str, str]], timeout: float
             except Exception as e:  # noqa: BLE001
                 wrong = f"{type(e).__name__}: {str(e)[:200]}"
             finally:
-                signal.setitimer(signal.ITIMER_REAL, 0)
+                _limit(0)
             if wrong:
                 return "triton-mismatch", f"{where}: {wrong}"
         if not checked:
@@ -317,7 +325,7 @@ def main() -> int:
     ap.add_argument("--cases", type=int, default=100_000)
     ap.add_argument("--seed", type=int, default=2024)
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
-    ap.add_argument("--timeout", type=float, default=15.0, help="seconds per command of a case")
+    ap.add_argument("--timeout", type=float, default=15.0, help="seconds of CPU time per command of a case")
     ap.add_argument("--no-modules", action="store_true", help="do not run the modules that build")
     ap.add_argument("--triton", action="store_true",
                     help="also build generated programs with --target triton and compare (TRITON_INTERPRET=1)")
