@@ -112,13 +112,31 @@ def inside(where: str, block: str) -> bool:
     return where == block or where.startswith(block + ".")
 
 
+Layout = tuple[tuple[int, ...], frozenset[int]]  # memory order, loose axes (ops/facets.py, Saved)
+
+
 class _Ctx:
     def __init__(self, grads: tuple[bool, ...], contiguous: tuple[bool, ...],
-                 orders: tuple[tuple[int, ...] | None, ...], sources: tuple[int, ...]):
+                 orders: tuple[tuple[int, ...] | None, ...], sources: tuple[int, ...],
+                 layouts: tuple[Layout | None, ...]):
         self.grads = grads
         self.contiguous = contiguous
         self.orders = orders
         self.sources = sources
+        self.layouts = layouts
+
+
+def _ndim(t: Any) -> int:
+    """The axes of a tensor, or of the first tensor of a tuple (a split's pieces)."""
+    if isinstance(t, TupleType):
+        return _ndim(t.items[0]) if t.items else 0
+    return len(t.axes) if isinstance(t, TensorType) else 0
+
+
+def _layout(saved: Saved, ndim: int) -> Layout | None:
+    if saved.loose or saved.contiguous or saved.order is not None:
+        return (saved.order or tuple(range(ndim)), saved.loose if not saved.contiguous else frozenset())
+    return None
 
 
 def _float(t: Any) -> bool:
@@ -141,6 +159,7 @@ def training_memory(graph: Graph, optimizer: str = "adam", checkpoint: str | Non
     grads: dict[int, bool] = {}
     contiguous: dict[int, bool] = {}
     orders: dict[int, tuple[int, ...] | None] = {}
+    layouts: dict[int, Layout | None] = {}
     keys: dict[int, set[Key]] = {}
     for n in graph:
         tensors: list[Any] = [graph.node(i).type for i in n.inputs]  # a tuple only into getitem
@@ -152,11 +171,13 @@ def training_memory(graph: Graph, optimizer: str = "adam", checkpoint: str | Non
                 state.add(key)
             grads[n.id] = n.op is Op.PARAM
             contiguous[n.id], orders[n.id] = True, None
+            layouts[n.id] = (tuple(range(_ndim(n.type))), frozenset())
             continue
         rule = n.op.saved_rule
         assert rule is not None, n.op.name
         in_grads = tuple(grads[i] for i in n.inputs)
-        ctx = _Ctx(in_grads, tuple(contiguous[i] for i in n.inputs), tuple(orders[i] for i in n.inputs), n.inputs)
+        ctx = _Ctx(in_grads, tuple(contiguous[i] for i in n.inputs), tuple(orders[i] for i in n.inputs), n.inputs,
+                   tuple(layouts[i] for i in n.inputs))
         saved: Saved = rule(n.attrs, tensors, n.type, ctx)
         if saved.view is not None:
             storage[n.id] = storage[n.inputs[saved.view]]
@@ -164,11 +185,20 @@ def training_memory(graph: Graph, optimizer: str = "adam", checkpoint: str | Non
             storage[n.id] = (n.id, 0)
             big = saved.storage
             sizes[(n.id, 0)] = n.type.nbytes() if big is None else S.mul(big.elements, DTYPES[big.dtype].bytes)
-        contiguous[n.id], orders[n.id] = saved.contiguous, saved.order
+        contiguous[n.id] = saved.contiguous and not saved.loose
+        orders[n.id] = None if saved.loose else saved.order  # `orders`: dense layouts only
+        layouts[n.id] = _layout(saved, _ndim(n.type))
         if n.op.has(Trait.POINTWISE) and saved.view is None:
-            # TensorIterator lays a pointwise result out as its first full-size input (empty_like)
+            # TensorIterator lays a pointwise result out as its first full-size input (empty_like), densely
+            # in its order where it has gaps
             full = [i for i in n.inputs if graph.node(i).type == n.type]
-            contiguous[n.id], orders[n.id] = (contiguous[full[0]], orders[full[0]]) if full else (True, None)
+            known = layouts[full[0]] if full else (tuple(range(_ndim(n.type))), frozenset())
+            if known is None:
+                contiguous[n.id], orders[n.id], layouts[n.id] = False, None, None
+            else:
+                dense = known[0] == tuple(range(len(known[0])))
+                contiguous[n.id], orders[n.id] = dense, None if dense else known[0]
+                layouts[n.id] = (known[0], frozenset())
         grads[n.id] = (any(in_grads) or learned) and _float(n.type)
         if not grads[n.id]:
             continue  # autograd records nothing for it

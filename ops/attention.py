@@ -158,10 +158,10 @@ def _bmm_groups(ins: list[TensorType], out: TensorType) -> list[list[list[str]]]
 def _bmm_copies(t: TensorType, groups: list[list[str]], ctx: SaveCtx, i: int) -> bool:
     """Whether reshaping operand `t` (input i) to bmm's three axes `groups` copies it."""
     ones = {ax.name for ax in t.axes if Sv.one(ax.size)}
-    mem = Sv.memory_order(ctx, i, len(t.axes))
-    if mem is not None:
-        return Sv.relayout([t.names[k] for k in mem], groups, ones).view is None
-    # a layout not known (a slice, a split): a merge of two axes longer than 1 copies
+    known = Sv.layout(ctx, i, t.names)
+    if known is not None:
+        return Sv.relayout(known[0], groups, ones, known[1]).view is None
+    # a layout not known (a broadcast): a merge of two axes longer than 1 copies
     return any(len([n for n in g if n not in ones]) > 1 for g in groups)
 
 

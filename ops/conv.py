@@ -80,10 +80,10 @@ def _linear_saves(a: LinearAttrs, ins: list[TensorType], out: Type, ctx: SaveCtx
         return Saved(inputs=(0,), contiguous=not moved, order=back)
     rows = [[n for n in x.names if n != axis], [axis]]
     ones = {ax.name for ax in x.axes if Sv.one(ax.size)}
-    mem = Sv.memory_order(ctx, 0, len(x.axes))
-    if mem is not None:
-        copies = Sv.relayout([x.names[k] for k in mem], rows, ones).view is None
-    else:  # a layout not known (a slice, a split): a merge of two axes longer than 1 copies
+    known = Sv.layout(ctx, 0, x.names)
+    if known is not None:
+        copies = Sv.relayout(known[0], rows, ones, known[1]).view is None
+    else:  # a layout not known (a broadcast): a merge of two axes longer than 1 copies
         copies = len([n for n in rows[0] if n not in ones]) > 1
     if copies:
         return Saved(new=(Sv.copy_of(x),), contiguous=not moved, order=back)

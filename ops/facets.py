@@ -165,6 +165,9 @@ class Saved:
                 (batch-first multihead attention's [seq, batch, chan] memory: (1, 0, 2)); else None
     storage     where the output is a view of part of a new, larger storage (a transposed conv cropped
                 after), that storage; None: the output's own size
+    loose       the output's axes (by index) that do not fill the axis outside them in memory (a
+                slice or a split narrowed them): with `order` (None: in order) a layout dense but for
+                these gaps, which a reshape cannot merge across; not contiguous then
     Parameters and buffers an op keeps are state, not activations: they are not listed.
 
     >>> Saved(inputs=(0,)).inputs, Saved().view is None
@@ -178,6 +181,7 @@ class Saved:
     contiguous: bool = True
     order: tuple[int, ...] | None = None
     storage: Kept | None = None
+    loose: frozenset[int] = frozenset()
 
 
 class SaveCtx(Protocol):
@@ -196,6 +200,12 @@ class SaveCtx(Protocol):
     @property
     def orders(self) -> tuple[tuple[int, ...] | None, ...]:
         """For each input that is dense in another axis order, that order (`Saved.order`); else None."""
+        ...
+
+    @property
+    def layouts(self) -> tuple[tuple[tuple[int, ...], frozenset[int]] | None, ...]:
+        """Each input's layout where archc knows it: its axes in memory order, outermost first, and its
+        `loose` axes (dense: none); None where it does not (a broadcast)."""
         ...
 
     @property

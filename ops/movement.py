@@ -528,10 +528,13 @@ def _rearrange_saves(a: RearrangeAttrs, ins: list[TensorType], out: Type, ctx: S
             size[n] = ax.size if len(names) == 1 else given.get(n)
     ones = {n for n, v in size.items() if _is_one(v)}
     groups = [names for _, names in rhs]
-    mem = Sv.memory_order(ctx, 0, len(x.axes))
-    if mem is not None:
-        return Sv.relayout([n for i in mem for n in lhs[i][1]], groups, ones)
-    # a layout not known (a broadcast, a slice): a merge of two axes longer than 1 copies
+    known = ctx.layouts[0]
+    if known is not None:
+        order, loose = known
+        # an input axis split into several: its gap (a loose axis) is at its outermost part
+        return Sv.relayout([n for i in order for n in lhs[i][1]], groups, ones,
+                           {lhs[i][1][0] for i in loose if lhs[i][1]})
+    # a layout not known (a broadcast): a merge of two axes longer than 1 copies
     if any(len([n for n in names if n not in ones]) > 1 for names in groups):
         return Saved()
     return Saved(view=0, contiguous=False)
@@ -549,20 +552,22 @@ def _flatten_saves(a: FlattenAttrs, ins: list[TensorType], out: Type, ctx: SaveC
     names = list(x.names)
     groups = [[n] for n in names[:first]] + [names[first:last + 1]] + [[n] for n in names[last + 1:]]
     ones = {ax.name for ax in x.axes if _is_one(ax.size)}
-    mem = Sv.memory_order(ctx, 0, len(names))
-    if mem is not None:
-        return Sv.relayout([names[i] for i in mem], groups, ones)
+    known = Sv.layout(ctx, 0, names)
+    if known is not None:
+        return Sv.relayout(known[0], groups, ones, known[1])
     if sum(n not in ones for n in names[first:last + 1]) <= 1:
         return Saved(view=0, contiguous=False)
     return Saved()
 
 
 def _split_saves(a: SplitAttrs, ins: list[TensorType], out: Type, ctx: SaveCtx) -> Saved:
-    """Views of its input: contiguous pieces when no axis of size above 1 comes before the split axis."""
-    x = ins[0]
-    before = x.axes[:x.index(a.axis)]
-    dense = all(S.is_concrete(ax.size) and int(ax.size) == 1 for ax in before)
-    return Saved(view=0, contiguous=ctx.contiguous[0] and dense)
+    """Views of its input, each a part of it along the split axis (Sv.part: contiguous pieces when no
+    axis of size above 1 lies outside the split axis); pieces laid out differently (one of size 1 among
+    longer ones) leave the layout unknown."""
+    pieces = [Sv.part(ins[0], t, ctx) for t in out.items] if isinstance(out, TupleType) else []
+    if pieces and all(p == pieces[0] for p in pieces):
+        return pieces[0]
+    return Saved(view=0, contiguous=False)
 
 
 def _expand_saves(a: ExpandAttrs, ins: list[TensorType], out: Type, ctx: SaveCtx) -> Saved:

@@ -227,7 +227,13 @@ def _keeps_nothing(a: Any, ins: list[TensorType], out: Type, ctx: SaveCtx) -> Sa
 
 
 def _is_a_view(a: Any, ins: list[TensorType], out: Type, ctx: SaveCtx) -> Saved:
-    return Saved(view=0, contiguous=ctx.contiguous[0]) if ins else Saved()
+    """Its input's storage, laid out as it (one piece of a split, `getitem`)."""
+    if not ins:
+        return Saved()
+    known = ctx.layouts[0]
+    if known is None or ctx.contiguous[0]:
+        return Saved(view=0, contiguous=ctx.contiguous[0])
+    return Saved(view=0, contiguous=False, order=known[0], loose=known[1])
 
 
 _BY_KEY: dict[str, OpDef[Any]] = {}

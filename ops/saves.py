@@ -31,35 +31,65 @@ def nothing(a: Any, ins: list[TensorType], out: Type, ctx: SaveCtx) -> Saved:
 
 
 def view(a: Any, ins: list[TensorType], out: Type, ctx: SaveCtx) -> Saved:
-    """The output is the input or a view of it, laid out as it (identity, rename, unflatten), or a view
-    of part of it (a slice): dense only when no axis longer than 1 comes before the one it narrows (and,
-    with a step, that axis is left with one position); else a layout archc does not know.
+    """The output is the input or a view of it: laid out as it (identity, rename; unflatten: dense when it
+    is), or part of it (a slice, with its `step`): see `part`.
 
     >>> from archc.shapes.types import Axis, TensorType
-    >>> class Ctx: contiguous = (True,)
+    >>> class Ctx: contiguous, layouts = (True,), (((0, 1), frozenset()),)
     >>> x = TensorType((Axis("b", 2), Axis("h", 8)), "f32")
-    >>> part = lambda b, h: TensorType((Axis("b", b), Axis("h", h)), "f32")
-    >>> view(None, [x], part(1, 8), Ctx()).contiguous, view(None, [x], part(2, 4), Ctx()).contiguous
-    (True, False)
+    >>> part_of = lambda b, h: TensorType((Axis("b", b), Axis("h", h)), "f32")
+    >>> view(None, [x], part_of(1, 8), Ctx()).contiguous, view(None, [x], part_of(2, 4), Ctx()).loose
+    (True, frozenset({1}))
     """
-    return Saved(view=0, contiguous=ctx.contiguous[0] and _dense_part(a, ins[0], out))
-
-
-def _dense_part(a: Any, x: TensorType, out: Type) -> bool:
-    """Whether a view `out` of the contiguous `x`, the same elements or a part of them along one axis
-    (the one whose size differs or that is gone), is contiguous too."""
+    x = ins[0]
     if not isinstance(out, TensorType) or S.equal(x.numel(), out.numel()) is True:
-        return True
+        known = ctx.layouts[0]
+        if isinstance(out, TensorType) and len(out.axes) == len(x.axes) and known is not None:
+            return laid_out(known[0], known[1], view=0)
+        return Saved(view=0, contiguous=ctx.contiguous[0])
+    return part(x, out, ctx, getattr(a, "step", 1))
+
+
+def part(x: TensorType, out: TensorType, ctx: SaveCtx, step: Any = 1) -> Saved:
+    """A view of part of input 0, `x`, narrowed (every `step`-th position) along the axes whose size
+    differs in `out` or that `out` drops: a narrowed axis no longer fills the axis outside it in memory
+    (it becomes `loose`), and with a step the axis inside it no longer fills it. Dense only when no axis
+    longer than 1 lies outside the narrowed one. The layout of an input archc does not know stays so."""
+    known = ctx.layouts[0]
+    if known is None:
+        return Saved(view=0, contiguous=False)
+    order, loose = known
+    names = x.names
     sizes = {ax.name: ax.size for ax in out.axes}
-    for i, ax in enumerate(x.axes):
-        if sizes.get(ax.name) is not None and S.equal(sizes[ax.name], ax.size) is True:
+    gaps = set(loose)
+    for k, ax in enumerate(x.axes):
+        m = sizes.get(ax.name)
+        if m is not None and S.equal(m, ax.size) is True or one(ax.size):
             continue
-        outer = all(one(b.size) for b in x.axes[:i])
-        step = getattr(a, "step", 1)
-        strided = not (S.is_concrete(step) and int(step) == 1) and not one(sizes.get(ax.name, 1)) \
-            and not all(one(b.size) for b in x.axes[i + 1:])
-        return outer and not strided
-    return True
+        kept = m is not None and not one(m)
+        if not (kept and S.equal(S.mul(m, step), ax.size) is True):
+            gaps.add(k)
+        if kept and not (S.is_concrete(step) and int(step) == 1):
+            gaps.update(order[order.index(k) + 1:][:1])
+
+    def gone(k: int) -> bool:
+        return names[k] not in sizes or one(sizes[names[k]])
+
+    live = [k for k in order if not gone(k)]
+    final: set[int] = set()
+    for k in gaps:  # a gap at an axis that goes moves to the next axis inside it that stays
+        final.update([j for j in order[order.index(k):] if not gone(j)][:1])
+    final.discard(live[0] if live else -1)
+    where = {n: j for j, n in enumerate(out.names)}
+    return laid_out(tuple(where[names[k]] for k in order if names[k] in where),
+                    frozenset(where[names[k]] for k in final), view=0)
+
+
+def laid_out(order: tuple[int, ...], loose: frozenset[int], view: int | None = None) -> Saved:
+    """A layout as `Saved` gives it: contiguous, dense in `order`, or dense in it but for `loose` axes."""
+    if not loose and order == tuple(range(len(order))):
+        return Saved(view=view)
+    return Saved(view=view, contiguous=False, order=order, loose=loose)
 
 
 def one(n: Any) -> bool:
@@ -124,33 +154,53 @@ def to_last(t: TensorType, axis: str) -> tuple[int, ...]:
 
 
 def memory_order(ctx: SaveCtx, i: int, ndim: int) -> tuple[int, ...] | None:
-    """Input i's axes in memory order, outermost first: in order when it is contiguous, its `order` when
-    it is dense in another one, None when its layout is not known (a broadcast or a slice)."""
+    """Input i's axes in memory order, outermost first, where it is dense: in order when it is contiguous,
+    its `order` when it is dense in another one; None otherwise (a broadcast, a slice: see `layout`)."""
     if ctx.contiguous[i]:
         return tuple(range(ndim))
     return ctx.orders[i]
 
 
-def relayout(in_memory: Sequence[str], groups: Sequence[Sequence[str]], ones: set[str]) -> Saved:
-    """What reshaping does to a dense tensor whose elementary axes lie in memory in the order `in_memory`,
-    into output axes that each merge the elementary axes of one of `groups` (in output order): a view,
-    dense in some order, unless a group merges axes that are not neighbours in memory (then reshape
+def layout(ctx: SaveCtx, i: int, names: Sequence[str]) -> tuple[list[str], set[str]] | None:
+    """Input i's axis names (`names`) in memory order, outermost first, and those of its loose axes (that
+    do not fill the axis outside them: a slice's, a split's); None where archc does not know its layout."""
+    known = ctx.layouts[i]
+    if known is None:
+        return None
+    return [names[k] for k in known[0]], {names[k] for k in known[1]}
+
+
+def relayout(in_memory: Sequence[str], groups: Sequence[Sequence[str]], ones: set[str],
+             loose: set[str] | frozenset[str] = frozenset()) -> Saved:
+    """What reshaping does to a tensor whose elementary axes lie in memory in the order `in_memory`,
+    densely but for the `loose` ones (each apart from the axis outside it), into output axes that each
+    merge the elementary axes of one of `groups` (in output order): a view, laid out in some order,
+    unless a group merges axes that are not neighbours in memory or merges across a gap (then reshape
     copies: a new, contiguous storage). Axes in `ones` have size 1 and go anywhere.
 
     >>> relayout(["b", "h", "t", "d"], [["b"], ["t"], ["h", "d"]], set()).view  # copies
     >>> relayout(["b", "t", "h", "d"], [["b"], ["h"], ["t"], ["d"]], set()).order
     (0, 2, 1, 3)
+    >>> relayout(["b", "h", "w"], [["b"], ["h", "w"]], set(), {"h"}).loose  # h narrowed: (h w) is a view
+    frozenset({1})
+    >>> relayout(["b", "h", "w"], [["b", "h"], ["w"]], set(), {"h"}).view  # (b h) copies
     """
-    pos = {n: k for k, n in enumerate(m for m in in_memory if m not in ones)}
+    live = [m for m in in_memory if m not in ones]
+    pos = {n: k for k, n in enumerate(live)}
+    gaps: set[int] = set()
+    for n in loose:  # a gap at an axis of size 1 is one at the next axis inside it
+        inner = [m for m in in_memory[list(in_memory).index(n):] if m not in ones] if n in in_memory else []
+        gaps.update(pos[m] for m in inner[:1])
+    gaps.discard(0)
     keys: list[tuple[float, int]] = []
+    apart: set[int] = set()
     previous = -1.0
     for j, group in enumerate(groups):
         idx = [pos[n] for n in group if n in pos]
-        if idx and idx != list(range(idx[0], idx[0] + len(idx))):
+        if idx and (idx != list(range(idx[0], idx[0] + len(idx))) or any(k in gaps for k in idx[1:])):
             return Saved()
+        if idx and idx[0] in gaps:
+            apart.add(j)
         previous = float(idx[0]) if idx else previous + 1e-3
         keys.append((previous, j))
-    order = tuple(j for _, j in sorted(keys))
-    if order == tuple(range(len(groups))):
-        return Saved(view=0)
-    return Saved(view=0, contiguous=False, order=order)
+    return laid_out(tuple(j for _, j in sorted(keys)), frozenset(apart), view=0)
