@@ -45,14 +45,20 @@ CASES: list[tuple[str, str | None, dict]] = [
     ("swin_stage", None, dict(H=14, W=21, batch=2, dim=32, heads=2, depth=2, ws=7)),
     ("xception", None, dict(H=48, W=48, batch=2, middle=1, num_classes=10)),
 ]
-IDS = [f + (f":{e}" if e else "") for f, e, _ in CASES]
+# the other activation of each, and an input size no multiple of FCN's output stride (as tests/test_zoo.py)
+VARIANTS: list[tuple[str, str | None, dict]] = [
+    ("convmixer_768_32", None, dict(H=28, W=28, dim=16, depth=2, num_classes=10)),
+    ("fasternet_t0", None, dict(H=64, W=64, dim=16, depths=[1, 1, 1, 1], act="relu", feature_dim=64, num_classes=10)),
+    ("fcn_resnet50", None, dict(H=37, W=45, num_classes=3, depths=[1, 1, 1, 2])),
+]
+IDS = [f + (f":{e}" if e else "") for f, e, _ in CASES] + [f"{f}[variant]" for f, _, _ in VARIANTS]
 
 
 def test_every_file_of_the_zoo_has_a_case() -> None:
     assert {f for f, _, _ in CASES} == {p.stem for p in ZOO.glob("*.arch")}
 
 
-@pytest.mark.parametrize(("name", "entry", "sets"), CASES, ids=IDS)
+@pytest.mark.parametrize(("name", "entry", "sets"), CASES + VARIANTS, ids=IDS)
 def test_saved_activations_of_the_zoo(name: str, entry: str | None, sets: dict) -> None:
     model = archc.load(str(ZOO / f"{name}.arch"), entry=entry)
     measured, _ = measure(model, sets)
