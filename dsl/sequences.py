@@ -109,14 +109,27 @@ class Sequences(State):
         return out
 
     def _label(self, template: str, frame: Frame, span: Span, what: str = "step name") -> str:
+        """A name template's text: `{i}` is a variable's value (a whole number or a string),
+        `{names[i]}` an element of a list (Inception's `"Mixed_{names[i]}"`)."""
+        def value(name: str) -> Any:
+            if name.isdigit():
+                return int(name)
+            return frame.env.get(name)
+
         def sub(m: re.Match[str]) -> str:
-            v = frame.env.get(m.group(1))
-            if v is None or not S.is_concrete(v):
-                self.bag.error("name", f"'{{{m.group(1)}}}' in a layer name must be a loop variable or "
-                               "another whole number", span)
+            v = value(m.group(1))
+            if m.group(2) is not None:
+                i = value(m.group(2))
+                ok = isinstance(v, list) and S.is_concrete(i) and -len(v) <= int(i) < len(v)
+                v = v[int(i)] if ok else None
+            if isinstance(v, str) and v:
+                return v
+            if v is None or isinstance(v, bool) or not S.is_concrete(v):
+                self.bag.error("name", f"'{m.group(0)}' in a layer name must be a loop variable, another whole "
+                               "number or a string", span)
                 raise Abort
             return str(int(v))
-        label = re.sub(r"\{([A-Za-z_][A-Za-z0-9_]*)\}", sub, template)
+        label = re.sub(r"\{([A-Za-z_][A-Za-z0-9_]*)(?:\[([A-Za-z_][A-Za-z0-9_]*|[0-9]+)\])?\}", sub, template)
         if not re.fullmatch(r"[A-Za-z0-9_-]+", label):  # '-' as in real checkpoints' keys
             self.bag.error("name", f"{what} '{label}' must be letters, digits, _ and -", span)
             raise Abort

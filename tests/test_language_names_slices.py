@@ -238,3 +238,28 @@ def test_an_unnamed_block_call_takes_run_time_sizes() -> None:
     for length in (8, 11):
         x = torch.randn(2, length, 4)
         assert torch.equal(net(x), torch.relu(x[:, :length // 2]))
+
+
+def test_name_templates_take_strings_and_list_elements() -> None:
+    """Inception's Mixed_5b, Mixed_5c, ...: `as "Mixed_{names[i]}"` in a loop, and `{kind}` a string."""
+    m = archc.loads("block B(names = [\"5b\", \"5c\", \"6a\"], kind = \"branch\") {\n  in x: [n = 2, c = 4]\n"
+                    "  for i in 0..3 {\n    x = linear(x, c -> 4) as \"Mixed_{names[i]}\"\n  }\n"
+                    "  y = linear(x, c -> 2) as \"{kind}1x1\"\n  out y\n}\n")
+    keys = [k for k in m.check().graph.state_dict() if k.endswith("weight")]
+    assert keys == ["Mixed_5b.weight", "Mixed_5c.weight", "Mixed_6a.weight", "branch1x1.weight"]
+    net = m.torch()()
+    assert list(net.state_dict()) == list(m.check().graph.state_dict())
+
+
+@pytest.mark.parametrize("template,message", [
+    ('"x{names[7]}"', "'{names[7]}' in a layer name must be"),
+    ('"x{flag}"', "'{flag}' in a layer name must be"),
+    ('"x{bad}"', "layer name 'xa b' must be letters, digits, _ and -"),
+])
+def test_bad_template_values_are_located(template: str, message: str) -> None:
+    src = ("block B(names = [\"a\"], flag = true, bad = \"a b\") {\n  in x: [n = 2, c = 4]\n"
+           f"  y = linear(x, c -> 2) as {template}\n  out y\n}}\n")
+    with pytest.raises(ArchError) as e:
+        archc.loads(src).check()
+    d = e.value.diagnostics[0]
+    assert message in d.message and (d.span.line, d.span.col) == (3, 28), (d.message, d.span)
