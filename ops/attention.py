@@ -54,6 +54,9 @@ def _einsum_shape(ctx: ShapeCtx, ins: list[TensorType], a: EinsumAttrs
             if tuple(names) != t.names:
                 raise R.fail(f"operand {j + 1} of the spec is [{', '.join(names)}] but the tensor is {t}",
                              "spec")
+    if len({t.dtype for t in ins}) > 1:  # torch.einsum does not promote (c64 with f32 fails when run)
+        raise R.fail("the operands must have one dtype, as torch.einsum does not convert them: "
+                     + ", ".join(str(t) for t in ins), None, "type")
     known: dict[str, Size] = {}
     for t in ins:
         for ax in t.axes:

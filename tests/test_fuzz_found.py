@@ -49,3 +49,14 @@ def test_attention_over_one_axis_for_seq_and_chan_is_an_error(call: str, at: str
         archc.loads(src, "attn.arch").check()
     d = e.value.diagnostics[0]
     assert "seq and chan are one axis, 'h'" in d.message and (d.span.line, d.span.col) == (3, 11 + call.index(at))
+
+
+def test_einsum_of_two_dtypes_is_an_error_not_a_failing_module() -> None:
+    """Found by the 100,000-case run (FNO-2D mutant 3012, a complex weight declared real): checked, built,
+    then torch.einsum refused c64 with f32 ('expected m1 and m2 to have the same dtype')."""
+    src = ("block B() {\n  in x: c64[n = 2, c = 4]\n  param w: [c = 4, d = 3]\n"
+           "  y = einsum(x, w, spec = \"n c, c d -> n d\")\n  out y\n}\n")
+    with pytest.raises(ArchError) as e:
+        archc.loads(src, "mix.arch").check()
+    d = e.value.diagnostics[0]
+    assert "the operands must have one dtype" in d.message and "c64[n=2, c=4]" in d.message and d.span.line == 4
