@@ -286,6 +286,10 @@ class Templates:
             for p in n.params:
                 for d in p.shape:
                     fixed |= S.free_names(d)
+        if not is_entry:  # `if cin == cout` in a nested block: the input size the decision reads is an argument
+            for dec in tr.decisions:
+                if not dec.in_assert:
+                    fixed |= {n for v in (dec.a, dec.b) if S.is_size(v) for n in S.free_names(v) if ":" in n}
         args = {k: _concrete(v, tr.values) for k, v in tr.graph.modules[""].args.items()}
         calls = {path: CallRecord(path, self.facts(c.block, c.file), c.args, tuple(_value(x) for x in c.inputs),
                                   tuple(_value(x) for x in c.outputs), c.start) for path, c in tr.calls.items()}

@@ -263,3 +263,17 @@ def test_bad_template_values_are_located(template: str, message: str) -> None:
         archc.loads(src).check()
     d = e.value.diagnostics[0]
     assert message in d.message and (d.span.line, d.span.col) == (3, 28), (d.message, d.span)
+
+
+def test_a_named_block_deciding_on_its_input_channels_takes_them_as_an_argument() -> None:
+    """A layer-less block whose `if` reads its input's channel count: the count is a constructor argument
+    (as when a layer's shape needs it), so the block builds as a module and not only inline."""
+    m = archc.loads("size batch = 1\nblock Shortcut(cout) {\n  in x: [batch, chan = cin, h, w]\n"
+                    "  out if cin == cout then x else relu(x)\n}\nblock Net() {\n"
+                    "  in x: [batch, chan = 8, h = 4, w = 4]\n  fc = conv(x, chan -> 8, k = 1)\n"
+                    "  sc = Shortcut(x, 8)\n  out fc + sc\n}\n")
+    source = m.torch_source()
+    assert "def __init__(self, cin: int, cout: int)" in source and "self.sc = Shortcut(8, 8)" in source
+    net = m.torch()()
+    x = torch.randn(1, 8, 4, 4)
+    assert torch.allclose(net(x), net.fc(x) + x)
