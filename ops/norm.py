@@ -93,7 +93,8 @@ def _batchnorm_saves(a: BatchNormAttrs, ins: list[TensorType], out: Type, ctx: S
     """Training: its input and the batch's mean and inverse std, one per channel (fp32 for a half input)."""
     x = ins[0]
     stat = Kept(x.size(a.axis or x.names[1]), Sv.stats_dtype(x.dtype))
-    return Saved(inputs=(0,), new=(stat, stat))
+    dense, order = _moved_to_1(x, x.index(a.axis or x.names[1]), ctx)
+    return Saved(inputs=(0,), new=(stat, stat), contiguous=dense, order=order)
 
 
 define(OpDef(
@@ -230,20 +231,62 @@ def _rows(x: TensorType, over: tuple[str, ...] | None) -> Kept:
     return Kept(S.prod(ax.size for ax in x.axes if ax.name not in inner), Sv.stats_dtype(x.dtype))
 
 
+def _moved_last(x: TensorType, dims: tuple[int, ...]) -> tuple[bool, tuple[int, ...] | None]:
+    """(contiguous, order) of a norm's result computed densely with `dims` moved last (in that order)
+    and moved back: torch's layer_norm makes its input contiguous that way, and so does the composite
+    rms_norm's arithmetic; in memory the other axes come first, then `dims`."""
+    perm = tuple(d for d in range(len(x.axes)) if d not in dims) + tuple(dims)
+    return (True, None) if not Sv.moves_data(x, perm) else (False, perm)
+
+
+def _to_1(x: TensorType, d: int) -> tuple[int, ...]:
+    """torch.movedim(x, d, 1) as a permutation."""
+    return (0, d) + tuple(k for k in range(1, len(x.axes)) if k != d) if d else tuple(range(len(x.axes)))
+
+
+def _format_of_moved(x: TensorType, d: int, ctx: SaveCtx) -> str | None:
+    """The memory format x has with axis `d` moved to dimension 1: "contiguous", "channels_last" (4 or 5
+    dimensions, the channels innermost), or None (another layout, gaps, or not known). Axes of size 1
+    go anywhere."""
+    known = ctx.layouts[0]
+    if known is None or known[1]:
+        return None
+    perm, n = _to_1(x, d), len(x.axes)
+    long = {k for k in range(n) if not Sv.one(x.axes[perm[k]].size)}
+    mem = [perm.index(k) for k in known[0] if perm.index(k) in long]
+    if mem == sorted(mem):
+        return "contiguous"
+    last = [k for k in [0] + list(range(2, n)) + [1] if k in long]
+    return "channels_last" if n in (4, 5) and mem == last else None
+
+
+def _moved_to_1(x: TensorType, d: int, ctx: SaveCtx) -> tuple[bool, tuple[int, ...] | None]:
+    """(contiguous, order) of batch_norm's or group_norm's result with axis `d` moved to dimension 1 and
+    back: laid out as the input where the moved input is channels-last (torch keeps that memory
+    format), else dense with `d` moved to 1."""
+    if _format_of_moved(x, d, ctx) == "channels_last":
+        known = ctx.layouts[0]
+        assert known is not None
+        return ctx.contiguous[0], None if ctx.contiguous[0] else known[0]
+    perm = _to_1(x, d)
+    return (True, None) if not Sv.moves_data(x, perm) else (False, perm)
+
+
 def _layernorm_saves(a: LayerNormAttrs, ins: list[TensorType], out: Type, ctx: SaveCtx) -> Saved:
-    """Its input, and each row's mean and inverse std. LayerNormAt's output is moved back: a permuted view."""
+    """Its input, and each row's mean and inverse std. Its result is dense with the `over` axes last
+    (moved back where they are not: a permuted layout)."""
     x = ins[0]
-    over = R.norm_over(x, a.over)
-    moved = x.index(over[-1]) != len(x.axes) - 1 and Sv.moves_data(x, Sv.to_last(x, over[-1]))
-    return Saved(inputs=(0,), new=(_rows(x, a.over), _rows(x, a.over)), contiguous=not moved)
+    dense, order = _moved_last(x, _over(x, a.over))
+    return Saved(inputs=(0,), new=(_rows(x, a.over), _rows(x, a.over)), contiguous=dense, order=order)
 
 
 def _rmsnorm_saves(a: RMSNormAttrs, ins: list[TensorType], out: Type, ctx: SaveCtx) -> Saved:
     """torch's composite RMS norm: its input and each row's inverse RMS; with a weight, also the
-    normalised input (for the weight's gradient)."""
+    normalised input (for the weight's gradient). Laid out as layernorm's result."""
     x = ins[0]
     extra = (Kept(x.numel(), x.dtype),) if a.affine else ()
-    return Saved(inputs=(0,), new=(_rows(x, a.over),) + extra)
+    dense, order = _moved_last(x, _over(x, a.over))
+    return Saved(inputs=(0,), new=(_rows(x, a.over),) + extra, contiguous=dense, order=order)
 
 
 define(OpDef(
@@ -313,10 +356,16 @@ def _groupnorm_forward(a: GroupNormAttrs, ins: list[TensorType], out: Type, ctx:
 
 
 def _groupnorm_saves(a: GroupNormAttrs, ins: list[TensorType], out: Type, ctx: SaveCtx) -> Saved:
-    """Its input, and a mean and inverse std per (sample, group)."""
+    """Its input, and a mean and inverse std per (sample, group). torch's group_norm first makes its
+    input (channels moved to dimension 1) contiguous in its memory format: where it is neither
+    contiguous nor channels-last (a permuted or sliced input, channels moved), that copy is kept."""
     x = ins[0]
+    d = x.index(a.axis or x.names[1])
     stat = Kept(S.mul(x.axes[0].size, a.groups), Sv.stats_dtype(x.dtype))
-    return Saved(inputs=(0,), new=(stat, stat))
+    dense, order = _moved_to_1(x, d, ctx)
+    if _format_of_moved(x, d, ctx) is None:
+        return Saved(new=(Sv.copy_of(x), stat, stat), contiguous=dense, order=order)
+    return Saved(inputs=(0,), new=(stat, stat), contiguous=dense, order=order)
 
 
 define(OpDef(
