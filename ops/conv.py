@@ -203,7 +203,7 @@ def _conv_module(a: ConvAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx) 
     transposed = isinstance(a, ConvTAttrs)
     what = "conv_transpose" if transposed else "conv"
     axis, n_out, _ = a.map
-    n = T.spatial(a, x, what, axis)
+    n, moved = T.spatial(a, x, axis)
     cin, cout = ctx.const(x.size(axis), "in_channels"), ctx.const(n_out, "out_channels")
     k = T.ints(ctx, a.kernel, "kernel_size")
     # torch's take one padding per axis: a conv pads first, a transposed conv crops its output after
@@ -212,6 +212,9 @@ def _conv_module(a: ConvAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx) 
     cls = f"nn.ConvTranspose{n}d" if transposed else f"nn.Conv{n}d"
     if padded:
         cls = f"ConvTranspose{n}dCropped" if transposed else f"Conv{n}dPadded"
+        ctx.helper(cls)
+    if moved is not None:  # axes not in torch's layout: the module's subclass that moves them there and back
+        cls = f"{cls.removeprefix('nn.')}At"
         ctx.helper(cls)
     kw = [("stride", T.ints(ctx, a.strides, "stride"), 1), ("padding", pad, 0)]
     if isinstance(a, ConvTAttrs):
@@ -223,6 +226,8 @@ def _conv_module(a: ConvAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx) 
         extra = f", crop={T.lit(tuple(tuple(ctx.const(p, 'padding') for p in pair) for pair in a.pads))}"
     elif padded:
         extra = f", pad={T.pad_first(a, ctx)}"
+    if moved is not None:
+        extra += moved.kwargs()
     return f"{cls}({cin}, {cout}, kernel_size={T.lit(k)}{T.kwargs(kw)}{extra})"
 
 

@@ -85,13 +85,13 @@ def _avgpool_cost(a: AvgPoolAttrs, ins: list[TensorType], out: Type, params: tup
 
 
 def _pool_args(a: MaxPoolAttrs | AvgPoolAttrs, ins: list[TensorType], ctx: LowerCtx, what: str
-               ) -> tuple[int, Any, Any, Any]:
-    n = T.spatial(a, ins[0], what)
+               ) -> tuple[int, T.Moved | None, Any, Any, Any]:
+    n, moved = T.spatial(a, ins[0])
     k = T.ints(ctx, a.kernel, "kernel_size")
     s = T.ints(ctx, a.strides, "stride")
     # "same" is the padding the shape rule resolved (torch's pools do not take "same")
     pad = 0 if _padded_first(a, ctx, what) else T.ints(ctx, [p0 for p0, _ in a.pads], "padding")
-    return n, k, s, pad
+    return n, moved, k, s, pad
 
 
 def _padded_first(a: MaxPoolAttrs | AvgPoolAttrs, ctx: LowerCtx, what: str) -> tuple[str, str] | None:
@@ -123,24 +123,36 @@ def _pool_lowering(kind: str, keywords: Callable[[PoolAttrs, LowerCtx, Any, Any,
                    ) -> TorchLowering[PoolAttrs]:
     """nn.MaxPool2d / F.max_pool2d (kind "max"), nn.AvgPool2d / F.avg_pool2d ("avg"), with the keywords
     that differ from torch's defaults."""
-    def args(a: PoolAttrs, ins: list[TensorType], ctx: LowerCtx) -> tuple[int, Any, str]:
-        n, k, s, pad = _pool_args(a, ins, ctx, f"{kind}pool")
-        return n, k, T.kwargs(keywords(a, ctx, k, s, pad))
+    def args(a: PoolAttrs, ins: list[TensorType], ctx: LowerCtx) -> tuple[int, T.Moved | None, Any, str]:
+        n, moved, k, s, pad = _pool_args(a, ins, ctx, f"{kind}pool")
+        return n, moved, k, T.kwargs(keywords(a, ctx, k, s, pad))
 
     def module(a: PoolAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx) -> str:
-        n, k, kw = args(a, ins, ctx)
-        pool = f"nn.{kind.capitalize()}Pool{n}d({T.lit(k)}{kw})"
+        n, moved, k, kw = args(a, ins, ctx)
+        pool, pad = f"nn.{kind.capitalize()}Pool{n}d", f"nn.ConstantPad{n}d"
+        if moved is not None:  # axes not in torch's layout: the modules' subclasses that move them there and back
+            pool, pad, kw = pool[3:] + "At", pad[3:] + "At", kw + moved.kwargs()
+            ctx.helper(pool)
         pre = _padded_first(a, ctx, f"{kind}pool")
         if pre is None:
-            return pool
-        return f"nn.Sequential(nn.ConstantPad{n}d({pre[0]}, {pre[1]}), {pool})"
+            return f"{pool}({T.lit(k)}{kw})"
+        if moved is not None:
+            ctx.helper(pad)
+        return f"nn.Sequential({pad}({pre[0]}, {pre[1]}{moved.kwargs() if moved else ''}), {pool}({T.lit(k)}{kw}))"
 
     def forward(a: PoolAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx, xs: list[Expr]) -> Expr:
-        n, k, kw = args(a, ins, ctx)
+        n, moved, k, kw = args(a, ins, ctx)
         pre = _padded_first(a, ctx, f"{kind}pool")
-        x = xs[0].text if pre is None else \
-            f"F.pad({xs[0].text}, {pre[0]})" if pre[1] == "0.0" else f"F.pad({xs[0].text}, {pre[0]}, value={pre[1]})"
-        return Expr(f"F.{kind}_pool{n}d({x}, {T.lit(k)}{kw})")
+        x = xs[0].text
+        if moved is None:
+            if pre is not None:
+                x = f"F.pad({x}, {pre[0]}{'' if pre[1] == '0.0' else f', value={pre[1]}'})"
+            return Expr(f"F.{kind}_pool{n}d({x}, {T.lit(k)}{kw})")
+        ctx.helper("moved")  # axes not in torch's layout: moved there and back (to pad them first too)
+        where = f"{T.lit(moved.dims)}, {moved.batch}"
+        if pre is not None:
+            x = f"moved(F.pad, {x}, {where}, {pre[0]}{'' if pre[1] == '0.0' else f', value={pre[1]}'})"
+        return Expr(f"moved(F.{kind}_pool{n}d, {x}, {where}, {T.lit(k)}{kw})")
 
     return TorchLowering(module=module, forward=forward)
 
@@ -230,17 +242,24 @@ def _adaptive_max_cost(a: AdaptiveAttrs, ins: list[TensorType], out: Type, param
 
 
 def _adaptive_lowering(kind: str) -> TorchLowering[AdaptiveAttrs]:
-    def sizes(a: AdaptiveAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx) -> tuple[int, str]:
-        n = T.spatial(a, ins[0], f"adaptive_{kind.lower()}pool")
-        return n, T.lit(T.ints(ctx, [R.tensor(out).size(s) for s in a.spatial], "output_size"))
+    def sizes(a: AdaptiveAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx) -> tuple[int, T.Moved | None, str]:
+        n, moved = T.spatial(a, ins[0])
+        return n, moved, T.lit(T.ints(ctx, [R.tensor(out).size(s) for s in a.spatial], "output_size"))
 
     def module(a: AdaptiveAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx) -> str:
-        n, size = sizes(a, ins, out, ctx)
-        return f"nn.Adaptive{kind}Pool{n}d({size})"
+        n, moved, size = sizes(a, ins, out, ctx)
+        if moved is None:
+            return f"nn.Adaptive{kind}Pool{n}d({size})"
+        ctx.helper(f"Adaptive{kind}Pool{n}dAt")  # axes not in torch's layout: moved there and back
+        return f"Adaptive{kind}Pool{n}dAt({size}{moved.kwargs()})"
 
     def forward(a: AdaptiveAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx, args: list[Expr]) -> Expr:
-        n, size = sizes(a, ins, out, ctx)
-        return Expr(f"F.adaptive_{kind.lower()}_pool{n}d({args[0].text}, {size})")
+        n, moved, size = sizes(a, ins, out, ctx)
+        if moved is None:
+            return Expr(f"F.adaptive_{kind.lower()}_pool{n}d({args[0].text}, {size})")
+        ctx.helper("moved")  # axes not in torch's layout: moved there and back
+        return Expr(f"moved(F.adaptive_{kind.lower()}_pool{n}d, {args[0].text}, {T.lit(moved.dims)}, "
+                    f"{moved.batch}, {size})")
 
     return TorchLowering(module=module, forward=forward)
 

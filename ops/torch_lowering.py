@@ -3,8 +3,8 @@
 Each op's own lowering lives with its definition (`OpDef.torch`, a
 `facets.TorchLowering`). Tensors are laid out as their types say: the axes in
 order, one dimension each. A lowering that needs torch's layout (channels at
-dim 1 for a conv, features last for a linear) checks it and raises
-`Unsupported` otherwise, rather than emitting wrong code. Sizes reach the text
+dim 1 for a conv, features last for a linear) moves the axes there and back
+(`spatial`, `Moved`) or raises `Unsupported`, rather than emitting wrong code. Sizes reach the text
 through `ctx.const` (a construction-time integer) and `ctx.size` (a run-time
 size expression).
 
@@ -18,6 +18,7 @@ size expression).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -72,22 +73,37 @@ def kwargs(pairs: list[tuple[str, Any, Any]]) -> str:
     return "".join(f", {k}={lit(v)}" for k, v, default in pairs if v != default)
 
 
-def spatial(a: Any, x: TensorType, what: str, channel: str | None = None) -> int:
-    """Check torch's layout for a windowed op: [batch?, channel?, *spatial] with the spatial
-    axes last and in order, and the channel axis (if any) right before them. Returns n."""
+@dataclasses.dataclass(frozen=True)
+class Moved:
+    """Where a windowed op's axes are not in torch's layout, how the generated module moves them (the
+    `moved` helper): the input's dimensions permuted to `dims` (the other axes, then the channel axis if
+    any, then the spatial ones in the op's order), its first `batch` dimensions flattened into one batch
+    dimension (0: one of size 1 added), the op applied, and the result moved back."""
+
+    dims: tuple[int, ...]
+    batch: int
+
+    def kwargs(self) -> str:
+        return f", dims={lit(self.dims)}, batch={self.batch}"
+
+
+def spatial(a: Any, x: TensorType, channel: str | None = None) -> tuple[int, Moved | None]:
+    """The spatial rank n of a windowed op, and how its axes move into torch's layout: None where they
+    are there already, [batch?, channel?, *spatial] (the spatial axes last and in order, the channel
+    axis, if any, right before them; a pool takes one or two axes before them)."""
     names = list(a.spatial)
     n = len(names)
-    if tuple(x.names[len(x.names) - n:]) != tuple(names):
-        raise Unsupported(f"{what} on the axes {names} of {x}: torch needs them to be the last "
-                          f"{n} axes, in order (rearrange first)")
     lead = len(x.names) - n
+    torch_layout = tuple(x.names[lead:]) == tuple(names) and lead in (1, 2)
     if channel is not None:
-        if lead not in (1, 2) or x.names[lead - 1] != channel:
-            raise Unsupported(f"{what} with channel axis '{channel}' on {x}: torch needs "
-                              f"[batch, {channel}, *spatial] (rearrange first)")
-    elif lead not in (1, 2):
-        raise Unsupported(f"{what} on {x}: torch needs one or two axes before the spatial ones")
-    return n
+        torch_layout = torch_layout and x.names[lead - 1] == channel
+    if torch_layout:
+        return n, None
+    inner = ([channel] if channel is not None else []) + names
+    others = tuple(i for i, name in enumerate(x.names) if name not in inner)
+    dims = others + tuple(x.index(name) for name in inner)
+    # a conv flattens every other axis into its batch; a pool keeps the last one as its channels
+    return n, Moved(dims, len(others) if channel is not None else max(len(others) - 1, 0))
 
 
 def pads(a: Any, ctx: LowerCtx, what: str) -> Any:

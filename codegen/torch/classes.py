@@ -30,7 +30,15 @@ from archc.shapes import pyexpr
 from archc.shapes import sizes as S
 from archc.shapes.types import DTYPES, TensorType, TupleType, Type
 
-HELPERS = ("StochasticDepth", "stochastic_depth", "Permute", "Reduce", "Scale", "LayerNormAt", "LinearAt",
+# torch's windowed modules on axes moved into their layout (ops/torch_lowering.py's `Moved`): each
+# helper class by its base, all on the `MovedAxes` mixin and the `moved` function
+MOVED = {f"{base}{n}d{kind}At": f"{'' if kind else 'nn.'}{base}{n}d{kind}"
+         for base, kinds in (("Conv", ("", "Padded")), ("ConvTranspose", ("", "Cropped")), ("MaxPool", ("",)),
+                             ("AvgPool", ("",)), ("AdaptiveAvgPool", ("",)), ("AdaptiveMaxPool", ("",)),
+                             ("ConstantPad", ("",)))
+         for kind in kinds for n in (1, 2, 3)}
+HELPERS = ("moved", "MovedAxes", *MOVED,
+           "StochasticDepth", "stochastic_depth", "Permute", "Reduce", "Scale", "LayerNormAt", "LinearAt",
            "RMSNormAt", "GroupNormAt", "BatchNormAt", "cast_floats", "LayerNormOver", "RMSNormOver",
            "Conv1dPadded", "Conv2dPadded", "Conv3dPadded",
            "ConvTranspose1dCropped", "ConvTranspose2dCropped", "ConvTranspose3dCropped",

@@ -94,6 +94,7 @@ from archc.codegen.namespace import Namespace
 from archc.codegen.output import write_output
 from archc.codegen.torch.classes import (
     HELPERS,
+    MOVED,
     ChildRef,
     ClassBuilder,
     Fallback,
@@ -435,11 +436,15 @@ def _generate(source: TraceSource, no_generic: set, generic: bool, checks: bool 
                       "loads unfolded state_dicts.")
     docstring = (f"{tr.block.name} and the blocks it uses, from {origin}"
                  + (f" (default sizes {sizes})" if sizes else "") + ".")
+    moved = [(name, MOVED[name]) for name in sorted(gen.helpers) if name in MOVED]
+    if moved:
+        gen.helpers |= {"moved", "MovedAxes"}
     uses_functional = bool({"LayerNormAt", "LinearAt", "Conv1dPadded", "Conv2dPadded", "Conv3dPadded"}
                            & gen.helpers) or any(
         "F." in line for c in classes for line in c.init + c.forward)
     text = _ENV.get_template("torch_module.py.j2").render(
         header=header, docstring=docstring, ordered_dict=gen.ordered_dict, helpers=sorted(gen.helpers),
+        moved_classes=moved,
         uses_functional=uses_functional,
         exports=[entry_name], classes=[dataclasses.asdict(c) for c in classes],
         triton=ext is not None, kernels=ext.kernels if ext else "",
