@@ -112,7 +112,7 @@ def inside(where: str, block: str) -> bool:
     return where == block or where.startswith(block + ".")
 
 
-Layout = tuple[tuple[int, ...], frozenset[int]]  # memory order, loose axes (ops/facets.py, Saved)
+Layout = tuple[tuple[int, ...], frozenset[int], bool]  # memory order, loose axes, packed (ops/facets.py, Saved)
 
 
 class _Ctx:
@@ -134,8 +134,10 @@ def _ndim(t: Any) -> int:
 
 
 def _layout(saved: Saved, ndim: int) -> Layout | None:
-    if saved.loose or saved.contiguous or saved.order is not None:
-        return (saved.order or tuple(range(ndim)), saved.loose if not saved.contiguous else frozenset())
+    if saved.loose or not saved.packed or saved.contiguous or saved.order is not None:
+        if saved.contiguous and saved.packed:
+            return (tuple(range(ndim)), frozenset(), True)
+        return (saved.order or tuple(range(ndim)), saved.loose, saved.packed)
     return None
 
 
@@ -171,7 +173,7 @@ def training_memory(graph: Graph, optimizer: str = "adam", checkpoint: str | Non
                 state.add(key)
             grads[n.id] = n.op is Op.PARAM
             contiguous[n.id], orders[n.id] = True, None
-            layouts[n.id] = (tuple(range(_ndim(n.type))), frozenset())
+            layouts[n.id] = (tuple(range(_ndim(n.type))), frozenset(), True)
             continue
         rule = n.op.saved_rule
         assert rule is not None, n.op.name
@@ -185,20 +187,21 @@ def training_memory(graph: Graph, optimizer: str = "adam", checkpoint: str | Non
             storage[n.id] = (n.id, 0)
             big = saved.storage
             sizes[(n.id, 0)] = n.type.nbytes() if big is None else S.mul(big.elements, DTYPES[big.dtype].bytes)
-        contiguous[n.id] = saved.contiguous and not saved.loose
-        orders[n.id] = None if saved.loose else saved.order  # `orders`: dense layouts only
+        dense = not saved.loose and saved.packed
+        contiguous[n.id] = saved.contiguous and dense
+        orders[n.id] = saved.order if dense else None  # `orders`: dense layouts only
         layouts[n.id] = _layout(saved, _ndim(n.type))
         if n.op.has(Trait.POINTWISE) and saved.view is None:
             # TensorIterator lays a pointwise result out as its first full-size input (empty_like), densely
             # in its order where it has gaps
             full = [i for i in n.inputs if graph.node(i).type == n.type]
-            known = layouts[full[0]] if full else (tuple(range(_ndim(n.type))), frozenset())
+            known = layouts[full[0]] if full else (tuple(range(_ndim(n.type))), frozenset(), True)
             if known is None:
                 contiguous[n.id], orders[n.id], layouts[n.id] = False, None, None
             else:
                 dense = known[0] == tuple(range(len(known[0])))
                 contiguous[n.id], orders[n.id] = dense, None if dense else known[0]
-                layouts[n.id] = (known[0], frozenset())
+                layouts[n.id] = (known[0], frozenset(), True)
         grads[n.id] = (any(in_grads) or learned) and _float(n.type)
         if not grads[n.id]:
             continue  # autograd records nothing for it

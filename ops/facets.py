@@ -168,6 +168,9 @@ class Saved:
     loose       the output's axes (by index) that do not fill the axis outside them in memory (a
                 slice or a split narrowed them): with `order` (None: in order) a layout dense but for
                 these gaps, which a reshape cannot merge across; not contiguous then
+    packed      False where the innermost axis's elements are not adjacent (a slice left every k-th
+                position, or one, of an axis inside it): reshapes merge it as they would a dense
+                layout, but it is not contiguous
     Parameters and buffers an op keeps are state, not activations: they are not listed.
 
     >>> Saved(inputs=(0,)).inputs, Saved().view is None
@@ -182,6 +185,7 @@ class Saved:
     order: tuple[int, ...] | None = None
     storage: Kept | None = None
     loose: frozenset[int] = frozenset()
+    packed: bool = True
 
 
 class SaveCtx(Protocol):
@@ -203,9 +207,9 @@ class SaveCtx(Protocol):
         ...
 
     @property
-    def layouts(self) -> tuple[tuple[tuple[int, ...], frozenset[int]] | None, ...]:
-        """Each input's layout where archc knows it: its axes in memory order, outermost first, and its
-        `loose` axes (dense: none); None where it does not (a broadcast)."""
+    def layouts(self) -> tuple[tuple[tuple[int, ...], frozenset[int], bool] | None, ...]:
+        """Each input's layout where archc knows it: its axes in memory order, outermost first, its
+        `loose` axes (dense: none) and whether it is `packed`; None where it does not (a broadcast)."""
         ...
 
     @property

@@ -530,10 +530,10 @@ def _rearrange_saves(a: RearrangeAttrs, ins: list[TensorType], out: Type, ctx: S
     groups = [names for _, names in rhs]
     known = ctx.layouts[0]
     if known is not None:
-        order, loose = known
+        order, loose, packed = known
         # an input axis split into several: its gap (a loose axis) is at its outermost part
         return Sv.relayout([n for i in order for n in lhs[i][1]], groups, ones,
-                           {lhs[i][1][0] for i in loose if lhs[i][1]})
+                           {lhs[i][1][0] for i in loose if lhs[i][1]}, packed)
     # a layout not known (a broadcast): a merge of two axes longer than 1 copies
     if any(len([n for n in names if n not in ones]) > 1 for names in groups):
         return Saved()
@@ -554,7 +554,8 @@ def _flatten_saves(a: FlattenAttrs, ins: list[TensorType], out: Type, ctx: SaveC
     ones = {ax.name for ax in x.axes if _is_one(ax.size)}
     known = Sv.layout(ctx, 0, names)
     if known is not None:
-        return Sv.relayout(known[0], groups, ones, known[1])
+        mem, loose, packed = known
+        return Sv.relayout(mem, groups, ones, loose, packed)
     if sum(n not in ones for n in names[first:last + 1]) <= 1:
         return Saved(view=0, contiguous=False)
     return Saved()

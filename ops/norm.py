@@ -249,7 +249,7 @@ def _format_of_moved(x: TensorType, d: int, ctx: SaveCtx) -> str | None:
     dimensions, the channels innermost), or None (another layout, gaps, or not known). Axes of size 1
     go anywhere."""
     known = ctx.layouts[0]
-    if known is None or known[1]:
+    if known is None or known[1] or not known[2]:
         return None
     perm, n = _to_1(x, d), len(x.axes)
     long = {k for k in range(n) if not Sv.one(x.axes[perm[k]].size)}

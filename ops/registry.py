@@ -233,7 +233,7 @@ def _is_a_view(a: Any, ins: list[TensorType], out: Type, ctx: SaveCtx) -> Saved:
     known = ctx.layouts[0]
     if known is None or ctx.contiguous[0]:
         return Saved(view=0, contiguous=ctx.contiguous[0])
-    return Saved(view=0, contiguous=False, order=known[0], loose=known[1])
+    return Saved(view=0, contiguous=False, order=known[0], loose=known[1], packed=known[2])
 
 
 _BY_KEY: dict[str, OpDef[Any]] = {}

@@ -35,7 +35,7 @@ def view(a: Any, ins: list[TensorType], out: Type, ctx: SaveCtx) -> Saved:
     is), or part of it (a slice, with its `step`): see `part`.
 
     >>> from archc.shapes.types import Axis, TensorType
-    >>> class Ctx: contiguous, layouts = (True,), (((0, 1), frozenset()),)
+    >>> class Ctx: contiguous, layouts = (True,), (((0, 1), frozenset(), True),)
     >>> x = TensorType((Axis("b", 2), Axis("h", 8)), "f32")
     >>> part_of = lambda b, h: TensorType((Axis("b", b), Axis("h", h)), "f32")
     >>> view(None, [x], part_of(1, 8), Ctx()).contiguous, view(None, [x], part_of(2, 4), Ctx()).loose
@@ -45,7 +45,7 @@ def view(a: Any, ins: list[TensorType], out: Type, ctx: SaveCtx) -> Saved:
     if not isinstance(out, TensorType) or S.equal(x.numel(), out.numel()) is True:
         known = ctx.layouts[0]
         if isinstance(out, TensorType) and len(out.axes) == len(x.axes) and known is not None:
-            return laid_out(known[0], known[1], view=0)
+            return laid_out(known[0], known[1], view=0, packed=known[2])
         return Saved(view=0, contiguous=ctx.contiguous[0])
     return part(x, out, ctx, getattr(a, "step", 1))
 
@@ -58,10 +58,10 @@ def part(x: TensorType, out: TensorType, ctx: SaveCtx, step: Any = 1) -> Saved:
     known = ctx.layouts[0]
     if known is None:
         return Saved(view=0, contiguous=False)
-    order, loose = known
+    order, loose, packed = known
     names = x.names
     sizes = {ax.name: ax.size for ax in out.axes}
-    gaps = set(loose)
+    gaps, strided = set(loose), set()
     for k, ax in enumerate(x.axes):
         m = sizes.get(ax.name)
         if m is not None and S.equal(m, ax.size) is True or one(ax.size):
@@ -70,6 +70,7 @@ def part(x: TensorType, out: TensorType, ctx: SaveCtx, step: Any = 1) -> Saved:
         if not (kept and S.equal(S.mul(m, step), ax.size) is True):
             gaps.add(k)
         if kept and not (S.is_concrete(step) and int(step) == 1):
+            strided.add(k)
             gaps.update(order[order.index(k) + 1:][:1])
 
     def gone(k: int) -> bool:
@@ -80,16 +81,21 @@ def part(x: TensorType, out: TensorType, ctx: SaveCtx, step: Any = 1) -> Saved:
     for k in gaps:  # a gap at an axis that goes moves to the next axis inside it that stays
         final.update([j for j in order[order.index(k):] if not gone(j)][:1])
     final.discard(live[0] if live else -1)
+    if live:  # the innermost axis that stays is no longer packed with a step, or where an axis inside it went
+        inside = order[order.index(live[-1]) + 1:]
+        packed = packed and live[-1] not in strided and all(one(x.axes[j].size) for j in inside)
     where = {n: j for j, n in enumerate(out.names)}
     return laid_out(tuple(where[names[k]] for k in order if names[k] in where),
-                    frozenset(where[names[k]] for k in final), view=0)
+                    frozenset(where[names[k]] for k in final), view=0, packed=packed)
 
 
-def laid_out(order: tuple[int, ...], loose: frozenset[int], view: int | None = None) -> Saved:
-    """A layout as `Saved` gives it: contiguous, dense in `order`, or dense in it but for `loose` axes."""
-    if not loose and order == tuple(range(len(order))):
+def laid_out(order: tuple[int, ...], loose: frozenset[int], view: int | None = None,
+             packed: bool = True) -> Saved:
+    """A layout as `Saved` gives it: contiguous, dense in `order`, or dense in it but for `loose` axes
+    (and not `packed`)."""
+    if not loose and packed and order == tuple(range(len(order))):
         return Saved(view=view)
-    return Saved(view=view, contiguous=False, order=order, loose=loose)
+    return Saved(view=view, contiguous=False, order=order, loose=loose, packed=packed)
 
 
 def one(n: Any) -> bool:
@@ -161,17 +167,18 @@ def memory_order(ctx: SaveCtx, i: int, ndim: int) -> tuple[int, ...] | None:
     return ctx.orders[i]
 
 
-def layout(ctx: SaveCtx, i: int, names: Sequence[str]) -> tuple[list[str], set[str]] | None:
-    """Input i's axis names (`names`) in memory order, outermost first, and those of its loose axes (that
-    do not fill the axis outside them: a slice's, a split's); None where archc does not know its layout."""
+def layout(ctx: SaveCtx, i: int, names: Sequence[str]) -> tuple[list[str], set[str], bool] | None:
+    """Input i's axis names (`names`) in memory order, outermost first, those of its loose axes (that do
+    not fill the axis outside them: a slice's, a split's), and whether it is packed (`Saved`); None
+    where archc does not know its layout."""
     known = ctx.layouts[i]
     if known is None:
         return None
-    return [names[k] for k in known[0]], {names[k] for k in known[1]}
+    return [names[k] for k in known[0]], {names[k] for k in known[1]}, known[2]
 
 
 def relayout(in_memory: Sequence[str], groups: Sequence[Sequence[str]], ones: set[str],
-             loose: set[str] | frozenset[str] = frozenset()) -> Saved:
+             loose: set[str] | frozenset[str] = frozenset(), packed: bool = True) -> Saved:
     """What reshaping does to a tensor whose elementary axes lie in memory in the order `in_memory`,
     densely but for the `loose` ones (each apart from the axis outside it), into output axes that each
     merge the elementary axes of one of `groups` (in output order): a view, laid out in some order,
@@ -203,4 +210,4 @@ def relayout(in_memory: Sequence[str], groups: Sequence[Sequence[str]], ones: se
             apart.add(j)
         previous = float(idx[0]) if idx else previous + 1e-3
         keys.append((previous, j))
-    return laid_out(tuple(j for _, j in sorted(keys)), frozenset(apart), view=0)
+    return laid_out(tuple(j for _, j in sorted(keys)), frozenset(apart), view=0, packed=packed)
