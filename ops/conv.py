@@ -237,24 +237,36 @@ _CONV_TRAITS = frozenset({Trait.CONTRACTION, Trait.WINDOW, Trait.PARAMETERS})
 def _conv_saves(a: ConvAttrs, ins: list[TensorType], out: Type, ctx: SaveCtx) -> Saved:
     """Its input, for the weight's gradient, or the padded copy torch makes of it where the padding
     differs before and after: with pad = "same" (an even kernel) torch pads the odd element on the
-    right; an explicit padding is all done first (Conv*dPadded's F.pad). That copy is what it keeps."""
+    right; an explicit padding is all done first (Conv*dPadded's F.pad). That copy is what it keeps.
+    On axes moved into torch's layout (Conv*dAt), the copy merging the batch axes makes where that is
+    not a view; its result is laid out as torch's (channels-last from a channels-last input), moved
+    back (`Moved.saves`)."""
     x = ins[0]
-    if all(S.equal(b, e) for b, e in a.pads):
-        return Saved(inputs=(0,))
+    even = all(S.equal(b, e) for b, e in a.pads)
+    moves = T.moves(a, x, a.map[0])
+    copies, layout = moves.saves(x, R.tensor(out), ctx, len(a.spatial), len(a.spatial) > 1, not even)
+    if copies and even:
+        return dataclasses.replace(layout, new=(Sv.copy_of(x),))
+    if even:
+        return dataclasses.replace(layout, inputs=(0,))
     same = a.get("pad") == "same"
     grow = dict(zip(a.spatial, (S.add(e, S.mul(-1, b)) if same else S.add(b, e) for b, e in a.pads)))
-    return Saved(new=(Kept(S.prod(S.add(ax.size, grow.get(ax.name, 0)) for ax in x.axes), x.dtype),))
+    return dataclasses.replace(layout, new=(Kept(S.prod(S.add(ax.size, grow.get(ax.name, 0)) for ax in x.axes),
+                                                 x.dtype),))
 
 
 def _conv_t_saves(a: ConvTAttrs, ins: list[TensorType], out: Type, ctx: SaveCtx) -> Saved:
-    """Its input. Where the padding differs before and after, the output is the full result cropped
-    (ConvTranspose*dCropped's narrow): a view of a larger storage, not contiguous."""
-    o = R.tensor(out)
+    """Its input (on moved axes, the copy merging the batch axes makes where that is not a view). Where
+    the padding differs before and after, the output is the full result cropped (ConvTranspose*dCropped's
+    narrow): a view of a larger storage, not contiguous."""
+    x, o = ins[0], R.tensor(out)
+    copies, layout = T.moves(a, x, a.map[0]).saves(x, o, ctx, len(a.spatial), len(a.spatial) > 1)
+    kept = Saved(new=(Sv.copy_of(x),)) if copies else Saved(inputs=(0,))
     if a.get("pad") == "same" or all(S.equal(b, e) for b, e in a.pads):
-        return Saved(inputs=(0,))
+        return dataclasses.replace(layout, inputs=kept.inputs, new=kept.new)
     grow = dict(zip(a.spatial, (S.add(b, e) for b, e in a.pads)))
     full = Kept(S.prod(S.add(ax.size, grow.get(ax.name, 0)) for ax in o.axes), o.dtype)
-    return Saved(inputs=(0,), contiguous=False, storage=full)
+    return Saved(inputs=kept.inputs, new=kept.new, contiguous=False, storage=full)
 
 
 define(OpDef(

@@ -161,17 +161,34 @@ _POOL = frozenset({Trait.WINDOW, Trait.REDUCTION})
 
 
 def _max_saves(a: Attrs, ins: list[TensorType], out: Type, ctx: SaveCtx) -> Saved:
-    """Max pooling (max_pool*d_with_indices): its input (or the copy padded first) and the argmax of
-    each output element (i64)."""
-    padded = _padded_copy(a, ins[0])
+    """Max pooling (max_pool*d_with_indices): its input (or the copy padded first, or the copy moving its
+    axes into torch's layout makes: `_kept`) and the argmax of each output element (i64)."""
     indices = Kept(R.tensor(out).numel(), "i64")
-    return Saved(inputs=(0,), new=(indices,)) if padded is None else Saved(new=(padded, indices))
+    kept = _kept(a, ins, out, ctx, keeps_format=True)
+    return dataclasses.replace(kept, new=kept.new + (indices,))
 
 
 def _avg_saves(a: Attrs, ins: list[TensorType], out: Type, ctx: SaveCtx) -> Saved:
-    """Average pooling: its input, or the copy padded first."""
-    padded = _padded_copy(a, ins[0])
-    return Saved(inputs=(0,)) if padded is None else Saved(new=(padded,))
+    """Average pooling: its input, or the copy padded first, or the copy moving its axes makes (`_kept`)."""
+    return _kept(a, ins, out, ctx, keeps_format=len(getattr(a, "spatial", ())) < 3)
+
+
+def _kept(a: Attrs, ins: list[TensorType], out: Type, ctx: SaveCtx, keeps_format: bool) -> Saved:
+    """What a pool keeps of its input: the input, or the copy padded first (`_padded_copy`), or, on axes
+    moved into torch's layout, the copy that merging the batch axes makes where it is not a view; and its
+    output's layout (`Moved.saves`: torch's, channels-last from a channels-last input where
+    `keeps_format`, moved back)."""
+    x = ins[0]
+    padded = _padded_copy(a, x)
+    layout = Saved()
+    if isinstance(a, (WindowAttrs, AdaptiveAttrs)):
+        moves = T.moves(a, x)
+        copies, layout = moves.saves(x, R.tensor(out), ctx, len(a.spatial), keeps_format, padded is not None)
+        if copies and padded is None:
+            return dataclasses.replace(layout, new=(Sv.copy_of(x),))
+    if padded is not None:
+        return dataclasses.replace(layout, new=(padded,))
+    return dataclasses.replace(layout, inputs=(0,))
 
 
 def _padded_copy(a: Attrs, x: TensorType) -> Kept | None:
@@ -185,11 +202,19 @@ def _padded_copy(a: Attrs, x: TensorType) -> Kept | None:
 
 
 def _adaptive_avg_saves(a: AdaptiveAttrs, ins: list[TensorType], out: Type, ctx: SaveCtx) -> Saved:
-    """Its input; to one element per channel torch takes a mean instead, which keeps nothing."""
+    """Its input (`_kept`); to one element per channel torch takes a mean instead, which keeps nothing."""
     o = R.tensor(out)
+    kept = _kept(a, ins, out, ctx, keeps_format=len(a.spatial) < 3)
     if all(S.is_concrete(o.size(n)) and int(o.size(n)) == 1 for n in a.spatial):
-        return Saved()
-    return Saved(inputs=(0,))
+        return dataclasses.replace(kept, inputs=(), new=())
+    return kept
+
+
+def _adaptive_max_saves(a: AdaptiveAttrs, ins: list[TensorType], out: Type, ctx: SaveCtx) -> Saved:
+    """Its input (`_kept`) and the argmax of each output element (i64)."""
+    kept = _kept(a, ins, out, ctx, keeps_format=len(a.spatial) < 3)
+    return dataclasses.replace(kept, new=kept.new + (Kept(R.tensor(out).numel(), "i64"),))
+
 
 define(OpDef(
     key="MAXPOOL", name="maxpool", attrs=MaxPoolAttrs, tensors=1, traits=_POOL,
@@ -274,7 +299,7 @@ define(OpDef(
     key="ADAPTIVE_MAXPOOL", name="adaptive_maxpool", attrs=AdaptiveAttrs, tensors=1, traits=_POOL,
     shape=_adaptive_shape, cost=_adaptive_max_cost, torch=_adaptive_lowering("Max"),
     glyph=Glyph("pool", "Max", G.POOL), doc="adaptive max pooling to a fixed output size", dtypes=FLOAT,
-    saves=_max_saves))
+    saves=_adaptive_max_saves))
 
 # ---- reductions over named axes ----------------------------------------------------------------------
 

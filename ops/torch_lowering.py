@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from archc.ops.facets import ADD, ATOM, MUL, Expr, LowerCtx, TorchLowering, Unsupported
+from archc.ops import saves as Sv
+from archc.ops.facets import ADD, ATOM, MUL, Expr, LowerCtx, SaveCtx, Saved, TorchLowering, Unsupported
 from archc.ops.registry import Op, OpDef
 from archc.shapes.types import TensorType
 
@@ -86,6 +87,50 @@ class Moved:
     def kwargs(self) -> str:
         return f", dims={lit(self.dims)}, batch={self.batch}"
 
+    def saves(self, x: TensorType, out: TensorType, ctx: SaveCtx, n: int, keeps_format: bool,
+              padded: bool = False) -> tuple[bool, Saved]:
+        """What these moves mean for training memory (the op's `saves` rule): whether merging the batch
+        dimensions copies `x` (the op then keeps that copy, not `x`), and the layout of the op's output.
+        Torch's result (of `n` spatial axes) is contiguous, or channels-last where its input is and the
+        op keeps that memory format (`keeps_format`: a conv of 2 or 3 spatial axes, a pool; a 1-D pool
+        keeps [batch, length, channel] too), F.pad first (`padded`) keeping channels-last in 4 or 5
+        dimensions only; moved back, it is dense in that order.
+
+        >>> from archc.shapes.types import Axis
+        >>> class Ctx: contiguous, layouts = (True,), (((0, 1, 2), frozenset(), True),)
+        >>> x = TensorType((Axis("b", 2), Axis("l", 9), Axis("c", 4)), "f32")
+        >>> copies, saved = Moved((0, 2, 1), 1).saves(x, x, Ctx(), 1, False)
+        >>> copies, saved.order  # torch's [b, c, l] result, moved back: c before l in memory
+        (False, (0, 2, 1))
+        """
+        dims, batch, names = self.dims, self.batch, x.names
+        groups = [[names[d] for d in dims[:batch]]] + [[names[d]] for d in dims[batch:]]
+        ones = {ax.name for ax in x.axes if Sv.one(ax.size)}
+        known = Sv.layout(ctx, 0, names)
+        m = len(groups)
+        order: Sequence[int] = range(m)  # the dimensions of the input torch's op reads, in memory order
+        if known is not None:
+            merged = Sv.relayout(known[0], groups, ones, known[1], known[2])
+            copies = merged.view is None
+            if not copies and merged.order is not None:
+                order = merged.order
+        else:  # a layout not known (a broadcast): a merge of two axes longer than 1 copies
+            copies = len([n for n in groups[0] if n not in ones]) > 1
+        big = [not all(n in ones for n in g) for g in groups]
+        last = [0, *range(2, m), 1]  # channels-last: [batch, *spatial, channel] in memory
+
+        def live(o: Sequence[int]) -> list[int]:
+            return [j for j in o if big[j]]
+
+        # a batch dimension added (or an unbatched input) has a stride torch does not read as channels-last
+        channels_last = (keeps_format and m == n + 2 and batch > 0 and not (padded and m == 3)
+                         and live(order) == live(last) != live(range(m)))
+        back: list[int] = []
+        for j in (last if channels_last else range(m)):
+            back += list(dims[:batch]) if j == 0 else [dims[batch + j - 1]]
+        moved = Sv.moves_data(out, back)
+        return copies, Saved(contiguous=not moved, order=tuple(back) if moved else None)
+
 
 def spatial(a: Any, x: TensorType, channel: str | None = None) -> tuple[int, Moved | None]:
     """The spatial rank n of a windowed op, and how its axes move into torch's layout: None where they
@@ -104,6 +149,13 @@ def spatial(a: Any, x: TensorType, channel: str | None = None) -> tuple[int, Mov
     dims = others + tuple(x.index(name) for name in inner)
     # a conv flattens every other axis into its batch; a pool keeps the last one as its channels
     return n, Moved(dims, len(others) if channel is not None else max(len(others) - 1, 0))
+
+
+def moves(a: Any, x: TensorType, channel: str | None = None) -> Moved:
+    """The moves of `spatial`, or none (the dimensions in order, the batch axis if any as torch's) where
+    the axes are in torch's layout already: what a windowed op's saves rule reads."""
+    n, moved = spatial(a, x, channel)
+    return moved or Moved(tuple(range(len(x.axes))), len(x.axes) - n - 1)
 
 
 def pads(a: Any, ctx: LowerCtx, what: str) -> Any:
