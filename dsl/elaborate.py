@@ -519,17 +519,9 @@ class Elaborator(Expressions, Calls, Sequences):
             if t.index is None:
                 frame.env[t.name] = self.ev(stmt.value, frame, join(frame.path, t.name))
                 return
-            idx = self.ev(t.index, frame)
-            if not S.is_concrete(idx):
-                self.bag.error("type", "a list index must be a concrete integer", t.index.span)
-                raise Abort
-            lst = frame.env.get(t.name)
-            if not isinstance(lst, ListV):
-                lst = ListV({})
-                frame.env[t.name] = lst
+            lst, idx = self._element(frame, t)
             list_path = join(frame.path, t.name)
-            value = self.ev(stmt.value, frame, join(list_path, str(int(idx))), list_path=list_path)
-            lst.items[int(idx)] = value
+            lst.items[idx] = self.ev(stmt.value, frame, join(list_path, str(idx)), list_path=list_path)
             return
         value = self.ev(stmt.value, frame)
         items = self._unpack(value, len(stmt.targets), stmt.span)
@@ -549,10 +541,15 @@ class Elaborator(Expressions, Calls, Sequences):
             raise Abort
         t = stmt.targets[0]
         path = join(frame.path, self._label(stmt.name, frame, stmt.name_span, "layer name"))
-        value = self.ev(stmt.value, frame, path)
         if t.index is None:
-            frame.env[t.name] = value
+            frame.env[t.name] = self.ev(stmt.value, frame, path)
             return
+        lst, idx = self._element(frame, t)
+        lst.items[idx] = self.ev(stmt.value, frame, path)
+
+    def _element(self, frame: Frame, t: ast.Target) -> tuple[ListV, int]:
+        """The list of `name[i] = ...` (a new one if `name` holds none) and the concrete index i."""
+        assert t.index is not None
         idx = self.ev(t.index, frame)
         if not S.is_concrete(idx):
             self.bag.error("type", "a list index must be a concrete integer", t.index.span)
@@ -560,7 +557,7 @@ class Elaborator(Expressions, Calls, Sequences):
         lst = frame.env.get(t.name)
         if not isinstance(lst, ListV):
             lst = frame.env[t.name] = ListV({})
-        lst.items[int(idx)] = value
+        return lst, int(idx)
 
     def _unpack(self, value: Any, n: int, span: Span) -> list[Any]:
         if isinstance(value, Poison):
