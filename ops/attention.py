@@ -240,20 +240,41 @@ def _rows(t: TensorType, chan: str) -> Size:
 
 
 def _attention_saves(a: AttentionAttrs, ins: list[TensorType], out: Type, ctx: SaveCtx) -> Saved:
-    """On CPU, 4-axis q, k, v run torch's flash kernel: it keeps q, k, v, its output and one fp32
-    log-sum-exp per query row. Other layouts run the composite: q and k scaled (copies), the softmax
-    of the scores and v. The flash kernel's output is laid out as q; where seq and chan are not the last
-    two axes, the output is moved back: a permuted view."""
+    """On CPU, 4-axis q, k, v whose chan axis lies innermost in memory (stride 1, once seq and chan are
+    moved last) run torch's flash kernel: it keeps q, k, v, its output (laid out as q) and one fp32
+    log-sum-exp per query row. Otherwise torch runs the composite: q and k scaled (copies), the softmax
+    of the scores, and v as its matmul takes it ([batch, seq, chan], a copy where that reshape cannot be
+    a view); its result, [..., seq, chan] moved back, is dense with seq and chan innermost."""
     q, k, v = ins
-    last = q.names[-2:] == (a.seq, a.chan)
-    if len(q.axes) == 4:
-        # the kernel lays its output out as q is laid out
-        order = Sv.memory_order(ctx, 0, 4) if last else None
+    if len(q.axes) == 4 and all(_chan_innermost(t, a.chan, ctx, i) for i, t in enumerate(ins)):
+        known = ctx.layouts[0]
+        order = known[0] if known is not None else tuple(range(4))
         dense = order == (0, 1, 2, 3)
         return Saved(inputs=(0, 1, 2), output=True, new=(Kept(_rows(q, a.chan), "f32"),), contiguous=dense,
                      order=None if dense else order)
     scores = S.mul(_rows(q, a.chan), k.size(a.seq))
-    return Saved(inputs=(2,), new=(Sv.copy_of(q), Sv.copy_of(k), Kept(scores, q.dtype)), contiguous=last)
+    batch = [n for n in v.names if n not in (a.seq, a.chan)]
+    ones = {ax.name for ax in v.axes if Sv.one(ax.size)}
+    laid = Sv.layout(ctx, 2, v.names)
+    if laid is not None:
+        copies = Sv.relayout(laid[0], [batch, [a.seq], [a.chan]], ones, laid[1]).view is None
+    else:  # a layout not known (a broadcast): a merge of two axes longer than 1 copies
+        copies = len([n for n in batch if n not in ones]) > 1
+    kept_v = (Sv.copy_of(v),) if copies else ()
+    o = R.tensor(out)
+    moved = tuple(i for i, n in enumerate(o.names) if n not in (a.seq, a.chan)) + (o.index(a.seq), o.index(a.chan))
+    back = moved if Sv.moves_data(o, moved) else None
+    return Saved(inputs=() if copies else (2,), new=(Sv.copy_of(q), Sv.copy_of(k), Kept(scores, q.dtype)) + kept_v,
+                 contiguous=back is None, order=back)
+
+
+def _chan_innermost(t: TensorType, chan: str, ctx: SaveCtx, i: int) -> bool:
+    """Whether input i's `chan` axis lies innermost in memory, side by side (stride 1)."""
+    known = ctx.layouts[i]
+    if known is None or not known[2]:
+        return False
+    live = [k for k in known[0] if not Sv.one(t.axes[k].size)]
+    return not live or live[-1] == t.index(chan)
 
 
 define(OpDef(
@@ -375,8 +396,9 @@ def _mha_saves(a: MHAAttrs, ins: list[TensorType], out: Type, ctx: SaveCtx) -> S
     moved = batch_first and Sv.moves_data(q, (1, 0, 2))
     src = ctx.sources if len(ins) == 3 else (ctx.sources[0],) * 3
     distinct = [i for i in range(len(ins)) if src[i] not in src[:i]]
-    # after the transpose an input is dense (no copy) if it was, or if it was laid out [seq, batch, chan]
-    keep_in = tuple(i for i in distinct if (ctx.contiguous[i] and not moved) or (moved and ctx.orders[i] == (1, 0, 2)))
+    # the in-projection flattens each input, as [seq, batch, chan] (batch-first ones transposed), to
+    # [seq·batch, chan]: a view of its layout, or a copy
+    keep_in = tuple(i for i in distinct if not _in_projection_copies(ins[i], seq, chan, ctx, i))
     copies = tuple(Sv.copy_of(ins[i]) for i in distinct if i not in keep_in)
     q_el, k_el = S.mul(lq, S.mul(batch, e)), S.mul(lk, S.mul(batch, e))
     dt = q.dtype
@@ -394,6 +416,18 @@ def _mha_saves(a: MHAAttrs, ins: list[TensorType], out: Type, ctx: SaveCtx) -> S
     else:
         attention = projections + (Kept(q_el, dt), Kept(S.mul(S.mul(batch, a.heads), lq), "f32"))
     return Saved(inputs=keep_in, new=copies + attention, contiguous=not moved, order=(1, 0, 2) if moved else None)
+
+
+def _in_projection_copies(t: TensorType, seq: str, chan: str, ctx: SaveCtx, i: int) -> bool:
+    """Whether flattening input i, `t`, to [seq·batch, chan] for the in-projection copies it."""
+    if len(t.axes) <= 2:
+        return False
+    rows = [seq] + [n for n in t.names if n not in (seq, chan)]
+    ones = {ax.name for ax in t.axes if Sv.one(ax.size)}
+    known = Sv.layout(ctx, i, t.names)
+    if known is not None:
+        return Sv.relayout(known[0], [rows, [chan]], ones, known[1]).view is None
+    return len([n for n in rows if n not in ones]) > 1  # a layout not known: a merge of two long axes copies
 
 
 define(OpDef(

@@ -244,30 +244,34 @@ def _to_1(x: TensorType, d: int) -> tuple[int, ...]:
     return (0, d) + tuple(k for k in range(1, len(x.axes)) if k != d) if d else tuple(range(len(x.axes)))
 
 
-def _format_of_moved(x: TensorType, d: int, ctx: SaveCtx) -> str | None:
-    """The memory format x has with axis `d` moved to dimension 1: "contiguous", "channels_last" (4 or 5
-    dimensions, the channels innermost), or None (another layout, gaps, or not known). Axes of size 1
-    go anywhere."""
+def _format_of_moved(x: TensorType, d: int, ctx: SaveCtx) -> tuple[str, bool]:
+    """The memory format torch suggests for x with axis `d` moved to dimension 1 (suggest_memory_format,
+    which reads the order of the strides): "channels_last" where the channels lie innermost and the
+    other axes in order outside them (4 or 5 dimensions), else "contiguous"; and whether x is exactly
+    dense in that format (no gaps, packed). Axes of size 1 go anywhere; a layout not known is taken
+    as not dense."""
     known = ctx.layouts[0]
-    if known is None or known[1] or not known[2]:
-        return None
+    if known is None:
+        return "contiguous", False
     perm, n = _to_1(x, d), len(x.axes)
     long = {k for k in range(n) if not Sv.one(x.axes[perm[k]].size)}
     mem = [perm.index(k) for k in known[0] if perm.index(k) in long]
-    if mem == sorted(mem):
-        return "contiguous"
+    exact = not known[1] and known[2]
     last = [k for k in [0] + list(range(2, n)) + [1] if k in long]
-    return "channels_last" if n in (4, 5) and mem == last else None
+    if n in (4, 5) and mem == last and mem != sorted(mem):
+        return "channels_last", exact
+    return "contiguous", exact and mem == sorted(mem)
 
 
 def _moved_to_1(x: TensorType, d: int, ctx: SaveCtx) -> tuple[bool, tuple[int, ...] | None]:
     """(contiguous, order) of batch_norm's or group_norm's result with axis `d` moved to dimension 1 and
-    back: laid out as the input where the moved input is channels-last (torch keeps that memory
-    format), else dense with `d` moved to 1."""
-    if _format_of_moved(x, d, ctx) == "channels_last":
+    back: dense in the memory format torch suggests for the moved input (channels-last: laid out as the
+    input's order; else with `d` moved to 1)."""
+    if _format_of_moved(x, d, ctx)[0] == "channels_last":
         known = ctx.layouts[0]
         assert known is not None
-        return ctx.contiguous[0], None if ctx.contiguous[0] else known[0]
+        order = known[0]
+        return (True, None) if order == tuple(range(len(order))) else (False, order)
     perm = _to_1(x, d)
     return (True, None) if not Sv.moves_data(x, perm) else (False, perm)
 
@@ -357,13 +361,13 @@ def _groupnorm_forward(a: GroupNormAttrs, ins: list[TensorType], out: Type, ctx:
 
 def _groupnorm_saves(a: GroupNormAttrs, ins: list[TensorType], out: Type, ctx: SaveCtx) -> Saved:
     """Its input, and a mean and inverse std per (sample, group). torch's group_norm first makes its
-    input (channels moved to dimension 1) contiguous in its memory format: where it is neither
-    contiguous nor channels-last (a permuted or sliced input, channels moved), that copy is kept."""
+    input (channels moved to dimension 1) contiguous in the memory format it suggests: where the input
+    is not exactly dense in it (a permuted or sliced input, channels moved), that copy is kept."""
     x = ins[0]
     d = x.index(a.axis or x.names[1])
     stat = Kept(S.mul(x.axes[0].size, a.groups), Sv.stats_dtype(x.dtype))
     dense, order = _moved_to_1(x, d, ctx)
-    if _format_of_moved(x, d, ctx) is None:
+    if not _format_of_moved(x, d, ctx)[1]:
         return Saved(new=(Sv.copy_of(x), stat, stat), contiguous=dense, order=order)
     return Saved(inputs=(0,), new=(stat, stat), contiguous=dense, order=order)
 

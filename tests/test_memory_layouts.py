@@ -2,8 +2,9 @@
 archc's layout tracking, analysis/memory.py and ops/saves.py): whether a reshape, a linear, an einsum
 or a norm keeps a view of its input's storage or a copy depends on how the input lies in memory, after
 permutes, slices, split pieces, merges, moved norms and pointwise ops. Each program is a chain of such
-steps after a linear (so that everything records for backward), ended by an op that reads the layout;
-the bytes autograd keeps (tests/test_memory.py's `measure`) equal archc's prediction.
+steps after a linear (so that everything records for backward), ended by an op that reads the layout
+(a reshape, a linear, an einsum, attention: the flash kernel or the composite, multihead attention's
+in-projection); the bytes autograd keeps (tests/test_memory.py's `measure`) equal archc's prediction.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import archc
 
 torch = pytest.importorskip("torch")
 
-SEEDS = range(80)
+SEEDS = range(100)
 
 
 def _step(rng: random.Random, names: list[str], sizes: dict[str, int], v: str, new: str
@@ -71,8 +72,15 @@ def program(seed: int) -> str:
         if line is not None:
             lines.append(line)
             v = f"s{k}"
-    end = rng.choice(["merge", "linear", "einsum"])
-    if end == "merge" and len(names) > 1:
+    end = rng.choice(["merge", "linear", "einsum", "attention", "multihead_attention"])
+    seq, chan = rng.sample(names, 2) if len(names) > 1 else (names[0], names[0])
+    rest = [a for a in names if a not in (seq, chan)]
+    if end == "attention" and seq != chan and sizes[seq] > 1 and sizes[chan] > 1:  # (a head of 1: not here)
+        lines.append(f"e = attention({v}, {v}, {v}, seq = {seq}, chan = {chan})")
+    elif end == "multihead_attention" and rest and sizes[seq] > 1 and sizes[chan] % 2 == 0:
+        lines.append(f'm = rearrange({v}, "{" ".join(names)} -> z=({" ".join(rest)}) {seq} {chan}")')
+        lines.append(f"e = multihead_attention(m, heads = 2{rng.choice(['', ', dropout = 0.5'])})")
+    elif end == "merge" and len(names) > 1:
         i = rng.randrange(len(names) - 1)
         pattern = " ".join(names[:i] + [f"z=({names[i]} {names[i + 1]})"] + names[i + 2:])
         lines.append(f'e = gelu(rearrange({v}, "{" ".join(names)} -> {pattern}"))')
