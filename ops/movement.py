@@ -481,12 +481,22 @@ def _shuffle_lowering(functional: str, cls: str) -> TorchLowering[PixelShuffleAt
     return TorchLowering(module=module, forward=forward)
 
 
-def _upsample_kw(a: UpsampleAttrs, ins: list[TensorType], ctx: LowerCtx, runtime: bool) -> str:
-    x = ins[0]
+def _upsample_moves(a: UpsampleAttrs, x: TensorType) -> tuple[list[int], T.Moved | None]:
+    """The resampled axes, and how they move into torch's layout [batch, chan, *spatial] (as a pool's:
+    the other axes first, the last of them as the channels; `T.Moved`), None where they are there."""
     idx = [x.index(n) for n in a.over] if a.over else list(range(2, len(x.names)))
     n = len(idx)
-    if idx != list(range(len(x.names) - n, len(x.names))) or len(x.names) != n + 2:
-        raise Unsupported(f"upsample on {x}: torch needs [batch, chan, *spatial] with the resampled axes last")
+    if idx == list(range(len(x.names) - n, len(x.names))) and len(x.names) == n + 2:
+        return idx, None
+    others = tuple(i for i in range(len(x.names)) if i not in idx)
+    if not others:
+        raise Unsupported(f"upsample on {x}: torch needs an axis besides the resampled ones (its channels)")
+    return idx, T.Moved(others + tuple(idx), len(others) - 1)
+
+
+def _upsample_kw(a: UpsampleAttrs, ins: list[TensorType], ctx: LowerCtx, runtime: bool) -> str:
+    x = ins[0]
+    n = len(_upsample_moves(a, x)[0])
     if a.size is not None:
         sizes = T.per(a.size, n)
         texts = [ctx.size(s) for s in sizes] if runtime else [str(ctx.const(s, "size")) for s in sizes]
@@ -506,14 +516,36 @@ def _upsample_kw(a: UpsampleAttrs, ins: list[TensorType], ctx: LowerCtx, runtime
 
 
 def _upsample_module(a: UpsampleAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx) -> str:
-    return f"nn.Upsample({_upsample_kw(a, ins, ctx, False)})"
+    moved = _upsample_moves(a, ins[0])[1]
+    if moved is None:
+        return f"nn.Upsample({_upsample_kw(a, ins, ctx, False)})"
+    ctx.helper("UpsampleAt")  # axes not in torch's layout: nn.Upsample's subclass that moves them there and back
+    return f"UpsampleAt({_upsample_kw(a, ins, ctx, False)}{moved.kwargs()})"
 
 
 def _upsample_forward(a: UpsampleAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx, args: list[Expr]) -> Expr:
-    return Expr(f"F.interpolate({args[0].text}, {_upsample_kw(a, ins, ctx, True)})")
+    moved = _upsample_moves(a, ins[0])[1]
+    if moved is None:
+        return Expr(f"F.interpolate({args[0].text}, {_upsample_kw(a, ins, ctx, True)})")
+    ctx.helper("moved")  # axes not in torch's layout: moved there and back
+    return Expr(f"moved(F.interpolate, {args[0].text}, {T.lit(moved.dims)}, {moved.batch}, "
+                f"{_upsample_kw(a, ins, ctx, True)})")
 
 
 # ---- what training keeps (saves rules) ---------------------------------------------------------------
+
+
+def _upsample_saves(a: UpsampleAttrs, ins: list[TensorType], out: Type, ctx: SaveCtx) -> Saved:
+    """Keeps nothing. Its result is torch's, moved back where the axes were moved (`Moved.saves`):
+    channels-last from a channels-last input of 2 or 3 resampled axes."""
+    x = ins[0]
+    assert isinstance(out, TensorType)
+    try:
+        idx, moved = _upsample_moves(a, x)
+    except Unsupported:  # not lowered
+        return Saved()
+    moves = moved or T.Moved(tuple(range(len(x.axes))), 1)
+    return moves.saves(x, out, ctx, len(idx), len(idx) > 1)[1]
 
 
 def _rearrange_saves(a: RearrangeAttrs, ins: list[TensorType], out: Type, ctx: SaveCtx) -> Saved:
@@ -648,6 +680,6 @@ define(OpDef(
     key="UPSAMPLE", name="upsample", attrs=UpsampleAttrs, tensors=1, traits=frozenset({Trait.MOVEMENT}),
     shape=_upsample_shape, cost=_upsample_cost, torch=TorchLowering(module=_upsample_module, forward=_upsample_forward),
     glyph=Glyph("bar", "↑", G.SHAPE), doc="nearest or bilinear resampling of the axes after the first two",
-    dtypes=FLOAT, saves=_keeps_nothing))
+    dtypes=FLOAT, saves=_upsample_saves))
 
 __all__ = ["Op"]

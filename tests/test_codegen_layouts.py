@@ -1,5 +1,5 @@
-"""Windowed ops (conv, conv_transpose, max/avg pooling, adaptive pooling) on axes that are not in torch's
-layout build (what `archc check` accepts, code generation accepts): the generated module moves the axes
+"""Windowed ops (conv, conv_transpose, max/avg pooling, adaptive pooling) and upsample on axes that are not
+in torch's layout build (what `archc check` accepts, code generation accepts): the generated module moves the axes
 into [batch, channel, *spatial] and back (ops/torch_lowering.py's `Moved`; the `moved` helper and the
 `MovedAxes` subclasses of torch's modules). Each output equals a hand-written reference (permute, torch's
 own module or function, permute back) and the parameters load into torch's own module with strict=True.
@@ -8,6 +8,11 @@ own module or function, permute back) and the parameters load into torch's own m
 from __future__ import annotations
 
 import math
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -198,7 +203,8 @@ TRITON_OPS = {"conv": "conv(x, c -> 4, k = 3, pad = 1, over = [{over}])",  # not
               "depthwise": "conv(x, c -> 3, k = 3, pad = 1, groups = 3, over = [{over}])",  # a window kernel
               "maxpool": "maxpool(x, k = 3, stride = 2, pad = 1, over = [{over}])",
               "avgpool_padded_first": "avgpool(x, k = 2, pad = [[0, 1], [1, 0]], over = [{over}])",
-              "adaptive_avgpool": "adaptive_avgpool(x, out = 2, over = [{over}])"}
+              "adaptive_avgpool": "adaptive_avgpool(x, out = 2, over = [{over}])",
+              "upsample": "upsample(x, scale = 2, over = [{over}])"}
 
 
 @pytest.mark.parametrize("layout", ["channel_last", "spatial_reversed", "three_leading_apart", "no_batch"])
@@ -220,3 +226,78 @@ def test_the_triton_target(op: str, layout: str) -> None:
     with torch.no_grad():
         want, got = eager(x), fused(x)
     assert got.shape == want.shape and torch.allclose(got, want, atol=1e-5)
+
+
+UPSAMPLES = {  # the op's text, torch's F.interpolate keywords (the sizes in the op's order of the axes)
+    "nearest": ("upsample(x, scale = 2, over = [{over}])", {"scale_factor": 2.0}),
+    "bilinear": ('upsample(x, size = [4, 9], mode = "bilinear", over = [{over}])',
+                 {"size": (4, 9), "mode": "bilinear", "align_corners": False}),
+}
+
+
+@pytest.mark.parametrize("step", [False, True], ids=["forward", "sequence_step"])
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+@pytest.mark.parametrize("mode", sorted(UPSAMPLES))
+def test_upsample_in_every_layout(mode: str, layout: str, step: bool) -> None:
+    """upsample is not a window, but torch wants the same layout: F.interpolate through `moved`, or UpsampleAt."""
+    text, kw = UPSAMPLES[mode]
+    axes, over = LAYOUTS[layout]
+    names, spatial = axes.split(), over.split()
+    if mode == "bilinear" and len(spatial) != 2:
+        pytest.skip("bilinear resamples two axes")
+    line = text.format(over=", ".join(spatial))
+    if step:
+        line = f"seq(x) {{ {line.replace('(x, ', '(')} }}"
+    net, x, y, src = run(names, line)
+    assert ("UpsampleAt(" in src) == step
+    want = reference(x, names, spatial, False, lambda t: F.interpolate(t, **kw))
+    assert y.shape == want.shape and torch.allclose(y, want, atol=1e-6)
+
+
+def test_upsample_of_only_its_own_axes_is_a_located_error() -> None:
+    m = program(["h", "w"], "upsample(x, scale = 2, over = [w, h])")
+    with pytest.raises(archc.ArchError, match="an axis besides the resampled ones"):
+        m.torch()
+
+
+def test_build_is_deterministic_and_ruff_clean(tmp_path: pathlib.Path) -> None:
+    """Every helper (the module subclasses, MovedAxes, moved) in one file, built twice by the CLI."""
+    src = tmp_path / "moved.arch"
+    src.write_text("""block Moved() {
+  in x: [h = 9, b = 2, w = 8, c = 3]
+  a = conv(x, c -> 4, k = 3, over = [w, h])
+  p = conv(x, c -> 4, k = 2, pad = [[0, 1], [1, 0]], over = [h, w])
+  t = conv_transpose(x, c -> 2, k = 3, stride = 2, pad = [[0, 1], [1, 0]], output_padding = 1, over = [h, w])
+  s = seq(a) {
+    maxpool(k = 3, stride = 2, pad = [[0, 1], [1, 0]], over = [h, w])
+    avgpool(k = 2, over = [w, h])
+    adaptive_maxpool(out = 2, over = [h, w])
+    upsample(scale = 2, over = [h, w])
+  }
+  m = adaptive_avgpool(p, out = 1, over = [w, h])
+  out mean(s, over = [h, b, w, c]) + mean(m, over = [h, b, w, c]) + mean(t, over = [h, b, w, c])
+}
+""")
+    texts = set()
+    for seed in ("1", "77"):
+        out = tmp_path / seed
+        run = subprocess.run([sys.executable, "-m", "archc.cli", "build", str(src), "-o", str(out)],
+                             env={**os.environ, "PYTHONHASHSEED": seed}, capture_output=True, text=True)
+        assert run.returncode == 0, run.stderr
+        texts.add((out / "moved.py").read_text())
+    assert len(texts) == 1
+    text = texts.pop()
+    for name in ("def moved(", "class MovedAxes:", "class Conv2dAt(MovedAxes, nn.Conv2d):",
+                 "class Conv2dPaddedAt(MovedAxes, Conv2dPadded):",
+                 "class ConstantPad2dAt(MovedAxes, nn.ConstantPad2d):",
+                 "class ConvTranspose2dCroppedAt(MovedAxes, ConvTranspose2dCropped):", "class UpsampleAt(",
+                 "class MaxPool2dAt(", "class AvgPool2dAt(", "class AdaptiveMaxPool2dAt(",
+                 "moved(F.adaptive_avg_pool2d"):
+        assert name in text
+    ruff = shutil.which("ruff")
+    if ruff is None:
+        pytest.skip("ruff is not installed")
+    path = tmp_path / "m.py"
+    path.write_text(text)
+    subprocess.run([ruff, "check", "--isolated", "--line-length", "300", "--select", "E,F,W,I,B,UP,N",
+                    "--ignore", "E741,B905,N812,N818,N803,N806", str(path)], check=True, capture_output=True)

@@ -36,7 +36,7 @@ MOVED = {f"{base}{n}d{kind}At": f"{'' if kind else 'nn.'}{base}{n}d{kind}"
          for base, kinds in (("Conv", ("", "Padded")), ("ConvTranspose", ("", "Cropped")), ("MaxPool", ("",)),
                              ("AvgPool", ("",)), ("AdaptiveAvgPool", ("",)), ("AdaptiveMaxPool", ("",)),
                              ("ConstantPad", ("",)))
-         for kind in kinds for n in (1, 2, 3)}
+         for kind in kinds for n in (1, 2, 3)} | {"UpsampleAt": "nn.Upsample"}
 HELPERS = ("moved", "MovedAxes", *MOVED,
            "StochasticDepth", "stochastic_depth", "Permute", "Reduce", "Scale", "LayerNormAt", "LinearAt",
            "RMSNormAt", "GroupNormAt", "BatchNormAt", "cast_floats", "LayerNormOver", "RMSNormOver",
