@@ -122,9 +122,14 @@ class Moved:
         def live(o: Sequence[int]) -> list[int]:
             return [j for j in o if big[j]]
 
-        # a batch dimension added (or an unbatched input) has a stride torch does not read as channels-last
-        channels_last = (keeps_format and m == n + 2 and batch > 0 and not (padded and m == 3)
+        channels_last = (keeps_format and m == n + 2 and not (padded and m == 3)
                          and live(order) == live(last) != live(range(m)))
+        if not big[0]:  # a batch of 1: torch reads its stride, which says channels-last only for one axis
+            # outside the others in memory (not a dimension reshape adds or merges: an unbatched input)
+            lead = groups[0]
+            memory = known[0] if known is not None else []
+            channels_last = channels_last and len(lead) == 1 and lead[0] in memory and all(
+                memory.index(lead[0]) < memory.index(name) for g in groups[1:] for name in g if name not in ones)
         back: list[int] = []
         for j in (last if channels_last else range(m)):
             back += list(dims[:batch]) if j == 0 else [dims[batch + j - 1]]

@@ -301,3 +301,28 @@ def test_build_is_deterministic_and_ruff_clean(tmp_path: pathlib.Path) -> None:
     path.write_text(text)
     subprocess.run([ruff, "check", "--isolated", "--line-length", "300", "--select", "E,F,W,I,B,UP,N",
                     "--ignore", "E741,B905,N812,N818,N803,N806", str(path)], check=True, capture_output=True)
+
+
+# ---- training memory: what autograd keeps through the moves ----------------------------------------------
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(order=st.permutations(["b", "c", "h", "w", "t"]), over=st.permutations(["h", "w"]),
+       kind=st.sampled_from(["conv", "conv_groups", "conv_transpose", "maxpool", "avgpool", "adaptive_maxpool"]),
+       first=st.sampled_from(["c", "t", "w"]), then=st.sampled_from(["b", "c", "h", "w", "t"]),
+       ones=st.sets(st.sampled_from(["b", "t"])))
+def test_saved_activations_through_the_moves(order: list[str], over: list[str], kind: str, first: str,
+                                            then: str, ones: set[str]) -> None:
+    """After a linear on `first` (which lays the input out with that axis last in memory), the op on moved
+    axes keeps its input or the copy the moves make, and a linear on `then` reads the layout of its result
+    (a copy where it is not a view): archc memory equals the bytes autograd keeps (test_memory's measure).
+    Axes of size 1 (`ones`) leave torch's reading of a channels-last layout to their strides."""
+    from test_memory import measure
+    text = ({**CONVS, **POOLS})[kind][0].format(over=", ".join(over)).replace("(x, ", "(p, ")
+    sizes = {**SIZES, **dict.fromkeys(ones, 1)}
+    axes, names = ", ".join(f"{n} = {sizes[n]}" for n in order), ", ".join(order)
+    m = archc.loads(f"block B() {{\n  in x: [{axes}]\n  p = linear(x, {first} -> 3)\n  y = {text}\n"
+                    f"  q = linear(y, {then} -> 2)\n  out mean(q, over = [{names}]) + mean(gelu(y), over = [{names}])"
+                    f" + mean(gelu(p), over = [{names}])\n}}\n", "saves.arch")
+    measured, _ = measure(m, {})
+    assert m.memory().saved == measured
