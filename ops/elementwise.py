@@ -180,14 +180,14 @@ def _dropout_saves(a: DropoutAttrs, ins: list[TensorType], out: Type, ctx: SaveC
     """Training on CPU, torch computes `x * noise` and keeps the noise (x's size and dtype; CUDA's fused
     kernel keeps a bool mask instead, 1 byte per element); at p = 0 the output is x itself."""
     if a.p == 0:
-        return Saved(view=0, contiguous=ctx.contiguous[0])
+        return Sv.view(a, ins, out, ctx)  # x itself, laid out as it is
     return Saved(new=(Kept(ins[0].numel(), ins[0].dtype),))
 
 
 def _drop_path_saves(a: DropPathAttrs, ins: list[TensorType], out: Type, ctx: SaveCtx) -> Saved:
     """`x * keep` keeps `keep`: one value per row (mode "row") or one in all (mode "batch")."""
     if a.p == 0:
-        return Saved(view=0, contiguous=ctx.contiguous[0])
+        return Sv.view(a, ins, out, ctx)  # x itself, laid out as it is
     return Saved(new=(Kept(ins[0].axes[0].size if a.mode == "row" and ins[0].axes else 1, ins[0].dtype),))
 
 

@@ -32,7 +32,7 @@ def nothing(a: Any, ins: list[TensorType], out: Type, ctx: SaveCtx) -> Saved:
 
 def view(a: Any, ins: list[TensorType], out: Type, ctx: SaveCtx) -> Saved:
     """The output is the input or a view of it: laid out as it (identity, rename; unflatten: dense when it
-    is), or part of it (a slice, with its `step`): see `part`.
+    is), or part of it (a split piece): see `part`; `slice` calls `part` with its step.
 
     >>> from archc.shapes.types import Axis, TensorType
     >>> class Ctx: contiguous, layouts = (True,), (((0, 1), frozenset(), True),)
@@ -47,7 +47,7 @@ def view(a: Any, ins: list[TensorType], out: Type, ctx: SaveCtx) -> Saved:
         if isinstance(out, TensorType) and len(out.axes) == len(x.axes) and known is not None:
             return laid_out(known[0], known[1], view=0, packed=known[2])
         return Saved(view=0, contiguous=ctx.contiguous[0])
-    return part(x, out, ctx, getattr(a, "step", 1))
+    return part(x, out, ctx)
 
 
 def part(x: TensorType, out: TensorType, ctx: SaveCtx, step: Any = 1) -> Saved:

@@ -23,7 +23,7 @@ from archc.ops import glyphs as G
 from archc.ops import rules as R
 from archc.ops import saves as Sv
 from archc.ops import torch_lowering as T
-from archc.ops.facets import Expr, Glyph, LowerCtx, ShapeCtx, TorchLowering
+from archc.ops.facets import Expr, Glyph, LowerCtx, SaveCtx, Saved, ShapeCtx, TorchLowering
 from archc.ops.registry import Attrs, OpDef, Trait, arg, define
 from archc.shapes import sizes as S
 from archc.shapes.sizes import Size
@@ -95,12 +95,17 @@ def _forward(a: SliceAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx, arg
     return Expr(f"{args[0].atom()}[{', '.join(index)}]")
 
 
+def _saves(a: SliceAttrs, ins: list[TensorType], out: Type, ctx: SaveCtx) -> Saved:
+    """A view of part of x: every `step`-th position of the kept range (see saves.part)."""
+    return Sv.part(ins[0], R.tensor(out), ctx, a.step)
+
+
 define(OpDef(
     key="SLICE", name="slice", attrs=SliceAttrs, tensors=1, traits=frozenset({Trait.MOVEMENT, Trait.VIEW}),
     shape=_shape, cost=C.free, torch=TorchLowering(forward=_forward),
     glyph=Glyph("bar", "[a:b]", G.SHAPE),
     doc="keeps `start:stop:step` of the `over` axis (negative start/stop count from the end; past the end is an "
         "error); `keep = false` takes one position and drops the axis",
-    saves=Sv.view))
+    saves=_saves))
 
 __all__ = ["SliceAttrs", "T"]
