@@ -346,28 +346,33 @@ def _mha_cost(a: MHAAttrs, ins: list[TensorType], out: Type, params: tuple[Param
     return c
 
 
-def _mha_layout(a: MHAAttrs, x: TensorType) -> bool:
-    """batch_first for nn.MultiheadAttention, after checking the layout."""
+def _mha_layout(a: MHAAttrs, x: TensorType) -> tuple[bool, tuple[int, ...] | None]:
+    """batch_first for nn.MultiheadAttention, and None where x is in one of its layouts ([seq, chan],
+    [seq, batch, chan], [batch, seq, chan]); else how MultiheadAttentionAt moves x: its dimensions
+    in the order (the other axes, seq, chan)."""
     chan = a.chan or x.names[-1]
     seq = a.seq or x.names[-2]
-    if x.names[-1] != chan:
-        raise Unsupported(f"multihead_attention on {x}: the feature axis '{chan}' must be last")
-    if len(x.names) == 2:
-        return False  # unbatched: [seq, chan]
-    if len(x.names) != 3:
-        raise Unsupported(f"multihead_attention on {x}: nn.MultiheadAttention takes 2 or 3 axes")
-    if x.names[1] == seq:
-        return True
-    if x.names[0] == seq:
-        return False
-    raise Unsupported(f"multihead_attention on {x}: no sequence axis '{seq}'")
+    if x.names[-1] == chan:
+        if len(x.names) == 2:
+            return False, None  # unbatched: [seq, chan]
+        if len(x.names) == 3 and x.names[1] == seq:
+            return True, None
+        if len(x.names) == 3 and x.names[0] == seq:
+            return False, None
+    others = [i for i, n in enumerate(x.names) if n not in (seq, chan)]
+    return True, tuple(others + [x.index(seq), x.index(chan)])
 
 
 def _mha_module(a: MHAAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx) -> str:
     x = ins[0]
     d = ctx.const(x.size(a.chan or x.names[-1]), "embed_dim")
-    kw: list[tuple[str, Any, Any]] = [("dropout", float(a.dropout), 0.0), ("bias", a.bias, True),
-                                      ("batch_first", _mha_layout(a, x), False)]
+    batch_first, dims = _mha_layout(a, x)
+    kw: list[tuple[str, Any, Any]] = [("dropout", float(a.dropout), 0.0), ("bias", a.bias, True)]
+    if dims is not None:
+        ctx.helper("MultiheadAttentionAt")
+        moved = f", dims={dims}, batch={len(dims) - 2}"
+        return f"MultiheadAttentionAt({d}, {ctx.const(a.heads, 'num_heads')}{T.kwargs(kw)}{moved})"
+    kw.append(("batch_first", batch_first, False))
     return f"nn.MultiheadAttention({d}, {ctx.const(a.heads, 'num_heads')}{T.kwargs(kw)})"
 
 
@@ -389,11 +394,12 @@ def _mha_saves(a: MHAAttrs, ins: list[TensorType], out: Type, ctx: SaveCtx) -> S
     chan, seq = a.chan or q.names[-1], a.seq or q.names[-2]
     e, lq, lk = q.size(chan), q.size(seq), k.size(seq)
     batch = S.prod(ax.size for ax in q.axes if ax.name not in (chan, seq))
-    try:
-        batch_first = _mha_layout(a, q)
-    except Unsupported:
-        batch_first = False
-    moved = batch_first and Sv.moves_data(q, (1, 0, 2))
+    batch_first, dims = _mha_layout(a, q)
+    # the result's layout: [seq, batch, chan] in memory, in q's axes (batch_first transposes it back)
+    order: tuple[int, ...] | None = (1, 0, 2) if batch_first and dims is None else None
+    if dims is not None:
+        order = (q.index(seq), *(i for i in range(len(q.axes)) if q.names[i] not in (seq, chan)), q.index(chan))
+    moved = order is not None and Sv.moves_data(q, order)
     src = ctx.sources if len(ins) == 3 else (ctx.sources[0],) * 3
     distinct = [i for i in range(len(ins)) if src[i] not in src[:i]]
     # the in-projection flattens each input, as [seq, batch, chan] (batch-first ones transposed), to
@@ -415,7 +421,7 @@ def _mha_saves(a: MHAAttrs, ins: list[TensorType], out: Type, ctx: SaveCtx) -> S
         attention = (Kept(q_el, dt), Kept(k_el, dt), projections[-1], scores, scores, scores, Kept(q_el, dt))
     else:
         attention = projections + (Kept(q_el, dt), Kept(S.mul(S.mul(batch, a.heads), lq), "f32"))
-    return Saved(inputs=keep_in, new=copies + attention, contiguous=not moved, order=(1, 0, 2) if moved else None)
+    return Saved(inputs=keep_in, new=copies + attention, contiguous=not moved, order=order if moved else None)
 
 
 def _in_projection_copies(t: TensorType, seq: str, chan: str, ctx: SaveCtx, i: int) -> bool:

@@ -39,6 +39,7 @@ MOVED = {f"{base}{n}d{kind}At": f"{'' if kind else 'nn.'}{base}{n}d{kind}"
          for kind in kinds for n in (1, 2, 3)} | {"UpsampleAt": "nn.Upsample"}
 HELPERS = ("moved", "MovedAxes", *MOVED,
            "StochasticDepth", "stochastic_depth", "Permute", "Reduce", "Scale", "LayerNormAt", "LinearAt",
+           "MultiheadAttentionAt",
            "RMSNormAt", "GroupNormAt", "BatchNormAt", "cast_floats", "LayerNormOver", "RMSNormOver",
            "Conv1dPadded", "Conv2dPadded", "Conv3dPadded",
            "ConvTranspose1dCropped", "ConvTranspose2dCropped", "ConvTranspose3dCropped",
