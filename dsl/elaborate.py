@@ -321,9 +321,18 @@ class Elaborator(Expressions, Calls, Sequences):
                                stmt.span, [("the first is here", frame.out_span)])
                 raise Abort
             counter = [0]
-            frame.outputs = [self._out_seq(v, frame, counter) if isinstance(v, ast.SeqExpr)
-                             else self.ev(v, frame, frame.path) if self._is_block_call(v, frame)
-                             else self.ev(v, frame) for v in stmt.values]
+            if stmt.name is not None:  # `out linear(...) as "head"`: a layer of this block, named
+                assert stmt.name_span is not None
+                if len(stmt.values) != 1:
+                    self.bag.error("structure", f"`as \"name\"` names one layer; this `out` has {len(stmt.values)} "
+                                   "values", stmt.name_span)
+                    raise Abort
+                path = join(frame.path, self._label(stmt.name, frame, stmt.name_span, "layer name"))
+                frame.outputs = [self.ev(stmt.values[0], frame, path)]
+            else:
+                frame.outputs = [self._out_seq(v, frame, counter) if isinstance(v, ast.SeqExpr)
+                                 else self.ev(v, frame, frame.path) if self._is_block_call(v, frame)
+                                 else self.ev(v, frame) for v in stmt.values]
             frame.out_span = stmt.span
             for v in frame.outputs:
                 if not self._is_tensorish(v):

@@ -241,6 +241,8 @@ class In:
 class Out:
     values: tuple[Expr, ...]
     span: Span
+    name: str | None = None  # `out ... as "head"`: the layer's name (one value only)
+    name_span: Span | None = None
 
 
 @dataclass(frozen=True)

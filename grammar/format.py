@@ -145,7 +145,8 @@ def _body(stmts: tuple[ast.Stmt, ...], depth: int) -> list[str]:
         if isinstance(s, ast.In):
             out.append(f"{pad}in {s.name}: {type_expr(s.type)}")
         elif isinstance(s, ast.Out):
-            out.append(f"{pad}out " + ", ".join(expr(v) for v in s.values))
+            name = f" as {_quote(s.name)}" if s.name is not None else ""
+            out.append(f"{pad}out " + ", ".join(expr(v) for v in s.values) + name)
         elif isinstance(s, ast.Let):
             tg = ", ".join(t.name if t.index is None else f"{t.name}[{expr(t.index)}]" for t in s.targets)
             name = f" as {_quote(s.name)}" if s.name is not None else ""

@@ -207,7 +207,10 @@ class _Builder(Transformer[Token, ast.Module]):
         return ast.In(str(c[0]), c[1], self.sp(meta))
 
     def out_stmt(self, meta: Meta, c: _Children) -> ast.Out:
-        return ast.Out(tuple(c), self.sp(meta))
+        *values, name = c
+        if name is None:
+            return ast.Out(tuple(values), self.sp(meta))
+        return ast.Out(tuple(values), self.sp(meta), _unquote(name), _tok_span(self.file, name))
 
     def let_stmt(self, meta: Meta, c: _Children) -> ast.Let:
         *targets, value, name = c

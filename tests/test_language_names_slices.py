@@ -277,3 +277,16 @@ def test_a_named_block_deciding_on_its_input_channels_takes_them_as_an_argument(
     net = m.torch()()
     x = torch.randn(1, 8, 4, 4)
     assert torch.allclose(net(x), net.fc(x) + x)
+
+
+def test_out_as_names_the_last_layer() -> None:
+    """`out linear(...) as "head"`: no `head = ...` line before `out head`; the name may be a key with '-'."""
+    m = archc.loads("block Head() {\n  in x: [n = 2, c = 4]\n  fc = linear(x, c -> 4)\n"
+                    "  out linear(relu(fc), c -> 3) as \"pre-logits\"\n}\n"
+                    "block Net() {\n  in x: [n = 2, c = 4]\n  h = Head(x)\n  out linear(h, c -> 2) as \"head\"\n}\n")
+    keys = list(m.check().graph.state_dict())
+    assert keys == ["h.fc.weight", "h.fc.bias", "h.pre-logits.weight", "h.pre-logits.bias", "head.weight", "head.bias"]
+    assert list(m.torch()().state_dict()) == keys
+    with pytest.raises(ArchError) as e:
+        archc.loads("block B() {\n  in x: [n = 2, c = 4]\n  out x, x as \"two\"\n}\n").check()
+    assert "names one layer; this `out` has 2 values" in str(e.value) and e.value.diagnostics[0].span.col == 15

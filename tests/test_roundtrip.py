@@ -85,9 +85,10 @@ def test_expressions_round_trip(e) -> None:
 @given(expressions, st.sampled_from(["layer{i}", "pre-logits", "fc"]))
 def test_named_let_round_trips(e, name) -> None:
     """`y = ... as "name"`: the layer's name after the value."""
-    text = format_module(parse(f"block B() {{ y = {expr(e)} as \"{name}\" }}", "e.arch"))
-    let = parse(text, "e.arch").blocks[0].body[0]
+    text = format_module(parse(f"block B() {{ y = {expr(e)} as \"{name}\"\n out {expr(e)} as \"{name}\" }}", "e.arch"))
+    let, out = parse(text, "e.arch").blocks[0].body
     assert let.name == name and strip(let.value) == strip(_normalize(e)), text
+    assert out.name == name and strip(out.values[0]) == strip(_normalize(e)), text
 
 
 def _normalize(e):
