@@ -408,8 +408,9 @@ class Elaborator(Expressions, Calls, Sequences):
         if ax.size is None or (isinstance(ax.size, ast.Var) and ax.size.name not in frame.env
                                and ax.size.name not in self._sizes_env):
             name = ax.name if not isinstance(ax.size, ast.Var) else ax.size.name
-            if name in frame.env:
-                return frame.env[name]
+            if name in frame.env:  # a parameter of the entry block named like the axis: its value, a size
+                return self._as_size(frame.env[name], ax.span, f"the size of axis '{ax.name}' (the parameter "
+                                     f"'{name}')", 1)
             if name not in self._sizes_env:
                 self._declare_size(name, None, ax.span)
             frame.env[name] = self._sizes_env[name]

@@ -60,3 +60,15 @@ def test_einsum_of_two_dtypes_is_an_error_not_a_failing_module() -> None:
         archc.loads(src, "mix.arch").check()
     d = e.value.diagnostics[0]
     assert "the operands must have one dtype" in d.message and "c64[n=2, c=4]" in d.message and d.span.line == 4
+
+
+def test_an_entry_parameter_named_like_an_axis_must_be_a_size() -> None:
+    """Found by the 100,000-case run (MobileNetV2 mutant 34004: `batch = 0.2` a parameter of the entry, and
+    `in x: [batch, ...]` took 0.2 as the axis' size): archc check crashed printing the legend."""
+    src = "block B(batch = 0.2) {\n  in x: [batch, c = 4]\n  out x\n}\n"
+    with pytest.raises(ArchError) as e:
+        archc.loads(src, "p.arch").check()
+    d = e.value.diagnostics[0]
+    assert "the size of axis 'batch' (the parameter 'batch') must be an integer size" in d.message
+    assert (d.span.line, d.span.col) == (2, 10)
+    assert archc.loads(src.replace("0.2", "3"), "p.arch").check().graph is not None
