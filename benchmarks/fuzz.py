@@ -36,6 +36,7 @@ kind (file, case index) to reproduce them.
     python benchmarks/fuzz.py --cases 100000 --jobs 2      # the full run (tens of minutes)
     python benchmarks/fuzz.py --cases 300                  # a quick look
     python benchmarks/fuzz.py --cases 2000 --triton        # generated programs through the Triton target too
+    python benchmarks/fuzz.py --only 3012,34004 --corpus /tmp/run   # replay cases of a run made on another checkout
 """
 
 from __future__ import annotations
@@ -314,10 +315,11 @@ def run_case(index: int, seed: int, texts: list[tuple[str, str]], timeout: float
                 "ok: checked, build refused"), where
 
 
-def _batch(args: tuple[int, int, int, float, bool, bool]) -> list[tuple[str, str]]:
-    start, stop, seed, timeout, run_modules, triton = args
-    texts = [(str(p.relative_to(ROOT)), p.read_text(encoding="utf-8")) for p in sources()]
-    return [run_case(i, seed, texts, timeout, run_modules, triton) for i in range(start, stop)]
+def _batch(args: tuple[list[int], int, float, bool, bool, str]) -> list[tuple[str, str]]:
+    indices, seed, timeout, run_modules, triton, corpus = args
+    root = Path(corpus) if corpus else ROOT
+    texts = [(str(p.relative_to(ROOT)), (root / p.relative_to(ROOT)).read_text(encoding="utf-8")) for p in sources()]
+    return [run_case(i, seed, texts, timeout, run_modules, triton) for i in indices]
 
 
 def main() -> int:
@@ -329,13 +331,18 @@ def main() -> int:
     ap.add_argument("--no-modules", action="store_true", help="do not run the modules that build")
     ap.add_argument("--triton", action="store_true",
                     help="also build generated programs with --target triton and compare (TRITON_INTERPRET=1)")
+    ap.add_argument("--only", help="run only these case indices (comma-separated): replay the failures of a run")
+    ap.add_argument("--corpus", help="read the sources to mutate from this checkout (the one a run used), so that "
+                    "case i is the same text while the code under test is this one")
     args = ap.parse_args()
     if args.triton:
         os.environ["TRITON_INTERPRET"] = "1"  # before the workers import triton
     t0 = time.perf_counter()
     step = 50
-    batches = [(i, min(i + step, args.cases), args.seed, args.timeout, not args.no_modules, args.triton)
-               for i in range(0, args.cases, step)]
+    indices = [int(i) for i in args.only.split(",")] if args.only else list(range(args.cases))
+    args.cases = len(indices)
+    batches = [(indices[i:i + step], args.seed, args.timeout, not args.no_modules, args.triton, args.corpus or "")
+               for i in range(0, len(indices), step)]
     counts: collections.Counter[str] = collections.Counter()
     examples: dict[str, list[str]] = collections.defaultdict(list)
     with concurrent.futures.ProcessPoolExecutor(args.jobs) as pool:
