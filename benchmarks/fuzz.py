@@ -105,12 +105,31 @@ def op_program(rng: random.Random) -> str:
             f"  layer = {op.name}({', '.join(args)})\n  extra = linear(x, c -> 4)\n  out layer\n}}\n")
 
 
+_MUTANT = mutant  # the mutator: this checkout's, or the one of --corpus
+
+
 def _case(index: int, seed: int, texts: list[tuple[str, str]]) -> tuple[str, str]:
     rng = random.Random(seed * 1_000_003 + index)
     if index % 2 == 0:
         name, text = texts[rng.randrange(len(texts))]
-        return f"{name} mutant {index}", mutant(text, rng.randrange(1 << 30))[0]
+        return f"{name} mutant {index}", _MUTANT(text, rng.randrange(1 << 30))[0]
     return f"op program {index}", op_program(rng)
+
+
+def _texts(corpus: str) -> list[tuple[str, str]]:
+    """The sources to mutate, as (name, text): this checkout's, or those `corpus` (another checkout)
+    lists with its own tests/test_fuzz.py, whose mutator then replaces this one's (the same case texts
+    as a run made there; op programs come from this checkout's op registry)."""
+    global _MUTANT
+    if not corpus:
+        return [(str(p.relative_to(ROOT)), p.read_text(encoding="utf-8")) for p in sources()]
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("corpus_test_fuzz", Path(corpus) / "tests" / "test_fuzz.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    _MUTANT = module.mutant
+    return [(str(p.relative_to(corpus)), p.read_text(encoding="utf-8")) for p in module.sources()]
 
 
 def _run(argv: list[str]) -> tuple[int, str, str]:
@@ -317,8 +336,7 @@ def run_case(index: int, seed: int, texts: list[tuple[str, str]], timeout: float
 
 def _batch(args: tuple[list[int], int, float, bool, bool, str]) -> list[tuple[str, str]]:
     indices, seed, timeout, run_modules, triton, corpus = args
-    root = Path(corpus) if corpus else ROOT
-    texts = [(str(p.relative_to(ROOT)), (root / p.relative_to(ROOT)).read_text(encoding="utf-8")) for p in sources()]
+    texts = _texts(corpus)
     return [run_case(i, seed, texts, timeout, run_modules, triton) for i in indices]
 
 
