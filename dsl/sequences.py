@@ -130,6 +130,11 @@ class Sequences(State):
                 raise Abort
             return str(int(v))
         label = re.sub(r"\{([A-Za-z_][A-Za-z0-9_]*)(?:\[([A-Za-z_][A-Za-z0-9_]*|[0-9]+)\])?\}", sub, template)
+        left = re.search(r"\{[^}]*\}", label)
+        if left:
+            self.bag.error("name", f"'{left.group(0)}' in a {what}: braces hold a variable, or a list's element "
+                           "at a variable or a number (`{names[i]}`)", span)
+            raise Abort
         if not re.fullmatch(r"[A-Za-z0-9_-]+", label):  # '-' as in real checkpoints' keys
             self.bag.error("name", f"{what} '{label}' must be letters, digits, _ and -", span)
             raise Abort

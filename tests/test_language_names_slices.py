@@ -255,6 +255,7 @@ def test_name_templates_take_strings_and_list_elements() -> None:
     ('"x{names[7]}"', "'{names[7]}' in a layer name must be"),
     ('"x{flag}"', "'{flag}' in a layer name must be"),
     ('"x{bad}"', "layer name 'xa b' must be letters, digits, _ and -"),
+    ('"x{names[i + 1]}"', "'{names[i + 1]}' in a layer name: braces hold a variable, or a list's element"),
 ])
 def test_bad_template_values_are_located(template: str, message: str) -> None:
     src = ("block B(names = [\"a\"], flag = true, bad = \"a b\") {\n  in x: [n = 2, c = 4]\n"
