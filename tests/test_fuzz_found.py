@@ -72,3 +72,14 @@ def test_an_entry_parameter_named_like_an_axis_must_be_a_size() -> None:
     assert "the size of axis 'batch' (the parameter 'batch') must be an integer size" in d.message
     assert (d.span.line, d.span.col) == (2, 10)
     assert archc.loads(src.replace("0.2", "3"), "p.arch").check().graph is not None
+
+
+def test_a_non_finite_block_parameter_default_is_valid_python() -> None:
+    """Found by the 100,000-case run (GE-ResNet-50 mutant 51798: `stride = 11e999` as a default that every
+    call overrides): the generated constructor said `stride: int = inf`, a NameError when imported."""
+    src = ("block Inner(k, stride = 1e999) {\n  in x: [n, c]\n  fc = linear(x, c -> k)\n  out fc\n}\n"
+           "block B() {\n  in x: [n = 2, c = 4]\n  a = Inner(x, 3, stride = 1)\n  b = Inner(x, 5, stride = 2)\n"
+           "  out a\n}\n")
+    source = archc.loads(src, "inf.arch").torch_source()
+    compile(source, "gen.py", "exec")
+    assert "= float('inf')" in source and "= inf" not in source

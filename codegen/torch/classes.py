@@ -265,9 +265,10 @@ class ClassBuilder:
             self.init_names[name] = local
             self.display[name] = name
             self.implied.append((name, -1, -1, tr.values.get(name)))
-        self.signature = ([(self.init_names[s], None if d is None else repr(d), "int") for s, _, _, d in self.implied]
+        # defaults as Python literals (a default of 1e999 is float('inf'), not the name inf)
+        self.signature = ([(self.init_names[s], None if d is None else L.lit(d), "int") for s, _, _, d in self.implied]
                           + [(self.float_locals.get(p) or self.init_names[self.tr.params[p]],
-                              None if d is None else repr(d), "float" if p in self.floats else "int")
+                              None if d is None else L.lit(d), "float" if p in self.floats else "int")
                              for p, d in self.params])
         if any(d is not None for _, d, _ in self.signature):  # Python: no required argument after a default
             first = next(i for i, (_, d, _) in enumerate(self.signature) if d is not None)
