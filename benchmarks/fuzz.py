@@ -26,6 +26,9 @@ sorted into one kind:
   hang                     a command past the time limit: --timeout seconds of CPU time (15; the machine's
                            load does not count), or 4x that of wall-clock time (a read that blocks)
   module-fails             a built module that fails to construct or run forward
+  module-slow              a built module whose forward in torch takes more than 4x --timeout seconds of
+                           CPU time (a valid but costly program: archc's commands all finished; not a hang
+                           of archc, counted apart)
   triton-mismatch          (--triton) the Triton target of a generated program that built fails to build,
                            or its inference forward, run under TRITON_INTERPRET=1, differs from the
                            PyTorch module's on the same weights and inputs (relative 1e-4)
@@ -311,7 +314,7 @@ def run_case(index: int, seed: int, texts: list[tuple[str, str]], timeout: float
             try:
                 ran = _module_runs(src)
             except Timeout:
-                return "hang", f"{where}: running the built module"
+                return "module-slow", f"{where}: running the built module"
             except Exception as e:  # noqa: BLE001
                 return "module-fails", f"{where}: {type(e).__name__}: {str(e)[:200]}"
             finally:
@@ -379,7 +382,8 @@ def main() -> int:
     print(f"{args.cases} cases (seed {args.seed}) in {took:.0f} s ({per_case:.1f} ms a case):")
     for kind in ("ok: built and ran", "ok: built, too large to run here", "ok: built", "ok: checked, build refused",
                  "located-error", "internal-error",
-                 "bad-diagnostic", "control-characters", "bad-svg", "hang", "module-fails", "triton-mismatch"):
+                 "bad-diagnostic", "control-characters", "bad-svg", "hang", "module-fails", "module-slow",
+                 "triton-mismatch"):
         print(f"  {kind:34} {counts[kind]:>8,}")
     for kind, wheres in examples.items():
         print(f"first {kind} cases:")
