@@ -315,6 +315,11 @@ def _mha_shape(ctx: ShapeCtx, ins: list[TensorType], a: MHAAttrs) -> tuple[Type,
         if t.names != q.names:
             raise R.fail(f"k and v must have the axes of q {q}, got {t}")
         ctx.require_equal(t.size(chan), d, "the feature axis of k and v")
+        for ax in q.axes:  # the batch axes: one attention per position of theirs, in q, k and v alike
+            if ax.name not in (seq, chan):
+                ctx.require_equal(t.size(ax.name), ax.size, f"axis '{ax.name}' of q, k and v")
+    if len(ins) == 3:
+        ctx.require_equal(ins[2].size(seq), ins[1].size(seq), f"the sequence axis '{seq}' of k and v")
     R.check_min((a.heads,), "heads", 1)
     ctx.require_divisible(d, a.heads, f"'{chan}' by heads", "heads")
     params = [ParamSpec("in_proj_weight", (S.mul(3, d), d))]

@@ -83,3 +83,13 @@ def test_a_non_finite_block_parameter_default_is_valid_python() -> None:
     source = archc.loads(src, "inf.arch").torch_source()
     compile(source, "gen.py", "exec")
     assert "= float('inf')" in source and "= inf" not in source
+
+
+def test_multihead_attention_needs_one_batch_in_q_k_and_v() -> None:
+    """Found by the second 100,000-case run (op program 6973): v with h = 1 where q and k have h = 8 (a batch
+    axis, seq = n) checked, then nn.MultiheadAttention refused the shapes."""
+    src = ("block B() {\n  in x: [n = 2, c = 4, h = 8, w = 8]\n  in z: [n = 2, c = 4, h = 1, w = 8]\n"
+           "  layer = multihead_attention(x, x, z, heads = 2, seq = n)\n  out layer\n}\n")
+    with pytest.raises(ArchError) as e:
+        archc.loads(src, "mha.arch").check()
+    assert "axis 'h' of q, k and v" in str(e.value) and e.value.diagnostics[0].span.line == 4
