@@ -31,10 +31,13 @@ the kernels' numbers there say nothing about a GPU; the run says the script work
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import pathlib
+import signal
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -155,7 +158,8 @@ def peak_bandwidth() -> tuple[str, float] | None:
     return None
 
 
-def run_model(name: str, dtype: torch.dtype, cuda: bool, tiny: bool, batch: int, reps: int) -> dict[str, Any]:
+def run_model(name: str, dtype: torch.dtype, cuda: bool, tiny: bool, batch: int, reps: int,
+              autotune: bool = True) -> dict[str, Any]:
     full, small, sets = SHAPES[name]
     shapes = small if tiny else [(batch, *s[1:]) for s in full]
     eager, fused, tm = build(name, sets if tiny else {})
@@ -170,7 +174,8 @@ def run_model(name: str, dtype: torch.dtype, cuda: bool, tiny: bool, batch: int,
         row["eager"] = bench(lambda: eager(*xs), cuda, reps)
         row["archc"] = bench(lambda: fused(*xs), cuda, reps)
         if cuda:
-            for label, mode in (("compile", "default"), ("autotune", "max-autotune-no-cudagraphs")):
+            modes = (("compile", "default"), ("autotune", "max-autotune-no-cudagraphs"))
+            for label, mode in modes if autotune else modes[:1]:
                 compiled = torch.compile(eager, mode=mode)
                 compiled(*xs)
                 row[label] = bench(lambda c=compiled: c(*xs), cuda, reps)
@@ -213,6 +218,30 @@ def run_memory_bound(name: str, dtype: torch.dtype, cuda: bool, tiny: bool, reps
     return row
 
 
+class RowTimeout(Exception):
+    pass
+
+
+class row_timeout:  # noqa: N801 - a context manager used like a function
+    """Raise RowTimeout in the main thread after `seconds` (0: never): a row whose compilation or
+    autotuning runs away is reported and the run goes on."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def __enter__(self) -> None:
+        if self.seconds:
+            signal.signal(signal.SIGALRM, self._fire)
+            signal.setitimer(signal.ITIMER_REAL, self.seconds)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.seconds:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+
+    def _fire(self, signum: int, frame: object) -> None:
+        raise RowTimeout(f"past the --row-timeout of {self.seconds:g} s")
+
+
 def fmt(row: dict[str, Any]) -> str:
     cells = [f"{row['name']:<18}", f"{row['dtype']:<8}"]
     for key in ("eager", "compile", "autotune", "sdpa", "archc"):
@@ -235,6 +264,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dtypes", default="fp16,bf16")
     ap.add_argument("--reps", type=int, default=1, help="timed runs per figure without CUDA")
     ap.add_argument("--only", default="", help="comma-separated names (blocks, models, memory-bound kernels)")
+    ap.add_argument("--autotune", choices=("all", "blocks", "none"), default="all",
+                    help="which rows also time torch.compile(mode='max-autotune-no-cudagraphs')")
+    ap.add_argument("--budget", type=float, default=0, help="seconds after which no further row starts")
+    ap.add_argument("--row-timeout", type=float, default=0, help="seconds one row may take on CUDA (0: none)")
+    ap.add_argument("--json", default="", help="also write the rows to this file, after each row")
     args = ap.parse_args(argv)
     cuda = torch.cuda.is_available() and not args.tiny
     if not cuda and not args.tiny:
@@ -247,13 +281,38 @@ def main(argv: list[str] | None = None) -> int:
     where = (torch.cuda.get_device_name() if cuda
              else "CPU, TRITON_INTERPRET=1 (tiny sizes: a smoke run, not a measurement)")
     print(f"device: {where}" + (f" (peak {peak[1] / 1e12:.2f} TB/s, {peak[0]})" if peak else ""))
-    for dtype in dtypes:
-        for name in SHAPES:
-            if not only or name in only:
-                print(fmt(run_model(name, dtype, cuda, args.tiny, args.batch, args.reps)), flush=True)
-        for name in MEMORY_BOUND:
-            if not only or name in only:
-                print(fmt(run_memory_bound(name, dtype, cuda, args.tiny, args.reps, peak)), flush=True)
+    if cuda:
+        print(f"torch {torch.__version__}, triton {__import__('triton').__version__}")
+    # Per dtype (the first named first): the blocks, the memory-bound kernels, then whole models, which
+    # take the longest to compile (torch.compile and the autotuned matmul kernels); a --budget cuts the
+    # rows at the end.
+    names = [n for n in SHAPES if n in BLOCKS] + list(MEMORY_BOUND) + [n for n in SHAPES if n not in BLOCKS]
+    jobs = [(name, dtype) for dtype in dtypes for name in names if not only or name in only]
+    start, rows = time.perf_counter(), []
+    for name, dtype in jobs:
+        label = f"{name:<18} {str(dtype).replace('torch.', ''):<8}"
+        if args.budget and time.perf_counter() - start > args.budget:
+            print(f"{label} skipped: the --budget of {args.budget:g} s was spent", flush=True)
+            continue
+        try:
+            with row_timeout(args.row_timeout if cuda else 0):
+                t0 = time.perf_counter()
+                if name in MEMORY_BOUND:
+                    row = run_memory_bound(name, dtype, cuda, args.tiny, args.reps, peak)
+                else:
+                    row = run_model(name, dtype, cuda, args.tiny, args.batch, args.reps,
+                                    autotune=args.autotune == "all" or (args.autotune == "blocks" and name in BLOCKS))
+                row["seconds"] = time.perf_counter() - t0
+        except Exception as e:  # noqa: BLE001 - one row's failure is reported and the run goes on
+            traceback.print_exc()
+            row = {"name": name, "dtype": str(dtype).replace("torch.", ""),
+                   "error": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"}
+            print(f"{label} FAILED: {row['error']}", flush=True)
+        else:
+            print(fmt(row) + f"  ({row['seconds']:.0f} s)", flush=True)
+        rows.append(row)
+        if args.json:
+            pathlib.Path(args.json).write_text(json.dumps({"device": where, "rows": rows}, indent=1) + "\n")
     return 0
 
 
