@@ -308,6 +308,25 @@ def test_build_cli_is_deterministic_loadable_and_ruff_clean(tmp_path: pathlib.Pa
                     "--ignore", "E741,B905,N812,N818,N803,N806", str(path)], check=True, capture_output=True)
 
 
+def test_loaded_kernels_compile_outside_the_interpreter() -> None:
+    # Triton's @triton.jit reads its kernel's source with inspect.getsource, except under
+    # TRITON_INTERPRET=1 (which the suite sets): load_class must register the generated text so the
+    # kernels of `model.triton()` also load for a real GPU (they did not: "@jit functions should be
+    # defined in a Python file", seen on an H200). Decoration needs no GPU: a fresh interpreter without
+    # the variable checks it.
+    code = ("import inspect, sys, archc\n"
+            "from archc.codegen.torch.generate import load_class\n"
+            "m = archc.loads('block B() {\\n in x: [b, c = 8]\\n y = linear(x, c -> 16)\\n out gelu(y * 2.0) }')\n"
+            "mod = sys.modules[load_class(m.triton_module().generated).__module__]\n"
+            "fns = [v for v in vars(mod).values() if hasattr(v, 'fn') or hasattr(v, 'src')]\n"
+            "print(len(fns), type(fns[0]).__name__)\n")
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    count, kind = run.stdout.split()
+    assert int(count) >= 1 and kind in ("JITFunction", "Autotuner")
+
+
 def test_training_mode_and_gradients_run_the_torch_forward() -> None:
     src = "block B() {\n in x: [b = 2, c = 8]\n y = linear(x, c -> 4)\n out relu(y) }"
     _, fused_cls, _ = build(archc.loads(src, "t.arch"))

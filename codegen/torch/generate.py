@@ -479,12 +479,20 @@ _LOADED = itertools.count()
 
 def load_class(gen: Generated, name: str | None = None) -> type:
     """Execute the generated text in a fresh module and return the entry class; the module
-    (with every class) is `sys.modules[cls.__module__]`."""
+    (with every class) is `sys.modules[cls.__module__]`.
+
+    The text is registered in `linecache` under the module's pseudo-filename, so `inspect.getsource`
+    finds it: tracebacks show the generated lines, and Triton's `@triton.jit` (which reads its kernel's
+    source, except under TRITON_INTERPRET=1) compiles kernels loaded this way."""
+    import linecache
     import sys
     import types
     name = name or f"archc_generated_{gen.entry_class}_{next(_LOADED)}"
+    filename = f"<{name}>"
     module = types.ModuleType(name)
-    module.__file__ = f"<{name}>"
+    module.__file__ = filename
     sys.modules[name] = module  # dataclass/pickle lookups of the classes find their module
-    exec(compile(gen.text, f"<{name}>", "exec"), module.__dict__)
+    # mtime None: linecache.checkcache never drops an entry that has no file behind it
+    linecache.cache[filename] = (len(gen.text), None, gen.text.splitlines(keepends=True), filename)
+    exec(compile(gen.text, filename, "exec"), module.__dict__)
     return module.__dict__[gen.entry_class]
