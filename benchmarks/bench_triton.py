@@ -244,6 +244,8 @@ class row_timeout:  # noqa: N801 - a context manager used like a function
 
 def fmt(row: dict[str, Any]) -> str:
     cells = [f"{row['name']:<18}", f"{row['dtype']:<8}"]
+    if "seconds" in row:
+        cells.append(f"({row['seconds']:3.0f} s)")
     for key in ("eager", "compile", "autotune", "sdpa", "archc"):
         if key in row:
             cells.append(f"{key} {row[key]:8.3f} ms")
@@ -309,11 +311,11 @@ def main(argv: list[str] | None = None) -> int:
                    "error": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"}
             print(f"{label} FAILED: {row['error']}", flush=True)
         else:
-            print(fmt(row) + f"  ({row['seconds']:.0f} s)", flush=True)
+            print(fmt(row), flush=True)
         rows.append(row)
         if args.json:
             pathlib.Path(args.json).write_text(json.dumps({"device": where, "rows": rows}, indent=1) + "\n")
-    return 0
+    return 1 if any("error" in row for row in rows) else 0
 
 
 if __name__ == "__main__":

@@ -147,10 +147,10 @@ def _lit(x: float) -> str:
 _KERNEL_LOCALS = frozenset("""
     tl triton torch math out offs mask rest rows cols acc a b s m p d ok rk rm rn re rd k0 n0 end alpha m_i l_i m_new
     qv kv vv mean rstd ms total x_in x_base xv wv count eps scale numel n_rows n_cols L S D E M N K PRECISION CAUSAL
-    BLOCK BLOCK_M BLOCK_N BLOCK_K BLOCK_D BLOCK_E""".split())
+    BLOCK BLOCK_M BLOCK_N BLOCK_K BLOCK_D BLOCK_E BLOCK_R BLOCK_I ro ri n_outer n_inner""".split())
 _LAUNCHER_LOCALS = frozenset("""
     out torch triton tl math grid meta sizes numel n_rows n_cols block_m block_n precision scale batch L S D E M N K
-    q k v qkv per_head attn dim""".split())
+    q k v qkv per_head attn dim n_outer n_inner block_r block_i""".split())
 
 
 class KernelBuilder:

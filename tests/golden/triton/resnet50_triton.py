@@ -63,17 +63,19 @@ if INTERPRETED:
 @triton.jit
 def bn1_kernel(
     out, conv, running_mean, running_var, weight, bias, batch, chan, h, w, conv_batch, conv_chan, conv_h, conv_w,
-    running_mean_chan, running_var_chan, weight_chan, bias_chan, out_batch, out_chan, out_h, out_w, numel,
-    BLOCK: tl.constexpr):
+    running_mean_chan, running_var_chan, weight_chan, bias_chan, out_batch, out_chan, out_h, out_w, n_outer,
+    n_inner, BLOCK_R: tl.constexpr, BLOCK_I: tl.constexpr):
     # bn1: batchnorm -> relu
     # from resnet50.arch:22, 23
     # computes [batch=batch, chan=64, h=⌈H/2⌉, w=⌈W/2⌉]
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < numel
-    i_w = offs % w
-    rest = offs // w
-    i_h = rest % h
-    rest = rest // h
+    # a tile of BLOCK_R positions of the outer axes by BLOCK_I of the innermost one, whose loads and
+    # stores are then contiguous (vectorized) wherever its stride is 1
+    ro = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)[:, None]
+    ri = tl.program_id(1) * BLOCK_I + tl.arange(0, BLOCK_I)[None, :]
+    mask = (ro < n_outer) & (ri < n_inner)
+    i_w = ri
+    i_h = ro % h
+    rest = ro // h
     i_chan = rest % chan
     rest = rest // chan
     i_batch = rest
@@ -92,31 +94,37 @@ def bn1(
     bias: torch.Tensor) -> torch.Tensor:
     sizes = (conv.shape[0], conv.shape[1], conv.shape[2], conv.shape[3])
     out = torch.empty(sizes, device=conv.device, dtype=conv.dtype)
-    numel = out.numel()
-    bn1_kernel[(triton.cdiv(numel, POINTWISE_BLOCK),)](
+    n_inner = sizes[3]
+    n_outer = out.numel() // max(n_inner, 1)
+    block_i = min(triton.next_power_of_2(max(n_inner, 1)), POINTWISE_BLOCK)
+    block_r = POINTWISE_BLOCK // block_i
+    bn1_kernel[(triton.cdiv(n_outer, block_r), triton.cdiv(n_inner, block_i))](
         out, conv, running_mean, running_var, weight, bias, *sizes, *_strides(conv, (0, 1, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight, (0,)), *_strides(bias, (0,)),
-        *_strides(out, (0, 1, 2, 3)), numel, BLOCK=POINTWISE_BLOCK)
+        *_strides(out, (0, 1, 2, 3)), n_outer, n_inner, BLOCK_R=block_r, BLOCK_I=block_i)
     return out
 
 
 @triton.jit
 def maxpool_kernel(
-    out, relu, batch, chan, h, w, relu_batch, relu_chan, relu_h, relu_w, out_batch, out_chan, out_h, out_w, numel,
-    in_h, in_w, BLOCK: tl.constexpr):
+    out, relu, batch, chan, h, w, relu_batch, relu_chan, relu_h, relu_w, out_batch, out_chan, out_h, out_w, n_outer,
+    n_inner, in_h, in_w, BLOCK_R: tl.constexpr, BLOCK_I: tl.constexpr):
     # maxpool: maxpool
     # from resnet50.arch:24
     # computes [batch=batch, chan=64, h=⌈⌈H/2⌉/2⌉, w=⌈⌈W/2⌉/2⌉]
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < numel
-    i_w = offs % w
-    rest = offs // w
-    i_h = rest % h
-    rest = rest // h
+    # a tile of BLOCK_R positions of the outer axes by BLOCK_I of the innermost one, whose loads and
+    # stores are then contiguous (vectorized) wherever its stride is 1
+    ro = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)[:, None]
+    ri = tl.program_id(1) * BLOCK_I + tl.arange(0, BLOCK_I)[None, :]
+    mask = (ro < n_outer) & (ri < n_inner)
+    i_w = ri
+    i_h = ro % h
+    rest = ro // h
     i_chan = rest % chan
     rest = rest // chan
     i_batch = rest
-    acc = tl.full((BLOCK,), float("-inf"), tl.float32)
+
+    acc = tl.full((BLOCK_R, BLOCK_I), float("-inf"), tl.float32)
     x_base = i_batch * relu_batch + i_chan * relu_chan
     for t_h in tl.static_range(3):
         p_h = i_h * 2 - 1 + t_h * 1
@@ -132,10 +140,13 @@ def maxpool_kernel(
 def maxpool(relu: torch.Tensor) -> torch.Tensor:
     sizes = (relu.shape[0], relu.shape[1], (relu.shape[2] - 1) // 2 + 1, (relu.shape[3] - 1) // 2 + 1)
     out = torch.empty(sizes, device=relu.device, dtype=relu.dtype)
-    numel = out.numel()
-    maxpool_kernel[(triton.cdiv(numel, WINDOW_BLOCK),)](
-        out, relu, *sizes, *_strides(relu, (0, 1, 2, 3)), *_strides(out, (0, 1, 2, 3)), numel, relu.shape[2],
-        relu.shape[3], BLOCK=WINDOW_BLOCK)
+    n_inner = sizes[3]
+    n_outer = out.numel() // max(n_inner, 1)
+    block_i = min(triton.next_power_of_2(max(n_inner, 1)), WINDOW_BLOCK)
+    block_r = WINDOW_BLOCK // block_i
+    maxpool_kernel[(triton.cdiv(n_outer, block_r), triton.cdiv(n_inner, block_i))](
+        out, relu, *sizes, *_strides(relu, (0, 1, 2, 3)), *_strides(out, (0, 1, 2, 3)), n_outer, n_inner,
+        relu.shape[2], relu.shape[3], BLOCK_R=block_r, BLOCK_I=block_i)
     return out
 
 
@@ -201,11 +212,14 @@ def layer1_0_bn2(
     bias: torch.Tensor) -> torch.Tensor:
     sizes = (conv.shape[0], conv.shape[1], conv.shape[2], conv.shape[3])
     out = torch.empty(sizes, device=conv.device, dtype=conv.dtype)
-    numel = out.numel()
-    bn1_kernel[(triton.cdiv(numel, POINTWISE_BLOCK),)](
+    n_inner = sizes[3]
+    n_outer = out.numel() // max(n_inner, 1)
+    block_i = min(triton.next_power_of_2(max(n_inner, 1)), POINTWISE_BLOCK)
+    block_r = POINTWISE_BLOCK // block_i
+    bn1_kernel[(triton.cdiv(n_outer, block_r), triton.cdiv(n_inner, block_i))](
         out, conv, running_mean, running_var, weight, bias, *sizes, *_strides(conv, (0, 1, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight, (0,)), *_strides(bias, (0,)),
-        *_strides(out, (0, 1, 2, 3)), numel, BLOCK=POINTWISE_BLOCK)
+        *_strides(out, (0, 1, 2, 3)), n_outer, n_inner, BLOCK_R=block_r, BLOCK_I=block_i)
     return out
 
 
@@ -384,11 +398,14 @@ def layer1_1_bn2(
     bias: torch.Tensor) -> torch.Tensor:
     sizes = (conv.shape[0], conv.shape[1], conv.shape[2], conv.shape[3])
     out = torch.empty(sizes, device=conv.device, dtype=conv.dtype)
-    numel = out.numel()
-    bn1_kernel[(triton.cdiv(numel, POINTWISE_BLOCK),)](
+    n_inner = sizes[3]
+    n_outer = out.numel() // max(n_inner, 1)
+    block_i = min(triton.next_power_of_2(max(n_inner, 1)), POINTWISE_BLOCK)
+    block_r = POINTWISE_BLOCK // block_i
+    bn1_kernel[(triton.cdiv(n_outer, block_r), triton.cdiv(n_inner, block_i))](
         out, conv, running_mean, running_var, weight, bias, *sizes, *_strides(conv, (0, 1, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight, (0,)), *_strides(bias, (0,)),
-        *_strides(out, (0, 1, 2, 3)), numel, BLOCK=POINTWISE_BLOCK)
+        *_strides(out, (0, 1, 2, 3)), n_outer, n_inner, BLOCK_R=block_r, BLOCK_I=block_i)
     return out
 
 
@@ -477,11 +494,14 @@ def layer1_2_bn2(
     bias: torch.Tensor) -> torch.Tensor:
     sizes = (conv.shape[0], conv.shape[1], conv.shape[2], conv.shape[3])
     out = torch.empty(sizes, device=conv.device, dtype=conv.dtype)
-    numel = out.numel()
-    bn1_kernel[(triton.cdiv(numel, POINTWISE_BLOCK),)](
+    n_inner = sizes[3]
+    n_outer = out.numel() // max(n_inner, 1)
+    block_i = min(triton.next_power_of_2(max(n_inner, 1)), POINTWISE_BLOCK)
+    block_r = POINTWISE_BLOCK // block_i
+    bn1_kernel[(triton.cdiv(n_outer, block_r), triton.cdiv(n_inner, block_i))](
         out, conv, running_mean, running_var, weight, bias, *sizes, *_strides(conv, (0, 1, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight, (0,)), *_strides(bias, (0,)),
-        *_strides(out, (0, 1, 2, 3)), numel, BLOCK=POINTWISE_BLOCK)
+        *_strides(out, (0, 1, 2, 3)), n_outer, n_inner, BLOCK_R=block_r, BLOCK_I=block_i)
     return out
 
 
@@ -533,28 +553,33 @@ def layer2_0_bn2(
     bias: torch.Tensor) -> torch.Tensor:
     sizes = (conv.shape[0], conv.shape[1], conv.shape[2], conv.shape[3])
     out = torch.empty(sizes, device=conv.device, dtype=conv.dtype)
-    numel = out.numel()
-    bn1_kernel[(triton.cdiv(numel, POINTWISE_BLOCK),)](
+    n_inner = sizes[3]
+    n_outer = out.numel() // max(n_inner, 1)
+    block_i = min(triton.next_power_of_2(max(n_inner, 1)), POINTWISE_BLOCK)
+    block_r = POINTWISE_BLOCK // block_i
+    bn1_kernel[(triton.cdiv(n_outer, block_r), triton.cdiv(n_inner, block_i))](
         out, conv, running_mean, running_var, weight, bias, *sizes, *_strides(conv, (0, 1, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight, (0,)), *_strides(bias, (0,)),
-        *_strides(out, (0, 1, 2, 3)), numel, BLOCK=POINTWISE_BLOCK)
+        *_strides(out, (0, 1, 2, 3)), n_outer, n_inner, BLOCK_R=block_r, BLOCK_I=block_i)
     return out
 
 
 @triton.jit
 def layer2_0_downsample_1_kernel(
     out, conv, running_mean, running_var, weight, bias, batch, chan, h, w, conv_batch, conv_chan, conv_h, conv_w,
-    running_mean_chan, running_var_chan, weight_chan, bias_chan, out_batch, out_chan, out_h, out_w, numel,
-    BLOCK: tl.constexpr):
+    running_mean_chan, running_var_chan, weight_chan, bias_chan, out_batch, out_chan, out_h, out_w, n_outer,
+    n_inner, BLOCK_R: tl.constexpr, BLOCK_I: tl.constexpr):
     # layer2.0.downsample.1: batchnorm
     # from <std.vision>:65
     # computes [batch=batch, chan=512, h=⌈⌈⌈H/2⌉/2⌉/2⌉, w=⌈⌈⌈W/2⌉/2⌉/2⌉]
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < numel
-    i_w = offs % w
-    rest = offs // w
-    i_h = rest % h
-    rest = rest // h
+    # a tile of BLOCK_R positions of the outer axes by BLOCK_I of the innermost one, whose loads and
+    # stores are then contiguous (vectorized) wherever its stride is 1
+    ro = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)[:, None]
+    ri = tl.program_id(1) * BLOCK_I + tl.arange(0, BLOCK_I)[None, :]
+    mask = (ro < n_outer) & (ri < n_inner)
+    i_w = ri
+    i_h = ro % h
+    rest = ro // h
     i_chan = rest % chan
     rest = rest // chan
     i_batch = rest
@@ -572,11 +597,14 @@ def layer2_0_downsample_1(
     bias: torch.Tensor) -> torch.Tensor:
     sizes = (conv.shape[0], conv.shape[1], conv.shape[2], conv.shape[3])
     out = torch.empty(sizes, device=conv.device, dtype=conv.dtype)
-    numel = out.numel()
-    layer2_0_downsample_1_kernel[(triton.cdiv(numel, POINTWISE_BLOCK),)](
+    n_inner = sizes[3]
+    n_outer = out.numel() // max(n_inner, 1)
+    block_i = min(triton.next_power_of_2(max(n_inner, 1)), POINTWISE_BLOCK)
+    block_r = POINTWISE_BLOCK // block_i
+    layer2_0_downsample_1_kernel[(triton.cdiv(n_outer, block_r), triton.cdiv(n_inner, block_i))](
         out, conv, running_mean, running_var, weight, bias, *sizes, *_strides(conv, (0, 1, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight, (0,)), *_strides(bias, (0,)),
-        *_strides(out, (0, 1, 2, 3)), numel, BLOCK=POINTWISE_BLOCK)
+        *_strides(out, (0, 1, 2, 3)), n_outer, n_inner, BLOCK_R=block_r, BLOCK_I=block_i)
     return out
 
 
@@ -628,11 +656,14 @@ def layer2_1_bn2(
     bias: torch.Tensor) -> torch.Tensor:
     sizes = (conv.shape[0], conv.shape[1], conv.shape[2], conv.shape[3])
     out = torch.empty(sizes, device=conv.device, dtype=conv.dtype)
-    numel = out.numel()
-    bn1_kernel[(triton.cdiv(numel, POINTWISE_BLOCK),)](
+    n_inner = sizes[3]
+    n_outer = out.numel() // max(n_inner, 1)
+    block_i = min(triton.next_power_of_2(max(n_inner, 1)), POINTWISE_BLOCK)
+    block_r = POINTWISE_BLOCK // block_i
+    bn1_kernel[(triton.cdiv(n_outer, block_r), triton.cdiv(n_inner, block_i))](
         out, conv, running_mean, running_var, weight, bias, *sizes, *_strides(conv, (0, 1, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight, (0,)), *_strides(bias, (0,)),
-        *_strides(out, (0, 1, 2, 3)), numel, BLOCK=POINTWISE_BLOCK)
+        *_strides(out, (0, 1, 2, 3)), n_outer, n_inner, BLOCK_R=block_r, BLOCK_I=block_i)
     return out
 
 
@@ -684,11 +715,14 @@ def layer2_2_bn2(
     bias: torch.Tensor) -> torch.Tensor:
     sizes = (conv.shape[0], conv.shape[1], conv.shape[2], conv.shape[3])
     out = torch.empty(sizes, device=conv.device, dtype=conv.dtype)
-    numel = out.numel()
-    bn1_kernel[(triton.cdiv(numel, POINTWISE_BLOCK),)](
+    n_inner = sizes[3]
+    n_outer = out.numel() // max(n_inner, 1)
+    block_i = min(triton.next_power_of_2(max(n_inner, 1)), POINTWISE_BLOCK)
+    block_r = POINTWISE_BLOCK // block_i
+    bn1_kernel[(triton.cdiv(n_outer, block_r), triton.cdiv(n_inner, block_i))](
         out, conv, running_mean, running_var, weight, bias, *sizes, *_strides(conv, (0, 1, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight, (0,)), *_strides(bias, (0,)),
-        *_strides(out, (0, 1, 2, 3)), numel, BLOCK=POINTWISE_BLOCK)
+        *_strides(out, (0, 1, 2, 3)), n_outer, n_inner, BLOCK_R=block_r, BLOCK_I=block_i)
     return out
 
 
@@ -740,11 +774,14 @@ def layer2_3_bn2(
     bias: torch.Tensor) -> torch.Tensor:
     sizes = (conv.shape[0], conv.shape[1], conv.shape[2], conv.shape[3])
     out = torch.empty(sizes, device=conv.device, dtype=conv.dtype)
-    numel = out.numel()
-    bn1_kernel[(triton.cdiv(numel, POINTWISE_BLOCK),)](
+    n_inner = sizes[3]
+    n_outer = out.numel() // max(n_inner, 1)
+    block_i = min(triton.next_power_of_2(max(n_inner, 1)), POINTWISE_BLOCK)
+    block_r = POINTWISE_BLOCK // block_i
+    bn1_kernel[(triton.cdiv(n_outer, block_r), triton.cdiv(n_inner, block_i))](
         out, conv, running_mean, running_var, weight, bias, *sizes, *_strides(conv, (0, 1, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight, (0,)), *_strides(bias, (0,)),
-        *_strides(out, (0, 1, 2, 3)), numel, BLOCK=POINTWISE_BLOCK)
+        *_strides(out, (0, 1, 2, 3)), n_outer, n_inner, BLOCK_R=block_r, BLOCK_I=block_i)
     return out
 
 
@@ -796,11 +833,14 @@ def layer3_0_bn2(
     bias: torch.Tensor) -> torch.Tensor:
     sizes = (conv.shape[0], conv.shape[1], conv.shape[2], conv.shape[3])
     out = torch.empty(sizes, device=conv.device, dtype=conv.dtype)
-    numel = out.numel()
-    bn1_kernel[(triton.cdiv(numel, POINTWISE_BLOCK),)](
+    n_inner = sizes[3]
+    n_outer = out.numel() // max(n_inner, 1)
+    block_i = min(triton.next_power_of_2(max(n_inner, 1)), POINTWISE_BLOCK)
+    block_r = POINTWISE_BLOCK // block_i
+    bn1_kernel[(triton.cdiv(n_outer, block_r), triton.cdiv(n_inner, block_i))](
         out, conv, running_mean, running_var, weight, bias, *sizes, *_strides(conv, (0, 1, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight, (0,)), *_strides(bias, (0,)),
-        *_strides(out, (0, 1, 2, 3)), numel, BLOCK=POINTWISE_BLOCK)
+        *_strides(out, (0, 1, 2, 3)), n_outer, n_inner, BLOCK_R=block_r, BLOCK_I=block_i)
     return out
 
 
@@ -810,11 +850,14 @@ def layer3_0_downsample_1(
     bias: torch.Tensor) -> torch.Tensor:
     sizes = (conv.shape[0], conv.shape[1], conv.shape[2], conv.shape[3])
     out = torch.empty(sizes, device=conv.device, dtype=conv.dtype)
-    numel = out.numel()
-    layer2_0_downsample_1_kernel[(triton.cdiv(numel, POINTWISE_BLOCK),)](
+    n_inner = sizes[3]
+    n_outer = out.numel() // max(n_inner, 1)
+    block_i = min(triton.next_power_of_2(max(n_inner, 1)), POINTWISE_BLOCK)
+    block_r = POINTWISE_BLOCK // block_i
+    layer2_0_downsample_1_kernel[(triton.cdiv(n_outer, block_r), triton.cdiv(n_inner, block_i))](
         out, conv, running_mean, running_var, weight, bias, *sizes, *_strides(conv, (0, 1, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight, (0,)), *_strides(bias, (0,)),
-        *_strides(out, (0, 1, 2, 3)), numel, BLOCK=POINTWISE_BLOCK)
+        *_strides(out, (0, 1, 2, 3)), n_outer, n_inner, BLOCK_R=block_r, BLOCK_I=block_i)
     return out
 
 
@@ -866,11 +909,14 @@ def layer3_1_bn2(
     bias: torch.Tensor) -> torch.Tensor:
     sizes = (conv.shape[0], conv.shape[1], conv.shape[2], conv.shape[3])
     out = torch.empty(sizes, device=conv.device, dtype=conv.dtype)
-    numel = out.numel()
-    bn1_kernel[(triton.cdiv(numel, POINTWISE_BLOCK),)](
+    n_inner = sizes[3]
+    n_outer = out.numel() // max(n_inner, 1)
+    block_i = min(triton.next_power_of_2(max(n_inner, 1)), POINTWISE_BLOCK)
+    block_r = POINTWISE_BLOCK // block_i
+    bn1_kernel[(triton.cdiv(n_outer, block_r), triton.cdiv(n_inner, block_i))](
         out, conv, running_mean, running_var, weight, bias, *sizes, *_strides(conv, (0, 1, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight, (0,)), *_strides(bias, (0,)),
-        *_strides(out, (0, 1, 2, 3)), numel, BLOCK=POINTWISE_BLOCK)
+        *_strides(out, (0, 1, 2, 3)), n_outer, n_inner, BLOCK_R=block_r, BLOCK_I=block_i)
     return out
 
 
@@ -922,11 +968,14 @@ def layer3_2_bn2(
     bias: torch.Tensor) -> torch.Tensor:
     sizes = (conv.shape[0], conv.shape[1], conv.shape[2], conv.shape[3])
     out = torch.empty(sizes, device=conv.device, dtype=conv.dtype)
-    numel = out.numel()
-    bn1_kernel[(triton.cdiv(numel, POINTWISE_BLOCK),)](
+    n_inner = sizes[3]
+    n_outer = out.numel() // max(n_inner, 1)
+    block_i = min(triton.next_power_of_2(max(n_inner, 1)), POINTWISE_BLOCK)
+    block_r = POINTWISE_BLOCK // block_i
+    bn1_kernel[(triton.cdiv(n_outer, block_r), triton.cdiv(n_inner, block_i))](
         out, conv, running_mean, running_var, weight, bias, *sizes, *_strides(conv, (0, 1, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight, (0,)), *_strides(bias, (0,)),
-        *_strides(out, (0, 1, 2, 3)), numel, BLOCK=POINTWISE_BLOCK)
+        *_strides(out, (0, 1, 2, 3)), n_outer, n_inner, BLOCK_R=block_r, BLOCK_I=block_i)
     return out
 
 
@@ -978,11 +1027,14 @@ def layer3_3_bn2(
     bias: torch.Tensor) -> torch.Tensor:
     sizes = (conv.shape[0], conv.shape[1], conv.shape[2], conv.shape[3])
     out = torch.empty(sizes, device=conv.device, dtype=conv.dtype)
-    numel = out.numel()
-    bn1_kernel[(triton.cdiv(numel, POINTWISE_BLOCK),)](
+    n_inner = sizes[3]
+    n_outer = out.numel() // max(n_inner, 1)
+    block_i = min(triton.next_power_of_2(max(n_inner, 1)), POINTWISE_BLOCK)
+    block_r = POINTWISE_BLOCK // block_i
+    bn1_kernel[(triton.cdiv(n_outer, block_r), triton.cdiv(n_inner, block_i))](
         out, conv, running_mean, running_var, weight, bias, *sizes, *_strides(conv, (0, 1, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight, (0,)), *_strides(bias, (0,)),
-        *_strides(out, (0, 1, 2, 3)), numel, BLOCK=POINTWISE_BLOCK)
+        *_strides(out, (0, 1, 2, 3)), n_outer, n_inner, BLOCK_R=block_r, BLOCK_I=block_i)
     return out
 
 
@@ -1034,11 +1086,14 @@ def layer3_4_bn2(
     bias: torch.Tensor) -> torch.Tensor:
     sizes = (conv.shape[0], conv.shape[1], conv.shape[2], conv.shape[3])
     out = torch.empty(sizes, device=conv.device, dtype=conv.dtype)
-    numel = out.numel()
-    bn1_kernel[(triton.cdiv(numel, POINTWISE_BLOCK),)](
+    n_inner = sizes[3]
+    n_outer = out.numel() // max(n_inner, 1)
+    block_i = min(triton.next_power_of_2(max(n_inner, 1)), POINTWISE_BLOCK)
+    block_r = POINTWISE_BLOCK // block_i
+    bn1_kernel[(triton.cdiv(n_outer, block_r), triton.cdiv(n_inner, block_i))](
         out, conv, running_mean, running_var, weight, bias, *sizes, *_strides(conv, (0, 1, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight, (0,)), *_strides(bias, (0,)),
-        *_strides(out, (0, 1, 2, 3)), numel, BLOCK=POINTWISE_BLOCK)
+        *_strides(out, (0, 1, 2, 3)), n_outer, n_inner, BLOCK_R=block_r, BLOCK_I=block_i)
     return out
 
 
@@ -1090,11 +1145,14 @@ def layer3_5_bn2(
     bias: torch.Tensor) -> torch.Tensor:
     sizes = (conv.shape[0], conv.shape[1], conv.shape[2], conv.shape[3])
     out = torch.empty(sizes, device=conv.device, dtype=conv.dtype)
-    numel = out.numel()
-    bn1_kernel[(triton.cdiv(numel, POINTWISE_BLOCK),)](
+    n_inner = sizes[3]
+    n_outer = out.numel() // max(n_inner, 1)
+    block_i = min(triton.next_power_of_2(max(n_inner, 1)), POINTWISE_BLOCK)
+    block_r = POINTWISE_BLOCK // block_i
+    bn1_kernel[(triton.cdiv(n_outer, block_r), triton.cdiv(n_inner, block_i))](
         out, conv, running_mean, running_var, weight, bias, *sizes, *_strides(conv, (0, 1, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight, (0,)), *_strides(bias, (0,)),
-        *_strides(out, (0, 1, 2, 3)), numel, BLOCK=POINTWISE_BLOCK)
+        *_strides(out, (0, 1, 2, 3)), n_outer, n_inner, BLOCK_R=block_r, BLOCK_I=block_i)
     return out
 
 
@@ -1146,11 +1204,14 @@ def layer4_0_bn2(
     bias: torch.Tensor) -> torch.Tensor:
     sizes = (conv.shape[0], conv.shape[1], conv.shape[2], conv.shape[3])
     out = torch.empty(sizes, device=conv.device, dtype=conv.dtype)
-    numel = out.numel()
-    bn1_kernel[(triton.cdiv(numel, POINTWISE_BLOCK),)](
+    n_inner = sizes[3]
+    n_outer = out.numel() // max(n_inner, 1)
+    block_i = min(triton.next_power_of_2(max(n_inner, 1)), POINTWISE_BLOCK)
+    block_r = POINTWISE_BLOCK // block_i
+    bn1_kernel[(triton.cdiv(n_outer, block_r), triton.cdiv(n_inner, block_i))](
         out, conv, running_mean, running_var, weight, bias, *sizes, *_strides(conv, (0, 1, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight, (0,)), *_strides(bias, (0,)),
-        *_strides(out, (0, 1, 2, 3)), numel, BLOCK=POINTWISE_BLOCK)
+        *_strides(out, (0, 1, 2, 3)), n_outer, n_inner, BLOCK_R=block_r, BLOCK_I=block_i)
     return out
 
 
@@ -1160,11 +1221,14 @@ def layer4_0_downsample_1(
     bias: torch.Tensor) -> torch.Tensor:
     sizes = (conv.shape[0], conv.shape[1], conv.shape[2], conv.shape[3])
     out = torch.empty(sizes, device=conv.device, dtype=conv.dtype)
-    numel = out.numel()
-    layer2_0_downsample_1_kernel[(triton.cdiv(numel, POINTWISE_BLOCK),)](
+    n_inner = sizes[3]
+    n_outer = out.numel() // max(n_inner, 1)
+    block_i = min(triton.next_power_of_2(max(n_inner, 1)), POINTWISE_BLOCK)
+    block_r = POINTWISE_BLOCK // block_i
+    layer2_0_downsample_1_kernel[(triton.cdiv(n_outer, block_r), triton.cdiv(n_inner, block_i))](
         out, conv, running_mean, running_var, weight, bias, *sizes, *_strides(conv, (0, 1, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight, (0,)), *_strides(bias, (0,)),
-        *_strides(out, (0, 1, 2, 3)), numel, BLOCK=POINTWISE_BLOCK)
+        *_strides(out, (0, 1, 2, 3)), n_outer, n_inner, BLOCK_R=block_r, BLOCK_I=block_i)
     return out
 
 
@@ -1216,11 +1280,14 @@ def layer4_1_bn2(
     bias: torch.Tensor) -> torch.Tensor:
     sizes = (conv.shape[0], conv.shape[1], conv.shape[2], conv.shape[3])
     out = torch.empty(sizes, device=conv.device, dtype=conv.dtype)
-    numel = out.numel()
-    bn1_kernel[(triton.cdiv(numel, POINTWISE_BLOCK),)](
+    n_inner = sizes[3]
+    n_outer = out.numel() // max(n_inner, 1)
+    block_i = min(triton.next_power_of_2(max(n_inner, 1)), POINTWISE_BLOCK)
+    block_r = POINTWISE_BLOCK // block_i
+    bn1_kernel[(triton.cdiv(n_outer, block_r), triton.cdiv(n_inner, block_i))](
         out, conv, running_mean, running_var, weight, bias, *sizes, *_strides(conv, (0, 1, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight, (0,)), *_strides(bias, (0,)),
-        *_strides(out, (0, 1, 2, 3)), numel, BLOCK=POINTWISE_BLOCK)
+        *_strides(out, (0, 1, 2, 3)), n_outer, n_inner, BLOCK_R=block_r, BLOCK_I=block_i)
     return out
 
 
@@ -1272,11 +1339,14 @@ def layer4_2_bn2(
     bias: torch.Tensor) -> torch.Tensor:
     sizes = (conv.shape[0], conv.shape[1], conv.shape[2], conv.shape[3])
     out = torch.empty(sizes, device=conv.device, dtype=conv.dtype)
-    numel = out.numel()
-    bn1_kernel[(triton.cdiv(numel, POINTWISE_BLOCK),)](
+    n_inner = sizes[3]
+    n_outer = out.numel() // max(n_inner, 1)
+    block_i = min(triton.next_power_of_2(max(n_inner, 1)), POINTWISE_BLOCK)
+    block_r = POINTWISE_BLOCK // block_i
+    bn1_kernel[(triton.cdiv(n_outer, block_r), triton.cdiv(n_inner, block_i))](
         out, conv, running_mean, running_var, weight, bias, *sizes, *_strides(conv, (0, 1, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight, (0,)), *_strides(bias, (0,)),
-        *_strides(out, (0, 1, 2, 3)), numel, BLOCK=POINTWISE_BLOCK)
+        *_strides(out, (0, 1, 2, 3)), n_outer, n_inner, BLOCK_R=block_r, BLOCK_I=block_i)
     return out
 
 

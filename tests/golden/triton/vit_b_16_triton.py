@@ -137,16 +137,19 @@ def _mha_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch
 @triton.jit
 def add_7_kernel(
     out, tokens, pos_embedding, batch, tok, chan, tokens_batch, tokens_tok, tokens_chan, pos_embedding_batch,
-    pos_embedding_tok, pos_embedding_chan, out_batch, out_tok, out_chan, numel, BLOCK: tl.constexpr):
+    pos_embedding_tok, pos_embedding_chan, out_batch, out_tok, out_chan, n_outer, n_inner, BLOCK_R: tl.constexpr,
+    BLOCK_I: tl.constexpr):
     # add_7: add -> dropout
     # from vit_b_16.arch:17
     # computes [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < numel
-    i_chan = offs % chan
-    rest = offs // chan
-    i_tok = rest % tok
-    rest = rest // tok
+    # a tile of BLOCK_R positions of the outer axes by BLOCK_I of the innermost one, whose loads and
+    # stores are then contiguous (vectorized) wherever its stride is 1
+    ro = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)[:, None]
+    ri = tl.program_id(1) * BLOCK_I + tl.arange(0, BLOCK_I)[None, :]
+    mask = (ro < n_outer) & (ri < n_inner)
+    i_chan = ri
+    i_tok = ro % tok
+    rest = ro // tok
     i_batch = rest
     tokens_v = tl.load(tokens + i_batch * tokens_batch + i_tok * tokens_tok + i_chan * tokens_chan, mask=mask, other=0.0).to(tl.float32)
     pos_embedding_v = tl.load(pos_embedding + i_batch * pos_embedding_batch + i_tok * pos_embedding_tok + i_chan * pos_embedding_chan, mask=mask, other=0.0).to(tl.float32)
@@ -157,10 +160,13 @@ def add_7_kernel(
 def add_7(tokens: torch.Tensor, pos_embedding: torch.Tensor) -> torch.Tensor:
     sizes = (tokens.shape[0], tokens.shape[1], tokens.shape[2])
     out = torch.empty(sizes, device=tokens.device, dtype=tokens.dtype)
-    numel = out.numel()
-    add_7_kernel[(triton.cdiv(numel, POINTWISE_BLOCK),)](
+    n_inner = sizes[2]
+    n_outer = out.numel() // max(n_inner, 1)
+    block_i = min(triton.next_power_of_2(max(n_inner, 1)), POINTWISE_BLOCK)
+    block_r = POINTWISE_BLOCK // block_i
+    add_7_kernel[(triton.cdiv(n_outer, block_r), triton.cdiv(n_inner, block_i))](
         out, tokens, pos_embedding, *sizes, *_strides(tokens, (0, 1, 2)), *_strides(pos_embedding, (0, 1, 2)),
-        *_strides(out, (0, 1, 2)), numel, BLOCK=POINTWISE_BLOCK)
+        *_strides(out, (0, 1, 2)), n_outer, n_inner, BLOCK_R=block_r, BLOCK_I=block_i)
     return out
 
 
