@@ -133,20 +133,18 @@ def features_0_1(conv: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -
 @triton.jit
 def features_1_0_block_0_kernel(
     out, layernorm, weight, bias, weight_2, bias_2, batch, chan, h, w, layernorm_batch, layernorm_chan, layernorm_h,
-    layernorm_w, weight_2_chan, bias_2_chan, out_batch, out_chan, out_h, out_w, n_inner, n_cols, in_h, in_w,
+    layernorm_w, weight_2_chan, bias_2_chan, out_batch, out_chan, out_h, out_w, n_rows, n_cols, in_h, in_w,
     weight_c, weight_h, weight_w, bias_c, eps, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
     # features.1.0.block.0: conv -> rearrange -> layernorm
     # from convnext_tiny.arch:16, 17, 18
     # computes [batch=batch, h=⌊H/4⌋, w=⌊W/4⌋, chan=96]
-    # a block of positions (rows) by every channel (columns): the depthwise window, then the norm over channels;
-    # the rows are BLOCK_M positions along the innermost row axis (loads along it are contiguous where its
-    # stride is 1) at one position of the other row axes
-    ri = tl.program_id(1) * BLOCK_M + tl.arange(0, BLOCK_M)
+    # a block of positions (rows) by every channel (columns): the depthwise window, then the norm over channels
+    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
     cols = tl.arange(0, BLOCK_N)
-    rmask = ri < n_inner
+    rmask = rows < n_rows
     mask = rmask[:, None] & (cols < n_cols)[None, :]
-    i_w = ri
-    rest = tl.program_id(0) + tl.zeros((BLOCK_M,), dtype=tl.int32)
+    i_w = rows % w
+    rest = rows // w
     i_h = rest % h
     rest = rest // h
     i_batch = rest
@@ -176,14 +174,12 @@ def features_1_0_block_0(
     sizes = (layernorm.shape[0], weight.shape[0], layernorm.shape[2], layernorm.shape[3])
     out = torch.empty((sizes[0], sizes[2], sizes[3], sizes[1]), device=layernorm.device, dtype=layernorm.dtype)
     n_cols = sizes[1]
-    n_inner = sizes[3]
     n_rows = math.prod(sizes[j] for j in (0, 2, 3))
     block_n = triton.next_power_of_2(n_cols)
-    block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n,
-                         triton.next_power_of_2(max(n_inner, 1))))
-    features_1_0_block_0_kernel[(n_rows // max(n_inner, 1), triton.cdiv(n_inner, block_m))](
+    block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n))
+    features_1_0_block_0_kernel[(triton.cdiv(n_rows, block_m),)](
         out, layernorm, weight, bias, weight_2, bias_2, *sizes, *_strides(layernorm, (0, 1, 2, 3)),
-        *_strides(weight_2, (0,)), *_strides(bias_2, (0,)), *_strides(out, (0, 3, 1, 2)), n_inner, n_cols,
+        *_strides(weight_2, (0,)), *_strides(bias_2, (0,)), *_strides(out, (0, 3, 1, 2)), n_rows, n_cols,
         layernorm.shape[2], layernorm.shape[3], weight.stride(0), weight.stride(2), weight.stride(3),
         bias.stride(0), 1e-06, BLOCK_M=block_m, BLOCK_N=block_n)
     return out
@@ -290,20 +286,18 @@ def features_1_0_block_5(
 @triton.jit
 def features_1_1_block_0_kernel(
     out, add, weight, bias, weight_2, bias_2, batch, chan, h, w, add_batch, add_chan, add_h, add_w, weight_2_chan,
-    bias_2_chan, out_batch, out_chan, out_h, out_w, n_inner, n_cols, in_h, in_w, weight_c, weight_h, weight_w,
+    bias_2_chan, out_batch, out_chan, out_h, out_w, n_rows, n_cols, in_h, in_w, weight_c, weight_h, weight_w,
     bias_c, eps, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
     # features.1.1.block.0: conv -> rearrange -> layernorm
     # from convnext_tiny.arch:16, 17, 18
     # computes [batch=batch, h=⌊H/4⌋, w=⌊W/4⌋, chan=96]
-    # a block of positions (rows) by every channel (columns): the depthwise window, then the norm over channels;
-    # the rows are BLOCK_M positions along the innermost row axis (loads along it are contiguous where its
-    # stride is 1) at one position of the other row axes
-    ri = tl.program_id(1) * BLOCK_M + tl.arange(0, BLOCK_M)
+    # a block of positions (rows) by every channel (columns): the depthwise window, then the norm over channels
+    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
     cols = tl.arange(0, BLOCK_N)
-    rmask = ri < n_inner
+    rmask = rows < n_rows
     mask = rmask[:, None] & (cols < n_cols)[None, :]
-    i_w = ri
-    rest = tl.program_id(0) + tl.zeros((BLOCK_M,), dtype=tl.int32)
+    i_w = rows % w
+    rest = rows // w
     i_h = rest % h
     rest = rest // h
     i_batch = rest
@@ -333,14 +327,12 @@ def features_1_1_block_0(
     sizes = (add.shape[0], weight.shape[0], add.shape[2], add.shape[3])
     out = torch.empty((sizes[0], sizes[2], sizes[3], sizes[1]), device=add.device, dtype=add.dtype)
     n_cols = sizes[1]
-    n_inner = sizes[3]
     n_rows = math.prod(sizes[j] for j in (0, 2, 3))
     block_n = triton.next_power_of_2(n_cols)
-    block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n,
-                         triton.next_power_of_2(max(n_inner, 1))))
-    features_1_1_block_0_kernel[(n_rows // max(n_inner, 1), triton.cdiv(n_inner, block_m))](
+    block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n))
+    features_1_1_block_0_kernel[(triton.cdiv(n_rows, block_m),)](
         out, add, weight, bias, weight_2, bias_2, *sizes, *_strides(add, (0, 1, 2, 3)), *_strides(weight_2, (0,)),
-        *_strides(bias_2, (0,)), *_strides(out, (0, 3, 1, 2)), n_inner, n_cols, add.shape[2], add.shape[3],
+        *_strides(bias_2, (0,)), *_strides(out, (0, 3, 1, 2)), n_rows, n_cols, add.shape[2], add.shape[3],
         weight.stride(0), weight.stride(2), weight.stride(3), bias.stride(0), 1e-06, BLOCK_M=block_m,
         BLOCK_N=block_n)
     return out
@@ -421,14 +413,12 @@ def features_1_2_block_0(
     sizes = (add.shape[0], weight.shape[0], add.shape[2], add.shape[3])
     out = torch.empty((sizes[0], sizes[2], sizes[3], sizes[1]), device=add.device, dtype=add.dtype)
     n_cols = sizes[1]
-    n_inner = sizes[3]
     n_rows = math.prod(sizes[j] for j in (0, 2, 3))
     block_n = triton.next_power_of_2(n_cols)
-    block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n,
-                         triton.next_power_of_2(max(n_inner, 1))))
-    features_1_1_block_0_kernel[(n_rows // max(n_inner, 1), triton.cdiv(n_inner, block_m))](
+    block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n))
+    features_1_1_block_0_kernel[(triton.cdiv(n_rows, block_m),)](
         out, add, weight, bias, weight_2, bias_2, *sizes, *_strides(add, (0, 1, 2, 3)), *_strides(weight_2, (0,)),
-        *_strides(bias_2, (0,)), *_strides(out, (0, 3, 1, 2)), n_inner, n_cols, add.shape[2], add.shape[3],
+        *_strides(bias_2, (0,)), *_strides(out, (0, 3, 1, 2)), n_rows, n_cols, add.shape[2], add.shape[3],
         weight.stride(0), weight.stride(2), weight.stride(3), bias.stride(0), 1e-06, BLOCK_M=block_m,
         BLOCK_N=block_n)
     return out
@@ -512,20 +502,18 @@ def features_2_0(add: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) ->
 @triton.jit
 def features_3_0_block_0_kernel(
     out, conv, weight, bias, weight_2, bias_2, batch, chan, h, w, conv_batch, conv_chan, conv_h, conv_w,
-    weight_2_chan, bias_2_chan, out_batch, out_chan, out_h, out_w, n_inner, n_cols, in_h, in_w, weight_c, weight_h,
+    weight_2_chan, bias_2_chan, out_batch, out_chan, out_h, out_w, n_rows, n_cols, in_h, in_w, weight_c, weight_h,
     weight_w, bias_c, eps, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
     # features.3.0.block.0: conv -> rearrange -> layernorm
     # from convnext_tiny.arch:16, 17, 18
     # computes [batch=batch, h=⌊⌊H/4⌋/2⌋, w=⌊⌊W/4⌋/2⌋, chan=192]
-    # a block of positions (rows) by every channel (columns): the depthwise window, then the norm over channels;
-    # the rows are BLOCK_M positions along the innermost row axis (loads along it are contiguous where its
-    # stride is 1) at one position of the other row axes
-    ri = tl.program_id(1) * BLOCK_M + tl.arange(0, BLOCK_M)
+    # a block of positions (rows) by every channel (columns): the depthwise window, then the norm over channels
+    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
     cols = tl.arange(0, BLOCK_N)
-    rmask = ri < n_inner
+    rmask = rows < n_rows
     mask = rmask[:, None] & (cols < n_cols)[None, :]
-    i_w = ri
-    rest = tl.program_id(0) + tl.zeros((BLOCK_M,), dtype=tl.int32)
+    i_w = rows % w
+    rest = rows // w
     i_h = rest % h
     rest = rest // h
     i_batch = rest
@@ -555,14 +543,12 @@ def features_3_0_block_0(
     sizes = (conv.shape[0], weight.shape[0], conv.shape[2], conv.shape[3])
     out = torch.empty((sizes[0], sizes[2], sizes[3], sizes[1]), device=conv.device, dtype=conv.dtype)
     n_cols = sizes[1]
-    n_inner = sizes[3]
     n_rows = math.prod(sizes[j] for j in (0, 2, 3))
     block_n = triton.next_power_of_2(n_cols)
-    block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n,
-                         triton.next_power_of_2(max(n_inner, 1))))
-    features_3_0_block_0_kernel[(n_rows // max(n_inner, 1), triton.cdiv(n_inner, block_m))](
+    block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n))
+    features_3_0_block_0_kernel[(triton.cdiv(n_rows, block_m),)](
         out, conv, weight, bias, weight_2, bias_2, *sizes, *_strides(conv, (0, 1, 2, 3)), *_strides(weight_2, (0,)),
-        *_strides(bias_2, (0,)), *_strides(out, (0, 3, 1, 2)), n_inner, n_cols, conv.shape[2], conv.shape[3],
+        *_strides(bias_2, (0,)), *_strides(out, (0, 3, 1, 2)), n_rows, n_cols, conv.shape[2], conv.shape[3],
         weight.stride(0), weight.stride(2), weight.stride(3), bias.stride(0), 1e-06, BLOCK_M=block_m,
         BLOCK_N=block_n)
     return out
@@ -643,14 +629,12 @@ def features_3_1_block_0(
     sizes = (add.shape[0], weight.shape[0], add.shape[2], add.shape[3])
     out = torch.empty((sizes[0], sizes[2], sizes[3], sizes[1]), device=add.device, dtype=add.dtype)
     n_cols = sizes[1]
-    n_inner = sizes[3]
     n_rows = math.prod(sizes[j] for j in (0, 2, 3))
     block_n = triton.next_power_of_2(n_cols)
-    block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n,
-                         triton.next_power_of_2(max(n_inner, 1))))
-    features_1_1_block_0_kernel[(n_rows // max(n_inner, 1), triton.cdiv(n_inner, block_m))](
+    block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n))
+    features_1_1_block_0_kernel[(triton.cdiv(n_rows, block_m),)](
         out, add, weight, bias, weight_2, bias_2, *sizes, *_strides(add, (0, 1, 2, 3)), *_strides(weight_2, (0,)),
-        *_strides(bias_2, (0,)), *_strides(out, (0, 3, 1, 2)), n_inner, n_cols, add.shape[2], add.shape[3],
+        *_strides(bias_2, (0,)), *_strides(out, (0, 3, 1, 2)), n_rows, n_cols, add.shape[2], add.shape[3],
         weight.stride(0), weight.stride(2), weight.stride(3), bias.stride(0), 1e-06, BLOCK_M=block_m,
         BLOCK_N=block_n)
     return out
@@ -698,14 +682,12 @@ def features_3_2_block_0(
     sizes = (add.shape[0], weight.shape[0], add.shape[2], add.shape[3])
     out = torch.empty((sizes[0], sizes[2], sizes[3], sizes[1]), device=add.device, dtype=add.dtype)
     n_cols = sizes[1]
-    n_inner = sizes[3]
     n_rows = math.prod(sizes[j] for j in (0, 2, 3))
     block_n = triton.next_power_of_2(n_cols)
-    block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n,
-                         triton.next_power_of_2(max(n_inner, 1))))
-    features_1_1_block_0_kernel[(n_rows // max(n_inner, 1), triton.cdiv(n_inner, block_m))](
+    block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n))
+    features_1_1_block_0_kernel[(triton.cdiv(n_rows, block_m),)](
         out, add, weight, bias, weight_2, bias_2, *sizes, *_strides(add, (0, 1, 2, 3)), *_strides(weight_2, (0,)),
-        *_strides(bias_2, (0,)), *_strides(out, (0, 3, 1, 2)), n_inner, n_cols, add.shape[2], add.shape[3],
+        *_strides(bias_2, (0,)), *_strides(out, (0, 3, 1, 2)), n_rows, n_cols, add.shape[2], add.shape[3],
         weight.stride(0), weight.stride(2), weight.stride(3), bias.stride(0), 1e-06, BLOCK_M=block_m,
         BLOCK_N=block_n)
     return out
@@ -767,14 +749,12 @@ def features_5_0_block_0(
     sizes = (conv.shape[0], weight.shape[0], conv.shape[2], conv.shape[3])
     out = torch.empty((sizes[0], sizes[2], sizes[3], sizes[1]), device=conv.device, dtype=conv.dtype)
     n_cols = sizes[1]
-    n_inner = sizes[3]
     n_rows = math.prod(sizes[j] for j in (0, 2, 3))
     block_n = triton.next_power_of_2(n_cols)
-    block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n,
-                         triton.next_power_of_2(max(n_inner, 1))))
-    features_3_0_block_0_kernel[(n_rows // max(n_inner, 1), triton.cdiv(n_inner, block_m))](
+    block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n))
+    features_3_0_block_0_kernel[(triton.cdiv(n_rows, block_m),)](
         out, conv, weight, bias, weight_2, bias_2, *sizes, *_strides(conv, (0, 1, 2, 3)), *_strides(weight_2, (0,)),
-        *_strides(bias_2, (0,)), *_strides(out, (0, 3, 1, 2)), n_inner, n_cols, conv.shape[2], conv.shape[3],
+        *_strides(bias_2, (0,)), *_strides(out, (0, 3, 1, 2)), n_rows, n_cols, conv.shape[2], conv.shape[3],
         weight.stride(0), weight.stride(2), weight.stride(3), bias.stride(0), 1e-06, BLOCK_M=block_m,
         BLOCK_N=block_n)
     return out
@@ -822,14 +802,12 @@ def features_5_1_block_0(
     sizes = (add.shape[0], weight.shape[0], add.shape[2], add.shape[3])
     out = torch.empty((sizes[0], sizes[2], sizes[3], sizes[1]), device=add.device, dtype=add.dtype)
     n_cols = sizes[1]
-    n_inner = sizes[3]
     n_rows = math.prod(sizes[j] for j in (0, 2, 3))
     block_n = triton.next_power_of_2(n_cols)
-    block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n,
-                         triton.next_power_of_2(max(n_inner, 1))))
-    features_1_1_block_0_kernel[(n_rows // max(n_inner, 1), triton.cdiv(n_inner, block_m))](
+    block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n))
+    features_1_1_block_0_kernel[(triton.cdiv(n_rows, block_m),)](
         out, add, weight, bias, weight_2, bias_2, *sizes, *_strides(add, (0, 1, 2, 3)), *_strides(weight_2, (0,)),
-        *_strides(bias_2, (0,)), *_strides(out, (0, 3, 1, 2)), n_inner, n_cols, add.shape[2], add.shape[3],
+        *_strides(bias_2, (0,)), *_strides(out, (0, 3, 1, 2)), n_rows, n_cols, add.shape[2], add.shape[3],
         weight.stride(0), weight.stride(2), weight.stride(3), bias.stride(0), 1e-06, BLOCK_M=block_m,
         BLOCK_N=block_n)
     return out
@@ -877,14 +855,12 @@ def features_5_2_block_0(
     sizes = (add.shape[0], weight.shape[0], add.shape[2], add.shape[3])
     out = torch.empty((sizes[0], sizes[2], sizes[3], sizes[1]), device=add.device, dtype=add.dtype)
     n_cols = sizes[1]
-    n_inner = sizes[3]
     n_rows = math.prod(sizes[j] for j in (0, 2, 3))
     block_n = triton.next_power_of_2(n_cols)
-    block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n,
-                         triton.next_power_of_2(max(n_inner, 1))))
-    features_1_1_block_0_kernel[(n_rows // max(n_inner, 1), triton.cdiv(n_inner, block_m))](
+    block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n))
+    features_1_1_block_0_kernel[(triton.cdiv(n_rows, block_m),)](
         out, add, weight, bias, weight_2, bias_2, *sizes, *_strides(add, (0, 1, 2, 3)), *_strides(weight_2, (0,)),
-        *_strides(bias_2, (0,)), *_strides(out, (0, 3, 1, 2)), n_inner, n_cols, add.shape[2], add.shape[3],
+        *_strides(bias_2, (0,)), *_strides(out, (0, 3, 1, 2)), n_rows, n_cols, add.shape[2], add.shape[3],
         weight.stride(0), weight.stride(2), weight.stride(3), bias.stride(0), 1e-06, BLOCK_M=block_m,
         BLOCK_N=block_n)
     return out
@@ -932,14 +908,12 @@ def features_5_3_block_0(
     sizes = (add.shape[0], weight.shape[0], add.shape[2], add.shape[3])
     out = torch.empty((sizes[0], sizes[2], sizes[3], sizes[1]), device=add.device, dtype=add.dtype)
     n_cols = sizes[1]
-    n_inner = sizes[3]
     n_rows = math.prod(sizes[j] for j in (0, 2, 3))
     block_n = triton.next_power_of_2(n_cols)
-    block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n,
-                         triton.next_power_of_2(max(n_inner, 1))))
-    features_1_1_block_0_kernel[(n_rows // max(n_inner, 1), triton.cdiv(n_inner, block_m))](
+    block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n))
+    features_1_1_block_0_kernel[(triton.cdiv(n_rows, block_m),)](
         out, add, weight, bias, weight_2, bias_2, *sizes, *_strides(add, (0, 1, 2, 3)), *_strides(weight_2, (0,)),
-        *_strides(bias_2, (0,)), *_strides(out, (0, 3, 1, 2)), n_inner, n_cols, add.shape[2], add.shape[3],
+        *_strides(bias_2, (0,)), *_strides(out, (0, 3, 1, 2)), n_rows, n_cols, add.shape[2], add.shape[3],
         weight.stride(0), weight.stride(2), weight.stride(3), bias.stride(0), 1e-06, BLOCK_M=block_m,
         BLOCK_N=block_n)
     return out
@@ -987,14 +961,12 @@ def features_5_4_block_0(
     sizes = (add.shape[0], weight.shape[0], add.shape[2], add.shape[3])
     out = torch.empty((sizes[0], sizes[2], sizes[3], sizes[1]), device=add.device, dtype=add.dtype)
     n_cols = sizes[1]
-    n_inner = sizes[3]
     n_rows = math.prod(sizes[j] for j in (0, 2, 3))
     block_n = triton.next_power_of_2(n_cols)
-    block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n,
-                         triton.next_power_of_2(max(n_inner, 1))))
-    features_1_1_block_0_kernel[(n_rows // max(n_inner, 1), triton.cdiv(n_inner, block_m))](
+    block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n))
+    features_1_1_block_0_kernel[(triton.cdiv(n_rows, block_m),)](
         out, add, weight, bias, weight_2, bias_2, *sizes, *_strides(add, (0, 1, 2, 3)), *_strides(weight_2, (0,)),
-        *_strides(bias_2, (0,)), *_strides(out, (0, 3, 1, 2)), n_inner, n_cols, add.shape[2], add.shape[3],
+        *_strides(bias_2, (0,)), *_strides(out, (0, 3, 1, 2)), n_rows, n_cols, add.shape[2], add.shape[3],
         weight.stride(0), weight.stride(2), weight.stride(3), bias.stride(0), 1e-06, BLOCK_M=block_m,
         BLOCK_N=block_n)
     return out
@@ -1042,14 +1014,12 @@ def features_5_5_block_0(
     sizes = (add.shape[0], weight.shape[0], add.shape[2], add.shape[3])
     out = torch.empty((sizes[0], sizes[2], sizes[3], sizes[1]), device=add.device, dtype=add.dtype)
     n_cols = sizes[1]
-    n_inner = sizes[3]
     n_rows = math.prod(sizes[j] for j in (0, 2, 3))
     block_n = triton.next_power_of_2(n_cols)
-    block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n,
-                         triton.next_power_of_2(max(n_inner, 1))))
-    features_1_1_block_0_kernel[(n_rows // max(n_inner, 1), triton.cdiv(n_inner, block_m))](
+    block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n))
+    features_1_1_block_0_kernel[(triton.cdiv(n_rows, block_m),)](
         out, add, weight, bias, weight_2, bias_2, *sizes, *_strides(add, (0, 1, 2, 3)), *_strides(weight_2, (0,)),
-        *_strides(bias_2, (0,)), *_strides(out, (0, 3, 1, 2)), n_inner, n_cols, add.shape[2], add.shape[3],
+        *_strides(bias_2, (0,)), *_strides(out, (0, 3, 1, 2)), n_rows, n_cols, add.shape[2], add.shape[3],
         weight.stride(0), weight.stride(2), weight.stride(3), bias.stride(0), 1e-06, BLOCK_M=block_m,
         BLOCK_N=block_n)
     return out
@@ -1097,14 +1067,12 @@ def features_5_6_block_0(
     sizes = (add.shape[0], weight.shape[0], add.shape[2], add.shape[3])
     out = torch.empty((sizes[0], sizes[2], sizes[3], sizes[1]), device=add.device, dtype=add.dtype)
     n_cols = sizes[1]
-    n_inner = sizes[3]
     n_rows = math.prod(sizes[j] for j in (0, 2, 3))
     block_n = triton.next_power_of_2(n_cols)
-    block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n,
-                         triton.next_power_of_2(max(n_inner, 1))))
-    features_1_1_block_0_kernel[(n_rows // max(n_inner, 1), triton.cdiv(n_inner, block_m))](
+    block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n))
+    features_1_1_block_0_kernel[(triton.cdiv(n_rows, block_m),)](
         out, add, weight, bias, weight_2, bias_2, *sizes, *_strides(add, (0, 1, 2, 3)), *_strides(weight_2, (0,)),
-        *_strides(bias_2, (0,)), *_strides(out, (0, 3, 1, 2)), n_inner, n_cols, add.shape[2], add.shape[3],
+        *_strides(bias_2, (0,)), *_strides(out, (0, 3, 1, 2)), n_rows, n_cols, add.shape[2], add.shape[3],
         weight.stride(0), weight.stride(2), weight.stride(3), bias.stride(0), 1e-06, BLOCK_M=block_m,
         BLOCK_N=block_n)
     return out
@@ -1152,14 +1120,12 @@ def features_5_7_block_0(
     sizes = (add.shape[0], weight.shape[0], add.shape[2], add.shape[3])
     out = torch.empty((sizes[0], sizes[2], sizes[3], sizes[1]), device=add.device, dtype=add.dtype)
     n_cols = sizes[1]
-    n_inner = sizes[3]
     n_rows = math.prod(sizes[j] for j in (0, 2, 3))
     block_n = triton.next_power_of_2(n_cols)
-    block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n,
-                         triton.next_power_of_2(max(n_inner, 1))))
-    features_1_1_block_0_kernel[(n_rows // max(n_inner, 1), triton.cdiv(n_inner, block_m))](
+    block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n))
+    features_1_1_block_0_kernel[(triton.cdiv(n_rows, block_m),)](
         out, add, weight, bias, weight_2, bias_2, *sizes, *_strides(add, (0, 1, 2, 3)), *_strides(weight_2, (0,)),
-        *_strides(bias_2, (0,)), *_strides(out, (0, 3, 1, 2)), n_inner, n_cols, add.shape[2], add.shape[3],
+        *_strides(bias_2, (0,)), *_strides(out, (0, 3, 1, 2)), n_rows, n_cols, add.shape[2], add.shape[3],
         weight.stride(0), weight.stride(2), weight.stride(3), bias.stride(0), 1e-06, BLOCK_M=block_m,
         BLOCK_N=block_n)
     return out
@@ -1207,14 +1173,12 @@ def features_5_8_block_0(
     sizes = (add.shape[0], weight.shape[0], add.shape[2], add.shape[3])
     out = torch.empty((sizes[0], sizes[2], sizes[3], sizes[1]), device=add.device, dtype=add.dtype)
     n_cols = sizes[1]
-    n_inner = sizes[3]
     n_rows = math.prod(sizes[j] for j in (0, 2, 3))
     block_n = triton.next_power_of_2(n_cols)
-    block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n,
-                         triton.next_power_of_2(max(n_inner, 1))))
-    features_1_1_block_0_kernel[(n_rows // max(n_inner, 1), triton.cdiv(n_inner, block_m))](
+    block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n))
+    features_1_1_block_0_kernel[(triton.cdiv(n_rows, block_m),)](
         out, add, weight, bias, weight_2, bias_2, *sizes, *_strides(add, (0, 1, 2, 3)), *_strides(weight_2, (0,)),
-        *_strides(bias_2, (0,)), *_strides(out, (0, 3, 1, 2)), n_inner, n_cols, add.shape[2], add.shape[3],
+        *_strides(bias_2, (0,)), *_strides(out, (0, 3, 1, 2)), n_rows, n_cols, add.shape[2], add.shape[3],
         weight.stride(0), weight.stride(2), weight.stride(3), bias.stride(0), 1e-06, BLOCK_M=block_m,
         BLOCK_N=block_n)
     return out
@@ -1276,14 +1240,12 @@ def features_7_0_block_0(
     sizes = (conv.shape[0], weight.shape[0], conv.shape[2], conv.shape[3])
     out = torch.empty((sizes[0], sizes[2], sizes[3], sizes[1]), device=conv.device, dtype=conv.dtype)
     n_cols = sizes[1]
-    n_inner = sizes[3]
     n_rows = math.prod(sizes[j] for j in (0, 2, 3))
     block_n = triton.next_power_of_2(n_cols)
-    block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n,
-                         triton.next_power_of_2(max(n_inner, 1))))
-    features_3_0_block_0_kernel[(n_rows // max(n_inner, 1), triton.cdiv(n_inner, block_m))](
+    block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n))
+    features_3_0_block_0_kernel[(triton.cdiv(n_rows, block_m),)](
         out, conv, weight, bias, weight_2, bias_2, *sizes, *_strides(conv, (0, 1, 2, 3)), *_strides(weight_2, (0,)),
-        *_strides(bias_2, (0,)), *_strides(out, (0, 3, 1, 2)), n_inner, n_cols, conv.shape[2], conv.shape[3],
+        *_strides(bias_2, (0,)), *_strides(out, (0, 3, 1, 2)), n_rows, n_cols, conv.shape[2], conv.shape[3],
         weight.stride(0), weight.stride(2), weight.stride(3), bias.stride(0), 1e-06, BLOCK_M=block_m,
         BLOCK_N=block_n)
     return out
@@ -1331,14 +1293,12 @@ def features_7_1_block_0(
     sizes = (add.shape[0], weight.shape[0], add.shape[2], add.shape[3])
     out = torch.empty((sizes[0], sizes[2], sizes[3], sizes[1]), device=add.device, dtype=add.dtype)
     n_cols = sizes[1]
-    n_inner = sizes[3]
     n_rows = math.prod(sizes[j] for j in (0, 2, 3))
     block_n = triton.next_power_of_2(n_cols)
-    block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n,
-                         triton.next_power_of_2(max(n_inner, 1))))
-    features_1_1_block_0_kernel[(n_rows // max(n_inner, 1), triton.cdiv(n_inner, block_m))](
+    block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n))
+    features_1_1_block_0_kernel[(triton.cdiv(n_rows, block_m),)](
         out, add, weight, bias, weight_2, bias_2, *sizes, *_strides(add, (0, 1, 2, 3)), *_strides(weight_2, (0,)),
-        *_strides(bias_2, (0,)), *_strides(out, (0, 3, 1, 2)), n_inner, n_cols, add.shape[2], add.shape[3],
+        *_strides(bias_2, (0,)), *_strides(out, (0, 3, 1, 2)), n_rows, n_cols, add.shape[2], add.shape[3],
         weight.stride(0), weight.stride(2), weight.stride(3), bias.stride(0), 1e-06, BLOCK_M=block_m,
         BLOCK_N=block_n)
     return out
@@ -1386,14 +1346,12 @@ def features_7_2_block_0(
     sizes = (add.shape[0], weight.shape[0], add.shape[2], add.shape[3])
     out = torch.empty((sizes[0], sizes[2], sizes[3], sizes[1]), device=add.device, dtype=add.dtype)
     n_cols = sizes[1]
-    n_inner = sizes[3]
     n_rows = math.prod(sizes[j] for j in (0, 2, 3))
     block_n = triton.next_power_of_2(n_cols)
-    block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n,
-                         triton.next_power_of_2(max(n_inner, 1))))
-    features_1_1_block_0_kernel[(n_rows // max(n_inner, 1), triton.cdiv(n_inner, block_m))](
+    block_m = max(1, min(4096 if INTERPRETED else 64, (65536 if INTERPRETED else 4096) // block_n))
+    features_1_1_block_0_kernel[(triton.cdiv(n_rows, block_m),)](
         out, add, weight, bias, weight_2, bias_2, *sizes, *_strides(add, (0, 1, 2, 3)), *_strides(weight_2, (0,)),
-        *_strides(bias_2, (0,)), *_strides(out, (0, 3, 1, 2)), n_inner, n_cols, add.shape[2], add.shape[3],
+        *_strides(bias_2, (0,)), *_strides(out, (0, 3, 1, 2)), n_rows, n_cols, add.shape[2], add.shape[3],
         weight.stride(0), weight.stride(2), weight.stride(3), bias.stride(0), 1e-06, BLOCK_M=block_m,
         BLOCK_N=block_n)
     return out

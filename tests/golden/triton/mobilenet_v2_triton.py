@@ -89,23 +89,20 @@ def features_0_1(
 def features_1_conv_0_0_kernel(
     out, relu6, weight, running_mean, running_var, weight_2, bias, batch, chan, h, w, relu6_batch, relu6_chan,
     relu6_h, relu6_w, running_mean_chan, running_var_chan, weight_2_chan, bias_chan, out_batch, out_chan, out_h,
-    out_w, n_outer, n_inner, in_h, in_w, weight_c, weight_h, weight_w, BLOCK_R: tl.constexpr, BLOCK_I: tl.constexpr):
+    out_w, numel, in_h, in_w, weight_c, weight_h, weight_w, BLOCK: tl.constexpr):
     # features.1.conv.0.0: conv -> batchnorm -> relu6
     # from <std.vision>:19, 21, 23
     # computes [batch=batch, chan=32, h=⌈H/2⌉, w=⌈W/2⌉]
-    # a tile of BLOCK_R positions of the outer axes by BLOCK_I of the innermost one, whose loads and
-    # stores are then contiguous (vectorized) wherever its stride is 1
-    ro = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)[:, None]
-    ri = tl.program_id(1) * BLOCK_I + tl.arange(0, BLOCK_I)[None, :]
-    mask = (ro < n_outer) & (ri < n_inner)
-    i_w = ri
-    i_h = ro % h
-    rest = ro // h
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < numel
+    i_w = offs % w
+    rest = offs // w
+    i_h = rest % h
+    rest = rest // h
     i_chan = rest % chan
     rest = rest // chan
     i_batch = rest
-
-    acc = tl.zeros((BLOCK_R, BLOCK_I), dtype=tl.float32)
+    acc = tl.zeros((BLOCK,), dtype=tl.float32)
     x_base = i_batch * relu6_batch + i_chan * relu6_chan
     for t_h in tl.static_range(3):
         p_h = i_h * 1 - 1 + t_h * 1
@@ -130,15 +127,12 @@ def features_1_conv_0_0(
     weight_2: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     sizes = (relu6.shape[0], weight.shape[0], relu6.shape[2], relu6.shape[3])
     out = torch.empty(sizes, device=relu6.device, dtype=relu6.dtype)
-    n_inner = sizes[3]
-    n_outer = out.numel() // max(n_inner, 1)
-    block_i = min(triton.next_power_of_2(max(n_inner, 1)), WINDOW_BLOCK)
-    block_r = WINDOW_BLOCK // block_i
-    features_1_conv_0_0_kernel[(triton.cdiv(n_outer, block_r), triton.cdiv(n_inner, block_i))](
+    numel = out.numel()
+    features_1_conv_0_0_kernel[(triton.cdiv(numel, WINDOW_BLOCK),)](
         out, relu6, weight, running_mean, running_var, weight_2, bias, *sizes, *_strides(relu6, (0, 1, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
-        *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), n_outer, n_inner, relu6.shape[2], relu6.shape[3],
-        weight.stride(0), weight.stride(2), weight.stride(3), BLOCK_R=block_r, BLOCK_I=block_i)
+        *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), numel, relu6.shape[2], relu6.shape[3],
+        weight.stride(0), weight.stride(2), weight.stride(3), BLOCK=WINDOW_BLOCK)
     return out
 
 
@@ -257,23 +251,20 @@ def features_2_conv_0_0(
 def features_2_conv_1_0_kernel(
     out, relu6, weight, running_mean, running_var, weight_2, bias, batch, chan, h, w, relu6_batch, relu6_chan,
     relu6_h, relu6_w, running_mean_chan, running_var_chan, weight_2_chan, bias_chan, out_batch, out_chan, out_h,
-    out_w, n_outer, n_inner, in_h, in_w, weight_c, weight_h, weight_w, BLOCK_R: tl.constexpr, BLOCK_I: tl.constexpr):
+    out_w, numel, in_h, in_w, weight_c, weight_h, weight_w, BLOCK: tl.constexpr):
     # features.2.conv.1.0: conv -> batchnorm -> relu6
     # from <std.vision>:19, 21, 23
     # computes [batch=batch, chan=96, h=⌈⌈H/2⌉/2⌉, w=⌈⌈W/2⌉/2⌉]
-    # a tile of BLOCK_R positions of the outer axes by BLOCK_I of the innermost one, whose loads and
-    # stores are then contiguous (vectorized) wherever its stride is 1
-    ro = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)[:, None]
-    ri = tl.program_id(1) * BLOCK_I + tl.arange(0, BLOCK_I)[None, :]
-    mask = (ro < n_outer) & (ri < n_inner)
-    i_w = ri
-    i_h = ro % h
-    rest = ro // h
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < numel
+    i_w = offs % w
+    rest = offs // w
+    i_h = rest % h
+    rest = rest // h
     i_chan = rest % chan
     rest = rest // chan
     i_batch = rest
-
-    acc = tl.zeros((BLOCK_R, BLOCK_I), dtype=tl.float32)
+    acc = tl.zeros((BLOCK,), dtype=tl.float32)
     x_base = i_batch * relu6_batch + i_chan * relu6_chan
     for t_h in tl.static_range(3):
         p_h = i_h * 2 - 1 + t_h * 1
@@ -298,15 +289,12 @@ def features_2_conv_1_0(
     weight_2: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     sizes = (relu6.shape[0], weight.shape[0], (relu6.shape[2] - 1) // 2 + 1, (relu6.shape[3] - 1) // 2 + 1)
     out = torch.empty(sizes, device=relu6.device, dtype=relu6.dtype)
-    n_inner = sizes[3]
-    n_outer = out.numel() // max(n_inner, 1)
-    block_i = min(triton.next_power_of_2(max(n_inner, 1)), WINDOW_BLOCK)
-    block_r = WINDOW_BLOCK // block_i
-    features_2_conv_1_0_kernel[(triton.cdiv(n_outer, block_r), triton.cdiv(n_inner, block_i))](
+    numel = out.numel()
+    features_2_conv_1_0_kernel[(triton.cdiv(numel, WINDOW_BLOCK),)](
         out, relu6, weight, running_mean, running_var, weight_2, bias, *sizes, *_strides(relu6, (0, 1, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
-        *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), n_outer, n_inner, relu6.shape[2], relu6.shape[3],
-        weight.stride(0), weight.stride(2), weight.stride(3), BLOCK_R=block_r, BLOCK_I=block_i)
+        *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), numel, relu6.shape[2], relu6.shape[3],
+        weight.stride(0), weight.stride(2), weight.stride(3), BLOCK=WINDOW_BLOCK)
     return out
 
 
@@ -358,15 +346,12 @@ def features_3_conv_1_0(
     weight_2: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     sizes = (relu6.shape[0], weight.shape[0], relu6.shape[2], relu6.shape[3])
     out = torch.empty(sizes, device=relu6.device, dtype=relu6.dtype)
-    n_inner = sizes[3]
-    n_outer = out.numel() // max(n_inner, 1)
-    block_i = min(triton.next_power_of_2(max(n_inner, 1)), WINDOW_BLOCK)
-    block_r = WINDOW_BLOCK // block_i
-    features_1_conv_0_0_kernel[(triton.cdiv(n_outer, block_r), triton.cdiv(n_inner, block_i))](
+    numel = out.numel()
+    features_1_conv_0_0_kernel[(triton.cdiv(numel, WINDOW_BLOCK),)](
         out, relu6, weight, running_mean, running_var, weight_2, bias, *sizes, *_strides(relu6, (0, 1, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
-        *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), n_outer, n_inner, relu6.shape[2], relu6.shape[3],
-        weight.stride(0), weight.stride(2), weight.stride(3), BLOCK_R=block_r, BLOCK_I=block_i)
+        *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), numel, relu6.shape[2], relu6.shape[3],
+        weight.stride(0), weight.stride(2), weight.stride(3), BLOCK=WINDOW_BLOCK)
     return out
 
 
@@ -490,15 +475,12 @@ def features_4_conv_1_0(
     weight_2: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     sizes = (relu6.shape[0], weight.shape[0], (relu6.shape[2] - 1) // 2 + 1, (relu6.shape[3] - 1) // 2 + 1)
     out = torch.empty(sizes, device=relu6.device, dtype=relu6.dtype)
-    n_inner = sizes[3]
-    n_outer = out.numel() // max(n_inner, 1)
-    block_i = min(triton.next_power_of_2(max(n_inner, 1)), WINDOW_BLOCK)
-    block_r = WINDOW_BLOCK // block_i
-    features_2_conv_1_0_kernel[(triton.cdiv(n_outer, block_r), triton.cdiv(n_inner, block_i))](
+    numel = out.numel()
+    features_2_conv_1_0_kernel[(triton.cdiv(numel, WINDOW_BLOCK),)](
         out, relu6, weight, running_mean, running_var, weight_2, bias, *sizes, *_strides(relu6, (0, 1, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
-        *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), n_outer, n_inner, relu6.shape[2], relu6.shape[3],
-        weight.stride(0), weight.stride(2), weight.stride(3), BLOCK_R=block_r, BLOCK_I=block_i)
+        *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), numel, relu6.shape[2], relu6.shape[3],
+        weight.stride(0), weight.stride(2), weight.stride(3), BLOCK=WINDOW_BLOCK)
     return out
 
 
@@ -550,15 +532,12 @@ def features_5_conv_1_0(
     weight_2: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     sizes = (relu6.shape[0], weight.shape[0], relu6.shape[2], relu6.shape[3])
     out = torch.empty(sizes, device=relu6.device, dtype=relu6.dtype)
-    n_inner = sizes[3]
-    n_outer = out.numel() // max(n_inner, 1)
-    block_i = min(triton.next_power_of_2(max(n_inner, 1)), WINDOW_BLOCK)
-    block_r = WINDOW_BLOCK // block_i
-    features_1_conv_0_0_kernel[(triton.cdiv(n_outer, block_r), triton.cdiv(n_inner, block_i))](
+    numel = out.numel()
+    features_1_conv_0_0_kernel[(triton.cdiv(numel, WINDOW_BLOCK),)](
         out, relu6, weight, running_mean, running_var, weight_2, bias, *sizes, *_strides(relu6, (0, 1, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
-        *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), n_outer, n_inner, relu6.shape[2], relu6.shape[3],
-        weight.stride(0), weight.stride(2), weight.stride(3), BLOCK_R=block_r, BLOCK_I=block_i)
+        *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), numel, relu6.shape[2], relu6.shape[3],
+        weight.stride(0), weight.stride(2), weight.stride(3), BLOCK=WINDOW_BLOCK)
     return out
 
 
@@ -611,15 +590,12 @@ def features_6_conv_1_0(
     weight_2: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     sizes = (relu6.shape[0], weight.shape[0], relu6.shape[2], relu6.shape[3])
     out = torch.empty(sizes, device=relu6.device, dtype=relu6.dtype)
-    n_inner = sizes[3]
-    n_outer = out.numel() // max(n_inner, 1)
-    block_i = min(triton.next_power_of_2(max(n_inner, 1)), WINDOW_BLOCK)
-    block_r = WINDOW_BLOCK // block_i
-    features_1_conv_0_0_kernel[(triton.cdiv(n_outer, block_r), triton.cdiv(n_inner, block_i))](
+    numel = out.numel()
+    features_1_conv_0_0_kernel[(triton.cdiv(numel, WINDOW_BLOCK),)](
         out, relu6, weight, running_mean, running_var, weight_2, bias, *sizes, *_strides(relu6, (0, 1, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
-        *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), n_outer, n_inner, relu6.shape[2], relu6.shape[3],
-        weight.stride(0), weight.stride(2), weight.stride(3), BLOCK_R=block_r, BLOCK_I=block_i)
+        *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), numel, relu6.shape[2], relu6.shape[3],
+        weight.stride(0), weight.stride(2), weight.stride(3), BLOCK=WINDOW_BLOCK)
     return out
 
 
@@ -707,15 +683,12 @@ def features_7_conv_1_0(
     weight_2: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     sizes = (relu6.shape[0], weight.shape[0], (relu6.shape[2] - 1) // 2 + 1, (relu6.shape[3] - 1) // 2 + 1)
     out = torch.empty(sizes, device=relu6.device, dtype=relu6.dtype)
-    n_inner = sizes[3]
-    n_outer = out.numel() // max(n_inner, 1)
-    block_i = min(triton.next_power_of_2(max(n_inner, 1)), WINDOW_BLOCK)
-    block_r = WINDOW_BLOCK // block_i
-    features_2_conv_1_0_kernel[(triton.cdiv(n_outer, block_r), triton.cdiv(n_inner, block_i))](
+    numel = out.numel()
+    features_2_conv_1_0_kernel[(triton.cdiv(numel, WINDOW_BLOCK),)](
         out, relu6, weight, running_mean, running_var, weight_2, bias, *sizes, *_strides(relu6, (0, 1, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
-        *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), n_outer, n_inner, relu6.shape[2], relu6.shape[3],
-        weight.stride(0), weight.stride(2), weight.stride(3), BLOCK_R=block_r, BLOCK_I=block_i)
+        *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), numel, relu6.shape[2], relu6.shape[3],
+        weight.stride(0), weight.stride(2), weight.stride(3), BLOCK=WINDOW_BLOCK)
     return out
 
 
@@ -767,15 +740,12 @@ def features_8_conv_1_0(
     weight_2: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     sizes = (relu6.shape[0], weight.shape[0], relu6.shape[2], relu6.shape[3])
     out = torch.empty(sizes, device=relu6.device, dtype=relu6.dtype)
-    n_inner = sizes[3]
-    n_outer = out.numel() // max(n_inner, 1)
-    block_i = min(triton.next_power_of_2(max(n_inner, 1)), WINDOW_BLOCK)
-    block_r = WINDOW_BLOCK // block_i
-    features_1_conv_0_0_kernel[(triton.cdiv(n_outer, block_r), triton.cdiv(n_inner, block_i))](
+    numel = out.numel()
+    features_1_conv_0_0_kernel[(triton.cdiv(numel, WINDOW_BLOCK),)](
         out, relu6, weight, running_mean, running_var, weight_2, bias, *sizes, *_strides(relu6, (0, 1, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
-        *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), n_outer, n_inner, relu6.shape[2], relu6.shape[3],
-        weight.stride(0), weight.stride(2), weight.stride(3), BLOCK_R=block_r, BLOCK_I=block_i)
+        *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), numel, relu6.shape[2], relu6.shape[3],
+        weight.stride(0), weight.stride(2), weight.stride(3), BLOCK=WINDOW_BLOCK)
     return out
 
 
@@ -828,15 +798,12 @@ def features_9_conv_1_0(
     weight_2: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     sizes = (relu6.shape[0], weight.shape[0], relu6.shape[2], relu6.shape[3])
     out = torch.empty(sizes, device=relu6.device, dtype=relu6.dtype)
-    n_inner = sizes[3]
-    n_outer = out.numel() // max(n_inner, 1)
-    block_i = min(triton.next_power_of_2(max(n_inner, 1)), WINDOW_BLOCK)
-    block_r = WINDOW_BLOCK // block_i
-    features_1_conv_0_0_kernel[(triton.cdiv(n_outer, block_r), triton.cdiv(n_inner, block_i))](
+    numel = out.numel()
+    features_1_conv_0_0_kernel[(triton.cdiv(numel, WINDOW_BLOCK),)](
         out, relu6, weight, running_mean, running_var, weight_2, bias, *sizes, *_strides(relu6, (0, 1, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
-        *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), n_outer, n_inner, relu6.shape[2], relu6.shape[3],
-        weight.stride(0), weight.stride(2), weight.stride(3), BLOCK_R=block_r, BLOCK_I=block_i)
+        *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), numel, relu6.shape[2], relu6.shape[3],
+        weight.stride(0), weight.stride(2), weight.stride(3), BLOCK=WINDOW_BLOCK)
     return out
 
 
@@ -888,15 +855,12 @@ def features_10_conv_1_0(
     weight_2: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     sizes = (relu6.shape[0], weight.shape[0], relu6.shape[2], relu6.shape[3])
     out = torch.empty(sizes, device=relu6.device, dtype=relu6.dtype)
-    n_inner = sizes[3]
-    n_outer = out.numel() // max(n_inner, 1)
-    block_i = min(triton.next_power_of_2(max(n_inner, 1)), WINDOW_BLOCK)
-    block_r = WINDOW_BLOCK // block_i
-    features_1_conv_0_0_kernel[(triton.cdiv(n_outer, block_r), triton.cdiv(n_inner, block_i))](
+    numel = out.numel()
+    features_1_conv_0_0_kernel[(triton.cdiv(numel, WINDOW_BLOCK),)](
         out, relu6, weight, running_mean, running_var, weight_2, bias, *sizes, *_strides(relu6, (0, 1, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
-        *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), n_outer, n_inner, relu6.shape[2], relu6.shape[3],
-        weight.stride(0), weight.stride(2), weight.stride(3), BLOCK_R=block_r, BLOCK_I=block_i)
+        *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), numel, relu6.shape[2], relu6.shape[3],
+        weight.stride(0), weight.stride(2), weight.stride(3), BLOCK=WINDOW_BLOCK)
     return out
 
 
@@ -948,15 +912,12 @@ def features_11_conv_1_0(
     weight_2: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     sizes = (relu6.shape[0], weight.shape[0], relu6.shape[2], relu6.shape[3])
     out = torch.empty(sizes, device=relu6.device, dtype=relu6.dtype)
-    n_inner = sizes[3]
-    n_outer = out.numel() // max(n_inner, 1)
-    block_i = min(triton.next_power_of_2(max(n_inner, 1)), WINDOW_BLOCK)
-    block_r = WINDOW_BLOCK // block_i
-    features_1_conv_0_0_kernel[(triton.cdiv(n_outer, block_r), triton.cdiv(n_inner, block_i))](
+    numel = out.numel()
+    features_1_conv_0_0_kernel[(triton.cdiv(numel, WINDOW_BLOCK),)](
         out, relu6, weight, running_mean, running_var, weight_2, bias, *sizes, *_strides(relu6, (0, 1, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
-        *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), n_outer, n_inner, relu6.shape[2], relu6.shape[3],
-        weight.stride(0), weight.stride(2), weight.stride(3), BLOCK_R=block_r, BLOCK_I=block_i)
+        *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), numel, relu6.shape[2], relu6.shape[3],
+        weight.stride(0), weight.stride(2), weight.stride(3), BLOCK=WINDOW_BLOCK)
     return out
 
 
@@ -1008,15 +969,12 @@ def features_12_conv_1_0(
     weight_2: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     sizes = (relu6.shape[0], weight.shape[0], relu6.shape[2], relu6.shape[3])
     out = torch.empty(sizes, device=relu6.device, dtype=relu6.dtype)
-    n_inner = sizes[3]
-    n_outer = out.numel() // max(n_inner, 1)
-    block_i = min(triton.next_power_of_2(max(n_inner, 1)), WINDOW_BLOCK)
-    block_r = WINDOW_BLOCK // block_i
-    features_1_conv_0_0_kernel[(triton.cdiv(n_outer, block_r), triton.cdiv(n_inner, block_i))](
+    numel = out.numel()
+    features_1_conv_0_0_kernel[(triton.cdiv(numel, WINDOW_BLOCK),)](
         out, relu6, weight, running_mean, running_var, weight_2, bias, *sizes, *_strides(relu6, (0, 1, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
-        *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), n_outer, n_inner, relu6.shape[2], relu6.shape[3],
-        weight.stride(0), weight.stride(2), weight.stride(3), BLOCK_R=block_r, BLOCK_I=block_i)
+        *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), numel, relu6.shape[2], relu6.shape[3],
+        weight.stride(0), weight.stride(2), weight.stride(3), BLOCK=WINDOW_BLOCK)
     return out
 
 
@@ -1069,15 +1027,12 @@ def features_13_conv_1_0(
     weight_2: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     sizes = (relu6.shape[0], weight.shape[0], relu6.shape[2], relu6.shape[3])
     out = torch.empty(sizes, device=relu6.device, dtype=relu6.dtype)
-    n_inner = sizes[3]
-    n_outer = out.numel() // max(n_inner, 1)
-    block_i = min(triton.next_power_of_2(max(n_inner, 1)), WINDOW_BLOCK)
-    block_r = WINDOW_BLOCK // block_i
-    features_1_conv_0_0_kernel[(triton.cdiv(n_outer, block_r), triton.cdiv(n_inner, block_i))](
+    numel = out.numel()
+    features_1_conv_0_0_kernel[(triton.cdiv(numel, WINDOW_BLOCK),)](
         out, relu6, weight, running_mean, running_var, weight_2, bias, *sizes, *_strides(relu6, (0, 1, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
-        *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), n_outer, n_inner, relu6.shape[2], relu6.shape[3],
-        weight.stride(0), weight.stride(2), weight.stride(3), BLOCK_R=block_r, BLOCK_I=block_i)
+        *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), numel, relu6.shape[2], relu6.shape[3],
+        weight.stride(0), weight.stride(2), weight.stride(3), BLOCK=WINDOW_BLOCK)
     return out
 
 
@@ -1129,15 +1084,12 @@ def features_14_conv_1_0(
     weight_2: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     sizes = (relu6.shape[0], weight.shape[0], (relu6.shape[2] - 1) // 2 + 1, (relu6.shape[3] - 1) // 2 + 1)
     out = torch.empty(sizes, device=relu6.device, dtype=relu6.dtype)
-    n_inner = sizes[3]
-    n_outer = out.numel() // max(n_inner, 1)
-    block_i = min(triton.next_power_of_2(max(n_inner, 1)), WINDOW_BLOCK)
-    block_r = WINDOW_BLOCK // block_i
-    features_2_conv_1_0_kernel[(triton.cdiv(n_outer, block_r), triton.cdiv(n_inner, block_i))](
+    numel = out.numel()
+    features_2_conv_1_0_kernel[(triton.cdiv(numel, WINDOW_BLOCK),)](
         out, relu6, weight, running_mean, running_var, weight_2, bias, *sizes, *_strides(relu6, (0, 1, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
-        *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), n_outer, n_inner, relu6.shape[2], relu6.shape[3],
-        weight.stride(0), weight.stride(2), weight.stride(3), BLOCK_R=block_r, BLOCK_I=block_i)
+        *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), numel, relu6.shape[2], relu6.shape[3],
+        weight.stride(0), weight.stride(2), weight.stride(3), BLOCK=WINDOW_BLOCK)
     return out
 
 
@@ -1189,15 +1141,12 @@ def features_15_conv_1_0(
     weight_2: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     sizes = (relu6.shape[0], weight.shape[0], relu6.shape[2], relu6.shape[3])
     out = torch.empty(sizes, device=relu6.device, dtype=relu6.dtype)
-    n_inner = sizes[3]
-    n_outer = out.numel() // max(n_inner, 1)
-    block_i = min(triton.next_power_of_2(max(n_inner, 1)), WINDOW_BLOCK)
-    block_r = WINDOW_BLOCK // block_i
-    features_1_conv_0_0_kernel[(triton.cdiv(n_outer, block_r), triton.cdiv(n_inner, block_i))](
+    numel = out.numel()
+    features_1_conv_0_0_kernel[(triton.cdiv(numel, WINDOW_BLOCK),)](
         out, relu6, weight, running_mean, running_var, weight_2, bias, *sizes, *_strides(relu6, (0, 1, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
-        *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), n_outer, n_inner, relu6.shape[2], relu6.shape[3],
-        weight.stride(0), weight.stride(2), weight.stride(3), BLOCK_R=block_r, BLOCK_I=block_i)
+        *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), numel, relu6.shape[2], relu6.shape[3],
+        weight.stride(0), weight.stride(2), weight.stride(3), BLOCK=WINDOW_BLOCK)
     return out
 
 
@@ -1250,15 +1199,12 @@ def features_16_conv_1_0(
     weight_2: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     sizes = (relu6.shape[0], weight.shape[0], relu6.shape[2], relu6.shape[3])
     out = torch.empty(sizes, device=relu6.device, dtype=relu6.dtype)
-    n_inner = sizes[3]
-    n_outer = out.numel() // max(n_inner, 1)
-    block_i = min(triton.next_power_of_2(max(n_inner, 1)), WINDOW_BLOCK)
-    block_r = WINDOW_BLOCK // block_i
-    features_1_conv_0_0_kernel[(triton.cdiv(n_outer, block_r), triton.cdiv(n_inner, block_i))](
+    numel = out.numel()
+    features_1_conv_0_0_kernel[(triton.cdiv(numel, WINDOW_BLOCK),)](
         out, relu6, weight, running_mean, running_var, weight_2, bias, *sizes, *_strides(relu6, (0, 1, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
-        *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), n_outer, n_inner, relu6.shape[2], relu6.shape[3],
-        weight.stride(0), weight.stride(2), weight.stride(3), BLOCK_R=block_r, BLOCK_I=block_i)
+        *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), numel, relu6.shape[2], relu6.shape[3],
+        weight.stride(0), weight.stride(2), weight.stride(3), BLOCK=WINDOW_BLOCK)
     return out
 
 
@@ -1310,15 +1256,12 @@ def features_17_conv_1_0(
     weight_2: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     sizes = (relu6.shape[0], weight.shape[0], relu6.shape[2], relu6.shape[3])
     out = torch.empty(sizes, device=relu6.device, dtype=relu6.dtype)
-    n_inner = sizes[3]
-    n_outer = out.numel() // max(n_inner, 1)
-    block_i = min(triton.next_power_of_2(max(n_inner, 1)), WINDOW_BLOCK)
-    block_r = WINDOW_BLOCK // block_i
-    features_1_conv_0_0_kernel[(triton.cdiv(n_outer, block_r), triton.cdiv(n_inner, block_i))](
+    numel = out.numel()
+    features_1_conv_0_0_kernel[(triton.cdiv(numel, WINDOW_BLOCK),)](
         out, relu6, weight, running_mean, running_var, weight_2, bias, *sizes, *_strides(relu6, (0, 1, 2, 3)),
         *_strides(running_mean, (0,)), *_strides(running_var, (0,)), *_strides(weight_2, (0,)),
-        *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), n_outer, n_inner, relu6.shape[2], relu6.shape[3],
-        weight.stride(0), weight.stride(2), weight.stride(3), BLOCK_R=block_r, BLOCK_I=block_i)
+        *_strides(bias, (0,)), *_strides(out, (0, 1, 2, 3)), numel, relu6.shape[2], relu6.shape[3],
+        weight.stride(0), weight.stride(2), weight.stride(3), BLOCK=WINDOW_BLOCK)
     return out
 
 

@@ -107,24 +107,21 @@ def bn1(
 
 @triton.jit
 def maxpool_kernel(
-    out, relu, batch, chan, h, w, relu_batch, relu_chan, relu_h, relu_w, out_batch, out_chan, out_h, out_w, n_outer,
-    n_inner, in_h, in_w, BLOCK_R: tl.constexpr, BLOCK_I: tl.constexpr):
+    out, relu, batch, chan, h, w, relu_batch, relu_chan, relu_h, relu_w, out_batch, out_chan, out_h, out_w, numel,
+    in_h, in_w, BLOCK: tl.constexpr):
     # maxpool: maxpool
     # from resnet50.arch:24
     # computes [batch=batch, chan=64, h=⌈⌈H/2⌉/2⌉, w=⌈⌈W/2⌉/2⌉]
-    # a tile of BLOCK_R positions of the outer axes by BLOCK_I of the innermost one, whose loads and
-    # stores are then contiguous (vectorized) wherever its stride is 1
-    ro = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)[:, None]
-    ri = tl.program_id(1) * BLOCK_I + tl.arange(0, BLOCK_I)[None, :]
-    mask = (ro < n_outer) & (ri < n_inner)
-    i_w = ri
-    i_h = ro % h
-    rest = ro // h
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < numel
+    i_w = offs % w
+    rest = offs // w
+    i_h = rest % h
+    rest = rest // h
     i_chan = rest % chan
     rest = rest // chan
     i_batch = rest
-
-    acc = tl.full((BLOCK_R, BLOCK_I), float("-inf"), tl.float32)
+    acc = tl.full((BLOCK,), float("-inf"), tl.float32)
     x_base = i_batch * relu_batch + i_chan * relu_chan
     for t_h in tl.static_range(3):
         p_h = i_h * 2 - 1 + t_h * 1
@@ -140,13 +137,10 @@ def maxpool_kernel(
 def maxpool(relu: torch.Tensor) -> torch.Tensor:
     sizes = (relu.shape[0], relu.shape[1], (relu.shape[2] - 1) // 2 + 1, (relu.shape[3] - 1) // 2 + 1)
     out = torch.empty(sizes, device=relu.device, dtype=relu.dtype)
-    n_inner = sizes[3]
-    n_outer = out.numel() // max(n_inner, 1)
-    block_i = min(triton.next_power_of_2(max(n_inner, 1)), WINDOW_BLOCK)
-    block_r = WINDOW_BLOCK // block_i
-    maxpool_kernel[(triton.cdiv(n_outer, block_r), triton.cdiv(n_inner, block_i))](
-        out, relu, *sizes, *_strides(relu, (0, 1, 2, 3)), *_strides(out, (0, 1, 2, 3)), n_outer, n_inner,
-        relu.shape[2], relu.shape[3], BLOCK_R=block_r, BLOCK_I=block_i)
+    numel = out.numel()
+    maxpool_kernel[(triton.cdiv(numel, WINDOW_BLOCK),)](
+        out, relu, *sizes, *_strides(relu, (0, 1, 2, 3)), *_strides(out, (0, 1, 2, 3)), numel, relu.shape[2],
+        relu.shape[3], BLOCK=WINDOW_BLOCK)
     return out
 
 
