@@ -231,6 +231,31 @@ def test_pointwise_chains_with_broadcasts(b: int, c: int, n: int, act: str) -> N
     compare(archc.loads(src, "pw.arch"), [torch.randn(b, c, n), torch.randn(c, 1)])
 
 
+@pytest.mark.parametrize("decls,shapes", [
+    (["x: []"], [()]),  # a 0-d chain: scalar loads and store (generated invalid Python before)
+    (["x: []", "y: []"], [(), ()]),
+    (["x: [c]"], [(1,)]),  # one axis: no outer axes
+    (["x: [b, c, n]", "y: [c]"], [(2, 5, 3), (5,)]),  # an operand along an outer axis only
+    (["x: [b, c, n]", "y: [n]"], [(2, 5, 9), (9,)]),  # ... along the inner axis only
+    (["x: [b, c, n]", "y: [c, n = 1]", "z: [n]"], [(2, 5, 9), (5, 1), (9,)]),
+])
+def test_pointwise_tiles_at_edge_shapes(decls: list[str], shapes: list[tuple[int, ...]]) -> None:
+    # the pointwise kernel indexes a tile of outer positions by a block of the innermost axis: every
+    # operand's offsets must have the tile's shape, whatever axes it lacks
+    names = [d.split(":")[0] for d in decls]
+    src = "block B() {\n" + "".join(f" in {d}\n" for d in decls) + f" out relu({' * '.join(names)} + x) }}"
+    tm = compare(archc.loads(src, "pw.arch"), [torch.randn(s) for s in shapes])
+    assert tm.kernels == 1
+
+
+def test_pointwise_on_an_empty_tensor() -> None:
+    eager_cls, fused_cls, tm = build(archc.loads("block B() {\n in x: [b, c]\n out relu(x * 2.0 + x) }"))
+    x = torch.randn(3, 0)
+    with torch.no_grad():
+        got = fused_cls().eval()(x)
+    assert tm.kernels == 1 and got.shape == (3, 0)
+
+
 @SETTINGS
 @given(rows=st.integers(1, 9), cols=st.integers(1, 70), op=st.sampled_from(["layernorm", "rmsnorm", "softmax"]),
        first=st.booleans())

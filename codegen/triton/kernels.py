@@ -342,7 +342,7 @@ class KernelBuilder:
 
     def out_offset(self, kind: str) -> str:
         dims = self.out_dims()
-        return " + ".join(f"{self.index[j]} * out_{a}" for j, a in enumerate(self.axes) if dims[j] >= 0)
+        return " + ".join(f"{self.index[j]} * out_{a}" for j, a in enumerate(self.axes) if dims[j] >= 0) or "0"
 
     def row_index(self, j: int) -> str:
         return f"i_{self.axes[j]}"

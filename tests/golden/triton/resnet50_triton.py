@@ -70,8 +70,9 @@ def bn1_kernel(
     # computes [batch=batch, chan=64, h=⌈H/2⌉, w=⌈W/2⌉]
     # a tile of BLOCK_R positions of the outer axes by BLOCK_I of the innermost one, whose loads and
     # stores are then contiguous (vectorized) wherever its stride is 1
-    ro = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)[:, None]
-    ri = tl.program_id(1) * BLOCK_I + tl.arange(0, BLOCK_I)[None, :]
+    # (both indices full tiles, so that every offset is one: a tensor along the inner axis alone too)
+    ro = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)[:, None] + tl.zeros((BLOCK_R, BLOCK_I), dtype=tl.int32)
+    ri = tl.program_id(1) * BLOCK_I + tl.arange(0, BLOCK_I)[None, :] + tl.zeros((BLOCK_R, BLOCK_I), dtype=tl.int32)
     mask = (ro < n_outer) & (ri < n_inner)
     i_w = ri
     i_h = ro % h
@@ -568,8 +569,9 @@ def layer2_0_downsample_1_kernel(
     # computes [batch=batch, chan=512, h=⌈⌈⌈H/2⌉/2⌉/2⌉, w=⌈⌈⌈W/2⌉/2⌉/2⌉]
     # a tile of BLOCK_R positions of the outer axes by BLOCK_I of the innermost one, whose loads and
     # stores are then contiguous (vectorized) wherever its stride is 1
-    ro = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)[:, None]
-    ri = tl.program_id(1) * BLOCK_I + tl.arange(0, BLOCK_I)[None, :]
+    # (both indices full tiles, so that every offset is one: a tensor along the inner axis alone too)
+    ro = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)[:, None] + tl.zeros((BLOCK_R, BLOCK_I), dtype=tl.int32)
+    ri = tl.program_id(1) * BLOCK_I + tl.arange(0, BLOCK_I)[None, :] + tl.zeros((BLOCK_R, BLOCK_I), dtype=tl.int32)
     mask = (ro < n_outer) & (ri < n_inner)
     i_w = ri
     i_h = ro % h

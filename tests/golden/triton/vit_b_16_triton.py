@@ -144,8 +144,9 @@ def add_7_kernel(
     # computes [batch=batch, tok=⌊H/16⌋·⌊W/16⌋ + 1, chan=768]
     # a tile of BLOCK_R positions of the outer axes by BLOCK_I of the innermost one, whose loads and
     # stores are then contiguous (vectorized) wherever its stride is 1
-    ro = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)[:, None]
-    ri = tl.program_id(1) * BLOCK_I + tl.arange(0, BLOCK_I)[None, :]
+    # (both indices full tiles, so that every offset is one: a tensor along the inner axis alone too)
+    ro = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)[:, None] + tl.zeros((BLOCK_R, BLOCK_I), dtype=tl.int32)
+    ri = tl.program_id(1) * BLOCK_I + tl.arange(0, BLOCK_I)[None, :] + tl.zeros((BLOCK_R, BLOCK_I), dtype=tl.int32)
     mask = (ro < n_outer) & (ri < n_inner)
     i_chan = ri
     i_tok = ro % tok
