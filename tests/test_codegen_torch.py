@@ -320,7 +320,7 @@ OPS = {
     "rmsnorm": ("[b = 2, t = 3, c = 8]", "y = rmsnorm(x, eps = 0.000001)"),
     "activations": ("[b = 2, c = 8]",
                     "y = relu(x) + relu6(x) + gelu(x) + gelu(x, approximate = \"tanh\") + silu(x) + sigmoid(x)"
-                    " + tanh(x) + hardswish(x) + hardsigmoid(x)"),
+                    " + tanh(x) + hardswish(x) + hardsigmoid(x) + leaky_relu(x) + leaky_relu(x, slope = -0.5)"),
     "softmax": ("[b = 2, c = 5, t = 3]", "y = softmax(x, axis = c)"),
     "dropout_etc": ("[b = 2, c = 5]", "y = identity(dropout(drop_path(x, p = 0.2), p = 0.3))"),
     "broadcast": ("[b = 2, c = 3, h = 4, w = 5]", "m = mean(x, over = [h, w])\n y = x * m - m"),

@@ -224,7 +224,7 @@ SETTINGS = settings(max_examples=8, deadline=None, suppress_health_check=[Health
 
 @SETTINGS
 @given(b=st.integers(1, 3), c=st.integers(1, 19), n=st.integers(1, 37),
-       act=st.sampled_from(["relu", "gelu", "silu", "sigmoid", "tanh", "hardswish", "relu6"]))
+       act=st.sampled_from(["relu", "gelu", "silu", "sigmoid", "tanh", "hardswish", "relu6", "leaky_relu"]))
 def test_pointwise_chains_with_broadcasts(b: int, c: int, n: int, act: str) -> None:
     src = (f"block B() {{\n in x: [b = {b}, c = {c}, n = {n}]\n in y: [c = {c}, n = 1]\n"
            f" out {act}(x * y + x) - sqrt(abs(x)) }}")
