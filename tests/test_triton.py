@@ -41,11 +41,12 @@ def build(model: archc.Model, **sets: Any) -> tuple[type, type, Any]:
 
 def randomize(net: Any, seed: int = 0) -> None:
     """Weights that make every op matter: batchnorm statistics and affine terms away from their
-    identity values, layer scales away from 1e-6."""
+    identity values (a norm's weight over several axes too: it starts as all ones), layer scales away
+    from 1e-6."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in net.named_parameters():
-            if p.dim() <= 1 or "layer_scale" in name:
+            if p.dim() <= 1 or "layer_scale" in name or (p.numel() > 0 and bool((p == p.flatten()[0]).all())):
                 p.copy_(torch.rand(p.shape, generator=g) + 0.5 if name.endswith("weight") or "scale" in name
                         else torch.randn(p.shape, generator=g) * 0.1)
         for name, b in net.named_buffers():
@@ -268,6 +269,15 @@ def test_norms_over_any_axis(rows: int, cols: int, op: str, first: bool) -> None
            f" n1 = {call}\n out relu(n1) + x }}")
     shape = (2, cols, rows) if first else (2, rows, cols)
     compare(archc.loads(src, "norm.arch"), [torch.randn(*shape)])
+
+
+@pytest.mark.parametrize("call", ["layernorm(z, over = [w, h])", "layernorm(z, over = [w, h], bias = false)",
+                                  "rmsnorm(z, over = [w, h])"])
+def test_norm_weights_follow_the_order_of_over(call: str) -> None:
+    # the weight's shape is in `over`'s order ([w, h] here, not the tensor's [h, w]): its strides map
+    # by name (fuzz run --triton, op program 1133: the kernel read the weight transposed)
+    src = f"block B() {{\n in z: [n = 2, c = 4, h = 3, w = 8]\n y = {call}\n out y }}"
+    compare(archc.loads(src, "norm.arch"), [torch.randn(2, 4, 3, 8)])
 
 
 @SETTINGS

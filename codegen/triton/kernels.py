@@ -457,7 +457,7 @@ def _norm_lines(b: KernelBuilder, h: Node, x: str, load: Callable[[Operand], str
         norm = [f"ms = tl.sum(tl.where(mask, {x} * {x}, 0.0), axis=1) / n_cols",
                 f"v{h.id} = {x} * tl.rsqrt(ms + eps)[:, None]  # rmsnorm{b.where(h)}"]
     if h.op is not Op.SOFTMAX and h.attrs.affine:
-        order = [a.name for a in t.axes if a.name in reduced]  # the normalised shape, as the weight has it
+        order = list(R.norm_over(t, h.attrs.over))  # the normalised shape in `over`'s order, as the weight has it
         dims = tuple(order.index(a) if (a := _name_of(at, j)) in reduced else -1 for j in range(len(b.axes)))
         w = b.param_operand(h, "weight", dims)
         norm.append(f"v{h.id} = v{h.id} * {load(w)}")
