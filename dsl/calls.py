@@ -32,7 +32,8 @@ if TYPE_CHECKING:
 
 
 # Functions of numbers and sizes in expressions: name -> (fewest, most) arguments.
-SIZE_FUNCTIONS = {"max": (2, 64), "min": (2, 64), "floor": (1, 1), "ceil": (1, 1), "round": (1, 1), "int": (1, 1)}
+SIZE_FUNCTIONS = {"max": (2, 64), "min": (2, 64), "floor": (1, 1), "ceil": (1, 1), "round": (1, 1), "int": (1, 1),
+                  "len": (1, 1)}
 _KIND_WORDS = {"float": "floating-point", "complex": "complex", "int": "integer", "bool": "boolean"}
 
 
@@ -67,13 +68,22 @@ class Calls(State):
         return self._apply(sig, inputs, attrs, call.span, frame, path, arg_spans, sig.name, seq_step)
 
     def _size_function(self, call: ast.Call, frame: Frame) -> Any:
-        """max, min, floor, ceil, round and int of numbers and sizes (free sizes stay symbolic)."""
+        """max, min, floor, ceil, round and int of numbers and sizes (free sizes stay symbolic); len of a
+        list."""
         arity = SIZE_FUNCTIONS[call.func]
         args = [a for a in call.args if isinstance(a, ast.PosArg)]
         if len(args) != len(call.args) or not arity[0] <= len(args) <= arity[1]:
             want = f"{arity[0]}" if arity[0] == arity[1] else f"{arity[0]} or more"
             self.bag.error("arg", f"{call.func} takes {want} number(s) or size(s), written without names", call.span)
             raise Abort
+        if call.func == "len":  # of a list (or a string): how many items
+            v = self.ev(args[0].value, frame)
+            if isinstance(v, Poison):
+                raise Abort
+            if not isinstance(v, (list, tuple, str)):
+                self.bag.error("type", f"len takes a list, got {self._kind(v)}", args[0].span)
+                raise Abort
+            return len(v)
         values = []
         for a in args:
             v = self.ev(a.value, frame)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from archc.diagnostics import ArchError, DiagnosticBag, Span, did_you_mean
@@ -346,7 +347,7 @@ class Elaborator(Expressions, Calls, Sequences):
                     return
             self._exec(frame, stmt.orelse)
         elif isinstance(stmt, ast.For):
-            for i in self._range(frame, stmt.start, stmt.stop, stmt.span):
+            for i in self._iterate(frame, stmt):
                 frame.env[stmt.var] = i
                 self._exec(frame, stmt.body)
         elif isinstance(stmt, ast.Assert):
@@ -354,6 +355,21 @@ class Elaborator(Expressions, Calls, Sequences):
                 self.bag.error("constraint", stmt.message or "assertion failed", stmt.span)
         elif isinstance(stmt, ast.In):
             self.bag.error("structure", "`in` statements belong at the top of a block body", stmt.span)
+
+    def _iterate(self, frame: Frame, loop: ast.For | ast.ForStep) -> Sequence[Any]:
+        """What a `for` binds its variable to, in order: `start..stop`, or a list's items."""
+        if loop.items is None:
+            assert loop.start is not None and loop.stop is not None
+            return self._range(frame, loop.start, loop.stop, loop.span)
+        v = self.ev(loop.items, frame)
+        if isinstance(v, Poison):
+            raise Abort
+        if not isinstance(v, (list, tuple)):
+            self.bag.error("type", f"a `for` runs over a range `start..stop` or a list, got {self._kind(v)}",
+                           loop.items.span)
+            raise Abort
+        self.spend(len(v), loop.span)
+        return list(v)
 
     def _range(self, frame: Frame, start: ast.Expr, stop: ast.Expr, span: Span) -> range:
         a, b = self.ev(start, frame), self.ev(stop, frame)

@@ -7,6 +7,7 @@ Part of the `Elaborator` (dsl/elaborate.py), a mixin over `values.State`.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from archc.diagnostics import Span
@@ -32,6 +33,7 @@ class Sequences(State):
         def _call(self, call: ast.Call, frame: Frame, implicit: Any, path: str | None,
                   seq_step: bool = False) -> Any: ...
         def _range(self, frame: Frame, start: ast.Expr, stop: ast.Expr, span: Span) -> range: ...
+        def _iterate(self, frame: Frame, loop: ast.For | ast.ForStep) -> Sequence[Any]: ...
         def _claim(self, frame: Frame, path: str, span: Span) -> None: ...
         def _parent_of(self, path: str) -> str | None: ...
         def _take_repeat(self) -> tuple[str, int, int, int] | None: ...
@@ -78,10 +80,11 @@ class Sequences(State):
     def _step(self, st: Any, cur: Any, seq_path: str, counter: list[int], frame: Frame) -> Any:
         if isinstance(st, ast.ForStep):
             out = cur
-            steps = self._range(frame, st.start, st.stop, st.span)
+            steps = self._iterate(frame, st)
             for i in steps:
                 frame.env[st.var] = i
-                self._repeat_step((st.var, i, steps.start, steps.stop))
+                # a range's repeats may become a loop in the generated constructor; a list's items stay apart
+                self._repeat_step((st.var, i, steps.start, steps.stop) if isinstance(steps, range) else None)
                 out = self._steps(st.steps, out, seq_path, counter, frame)
                 self._repeat_step(None)
             return out

@@ -175,10 +175,11 @@ class SeqStep:
 @dataclass(frozen=True)
 class ForStep:
     var: str
-    start: Expr
-    stop: Expr
+    start: Expr | None  # `for i in start..stop`; both None when iterating over `items`
+    stop: Expr | None
     steps: tuple[Step, ...]
     span: Span
+    items: Expr | None = None  # `for d in dims`: a list's items
 
 
 @dataclass(frozen=True)
@@ -279,10 +280,11 @@ class If:
 @dataclass(frozen=True)
 class For:
     var: str
-    start: Expr
-    stop: Expr
+    start: Expr | None  # `for i in start..stop`; both None when iterating over `items`
+    stop: Expr | None
     body: tuple[Stmt, ...]
     span: Span
+    items: Expr | None = None  # `for d in dims`: a list's items
 
 
 @dataclass(frozen=True)

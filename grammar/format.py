@@ -117,13 +117,21 @@ def _steps(steps: tuple[ast.Step, ...], depth: int) -> str:
     return "\n".join(lines)
 
 
+def _iter(s: ast.For | ast.ForStep) -> str:
+    """What a `for` runs over: `start..stop`, or a list's items."""
+    if s.items is not None:
+        return expr(s.items)
+    assert s.start is not None and s.stop is not None, "a range has both ends"
+    return f"{expr(s.start)}..{expr(s.stop)}"
+
+
 def _step(s: ast.Step, depth: int) -> str:
     if isinstance(s, ast.CallStep):
         return (f"{_label(s.label)}: " if s.label is not None else "") + call(s.call)
     if isinstance(s, ast.SeqStep):
         return (f"{_label(s.label)}: " if s.label is not None else "") + "seq " + _steps(s.steps, depth)
     if isinstance(s, ast.ForStep):
-        return f"for {s.var} in {expr(s.start)}..{expr(s.stop)} " + _steps(s.steps, depth)
+        return f"for {s.var} in {_iter(s)} " + _steps(s.steps, depth)
     if isinstance(s, ast.IfStep):
         text = f"if {expr(s.test)} " + _steps(s.then, depth)
         return text + (" else " + _steps(s.orelse, depth) if s.orelse else "")
@@ -167,7 +175,7 @@ def _body(stmts: tuple[ast.Stmt, ...], depth: int) -> list[str]:
                 out.extend(_body(s.orelse, depth + 1))
             out.append(f"{pad}}}")
         elif isinstance(s, ast.For):
-            out.append(f"{pad}for {s.var} in {expr(s.start)}..{expr(s.stop)} {{")
+            out.append(f"{pad}for {s.var} in {_iter(s)} {{")
             out.extend(_body(s.body, depth + 1))
             out.append(f"{pad}}}")
         elif isinstance(s, ast.Assert):

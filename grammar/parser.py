@@ -251,11 +251,14 @@ class _Builder(Transformer[Token, ast.Module]):
         return ("else", c[0])
 
     def for_stmt(self, meta: Meta, c: _Children) -> ast.For:
-        var, (start, stop), body = c
-        return ast.For(str(var), start, stop, body, self.sp(meta))
+        var, (start, stop, items), body = c
+        return ast.For(str(var), start, stop, body, self.sp(meta), items)
 
-    def range(self, meta: Meta, c: _Children) -> tuple[ast.Expr, ast.Expr]:
-        return (c[0], c[1])
+    def range(self, meta: Meta, c: _Children) -> tuple[ast.Expr | None, ast.Expr | None, ast.Expr | None]:
+        return (c[0], c[1], None)
+
+    def items(self, meta: Meta, c: _Children) -> tuple[ast.Expr | None, ast.Expr | None, ast.Expr | None]:
+        return (None, None, c[0])
 
     def assert_stmt(self, meta: Meta, c: _Children) -> ast.Assert:
         return ast.Assert(c[0], _unquote(c[1]) if c[1] else None, self.sp(meta))
@@ -295,12 +298,12 @@ class _Builder(Transformer[Token, ast.Module]):
         return ast.SeqStep(c[0], None, self.sp(meta))
 
     def for_step(self, meta: Meta, c: _Children) -> ast.ForStep:
-        var, (start, stop), step = c
-        return ast.ForStep(str(var), start, stop, (step,), self.sp(meta))
+        var, (start, stop, items), step = c
+        return ast.ForStep(str(var), start, stop, (step,), self.sp(meta), items)
 
     def for_steps(self, meta: Meta, c: _Children) -> ast.ForStep:
-        var, (start, stop), steps = c
-        return ast.ForStep(str(var), start, stop, steps, self.sp(meta))
+        var, (start, stop, items), steps = c
+        return ast.ForStep(str(var), start, stop, steps, self.sp(meta), items)
 
     def if_step(self, meta: Meta, c: _Children) -> ast.IfStep:
         return ast.IfStep(c[0], (c[1],), (), self.sp(meta))
@@ -451,8 +454,8 @@ _EXAMPLES: dict[str, list[str]] = {
     "expected `in` and a range after the loop variable, as in `for i in 0..3`": [
         "block B() { for i 0..3 {} }", "block B() { for i = 0..3 {} }",
     ],
-    "expected '..' in the range, as in `0..3`": [
-        "block B() { for i in 0 {} }", "block B() { for i in 0, 3 {} }",
+    "expected '..' in a range, as in `for i in 0..3 {`, or '{' after a list, as in `for d in dims {`": [
+        "block B() { for i in 0, 3 {} }",
     ],
     "expected `then` in the conditional expression `if c then a else b`": [
         "block B() { y = if a b }", "block B() { y = if a: b }",

@@ -291,3 +291,53 @@ def test_out_as_names_the_last_layer() -> None:
     with pytest.raises(ArchError) as e:
         archc.loads("block B() {\n  in x: [n = 2, c = 4]\n  out x, x as \"two\"\n}\n").check()
     assert "names one layer; this `out` has 2 values" in str(e.value) and e.value.diagnostics[0].span.col == 15
+
+
+def test_for_over_a_lists_items_equals_the_indexed_loop() -> None:
+    """`for d in dims` binds each item in order, in statements and in `seq` steps: the same state_dict,
+    parameters and outputs as `for i in 0..len(dims)` with `dims[i]`; a list of each length gets its own
+    class (the items are built in)."""
+    items = '''block Stage(widths) {
+  in x: [b, chan, t]
+  out seq(x) {
+    for d in widths {
+      conv(chan -> d, k = 3, pad = 1)
+      relu()
+    }
+  }
+}
+entry block Net(dims = [6, 5, 4]) {
+  in x: [b = 2, chan = 3, t = 7]
+  s1 = Stage(x, [4, 8])
+  s2 = Stage(s1, dims)
+  y = mean(s2, over = [t])
+  for d in dims {
+    fc = linear(y, chan -> d) as "fc{d}"
+    y = relu(fc)
+  }
+  out y * len(dims)
+}'''
+    indexed = items
+    for old, new in (("for d in widths {", "for i in 0..len(widths) {"), ("chan -> d, k", "chan -> widths[i], k"),
+                     ("for d in dims {", "for i in 0..len(dims) {"), ("chan -> d)", "chan -> dims[i])"),
+                     ('"fc{d}"', '"fc{dims[i]}"')):
+        indexed = indexed.replace(old, new)
+    assert indexed != items and "for d in" not in indexed
+    a, b = archc.loads(items, "items.arch"), archc.loads(indexed, "indexed.arch")
+    fa, fb = a.flops(), b.flops()
+    assert (fa.flops, fa.params) == (fb.flops, fb.params)
+    ma, mb = a.torch()().eval(), b.torch()().eval()
+    assert [(k, v.shape) for k, v in ma.state_dict().items()] == [(k, v.shape) for k, v in mb.state_dict().items()]
+    assert "fc6.weight" in ma.state_dict() and "s2.4.weight" in ma.state_dict()
+    mb.load_state_dict(ma.state_dict())
+    x = torch.randn(2, 3, 7)
+    with torch.no_grad():
+        assert torch.equal(ma(x), mb(x)) and ma(x).shape == (2, 4)
+
+
+def test_len_counts_a_lists_items_and_refuses_the_rest() -> None:
+    ok = ("block B(ws = [1, 2, 3]) {\n in x: [n = 2]\n"
+          " assert len(ws) == 3 and len([]) == 0 and len(\"ab\") == 2\n out x }")
+    archc.loads(ok, "len.arch").check()
+    with pytest.raises(ArchError, match="len takes a list, got the number 4"):
+        archc.loads(ok.replace("len(ws) == 3", "len(4) == 3"), "len.arch").check()
