@@ -348,12 +348,14 @@ def to_json(mem: Memory, layers: bool = True) -> dict[str, Any]:
 def blocks(mem: Memory) -> list[tuple[str, str, Size]]:
     """(path, block name, saved bytes) of every block instance, sequence and list, in elaboration order:
     the bytes first kept by the ops inside it."""
-    out = []
-    for path, info in mem.graph.modules.items():
-        if info.kind == "op" or not path:
-            continue
-        out.append((path, info.name, S.simplify_total(S.total([r.saved for r in mem.ops if inside(r.where, path)]))))
-    return out
+    inner: dict[str, list[Size]] = {}  # module path -> what the ops inside it keep, in op order
+    for r in mem.ops:  # each op counts for its path and every prefix of it: linear in the ops, not quadratic
+        where = r.where
+        while where:
+            inner.setdefault(where, []).append(r.saved)
+            where = where[:max(where.rfind("."), 0)]
+    return [(path, info.name, S.simplify_total(S.total(inner.get(path, []))))
+            for path, info in mem.graph.modules.items() if info.kind != "op" and path]
 
 
 def groups(mem: Memory, depth: int) -> list[tuple[str, int, Size]]:

@@ -8,8 +8,8 @@ Two kinds of input, drawn from a fixed seed (case i is always the same):
   - generated programs that call one op with odd arguments next to a linear layer
     (tests/test_fuzz.py's op-program generator), which are mostly valid.
 
-Each case goes through `check`, `flops`, `plan`, a graph-style `render` to DOT, a circuit-style
-`render` to SVG and `build`, in-process; a program that builds is imported and its module
+Each case goes through `check`, `flops`, `plan`, `memory` (training memory), a graph-style `render`
+to DOT, a circuit-style `render` to SVG and `build`, in-process; a program that builds is imported and its module
 constructed and run forward on random inputs of the entry's sizes (torch). Every outcome is
 sorted into one kind:
 
@@ -66,7 +66,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from test_fuzz import mutant, problem, sources  # noqa: E402 - the suite's mutator and oracle
 
 CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-COMMANDS = [["check"], ["flops", "--json"], ["plan"], ["render", "-o", "{dir}/g.dot"],
+COMMANDS = [["check"], ["flops", "--json"], ["plan"], ["memory", "--json"], ["render", "-o", "{dir}/g.dot"],
             ["render", "--style", "circuit", "-o", "{dir}/c.svg"], ["build", "-o", "{dir}/b"]]
 
 

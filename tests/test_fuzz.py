@@ -126,7 +126,8 @@ def mutant(text: str, seed: int) -> tuple[str, list[str], list[str]]:
     command = rng.choice([["check"]] * 12 + [["check", "--symbolic"], ["check", "--ir"], ["check", "--json"],
                                              ["flops"], ["flops", "--symbolic", "--memory"],
                                              ["flops", "--json", "--convention", "full"],
-                                             ["flops", "--depth", "1", "--convention", "macs"]])
+                                             ["flops", "--depth", "1", "--convention", "macs"],
+                                             ["memory"], ["memory", "--json", "--optimizer", "sgd"]])
     return text, edits, command
 
 
@@ -260,7 +261,7 @@ REGRESSIONS = {
 
 def _commands() -> list[list[str]]:
     return [["check"], ["check", "--symbolic"], ["check", "--ir"], ["flops"], ["flops", "--json"],
-            ["flops", "--symbolic", "--memory", "--depth", "1"]]
+            ["flops", "--symbolic", "--memory", "--depth", "1"], ["memory"]]
 
 
 @pytest.mark.parametrize("name", sorted(REGRESSIONS))
