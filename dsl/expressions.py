@@ -290,9 +290,16 @@ class Expressions(State):
             return self._apply(Op.ADD if op is Op.ADD else op, [a, b], {"what": what}, e.span, frame, None, {})
         t, other = (a, b) if ta else (b, a)
         if e.op == "*" or (e.op == "/" and ta):
-            if not isinstance(other, (int, float)) or isinstance(other, bool):
-                self.bag.error("type", f"a tensor can be scaled by a number, not by {self._kind(other)}", e.span)
+            if isinstance(other, bool) or not (isinstance(other, (int, float)) or S.is_size(other)):
+                self.bag.error("type", f"a tensor can be scaled by a number or a size, not by {self._kind(other)}",
+                               e.span)
                 raise Abort
+            if e.op == "/" and (S.is_concrete(other) or isinstance(other, float)) and float(other) == 0:
+                self.bag.error("value", "division by zero", e.right.span)
+                raise Abort
+            if not isinstance(other, (int, float)):  # a size read at run time: `x / L`, `x * (H * W)`
+                return self._apply(Op.SCALE, [t], {"factor": 1, "size": other, "divide": e.op == "/"}, e.span,
+                                   frame, None, {})
             factor = 1 / other if e.op == "/" else other
             return self._scale(t, factor, e.span, frame)
         self.bag.error("type", f"'{e.op}' between a tensor and {self._kind(other)} is not defined", e.span)

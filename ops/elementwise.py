@@ -303,12 +303,16 @@ _join("MUL", "mul", "*", MUL, "mul_", "×", False, "elementwise product")
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class ScaleAttrs(Attrs):
     factor: Any = arg("number")
+    # `x * L`, `x / (H * W)`: a size the generated forward reads at run time (an input's shape, a
+    # constructor argument), multiplying or dividing; set by the elaborator, not an argument of scale()
+    size: Any = derived(None)
+    divide: bool = derived(False)
 
 
 def _scale_literal(a: ScaleAttrs) -> str:
     f = a.factor
-    if isinstance(f, bool) or not isinstance(f, (int, float)):
-        raise Unsupported(f"a scale factor of {f} is not a number")
+    if isinstance(f, bool) or not isinstance(f, (int, float)) or a.size is not None:
+        raise Unsupported(f"a scale factor of {f if a.size is None else S.fmt(a.size)} is not a number")
     return T.lit(f)
 
 
@@ -318,6 +322,10 @@ def _scale_module(a: ScaleAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx
 
 
 def _scale_forward(a: ScaleAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx, args: list[Expr]) -> Expr:
+    if a.size is not None:
+        size = ctx.size(a.size)
+        size = size if size.isidentifier() or size.isdigit() or size.replace(".", "").isidentifier() else f"({size})"
+        return Expr(f"{args[0].at(MUL)} {'/' if a.divide else '*'} {size}", MUL)
     return Expr(f"{args[0].at(MUL)} * {_scale_literal(a)}", MUL)
 
 

@@ -163,6 +163,8 @@ def pointwise(g: Graph, n: Node) -> bool:
         return False
     if n.op is Op.BATCHNORM:
         return bool(n.attrs.track_running_stats)
+    if n.op is Op.SCALE and n.attrs.size is not None:  # `x / L`: a size known at run time only, a torch op
+        return False
     return n.op.has(Trait.POINTWISE) and n.op.triton is not None
 
 

@@ -341,3 +341,24 @@ def test_len_counts_a_lists_items_and_refuses_the_rest() -> None:
     archc.loads(ok, "len.arch").check()
     with pytest.raises(ArchError, match="len takes a list, got the number 4"):
         archc.loads(ok.replace("len(ws) == 3", "len(4) == 3"), "len.arch").check()
+
+
+def test_a_tensor_scaled_by_a_free_size_reads_it_at_run_time() -> None:
+    """`x / L` and `x * (H * W)` on free sizes: check decides with the defaults, build reads the sizes
+    off the input (it refused them: check accepted what build did not), at any size; the Triton target
+    leaves them to torch. `x / 0` is a located error (it was an internal error)."""
+    src = ("size L = 16, H = 3, W = 5\nblock B() {\n in x: [b = 2, t = L, c = 4, h = H, w = W]\n"
+           " s = sum(x, over = [t])\n m = s / L\n out m * (H * W) + x[t = 0] * L }")
+    model = archc.loads(src, "scale.arch")
+    model.check()  # at the defaults
+    mod, fused = model.torch()().eval(), model.triton()().eval()
+    for t, h, w in ((16, 3, 5), (7, 2, 9), (1, 1, 1)):
+        x = torch.randn(2, t, 4, h, w)
+        want = x.sum(1) / t * (h * w) + x[:, 0] * t
+        with torch.inference_mode():
+            assert torch.allclose(mod(x), want, rtol=1e-5, atol=1e-5)
+            assert torch.allclose(fused(x), want, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ArchError, match="division by zero"):
+        archc.loads("block B() {\n in x: [n = 2]\n out x / 0 }", "zero.arch").check()
+    with pytest.raises(ArchError, match="division by zero"):
+        archc.loads("block B() {\n in x: [n = 2]\n out x / 0.0 }", "zero.arch").check()
