@@ -110,16 +110,10 @@ _activation("HARDSWISH", "hardswish", "F.hardswish", "nn.Hardswish", "hswish", T
 _activation("HARDSIGMOID", "hardsigmoid", "F.hardsigmoid", "nn.Hardsigmoid", "hσ", True,
             "tl.minimum(tl.maximum({0} + 3.0, 0.0), 6.0) / 6.0")
 
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class LeakyReluAttrs(Attrs):
-    slope: float = arg("float", 0.01)  # torch's negative_slope
-
-
-def _leaky_shape(ctx: ShapeCtx, ins: list[TensorType], a: LeakyReluAttrs) -> tuple[Type, tuple[ParamSpec, ...],
-                                                                                   LeakyReluAttrs]:
-    if not -1e300 < a.slope < 1e300:  # nan and the infinities
-        raise R.fail(f"leaky_relu's slope must be a finite number, got {a.slope}", "slope", "value")
-    return ins[0], (), a
+    slope: float = arg("float", 0.01)  # torch's negative_slope (binding refuses nan and the infinities)
 
 
 def _leaky_module(a: LeakyReluAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx) -> str:
@@ -134,7 +128,7 @@ def _leaky_forward(a: LeakyReluAttrs, ins: list[TensorType], out: Type, ctx: Low
 
 define(OpDef(
     key="LEAKY_RELU", name="leaky_relu", attrs=LeakyReluAttrs, tensors=1,
-    traits=frozenset({Trait.POINTWISE, Trait.ACTIVATION}), shape=_leaky_shape, cost=C.per_element,
+    traits=frozenset({Trait.POINTWISE, Trait.ACTIVATION}), shape=_same_shape, cost=C.per_element,
     torch=TorchLowering(module=_leaky_module, forward=_leaky_forward),
     glyph=Glyph("func", "LReLU", G.FUNC), doc=_ACT_DOC + "; x where x >= 0, else slope · x", dtypes=FLOAT,
     triton=lambda a, args: f"tl.where({args[0]} >= 0.0, {args[0]}, {args[0]} * {float(a.slope)!r})",
