@@ -31,6 +31,7 @@ the kernels' numbers there say nothing about a GPU; the run says the script work
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import pathlib
@@ -38,7 +39,7 @@ import signal
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 if "--tiny" in sys.argv:
@@ -222,24 +223,20 @@ class RowTimeout(Exception):
     pass
 
 
-class row_timeout:  # noqa: N801 - a context manager used like a function
+@contextlib.contextmanager
+def row_timeout(seconds: float) -> Iterator[None]:
     """Raise RowTimeout in the main thread after `seconds` (0: never): a row whose compilation or
     autotuning runs away is reported and the run goes on."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-
-    def __enter__(self) -> None:
-        if self.seconds:
-            signal.signal(signal.SIGALRM, self._fire)
-            signal.setitimer(signal.ITIMER_REAL, self.seconds)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.seconds:
+    def fire(signum: int, frame: object) -> None:
+        raise RowTimeout(f"past the --row-timeout of {seconds:g} s")
+    if seconds:
+        signal.signal(signal.SIGALRM, fire)
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        if seconds:
             signal.setitimer(signal.ITIMER_REAL, 0)
-
-    def _fire(self, signum: int, frame: object) -> None:
-        raise RowTimeout(f"past the --row-timeout of {self.seconds:g} s")
 
 
 def fmt(row: dict[str, Any]) -> str:

@@ -9,8 +9,8 @@ Two kinds of input, drawn from a fixed seed (case i is always the same):
     (tests/test_fuzz.py's op-program generator), which are mostly valid.
 
 Each case goes through `check`, `flops`, `plan`, `memory` (training memory), a graph-style `render`
-to DOT, a circuit-style `render` to SVG and `build`, in-process; a program that builds is imported and its module
-constructed and run forward on random inputs of the entry's sizes (torch). Every outcome is
+to DOT, a circuit-style `render` to SVG and `build`, in-process; a program that builds is imported
+and its module constructed and run forward on random inputs of the entry's sizes (torch). Every outcome is
 sorted into one kind:
 
   ok: ... / located-error  check passes (and the program built and ran, or build refused it with a

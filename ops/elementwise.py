@@ -318,7 +318,7 @@ def _scale_module(a: ScaleAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx
 def _scale_forward(a: ScaleAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx, args: list[Expr]) -> Expr:
     if a.size is not None:
         size = ctx.size(a.size)
-        size = size if size.isidentifier() or size.isdigit() or size.replace(".", "").isidentifier() else f"({size})"
+        size = size if all(c.isalnum() or c in "._" for c in size) else f"({size})"  # a name or number as is
         return Expr(f"{args[0].at(MUL)} {'/' if a.divide else '*'} {size}", MUL)
     return Expr(f"{args[0].at(MUL)} * {_scale_literal(a)}", MUL)
 
