@@ -89,6 +89,7 @@ class Elaborator(Expressions, Calls, Sequences):
         self.constraints: list[Constraint] = []
         self.values: dict[str, int] = {}  # values of free sizes, for deciding what symbols cannot
         self.depth = 0
+        self.asserting = 0  # inside an `assert`: its conditions on free sizes are requirements, not branches
         self.limits = current_limits()
         self.steps = 0
         self.repeat: tuple[str, int, int, int] | None = None
@@ -351,7 +352,12 @@ class Elaborator(Expressions, Calls, Sequences):
                 frame.env[stmt.var] = i
                 self._exec(frame, stmt.body)
         elif isinstance(stmt, ast.Assert):
-            if not self.truth(self.ev(stmt.test, frame), stmt.test.span):
+            self.asserting += 1
+            try:
+                holds = self.truth(self.ev(stmt.test, frame), stmt.test.span)
+            finally:
+                self.asserting -= 1
+            if not holds:
                 self.bag.error("constraint", stmt.message or "assertion failed", stmt.span)
         elif isinstance(stmt, ast.In):
             self.bag.error("structure", "`in` statements belong at the top of a block body", stmt.span)

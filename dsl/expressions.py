@@ -267,7 +267,8 @@ class Expressions(State):
             raise Abort
         r = S.compare(va, op, vb)
         assert r is not None
-        self.constraints.append(Constraint("assumed", (a, op, b), r, "a condition on free sizes", span))
+        self.constraints.append(Constraint("assumed", (a, op, b), r, "a condition on free sizes", span,
+                                           self.asserting > 0))
         return r
 
     def truth(self, v: Any, span: Span) -> bool:

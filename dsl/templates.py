@@ -134,8 +134,10 @@ class Tracer(Elaborator):
 
     def _decide(self, a: Any, op: str, b: Any, span: Span) -> bool:
         r = super()._decide(a, op, b, span)
-        if self._scope == "":  # the block's own code (or an inline `out Block(...)`), not a nested block's
-            self.decisions.append(Decision(a, op, b, r, span, self._in_assert))
+        # the block's own code (or an inline `out Block(...)`), or a nested block's: that block's class
+        # decides it, but where forward tests it (a condition on an input size) the sizes after the call
+        # depend on it here too
+        self.decisions.append(Decision(a, op, b, r, span, self._in_assert, self._scope != ""))
         return r
 
     def _stmt(self, frame: Frame, stmt: Any) -> None:
@@ -230,18 +232,23 @@ class Templates:
         self._blocks: dict[int, tuple[ast.Block, File]] = {}  # id(facts) -> the block and its file
         self._asserts: dict[int, AssertFact] = {}  # id(ast.Assert) -> its fact
 
-    def entry_trace(self, generic: bool = False, concrete: set[str] | None = None) -> BlockTrace:
-        """The entry block with its declared input types, in the free sizes."""
+    def entry_trace(self, generic: bool = False, concrete: set[str] | None = None,
+                    at: Mapping[str, int] | None = None) -> BlockTrace:
+        """The entry block with its declared input types, in the free sizes (valued as `at` says, where it
+        gives a value: the other outcome of a condition on them)."""
         block = self.program.entry_block(self.entry)
         bfile = _file_of(self.program, block)
-        tr = Tracer(self.program, dict(self.sets), generic, concrete)
+        tr = Tracer(self.program, dict(self.sets) | dict(at or {}), generic, concrete)
         tr.trace(block, bfile, None, None)
         return self._finish(tr, block, True)
 
     def call_trace(self, parent: BlockTrace, call: CallRecord, generic: bool = False,
-                   concrete: set[str] | None = None) -> BlockTrace:
+                   concrete: set[str] | None = None, at: Mapping[str, int] | None = None,
+                   branches: bool = False) -> BlockTrace:
         """The block of `call` (recorded in `parent`) on its own, with class-local sizes;
-        `generic`: with its integer parameters (but `concrete`) as symbols too."""
+        `generic`: with its integer parameters (but `concrete`) as symbols too; `at`: values for
+        some input sizes (`x:h`) other than the parent's; `branches`: a condition on an input size
+        that no layer's shape fixes is left to forward, instead of building the class for the size."""
         block, bfile = self._blocks[id(call.block)]
         sizes_only = {k: v for k, v in self.sets.items() if k in self.program.sizes}
         tr = Tracer(self.program, sizes_only, generic, concrete)
@@ -251,14 +258,14 @@ class Templates:
             axes = []
             for ax in t.axes:
                 sym = f"{fact.name}:{ax.name}"
-                value = S.evaluate(ax.size, parent.values)
+                value = (at or {}).get(sym, S.evaluate(ax.size, parent.values))
                 if value is not None:
                     tr.values[sym] = value
                 axes.append(dataclasses.replace(ax, size=S.symbol(sym)))
             inputs.append(dataclasses.replace(t, axes=tuple(axes)))
         args = {k: _concrete(v, parent.values) for k, v in call.args.items()}
         tr.trace(block, bfile, args, inputs)
-        return self._finish(tr, block, False)
+        return self._finish(tr, block, False, branches)
 
     # ---- records -------------------------------------------------------------------------------
 
@@ -279,16 +286,16 @@ class Templates:
             got = self._asserts[id(st)] = AssertFact(_param_expr(st.test), st.message)
         return got
 
-    def _finish(self, tr: Tracer, block: ast.Block, is_entry: bool) -> BlockTrace:
+    def _finish(self, tr: Tracer, block: ast.Block, is_entry: bool, branches: bool = False) -> BlockTrace:
         assert tr.root_frame is not None
         fixed: set[str] = set(tr.baked)
         for n in tr.graph:
             for p in n.params:
                 for d in p.shape:
                     fixed |= S.free_names(d)
-        if not is_entry:  # `if cin == cout` in a nested block: the input size the decision reads is an argument
+        if not is_entry and not branches:  # `if cin == cout` in a nested block: the size it reads is an argument
             for dec in tr.decisions:
-                if not dec.in_assert:
+                if not dec.in_assert and not dec.nested:
                     fixed |= {n for v in (dec.a, dec.b) if S.is_size(v) for n in S.free_names(v) if ":" in n}
         args = {k: _concrete(v, tr.values) for k, v in tr.graph.modules[""].args.items()}
         calls = {path: CallRecord(path, self.facts(c.block, c.file), c.args, tuple(_value(x) for x in c.inputs),

@@ -58,6 +58,7 @@ class Constraint:
     rhs: Any
     what: str
     span: Span
+    in_assert: bool = False  # "assumed" only: made while checking an `assert` (a requirement, not a branch)
 
 
 class Abort(Exception):
@@ -97,6 +98,7 @@ class State:
     constraints: list[Constraint]
     values: dict[str, int]
     depth: int
+    asserting: int  # inside an `assert` (its conditions on free sizes are requirements)
     limits: Limits
     steps: int  # spent of limits.steps
     repeat: tuple[str, int, int, int] | None

@@ -26,6 +26,7 @@ Binary(op='*', left=Name(name='n'), right=Lit(value=2))
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
 from archc.diagnostics import Span
@@ -151,6 +152,7 @@ class Decision:
     outcome: bool
     span: Span
     in_assert: bool = False  # made while checking an `assert`: it does not change the layers
+    nested: bool = False  # made in a nested block's code: its class decides it, unless forward reads the sizes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -192,13 +194,18 @@ class BakeParams(Exception):
 class TraceSource(Protocol):
     """Where a generator gets its traces (dsl/templates.py elaborates a loaded program)."""
 
-    def entry_trace(self, generic: bool = False, concrete: set[str] | None = None) -> BlockTrace:
-        """The entry block with its declared input types, in the free sizes."""
+    def entry_trace(self, generic: bool = False, concrete: set[str] | None = None,
+                    at: Mapping[str, int] | None = None) -> BlockTrace:
+        """The entry block with its declared input types, in the free sizes (valued by `at` where it
+        gives a value)."""
         ...
 
     def call_trace(self, parent: BlockTrace, call: CallRecord, generic: bool = False,
-                   concrete: set[str] | None = None) -> BlockTrace:
+                   concrete: set[str] | None = None, at: Mapping[str, int] | None = None,
+                   branches: bool = False) -> BlockTrace:
         """The block of `call` (recorded in `parent`) on its own, with class-local input sizes;
-        `generic`: with its integer parameters (but `concrete`) as symbols too."""
+        `generic`: with its integer parameters (but `concrete`) as symbols too; `at`: values of
+        some input sizes (`x:h`); `branches`: a condition on an input size no layer's shape fixes
+        stays a condition (forward tests it) instead of making the size a constructor argument."""
         ...
 

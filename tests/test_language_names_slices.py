@@ -208,15 +208,6 @@ def test_padding_to_a_multiple_of_the_window_is_exact_at_every_size() -> None:
         assert torch.equal(net(x), torch.relu(x) * 2.0)
 
 
-def test_a_branch_on_an_input_size_says_how_to_write_it_without() -> None:
-    src = ("size H = 14\nblock Net(ws = 4) {\n  in x: [b = 1, c = 4, h = H]\n"
-           "  y = if H % ws != 0 then pad(x, over = h, pad = [[0, ws - H % ws]]) else x\n  out y\n}\n")
-    with pytest.raises(ArchError) as e:
-        archc.loads(src).torch_source()
-    d = e.value.diagnostics[0]
-    assert d.code == "codegen" and d.span.line == 4 and "(ws - H % ws) % ws" in d.message
-
-
 def test_a_size_as_a_comparison_value_is_read_at_run_time() -> None:
     """`less(x, value = L)`: the size, not a number fixed at build time (a padding mask at any length)."""
     m = archc.loads("size batch = 2, L = 8\nblock Net() {\n  in x: [batch, tok = L]\n"
@@ -266,18 +257,21 @@ def test_bad_template_values_are_located(template: str, message: str) -> None:
     assert message in d.message and (d.span.line, d.span.col) == (3, 28), (d.message, d.span)
 
 
-def test_a_named_block_deciding_on_its_input_channels_takes_them_as_an_argument() -> None:
-    """A layer-less block whose `if` reads its input's channel count: the count is a constructor argument
-    (as when a layer's shape needs it), so the block builds as a module and not only inline."""
+def test_a_named_block_deciding_on_its_input_channels_tests_them_when_it_runs() -> None:
+    """A layer-less block whose `if` reads its input's channel count builds as a module (not only inline),
+    and its forward tests the count, named as the block names it, so it takes either branch."""
     m = archc.loads("size batch = 1\nblock Shortcut(cout) {\n  in x: [batch, chan = cin, h, w]\n"
                     "  out if cin == cout then x else relu(x)\n}\nblock Net() {\n"
                     "  in x: [batch, chan = 8, h = 4, w = 4]\n  fc = conv(x, chan -> 8, k = 1)\n"
                     "  sc = Shortcut(x, 8)\n  out fc + sc\n}\n")
     source = m.torch_source()
-    assert "def __init__(self, cin: int, cout: int)" in source and "self.sc = Shortcut(8, 8)" in source
+    assert "def __init__(self, cout: int)" in source and "self.sc = Shortcut(8)" in source
+    assert "cin = x.shape[1]\n        if cin == self.cout:" in source
     net = m.torch()()
     x = torch.randn(1, 8, 4, 4)
     assert torch.allclose(net(x), net.fc(x) + x)
+    y = torch.randn(1, 5, 4, 4)
+    assert torch.equal(net.sc(y), torch.relu(y))
 
 
 def test_out_as_names_the_last_layer() -> None:

@@ -16,7 +16,9 @@ Statements are `Lines` (one statement, possibly on several lines) and `If`;
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -99,6 +101,18 @@ class Cond:
     init: str  # in __init__'s names
     forward: str  # in forward's (self.stride)
     outcome: bool
+    # a condition on an input size, read at run time (`h % 7 != 0`): both outcomes are traced, they must
+    # build the same layers, and forward branches on it (`init` is then the forward text, for keys only)
+    runtime: bool = False
+    index: int = dataclasses.field(default=-1, compare=False)  # of the trace's decision it tests
+
+
+class RuntimeLayers(Exception):
+    """The two outcomes of a condition on an input size build different layers: no one class does both."""
+
+    def __init__(self, cond: str, span: Span | None, block: str = ""):
+        super().__init__(cond)
+        self.cond, self.span, self.block = cond, span, block
 
 
 @dataclasses.dataclass
@@ -358,10 +372,10 @@ class ClassBuilder:
             self.stored[sym] = self.attrs.name(("attr", sym), self.init_names[sym])
         return f"self.{self.stored[sym]}"
 
-    def _runtime_var(self, s: str) -> str:
+    def _runtime_var(self, s: str, hint: str | None = None) -> str:
         if s not in self.runtime:
             var, dim = self.sources[s]
-            name = self.locals.name(("size", s), self.display.get(s, s))
+            name = self.locals.name(("size", s), hint or self.display.get(s, s))
             self.runtime[s] = name
             self.prologue.append(Lines((f"{name} = {var}.shape[{dim}]",)))
         return self.runtime[s]
@@ -391,18 +405,17 @@ class ClassBuilder:
     def _path(self) -> tuple[Cond, ...]:
         out: list[Cond] = []
         seen: set[str] = set()
-        for d in self.tr.decisions:
+        for index, d in enumerate(self.tr.decisions):
             if d.in_assert:
                 continue  # checked by a guard (see _guards), or by archc check for the sizes given
             a, b = self._sub(d.a), self._sub(d.b)
             names = pyexpr.free_names(a) | pyexpr.free_names(b)
-            runtime = sorted(self.display.get(n, n) for n in names
-                             if n not in self.init_names and n not in self.fixed_values)
+            runtime = sorted(n for n in names if n not in self.init_names and n not in self.fixed_values)
             if runtime:
-                raise self._fail(f"this condition on the input size {', '.join(runtime)} was decided when "
-                                 "the file was checked, but a module generated once must work at every input "
-                                 "size: compute without the branch (a pad of `(ws - H % ws) % ws` is 0 at a "
-                                 f"multiple of ws) or fix {', '.join(runtime)} with --set", d.span)
+                out.append(self._runtime_cond(d, a, b, runtime, index))
+                continue
+            if d.nested:
+                continue  # built into the nested block's class
             if not self.generic:
                 continue  # a specialised class: every decision is built in
             if not names <= set(self.init_names):
@@ -414,6 +427,27 @@ class ClassBuilder:
             fwd = pyexpr.relation(a, d.op, b, {n: self._stored(n) for n in names})
             out.append(Cond(init, fwd, d.outcome))
         return tuple(out)
+
+    def _block_name(self, sym: str) -> str | None:
+        """The block's own name for an input size (`cin` of `in x: [chan = cin]`), if it gives one."""
+        size = S.symbol(sym)
+        return next((v for v, x in self.tr.env.items() if x == size and v.isidentifier()), None)
+
+    def _runtime_cond(self, d: Any, a: Any, b: Any, runtime: list[str], index: int) -> Cond:
+        """A condition on sizes forward reads off its inputs (`h % ws != 0`): forward tests it."""
+        unreadable = [self.display.get(n, n) for n in runtime if n not in self.sources]
+        if unreadable:
+            raise self._fail(f"this condition on the size {', '.join(unreadable)} cannot be tested when the "
+                             "module runs (the size cannot be read off an input's shape): fix it with --set",
+                             d.span)
+        names = {n: self._runtime_var(n, self._block_name(n)) if n in self.sources else self._stored(n)
+                 for n in sorted(pyexpr.free_names(a) | pyexpr.free_names(b)) if n not in self.fixed_values}
+        a, b = (pyexpr.substitute(x, self.fixed_values) for x in (a, b))
+        try:
+            text = pyexpr.relation(a, d.op, b, names)
+        except pyexpr.NotPrintable as e:
+            raise self._fail(f"this condition on an input size cannot be written in Python: {e}", d.span) from None
+        return Cond(text, text, d.outcome, runtime=True, index=index)
 
     def _guards(self) -> tuple[str, ...]:
         """The block's top-level asserts that speak of its parameters only, as checks in __init__."""
@@ -969,6 +1003,12 @@ def _render_init(node: _Node, block: str) -> tuple[Any, ...]:
     text = node.cond.init
     t = _render_init(node.then, block) if node.then else None
     f = _render_init(node.orelse, block) if node.orelse else None
+    if node.cond.runtime:  # tested by forward only: both outcomes build the same layers
+        if t is not None and f is not None and t != f:
+            raise RuntimeLayers(node.cond.forward, None)
+        known = t if t is not None else f
+        assert known is not None
+        return known
     if t is None or f is None:
         known = t if t is not None else f
         assert known is not None
@@ -995,7 +1035,7 @@ def _forward_tree(variants: list[Variant]) -> tuple:
     def clash(conds: list[str]) -> bool:
         for i, (a, fa) in enumerate(obs):
             for b, fb in obs[i + 1:]:
-                if fa != fb and all(a[c] == b[c] for c in conds if c in a and c in b):
+                if _codes(fa) != _codes(fb) and all(a[c] == b[c] for c in conds if c in a and c in b):
                     return True
         return False
 
@@ -1006,9 +1046,9 @@ def _forward_tree(variants: list[Variant]) -> tuple:
             needed = rest
 
     def build(cases: list, conds: list[str]) -> tuple:
-        texts = {f for _, f in cases}
+        texts = {_codes(f) for _, f in cases}
         if len(texts) == 1:
-            return cases[0][1]
+            return functools.reduce(lambda x, y: tuple(map(_join, x, y)), [f for _, f in cases])
         for i, c in enumerate(conds):
             t = [(a, f) for a, f in cases if a.get(c, True)]
             f = [(a, f) for a, f in cases if not a.get(c, False)]
@@ -1019,6 +1059,34 @@ def _forward_tree(variants: list[Variant]) -> tuple:
     return build(obs, needed)
 
 
+_COMMENT = re.compile(r"^(.*?)  # (.*?)(?:  )?(\S+:\d+)$")  # `code  # [shape]  file.arch:12`
+
+
+def _code(st: Any) -> Any:
+    """A statement without its comments' shapes: two branches that run the same code on tensors of other
+    sizes (after a pad on one of them) are one statement."""
+    if isinstance(st, If):
+        return ("if", st.cond, tuple(_code(x) for x in st.then), tuple(_code(x) for x in st.orelse))
+    return tuple((m.group(1), m.group(3)) if (m := _COMMENT.match(line)) else line for line in st.lines)
+
+
+def _codes(stmts: tuple | None) -> tuple:
+    return tuple(map(_code, stmts or ()))
+
+
+def _join(x: Any, y: Any) -> Any:
+    """Two statements with the same code: one, whose comments keep only what both say."""
+    if x == y:
+        return x
+    if isinstance(x, If):
+        return If(x.cond, tuple(map(_join, x.then, y.then)), tuple(map(_join, x.orelse, y.orelse)))
+    lines = []
+    for lx, ly in zip(x.lines, y.lines):
+        mx = _COMMENT.match(lx)
+        lines.append(lx if lx == ly or mx is None else f"{mx.group(1)}  # {mx.group(3)}")
+    return Lines(tuple(lines))
+
+
 def _unify(a: tuple, b: tuple) -> tuple | None:
     """One statement list for two that differ only inside `if`s on the same conditions, or None."""
     if a == b:
@@ -1027,8 +1095,8 @@ def _unify(a: tuple, b: tuple) -> tuple | None:
         return None
     out = []
     for x, y in zip(a, b):
-        if x == y:
-            out.append(x)
+        if _code(x) == _code(y):
+            out.append(_join(x, y))
         elif isinstance(x, If) and isinstance(y, If) and x.cond == y.cond:
             then, orelse = _unify(x.then, y.then), _unify(x.orelse, y.orelse)
             if then is None or orelse is None:
@@ -1044,12 +1112,14 @@ def _merge_if(cond: str, a: tuple, b: tuple) -> tuple[Any, ...]:
     if same is not None:
         return same
     p = 0
-    while p < min(len(a), len(b)) and a[p] == b[p]:
+    while p < min(len(a), len(b)) and _code(a[p]) == _code(b[p]):
         p += 1
     s = 0
-    while s < min(len(a), len(b)) - p and a[len(a) - 1 - s] == b[len(b) - 1 - s]:
+    while s < min(len(a), len(b)) - p and _code(a[len(a) - 1 - s]) == _code(b[len(b) - 1 - s]):
         s += 1
-    return a[:p] + (If(cond, a[p:len(a) - s], b[p:len(b) - s]),) + a[len(a) - s:]
+    head = tuple(map(_join, a[:p], b[:p]))
+    tail = tuple(map(_join, a[len(a) - s:], b[len(b) - s:]))
+    return head + (If(cond, a[p:len(a) - s], b[p:len(b) - s]),) + tail
 
 
 def _simplify(stmts: tuple) -> tuple:
@@ -1063,6 +1133,22 @@ def _simplify(stmts: tuple) -> tuple:
                 st = If(f"{_paren(st.cond)} or {_paren(mb[0].cond)}", ma, mb[0].orelse)
             elif len(ma) == 1 and isinstance(ma[0], If) and ma[0].orelse == mb:
                 st = If(f"{_paren(st.cond, ' or ')} and {_paren(ma[0].cond, ' or ')}", ma[0].then, mb)
+        out.append(st)
+    return tuple(out)
+
+
+_SIZE_READ = re.compile(r"^([A-Za-z_]\w*) = [A-Za-z_]\w*\.shape\[\d+\]$")
+
+
+def _unused_sizes(stmts: tuple) -> tuple:
+    """Without the sizes read off the inputs that nothing reads (a condition that merging found
+    forward does not need)."""
+    text = "\n".join(line.split("  # ")[0] for line in flatten(stmts))
+    out = []
+    for st in stmts:
+        m = _SIZE_READ.match(st.lines[0]) if isinstance(st, Lines) and len(st.lines) == 1 else None
+        if m and len(re.findall(rf"\b{m.group(1)}\b", text)) == 1:
+            continue
         out.append(st)
     return tuple(out)
 
@@ -1081,7 +1167,7 @@ def merge(variants: list[Variant]) -> tuple[tuple, tuple | None, tuple[str, ...]
             if Lines(tuple(g.split("\n"))) not in guards:
                 guards.append(Lines(tuple(g.split("\n"))))
     init = tuple(guards) + _simplify(_render_init(root, block))
-    forward = None if variants[0].forward is None else _simplify(_forward_tree(variants))
+    forward = None if variants[0].forward is None else _unused_sizes(_simplify(_forward_tree(variants)))
     locals_ = tuple(sorted({x for v in variants for x in v.locals}))
     stored = tuple(sorted({x for v in variants for x in v.stored}))
     return init, forward, locals_, stored, len(guards)

@@ -39,9 +39,18 @@ of one `nn.Module` class (codegen/torch/classes.py):
     argument (or, in a specialised class, a built-in value); every other size
     is a run-time size that the code never spells out, or reads off an input's
     shape (`batch = x.shape[0]`) where an op needs it. So the module runs at
-    every input size the checker admits, and torch.export sees no
-    data-dependent branches. A block whose layers depend on a run-time size
-    is refused (`codegen` error at the line).
+    every input size the checker admits. A block whose layers depend on a
+    run-time size is refused (`codegen` error at the line).
+  - Branches on run-time sizes: a condition on one (`if h % ws != 0 { pad }`,
+    in the block's code or a nested block's, whose outcome the sizes after
+    the call follow) is a `Cond` with `runtime`. `Generator.branches` traces
+    the instance again at sizes near its own under which the condition comes
+    out the other way (the conditions before it as traced), for every outcome;
+    the variants are joined like a block's uses, statements that differ only
+    in their shape comments written once. The outcomes must build the same
+    layers; where a nested block's do not (`if cin != cout { proj }`), its
+    class is built for the size instead (`_NoBranches`), and for the entry
+    it is an error at the condition.
   - Fallback: when a block cannot be generic (a parameter used where the
     checker needs a number, e.g. `split(parts = heads)`; a nested class that is
     itself specialised; instances that disagree), it is emitted *specialised*:
@@ -85,7 +94,7 @@ import dataclasses
 import itertools
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import jinja2
@@ -99,6 +108,7 @@ from archc.codegen.torch.classes import (
     ClassBuilder,
     Fallback,
     Lines,
+    RuntimeLayers,
     Variant,
     cast_type,
     flatten,
@@ -167,12 +177,19 @@ class _Restart(Exception):
         self.key = key
 
 
+class _NoBranches(_Restart):
+    """A block's condition on an input size changes its layers: generate again with the block's class built
+    for the sizes its conditions read (constructor arguments), at every use."""
+
+
 class Generator:
     """Turns a program into the render model of one module."""
 
     def __init__(self, source: TraceSource, no_generic: set | None = None,
-                 checks: bool = False, fold_bn: bool = False, dtype: str = "f32") -> None:
+                 checks: bool = False, fold_bn: bool = False, dtype: str = "f32",
+                 no_branches: set | None = None) -> None:
         self.source = source
+        self.no_branches = no_branches if no_branches is not None else set()  # blocks whose sizes are built in
         self.dtype = dtype  # the model's floating-point dtype (a file's `dtype bf16`): the entry casts to it
         self.checks = checks  # run-time shape checks in every forward (codegen/torch/checks.py)
         self.fold_bn = fold_bn  # batchnorm folded into the layer before it (passes/fold_bn.py)
@@ -181,7 +198,7 @@ class Generator:
         self.ns = Namespace(reserved=HELPERS)
         self.no_generic = no_generic if no_generic is not None else set()
         self.generic: dict[tuple, _Generic] = {}
-        self.special: dict[tuple, tuple[str, Variant, int]] = {}  # body key -> (name, variant, order)
+        self.special: dict[tuple, tuple[str, list[Variant], int]] = {}  # body key -> (name, variants, order)
         self.memo: dict[tuple, ChildRef] = {}
         self.count = 0
 
@@ -189,12 +206,83 @@ class Generator:
         self.count += 1
         return self.count
 
-    def add_special(self, v: Variant) -> ChildRef:
-        key = (v.block, v.doc, v.body_key())
+    def add_special(self, vs: list[Variant]) -> ChildRef:
+        """A specialised class: one variant, or one per outcome of its conditions on input sizes."""
+        v = vs[0]
+        key = (v.block, v.doc, tuple(x.body_key() for x in vs), tuple(tuple(x.path) for x in vs))
         if key not in self.special:
             name = self.ns.name(("class", key), v.block)
-            self.special[key] = (name, v, self._order())
+            self.special[key] = (name, vs, self._order())
         return ChildRef(self.special[key][0], False)
+
+    def add_generics(self, gkey: tuple, vs: list[Variant], base_key: tuple) -> ChildRef:
+        ref = None
+        for v in vs:
+            ref = self.add_generic(gkey, v, base_key)
+        assert ref is not None
+        return ref
+
+    def branches(self, first: BlockTrace, build: Callable[[BlockTrace], Variant],
+                 trace_at: Callable[[Mapping[str, int]], BlockTrace]) -> list[Variant]:
+        """The variants of one block instance for every outcome of its conditions on input sizes.
+
+        `first` is the instance as traced at its sizes; a condition forward tests (`h % ws != 0`,
+        a `Cond` with `runtime`) is traced again at the sizes nearest the traced ones under which the
+        conditions before it come out the same and it comes out the other way. Every outcome must
+        build the same layers: a layer that exists at some input sizes only cannot be in a module built
+        once (RuntimeLayers, with the condition's span)."""
+        v0 = build(first)
+        out = [v0]
+        todo = [(first, v0)]
+        tried: set[tuple] = set()
+        while todo:
+            tr, v = todo.pop()
+            for k, c in enumerate(v.path):
+                if not c.runtime:
+                    continue
+                key = tuple((x.forward, x.outcome) for x in v.path[:k]) + ((c.forward, not c.outcome),)
+                if key in tried:
+                    continue
+                tried.add(key)
+                decision = tr.decisions[c.index]
+                if len(tried) > _MAX_BRANCHES:
+                    raise ArchError([Diagnostic("error", "codegen", f"{first.block.name}: more than "
+                                                f"{_MAX_BRANCHES} branches on input sizes in one block",
+                                                decision.span)])
+                found = self._flip(tr, c.index, build, trace_at)
+                if found is None:
+                    sizes = ", ".join(sorted({n.split(":", 1)[-1] for n in _runtime_names(tr, decision)}))
+                    raise ArchError([Diagnostic(
+                        "error", "codegen", f"{first.block.name}: this condition on the input size {sizes} "
+                        f"is {c.outcome} at every size archc tried near the one the file gives, so the other "
+                        "branch could not be traced for the generated module: write the condition so that "
+                        "it decides on sizes the file can take", decision.span)])
+                tr2, v2 = found
+                # the other outcome builds other layers, or layers whose shapes read the size (it is then
+                # no longer a condition forward tests)
+                if ((v2.init, v2.signature, v2.locals, v2.base) != (v0.init, v0.signature, v0.locals, v0.base)
+                        or tuple((x.forward, x.outcome) for x in v2.path[:k + 1]) != key):
+                    raise RuntimeLayers(c.forward, decision.span, first.block.name)
+                out.append(v2)
+                todo.append(found)
+        return out
+
+    def _flip(self, tr: BlockTrace, index: int, build: Callable[[BlockTrace], Variant],
+              trace_at: Callable[[Mapping[str, int]], BlockTrace]) -> tuple[BlockTrace, Variant] | None:
+        # the sizes `tr` was traced at (another flip's, maybe), with the ones this flip changes
+        base = {n: tr.values[n] for d in tr.decisions for n in _runtime_names(tr, d)}
+        for attempt, at in enumerate(_flips(tr, index)):
+            if attempt == 8:
+                return None
+            saved = self._snapshot()
+            try:
+                tr2 = trace_at(base | at)
+                v2 = build(tr2)
+            except (ArchError, Fallback, RuntimeLayers):  # not a size this block admits: try the next one
+                self._restore(saved)
+                continue
+            return tr2, v2
+        return None
 
     def add_generic(self, gkey: tuple, v: Variant, base_key: tuple) -> ChildRef:
         g = self.generic.get(gkey)
@@ -222,19 +310,37 @@ class Generator:
             return self.memo[key]
         ints = {k for k, v in args.items() if isinstance(v, int) and not isinstance(v, bool)}
         base_key = (id(call.block), tuple(sorted(ints)), tuple((n, d) for n, d, _ in sig))
+        branches = base_key not in self.no_branches
+        try:
+            ref = self._class_of_call(parent, call, args, ints, base_key, branches)
+        except RuntimeLayers:  # `if cin != cout: proj = conv(...)`: the class is built for the size, at every use
+            if not branches:
+                raise  # a size its callers read at run time: no class can be built for it
+            raise _NoBranches(base_key) from None
+        self.memo[key] = ref
+        return ref
+
+    def _class_of_call(self, parent: BlockTrace, call: CallRecord, args: dict[str, Any], ints: set[str],
+                       base_key: tuple, branches: bool) -> ChildRef:
         ref = None
         if base_key not in self.no_generic:
             try:
-                tr, concrete = _generic_trace(lambda c: self.source.call_trace(parent, call, True, c))
+                tr, concrete = _generic_trace(lambda c: self.source.call_trace(parent, call, True, c,
+                                                                               branches=branches))
                 variant = ClassBuilder(self, tr, True).build()
-                floats = self._general_floats(parent, call, args, concrete, variant)
+                floats = self._general_floats(parent, call, args, concrete, variant, branches)
                 if floats:
-                    tr = self.source.call_trace(parent, _with_args(call, floats), True, concrete)
-                    variant = ClassBuilder(self, tr, True, floats).build()
+                    tr = self.source.call_trace(parent, _with_args(call, floats), True, concrete, branches=branches)
                 baked = {k: v for k, v in args.items() if k not in ints and k not in floats}
                 gkey = base_key + (repr(sorted(baked.items())), tuple(sorted((n, args[n]) for n in concrete)))
-                ref = self.add_generic(gkey, variant, base_key)
+                variants = self.branches(
+                    tr, lambda t: ClassBuilder(self, t, True, floats).build(),
+                    lambda at: self.source.call_trace(parent, _with_args(call, floats), True, concrete, at,
+                                                      branches))
+                ref = self.add_generics(gkey, variants, base_key)
             except _Restart:
+                raise
+            except RuntimeLayers:
                 raise
             except Exception as e:  # noqa: BLE001 - any failure of the generic form falls back to a specialised class
                 _debug(call.block.name, e)
@@ -243,31 +349,33 @@ class Generator:
                 self.no_generic.add(base_key)
         if ref is None:
             try:
-                tr = self.source.call_trace(parent, call)
+                tr = self.source.call_trace(parent, call, branches=branches)
+                variants = self.branches(tr, lambda t: ClassBuilder(self, t, False).build(),
+                                         lambda at: self.source.call_trace(parent, call, at=at, branches=branches))
             except ArchError as e:
                 raise _with_note(e, f"while generating the class of '{call.path}' ({call.block.name})") from None
-            ref = self.add_special(ClassBuilder(self, tr, False).build())
-        self.memo[key] = ref
+            ref = self.add_special(variants)
         return ref
 
     def _general_floats(self, parent: BlockTrace, call: CallRecord, args: dict[str, Any], concrete: set[str],
-                        actual: Variant) -> dict[str, tuple[float, float]]:
+                        actual: Variant, branches: bool) -> dict[str, tuple[float, float]]:
         """The float parameters the class can take as constructor arguments: traced with stand-in
         values, they show up only as themselves in the text (not in arithmetic, not in decisions),
         and putting the values back gives the actual text. Tried all together, then one by one."""
         names = [k for k, v in args.items() if isinstance(v, float)]
         floats = {k: (_STANDIN + i * 1e-9, args[k]) for i, k in enumerate(names)}
-        if not floats or self._floats_pass(parent, call, concrete, actual, floats):
+        if not floats or self._floats_pass(parent, call, concrete, actual, floats, branches):
             return floats
         if len(floats) == 1:
             return {}
-        return {k: v for k, v in floats.items() if self._floats_pass(parent, call, concrete, actual, {k: v})}
+        return {k: v for k, v in floats.items()
+                if self._floats_pass(parent, call, concrete, actual, {k: v}, branches)}
 
     def _floats_pass(self, parent: BlockTrace, call: CallRecord, concrete: set[str], actual: Variant,
-                     floats: dict[str, tuple[float, float]]) -> bool:
+                     floats: dict[str, tuple[float, float]], branches: bool) -> bool:
         saved = self._snapshot()
         try:
-            tr = self.source.call_trace(parent, _with_args(call, floats), True, concrete)
+            tr = self.source.call_trace(parent, _with_args(call, floats), True, concrete, branches=branches)
             raw = ClassBuilder(self, tr, True).build()
         except Exception:  # noqa: BLE001 - the stand-ins changed what the block does: keep the values
             return False
@@ -292,8 +400,8 @@ class Generator:
 
     def models(self) -> list[ClassModel]:
         out: list[tuple[int, ClassModel]] = []
-        for name, v, order in self.special.values():
-            out.append((order, _model(name, [v])))
+        for name, vs, order in self.special.values():
+            out.append((order, _model(name, vs)))
         for g in self.generic.values():
             out.append((g.order, _model(g.name, list(g.variants.values()))))
         return [m for _, m in sorted(out, key=lambda x: x[0])]
@@ -313,6 +421,42 @@ def _model(name: str, variants: list[Variant]) -> ClassModel:
     body[at:at] = stored_lines
     params = "".join(f", {n}: {t}" + (f" = {d}" if d is not None else "") for n, d, t in v.signature)
     return ClassModel(name, v.base, v.doc, params, flatten(body), v.args, v.returns, fwd_lines)
+
+
+_MAX_BRANCHES = 16  # traced outcomes of conditions on input sizes, in one block
+
+
+def _runtime_names(tr: BlockTrace, d: Any) -> set[str]:
+    """The sizes a decision reads that forward reads off the inputs (not parameters, not built in)."""
+    names: set[str] = set()
+    for x in (d.a, d.b):
+        if S.is_size(x):
+            names |= S.free_names(x)
+    return {n for n in names if not n.startswith("@") and n not in tr.fixed and n in tr.values}
+
+
+def _flips(tr: BlockTrace, index: int) -> Iterator[dict[str, int]]:
+    """Values of input sizes, nearest the traced ones first, under which the decisions before `index`
+    come out as traced and decision `index` comes out the other way."""
+    target = tr.decisions[index]
+    names = sorted(_runtime_names(tr, target))
+    want = [(d.a, d.op, d.b, d.outcome) for d in tr.decisions[:index]]
+    want.append((target.a, target.op, target.b, not target.outcome))
+
+    def holds(values: dict[str, int]) -> bool:
+        for a, op, b, outcome in want:
+            va, vb = S.evaluate(a, values), S.evaluate(b, values)
+            if va is None or vb is None or S.compare(va, op, vb) is not outcome:
+                return False
+        return True
+
+    groups = [[n] for n in names] + ([names] if len(names) > 1 else [])
+    for delta in range(1, 257):
+        for sign in (1, -1):
+            for group in groups:
+                at = {n: tr.values[n] + sign * delta for n in group}
+                if min(at.values()) >= 1 and holds({**tr.values, **at}):
+                    yield at
 
 
 _STANDIN = 0.123456789012  # a float no .arch file writes: where it shows up, a parameter went
@@ -379,34 +523,48 @@ def generate(source: TraceSource, generic: bool = True, checks: bool = False, fo
     constructor, as `model.to(torch.bfloat16)` does (integer, boolean and complex ones keep theirs), and
     the floating-point constants forward makes take it, so the module computes in it, as `archc check` types it."""
     no_generic: set = set() if generic else {"*"}
+    no_branches: set = set()
     dtype = dtype or getattr(source, "dtype", None) or "f32"
     for _ in range(64):
         try:
-            return _generate(source, no_generic, generic, checks, fold_bn, extension, dtype)
+            return _generate(source, no_generic, generic, checks, fold_bn, extension, dtype, no_branches)
+        except _NoBranches as r:
+            no_branches.add(r.key)
         except _Restart as r:
             no_generic.add(r.key)
+        except RuntimeLayers as r:  # the entry's, or a size the callers read at run time: no class is built for it
+            assert r.span is not None  # set where a block's outcomes are compared (Generator.branches)
+            raise ArchError([Diagnostic(
+                "error", "codegen", f"{r.block}: the layers would depend on the "
+                f"condition `{r.cond}`, on an input size, but a module is built once, for every input size: "
+                "create the layer outside the branch and choose between values in it "
+                "(`c = conv(...)`, then `if ... then c else x`)", r.span)]) from None
     raise AssertionError("archc could not settle which classes are generic")
 
 
 def _generate(source: TraceSource, no_generic: set, generic: bool, checks: bool = False,
               fold_bn: bool = False, extension: Callable[[ClassModel], Extension] | None = None,
-              dtype: str = "f32") -> Generated:
-    gen = Generator(source, no_generic, checks, fold_bn, dtype)
+              dtype: str = "f32", no_branches: set | None = None) -> Generated:
+    gen = Generator(source, no_generic, checks, fold_bn, dtype, no_branches)
     entry_key = ("entry",)
     tr = None
     if generic and entry_key not in no_generic:
         try:
-            tr, _ = _generic_trace(lambda c: source.entry_trace(True, c))
-            ref = gen.add_generic(entry_key, ClassBuilder(gen, tr, True).build(), entry_key)
-        except _Restart:
+            tr, concrete = _generic_trace(lambda c: source.entry_trace(True, c))
+            variants = gen.branches(tr, lambda t: ClassBuilder(gen, t, True).build(),
+                                    lambda at: source.entry_trace(True, concrete, at))
+            ref = gen.add_generics(entry_key, variants, entry_key)
+        except (_Restart, RuntimeLayers):
             raise
         except Exception as e:  # noqa: BLE001 - fall back to a specialised entry class
             _debug("the entry", e)
-            gen = Generator(source, no_generic | {entry_key}, checks, fold_bn, dtype)
+            gen = Generator(source, no_generic | {entry_key}, checks, fold_bn, dtype, no_branches)
             tr = None
     if tr is None:
         tr = source.entry_trace()
-        ref = gen.add_special(ClassBuilder(gen, tr, False).build())
+        variants = gen.branches(tr, lambda t: ClassBuilder(gen, t, False).build(),
+                                lambda at: source.entry_trace(at=at))
+        ref = gen.add_special(variants)
     classes = gen.models()
     entry_name = ref.name
     ext = None

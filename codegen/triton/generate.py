@@ -23,6 +23,7 @@ kernels take their sizes from their inputs at run time.
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from typing import Any
 
@@ -39,9 +40,11 @@ from archc.ops.registry import Op, Trait
 from archc.passes.plan import FUSED
 from archc.passes.plan import plan as make_plan
 from archc.shapes import pyexpr
+from archc.shapes import sizes as S
 from archc.shapes.types import TensorType
 
 _KERNEL_KINDS = FUSED | {"reduce"}
+_NEGATE = {"==": "!=", "!=": "==", "<": ">=", "<=": ">", ">": "<=", ">=": "<"}
 
 
 def attr_path(path: str) -> str:
@@ -240,7 +243,30 @@ class FusedForward:
             else:
                 body += [f"# {st.comment}", f"{name} = {text}"]
         outs = [fill(self.expr[i]) for i in self.g.outputs]
-        return self.prologue + body + [f"return {', '.join(outs)}"]
+        guards = self._guards()  # after the prologue: they read the sizes it reads off the inputs
+        return self.prologue + guards + body + [f"return {', '.join(outs)}"]
+
+    def _guards(self) -> list[str]:
+        """The plan is the graph's at the outcomes its conditions on input sizes took (`if H % ws != 0`,
+        a branch the PyTorch forward takes at run time): at sizes where one comes out the other way,
+        the PyTorch forward runs."""
+        out: list[str] = []
+        for c in getattr(self.g, "constraints", ()):
+            if c.kind != "assumed" or c.in_assert:
+                continue  # an assert's condition is a requirement of every size (archc check checked it)
+            a, op, b = c.lhs
+            try:
+                sides = [self.size(x) if S.is_size(x) else repr(x) for x in (a, b)]
+            except L.Unsupported as e:
+                raise ArchError([Diagnostic("error", "codegen", f"the Triton target: {e}", c.span)]) from None
+            sides = [f"({x})" if " if " in x else x for x in sides]
+            taken = f"{sides[0]} {op if c.rhs else _NEGATE[op]} {sides[1]}"
+            other = f"{sides[0]} {_NEGATE[op] if c.rhs else op} {sides[1]}"
+            at = f"{os.path.basename(c.span.file)}:{c.span.line}" if c.span else "the .arch file"
+            line = f"if {other}:  # planned where {taken} ({at}); other sizes run the PyTorch forward"
+            if line not in out:
+                out += [line, f"    return self.forward_eager({', '.join(self.args.values())})"]
+        return out
 
 
 def shared_kernels(kernels: list[Kernel]) -> list[str]:
