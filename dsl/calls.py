@@ -126,7 +126,8 @@ class Calls(State):
             if lo != hi and isinstance(v, TV) and isinstance(self.type_of(v), TupleType):
                 # a variadic op takes a tuple's tensors: concat(split(x, ...), axis = chan)
                 v = tuple(self._getitem(v, j, pos[i].span) for j in range(len(self.type_of(v).items)))
-            vs = list(v) if isinstance(v, tuple) and lo != hi else [v]
+            # and a list's: concat([y[t = i * 8:(i + 1) * 8] for i in 0..4], axis = t)
+            vs = list(v) if isinstance(v, (tuple, list)) and lo != hi else [v]
             for x in vs:
                 if not isinstance(x, (TV, Poison)):
                     self.bag.error("type", f"{sig.name} expects a tensor here, got {self._kind(x)}",

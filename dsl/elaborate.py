@@ -362,8 +362,9 @@ class Elaborator(Expressions, Calls, Sequences):
         elif isinstance(stmt, ast.In):
             self.bag.error("structure", "`in` statements belong at the top of a block body", stmt.span)
 
-    def _iterate(self, frame: Frame, loop: ast.For | ast.ForStep) -> Sequence[Any]:
-        """What a `for` binds its variable to, in order: `start..stop`, or a list's items."""
+    def _iterate(self, frame: Frame, loop: ast.For | ast.ForStep | ast.ListComp) -> Sequence[Any]:
+        """What a `for` (or a list comprehension) binds its variable to, in order: `start..stop`, or a
+        list's items."""
         if loop.items is None:
             assert loop.start is not None and loop.stop is not None
             return self._range(frame, loop.start, loop.stop, loop.span)

@@ -7,6 +7,7 @@ Part of the `Elaborator` (dsl/elaborate.py), written as a mixin over
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from archc.diagnostics import Span, did_you_mean
@@ -38,6 +39,7 @@ class Expressions(State):
         def _getitem(self, value: TV, i: int, span: Span) -> TV: ...
         def _as_int(self, v: Any, span: Span, what: str) -> Any: ...
         def _parent_of(self, path: str) -> str | None: ...
+        def _iterate(self, frame: Frame, loop: ast.For | ast.ForStep | ast.ListComp) -> Sequence[Any]: ...
 
     # ---- expressions ----------------------------------------------------------------------
 
@@ -83,6 +85,10 @@ class Expressions(State):
             return self._index(e, frame)
         if isinstance(e, ast.TupleExpr):
             return tuple(self.ev(x, frame) for x in e.items)
+        if isinstance(e, ast.ListSlice):
+            return self._list_slice(e, frame)
+        if isinstance(e, ast.ListComp):
+            return self._list_comp(e, frame)
         if isinstance(e, ast.ListExpr):
             out = []
             for x in e.items:
@@ -143,6 +149,65 @@ class Expressions(State):
         self.bag.error("type", f"cannot index {self._kind(v)}", e.span)
         raise Abort
 
+    def _list_slice(self, e: ast.ListSlice, frame: Frame) -> Any:
+        """`widths[1:]`, `dims[::-1]`: Python's slicing of a list or tuple (bounds concrete integers)."""
+        v = self.ev(e.value, frame)
+        if isinstance(v, Poison):
+            return v
+        if isinstance(v, ListV):  # `skip[i] = ...` of tensors: a list once elements 0 to n - 1 are assigned
+            if sorted(v.items) != list(range(len(v.items))):
+                self.bag.error("value", f"only elements {sorted(v.items)} of this list were assigned: a list is "
+                               "sliced once elements 0 to n - 1 are", e.span)
+                raise Abort
+            v = [v.items[i] for i in range(len(v.items))]
+        if isinstance(v, TV):
+            self.bag.error("type", "a tensor is sliced by axis name (`x[h = 0:4]`), not by position", e.span)
+            raise Abort
+        if not isinstance(v, (list, tuple)):
+            self.bag.error("type", f"only a list or a tuple can be sliced by position, not {self._kind(v)}", e.span)
+            raise Abort
+        bounds: list[int | None] = []
+        for x in (e.start, e.stop, e.step):
+            if x is None:
+                bounds.append(None)
+                continue
+            i = self.ev(x, frame)
+            if isinstance(i, Poison):
+                return i
+            if isinstance(i, bool) or not S.is_concrete(i):
+                self.bag.error("type", f"a slice bound must be a concrete integer, got {self._kind(i)}", x.span)
+                raise Abort
+            bounds.append(int(i))
+        if bounds[2] == 0:
+            assert e.step is not None
+            self.bag.error("value", "a slice step cannot be 0", e.step.span)
+            raise Abort
+        out = v[slice(*bounds)]
+        return list(out) if isinstance(v, list) else tuple(out)
+
+    def _list_comp(self, e: ast.ListComp, frame: Frame) -> Any:
+        """`[2 * w for w in widths if w > 8]`: the element for each item (of a list or `start..stop`) the
+        condition keeps; the variable is the comprehension's own (an outer one of that name is kept)."""
+        items = self._iterate(frame, e)
+        missing = object()
+        outer = frame.env.get(e.var, missing)
+        out: list[Any] = []
+        try:
+            for item in items:
+                frame.env[e.var] = item
+                if e.cond is not None and not self.truth(self.ev(e.cond, frame), e.cond.span):
+                    continue
+                v = self.ev(e.element, frame)
+                if isinstance(v, Poison):
+                    return v
+                out.append(v)
+        finally:
+            if outer is missing:
+                frame.env.pop(e.var, None)
+            else:
+                frame.env[e.var] = outer
+        return out
+
     def _slicing(self, e: ast.Slicing, frame: Frame, path: str | None) -> Any:
         """`x[h = 0:4, w = ::2]`: one `slice` per axis, in the order written; `h = i` keeps position i
         and drops the axis (`x[h = -1]`: the last)."""
@@ -201,6 +266,8 @@ class Expressions(State):
             return self._tensor_binop(e, a, b, frame)
         if e.op == "+" and isinstance(a, list) and isinstance(b, list):
             return a + b  # `widths + [512]`
+        if e.op in ("==", "!=") and isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+            return self._equal(a, b, e) == (e.op == "==")  # `widths[1:] == [32, 64]`
         if e.op in ("==", "!=", "<", "<=", ">", ">="):
             if any(isinstance(v, (str, bool)) or v is None for v in (a, b)):
                 if e.op in ("==", "!="):
@@ -240,6 +307,18 @@ class Expressions(State):
         except (OverflowError, ZeroDivisionError, ValueError) as exc:
             self.bag.error("value", f"arithmetic failed: {exc}", e.span)
             raise Abort from None
+
+    def _equal(self, a: Any, b: Any, e: ast.BinOp) -> bool:
+        """Two values compared as `==` compares them (lists item by item, in order)."""
+        if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+            return len(a) == len(b) and all(self._equal(x, y, e) for x, y in zip(a, b))
+        if isinstance(a, TV) or isinstance(b, TV):
+            self.bag.error("type", "lists holding tensors cannot be compared", e.span)
+            raise Abort
+        if any(isinstance(v, (str, bool, list, tuple)) or v is None for v in (a, b)):
+            return bool(a == b)
+        r = S.compare(a, "==", b)
+        return r if r is not None else self._decide(a, "==", b, e.span)
 
     def _as_float(self, v: Any, span: Span) -> float:
         """A side of float arithmetic (`dh ** -0.5`): a number, not a symbolic size (code generation's

@@ -96,6 +96,30 @@ class Slicing:
 
 
 @dataclass(frozen=True)
+class ListSlice:
+    """`widths[1:3]`, `dims[::-1]`: Python's slicing of a list (a tensor is sliced by axis name)."""
+
+    value: Expr
+    start: Expr | None
+    stop: Expr | None
+    step: Expr | None
+    span: Span
+
+
+@dataclass(frozen=True)
+class ListComp:
+    """`[2 * w for w in widths if w > 8]`: a list, one element per item (or integer of `start..stop`)."""
+
+    element: Expr
+    var: str
+    start: Expr | None  # `for i in start..stop`; both None when iterating over `items`
+    stop: Expr | None
+    items: Expr | None
+    cond: Expr | None
+    span: Span
+
+
+@dataclass(frozen=True)
 class TupleExpr:
     items: tuple[Expr, ...]
     span: Span
@@ -200,8 +224,8 @@ class SeqExpr:
     span: Span
 
 
-Expr = (Number | String | Bool | NoneLit | Var | BinOp | UnaryOp | Cond | Index | Slicing | TupleExpr | ListExpr
-        | Call | SeqExpr)
+Expr = (Number | String | Bool | NoneLit | Var | BinOp | UnaryOp | Cond | Index | Slicing | ListSlice | TupleExpr
+        | ListExpr | ListComp | Call | SeqExpr)
 
 # ---- types --------------------------------------------------------------------
 

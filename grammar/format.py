@@ -68,6 +68,18 @@ def _expr(e: ast.Expr) -> tuple[str, int]:
         return f"({inner},)" if len(e.items) == 1 else f"({inner})", _ATOM
     if isinstance(e, ast.ListExpr):
         return "[" + ", ".join(_item(x) for x in e.items) + "]", _ATOM
+    if isinstance(e, ast.ListSlice):
+        start, stop = (expr(v) if v is not None else "" for v in (e.start, e.stop))
+        return f"{_wrap(e.value, _ATOM)}[{start}:{stop}" + (f":{expr(e.step)}" if e.step is not None else "") + "]", \
+            _ATOM
+    if isinstance(e, ast.ListComp):
+        if e.items is not None:
+            source = expr(e.items)
+        else:
+            assert e.start is not None and e.stop is not None, "a comprehension's range has both ends"
+            source = f"{expr(e.start)}..{expr(e.stop)}"
+        cond = f" if {expr(e.cond)}" if e.cond is not None else ""
+        return f"[{expr(e.element)} for {e.var} in {source}{cond}]", _ATOM
     if isinstance(e, ast.Call):
         return call(e), _ATOM
     if isinstance(e, ast.SeqExpr):

@@ -376,6 +376,14 @@ class _Builder(Transformer[Token, ast.Module]):
     def list(self, meta: Meta, c: _Children) -> ast.ListExpr:
         return ast.ListExpr(tuple(x for x in c if x is not None), self.sp(meta))
 
+    def list_comp(self, meta: Meta, c: _Children) -> ast.ListComp:
+        element, var, (start, stop, items), cond = c
+        return ast.ListComp(element, str(var), start, stop, items, cond, self.sp(meta))
+
+    def list_slice(self, meta: Meta, c: _Children) -> ast.ListSlice:
+        value, start, stop, step = c
+        return ast.ListSlice(value, start, stop, step, self.sp(meta))
+
     def plain_item(self, meta: Meta, c: _Children) -> ast.Expr:
         return c[0]
 
