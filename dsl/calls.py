@@ -149,7 +149,7 @@ class Calls(State):
                     self.bag.error("arg", f"{sig.name} takes no axis map `a -> b`", a.span)
                     raise Abort
                 if p.kind == "renames":
-                    attrs.setdefault(p.name, []).append(self._rename_pair(a))
+                    attrs.setdefault(p.name, []).append(self._rename_pair(a, frame))
                 else:
                     if p.name in attrs:
                         self.bag.error("arg", f"{sig.name} takes one axis map", a.span)
@@ -207,37 +207,69 @@ class Calls(State):
             return True
         return False
 
-    def _axis_name(self, ex: Any, what: str) -> str:
+    def _axis_name(self, ex: Any, what: str, frame: Frame | None = None) -> str:
+        """An axis written in an argument: `chan`, `"chan"`, or a value naming one as a string (a block
+        parameter `ax = "tok"`: `linear(x, ax -> 384)` maps the axis `tok`; `dims[0]`). A bare name is the
+        axis of that name unless it is a variable holding a string."""
         if isinstance(ex, ast.Var):
-            return ex.name
+            held = frame.env.get(ex.name) if frame is not None else None
+            return self._held_axis(held, ex, what) if isinstance(held, str) else ex.name
         if isinstance(ex, ast.String) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", ex.value):
             return ex.value
+        if frame is not None and not isinstance(ex, ast.String):
+            v = self.ev(ex, frame)
+            if isinstance(v, Poison):
+                raise Abort
+            if isinstance(v, str):
+                return self._held_axis(v, ex, what)
         self.bag.error("type", f"{what} must be an axis name, as in `chan`", ex.span)
         raise Abort
 
+    def _held_axis(self, v: str, ex: Any, what: str) -> str:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", v):
+            self.bag.error("type", f"{what} must be an axis name, got {self._kind(v)}", ex.span)
+            raise Abort
+        return v
+
+    def _axis_names(self, ex: Any, what: str, frame: Frame) -> tuple[str, ...]:
+        """Axes: one as `_axis_name` reads it, a list of them, or a value holding a list of names."""
+        if isinstance(ex, ast.ListExpr):
+            names = tuple(self._axis_name(x, what, frame) for x in ex.items)
+        elif isinstance(ex, ast.String) or (isinstance(ex, ast.Var) and not isinstance(frame.env.get(ex.name), list)):
+            names = (self._axis_name(ex, what, frame),)
+        else:
+            v = self.ev(ex, frame)
+            if isinstance(v, Poison):
+                raise Abort
+            if isinstance(v, str):
+                names = (self._held_axis(v, ex, what),)
+            elif isinstance(v, (list, tuple)) and all(isinstance(x, str) for x in v):
+                names = tuple(self._held_axis(x, ex, what) for x in v)
+            else:
+                self.bag.error("type", f"{what} must be axis names, as in `[h, w]`, got {self._kind(v)}", ex.span)
+                raise Abort
+        if not names:
+            self.bag.error("arg", f"{what} needs at least one axis", ex.span)
+            raise Abort
+        return names
+
     def _map(self, a: ast.MapArg, frame: Frame) -> tuple[str, Any, str | None]:
-        src = self._axis_name(a.source, "the left side of `->`")
+        src = self._axis_name(a.source, "the left side of `->`", frame)
         size = self._as_size(self.ev(a.size, frame), a.size.span, "the right side of `->`")
         return (src, size, a.rename)
 
-    def _rename_pair(self, a: ast.MapArg) -> tuple[str, str]:
+    def _rename_pair(self, a: ast.MapArg, frame: Frame) -> tuple[str, str]:
         if a.rename is not None:
             self.bag.error("arg", "rename takes `old -> new` pairs of axis names", a.span)
             raise Abort
-        return (self._axis_name(a.source, "the old name"), self._axis_name(a.size, "the new name"))
+        return (self._axis_name(a.source, "the old name", frame), self._axis_name(a.size, "the new name", frame))
 
     def _arg(self, sig: OpDef[Any], p: Any, ex: ast.Expr, frame: Frame) -> Any:
         kind = p.kind
         if kind == "axis":
-            return self._axis_name(ex, f"'{p.name}' of {sig.name}")
+            return self._axis_name(ex, f"'{p.name}' of {sig.name}", frame)
         if kind == "axes":
-            if isinstance(ex, ast.ListExpr):
-                names = tuple(self._axis_name(x, f"'{p.name}' of {sig.name}") for x in ex.items)
-                if not names:
-                    self.bag.error("arg", f"'{p.name}' needs at least one axis", ex.span)
-                    raise Abort
-                return names
-            return (self._axis_name(ex, f"'{p.name}' of {sig.name}"),)
+            return self._axis_names(ex, f"'{p.name}' of {sig.name}", frame)
         if kind in ("map", "renames"):
             self.bag.error("arg", f"'{p.name}' of {sig.name} is an axis map, as in `chan -> 64`", ex.span)
             raise Abort

@@ -332,9 +332,7 @@ class Elaborator(Expressions, Calls, Sequences):
                 path = join(frame.path, self._label(stmt.name, frame, stmt.name_span, "layer name"))
                 frame.outputs = [self.ev(stmt.values[0], frame, path)]
             else:
-                frame.outputs = [self._out_seq(v, frame, counter) if isinstance(v, ast.SeqExpr)
-                                 else self.ev(v, frame, frame.path) if self._is_block_call(v, frame)
-                                 else self.ev(v, frame) for v in stmt.values]
+                frame.outputs = [self._out_value(v, frame, counter) for v in stmt.values]
             frame.out_span = stmt.span
             for v in frame.outputs:
                 if not self._is_tensorish(v):
@@ -361,6 +359,17 @@ class Elaborator(Expressions, Calls, Sequences):
                 self.bag.error("constraint", stmt.message or "assertion failed", stmt.span)
         elif isinstance(stmt, ast.In):
             self.bag.error("structure", "`in` statements belong at the top of a block body", stmt.span)
+
+    def _out_value(self, v: ast.Expr, frame: Frame, counter: list[int]) -> Any:
+        """A value of `out`: a sequence's steps and an inline block call's layers are the block's own;
+        `out if c then seq(x) { ... } else x` is the value chosen, as if it were written alone."""
+        while isinstance(v, ast.Cond):
+            v = v.then if self.truth(self.ev(v.test, frame), v.test.span) else v.orelse
+        if isinstance(v, ast.SeqExpr):
+            return self._out_seq(v, frame, counter)
+        if self._is_block_call(v, frame):
+            return self.ev(v, frame, frame.path)
+        return self.ev(v, frame)
 
     def _iterate(self, frame: Frame, loop: ast.For | ast.ForStep | ast.ListComp) -> Sequence[Any]:
         """What a `for` (or a list comprehension) binds its variable to, in order: `start..stop`, or a

@@ -356,3 +356,16 @@ def test_a_tensor_scaled_by_a_free_size_reads_it_at_run_time() -> None:
         archc.loads("block B() {\n in x: [n = 2]\n out x / 0 }", "zero.arch").check()
     with pytest.raises(ArchError, match="division by zero"):
         archc.loads("block B() {\n in x: [n = 2]\n out x / 0.0 }", "zero.arch").check()
+
+
+def test_out_may_choose_a_sequence() -> None:
+    """`out if deep then seq(x) { ... } else x`: the chosen value is the block's output as if written alone, so
+    the sequence's steps are the block's own (keys `0.weight`), with no name needed."""
+    src = ("size batch = 1, H = 8\nblock Net(deep = true) {\n  in x: [batch, chan = 4, h = H]\n"
+           "  out if deep then seq(x) { conv(chan -> 4, k = 1), relu() } else x\n}\n")
+    net = archc.loads(src).torch()()
+    assert list(net.state_dict()) == ["0.weight", "0.bias"]
+    x = torch.randn(1, 4, 8)
+    assert torch.equal(net(x), torch.relu(net[0](x)))
+    shallow = archc.loads(src.replace("deep = true", "deep = false")).torch()()
+    assert not list(shallow.state_dict()) and torch.equal(shallow(x), x)
