@@ -15,6 +15,7 @@ from archc.dsl.values import (
     POISON,
     TV,
     Abort,
+    BlockRef,
     Frame,
     Poison,
     State,
@@ -51,12 +52,19 @@ class Calls(State):
 
     def _call(self, call: ast.Call, frame: Frame, implicit: Any, path: str | None,
               seq_step: bool = False) -> Any:
+        held = frame.env.get(call.func)
+        if isinstance(held, BlockRef):  # a parameter holding a block: `unit(x, planes)`
+            return self.call_block(held.block, held.file, call, implicit, frame, path)
         found = frame.file.namespace.get(call.func)
         if found is not None:
             return self.call_block(found[0], found[1], call, implicit, frame, path)
         if call.func in SIZE_FUNCTIONS and call.func not in BY_NAME:
             return self._size_function(call, frame)
         sig = BY_NAME.get(call.func)
+        if sig is None and call.func in frame.env and not isinstance(held, Poison):
+            self.bag.error("type", f"'{call.func}' is {self._kind(held)}, not a block: only a block (or a variable "
+                           "holding one) can be called", call.func_span)
+            raise Abort
         if sig is None:
             names = list(BY_NAME) + list(frame.file.namespace) + list(SIZE_FUNCTIONS)
             self.bag.error("name", f"no op or block named '{call.func}'{did_you_mean(call.func, names)}",

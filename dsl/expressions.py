@@ -16,6 +16,7 @@ from archc.dsl.values import (
     POISON,
     TV,
     Abort,
+    BlockRef,
     Constraint,
     Frame,
     ListV,
@@ -24,7 +25,7 @@ from archc.dsl.values import (
 )
 from archc.grammar import ast
 from archc.ir.graph import ModuleInfo
-from archc.ops.registry import Op, OpDef
+from archc.ops.registry import BY_NAME, Op, OpDef
 from archc.shapes import sizes as S
 from archc.shapes.types import TupleType
 
@@ -109,6 +110,13 @@ class Expressions(State):
             return v
         if e.name in self._sizes_env:
             return self._sizes_env[e.name]
+        found = frame.file.namespace.get(e.name)
+        if found is not None:  # a block as a value: `Stage(x, Bottleneck, 3)`
+            return BlockRef(found[0], found[1])
+        if e.name in BY_NAME:
+            self.bag.error("name", f"'{e.name}' is an operation, and only blocks are values: write a block that "
+                           f"calls {e.name} and pass the block", e.span)
+            raise Abort
         hint = did_you_mean(e.name, list(frame.env) + list(self._sizes_env) + ["true", "false"])
         extra = ""
         if not hint:
@@ -269,7 +277,7 @@ class Expressions(State):
         if e.op in ("==", "!=") and isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
             return self._equal(a, b, e) == (e.op == "==")  # `widths[1:] == [32, 64]`
         if e.op in ("==", "!=", "<", "<=", ">", ">="):
-            if any(isinstance(v, (str, bool)) or v is None for v in (a, b)):
+            if any(isinstance(v, (str, bool, BlockRef)) or v is None for v in (a, b)):
                 if e.op in ("==", "!="):
                     return (a == b) == (e.op == "==")
                 self.bag.error("type", f"cannot order {self._kind(a)} and {self._kind(b)}", e.span)
@@ -315,7 +323,7 @@ class Expressions(State):
         if isinstance(a, TV) or isinstance(b, TV):
             self.bag.error("type", "lists holding tensors cannot be compared", e.span)
             raise Abort
-        if any(isinstance(v, (str, bool, list, tuple)) or v is None for v in (a, b)):
+        if any(isinstance(v, (str, bool, list, tuple, BlockRef)) or v is None for v in (a, b)):
             return bool(a == b)
         r = S.compare(a, "==", b)
         return r if r is not None else self._decide(a, "==", b, e.span)

@@ -15,6 +15,7 @@ from archc.dsl.values import (
     POISON,
     TV,
     Abort,
+    BlockRef,
     Frame,
     Poison,
     State,
@@ -55,7 +56,8 @@ class Sequences(State):
         """`out Block(...)`: an unnamed block call in `out` names its layers under the
         calling block itself, as a subclass inherits its parent's attributes
         (`ResNet50` is `ResNet([3, 4, 6, 3])`, with ResNet's state_dict keys)."""
-        return isinstance(e, ast.Call) and e.func in frame.file.namespace
+        return isinstance(e, ast.Call) and (e.func in frame.file.namespace
+                                            or isinstance(frame.env.get(e.func), BlockRef))
 
     def _out_seq(self, e: ast.SeqExpr, frame: Frame, counter: list[int]) -> Any:
         """`out seq(x) { ... }`: the steps are numbered under the block itself, as the

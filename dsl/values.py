@@ -51,6 +51,24 @@ class ListV:
     items: dict[int, Any]
 
 
+@dataclasses.dataclass(frozen=True, eq=False)
+class BlockRef:
+    """A block as a value: `Stage(x, Bottleneck, 3)` passes the block, and `unit(x, ...)` calls it (a
+    parameter holding a block, as torchvision's ResNet takes its block class)."""
+
+    block: ast.Block
+    file: File
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, BlockRef) and other.block is self.block
+
+    def __hash__(self) -> int:
+        return id(self.block)
+
+    def __repr__(self) -> str:  # how code generation names it (`for unit=Bottleneck`) and keys its classes
+        return self.block.name
+
+
 @dataclasses.dataclass(frozen=True)
 class Constraint:
     kind: str  # "equal" | "divisible" | "positive" | "assumed"
@@ -169,6 +187,8 @@ class State:
             return f"the size {S.fmt(v)}"
         if v is None:
             return "none"
+        if isinstance(v, BlockRef):
+            return f"the block '{v.block.name}'"
         return "nothing"
 
     def _require_equal(self, a: Any, b: Any, what: str, span: Span, notes: list | None = None) -> None:

@@ -1,0 +1,73 @@
+"""Values that used to be walls (issue 11): axis names as block parameters (docs/language.md's Mixer, against
+the same layers written by hand in torch) and blocks as parameters (a stage calling the block it is given,
+against the same network with the block written in)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+import archc
+
+torch = pytest.importorskip("torch")
+
+
+def _example(start: str) -> str:
+    doc = (archc.__file__.rsplit("/", 2)[0] + "/docs/language.md")
+    text = open(doc, encoding="utf-8").read()
+    m = re.search(r"```arch\n(" + re.escape(start) + r".*?)```", text, re.S)
+    assert m, f"docs/language.md lost the example starting {start!r}"
+    return m.group(1)
+
+
+def _mixer() -> str:
+    return _example("size batch = 1\n\n# one MLP for both")
+
+
+def test_one_block_mixes_either_axis() -> None:
+    model = archc.loads(_mixer())
+    source = model.torch_source()
+    assert "for ax='tok'" in source and "for ax='chan'" in source  # one class per axis
+    net = model.torch()()
+    shapes = {k: tuple(v.shape) for k, v in net.state_dict().items()}
+    assert shapes["token_mixing.fc1.weight"] == (64, 49) and shapes["channel_mixing.fc1.weight"] == (256, 128)
+    x = torch.randn(1, 49, 128)
+    from torch.utils.flop_counter import FlopCounterMode
+    with FlopCounterMode(display=False) as counter:
+        net(x)
+    assert model.flops().flops == counter.get_total_flops() == 2 * 49 * 128 * (2 * 64 + 2 * 256)
+    sd = net.state_dict()
+
+    def mlp(t: torch.Tensor, name: str) -> torch.Tensor:
+        h = torch.nn.functional.linear(t, sd[f"{name}.fc1.weight"], sd[f"{name}.fc1.bias"])
+        h = torch.nn.functional.gelu(h)
+        return torch.nn.functional.linear(h, sd[f"{name}.fc2.weight"], sd[f"{name}.fc2.bias"])
+
+    def norm(t: torch.Tensor, name: str) -> torch.Tensor:
+        return torch.nn.functional.layer_norm(t, (128,), sd[f"{name}.weight"], sd[f"{name}.bias"])
+
+    y = x + mlp(norm(x, "norm1").transpose(1, 2), "token_mixing").transpose(1, 2)
+    z = y + mlp(norm(y, "norm2"), "channel_mixing")
+    assert torch.allclose(net(x), z.mean((1, 2)), rtol=1e-5, atol=1e-6)
+
+
+def test_a_block_passed_as_a_parameter_is_the_block_written_in() -> None:
+    """docs/language.md's Stage(unit, ...): with unit = Basic and with unit = Wide, the same state_dict keys and
+    shapes, FLOPs and outputs as the network with the block's name written in its place."""
+    src = _example("size batch = 1, H = 32, W = 32\n\nblock Basic")
+    for unit in ("Basic", "Wide"):
+        given = src.replace("unit = Basic, widths", f"unit = {unit}, widths")
+        written = (given.replace("block Stage(unit, planes, n)", "block Stage(planes, n)")
+                   .replace("unit(planes)", f"{unit}(planes)").replace("Stage(x, unit, ", "Stage(x, ")
+                   .replace("Stage(layer1, unit, ", "Stage(layer1, "))
+        assert "unit(" not in written.split("entry block")[0]
+        a, b = archc.loads(given), archc.loads(written)
+        net_a, net_b = a.torch()(), b.torch()()
+        shapes = [{k: v.shape for k, v in n.state_dict().items()} for n in (net_a, net_b)]
+        assert shapes[0] == shapes[1]
+        assert a.flops().flops == b.flops().flops and a.flops().params == b.flops().params
+        net_b.load_state_dict(net_a.state_dict())
+        x = torch.randn(1, 3, 32, 32)
+        assert torch.equal(net_a(x), net_b(x))
+        assert f"for unit={unit}" in a.torch_source()
