@@ -4,6 +4,7 @@ against the same network with the block written in)."""
 
 from __future__ import annotations
 
+import pathlib
 import re
 
 import pytest
@@ -71,3 +72,27 @@ def test_a_block_passed_as_a_parameter_is_the_block_written_in() -> None:
         x = torch.randn(1, 3, 32, 32)
         assert torch.equal(net_a(x), net_b(x))
         assert f"for unit={unit}" in a.torch_source()
+
+
+def test_the_corpus_program_of_this_language_at_other_sizes_and_windows() -> None:
+    """tests/data/values_and_branches.arch (the fuzzer mutates it too): built once, constructed with another
+    window than the default, run at sizes on both sides of each branch; the shape is what archc check gives
+    for those values, and the values are those of the same network with the pads written without a branch."""
+    path = pathlib.Path(__file__).parent / "data" / "values_and_branches.arch"
+    src = path.read_text(encoding="utf-8")
+    unbranched = src.replace(
+        "  y = if h % ws != 0 then pad(x, over = [h], pad = [[0, ws - h % ws]]) else x\n"
+        "  out if w % ws != 0 then pad(y, over = [w], pad = [[0, ws - w % ws]]) else y\n",
+        "  out pad(x, over = [h, w], pad = [[0, (ws - h % ws) % ws], [0, (ws - w % ws) % ws]])\n")
+    assert unbranched != src
+    model = archc.loads(src)
+    assert "if H % self.ws != 0:" in model.torch_source()
+    for ws in (4, 2):
+        net, reference = model.torch()(ws=ws), archc.loads(unbranched).torch()(ws=ws)
+        reference.load_state_dict(net.state_dict())
+        for h, w in ((12, 10), (13, 8), (16, 16), (5, 3)):
+            x = torch.randn(1, 3, h, w)
+            got = net(x)
+            g = model.check(ws=ws, H=h, W=w).graph
+            assert list(got.shape) == [int(a.size) for a in g.node(g.outputs[0]).type.axes]
+            assert torch.allclose(got, reference(x), rtol=1e-5, atol=1e-6), (ws, h, w)

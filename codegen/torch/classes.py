@@ -440,9 +440,11 @@ class ClassBuilder:
             raise self._fail(f"this condition on the size {', '.join(unreadable)} cannot be tested when the "
                              "module runs (the size cannot be read off an input's shape): fix it with --set",
                              d.span)
+        # a constructor argument is read where it is kept (`self.ws`), though a layer's shape fixes it too
+        built_in = {k: v for k, v in self.fixed_values.items() if k not in self.init_names}
         names = {n: self._runtime_var(n, self._block_name(n)) if n in self.sources else self._stored(n)
-                 for n in sorted(pyexpr.free_names(a) | pyexpr.free_names(b)) if n not in self.fixed_values}
-        a, b = (pyexpr.substitute(x, self.fixed_values) for x in (a, b))
+                 for n in sorted(pyexpr.free_names(a) | pyexpr.free_names(b)) if n not in built_in}
+        a, b = (pyexpr.substitute(x, built_in) for x in (a, b))
         try:
             text = pyexpr.relation(a, d.op, b, names)
         except pyexpr.NotPrintable as e:
