@@ -29,6 +29,7 @@ from archc.dsl.calls import SIZE_FUNCTIONS
 from archc.dsl.elaborate import TV, Abort, Elaborator, Frame, ListV, Poison
 from archc.dsl.loader import File, Program, stdlib_modules
 from archc.dsl.loader import load as load_program
+from archc.dsl.values import BlockRef
 from archc.grammar import ast
 from archc.grammar.format import expr as format_expr
 from archc.ir import limits
@@ -311,6 +312,8 @@ def _value_hover(facts: Facts, name: str, v: Any) -> str | None:
         return f"**{name}** = `[{', '.join(_fmt(facts, x) for x in v)}]`"
     if isinstance(v, str):
         return f"**{name}** = `\"{v}\"`"
+    if isinstance(v, BlockRef):  # a block as a value (`unit = Basic`)
+        return f"**{name}** = block `{_signature(v.block)}` · {_where(v.block.name_span)}"
     return f"**{name}** = `{_fmt(facts, v)}`"
 
 
@@ -363,10 +366,13 @@ def _costs(facts: Facts, nodes: list[Node]) -> str:
 def _call_hover(facts: Facts, call: ast.Call, env: dict[str, Any], name: str | None = None) -> str | None:
     title = f"**{name}** = " if name else ""
     result = facts.calls.get(call.span)
-    found = _block_named(facts, call.func)
+    held = env.get(call.func)
+    found = (held.block, held.file) if isinstance(held, BlockRef) else _block_named(facts, call.func)
     g = facts.graph
     if found is not None:
         block = found[0]
+        if isinstance(held, BlockRef):  # a parameter holding a block: `unit(planes)`
+            title += f"`{call.func}`, holding "
         instances = [m for m in g.modules.values() if m.span == call.span and m.kind == "block"] if g else []
         text = f"{title}block `{_signature(block)}`"
         if instances and g is not None:
@@ -511,6 +517,9 @@ def definition(facts: Facts, line: int, col: int) -> tuple[str, Span | None] | N
         return (target, None) if target else None
     block = next((x for x in reversed(nodes) if isinstance(x, ast.Block)), None)
     local = _local_definition(block, word) if block is not None else None
+    held = facts.envs.get(id(block), {}).get(word) if block is not None else None
+    if isinstance(held, BlockRef):  # a parameter holding a block: where that block is defined
+        return _real(held.file.path), held.block.name_span
     if local is not None and not (isinstance(at, ast.Call) and contains(at.func_span, line, col)):
         return facts.path, local
     found = program.root.namespace.get(word)

@@ -444,3 +444,24 @@ def test_the_analysis_survives_mutated_files(tmp_path: pathlib.Path) -> None:
             X.definition(facts, line, col)
             X.complete(facts, facts, line, col)
         X.symbols(facts)
+
+
+def test_a_block_held_by_a_parameter_hovers_and_leads_to_the_block() -> None:
+    """`unit = Basic` and `unit(planes)` (docs/language.md's blocks as values): hover names the block held,
+    and definition goes to that block, not to the parameter."""
+    from archc import lsp_index as X
+
+    text = (ROOT / "tests" / "data" / "values_and_branches.arch").read_text(encoding="utf-8")
+    path = str(ROOT / "tests" / "data" / "values_and_branches.arch")
+    facts = X.study(path, text)
+    lines = text.splitlines()
+    row = next(i for i, line in enumerate(lines, 1) if "y = unit(y, d)" in line)
+    col = lines[row - 1].index("unit(") + 2
+    assert "`unit`, holding block `Unit(planes, deep = true)`" in (X.hover(facts, row, col) or "")
+    where = X.definition(facts, row, col)
+    unit_line = next(i for i, line in enumerate(lines, 1) if line.startswith("block Unit("))
+    assert where is not None and where[1] is not None and where[1].line == unit_line
+    row = next(i for i, line in enumerate(lines, 1) if line.startswith("entry block Net("))
+    col = lines[row - 1].index("= Unit") + 3
+    held = "**Unit** = block `Unit(planes, deep = true)`"
+    assert X.hover(facts, row, col) == f"{held} · values_and_branches.arch:{unit_line}"
