@@ -169,3 +169,19 @@ def test_the_triton_target_runs_the_pytorch_forward_off_the_planned_outcome(monk
             x = torch.randn(2, h, w, 8)
             assert torch.allclose(fused(x), eager(x), rtol=1e-4, atol=1e-5), (h, w)
     assert calls == [(2, 5, 8, 8), (2, 8, 6, 8)]  # the planned sizes ran the kernels
+
+
+def test_the_same_condition_in_several_blocks_is_one_branch() -> None:
+    """Three blocks pad by the same rule: the caller sees the condition three times (the same one), traces it
+    once each way, and, as its own code is the same either way, needs no `if` of its own."""
+    src = ("size batch = 1, H = 8\nblock PadTo(ws) {\n  in x: [batch, chan, h]\n"
+           "  out if h % ws != 0 then pad(x, over = [h], pad = [[0, ws - h % ws]]) else x\n}\n"
+           "entry block Net() {\n  in x: [batch, chan = 2, h = H]\n  a = PadTo(x, 4)\n"
+           "  b = PadTo(relu(a), 4)\n  c = PadTo(relu(b), 4)\n  out c\n}\n")
+    source = archc.loads(src).torch_source()
+    assert source.count(" if ") == 1 and "if h % self.ws != 0:" in source  # PadTo's own
+    net = archc.loads(src).torch()()
+    for h in (8, 9, 5, 12):
+        x = torch.randn(1, 2, h)
+        expected = torch.relu(torch.relu(F.pad(x, (0, -h % 4))))
+        assert torch.equal(net(x), expected), h

@@ -412,7 +412,10 @@ class ClassBuilder:
             names = pyexpr.free_names(a) | pyexpr.free_names(b)
             runtime = sorted(n for n in names if n not in self.init_names and n not in self.fixed_values)
             if runtime:
-                out.append(self._runtime_cond(d, a, b, runtime, index))
+                cond = self._runtime_cond(d, a, b, runtime, index)
+                if cond.forward not in seen:  # decided before on this path (a pad in each of several blocks)
+                    seen.add(cond.forward)
+                    out.append(cond)
                 continue
             if d.nested:
                 continue  # built into the nested block's class
@@ -926,8 +929,10 @@ class ClassBuilder:
         call = f"{self._attr(rec.path)}({', '.join(expr[v].text for v in ins)})"
         hint = rec.path.replace(".", "_")
         if len(outs) == 1:
-            names = [self._variable(("value", "call", rec.path, 0), hint, outs[0], list(ins),
-                                    self.uses)]
+            uses = self.uses
+            if outs[0] in ins:  # the block returned its input (an outcome skipping its work): named as a new value
+                uses = {**uses, outs[0]: uses.get(outs[0], 0) - 1}
+            names = [self._variable(("value", "call", rec.path, 0), hint, outs[0], list(ins), uses)]
         else:
             names = [self.locals.name(("value", "call", rec.path, i), f"{hint}_{i}") for i in range(len(outs))]
         shape = ", ".join(self.shape(self.tr.type_of(v)) for v in outs)
