@@ -114,6 +114,18 @@ def test_three_outcomes() -> None:
         assert torch.equal(got, expected * 3.0), length
 
 
+def test_a_callers_checks_follow_the_branch_and_read_its_argument() -> None:
+    """`--checks` on WINDOWS: the caller's code is the same either way, its output check is not, so it tests
+    the condition itself, reading the window from its constructor argument (built with ws=2, not 4)."""
+    m = archc.loads(WINDOWS)
+    forward = m.torch_source(checks=True).split("class Net(")[1].split("def forward")[1]
+    assert forward.count("if ") == 1 and "if W % self.ws != 0:" in forward
+    net = m.torch(checks=True)(ws=2)
+    for h, w in ((8, 8), (5, 7), (9, 3), (4, 6)):  # at w = 6, w % 2 == 0 but w % 4 != 0
+        out = net(torch.randn(2, h, w, 8))
+        assert out.shape == (2, -(-w // 2), 6), (h, w)
+
+
 def test_the_checked_forward_checks_each_branch() -> None:
     """`archc build --checks`: the output check of each branch is the branch's own shape."""
     source = archc.loads(PAD).torch_source(checks=True)

@@ -929,10 +929,9 @@ class ClassBuilder:
         call = f"{self._attr(rec.path)}({', '.join(expr[v].text for v in ins)})"
         hint = rec.path.replace(".", "_")
         if len(outs) == 1:
-            uses = self.uses
-            if outs[0] in ins:  # the block returned its input (an outcome skipping its work): named as a new value
-                uses = {**uses, outs[0]: uses.get(outs[0], 0) - 1}
-            names = [self._variable(("value", "call", rec.path, 0), hint, outs[0], list(ins), uses)]
+            if outs[0] in ins:  # the block returned its input (an outcome skipping its work): a new value,
+                self.uses[outs[0]] -= 1  # which the uses after the call read
+            names = [self._variable(("value", "call", rec.path, 0), hint, outs[0], list(ins), self.uses)]
         else:
             names = [self.locals.name(("value", "call", rec.path, i), f"{hint}_{i}") for i in range(len(outs))]
         shape = ", ".join(self.shape(self.tr.type_of(v)) for v in outs)
@@ -1130,16 +1129,31 @@ def _merge_if(cond: str, a: tuple, b: tuple) -> tuple[Any, ...]:
 
 
 def _simplify(stmts: tuple) -> tuple:
-    """After merging: `if c: X else: (if c2: X else: Y)` is `if c or c2: X else: Y`; likewise `and`."""
+    """After merging: `if c: X else: (if c2: X else: Y)` is `if c or c2: X else: Y`; likewise `and`. The
+    statements both branches start (or end) with, the same code, are written once before (after) the `if`."""
     out: list[Any] = []
     for st in stmts:
         if isinstance(st, If):
             ma, mb = _simplify(st.then), _simplify(st.orelse)
+            head, tail = [], []
+            while ma and mb and _code(ma[0]) == _code(mb[0]):
+                head.append(_join(ma[0], mb[0]))
+                ma, mb = ma[1:], mb[1:]
+            while ma and mb and _code(ma[-1]) == _code(mb[-1]):
+                tail.insert(0, _join(ma[-1], mb[-1]))
+                ma, mb = ma[:-1], mb[:-1]
+            out.extend(head)
+            if not ma and not mb:
+                out.extend(tail)
+                continue
             st = If(st.cond, ma, mb)
             if len(mb) == 1 and isinstance(mb[0], If) and mb[0].then == ma:
                 st = If(f"{_paren(st.cond)} or {_paren(mb[0].cond)}", ma, mb[0].orelse)
             elif len(ma) == 1 and isinstance(ma[0], If) and ma[0].orelse == mb:
                 st = If(f"{_paren(st.cond, ' or ')} and {_paren(ma[0].cond, ' or ')}", ma[0].then, mb)
+            out.append(st)
+            out.extend(tail)
+            continue
         out.append(st)
     return tuple(out)
 
