@@ -197,3 +197,21 @@ def test_the_same_condition_in_several_blocks_is_one_branch() -> None:
         x = torch.randn(1, 2, h)
         expected = torch.relu(torch.relu(F.pad(x, (0, -h % 4))))
         assert torch.equal(net(x), expected), h
+
+
+def test_the_documented_forward_is_the_generated_one() -> None:
+    """docs/language.md shows PadToWindow's generated forward (shape comments left out): it must stay true."""
+    import pathlib
+    import re
+
+    doc = (pathlib.Path(__file__).parents[1] / "docs" / "language.md").read_text(encoding="utf-8")
+    example = re.search(r"```arch\n(size batch = 1, H = 56, W = 56\n\nblock PadToWindow.*?)```", doc, re.S)
+    shown = re.search(r"`PadToWindow`'s generated forward \(shape comments left out\):\n\n```python\n(.*?)```",
+                      doc, re.S)
+    assert example and shown
+    source = archc.loads(example.group(1)).torch_source()
+    body = source.split("class PadToWindow")[1].split("\nclass ")[0]
+    generated = "\n".join(line.split("  # ")[0] for line in body.splitlines())
+    assert shown.group(1).strip() in generated
+    net = archc.loads(example.group(1)).torch()()
+    assert net(torch.randn(1, 57, 50, 96)).shape == (1 * 9 * 8, 49, 96)  # 63 x 56 in 7 x 7 windows
