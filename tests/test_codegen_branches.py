@@ -215,3 +215,62 @@ def test_the_documented_forward_is_the_generated_one() -> None:
     assert shown.group(1).strip() in generated
     net = archc.loads(example.group(1)).torch()()
     assert net(torch.randn(1, 57, 50, 96)).shape == (1 * 9 * 8, 49, 96)  # 63 x 56 in 7 x 7 windows
+
+
+UNET = """size batch = 1, H = 64, W = 64
+
+block Up(cout) {
+  in x: [batch, chan, h, w]
+  in skip: [batch, chan = cs, h = hs, w = ws]
+  u = upsample(x, scale = 2)
+  uh = if hs > 2 * h then pad(u, over = [h], pad = [[0, hs - 2 * h]]) else u
+  uw = if ws > 2 * w then pad(uh, over = [w], pad = [[0, ws - 2 * w]]) else uh
+  c = conv(concat(uw, skip, axis = chan), chan -> cout, k = 3, pad = 1)
+  out relu(c)
+}
+
+entry block UNet(widths = [8, 16, 32, 64]) {
+  in x: [batch, chan = 3, h = H, w = W]
+  y = x
+  for i in 0..4 {
+    down[i] = conv(y, chan -> widths[i], k = 3, pad = 1)
+    skips[i] = relu(down[i])
+    y = maxpool(skips[i], k = 2)
+  }
+  for i in 0..4 {
+    up[i] = Up(y, skips[3 - i], widths[3 - i])
+    y = up[i]
+  }
+  out y
+}
+"""
+
+
+def test_a_unet_that_pads_each_upsampling_to_its_skip_runs_at_every_size() -> None:
+    """The classic U-Net decoder: upsample, pad to the skip's size where the pooling floored, concat. Eight
+    conditions (h and w at four levels) live in the up block, which branches on them; its caller's code is
+    the same whatever they are, so it is traced once each way per condition, not 2^8 times, and has no if."""
+    m = archc.loads(UNET)
+    source = m.torch_source()
+    assert "if" not in source.split("class UNet(")[1].split("def forward")[1]
+    assert "if hs > 2 * h:" in source and "if ws > 2 * w:" in source
+    net = m.torch()()
+    sd = net.state_dict()
+
+    def reference(x: torch.Tensor) -> torch.Tensor:
+        skips, y = [], x
+        for i in range(4):
+            skips.append(torch.relu(F.conv2d(y, sd[f"down.{i}.weight"], sd[f"down.{i}.bias"], padding=1)))
+            y = F.max_pool2d(skips[-1], 2)
+        for i in range(4):
+            skip = skips[3 - i]
+            u = F.interpolate(y, scale_factor=2.0)
+            u = F.pad(u, (0, skip.shape[3] - u.shape[3], 0, skip.shape[2] - u.shape[2]))
+            y = torch.relu(F.conv2d(torch.cat([u, skip], 1), sd[f"up.{i}.c.weight"], sd[f"up.{i}.c.bias"], padding=1))
+        return y
+
+    for h, w in ((64, 64), (65, 70), (37, 50), (16, 17), (31, 16)):
+        x = torch.randn(1, 3, h, w)
+        got = net(x)
+        assert got.shape == (1, 8, h, w), (h, w)
+        assert torch.allclose(got, reference(x), rtol=1e-4, atol=1e-5), (h, w)

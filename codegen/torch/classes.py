@@ -105,6 +105,7 @@ class Cond:
     # build the same layers, and forward branches on it (`init` is then the forward text, for keys only)
     runtime: bool = False
     index: int = dataclasses.field(default=-1, compare=False)  # of the trace's decision it tests
+    nested: bool = dataclasses.field(default=False, compare=False)  # a nested block's (which branches itself)
 
 
 class RuntimeLayers(Exception):
@@ -452,7 +453,7 @@ class ClassBuilder:
             text = pyexpr.relation(a, d.op, b, names)
         except pyexpr.NotPrintable as e:
             raise self._fail(f"this condition on an input size cannot be written in Python: {e}", d.span) from None
-        return Cond(text, text, d.outcome, runtime=True, index=index)
+        return Cond(text, text, d.outcome, runtime=True, index=index, nested=d.nested)
 
     def _guards(self) -> tuple[str, ...]:
         """The block's top-level asserts that speak of its parameters only, as checks in __init__."""
@@ -1041,7 +1042,7 @@ def _forward_tree(variants: list[Variant]) -> tuple:
     def clash(conds: list[str]) -> bool:
         for i, (a, fa) in enumerate(obs):
             for b, fb in obs[i + 1:]:
-                if _codes(fa) != _codes(fb) and all(a[c] == b[c] for c in conds if c in a and c in b):
+                if codes(fa) != codes(fb) and all(a[c] == b[c] for c in conds if c in a and c in b):
                     return True
         return False
 
@@ -1052,9 +1053,9 @@ def _forward_tree(variants: list[Variant]) -> tuple:
             needed = rest
 
     def build(cases: list, conds: list[str]) -> tuple:
-        texts = {_codes(f) for _, f in cases}
+        texts = {codes(f) for _, f in cases}
         if len(texts) == 1:
-            return functools.reduce(lambda x, y: tuple(map(_join, x, y)), [f for _, f in cases])
+            return functools.reduce(lambda x, y: tuple(map(join, x, y)), [f for _, f in cases])
         for i, c in enumerate(conds):
             t = [(a, f) for a, f in cases if a.get(c, True)]
             f = [(a, f) for a, f in cases if not a.get(c, False)]
@@ -1076,16 +1077,16 @@ def _code(st: Any) -> Any:
     return tuple((m.group(1), m.group(3)) if (m := _COMMENT.match(line)) else line for line in st.lines)
 
 
-def _codes(stmts: tuple | None) -> tuple:
+def codes(stmts: tuple | None) -> tuple:
     return tuple(map(_code, stmts or ()))
 
 
-def _join(x: Any, y: Any) -> Any:
+def join(x: Any, y: Any) -> Any:
     """Two statements with the same code: one, whose comments keep only what both say."""
     if x == y:
         return x
     if isinstance(x, If):
-        return If(x.cond, tuple(map(_join, x.then, y.then)), tuple(map(_join, x.orelse, y.orelse)))
+        return If(x.cond, tuple(map(join, x.then, y.then)), tuple(map(join, x.orelse, y.orelse)))
     lines = []
     for lx, ly in zip(x.lines, y.lines):
         mx = _COMMENT.match(lx)
@@ -1102,7 +1103,7 @@ def _unify(a: tuple, b: tuple) -> tuple | None:
     out = []
     for x, y in zip(a, b):
         if _code(x) == _code(y):
-            out.append(_join(x, y))
+            out.append(join(x, y))
         elif isinstance(x, If) and isinstance(y, If) and x.cond == y.cond:
             then, orelse = _unify(x.then, y.then), _unify(x.orelse, y.orelse)
             if then is None or orelse is None:
@@ -1123,8 +1124,8 @@ def _merge_if(cond: str, a: tuple, b: tuple) -> tuple[Any, ...]:
     s = 0
     while s < min(len(a), len(b)) - p and _code(a[len(a) - 1 - s]) == _code(b[len(b) - 1 - s]):
         s += 1
-    head = tuple(map(_join, a[:p], b[:p]))
-    tail = tuple(map(_join, a[len(a) - s:], b[len(b) - s:]))
+    head = tuple(map(join, a[:p], b[:p]))
+    tail = tuple(map(join, a[len(a) - s:], b[len(b) - s:]))
     return head + (If(cond, a[p:len(a) - s], b[p:len(b) - s]),) + tail
 
 
@@ -1135,12 +1136,13 @@ def _simplify(stmts: tuple) -> tuple:
     for st in stmts:
         if isinstance(st, If):
             ma, mb = _simplify(st.then), _simplify(st.orelse)
-            head, tail = [], []
+            head: list[Any] = []
+            tail: list[Any] = []
             while ma and mb and _code(ma[0]) == _code(mb[0]):
-                head.append(_join(ma[0], mb[0]))
+                head.append(join(ma[0], mb[0]))
                 ma, mb = ma[1:], mb[1:]
             while ma and mb and _code(ma[-1]) == _code(mb[-1]):
-                tail.insert(0, _join(ma[-1], mb[-1]))
+                tail.insert(0, join(ma[-1], mb[-1]))
                 ma, mb = ma[:-1], mb[:-1]
             out.extend(head)
             if not ma and not mb:

@@ -111,7 +111,9 @@ from archc.codegen.torch.classes import (
     RuntimeLayers,
     Variant,
     cast_type,
+    codes,
     flatten,
+    join,
     merge,
     replace_text,
     tensor_type,
@@ -232,40 +234,74 @@ class Generator:
         build the same layers: a layer that exists at some input sizes only cannot be in a module built
         once (RuntimeLayers, with the condition's span)."""
         v0 = build(first)
+        # A nested block's condition (its class branches on it) matters here only where this block's own
+        # code differs with its outcome (sizes it computes with, a check of the output): flipped alone, an
+        # outcome with the same code is not traced in combination with the others (a U-Net's pad in each
+        # of its up blocks would otherwise make 2^8 outcomes of the caller).
+        ignored: set[str] = set()
+        for k, c in enumerate(v0.path):
+            if not (c.runtime and c.nested):
+                continue
+            saved = self._snapshot()
+            tr2, v2 = self._other_outcome(first, v0, v0, k, build, trace_at)
+            self._restore(saved)
+            if codes(v2.forward) == codes(v0.forward):
+                ignored.add(c.forward)
+                v0 = dataclasses.replace(v0, forward=tuple(map(join, v0.forward or (), v2.forward or ())))
         out = [v0]
         todo = [(first, v0)]
         tried: set[tuple] = set()
+
+        def outcomes(x: Variant) -> tuple:
+            return tuple((c.forward, c.outcome) for c in x.path if c.forward not in ignored)
+
+        seen = {outcomes(v0)}
         while todo:
             tr, v = todo.pop()
             for k, c in enumerate(v.path):
-                if not c.runtime:
+                if not c.runtime or c.forward in ignored:
                     continue
                 key = tuple((x.forward, x.outcome) for x in v.path[:k]) + ((c.forward, not c.outcome),)
                 if key in tried:
                     continue
                 tried.add(key)
-                decision = tr.decisions[c.index]
                 if len(tried) > _MAX_BRANCHES:
                     raise ArchError([Diagnostic("error", "codegen", f"{first.block.name}: more than "
                                                 f"{_MAX_BRANCHES} branches on input sizes in one block",
-                                                decision.span)])
-                found = self._flip(tr, c.index, build, trace_at)
-                if found is None:
-                    sizes = ", ".join(sorted({n.split(":", 1)[-1] for n in _runtime_names(tr, decision)}))
-                    raise ArchError([Diagnostic(
-                        "error", "codegen", f"{first.block.name}: this condition on the input size {sizes} "
-                        f"is {c.outcome} at every size archc tried near the one the file gives, so the other "
-                        "branch could not be traced for the generated module: write the condition so that "
-                        "it decides on sizes the file can take", decision.span)])
-                tr2, v2 = found
-                # the other outcome builds other layers, or layers whose shapes read the size (it is then
-                # no longer a condition forward tests)
-                if ((v2.init, v2.signature, v2.locals, v2.base) != (v0.init, v0.signature, v0.locals, v0.base)
-                        or tuple((x.forward, x.outcome) for x in v2.path[:k + 1]) != key):
-                    raise RuntimeLayers(c.forward, decision.span, first.block.name)
-                out.append(v2)
+                                                tr.decisions[c.index].span)])
+                found = self._other_outcome(tr, v, v0, k, build, trace_at)
+                if outcomes(found[1]) in seen:
+                    continue  # reached before by flipping the conditions in another order
+                seen.add(outcomes(found[1]))
+                out.append(found[1])
                 todo.append(found)
+        if ignored:
+            out = [dataclasses.replace(x, path=tuple(c for c in x.path if c.forward not in ignored)) for x in out]
         return out
+
+    def _other_outcome(self, tr: BlockTrace, v: Variant, v0: Variant, k: int,
+                       build: Callable[[BlockTrace], Variant],
+                       trace_at: Callable[[Mapping[str, int]], BlockTrace]) -> tuple[BlockTrace, Variant]:
+        """`tr` (whose variant is `v`) traced where its k-th condition comes out the other way; its layers
+        must be `v0`'s."""
+        c = v.path[k]
+        key = tuple((x.forward, x.outcome) for x in v.path[:k]) + ((c.forward, not c.outcome),)
+        decision = tr.decisions[c.index]
+        found = self._flip(tr, c.index, build, trace_at)
+        if found is None:
+            sizes = ", ".join(sorted({n.split(":", 1)[-1] for n in _runtime_names(tr, decision)}))
+            raise ArchError([Diagnostic(
+                "error", "codegen", f"{tr.block.name}: this condition on the input size {sizes} "
+                f"is {c.outcome} at every size archc tried near the one the file gives, so the other "
+                "branch could not be traced for the generated module: write the condition so that "
+                "it decides on sizes the file can take", decision.span)])
+        tr2, v2 = found
+        # the other outcome builds other layers, or layers whose shapes read the size (it is then
+        # no longer a condition forward tests)
+        if ((v2.init, v2.signature, v2.locals, v2.base) != (v0.init, v0.signature, v0.locals, v0.base)
+                or tuple((x.forward, x.outcome) for x in v2.path[:k + 1]) != key):
+            raise RuntimeLayers(c.forward, decision.span, tr.block.name)
+        return found
 
     def _flip(self, tr: BlockTrace, index: int, build: Callable[[BlockTrace], Variant],
               trace_at: Callable[[Mapping[str, int]], BlockTrace]) -> tuple[BlockTrace, Variant] | None:
@@ -423,7 +459,7 @@ def _model(name: str, variants: list[Variant]) -> ClassModel:
     return ClassModel(name, v.base, v.doc, params, flatten(body), v.args, v.returns, fwd_lines)
 
 
-_MAX_BRANCHES = 16  # traced outcomes of conditions on input sizes, in one block
+_MAX_BRANCHES = 64  # traced outcomes of conditions on input sizes, in one block
 
 
 def _runtime_names(tr: BlockTrace, d: Any) -> set[str]:
