@@ -531,6 +531,9 @@ class Elaborator(Expressions, Calls, Sequences):
                 self.bag.error("type", "every axis of a learned tensor needs a size, as in [tok = 197]",
                                ax.span)
                 raise Abort
+            if any(a.name == ax.name for a in axes):
+                self.bag.error("axis", f"axis '{ax.name}' appears twice in the type", ax.span)
+                raise Abort
             axes.append(Axis(ax.name, self._as_size(self.ev(ax.size, frame), ax.size.span,
                                                     f"the size of '{ax.name}'")))
         t = TensorType(tuple(axes), dtype)

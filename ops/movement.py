@@ -115,6 +115,9 @@ def _rearrange_shape(ctx: ShapeCtx, ins: list[TensorType], a: RearrangeAttrs) ->
     left = [n for _, ns in lhs for n in ns]
     right = [n for _, ns in rhs for n in ns]
     if sorted(left) != sorted(right):
+        twice = sorted({n for n in right if right.count(n) > 1} | {n for n in left if left.count(n) > 1})
+        if twice:  # `c h -> c c h`: the same names on both sides, one of them twice
+            raise fail(f"the pattern names '{twice[0]}' twice on one side", "pattern")
         extra = sorted(set(right) - set(left)) or sorted(set(left) - set(right))
         raise fail(f"the two sides of the pattern name different axes (look at '{extra[0]}')", "pattern")
     axes = []
