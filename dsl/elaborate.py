@@ -525,7 +525,7 @@ class Elaborator(Expressions, Calls, Sequences):
                 self.bag.error("type", f"persistent is true or false, got {self._kind(value)}", opt.value.span)
                 raise Abort
             persistent = value
-        axes = []
+        axes: list[Axis] = []
         for ax in decl.axes:
             if ax.name is None or ax.size is None:
                 self.bag.error("type", "every axis of a learned tensor needs a size, as in [tok = 197]",
