@@ -266,8 +266,10 @@ class Generator:
                     continue
                 tried.add(key)
                 if len(tried) > _MAX_BRANCHES:
+                    hint = (": the output checks of --checks differ with each combination of the conditions; "
+                            "build without it" if self.checks else "")
                     raise ArchError([Diagnostic("error", "codegen", f"{first.block.name}: more than "
-                                                f"{_MAX_BRANCHES} branches on input sizes in one block",
+                                                f"{_MAX_BRANCHES} branches on input sizes in one block{hint}",
                                                 tr.decisions[c.index].span)])
                 found = self._other_outcome(tr, v, v0, k, build, trace_at)
                 if outcomes(found[1]) in seen:
