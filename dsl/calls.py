@@ -224,7 +224,7 @@ class Calls(State):
             return self._held_axis(held, ex, what) if isinstance(held, str) else ex.name
         if isinstance(ex, ast.String) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", ex.value):
             return ex.value
-        if frame is not None and not isinstance(ex, ast.String):
+        if frame is not None and not isinstance(ex, (ast.String, ast.KeyedItem, ast.EllipsisItem)):
             v = self.ev(ex, frame)
             if isinstance(v, Poison):
                 raise Abort
