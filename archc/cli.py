@@ -164,16 +164,20 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _parse_sets(items: list[str]) -> dict[str, int | float | bool]:
-    out: dict[str, int | float | bool] = {}
+def _parse_sets(items: list[str]) -> dict[str, int | float | bool | str]:
+    """`--set` values: integers, floats, `true`/`false`, and otherwise strings (`act=relu` or `act="relu"`;
+    an entry parameter holding a block takes a block's name, `unit=Wide`)."""
+    out: dict[str, int | float | bool | str] = {}
     for item in items:
         name, sep, text = item.partition("=")
         name, text = name.strip(), text.strip()
         if not sep or not name.isidentifier() or not text:
             raise ArchError([Diagnostic("error", "set", f"--set takes NAME=VALUE, got '{item}'")])
-        value: int | float | bool
+        value: int | float | bool | str
         if text in ("true", "false"):
             value = text == "true"
+        elif len(text) >= 2 and text[0] == text[-1] == '"':
+            value = text[1:-1]
         else:
             try:
                 value = int(text)
@@ -181,8 +185,9 @@ def _parse_sets(items: list[str]) -> dict[str, int | float | bool]:
                 try:
                     value = float(text)
                 except ValueError:
-                    raise ArchError([Diagnostic("error", "set", f"--set {name}: '{text}' is not a "
-                                                "number or true/false")]) from None
+                    value = text
+        if isinstance(value, str) and not value.isprintable():
+            raise ArchError([Diagnostic("error", "set", f"--set {name}: the value holds a control character")])
         out[name] = value
     return out
 

@@ -36,6 +36,7 @@ from archc.dsl.values import (  # noqa: F401 - re-exported for code generation's
     POISON,
     TV,
     Abort,
+    BlockRef,
     Constraint,
     Frame,
     ListV,
@@ -153,6 +154,24 @@ class Elaborator(Expressions, Calls, Sequences):
         self.bag.raise_if_errors()
         return self.graph
 
+    def _entry_value(self, frame: Frame, p: ast.Param, value: Any) -> Any:
+        """An entry parameter's `--set` value: a string given to a parameter whose default is a block
+        names a block (`--set unit=Wide`)."""
+        if not isinstance(value, str) or p.default is None:
+            return value
+        try:
+            default = self.ev(p.default, frame)
+        except Abort:
+            return value
+        if not isinstance(default, BlockRef):
+            return value
+        found = frame.file.namespace.get(value)
+        if found is None:
+            names = [n for n in frame.file.namespace if "." not in n]
+            self.bag.error("set", f"--set {p.name}: no block named '{value}'{did_you_mean(value, names)}")
+            return default
+        return BlockRef(found[0], found[1])
+
     def _file_of(self, block: ast.Block) -> File:
         for f in self.program.files.values():
             if any(b is block for b in f.module.blocks):
@@ -169,7 +188,7 @@ class Elaborator(Expressions, Calls, Sequences):
                 self.bag.error("redefined", f"parameter '{p.name}' appears twice", p.span)
             seen.add(p.name)
             if entry and p.name in self.overrides:
-                frame.env[p.name] = self.overrides.pop(p.name)
+                frame.env[p.name] = self._entry_value(frame, p, self.overrides.pop(p.name))
             elif p.name in given:
                 frame.env[p.name] = given[p.name]
             elif p.default is not None:

@@ -98,3 +98,28 @@ def test_the_corpus_program_of_this_language_at_other_sizes_and_windows() -> Non
             g = model.check(ws=ws, H=h, W=w).graph
             assert list(got.shape) == [int(a.size) for a in g.node(g.outputs[0]).type.axes]
             assert torch.allclose(got, reference(x), rtol=1e-5, atol=1e-6), (ws, h, w)
+
+
+def test_set_gives_strings_and_blocks(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`--set kind=gelu` (or `kind="gelu"`) sets a string parameter; `--set unit=Flat` a parameter whose default
+    is a block, by the block's name (a wrong name is a `set` error with a suggestion); Python's sets alike."""
+    from archc.cli import main
+
+    src = (pathlib.Path(__file__).parent / "data" / "values_and_branches.arch").read_text(encoding="utf-8")
+    src += ("\nblock Flat(planes) {\n  in x: [batch, chan, h, w]\n  c = conv(x, chan -> planes, k = 1)\n  out c\n}\n"
+            "\nblock Act(kind = \"relu\") {\n  in x: [batch, chan = 3, h = 4, w = 4]\n"
+            "  out if kind == \"gelu\" then gelu(x) else relu(x)\n}\n")
+    path = tmp_path / "net.arch"
+    path.write_text(src, encoding="utf-8")
+    assert main(["flops", str(path), "--entry", "Net", "--set", "unit=Flat"]) == 0
+    flat = capsys.readouterr().out
+    assert main(["flops", str(path), "--entry", "Net"]) == 0
+    assert flat != capsys.readouterr().out  # 1x1 convs, not Unit's 3x3
+    assert main(["check", str(path), "--entry", "Net", "--set", "unit=Flt"]) == 1
+    assert "--set unit: no block named 'Flt' (did you mean 'Flat'?) [set]" in capsys.readouterr().err
+    for value in ("gelu", '"gelu"'):
+        assert main(["check", str(path), "--entry", "Act", "--set", f"kind={value}"]) == 0
+        assert " gelu " in capsys.readouterr().out
+    model = archc.loads(src, entry="Net")
+    assert model.flops(unit="Flat").params == 3 * 8 + 8 + 8 * 16 + 16 + model.flops().params - sum(
+        v.numel() for k, v in model.torch()().state_dict().items() if k.startswith("stage"))
