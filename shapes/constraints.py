@@ -84,7 +84,9 @@ def derive(constraints: Sequence[Constraint], defaults: dict[str, int]) -> list[
     for c in constraints:
         if c.kind == "assumed":
             a, op, b = c.lhs
-            text = f"{S.fmt(a)} {op if c.rhs else _negate(op)} {S.fmt(b)} (assumed by a condition)"
+            why = ("required by an assert" if getattr(c, "in_assert", False)
+                   else "assumed by a condition, which the generated module tests")
+            text = f"{S.fmt(a)} {op if c.rhs else _negate(op)} {S.fmt(b)} ({why})"
             names = tuple(sorted(S.free_names(a) | S.free_names(b)))
             order.append(Derived(text, "assumed", c.span, c.what, names))
             continue

@@ -275,7 +275,9 @@ block B() {
 }
 """
     found = texts(archc.loads(text))
-    assert "L > 32 (assumed by a condition)" in found
+    assert "L > 32 (assumed by a condition, which the generated module tests)" in found
+    asserted = texts(archc.loads(text.replace("  out x\n", "  assert L % 4 == 0, \"a multiple of 4\"\n  out x\n")))
+    assert "Mod(L, 4) == 0 (required by an assert)" in asserted
     assert "L must be divisible by 2" not in found  # floor pooling drops a row: no constraint
 
 
