@@ -40,6 +40,8 @@ class Constraint(Protocol):
     def what(self) -> str: ...
     @property
     def span(self) -> Span: ...
+    @property
+    def in_assert(self) -> bool: ...  # "assumed" only: made by an `assert` (a requirement, not a branch)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,9 +86,8 @@ def derive(constraints: Sequence[Constraint], defaults: dict[str, int]) -> list[
     for c in constraints:
         if c.kind == "assumed":
             a, op, b = c.lhs
-            why = ("required by an assert" if getattr(c, "in_assert", False)
-                   else "assumed by a condition, which the generated module tests")
-            text = f"{S.fmt(a)} {op if c.rhs else _negate(op)} {S.fmt(b)} ({why})"
+            why = "required by an assert" if c.in_assert else "assumed by a condition, which the generated module tests"
+            text = f"{S.fmt(a)} {op if c.rhs else negate(op)} {S.fmt(b)} ({why})"
             names = tuple(sorted(S.free_names(a) | S.free_names(b)))
             order.append(Derived(text, "assumed", c.span, c.what, names))
             continue
@@ -229,7 +230,8 @@ def explain(constraints: Sequence[Constraint], derived: list[Derived], span: Spa
     return [derived[i] for i in sorted(keep)]
 
 
-def _negate(op: str) -> str:
+def negate(op: str) -> str:
+    """The comparison that holds where `op` does not: `==` for `!=`, `>=` for `<`."""
     return {"==": "!=", "!=": "==", "<": ">=", "<=": ">", ">": "<=", ">=": "<"}[op]
 
 

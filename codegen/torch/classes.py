@@ -111,7 +111,7 @@ class Cond:
 class RuntimeLayers(Exception):
     """The two outcomes of a condition on an input size build different layers: no one class does both."""
 
-    def __init__(self, cond: str, span: Span | None, block: str = ""):
+    def __init__(self, cond: str, span: Span, block: str):
         super().__init__(cond)
         self.cond, self.span, self.block = cond, span, block
 
@@ -1010,9 +1010,9 @@ def _render_init(node: _Node, block: str) -> tuple[Any, ...]:
     text = node.cond.init
     t = _render_init(node.then, block) if node.then else None
     f = _render_init(node.orelse, block) if node.orelse else None
-    if node.cond.runtime:  # tested by forward only: both outcomes build the same layers
+    if node.cond.runtime:  # tested by forward only: both outcomes build the same layers (Generator.branches)
         if t is not None and f is not None and t != f:
-            raise RuntimeLayers(node.cond.forward, None)
+            raise AssertionError(f"{block}: the outcomes of `{node.cond.forward}` build different layers")
         known = t if t is not None else f
         assert known is not None
         return known

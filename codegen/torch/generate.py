@@ -225,15 +225,15 @@ class Generator:
         return ref
 
     def branches(self, first: BlockTrace, build: Callable[[BlockTrace], Variant],
-                 trace_at: Callable[[Mapping[str, int]], BlockTrace]) -> list[Variant]:
+                 trace_at: Callable[[Mapping[str, int]], BlockTrace], built: Variant | None = None) -> list[Variant]:
         """The variants of one block instance for every outcome of its conditions on input sizes.
 
-        `first` is the instance as traced at its sizes; a condition forward tests (`h % ws != 0`,
-        a `Cond` with `runtime`) is traced again at the sizes nearest the traced ones under which the
-        conditions before it come out the same and it comes out the other way. Every outcome must
-        build the same layers: a layer that exists at some input sizes only cannot be in a module built
-        once (RuntimeLayers, with the condition's span)."""
-        v0 = build(first)
+        `first` is the instance as traced at its sizes (`built`, its variant, if the caller has it); a
+        condition forward tests (`h % ws != 0`, a `Cond` with `runtime`) is traced again at the sizes
+        nearest the traced ones under which the conditions before it come out the same and it comes out
+        the other way. Every outcome must build the same layers: a layer that exists at some input sizes
+        only cannot be in a module built once (RuntimeLayers, with the condition's span)."""
+        v0 = built if built is not None else build(first)
         # A nested block's condition (its class branches on it) matters here only where this block's own
         # code differs with its outcome (sizes it computes with, a check of the output): flipped alone, an
         # outcome with the same code is not traced in combination with the others (a U-Net's pad in each
@@ -243,7 +243,7 @@ class Generator:
             if not (c.runtime and c.nested):
                 continue
             saved = self._snapshot()
-            tr2, v2 = self._other_outcome(first, v0, v0, k, build, trace_at)
+            _, v2 = self._other_outcome(first, v0, v0, k, build, trace_at)
             self._restore(saved)
             if codes(v2.forward) == codes(v0.forward):
                 ignored.add(c.forward)
@@ -261,7 +261,7 @@ class Generator:
             for k, c in enumerate(v.path):
                 if not c.runtime or c.forward in ignored:
                     continue
-                key = tuple((x.forward, x.outcome) for x in v.path[:k]) + ((c.forward, not c.outcome),)
+                key = _flipped(v.path, k)
                 if key in tried:
                     continue
                 tried.add(key)
@@ -287,7 +287,6 @@ class Generator:
         """`tr` (whose variant is `v`) traced where its k-th condition comes out the other way; its layers
         must be `v0`'s."""
         c = v.path[k]
-        key = tuple((x.forward, x.outcome) for x in v.path[:k]) + ((c.forward, not c.outcome),)
         decision = tr.decisions[c.index]
         found = self._flip(tr, c.index, build, trace_at)
         if found is None:
@@ -301,7 +300,7 @@ class Generator:
         # the other outcome builds other layers, or layers whose shapes read the size (it is then
         # no longer a condition forward tests)
         if ((v2.init, v2.signature, v2.locals, v2.base) != (v0.init, v0.signature, v0.locals, v0.base)
-                or tuple((x.forward, x.outcome) for x in v2.path[:k + 1]) != key):
+                or tuple((x.forward, x.outcome) for x in v2.path[:k + 1]) != _flipped(v.path, k)):
             raise RuntimeLayers(c.forward, decision.span, tr.block.name)
         return found
 
@@ -374,7 +373,8 @@ class Generator:
                 variants = self.branches(
                     tr, lambda t: ClassBuilder(self, t, True, floats).build(),
                     lambda at: self.source.call_trace(parent, _with_args(call, floats), True, concrete, at,
-                                                      branches))
+                                                      branches),
+                    None if floats else variant)
                 ref = self.add_generics(gkey, variants, base_key)
             except _Restart:
                 raise
@@ -462,6 +462,11 @@ def _model(name: str, variants: list[Variant]) -> ClassModel:
 
 
 _MAX_BRANCHES = 64  # traced outcomes of conditions on input sizes, in one block
+
+
+def _flipped(path: tuple, k: int) -> tuple:
+    """The outcomes of `path` up to its k-th condition, that one the other way."""
+    return tuple((x.forward, x.outcome) for x in path[:k]) + ((path[k].forward, not path[k].outcome),)
 
 
 def _runtime_names(tr: BlockTrace, d: Any) -> set[str]:
@@ -571,7 +576,6 @@ def generate(source: TraceSource, generic: bool = True, checks: bool = False, fo
         except _Restart as r:
             no_generic.add(r.key)
         except RuntimeLayers as r:  # the entry's, or a size the callers read at run time: no class is built for it
-            assert r.span is not None  # set where a block's outcomes are compared (Generator.branches)
             raise ArchError([Diagnostic(
                 "error", "codegen", f"{r.block}: the layers would depend on the "
                 f"condition `{r.cond}`, on an input size, but a module is built once, for every input size: "

@@ -41,10 +41,10 @@ from archc.passes.plan import FUSED
 from archc.passes.plan import plan as make_plan
 from archc.shapes import pyexpr
 from archc.shapes import sizes as S
+from archc.shapes.constraints import negate
 from archc.shapes.types import TensorType
 
 _KERNEL_KINDS = FUSED | {"reduce"}
-_NEGATE = {"==": "!=", "!=": "==", "<": ">=", "<=": ">", ">": "<=", ">=": "<"}
 
 
 def attr_path(path: str) -> str:
@@ -130,6 +130,15 @@ class FusedForward:
     # ---- sizes -------------------------------------------------------------------------------
 
     def size(self, x: Any) -> str:
+        x, names = self._names(x)
+        try:
+            return pyexpr.to_python(x, names)
+        except pyexpr.NotPrintable as e:
+            raise L.Unsupported(str(e)) from None
+
+    def _names(self, x: Any) -> tuple[Any, dict[str, str]]:
+        """`x` with the sizes no input has built in at their values, and the variables forward reads the
+        others into (`H = x.shape[2]`, added to the prologue the first time)."""
         names: dict[str, str] = {}
         for s in sorted(pyexpr.free_names(x)):
             if s in self.sources:
@@ -142,10 +151,7 @@ class FusedForward:
                 x = pyexpr.substitute(x, {s: self.defaults[s]})
             else:
                 raise L.Unsupported(f"the size {s} cannot be read off an input's shape")
-        try:
-            return pyexpr.to_python(x, names)
-        except pyexpr.NotPrintable as e:
-            raise L.Unsupported(str(e)) from None
+        return x, names
 
     # ---- statements ------------------------------------------------------------------------------
 
@@ -256,12 +262,11 @@ class FusedForward:
                 continue  # an assert's condition is a requirement of every size (archc check checked it)
             a, op, b = c.lhs
             try:
-                sides = [self.size(x) if S.is_size(x) else repr(x) for x in (a, b)]
-            except L.Unsupported as e:
+                (a, names_a), (b, names_b) = (self._names(x) if S.is_size(x) else (x, {}) for x in (a, b))
+                taken = pyexpr.relation(a, op if c.rhs else negate(op), b, names_a | names_b)
+                other = pyexpr.relation(a, negate(op) if c.rhs else op, b, names_a | names_b)
+            except (L.Unsupported, pyexpr.NotPrintable) as e:
                 raise ArchError([Diagnostic("error", "codegen", f"the Triton target: {e}", c.span)]) from None
-            sides = [f"({x})" if " if " in x else x for x in sides]
-            taken = f"{sides[0]} {op if c.rhs else _NEGATE[op]} {sides[1]}"
-            other = f"{sides[0]} {_NEGATE[op] if c.rhs else op} {sides[1]}"
             at = f"{os.path.basename(c.span.file)}:{c.span.line}" if c.span else "the .arch file"
             line = f"if {other}:  # planned where {taken} ({at}); other sizes run the PyTorch forward"
             if line not in out:
