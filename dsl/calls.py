@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 SIZE_FUNCTIONS = {"max": (2, 64), "min": (2, 64), "floor": (1, 1), "ceil": (1, 1), "round": (1, 1), "int": (1, 1),
                   "len": (1, 1)}
 _KIND_WORDS = {"float": "floating-point", "complex": "complex", "int": "integer", "bool": "boolean"}
+_AXIS_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # an axis name written as a string or held by a value
 
 
 class Calls(State):
@@ -222,7 +223,7 @@ class Calls(State):
         if isinstance(ex, ast.Var):
             held = frame.env.get(ex.name) if frame is not None else None
             return self._held_axis(held, ex, what) if isinstance(held, str) else ex.name
-        if isinstance(ex, ast.String) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", ex.value):
+        if isinstance(ex, ast.String) and _AXIS_NAME.fullmatch(ex.value):
             return ex.value
         if frame is not None and not isinstance(ex, (ast.String, ast.KeyedItem, ast.EllipsisItem)):
             v = self.ev(ex, frame)
@@ -234,7 +235,7 @@ class Calls(State):
         raise Abort
 
     def _held_axis(self, v: str, ex: Any, what: str) -> str:
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", v):
+        if not _AXIS_NAME.fullmatch(v):
             self.bag.error("type", f"{what} must be an axis name, got {self._kind(v)}", ex.span)
             raise Abort
         return v

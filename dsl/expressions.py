@@ -104,9 +104,9 @@ class Expressions(State):
     def _lookup(self, e: ast.Var, frame: Frame) -> Any:
         if e.name in frame.env:
             v = frame.env[e.name]
-            if isinstance(v, ListV) and v.items and sorted(v.items) == list(range(len(v.items))) and not any(
-                    isinstance(x, (TV, ListV, Poison)) for x in v.items.values()):
-                return [v.items[i] for i in range(len(v.items))]  # `dims[i] = ...` of values: a plain list
+            items = v.dense() if isinstance(v, ListV) else None
+            if items and not any(isinstance(x, (TV, ListV, Poison)) for x in items):
+                return items  # `dims[i] = ...` of values: a plain list
             return v
         if e.name in self._sizes_env:
             return self._sizes_env[e.name]
@@ -163,11 +163,12 @@ class Expressions(State):
         if isinstance(v, Poison):
             return v
         if isinstance(v, ListV):  # `skip[i] = ...` of tensors: a list once elements 0 to n - 1 are assigned
-            if sorted(v.items) != list(range(len(v.items))):
+            items = v.dense()
+            if items is None:
                 self.bag.error("value", f"only elements {sorted(v.items)} of this list were assigned: a list is "
                                "sliced once elements 0 to n - 1 are", e.span)
                 raise Abort
-            v = [v.items[i] for i in range(len(v.items))]
+            v = items
         if isinstance(v, TV):
             self.bag.error("type", "a tensor is sliced by axis name (`x[h = 0:4]`), not by position", e.span)
             raise Abort

@@ -50,6 +50,12 @@ class ListV:
 
     items: dict[int, Any]
 
+    def dense(self) -> list[Any] | None:
+        """The elements in order, once elements 0 to n - 1 (and no others) are assigned; else None."""
+        if sorted(self.items) != list(range(len(self.items))):
+            return None
+        return [self.items[i] for i in range(len(self.items))]
+
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class BlockRef:

@@ -69,17 +69,10 @@ def _expr(e: ast.Expr) -> tuple[str, int]:
     if isinstance(e, ast.ListExpr):
         return "[" + ", ".join(_item(x) for x in e.items) + "]", _ATOM
     if isinstance(e, ast.ListSlice):
-        start, stop = (expr(v) if v is not None else "" for v in (e.start, e.stop))
-        return f"{_wrap(e.value, _ATOM)}[{start}:{stop}" + (f":{expr(e.step)}" if e.step is not None else "") + "]", \
-            _ATOM
+        return f"{_wrap(e.value, _ATOM)}[{_bounds(e.start, e.stop, e.step)}]", _ATOM
     if isinstance(e, ast.ListComp):
-        if e.items is not None:
-            source = expr(e.items)
-        else:
-            assert e.start is not None and e.stop is not None, "a comprehension's range has both ends"
-            source = f"{expr(e.start)}..{expr(e.stop)}"
         cond = f" if {expr(e.cond)}" if e.cond is not None else ""
-        return f"[{expr(e.element)} for {e.var} in {source}{cond}]", _ATOM
+        return f"[{expr(e.element)} for {e.var} in {_iter(e)}{cond}]", _ATOM
     if isinstance(e, ast.Call):
         return call(e), _ATOM
     if isinstance(e, ast.SeqExpr):
@@ -91,8 +84,13 @@ def _axis_slice(x: ast.AxisSlice) -> str:
     if not x.is_range:
         assert x.start is not None, "a position is always written"
         return f"{x.axis} = {expr(x.start)}"
-    start, stop = (expr(v) if v is not None else "" for v in (x.start, x.stop))
-    return f"{x.axis} = {start}:{stop}" + (f":{expr(x.step)}" if x.step is not None else "")
+    return f"{x.axis} = {_bounds(x.start, x.stop, x.step)}"
+
+
+def _bounds(start: ast.Expr | None, stop: ast.Expr | None, step: ast.Expr | None) -> str:
+    """`start:stop:step` of a slice, the parts left out as written."""
+    a, b = (expr(v) if v is not None else "" for v in (start, stop))
+    return f"{a}:{b}" + (f":{expr(step)}" if step is not None else "")
 
 
 def _item(x: ast.Expr | ast.KeyedItem | ast.EllipsisItem) -> str:
@@ -129,8 +127,8 @@ def _steps(steps: tuple[ast.Step, ...], depth: int) -> str:
     return "\n".join(lines)
 
 
-def _iter(s: ast.For | ast.ForStep) -> str:
-    """What a `for` runs over: `start..stop`, or a list's items."""
+def _iter(s: ast.For | ast.ForStep | ast.ListComp) -> str:
+    """What a `for` (or a comprehension) runs over: `start..stop`, or a list's items."""
     if s.items is not None:
         return expr(s.items)
     assert s.start is not None and s.stop is not None, "a range has both ends"
