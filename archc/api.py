@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import gc
+import warnings
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -237,9 +238,17 @@ class Model:
         `checks=True`: with run-time shape checks (`archc build --checks`); `fold_bn=True`: with
         inference batchnorm folded into the layer before it (`archc build --fold-bn`); `dtype="bf16"`:
         the model in that floating-point dtype (`archc build --dtype`; default: the file's `dtype`)."""
-        from archc.codegen.torch import generate
         self.check(dtype=dtype, **sets)
-        return generate(Templates(self.program, self.entry, sets, dtype), checks=checks, fold_bn=fold_bn).text
+        return self._generate(checks, fold_bn, dtype, sets).text
+
+    def _generate(self, checks: bool, fold_bn: bool, dtype: str | None, sets: dict[str, Any]) -> Any:
+        """The generated module; a module built for the program's sizes only warns (UserWarning), as
+        `archc build` does."""
+        from archc.codegen.torch import generate
+        gen = generate(Templates(self.program, self.entry, sets, dtype), checks=checks, fold_bn=fold_bn)
+        if gen.built_for is not None:
+            warnings.warn(f"{gen.built_for.span}: {gen.built_for.message}", stacklevel=3)
+        return gen
 
     def torch(self, checks: bool = False, fold_bn: bool = False, dtype: str | None = None, **sets: Any) -> type:
         """The generated entry nn.Module class, executed in a fresh module (needs torch).
@@ -251,9 +260,9 @@ class Model:
         >>> import torch; Net()(torch.zeros(2, 8)).shape
         torch.Size([2, 4])
         """
-        from archc.codegen.torch import generate, load_class
+        from archc.codegen.torch import load_class
         self.check(dtype=dtype, **sets)
-        return load_class(generate(Templates(self.program, self.entry, sets, dtype), checks=checks, fold_bn=fold_bn))
+        return load_class(self._generate(checks, fold_bn, dtype, sets))
 
 
     def triton_module(self, dtype: str | None = None, **sets: Any) -> TritonModule:

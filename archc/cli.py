@@ -558,6 +558,8 @@ def _build(args: argparse.Namespace, sets: dict[str, Any], sources: SourceMap) -
         gen = codegen_torch.generate(Templates(program, args.entry, sets, args.dtype), checks=args.checks,
                                      fold_bn=args.fold_bn)
     path = codegen_torch.write(gen, args.out, stem, force=args.force, inputs=list(sources.texts))
+    if gen.built_for is not None:
+        print(render(gen.built_for, sources), file=sys.stderr)
     if args.json:
         doc = {"target": args.target, "path": path, "entry": gen.entry_class, "classes": gen.classes,
                "inputs": gen.inputs, "checks": args.checks, "fold_bn": args.fold_bn}

@@ -13,12 +13,14 @@ to DOT, a circuit-style `render` to SVG and `build`, in-process; a program that 
 and its module constructed and run forward on random inputs of the entry's sizes (torch). Every outcome is
 sorted into one kind:
 
-  ok: ... / located-error  check passes (and the program built and ran, or build refused it with a
-                           located error), or exit 1 with diagnostics in the documented form; "too
+  ok: ... / located-error  check passes and the program built and ran, or exit 1 with diagnostics in
+                           the documented form; "too
                            large to run here": built, but `archc flops` says its weights, buffers and
                            activations take more than 2 GiB, so it is not constructed (a mutant may ask
                            for terabytes); a module already run in the worker (same generated source)
                            is not run again
+  build-refused            check passes but build refuses the program (with a located error): code
+                           generation must accept every program that check accepts
   internal-error           exit 70 (a bug in archc) or a Python traceback
   bad-diagnostic           exit 1 whose stderr is not in the documented form
   control-characters       raw control characters in stdout or stderr
@@ -171,7 +173,8 @@ def _module_runs(path: Path) -> str:
     if status != 0:
         return "ok: built and ran"
     doc = json.loads(out)
-    sets = [a for k, v in doc["sizes"].items() if v is None for a in ("--set", f"{k}=3")]  # free sizes 3
+    free = {k for k, v in doc["sizes"].items() if v is None}
+    sets = [a for k in sorted(free) for a in ("--set", f"{k}=3")]  # free sizes 3
     if sets:
         status, out, _ = _run(["check", str(path), "--json", *sets])
         if status != 0:
@@ -197,13 +200,22 @@ def _module_runs(path: Path) -> str:
             # ids 0: a valid row of any embedding table (a table of one row is a valid program)
             inputs.append(torch.zeros(shape, dtype=torch.int64) if ints else torch.randn(shape))
     with torch.no_grad():
-        cls().eval()(*inputs)
+        _construct(cls, free).eval()(*inputs)
     _RAN[key] = "ok: built and ran"
     return _RAN[key]
 
 
-def _entry_inputs(path: Path) -> tuple[str, list[Any]] | None:
-    """The entry class name and random inputs of its sizes (free sizes 3), or None if it does not check."""
+def _construct(cls: Any, free: set[str]) -> Any:
+    """The entry module, given the free sizes without a value (`free`) that its layers need (`in x: [chan =
+    cin]`, no `size cin`: a constructor argument without a default) at 3, as its inputs have them."""
+    import inspect
+    return cls(**{name: 3 for name, p in inspect.signature(cls).parameters.items()
+                  if p.default is inspect.Parameter.empty and name in free})
+
+
+def _entry_inputs(path: Path) -> tuple[str, list[Any], set[str]] | None:
+    """The entry class name, random inputs of its sizes (free sizes 3) and the free sizes without a value,
+    or None if it does not check."""
     import json
 
     import torch
@@ -211,9 +223,9 @@ def _entry_inputs(path: Path) -> tuple[str, list[Any]] | None:
     if status != 0:
         return None
     doc = json.loads(out)
-    free = [f"{k}=3" for k, v in doc["sizes"].items() if v is None]
+    free = {k for k, v in doc["sizes"].items() if v is None}
     if free:
-        status, out, _ = _run(["check", str(path), "--json", *(a for f in free for a in ("--set", f))])
+        status, out, _ = _run(["check", str(path), "--json", *(a for k in sorted(free) for a in ("--set", f"{k}=3"))])
         if status != 0:
             return None
         doc = json.loads(out)
@@ -226,7 +238,7 @@ def _entry_inputs(path: Path) -> tuple[str, list[Any]] | None:
             inputs.append(torch.zeros(shape, dtype=torch.int64) if ints  # ids 0: valid for any table
                           else torch.rand(shape, generator=gen) > 0.5 if node["type"].startswith("bool")
                           else torch.randn(shape, generator=gen))
-    return doc["entry"], inputs
+    return doc["entry"], inputs, free
 
 
 def _load(path: Path, name: str) -> Any:
@@ -247,9 +259,9 @@ def _triton_matches(src: Path, tmp: str) -> str | None:
     got = _entry_inputs(src)
     if got is None:
         return None
-    entry, inputs = got
-    eager = getattr(_load(next((Path(tmp) / "b").glob("*.py")), "fuzzed_eager"), entry)().eval()
-    fused = getattr(_load(next((Path(tmp) / "t").glob("*.py")), "fuzzed_triton"), entry)().eval()
+    entry, inputs, free = got
+    eager = _construct(getattr(_load(next((Path(tmp) / "b").glob("*.py")), "fuzzed_eager"), entry), free).eval()
+    fused = _construct(getattr(_load(next((Path(tmp) / "t").glob("*.py")), "fuzzed_triton"), entry), free).eval()
     gen = torch.Generator().manual_seed(1)
     with torch.no_grad():
         for key, t in eager.state_dict().items():
@@ -284,6 +296,7 @@ def run_case(index: int, seed: int, texts: list[tuple[str, str]], timeout: float
         src = Path(tmp) / "case.arch"
         src.write_text(text, encoding="utf-8")
         built = checked = False
+        refusal = ""
         for command in COMMANDS:
             argv = [command[0], str(src), *(a.format(dir=tmp) for a in command[1:])]
             _limit(timeout)
@@ -307,6 +320,8 @@ def run_case(index: int, seed: int, texts: list[tuple[str, str]], timeout: float
                 except ET.ParseError as e:
                     return "bad-svg", f"{where}: {e}"
             built = built or (command[0] == "build" and status == 0)
+            if command[0] == "build" and status == 1:
+                refusal = next((line for line in err.splitlines() if "error:" in line), err.strip())[:200]
             checked = checked or (command[0] == "check" and status == 0)
         ran = "ok: built and ran"
         if built and run_modules:
@@ -333,8 +348,9 @@ def run_case(index: int, seed: int, texts: list[tuple[str, str]], timeout: float
                 return "triton-mismatch", f"{where}: {wrong}"
         if not checked:
             return "located-error", where
-        return (ran if built and run_modules else "ok: built" if built else
-                "ok: checked, build refused"), where
+        if not built:
+            return "build-refused", f"{where}: {refusal}"
+        return (ran if run_modules else "ok: built"), where
 
 
 def _batch(args: tuple[list[int], int, float, bool, bool, str]) -> list[tuple[str, str]]:
@@ -380,8 +396,8 @@ def main() -> int:
     took = time.perf_counter() - t0
     per_case = took / max(args.cases, 1) * 1e3
     print(f"{args.cases} cases (seed {args.seed}) in {took:.0f} s ({per_case:.1f} ms a case):")
-    for kind in ("ok: built and ran", "ok: built, too large to run here", "ok: built", "ok: checked, build refused",
-                 "located-error", "internal-error",
+    for kind in ("ok: built and ran", "ok: built, too large to run here", "ok: built", "located-error",
+                 "build-refused", "internal-error",
                  "bad-diagnostic", "control-characters", "bad-svg", "hang", "module-fails", "module-slow",
                  "triton-mismatch"):
         print(f"  {kind:34} {counts[kind]:>8,}")

@@ -41,6 +41,7 @@ from archc.ir.templates import (
     Binary,
     BlockFacts,
     BlockTrace,
+    BuiltAxis,
     CallRecord,
     Decision,
     InputFact,
@@ -78,12 +79,25 @@ class _Seq:
     start: int
 
 
+def _var_names(e: Any) -> set[str]:
+    """The names an expression of the AST reads."""
+    if isinstance(e, ast.Var):
+        return {e.name}
+    if isinstance(e, (list, tuple)):
+        return set().union(*map(_var_names, e))
+    if dataclasses.is_dataclass(e):
+        return set().union(*(_var_names(getattr(e, f.name)) for f in dataclasses.fields(e)))
+    return set()
+
+
 class Tracer(Elaborator):
     """An elaborator that records block-call and sequence boundaries and the block's decisions."""
 
     def __init__(self, program: Program, overrides: dict[str, Any] | None = None, generic: bool = False,
-                 concrete: set[str] | None = None) -> None:
-        super().__init__(program, overrides, symbolic=True)
+                 concrete: set[str] | None = None, sized: bool = False) -> None:
+        # `sized`: the free sizes that have values are those values (the entry built for the sizes `archc
+        # check` used, where code generation needs a number), not symbols
+        super().__init__(program, overrides, symbolic=not sized)
         self.generic = generic
         self.concrete = concrete or set()  # parameters a generic trace keeps at their values
         self.calls: dict[str, _Call] = {}
@@ -97,6 +111,7 @@ class Tracer(Elaborator):
         self.outputs: list[Any] = []
         self.out_span: Span | None = None
         self.baked: set[str] = set()  # input sizes float arithmetic used: fixed, as a layer's shape makes them
+        self.built_inputs: list[BuiltAxis] = []  # `sized`: the entry's input axes whose sizes it is built for
 
     def _exec_block(self, frame: Frame, inputs: list[Any] | None, call_span: Span) -> None:
         record = None
@@ -111,6 +126,15 @@ class Tracer(Elaborator):
     def _input(self, frame: Frame, stmt: ast.In, actual: Any, call_span: Span) -> None:
         first = len(self.constraints)
         super()._input(frame, stmt, actual, call_span)
+        if actual is None and not self.symbolic and isinstance(stmt.type, ast.TensorTypeExpr):
+            # the entry, built for its sizes: which ones forward checks
+            t = self.type_of(frame.env[stmt.name])
+            for j, (decl, ax) in enumerate(zip(stmt.type.axes, t.axes)):
+                names = {decl.name} if decl.size is None else _var_names(decl.size)
+                if names & set(self.graph.sizes) and isinstance(ax.size, int):
+                    named = decl.size.name if isinstance(decl.size, ast.Var) else decl.name if decl.size is None \
+                        else None
+                    self.built_inputs.append(BuiltAxis(stmt.name, j, ax.name, ax.size, named))
         if frame is self.root_frame:  # `in x: [chan = dim]`: the input size is the parameter
             self.input_equalities.extend(c for c in self.constraints[first:] if c.kind == "equal")
 
@@ -233,12 +257,12 @@ class Templates:
         self._asserts: dict[int, AssertFact] = {}  # id(ast.Assert) -> its fact
 
     def entry_trace(self, generic: bool = False, concrete: set[str] | None = None,
-                    at: Mapping[str, int] | None = None) -> BlockTrace:
+                    at: Mapping[str, int] | None = None, sized: bool = False) -> BlockTrace:
         """The entry block with its declared input types, in the free sizes (valued as `at` says, where it
-        gives a value: the other outcome of a condition on them)."""
+        gives a value: the other outcome of a condition on them); `sized`: at their values instead."""
         block = self.program.entry_block(self.entry)
         bfile = _file_of(self.program, block)
-        tr = Tracer(self.program, dict(self.sets) | dict(at or {}), generic, concrete)
+        tr = Tracer(self.program, dict(self.sets) | dict(at or {}), generic, concrete, sized)
         tr.trace(block, bfile, None, None)
         return self._finish(tr, block, True)
 
@@ -307,7 +331,7 @@ class Templates:
                           tuple(_value(v) for v in tr.outputs), dict(tr.values), frozenset(fixed), args, is_entry,
                           tr.out_span, tuple(tr.decisions), dict(tr.params), env,
                           tuple((c.lhs, c.rhs) for c in tr.input_equalities),
-                          tuple(self._assert(st) for st in tr.asserts))
+                          tuple(self._assert(st) for st in tr.asserts), tuple(tr.built_inputs))
 
 
 def _value(v: Any) -> Value:

@@ -156,6 +156,17 @@ class Decision:
 
 
 @dataclasses.dataclass(frozen=True)
+class BuiltAxis:
+    """An axis of the entry's input whose size the module is built for (an entry traced at its sizes)."""
+
+    input: str
+    index: int
+    axis: str
+    size: int
+    name: str | None  # the free size the declaration names (`h = H`), for a hint
+
+
+@dataclasses.dataclass(frozen=True)
 class BlockTrace:
     """One block instance elaborated on its own, ready for code generation."""
 
@@ -174,6 +185,7 @@ class BlockTrace:
     env: dict[str, Size] = dataclasses.field(default_factory=dict)  # the block's symbolic sizes at the end
     input_equalities: tuple[tuple[Size, Size], ...] = ()  # from matching `in` types: lhs == rhs
     asserts: tuple[AssertFact, ...] = ()  # the block's own top-level asserts that ran
+    built_inputs: tuple[BuiltAxis, ...] = ()  # an entry built for its sizes: the input axes forward checks
 
     def type_of(self, value: Value) -> Any:
         """The type of a tensor value (a node id)."""
@@ -195,9 +207,9 @@ class TraceSource(Protocol):
     """Where a generator gets its traces (dsl/templates.py elaborates a loaded program)."""
 
     def entry_trace(self, generic: bool = False, concrete: set[str] | None = None,
-                    at: Mapping[str, int] | None = None) -> BlockTrace:
+                    at: Mapping[str, int] | None = None, sized: bool = False) -> BlockTrace:
         """The entry block with its declared input types, in the free sizes (valued by `at` where it
-        gives a value)."""
+        gives a value); `sized`: the free sizes at their values, not symbols."""
         ...
 
     def call_trace(self, parent: BlockTrace, call: CallRecord, generic: bool = False,

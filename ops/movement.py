@@ -505,13 +505,11 @@ def _upsample_kw(a: UpsampleAttrs, ins: list[TensorType], ctx: LowerCtx, runtime
         texts = [ctx.size(s) for s in sizes] if runtime else [str(ctx.const(s, "size")) for s in sizes]
         kw = f"size=({', '.join(texts)}{',' if n == 1 else ''})"
     else:
-        given = T.per(a.scale, n)
-        if not all(isinstance(s, (int, float)) and not isinstance(s, bool) for s in given):
-            shown = ", ".join(dict.fromkeys(map(str, given)))
-            raise Unsupported(f"upsample's scale is {shown}: torch's scale_factor is a number fixed when the "
-                              "module is built (give size = ... to follow the input)")
-        scales = [float(s) for s in given]
-        kw = f"scale_factor={T.lit(scales[0] if len(set(scales)) == 1 else tuple(scales))}"
+        # a scale that is a size (`scale = H`, a parameter of a generic class): read at run time in
+        # forward, a constructor argument for nn.Upsample
+        texts = [T.lit(float(s)) if isinstance(s, (int, float)) else ctx.size(s) if runtime
+                 else str(ctx.const(s, "scale_factor")) for s in T.per(a.scale, n)]
+        kw = f"scale_factor={texts[0] if len(set(texts)) == 1 else '(' + ', '.join(texts) + ')'}"
     kw += f", mode={a.mode!r}"
     if a.mode == "bilinear":
         kw += f", align_corners={a.align_corners!r}"

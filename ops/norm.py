@@ -323,6 +323,9 @@ def _groupnorm_shape(ctx: ShapeCtx, ins: list[TensorType], a: GroupNormAttrs
     (x,) = ins
     R.check_eps(a.eps)
     name = R.channel(x, a.axis)
+    if x.index(name) == 0:
+        raise R.fail(f"groupnorm of '{name}' on {x}: the first axis holds the samples, each normalised apart; "
+                     "the channel axis must come after it", "axis" if a.axis else None)
     c = x.size(name)
     R.check_min((a.groups,), "groups", 1)
     ctx.require_divisible(c, a.groups, f"'{name}' by groups", "groups")
@@ -334,11 +337,7 @@ def _groupnorm_cost(a: GroupNormAttrs, ins: list[TensorType], out: Type, params:
 
 
 def _group_axis(a: GroupNormAttrs, x: TensorType) -> str:
-    axis = a.axis or x.names[1]
-    if x.index(axis) == 0:
-        raise Unsupported(f"groupnorm of '{axis}' on {x}: the first axis holds the samples, each normalised "
-                          "apart; the channel axis must come after it")
-    return axis
+    return a.axis or x.names[1]  # never the first (the shape rule refuses it)
 
 
 def _groupnorm_module(a: GroupNormAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx) -> str:

@@ -16,7 +16,6 @@ torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
 import archc  # noqa: E402
-from archc.diagnostics import ArchError  # noqa: E402
 
 PAD = """size batch = 1, H = 14, W = 3
 block Net(ws = 4) {
@@ -136,15 +135,21 @@ def test_the_checked_forward_checks_each_branch() -> None:
         assert net(torch.randn(1, 4, h, 3)).shape[2] == h + -h % 4
 
 
-def test_layers_in_a_branch_on_the_input_size_are_refused_at_the_condition() -> None:
+def test_layers_in_a_branch_on_the_input_size_build_the_module_for_the_size() -> None:
+    """No module is built once for every H here: it is built for H = 8 (a warning at the condition says
+    why), and forward refuses another H, telling how to build for it."""
     src = ("size H = 8\nblock Net() {\n  in x: [c = 1, h = H]\n  y = if H > 7 then conv(x, c -> 2, k = 3) else x\n"
            "  out y\n}\n")
-    with pytest.raises(ArchError) as e:
-        archc.loads(src).torch_source()
-    d = e.value.diagnostics[0]
-    assert d.code == "codegen" and (d.span.line, d.span.col) == (4, 10)
-    assert "the layers would depend on the condition `H > 7`" in d.message
-    # as the message says: the layer outside the branch, a choice between values in it
+    with pytest.warns(UserWarning, match=r":4:10: the module is built for H=8 .*the layers depend on the "
+                      r"condition `H > 7`"):
+        net = archc.loads(src).torch()()
+    assert net(torch.randn(1, 8)).shape == (2, 6)
+    with pytest.raises(ValueError, match=r"Net is built for x's axis 'h' = 8, got 5: build it again with "
+                       r"`archc build --set H=5`"):
+        net(torch.randn(1, 5))
+    with pytest.warns(UserWarning, match="built for H=5"):  # as the message says
+        assert archc.loads(src).torch(H=5)()(torch.randn(1, 5)).shape == (1, 5)
+    # a module for every size: the layer outside the branch, a choice between values in it
     fixed = src.replace("  y = if H > 7 then conv(x, c -> 2, k = 3) else x\n",
                         "  c = conv(x, c -> 1, k = 3, pad = 1)\n  y = if H > 7 then c else x\n")
     net = archc.loads(fixed).torch()()

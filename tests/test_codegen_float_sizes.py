@@ -9,7 +9,6 @@ from __future__ import annotations
 import pytest
 
 import archc
-from archc.diagnostics import ArchError
 
 torch = pytest.importorskip("torch")
 
@@ -46,10 +45,15 @@ def test_float_arithmetic_on_sizes_builds() -> None:
     assert torch.allclose(c, x * 0.25) and torch.allclose(e, y * 0.5)
 
 
-def test_a_free_size_in_float_arithmetic_is_still_refused() -> None:
+def test_a_free_size_in_float_arithmetic_builds_the_module_for_the_size() -> None:
+    """No module computes `H ** 0.5` for every H it is not built for: it is built for H = 16, warns at the
+    expression, and forward refuses another H."""
     m = archc.loads("size H = 16\nblock Net() {\n  in x: [n = 2, h = H]\n  out x * H ** 0.5\n}\n")
     m.check()  # H = 16 here
-    with pytest.raises(ArchError) as err:
-        m.torch_source()
-    d = err.value.diagnostics[0]
-    assert "a symbolic size cannot be mixed with a fraction" in d.message and d.span.line == 4
+    with pytest.warns(UserWarning, match=r":4:\d+: the module is built for H=16 .*a symbolic size cannot be mixed "
+                      "with a fraction"):
+        net = m.torch()()
+    x = torch.randn(2, 16)
+    assert torch.equal(net(x), x * 4.0)
+    with pytest.raises(ValueError, match="archc build --set H=9"):
+        net(torch.randn(2, 9))

@@ -4,6 +4,7 @@ and is now a located error."""
 from __future__ import annotations
 
 import pytest
+import torch
 
 import archc
 from archc.diagnostics import ArchError
@@ -28,16 +29,16 @@ def test_an_empty_embedding_table_is_an_error(args: str, what: str) -> None:
     assert f"{what} must be at least 1" in str(e.value) and e.value.diagnostics[0].span.line == 3
 
 
-def test_upsample_by_a_size_is_refused_by_build_at_its_line() -> None:
-    """(seed 11) `upsample(x, scale = H)` checks (H has a value) but torch's scale_factor is fixed when the
-    module is built: a located codegen error, not an internal one."""
+def test_upsample_by_a_size_builds() -> None:
+    """(seed 11, then seed 101) `upsample(x, scale = H)` checks (H has a value); build once refused it (torch's
+    scale_factor is a number): forward reads H off the input."""
     src = ("size H = 8\nblock B() {\n  in x: [n = 2, c = 4, h = H, w = H]\n"
            "  layer = upsample(x, scale = H, align_corners = true)\n  out layer\n}\n")
     m = archc.loads(src, "up.arch")
     m.check()
-    with pytest.raises(ArchError) as e:
-        m.torch_source()
-    assert "upsample's scale is H:" in str(e.value) and e.value.diagnostics[0].span.line == 4
+    assert "F.interpolate(x, scale_factor=H, mode='nearest')" in m.torch_source()
+    for h in (3, 8):
+        assert m.torch()()(torch.randn(2, 4, h, h)).shape == (2, 4, h * h, h * h)
 
 
 @pytest.mark.parametrize("call,at", [("attention(x, x, x, seq = h, chan = h)", "chan = h"),

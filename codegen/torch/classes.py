@@ -53,6 +53,16 @@ class Fallback(Exception):
     """A generic class is not possible for this block (yet): emit a specialised one."""
 
 
+class NeedsFixed(Exception):
+    """The entry's layers need free sizes of the program when they are built (`heads = H // 3`, a linear
+    on an axis `chan = cin` of a free size): generate again with these sizes built in (constructor
+    arguments, or values in a specialised class) and checked by forward."""
+
+    def __init__(self, names: frozenset[str]) -> None:
+        super().__init__(", ".join(sorted(names)))
+        self.names = names
+
+
 class Code(str):
     """Python source standing for a value (a parameter expression) in a lowering's output."""
 
@@ -73,6 +83,11 @@ class If:
     cond: str
     then: tuple[Any, ...]
     orelse: tuple[Any, ...]
+
+
+def _free_size(name: str) -> bool:
+    """A free size of the program (`H`), not a block input's size (`x:h`) or a parameter (`@dim`)."""
+    return ":" not in name and not name.startswith("@")
 
 
 def flatten(stmts: tuple | list, indent: str = "") -> list[str]:
@@ -132,6 +147,7 @@ class Variant:
     returns: str
     path: tuple[Cond, ...]
     guards: tuple[str, ...] = ()  # the block's asserts on its parameters, checked first
+    size_checks: tuple[Any, ...] = ()  # the entry's: the sizes it is built for, first in forward (_pinned_checks)
 
     def body_key(self) -> tuple:
         return (self.base, self.signature, self.locals, self.init, self.forward, self.stored, self.args, self.returns)
@@ -222,6 +238,7 @@ class ClassBuilder:
         self.display: dict[str, str] = {}  # symbol -> name in comments
         self.subst: dict[str, Any] = {}  # input symbol -> the parameter expression it equals
         self.implied: list[tuple[str, int, int, Any]] = []  # (symbol, input, axis, value)
+        self.scalar_text: dict[str, tuple[str, str]] = {}  # a generic class's scalars (_scalars)
         self.signature: list[tuple[str, str | None, str]] = []
         self.params: list[tuple[str, Any]] = []
         taken: set[str] = set()
@@ -233,6 +250,7 @@ class ClassBuilder:
                         self.display[name] = short if short not in taken else name.replace(":", ".")
                         taken.add(self.display[name])
         if not self.generic:
+            self._valueless_sizes()
             return
         ns = self.locals
         for p in tr.block.params:
@@ -291,9 +309,22 @@ class ClassBuilder:
                 self.signature = [(n, None, t) for n, _, t in self.signature]
         self._scalars()
 
+    def _valueless_sizes(self) -> None:
+        """A specialised class builds in the sizes its layers need (`fixed_values`); those of the
+        program's free sizes that have no value (`in x: [chan = cin]`, no `size cin = ...`) are
+        constructor arguments without a default, as in a generic class."""
+        for name in sorted(self.tr.fixed):
+            if name in self.fixed_values or not _free_size(name):
+                continue
+            where_ = next(((k, j) for k, i in enumerate(self.g.inputs)
+                           for j, ax in enumerate(tensor_type(self.g.node(i).type).axes)
+                           if S.symbol_name(ax.size) == name), (-1, -1))
+            self.init_names[name] = self.display[name] = self.locals.name(("arg", name), name)
+            self.implied.append((name, *where_, None))
+        self.signature = [(self.init_names[s], None, "int") for s, _, _, _ in self.implied]
+
     def _scalars(self) -> None:
         """The block's own scalar variables (`width = planes * ...`), to name repeated expressions."""
-        self.scalar_text: dict[str, tuple[str, str]] = {}
         once = self.tr.block.assigned_once
         for name, v in self.tr.env.items():  # the symbolic sizes only
             if name not in once:
@@ -327,19 +358,15 @@ class ClassBuilder:
             if S.is_concrete(v):
                 return int(v)
             return Code(self.size(x))
-        if not self.generic:
-            v = pyexpr.substitute(x, self.fixed_values)
-            if isinstance(v, int):
-                return v
-            raise L.Unsupported(f"{what} would be {self.fmt(x)}, which changes with the input size; "
-                                "torch needs it when the module is built")
-        v = self._sub(x)
+        v = self._sub(x) if self.generic else pyexpr.substitute(x, self.fixed_values)
         if isinstance(v, int):
             return v
         if S.is_concrete(v):
             return int(v)
-        missing = [n for n in pyexpr.free_names(v) if n not in self.init_names]
+        missing = {n for n in pyexpr.free_names(v) if n not in self.init_names}
         if missing:
+            if self.tr.is_entry and not missing & self.tr.fixed and all(_free_size(n) for n in missing):
+                raise NeedsFixed(frozenset(missing))
             raise L.Unsupported(f"{what} would be {self.fmt(x)}, which changes with the input size; "
                                 "torch needs it when the module is built")
         text = pyexpr.to_python(v, self.init_names)
@@ -681,6 +708,12 @@ class ClassBuilder:
                 init += self._fold_hooks(p)
             body, returns = self._forward(in_vars, self._events(None), tr.outputs)
             forward = tuple(body)
+        checks: list[Lines] = []
+        if tr.is_entry and (getattr(self.gen, "pinned", None) or tr.built_inputs):
+            checks = self._pinned_checks(in_vars)
+            if checks:
+                forward = tuple(checks) + (forward if forward is not None else
+                                           (Lines((f"return super().forward({in_vars[0][1]})",)),))
         if tr.is_entry and self.dtype != "f32":
             init.append(self._cast_line())
         if self.gen.checks:  # `archc build --checks`: shape checks at the top and before the return
@@ -692,7 +725,7 @@ class ClassBuilder:
         guards = self._guards() if self.generic else ()
         self.raw = Variant(tr.block.name, base, self._doc(), tuple(self.signature),
                            tuple((k, j) for _, k, j, _ in self.implied), tuple(self.params), locals_, tuple(init),
-                           forward, tuple(stored), _signature(in_vars), returns, path, guards)
+                           forward, tuple(stored), _signature(in_vars), returns, path, guards, tuple(checks))
         if not self.floats:
             return self.raw
         in_init, in_forward = {}, {}
@@ -705,6 +738,43 @@ class ClassBuilder:
         return dataclasses.replace(self.raw, init=replace_text(self.raw.init, in_init),
                                    forward=replace_text(forward, in_forward) if forward is not None else None,
                                    stored=tuple(stored))
+
+    def _pinned_checks(self, in_vars: list[tuple[int, str]]) -> list[Lines]:
+        """The entry is built for the free sizes `gen.pinned` (its layers need them when they are created:
+        `heads = H // 3`), which no parameter's shape shows to torch, or, traced at its sizes, for the sizes
+        of `tr.built_inputs`: forward checks that its inputs have them."""
+        out = []
+        var_of = {self.g.node(i).attrs["name"]: var for i, var in in_vars}
+        named: set[str] = set()
+        for b in self.tr.built_inputs:
+            if b.name in named:
+                continue  # one check a size: whether the inputs agree with each other is --checks' job
+            named.add(b.name or "")
+            var, got = var_of[b.input], f"{var_of[b.input]}.shape[{b.index}]"
+            fix = f"archc build --set {b.name}={{{got}}}" if b.name else "archc build --set ..."
+            out.append(Lines((f"if {got} != {b.size}:",
+                              f"    raise ValueError(f\"{self.tr.block.name} is built for {var}'s axis '{b.axis}' = "
+                              f"{b.size}, got {{{got}}}: \"",
+                              f"                     f\"build it again with `{fix}`\")")))
+        for name in sorted(getattr(self.gen, "pinned", ())):
+            at = next(((var, j, ax.name) for i, var in in_vars
+                       for j, ax in enumerate(tensor_type(self.g.node(i).type).axes)
+                       if S.symbol_name(ax.size) == name), None)
+            if at is None:
+                continue  # only in a compound size (`h = 2 * H`): torch sees the difference, or no input has it
+            var, j, axis = at
+            got = f"{var}.shape[{j}]"
+            if self.generic or name not in self.fixed_values:
+                built = self._stored(name)
+                shown, fix = f"{{{built}}}", f"construct it with {self.init_names[name]}={{{got}}}"
+            else:
+                built = shown = str(self.fixed_values[name])
+                fix = f"build it again with `archc build --set {name}={{{got}}}`"
+            out.append(Lines((f"if {got} != {built}:",
+                              f"    raise ValueError({'f' if '{' in shown else ''}\"{self.tr.block.name} is built "
+                              f"for {name} = {shown}, \"",
+                              f"                     f\"but {var}'s axis '{axis}' is {{{got}}}: {fix}\")")))
+        return out
 
     def _cast_line(self) -> Lines:
         """The entry's last constructor statement under a file's `dtype bf16`: every floating-point
@@ -730,8 +800,9 @@ class ClassBuilder:
         ins = ", ".join(f"{self.g.node(i).attrs['name']}: {self.shape(self.g.node(i).type)}"
                         for i in self.g.inputs)
         doc = f"{head}; input {ins}." if ins else f"{head}."
-        built = sorted((k, v) for k, v in self.fixed_values.items() if ":" not in k and "@" not in k)
-        if not self.generic and tr.is_entry and built:
+        built = sorted({(k, v) for k, v in self.fixed_values.items() if ":" not in k and "@" not in k}
+                       | {(b.name, b.size) for b in tr.built_inputs if b.name})
+        if (not self.generic or tr.built_inputs) and tr.is_entry and built:
             doc += " Built for " + ", ".join(f"{k}={v}" for k, v in built) + "."
         return doc
 

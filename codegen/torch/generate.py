@@ -39,8 +39,13 @@ of one `nn.Module` class (codegen/torch/classes.py):
     argument (or, in a specialised class, a built-in value); every other size
     is a run-time size that the code never spells out, or reads off an input's
     shape (`batch = x.shape[0]`) where an op needs it. So the module runs at
-    every input size the checker admits. A block whose layers depend on a
-    run-time size is refused (`codegen` error at the line).
+    every input size the checker admits. A free size of the program that a
+    layer needs when it is built but no parameter shape shows
+    (`heads = L // 3`) is an argument of the entry too (`NeedsFixed`, then
+    `pinned`), checked at the top of forward. Where no module serves every
+    size (`split(parts = H // 3)`, layers on `if H > 7`), the entry is traced
+    again at the sizes `archc check` used (`sized`): forward checks them and
+    `Generated.built_for` is the warning that says why.
   - Branches on run-time sizes: a condition on one (`if h % ws != 0 { pad }`,
     in the block's code or a nested block's, whose outcome the sizes after
     the call follow) is a `Cond` with `runtime`. `Generator.branches` traces
@@ -108,6 +113,7 @@ from archc.codegen.torch.classes import (
     ClassBuilder,
     Fallback,
     Lines,
+    NeedsFixed,
     RuntimeLayers,
     Variant,
     cast_type,
@@ -139,6 +145,7 @@ class ClassModel:
     returns: str = "torch.Tensor"
     forward: list[str] = dataclasses.field(default_factory=list)
     fused: list[str] = dataclasses.field(default_factory=list)  # the Triton target's inference forward
+    size_checks: list[str] = dataclasses.field(default_factory=list)  # the entry's, first in forward
     arg_names: str = ""
 
 
@@ -163,6 +170,7 @@ class Generated:
     entry_class: str
     inputs: list[dict[str, Any]]
     classes: list[str]
+    built_for: Diagnostic | None  # a warning: the entry is built for the program's sizes, and why
 
 
 @dataclasses.dataclass
@@ -189,8 +197,9 @@ class Generator:
 
     def __init__(self, source: TraceSource, no_generic: set | None = None,
                  checks: bool = False, fold_bn: bool = False, dtype: str = "f32",
-                 no_branches: set | None = None) -> None:
+                 no_branches: set | None = None, pinned: frozenset[str] = frozenset()) -> None:
         self.source = source
+        self.pinned = pinned  # free sizes the entry is built for that its layers' shapes do not show: checked
         self.no_branches = no_branches if no_branches is not None else set()  # blocks whose sizes are built in
         self.dtype = dtype  # the model's floating-point dtype (a file's `dtype bf16`): the entry casts to it
         self.checks = checks  # run-time shape checks in every forward (codegen/torch/checks.py)
@@ -458,7 +467,8 @@ def _model(name: str, variants: list[Variant]) -> ClassModel:
     at = body.index(Lines(("super().__init__()",))) + 1 if Lines(("super().__init__()",)) in body else len(body)
     body[at:at] = stored_lines
     params = "".join(f", {n}: {t}" + (f" = {d}" if d is not None else "") for n, d, t in v.signature)
-    return ClassModel(name, v.base, v.doc, params, flatten(body), v.args, v.returns, fwd_lines)
+    return ClassModel(name, v.base, v.doc, params, flatten(body), v.args, v.returns, fwd_lines,
+                      size_checks=flatten(v.size_checks))
 
 
 _MAX_BRANCHES = 64  # traced outcomes of conditions on input sizes, in one block
@@ -567,45 +577,79 @@ def generate(source: TraceSource, generic: bool = True, checks: bool = False, fo
     the floating-point constants forward makes take it, so the module computes in it, as `archc check` types it."""
     no_generic: set = set() if generic else {"*"}
     no_branches: set = set()
+    pinned: set[str] = set()
+    sized: ArchError | None = None  # why the entry could not be generated for every size of the program
     dtype = dtype or getattr(source, "dtype", None) or "f32"
     for _ in range(64):
         try:
-            return _generate(source, no_generic, generic, checks, fold_bn, extension, dtype, no_branches)
+            return _generate(source, no_generic, generic, checks, fold_bn, extension, dtype, no_branches,
+                             frozenset(pinned), sized)
+        except ArchError as e:  # `split(parts = H // 3)`, layers on `if H % 7 != 0`: build for the sizes
+            if sized is not None or any(d.code == "io" for d in e.diagnostics):
+                raise sized or e from None  # that failed too: the first reason is the one to give
+            _debug("the module at every size", e)
+            sized = e
+            no_generic, no_branches, pinned = set() if generic else {"*"}, set(), set()
+        except NeedsFixed as r:  # `heads = H // 3`: the entry is built for H (a constructor argument)
+            pinned |= r.names
         except _NoBranches as r:
             no_branches.add(r.key)
         except _Restart as r:
             no_generic.add(r.key)
         except RuntimeLayers as r:  # the entry's, or a size the callers read at run time: no class is built for it
-            raise ArchError([Diagnostic(
-                "error", "codegen", f"{r.block}: the layers would depend on the "
-                f"condition `{r.cond}`, on an input size, but a module is built once, for every input size: "
-                "create the layer outside the branch and choose between values in it "
-                "(`c = conv(...)`, then `if ... then c else x`)", r.span)]) from None
+            if sized is None:
+                sized = _runtime_layers(r)
+                no_generic, no_branches, pinned = set() if generic else {"*"}, set(), set()
+                continue
+            raise sized from None
     raise AssertionError("archc could not settle which classes are generic")
+
+
+def _built_for(why: ArchError, sizes: str) -> Diagnostic:
+    """The warning of a module built for the program's sizes: which, and why not for every size."""
+    first = why.diagnostics[0]
+    message = f"the module is built for {sizes} (forward checks them), not for every size: {first.message}"
+    return dataclasses.replace(first, severity="warning", message=message)
+
+
+def _runtime_layers(r: RuntimeLayers) -> ArchError:
+    return ArchError([Diagnostic(
+                "error", "codegen", f"{r.block}: the layers depend on the condition `{r.cond}`, "
+                "on an input size; for one module for every size, create the layer outside the branch and "
+                "choose between values in it (`c = conv(...)`, then `if ... then c else x`)", r.span)])
 
 
 def _generate(source: TraceSource, no_generic: set, generic: bool, checks: bool = False,
               fold_bn: bool = False, extension: Callable[[ClassModel], Extension] | None = None,
-              dtype: str = "f32", no_branches: set | None = None) -> Generated:
-    gen = Generator(source, no_generic, checks, fold_bn, dtype, no_branches)
+              dtype: str = "f32", no_branches: set | None = None, pinned: frozenset[str] = frozenset(),
+              sized: ArchError | None = None) -> Generated:
+    """One try at the module (`generate` tries again with what a try found out); `sized`: why the entry
+    could not be generated for every size: build it for the program's sizes instead."""
+    gen = Generator(source, no_generic, checks, fold_bn, dtype, no_branches, pinned)
     entry_key = ("entry",)
+
+    def entry_trace(generic: bool = False, concrete: set[str] | None = None,
+                    at: Mapping[str, int] | None = None) -> BlockTrace:
+        tr = source.entry_trace(generic, concrete, at, sized is not None)
+        return dataclasses.replace(tr, fixed=tr.fixed | pinned) if pinned else tr
+
     tr = None
     if generic and entry_key not in no_generic:
         try:
-            tr, concrete = _generic_trace(lambda c: source.entry_trace(True, c))
+            tr, concrete = _generic_trace(lambda c: entry_trace(True, c))
             variants = gen.branches(tr, lambda t: ClassBuilder(gen, t, True).build(),
-                                    lambda at: source.entry_trace(True, concrete, at))
+                                    lambda at: entry_trace(True, concrete, at))
             ref = gen.add_generics(entry_key, variants, entry_key)
-        except (_Restart, RuntimeLayers):
+        except (_Restart, RuntimeLayers, NeedsFixed):
             raise
         except Exception as e:  # noqa: BLE001 - fall back to a specialised entry class
             _debug("the entry", e)
-            gen = Generator(source, no_generic | {entry_key}, checks, fold_bn, dtype, no_branches)
+            gen = Generator(source, no_generic | {entry_key}, checks, fold_bn, dtype, no_branches, pinned)
             tr = None
     if tr is None:
-        tr = source.entry_trace()
+        tr = entry_trace()
         variants = gen.branches(tr, lambda t: ClassBuilder(gen, t, False).build(),
-                                lambda at: source.entry_trace(at=at))
+                                lambda at: entry_trace(at=at))
         ref = gen.add_special(variants)
     classes = gen.models()
     entry_name = ref.name
@@ -613,7 +657,7 @@ def _generate(source: TraceSource, no_generic: set, generic: bool, checks: bool 
     if extension is not None:
         entry = next(c for c in classes if c.name == entry_name)
         ext = extension(entry)
-        entry.fused = ext.forward
+        entry.fused = entry.size_checks + ext.forward  # the sizes it is built for, checked in both forwards
         entry.arg_names = ", ".join(a.split(":")[0].strip() for a in entry.args.split(",") if a.strip())
         gen.helpers |= ext.helpers
     origin = where(tr.block.span).rsplit(":", 1)[0]
@@ -653,7 +697,8 @@ def _generate(source: TraceSource, no_generic: set, generic: bool, checks: bool 
         pyast.parse(text)
     except SyntaxError as e:  # a bug of archc, never the user's input: say so loudly
         raise AssertionError(f"archc generated invalid Python (line {e.lineno}): {e.msg}") from None
-    return Generated(text, entry_name, inputs, [c.name for c in classes])
+    return Generated(text, entry_name, inputs, [c.name for c in classes],
+                     _built_for(sized, sizes) if sized else None)
 
 
 def write(gen: Generated, out_dir: str, stem: str, force: bool = False, inputs: Sequence[str] = ()) -> str:

@@ -339,7 +339,8 @@ def generate(source: TraceSource, graph: Graph) -> TritonModule:
 
     gen = generate_torch(source, extension=extend)
     ff = holder["ff"]
-    return TritonModule(gen.text, gen.entry_class, gen.inputs, gen.classes, ff.fused_groups, ff.torch_ops)
+    return TritonModule(gen.text, gen.entry_class, gen.inputs, gen.classes, gen.built_for, ff.fused_groups,
+                        ff.torch_ops)
 
 
 __all__ = ["generate", "attr_path", "TritonModule"]
