@@ -492,9 +492,7 @@ def _upsample_moves(a: UpsampleAttrs, x: TensorType) -> tuple[list[int], T.Moved
     if idx == list(range(len(x.names) - n, len(x.names))) and len(x.names) == n + 2:
         return idx, None
     others = tuple(i for i in range(len(x.names)) if i not in idx)
-    if not others:
-        raise Unsupported(f"upsample on {x}: torch needs an axis besides the resampled ones (its channels)")
-    return idx, T.Moved(others + tuple(idx), len(others) - 1)
+    return idx, T.Moved(others + tuple(idx), len(others) - 1)  # no other axis: batch -1, both added
 
 
 def _upsample_kw(a: UpsampleAttrs, ins: list[TensorType], ctx: LowerCtx, runtime: bool) -> str:

@@ -97,16 +97,19 @@ def _pool_args(a: MaxPoolAttrs | AvgPoolAttrs, ins: list[TensorType], ctx: Lower
 def _padded_first(a: MaxPoolAttrs | AvgPoolAttrs, ctx: LowerCtx, what: str) -> tuple[str, str] | None:
     """F.pad's arguments for a padding that differs before and after (torch's pools take one per
     axis; `pad = "same"` with an even window too): -inf for a max pool, zeros counted in the average
-    otherwise. Where padding first would change the result (the ceil rule with a stride, averages
-    without the padding) it is not lowered yet."""
+    otherwise; an average without the padding (TensorFlow's "SAME") is the `avg_pool_padded` helper's,
+    which divides by the average of a padded mask of ones. Where padding first would change the
+    windows (the ceil rule with a stride) it is not lowered yet."""
     pads = [list(p) for p in a.pads]
     if all(ctx.const(p0, "padding") == ctx.const(p1, "padding") for p0, p1 in a.pads):
         return None
     if a.ceil and any(ctx.const(st, "stride") != 1 for st in a.strides):
         raise Unsupported(f"{what} with asymmetric padding {pads} and ceil is not lowered yet")
-    if isinstance(a, AvgPoolAttrs) and not a.count_include_pad:
-        raise Unsupported(f"{what} with asymmetric padding {pads} and count_include_pad = false is not lowered yet")
     return T.pad_first(a, ctx), "float('-inf')" if isinstance(a, MaxPoolAttrs) else "0.0"
+
+
+def _excludes_padding(a: MaxPoolAttrs | AvgPoolAttrs) -> bool:
+    return isinstance(a, AvgPoolAttrs) and not a.count_include_pad
 
 
 def _maxpool_kw(a: MaxPoolAttrs, ctx: LowerCtx, k: Any, s: Any, pad: Any) -> list[tuple[str, Any, Any]]:
@@ -136,6 +139,11 @@ def _pool_lowering(kind: str, keywords: Callable[[PoolAttrs, LowerCtx, Any, Any,
         pre = _padded_first(a, ctx, f"{kind}pool")
         if pre is None:
             return f"{pool}({T.lit(k)}{kw})"
+        if _excludes_padding(a):  # the average over the input's elements only: its own module
+            padded = f"AvgPool{n}dPadded" + ("At" if moved is not None else "")
+            ctx.helper(padded)
+            ctx.helper("avg_pool_padded")
+            return f"{padded}({T.lit(k)}{kw}, pad={pre[0]})"
         if moved is not None:
             ctx.helper(pad)
         return f"nn.Sequential({pad}({pre[0]}, {pre[1]}{moved.kwargs() if moved else ''}), {pool}({T.lit(k)}{kw}))"
@@ -144,6 +152,13 @@ def _pool_lowering(kind: str, keywords: Callable[[PoolAttrs, LowerCtx, Any, Any,
         n, moved, k, kw = args(a, ins, ctx)
         pre = _padded_first(a, ctx, f"{kind}pool")
         x = xs[0].text
+        if pre is not None and _excludes_padding(a):  # the average over the input's elements only
+            ctx.helper("avg_pool_padded")
+            if moved is None:
+                return Expr(f"avg_pool_padded({x}, {pre[0]}, F.avg_pool{n}d, {T.lit(k)}{kw})")
+            ctx.helper("moved")
+            return Expr(f"moved(avg_pool_padded, {x}, {T.lit(moved.dims)}, {moved.batch}, {pre[0]}, "
+                        f"F.avg_pool{n}d, {T.lit(k)}{kw})")
         if moved is None:
             if pre is not None:
                 x = f"F.pad({x}, {pre[0]}{'' if pre[1] == '0.0' else f', value={pre[1]}'})"
@@ -169,8 +184,14 @@ def _max_saves(a: Attrs, ins: list[TensorType], out: Type, ctx: SaveCtx) -> Save
 
 
 def _avg_saves(a: Attrs, ins: list[TensorType], out: Type, ctx: SaveCtx) -> Saved:
-    """Average pooling: its input, or the copy padded first, or the copy moving its axes makes (`_kept`)."""
-    return _kept(a, ins, out, ctx, keeps_format=len(getattr(a, "spatial", ())) < 3)
+    """Average pooling: its input, or the copy padded first, or the copy moving its axes makes (`_kept`);
+    an average without asymmetric padding (`avg_pool_padded`) also keeps its divisor, the average of the
+    padded mask, one per output position of the spatial axes."""
+    kept = _kept(a, ins, out, ctx, keeps_format=len(getattr(a, "spatial", ())) < 3)
+    if isinstance(a, AvgPoolAttrs) and not a.count_include_pad and _padded_copy(a, ins[0]) is not None:
+        o = R.tensor(out)
+        kept = dataclasses.replace(kept, new=kept.new + (Kept(S.prod(o.size(n) for n in a.spatial), o.dtype),))
+    return kept
 
 
 def _kept(a: Attrs, ins: list[TensorType], out: Type, ctx: SaveCtx, keeps_format: bool) -> Saved:

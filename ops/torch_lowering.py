@@ -79,7 +79,8 @@ class Moved:
     """Where a windowed op's axes are not in torch's layout, how the generated module moves them (the
     `moved` helper): the input's dimensions permuted to `dims` (the other axes, then the channel axis if
     any, then the spatial ones in the op's order), its first `batch` dimensions flattened into one batch
-    dimension (0: one of size 1 added), the op applied, and the result moved back."""
+    dimension (0: one of size 1 added; -1: no channel axis either, a batch and a channel of size 1
+    added), the op applied, and the result moved back."""
 
     dims: tuple[int, ...]
     batch: int
@@ -104,6 +105,9 @@ class Moved:
         (False, (0, 2, 1))
         """
         dims, batch, names = self.dims, self.batch, x.names
+        if batch < 0:  # only the op's own axes: torch's result [1, 1, *spatial] is dense in `dims`' order
+            moved = Sv.moves_data(out, list(dims))
+            return False, Saved(contiguous=not moved, order=tuple(dims) if moved else None)
         groups = [[names[d] for d in dims[:batch]]] + [[names[d]] for d in dims[batch:]]
         ones = {ax.name for ax in x.axes if Sv.one(ax.size)}
         known = Sv.layout(ctx, 0, names)

@@ -253,10 +253,20 @@ def test_upsample_in_every_layout(mode: str, layout: str, step: bool) -> None:
     assert y.shape == want.shape and torch.allclose(y, want, atol=1e-6)
 
 
-def test_upsample_of_only_its_own_axes_is_a_located_error() -> None:
-    m = program(["h", "w"], "upsample(x, scale = 2, over = [w, h])")
-    with pytest.raises(archc.ArchError, match="an axis besides the resampled ones"):
-        m.torch()
+@pytest.mark.parametrize("step", [False, True])
+@pytest.mark.parametrize("names,over", [(["h", "w"], ["w", "h"]), (["h", "w"], ["h", "w"]), (["d"], ["d"])])
+def test_upsample_of_only_its_own_axes(names: list[str], over: list[str], step: bool) -> None:
+    """No axis for torch's batch and channels: `moved` with batch -1 adds both (of size 1)."""
+    line = f"upsample(x, scale = 2, mode = \"bilinear\", over = [{', '.join(over)}])" if len(over) == 2 else \
+        f"upsample(x, scale = 3, over = [{over[0]}])"
+    if step:
+        line = f"seq(x) {{ {line.replace('(x, ', '(')} }}"
+    net, x, y, src = run(names, line)
+    assert ("UpsampleAt(" in src) == step and ("batch=-1" if step else ", -1, ") in src
+    xt = x.permute([names.index(n) for n in over])[None, None]
+    kw = {"scale_factor": 2.0, "mode": "bilinear", "align_corners": False} if len(over) == 2 else {"scale_factor": 3.0}
+    want = F.interpolate(xt, **kw)[0, 0].permute([over.index(n) for n in names])
+    assert y.shape == want.shape and torch.allclose(y, want, atol=1e-6)
 
 
 def test_build_is_deterministic_and_ruff_clean(tmp_path: pathlib.Path) -> None:

@@ -496,7 +496,7 @@ def test_hostile_names_are_renamed_or_refused() -> None:
 
 def test_unsupported_lowering_is_a_located_error() -> None:
     src = ("block T() {\n in x: [b = 1, c = 4, h = 8, w = 8]\n"
-           " y = avgpool(x, k = 3, pad = [[0, 1], [1, 0]], count_include_pad = false)\n out y\n}\n")
+           " y = maxpool(x, k = 3, pad = [[0, 1], [1, 0]], ceil = true)\n out y\n}\n")
     with pytest.raises(ArchError) as err:
         _generate(src)
     d = err.value.diagnostics[0]

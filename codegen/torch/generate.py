@@ -197,8 +197,9 @@ class Generator:
 
     def __init__(self, source: TraceSource, no_generic: set | None = None,
                  checks: bool = False, fold_bn: bool = False, dtype: str = "f32",
-                 no_branches: set | None = None, pinned: frozenset[str] = frozenset()) -> None:
+                 no_branches: set | None = None, pinned: frozenset[str] = frozenset(), sized: bool = False) -> None:
         self.source = source
+        self.sized = sized  # the entry is built for the program's sizes: no branch of forward on them either
         self.pinned = pinned  # free sizes the entry is built for that its layers' shapes do not show: checked
         self.no_branches = no_branches if no_branches is not None else set()  # blocks whose sizes are built in
         self.dtype = dtype  # the model's floating-point dtype (a file's `dtype bf16`): the entry casts to it
@@ -356,7 +357,7 @@ class Generator:
             return self.memo[key]
         ints = {k for k, v in args.items() if isinstance(v, int) and not isinstance(v, bool)}
         base_key = (id(call.block), tuple(sorted(ints)), tuple((n, d) for n, d, _ in sig))
-        branches = base_key not in self.no_branches
+        branches = base_key not in self.no_branches and not self.sized
         try:
             ref = self._class_of_call(parent, call, args, ints, base_key, branches)
         except RuntimeLayers:  # `if cin != cout: proj = conv(...)`: the class is built for the size, at every use
@@ -625,7 +626,7 @@ def _generate(source: TraceSource, no_generic: set, generic: bool, checks: bool 
               sized: ArchError | None = None) -> Generated:
     """One try at the module (`generate` tries again with what a try found out); `sized`: why the entry
     could not be generated for every size: build it for the program's sizes instead."""
-    gen = Generator(source, no_generic, checks, fold_bn, dtype, no_branches, pinned)
+    gen = Generator(source, no_generic, checks, fold_bn, dtype, no_branches, pinned, sized is not None)
     entry_key = ("entry",)
 
     def entry_trace(generic: bool = False, concrete: set[str] | None = None,
@@ -644,7 +645,8 @@ def _generate(source: TraceSource, no_generic: set, generic: bool, checks: bool 
             raise
         except Exception as e:  # noqa: BLE001 - fall back to a specialised entry class
             _debug("the entry", e)
-            gen = Generator(source, no_generic | {entry_key}, checks, fold_bn, dtype, no_branches, pinned)
+            gen = Generator(source, no_generic | {entry_key}, checks, fold_bn, dtype, no_branches, pinned,
+                            sized is not None)
             tr = None
     if tr is None:
         tr = entry_trace()
@@ -683,8 +685,8 @@ def _generate(source: TraceSource, no_generic: set, generic: bool, checks: bool 
     moved = [(name, MOVED[name]) for name in sorted(gen.helpers) if name in MOVED]
     if moved:
         gen.helpers |= {"moved", "MovedAxes"}
-    uses_functional = bool({"LayerNormAt", "LinearAt", "Conv1dPadded", "Conv2dPadded", "Conv3dPadded"}
-                           & gen.helpers) or any(
+    uses_functional = bool({"LayerNormAt", "LinearAt", "Conv1dPadded", "Conv2dPadded", "Conv3dPadded",
+                            "avg_pool_padded"} & gen.helpers) or any(
         "F." in line for c in classes for line in c.init + c.forward)
     text = _ENV.get_template("torch_module.py.j2").render(
         header=header, docstring=docstring, ordered_dict=gen.ordered_dict, helpers=sorted(gen.helpers),
