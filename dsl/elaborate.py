@@ -140,6 +140,7 @@ class Elaborator(Expressions, Calls, Sequences):
         frame = Frame("", block, file, {}, {})
         self.graph.add_module(ModuleInfo("", "block", block.name, {}, block.span, None))
         self._bind_params(frame, block, {}, block.span, entry=True)
+        self._set_input_sizes(frame, block)
         for name in list(self.overrides):
             self.bag.error("set", f"--set {name}: no free size or entry parameter has that name"
                            f"{did_you_mean(name, list(self.graph.sizes) + [p.name for p in block.params])}")
@@ -153,6 +154,15 @@ class Elaborator(Expressions, Calls, Sequences):
         self.graph.constraints = self.constraints  # type: ignore[attr-defined]
         self.bag.raise_if_errors()
         return self.graph
+
+    def _set_input_sizes(self, frame: Frame, block: ast.Block) -> None:
+        """A free size that an entry input's axis introduces (`in x: [chan = cin]`, no `size cin`) takes
+        its `--set` value too: declared now, before the unused `--set`s are refused."""
+        for st in block.body:
+            for ax in st.type.axes if isinstance(st, ast.In) and isinstance(st.type, ast.TensorTypeExpr) else ():
+                name = ax.size.name if isinstance(ax.size, ast.Var) else ax.name if ax.size is None else None
+                if name in self.overrides and name not in frame.env and name not in self._sizes_env:
+                    self._declare_size(name, None, ax.span)
 
     def _entry_value(self, frame: Frame, p: ast.Param, value: Any) -> Any:
         """An entry parameter's `--set` value: a string given to a parameter whose default is a block

@@ -215,6 +215,7 @@ class Tracer(Elaborator):
         try:
             self._bind_params(frame, block, args or {}, block.span, entry=args is None)
             if args is None:
+                self._set_input_sizes(frame, block)
                 self.overrides.clear()
             if self.generic:
                 self._symbolic_params(frame, block)
@@ -394,8 +395,10 @@ def _concrete(v: Any, values: dict[str, int]) -> Any:
     if S.is_size(v):
         got = S.evaluate(v, values)
         if got is None:
-            raise ArchError([Diagnostic("error", "codegen", "a block parameter depends on a size with no value "
-                                        f"({S.fmt(v)}); give it one with --set")])
+            name = next((n for n in sorted(S.free_names(v)) if n not in values), S.fmt(v))
+            raise ArchError([Diagnostic("error", "codegen", f"a block parameter is {S.fmt(v)}, and the size "
+                                        f"'{name}' has no value, but the block's class is built for its parameters: "
+                                        f"give it one (`size {name} = ...`, or `--set {name}=...`)")])
         return got
     return v
 

@@ -91,3 +91,32 @@ def test_the_cli_warns_where_the_module_is_built_for_the_sizes(tmp_path, capsys)
     err = capsys.readouterr().err
     assert f"{path}:4:26: warning: the module is built for H=9 (forward checks them)" in err
     assert "parts = H // 3)\n" in err and "^~~" in err
+
+
+UNSIZED = """block Stem(cin, cout) {
+  in x: [b, chan = cin, h]
+  conv = conv(x, chan -> cout, k = 3, pad = 1)
+  out conv
+}
+entry block Net() {
+  in x: [b = 2, chan = cin, h = 8]
+  stem = Stem(x, cin, 4)
+  out stem
+}
+"""
+
+
+def test_a_size_an_input_introduces_takes_set_and_build_says_where_it_needs_one(tmp_path, capsys) -> None:
+    """`in x: [chan = cin]` with no `size cin`: `--set cin=3` gives it a value (it was refused as unknown), and
+    a build without one is a located error at the call whose class needs it, saying how to give one."""
+    from archc.cli import main
+    path = tmp_path / "net.arch"
+    path.write_text(UNSIZED)
+    assert main(["check", str(path), "--set", "cin=3"]) == 0
+    assert "cin=3" in capsys.readouterr().out
+    assert main(["build", str(path), "-o", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert f"{path}:8:10: error: a block parameter is cin, and the size 'cin' has no value" in err
+    assert "`size cin = ...`, or `--set cin=...`" in err and "while generating the class of 'stem' (Stem)" in err
+    net = archc.loads(UNSIZED).torch(cin=3)
+    assert net(cin=5)(torch.randn(2, 5, 8)).shape == (2, 4, 8)  # the constructor argument, passed on

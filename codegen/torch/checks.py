@@ -44,7 +44,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from archc.codegen.torch.classes import ClassBuilder, Lines, tensor_type, where
+from archc.codegen.torch.classes import ClassBuilder, Lines, flat_values, tensor_type, where
 from archc.shapes import pyexpr
 from archc.shapes import sizes as S
 from archc.shapes.types import TensorType
@@ -65,7 +65,7 @@ def add_checks(b: ClassBuilder, in_vars: list[tuple[int, str]], forward: tuple |
         returned = last.lines[0].partition("  # ")[0][len("return "):]
     else:  # `out seq(x) {...}` called directly: nn.Sequential's own forward does the work
         returned = f"super().forward({in_vars[0][1]})"
-    outs = [tr.type_of(v) for v in tr.outputs]
+    outs = [tr.type_of(v) for v in flat_values(tr.outputs)]
     shape = ", ".join(b.shape(t) for t in outs)
     at = where(tr.out_span or tr.block.span)
     parts = returned.split(", ")

@@ -85,6 +85,15 @@ class If:
     orelse: tuple[Any, ...]
 
 
+def flat_values(values: Sequence[Any]) -> list[int]:
+    """Tensor values (node ids), a tuple of them (a nested block's outputs) spread out: Python returns
+    `a, b` alike whether a block's outputs are two tensors or one tuple of two."""
+    out: list[int] = []
+    for v in values:
+        out.extend(flat_values(v) if isinstance(v, (tuple, list)) else [v])
+    return out
+
+
 def _free_size(name: str) -> bool:
     """A free size of the program (`H`), not a block input's size (`x:h`) or a parameter (`@dim`)."""
     return ":" not in name and not name.startswith("@")
@@ -842,10 +851,8 @@ class ClassBuilder:
         return out
 
     def _sequential(self, in_vars: list, seq: Any) -> tuple[str, list, tuple | None, str]:
-        if any(_state(n) and n.scope == "" for n in self.g):
-            raise self._fail("a block with `out seq(...)` cannot also own learned tensors or buffers yet",
-                             self.tr.block.span)
-        lines = self._seq_lines("", list(self.mods[""].children), "super().__init__(", self.tr.block.span)
+        steps = self._seq_lines("", list(self.mods[""].children), "super().__init__(", self.tr.block.span)
+        lines = [Lines(tuple(steps)), *self._param_lines()]  # its own params and buffers: not steps
         pre = self._events(seq.start)
         direct = not pre and len(in_vars) == 1 and seq.input == in_vars[0][0]
         if pre and any(kind != "node" or obj.path is not None for kind, obj in pre):
@@ -857,11 +864,11 @@ class ClassBuilder:
                                  "then `out y`)", self.tr.block.span)
             direct = True
         if direct:
-            return "nn.Sequential", [Lines(tuple(lines))] + self._fold_hooks(None), None, "torch.Tensor"
+            return "nn.Sequential", lines + self._fold_hooks(None), None, "torch.Tensor"
         body, returns = self._forward(in_vars, pre, [seq.input])
         last = body[-1].lines[0].replace("return ", "return super().forward(", 1)
         body[-1] = Lines((_before_comment(last, ")"),))
-        return "nn.Sequential", [Lines(tuple(lines))] + self._fold_hooks(None), tuple(body), "torch.Tensor"
+        return "nn.Sequential", lines + self._fold_hooks(None), tuple(body), "torch.Tensor"
 
     def _chain_into(self, in_vars: list, pre: list, into: Any) -> bool:
         """`pre` is a chain of the block's own layers from its one input to `into` (so nn.Sequential's forward,
@@ -902,13 +909,9 @@ class ClassBuilder:
                    else list(obj.inputs))
             for i in ids:
                 uses[i] = uses.get(i, 0) + (2 if kind == "node" and obj.op.torch.repeats else 1)
-        out_ids: list[int] = []
-        for v in outputs:
-            if not isinstance(v, int):
-                raise self._fail("an output that is a tuple of another block's outputs is not lowered yet",
-                                 self.tr.block.span)
+        out_ids = flat_values(outputs)  # `out Two(x)`, Two's outputs a tuple: returned as the block's own
+        for v in out_ids:
             uses[v] = uses.get(v, 0) + 1
-            out_ids.append(v)
         self.own = {obj.id for kind, obj in events if kind == "node"}
         self.temps: dict[int, str] = {}  # value id -> the chain variable holding it (one use only)
         expr: dict[int, L.Expr] = {i: L.Expr(var) for i, var in in_vars}
@@ -925,7 +928,7 @@ class ClassBuilder:
         shape = ", ".join(self.shape(self.tr.type_of(v)) for v in out_ids)
         at = where(self.tr.out_span or self.tr.block.span)
         lines.append(Lines((f"return {', '.join(expr[v].text for v in out_ids)}  # {shape}  {at}",)))
-        returns = "torch.Tensor" if len(outputs) == 1 else f"tuple[{', '.join(['torch.Tensor'] * len(outputs))}]"
+        returns = "torch.Tensor" if len(out_ids) == 1 else f"tuple[{', '.join(['torch.Tensor'] * len(out_ids))}]"
         return self.prologue + lines, returns
 
     def _node_line(self, n: Node, expr: dict, uses: dict, lines: list[Any]) -> None:
@@ -994,10 +997,7 @@ class ClassBuilder:
 
     def _module_call(self, kind: str, rec: Any, expr: dict, lines: list[Any]) -> None:
         info = self.mods[rec.path]
-        ins, outs = ([rec.input], [rec.output]) if kind == "seq" else (rec.inputs, rec.outputs)
-        for v in outs:
-            if not isinstance(v, int):
-                raise self._fail(f"'{rec.path}' returns a nested tuple, which is not lowered yet", info.span)
+        ins, outs = ([rec.input], [rec.output]) if kind == "seq" else (rec.inputs, flat_values(rec.outputs))
         call = f"{self._attr(rec.path)}({', '.join(expr[v].text for v in ins)})"
         hint = rec.path.replace(".", "_")
         if len(outs) == 1:

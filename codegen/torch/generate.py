@@ -125,7 +125,7 @@ from archc.codegen.torch.classes import (
     tensor_type,
     where,
 )
-from archc.diagnostics import ArchError, Diagnostic
+from archc.diagnostics import NO_SPAN, ArchError, Diagnostic, Span
 from archc.ir.templates import BakeParams, BlockTrace, CallRecord, TraceSource
 from archc.shapes import sizes as S
 
@@ -401,7 +401,9 @@ class Generator:
                 variants = self.branches(tr, lambda t: ClassBuilder(self, t, False).build(),
                                          lambda at: self.source.call_trace(parent, call, at=at, branches=branches))
             except ArchError as e:
-                raise _with_note(e, f"while generating the class of '{call.path}' ({call.block.name})") from None
+                info = parent.graph.modules.get(call.path)
+                raise _with_note(e, f"while generating the class of '{call.path}' ({call.block.name})",
+                                 info.span if info is not None else None) from None
             ref = self.add_special(variants)
         return ref
 
@@ -548,8 +550,11 @@ def _plain(v: Any, values: dict[str, int]) -> Any:
     return v
 
 
-def _with_note(e: ArchError, note: str) -> ArchError:
-    ds = [dataclasses.replace(d, notes=d.notes + ((note, None),)) if d.code == "codegen" else d
+def _with_note(e: ArchError, note: str, at: Span | None = None) -> ArchError:
+    """The codegen errors of a nested block's class with a note naming the instance; one that has no place
+    of its own (a parameter's value) is placed at the call (`at`)."""
+    ds = [dataclasses.replace(d, notes=d.notes + ((note, None),),
+                              span=at if at is not None and d.span == NO_SPAN else d.span) if d.code == "codegen" else d
           for d in e.diagnostics]
     return ArchError(ds)
 
