@@ -189,10 +189,12 @@ class Tracer(Elaborator):
         from archc.shapes import pyexpr  # only here: `archc check` at concrete sizes never loads sympy
         for p in block.params:
             v = frame.env.get(p.name)
-            if isinstance(v, int) and not isinstance(v, bool) and p.name not in self.concrete:
+            unvalued = S.is_size(v) and not isinstance(v, int) and S.evaluate(v, self.values) is None
+            if (isinstance(v, int) and not isinstance(v, bool) or unvalued) and p.name not in self.concrete:
                 name = "@" + p.name
                 frame.env[p.name] = pyexpr.param_symbol(name)
-                self.values[name] = v
+                if isinstance(v, int):  # a size without a value (`in x: [chan = cin]`, no `size cin`): none here
+                    self.values[name] = v
                 self.params[p.name] = name
 
     def _steps(self, steps: tuple, cur: Any, seq_path: str, counter: list[int], frame: Frame) -> Any:
@@ -288,7 +290,7 @@ class Templates:
                     tr.values[sym] = value
                 axes.append(dataclasses.replace(ax, size=S.symbol(sym)))
             inputs.append(dataclasses.replace(t, axes=tuple(axes)))
-        args = {k: _concrete(v, parent.values) for k, v in call.args.items()}
+        args = {k: _concrete(v, parent.values, generic) for k, v in call.args.items()}
         tr.trace(block, bfile, args, inputs)
         return self._finish(tr, block, False, branches)
 
@@ -322,7 +324,7 @@ class Templates:
             for dec in tr.decisions:
                 if not dec.in_assert and not dec.nested:
                     fixed |= {n for v in (dec.a, dec.b) if S.is_size(v) for n in S.free_names(v) if ":" in n}
-        args = {k: _concrete(v, tr.values) for k, v in tr.graph.modules[""].args.items()}
+        args = {k: _concrete(v, tr.values, tr.generic) for k, v in tr.graph.modules[""].args.items()}
         calls = {path: CallRecord(path, self.facts(c.block, c.file), c.args, tuple(_value(x) for x in c.inputs),
                                   tuple(_value(x) for x in c.outputs), c.start) for path, c in tr.calls.items()}
         seqs = {path: SeqRecord(path, _value(s.input), _value(s.output), s.start) for path, s in tr.seqs.items()}
@@ -386,14 +388,17 @@ def _assigned_once(body: tuple[Any, ...]) -> set[str]:
     return {k for k, n in counts.items() if n == 1}
 
 
-def _concrete(v: Any, values: dict[str, int]) -> Any:
-    """A parameter value with every size evaluated (parameters are built into the class)."""
+def _concrete(v: Any, values: dict[str, int], unvalued: bool = False) -> Any:
+    """A parameter value with every size evaluated (parameters are built into the class); `unvalued`: a
+    size without a value stays symbolic (a generic class takes it as a constructor argument)."""
     if isinstance(v, (list, tuple)):
-        return type(v)(_concrete(x, values) for x in v)
+        return type(v)(_concrete(x, values, unvalued) for x in v)
     if isinstance(v, (bool, str, float, type(None))) or isinstance(v, Poison) or v is POISON:
         return v
     if S.is_size(v):
         got = S.evaluate(v, values)
+        if got is None and unvalued:
+            return v
         if got is None:
             name = next((n for n in sorted(S.free_names(v)) if n not in values), S.fmt(v))
             raise ArchError([Diagnostic("error", "codegen", f"a block parameter is {S.fmt(v)}, and the size "

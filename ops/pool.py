@@ -15,7 +15,7 @@ from archc.ops import glyphs as G
 from archc.ops import rules as R
 from archc.ops import saves as Sv
 from archc.ops import torch_lowering as T
-from archc.ops.facets import Cost, Expr, Glyph, Kept, LowerCtx, SaveCtx, Saved, ShapeCtx, TorchLowering, Unsupported
+from archc.ops.facets import Cost, Expr, Glyph, Kept, LowerCtx, SaveCtx, Saved, ShapeCtx, TorchLowering
 from archc.ops.registry import FLOAT, FLOATING, NUMBER, REAL, Attrs, Op, OpDef, Trait, WindowAttrs, arg, define, derived
 from archc.shapes import sizes as S
 from archc.shapes.sizes import Size
@@ -90,26 +90,25 @@ def _pool_args(a: MaxPoolAttrs | AvgPoolAttrs, ins: list[TensorType], ctx: Lower
     k = T.ints(ctx, a.kernel, "kernel_size")
     s = T.ints(ctx, a.strides, "stride")
     # "same" is the padding the shape rule resolved (torch's pools do not take "same")
-    pad = 0 if _padded_first(a, ctx, what) else T.ints(ctx, [p0 for p0, _ in a.pads], "padding")
+    pad = 0 if _padded_first(a, ctx) else T.ints(ctx, [p0 for p0, _ in a.pads], "padding")
     return n, moved, k, s, pad
 
 
-def _padded_first(a: MaxPoolAttrs | AvgPoolAttrs, ctx: LowerCtx, what: str) -> tuple[str, str] | None:
+def _padded_first(a: MaxPoolAttrs | AvgPoolAttrs, ctx: LowerCtx) -> tuple[str, str] | None:
     """F.pad's arguments for a padding that differs before and after (torch's pools take one per
     axis; `pad = "same"` with an even window too): -inf for a max pool, zeros counted in the average
-    otherwise; an average without the padding (TensorFlow's "SAME") is the `avg_pool_padded` helper's,
-    which divides by the average of a padded mask of ones. Where padding first would change the
-    windows (the ceil rule with a stride) it is not lowered yet."""
-    pads = [list(p) for p in a.pads]
+    otherwise."""
     if all(ctx.const(p0, "padding") == ctx.const(p1, "padding") for p0, p1 in a.pads):
         return None
-    if a.ceil and any(ctx.const(st, "stride") != 1 for st in a.strides):
-        raise Unsupported(f"{what} with asymmetric padding {pads} and ceil is not lowered yet")
     return T.pad_first(a, ctx), "float('-inf')" if isinstance(a, MaxPoolAttrs) else "0.0"
 
 
-def _excludes_padding(a: MaxPoolAttrs | AvgPoolAttrs) -> bool:
-    return isinstance(a, AvgPoolAttrs) and not a.count_include_pad
+def _needs_helper(a: MaxPoolAttrs | AvgPoolAttrs, ctx: LowerCtx) -> bool:
+    """Where padding first and pooling would differ from a pool that pads itself (an average without the
+    padding; the ceil rule with a stride, which drops a last window starting in the padding after the
+    input): the `pool_padded` helper, which divides by a padded mask's average and drops that window."""
+    return ((isinstance(a, AvgPoolAttrs) and not a.count_include_pad)
+            or (a.ceil and any(ctx.const(st, "stride") != 1 for st in a.strides)))
 
 
 def _maxpool_kw(a: MaxPoolAttrs, ctx: LowerCtx, k: Any, s: Any, pad: Any) -> list[tuple[str, Any, Any]]:
@@ -136,35 +135,33 @@ def _pool_lowering(kind: str, keywords: Callable[[PoolAttrs, LowerCtx, Any, Any,
         if moved is not None:  # axes not in torch's layout: the modules' subclasses that move them there and back
             pool, pad, kw = pool[3:] + "At", pad[3:] + "At", kw + moved.kwargs()
             ctx.helper(pool)
-        pre = _padded_first(a, ctx, f"{kind}pool")
+        pre = _padded_first(a, ctx)
         if pre is None:
             return f"{pool}({T.lit(k)}{kw})"
-        if _excludes_padding(a):  # the average over the input's elements only: its own module
-            padded = f"AvgPool{n}dPadded" + ("At" if moved is not None else "")
-            ctx.helper(padded)
-            ctx.helper("avg_pool_padded")
-            return f"{padded}({T.lit(k)}{kw}, pad={pre[0]})"
+        if _needs_helper(a, ctx):  # its own module, of torch's function
+            helper = "PoolPadded" + ("At" if moved is not None else "")
+            ctx.helper(helper)
+            ctx.helper("pool_padded")
+            return f"{helper}({pre[0]}, {pre[1]}, F.{kind}_pool{n}d, {T.lit(k)}{kw})"
         if moved is not None:
             ctx.helper(pad)
         return f"nn.Sequential({pad}({pre[0]}, {pre[1]}{moved.kwargs() if moved else ''}), {pool}({T.lit(k)}{kw}))"
 
     def forward(a: PoolAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx, xs: list[Expr]) -> Expr:
         n, moved, k, kw = args(a, ins, ctx)
-        pre = _padded_first(a, ctx, f"{kind}pool")
+        pre = _padded_first(a, ctx)
         x = xs[0].text
-        if pre is not None and _excludes_padding(a):  # the average over the input's elements only
-            ctx.helper("avg_pool_padded")
-            if moved is None:
-                return Expr(f"avg_pool_padded({x}, {pre[0]}, F.avg_pool{n}d, {T.lit(k)}{kw})")
-            ctx.helper("moved")
-            return Expr(f"moved(avg_pool_padded, {x}, {T.lit(moved.dims)}, {moved.batch}, {pre[0]}, "
-                        f"F.avg_pool{n}d, {T.lit(k)}{kw})")
+        where = f"{T.lit(moved.dims)}, {moved.batch}" if moved is not None else ""
+        if moved is not None:
+            ctx.helper("moved")  # axes not in torch's layout: moved there and back (to pad them first too)
+        if pre is not None and _needs_helper(a, ctx):
+            ctx.helper("pool_padded")
+            call = f"{pre[0]}, {pre[1]}, F.{kind}_pool{n}d, {T.lit(k)}{kw})"
+            return Expr(f"pool_padded({x}, {call}" if moved is None else f"moved(pool_padded, {x}, {where}, {call}")
         if moved is None:
             if pre is not None:
                 x = f"F.pad({x}, {pre[0]}{'' if pre[1] == '0.0' else f', value={pre[1]}'})"
             return Expr(f"F.{kind}_pool{n}d({x}, {T.lit(k)}{kw})")
-        ctx.helper("moved")  # axes not in torch's layout: moved there and back (to pad them first too)
-        where = f"{T.lit(moved.dims)}, {moved.batch}"
         if pre is not None:
             x = f"moved(F.pad, {x}, {where}, {pre[0]}{'' if pre[1] == '0.0' else f', value={pre[1]}'})"
         return Expr(f"moved(F.{kind}_pool{n}d, {x}, {where}, {T.lit(k)}{kw})")
@@ -177,21 +174,41 @@ _POOL = frozenset({Trait.WINDOW, Trait.REDUCTION})
 
 def _max_saves(a: Attrs, ins: list[TensorType], out: Type, ctx: SaveCtx) -> Saved:
     """Max pooling (max_pool*d_with_indices): its input (or the copy padded first, or the copy moving its
-    axes into torch's layout makes: `_kept`) and the argmax of each output element (i64)."""
-    indices = Kept(R.tensor(out).numel(), "i64")
+    axes into torch's layout makes: `_kept`) and the argmax of each output element (i64), of the pool's
+    whole result where `pool_padded` drops a last window (`_full`)."""
+    o, full = R.tensor(out), _full(a, ins[0], out)
+    indices = Kept(o.numel() if full is None else full[0], "i64")
     kept = _kept(a, ins, out, ctx, keeps_format=True)
-    return dataclasses.replace(kept, new=kept.new + (indices,))
+    kept = dataclasses.replace(kept, new=kept.new + (indices,))
+    return kept if full is None else dataclasses.replace(kept, storage=Kept(full[0], o.dtype), contiguous=False)
 
 
 def _avg_saves(a: Attrs, ins: list[TensorType], out: Type, ctx: SaveCtx) -> Saved:
     """Average pooling: its input, or the copy padded first, or the copy moving its axes makes (`_kept`);
-    an average without asymmetric padding (`avg_pool_padded`) also keeps its divisor, the average of the
-    padded mask, one per output position of the spatial axes."""
+    an average without asymmetric padding (`pool_padded`) also keeps its divisor, the average of the
+    padded mask, one per position of the pool's result along the spatial axes (`_full`)."""
     kept = _kept(a, ins, out, ctx, keeps_format=len(getattr(a, "spatial", ())) < 3)
+    o, full = R.tensor(out), _full(a, ins[0], out)
     if isinstance(a, AvgPoolAttrs) and not a.count_include_pad and _padded_copy(a, ins[0]) is not None:
-        o = R.tensor(out)
-        kept = dataclasses.replace(kept, new=kept.new + (Kept(S.prod(o.size(n) for n in a.spatial), o.dtype),))
-    return kept
+        spatial = S.prod(o.size(n) for n in a.spatial) if full is None else full[1]
+        kept = dataclasses.replace(kept, new=kept.new + (Kept(spatial, o.dtype),))
+    return kept if full is None else dataclasses.replace(kept, storage=Kept(full[0], o.dtype), contiguous=False)
+
+
+def _full(a: Attrs, x: TensorType, out: Type) -> tuple[Size, Size] | None:
+    """Where `pool_padded` drops a last window (the ceil rule with a stride, on an input padded first in
+    torch's layout), the element counts of the pool's whole result and of its spatial axes: the output is
+    a view of it. None where nothing is dropped."""
+    if not isinstance(a, WindowAttrs) or not getattr(a, "ceil", False) or not a.pads \
+            or all(S.equal(b, e) for b, e in a.pads) or T.moves(a, x).dims != tuple(range(len(x.axes))):
+        return None
+    o = R.tensor(out)
+    dilations = a.dilations or (1,) * len(a.spatial)
+    sizes = {n: R.window_out(S.add(x.size(n), S.add(b, e)), k, st, 0, 0, d, True)
+             for n, k, st, d, (b, e) in zip(a.spatial, a.kernel, a.strides, dilations, a.pads)}
+    if all(S.equal(sizes[n], o.size(n)) for n in a.spatial):
+        return None
+    return S.prod(sizes.get(ax.name, ax.size) for ax in o.axes), S.prod(sizes[n] for n in a.spatial)
 
 
 def _kept(a: Attrs, ins: list[TensorType], out: Type, ctx: SaveCtx, keeps_format: bool) -> Saved:

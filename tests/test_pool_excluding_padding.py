@@ -55,4 +55,4 @@ def test_tensorflow_same_with_a_stride() -> None:
     m = archc.loads(src)
     x = torch.randn(2, 3, 7, 8)
     assert torch.allclose(m.torch()()(x), reference(x, [2, 2], [2, 2], [(0, 1), (0, 0)]), atol=1e-6)
-    assert "avg_pool_padded(x, (0, 0, 0, 1), F.avg_pool2d, 2" in m.torch_source()
+    assert "pool_padded(x, (0, 0, 0, 1), 0.0, F.avg_pool2d, 2, count_include_pad=False)" in m.torch_source()

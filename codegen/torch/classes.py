@@ -36,16 +36,16 @@ from archc.shapes.types import DTYPES, TensorType, TupleType, Type
 # helper class by its base, all on the `MovedAxes` mixin and the `moved` function
 MOVED = {f"{base}{n}d{kind}At": f"{'' if kind else 'nn.'}{base}{n}d{kind}"
          for base, kinds in (("Conv", ("", "Padded")), ("ConvTranspose", ("", "Cropped")), ("MaxPool", ("",)),
-                             ("AvgPool", ("", "Padded")), ("AdaptiveAvgPool", ("",)), ("AdaptiveMaxPool", ("",)),
+                             ("AvgPool", ("",)), ("AdaptiveAvgPool", ("",)), ("AdaptiveMaxPool", ("",)),
                              ("ConstantPad", ("",)))
-         for kind in kinds for n in (1, 2, 3)} | {"UpsampleAt": "nn.Upsample"}
+         for kind in kinds for n in (1, 2, 3)} | {"UpsampleAt": "nn.Upsample", "PoolPaddedAt": "PoolPadded"}
 HELPERS = ("moved", "MovedAxes", *MOVED,
            "StochasticDepth", "stochastic_depth", "Permute", "Reduce", "Scale", "LayerNormAt", "LinearAt",
            "MultiheadAttentionAt",
            "RMSNormAt", "GroupNormAt", "BatchNormAt", "cast_floats", "LayerNormOver", "RMSNormOver",
            "Conv1dPadded", "Conv2dPadded", "Conv3dPadded",
            "ConvTranspose1dCropped", "ConvTranspose2dCropped", "ConvTranspose3dCropped",
-           "check_shape", "avg_pool_padded", "AvgPool1dPadded", "AvgPool2dPadded", "AvgPool3dPadded",
+           "check_shape", "pool_padded", "PoolPadded",
            "FoldBatchNorm")
 
 

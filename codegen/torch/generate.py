@@ -355,7 +355,8 @@ class Generator:
         key = (id(call.block), repr(sorted(args.items())), tuple(sig))
         if key in self.memo:
             return self.memo[key]
-        ints = {k for k, v in args.items() if isinstance(v, int) and not isinstance(v, bool)}
+        ints = {k for k, v in args.items() if isinstance(v, int) and not isinstance(v, bool)
+                or v is None and S.is_size(call.args[k])}  # a size without a value: an integer parameter too
         base_key = (id(call.block), tuple(sorted(ints)), tuple((n, d) for n, d, _ in sig))
         branches = base_key not in self.no_branches and not self.sized
         try:
@@ -691,7 +692,7 @@ def _generate(source: TraceSource, no_generic: set, generic: bool, checks: bool 
     if moved:
         gen.helpers |= {"moved", "MovedAxes"}
     uses_functional = bool({"LayerNormAt", "LinearAt", "Conv1dPadded", "Conv2dPadded", "Conv3dPadded",
-                            "avg_pool_padded"} & gen.helpers) or any(
+                            "pool_padded"} & gen.helpers) or any(
         "F." in line for c in classes for line in c.init + c.forward)
     text = _ENV.get_template("torch_module.py.j2").render(
         header=header, docstring=docstring, ordered_dict=gen.ordered_dict, helpers=sorted(gen.helpers),
