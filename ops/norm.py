@@ -14,7 +14,7 @@ from archc.ops import glyphs as G
 from archc.ops import rules as R
 from archc.ops import saves as Sv
 from archc.ops import torch_lowering as T
-from archc.ops.facets import Cost, Expr, Glyph, Kept, LowerCtx, SaveCtx, Saved, ShapeCtx, TorchLowering, Unsupported
+from archc.ops.facets import Cost, Expr, Glyph, Kept, LowerCtx, SaveCtx, Saved, ShapeCtx, TorchLowering
 from archc.ops.registry import FLOAT, Attrs, Op, OpDef, Trait, arg, define
 from archc.shapes import sizes as S
 from archc.shapes.sizes import Size
@@ -47,7 +47,11 @@ def _batchnorm_shape(ctx: ShapeCtx, ins: list[TensorType], a: BatchNormAttrs
                      ) -> tuple[Type, tuple[ParamSpec, ...], BatchNormAttrs]:
     (x,) = ins
     R.check_eps(a.eps)
-    c = x.size(R.channel(x, a.axis))
+    name = R.channel(x, a.axis)
+    if len(x.names) < 2:
+        raise R.fail(f"batchnorm of '{name}' on {x}: one value per channel, no batch to take its statistics over "
+                     "(2 axes or more)", "axis")
+    c = x.size(name)
     params: tuple[ParamSpec, ...] = ()
     if a.affine:
         params += (ParamSpec("weight", (c,)), ParamSpec("bias", (c,)))
@@ -70,21 +74,14 @@ def _batchnorm_module(a: BatchNormAttrs, ins: list[TensorType], out: Type, ctx: 
     if x.index(axis) == 1 and 2 <= len(x.names) <= 5:
         n = {2: 1, 3: 1, 4: 2, 5: 3}[len(x.names)]
         return f"nn.BatchNorm{n}d({c}{T.kwargs(kw)})"
-    _batched(axis, x)
     ctx.helper("BatchNormAt")  # torch's need [batch, chan, ...] with 2 to 5 axes: one that moves chan there and back
     return f"BatchNormAt({c}, dim={x.index(axis)}{T.kwargs(kw)})"
-
-
-def _batched(axis: str, x: TensorType) -> None:
-    if len(x.names) < 2:
-        raise Unsupported(f"batchnorm of '{axis}' on {x}: torch needs a batch of values per channel (2 axes or more)")
 
 
 def _batchnorm_forward(a: BatchNormAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx, args: list[Expr]) -> Expr:
     """Without weights or running statistics (`affine = false, track_running_stats = false`): the batch's."""
     (x,) = ins
     axis = a.axis or x.names[1]
-    _batched(axis, x)
     kw = T.kwargs([("momentum", float(a.momentum), 0.1), ("eps", float(a.eps), 1e-5)])
     return _moved(f"F.batch_norm({{}}, None, None, training=True{kw})", args[0].text, (x.index(axis),), (1,))
 

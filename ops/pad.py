@@ -21,7 +21,7 @@ from archc.ops import glyphs as G
 from archc.ops import rules as R
 from archc.ops import saves as Sv
 from archc.ops import torch_lowering as T
-from archc.ops.facets import Expr, Glyph, LowerCtx, SaveCtx, Saved, ShapeCtx, TorchLowering, Unsupported
+from archc.ops.facets import Expr, Glyph, LowerCtx, SaveCtx, Saved, ShapeCtx, TorchLowering
 from archc.ops.registry import Attrs, OpDef, Trait, arg, define, derived
 from archc.shapes import sizes as S
 from archc.shapes.sizes import Size
@@ -66,31 +66,62 @@ def _shape(ctx: ShapeCtx, ins: list[TensorType], a: PadAttrs) -> tuple[Type, tup
 
 
 def _forward(a: PadAttrs, ins: list[TensorType], out: Type, ctx: LowerCtx, args: list[Expr]) -> Expr:
-    """F.pad takes (before, after) pairs from the last dimension inwards, over trailing dimensions."""
+    """F.pad takes (before, after) pairs from the last dimension inwards, over trailing dimensions. Its
+    other modes pad the last 1 to 3 dimensions of a tensor with one or two before them: elsewhere (`over`
+    not trailing, more axes) the padded axes go last through `moved` (the others merged into torch's batch
+    and channel dimensions), three at a time (each mode pads one axis after another alike)."""
     (x,) = ins
     margins = dict(zip(a.over, a.pads))
     first = min(x.index(name) for name in a.over)
     trailing = x.names[first:]
-    if a.mode != "constant":
-        n = len(trailing)
-        if set(trailing) != set(a.over) or not 1 <= n <= 3 or len(x.names) not in (n + 1, n + 2):
-            raise Unsupported(f"pad mode \"{a.mode}\" on {x}: torch pads the last 1 to 3 axes of a tensor with one "
-                              f"or two axes before them; the `over` axes {list(a.over)} must be those (rearrange "
-                              "first)")
-    flat: list[str] = []
-    for name in reversed(trailing):
-        p0, p1 = margins.get(name, (0, 0))
-        flat += [ctx.size(p0), ctx.size(p1)]
     kw = "" if a.mode == "constant" else f", mode={a.mode!r}"
     if a.mode == "constant" and a.value != 0.0:
         kw += f", value={T.lit(float(a.value))}"
-    return Expr(f"F.pad({args[0].text}, ({', '.join(flat)}){kw})")
+
+    def pads(names: Any) -> str:
+        flat = [ctx.size(p) for name in reversed(names) for p in margins.get(name, (0, 0))]
+        return f"({', '.join(flat)})"
+
+    moves = _moves(a, x)
+    if not moves:
+        return Expr(f"F.pad({args[0].text}, {pads(trailing)}{kw})")
+    ctx.helper("moved")
+    text = args[0].text
+    for group, m in moves:
+        text = f"moved(F.pad, {text}, {T.lit(m.dims)}, {m.batch}, {pads(group)}{kw})"
+    return Expr(text)
+
+
+def _moves(a: PadAttrs, x: TensorType) -> list[tuple[list[str], T.Moved]]:
+    """How a non-constant pad moves the `over` axes where torch pads them (none: F.pad as it is): three
+    at a time, in the tensor's order, each group last and the other axes torch's batch and channel."""
+    trailing = x.names[min(x.index(name) for name in a.over):]
+    n = len(trailing)
+    if a.mode == "constant" or (set(trailing) == set(a.over) and 1 <= n <= 3 and len(x.names) in (n + 1, n + 2)):
+        return []
+    out = []
+    for k in range(0, len(a.over), 3):
+        group = [name for name in x.names if name in a.over][k:k + 3]
+        others = tuple(i for i, name in enumerate(x.names) if name not in group)
+        out.append((group, T.Moved(others + tuple(x.index(name) for name in group), len(others) - 1)))
+    return out
 
 
 def _saves(a: PadAttrs, ins: list[TensorType], out: Type, ctx: SaveCtx) -> Saved:
     """Reflect and replicate padding keep the input (their backward kernels read it); constant and
-    circular padding keep nothing."""
-    return Sv.keeps_input(a, ins, out, ctx) if a.mode in ("reflect", "replicate") else Saved()
+    circular padding keep nothing. Through `moved` (one group of axes), the input torch pads is the merge
+    of the other axes, a copy where that is not a view (kept instead), and the result is moved back."""
+    keeps = a.mode in ("reflect", "replicate")
+    moves = _moves(a, ins[0])
+    if len(moves) != 1:  # in place, or several groups: the input as it is (the moves not followed)
+        return Sv.keeps_input(a, ins, out, ctx) if keeps else Saved()
+    group, m = moves[0]
+    copies, layout = m.saves(ins[0], R.tensor(out), ctx, len(group), False)
+    if not keeps:
+        return layout
+    if copies:
+        return dataclasses.replace(layout, new=(Sv.copy_of(ins[0]),))
+    return dataclasses.replace(layout, inputs=(0,))
 
 
 define(OpDef(

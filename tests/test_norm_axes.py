@@ -169,3 +169,12 @@ def test_norms_over_axes_apart_or_out_of_order(body: str, dims: tuple[int, ...])
             ref = _weighted(ref, dims, sd["y.weight"], sd["y.bias"]) if sd else ref
         assert torch.allclose(module(x), ref, atol=1e-5)
     assert ("Over(" in m.torch_source()) == bool(sd)
+
+
+def test_a_batchnorm_of_only_its_channel_axis_is_refused_by_check() -> None:
+    """One value per channel: no batch to take statistics over (torch refuses to train it), so `archc check`
+    refuses it at the argument rather than build."""
+    with pytest.raises(archc.ArchError) as e:
+        archc.loads("block T() {\n  in x: [c = 4]\n  y = batchnorm(x, axis = c)\n  out y\n}\n", name="t.arch").check()
+    d = e.value.diagnostics[0]
+    assert d.code == "axis" and (d.span.line, d.span.col) == (3, 20) and "one value per channel" in d.message

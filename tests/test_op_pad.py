@@ -53,10 +53,40 @@ def test_bad_pads_are_located(call: str, message: str, at: str) -> None:
     assert message in d.message and (d.span.line, d.span.col) == (3, 7 + call.index(at)), (d.message, d.span)
 
 
-def test_a_layout_torch_cannot_pad_is_a_located_build_error() -> None:
-    m = archc.loads('block B() {\n  in x: [h = 4, w = 5, c = 3]\n  y = pad(x, over = [h], pad = 1, mode = "reflect")\n'
-                    "  out y\n}\n")
-    with pytest.raises(ArchError) as err:
-        m.torch_source()
-    d = err.value.diagnostics[0]
-    assert "torch pads the last 1 to 3 axes" in d.message and d.span.line == 3
+def _source(mode: str, i: int, n: int) -> int:
+    """Which element of an axis of n a padded position i (from -before) reads, by the mode's definition."""
+    if mode == "reflect":
+        return -i if i < 0 else 2 * (n - 1) - i if i >= n else i
+    if mode == "replicate":
+        return min(max(i, 0), n - 1)
+    return i % n  # circular
+
+
+def reference(x: torch.Tensor, names: list[str], margins: dict[str, tuple[int, int]], mode: str) -> torch.Tensor:
+    for d, name in enumerate(names):
+        if name in margins:
+            before, after = margins[name]
+            n = x.shape[d]
+            x = x.index_select(d, torch.tensor([_source(mode, i, n) for i in range(-before, n + after)]))
+    return x
+
+
+@pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
+@pytest.mark.parametrize("axes,over", [
+    ("h = 4, w = 5, c = 3", ["h"]),                     # an axis that is not last: moved there
+    ("h = 4, w = 5, c = 3", ["h", "c"]),                # axes apart
+    ("h = 4, w = 5", ["h", "w"]),                       # no axis for torch's batch and channel
+    ("l = 5", ["l"]),
+    ("a = 2, b = 3, c = 4, d = 5, e = 3", ["b", "c", "d", "e"]),  # four axes: three, then one
+])
+def test_other_modes_pad_any_axes(mode: str, axes: str, over: list[str]) -> None:
+    """torch's non-constant modes pad only the last 1 to 3 dimensions of a tensor with 1 or 2 before them:
+    `moved` takes the axes there (once a codegen error); against each mode's definition, element by element."""
+    names = [a.split(" = ")[0] for a in axes.split(", ")]
+    sizes = [int(a.split(" = ")[1]) for a in axes.split(", ")]
+    margins = {n: ((1, 2) if mode != "reflect" or sizes[names.index(n)] > 2 else (1, 1)) for n in over}
+    pad = "[" + ", ".join(f"[{margins[n][0]}, {margins[n][1]}]" for n in over) + "]"
+    m = archc.loads(f'block B() {{\n  in x: [{axes}]\n  y = pad(x, over = [{", ".join(over)}], pad = {pad}, '
+                    f'mode = "{mode}")\n  out y\n}}\n')
+    x = torch.randn(*sizes)
+    assert torch.equal(m.torch()()(x), reference(x, names, margins, mode))
