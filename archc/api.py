@@ -68,6 +68,23 @@ def rare_gc() -> Iterator[None]:
 
 
 @rare_gc()
+def _warned(gen: Any) -> Any:
+    """A generated module; one built for the program's sizes only warns (UserWarning), as `archc build` does."""
+    if gen.built_for is not None:
+        warnings.warn(f"{gen.built_for.span}: {gen.built_for.message}", stacklevel=4)
+    return gen
+
+
+def plan_graph(program: Program, entry: str | None, sets: dict[str, Any], dtype: str | None) -> Graph:
+    """The graph the Triton target plans its kernels on: the program at every size, or, where it cannot be
+    elaborated so (`split(parts = H // 3)`: the module is built for the sizes, codegen/torch), at the sizes
+    `archc check` used."""
+    try:
+        return compile_program(program, entry, sets, symbolic=True, dtype=dtype).graph
+    except ArchError:
+        return compile_program(program, entry, sets, dtype=dtype).graph
+
+
 def compile_program(program: Program, entry: str | None = None, sets: dict[str, Any] | None = None,
                     symbolic: bool = False, derive: bool = False, dtype: str | None = None) -> Compiled:
     """Elaborate a loaded program. With `derive`, a concrete run also derives the
@@ -245,10 +262,7 @@ class Model:
         """The generated module; a module built for the program's sizes only warns (UserWarning), as
         `archc build` does."""
         from archc.codegen.torch import generate
-        gen = generate(Templates(self.program, self.entry, sets, dtype), checks=checks, fold_bn=fold_bn)
-        if gen.built_for is not None:
-            warnings.warn(f"{gen.built_for.span}: {gen.built_for.message}", stacklevel=3)
-        return gen
+        return _warned(generate(Templates(self.program, self.entry, sets, dtype), checks=checks, fold_bn=fold_bn))
 
     def torch(self, checks: bool = False, fold_bn: bool = False, dtype: str | None = None, **sets: Any) -> type:
         """The generated entry nn.Module class, executed in a fresh module (needs torch).
@@ -270,8 +284,9 @@ class Model:
         kernels its inference forward launches; needs neither torch nor triton. `.generated` is the record
         `torch`'s loader executes (`codegen.torch.load_class`)."""
         from archc.codegen.triton import generate
-        graph = self.check(symbolic=True, dtype=dtype, **sets).graph
-        return generate(Templates(self.program, self.entry, sets, dtype), graph)
+        self.check(dtype=dtype, **sets)
+        graph = plan_graph(self.program, self.entry, sets, dtype)
+        return _warned(generate(Templates(self.program, self.entry, sets, dtype), graph))
 
     def triton(self, dtype: str | None = None, **sets: Any) -> type:
         """The Triton target's entry class, executed in a fresh module (needs torch and triton): the same

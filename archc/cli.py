@@ -550,7 +550,7 @@ def _build(args: argparse.Namespace, sets: dict[str, Any], sources: SourceMap) -
             raise ArchError([Diagnostic("error", "io", "--checks and --fold-bn are options of --target torch "
                                         "(the Triton target fuses batchnorm into the kernel before it)")])
         from archc.codegen.triton import generate as codegen_triton
-        graph = api.compile_program(program, args.entry, sets, symbolic=True, dtype=args.dtype).graph
+        graph = api.plan_graph(program, args.entry, sets, args.dtype)
         tm = codegen_triton(Templates(program, args.entry, sets, args.dtype), graph)
         gen = tm.generated
         stem += "_triton"

@@ -124,3 +124,22 @@ def test_a_size_an_input_introduces_takes_set_and_passes_on_to_a_nested_block(tm
         assert net.stem.conv.in_channels == cin and net(torch.randn(2, cin, 8)).shape == (2, 4, 8)
     with_value = archc.loads(UNSIZED).torch(cin=3)
     assert with_value(cin=5)(torch.randn(2, 5, 8)).shape == (2, 4, 8)  # the constructor argument, passed on
+
+
+def test_the_triton_target_of_a_module_built_for_its_sizes() -> None:
+    """The Triton target plans its kernels at the sizes the module is built for where the program cannot be
+    elaborated at every size (`split(parts = H // 3)`), and its fused forward checks them too."""
+    pytest.importorskip("triton")
+    src = ("size H = 9\nblock Net() {\n  in x: [n = 2, c = 6, h = H]\n"
+           "  out split(relu(x), axis = c, parts = H // 3)\n}\n")
+    with pytest.warns(UserWarning, match="built for H=9"):
+        module = archc.loads(src).triton_module()
+    assert module.kernels >= 1
+    with pytest.warns(UserWarning, match="built for H=9"):
+        net = archc.loads(src).triton()().eval()
+    x = torch.randn(2, 6, 9)
+    with torch.no_grad():
+        got = net(x)
+        assert all(torch.equal(a, b) for a, b in zip(got, net.forward_eager(x))) and len(got) == 3
+        with pytest.raises(ValueError, match="build it again with `archc build --set H=6`"):
+            net(torch.randn(2, 6, 6))
