@@ -143,3 +143,14 @@ def test_the_triton_target_of_a_module_built_for_its_sizes() -> None:
         assert all(torch.equal(a, b) for a, b in zip(got, net.forward_eager(x))) and len(got) == 3
         with pytest.raises(ValueError, match="build it again with `archc build --set H=6`"):
             net(torch.randn(2, 6, 6))
+
+
+def test_the_entry_keeps_its_defaults_beside_a_size_without_a_value() -> None:
+    """(fuzz seed 127, a GE-ResNet-50 mutant) A required argument (a size without a value) among arguments
+    with defaults: the entry puts it first and keeps the others' defaults (they were all dropped, so
+    `Net(cin=3)` failed for want of H and n)."""
+    src = ("size H = 8\nblock Net(n = 4) {\n  in x: [b = 2, c = cin, h = H]\n  p = linear(x, h -> n)\n"
+           "  q = linear(p, c -> 2)\n  out q\n}\n")
+    source = archc.loads(src).torch_source()
+    assert "def __init__(self, cin: int, H: int = 8, n: int = 4) -> None" in source
+    assert archc.loads(src).torch()(cin=5)(torch.randn(2, 5, 8)).shape == (2, 2, 4)

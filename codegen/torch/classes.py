@@ -314,7 +314,10 @@ class ClassBuilder:
                              for p, d in self.params])
         if any(d is not None for _, d, _ in self.signature):  # Python: no required argument after a default
             first = next(i for i, (_, d, _) in enumerate(self.signature) if d is not None)
-            if any(d is None for _, d, _ in self.signature[first:]):
+            if any(d is None for _, d, _ in self.signature[first:]) and tr.is_entry:
+                # no caller passes the entry's arguments by position: the required ones first, each default kept
+                self.signature = sorted(self.signature, key=lambda arg: arg[1] is not None)
+            elif any(d is None for _, d, _ in self.signature[first:]):
                 self.signature = [(n, None, t) for n, _, t in self.signature]
         self._scalars()
 
