@@ -279,6 +279,9 @@ class Templates:
         block, bfile = self._blocks[id(call.block)]
         sizes_only = {k: v for k, v in self.sets.items() if k in self.program.sizes}
         tr = Tracer(self.program, sizes_only, generic, concrete)
+        for name, value in parent.graph.sizes.items():  # a free size the entry's inputs introduced (`h = tokens`)
+            if name not in tr.graph.sizes:
+                tr._declare_size(name, value, block.span)
         inputs: list[TensorType] = []
         for fact, v in zip(call.block.inputs, call.inputs):
             t = parent.type_of(v)
