@@ -477,7 +477,7 @@ class Elaborator(Expressions, Calls, Sequences):
             frame.env[name] = self._sizes_env[name]
             return frame.env[name]
         v = self.ev(ax.size, frame)
-        return self._as_size(v, ax.size.span, f"the size of axis '{ax.name}'")
+        return self._as_size(v, ax.size.span, f"the size of axis '{ax.name}'", 1)
 
     def _match(self, frame: Frame, stmt: ast.In, decl: ast.TensorTypeExpr, t: TensorType,
                call_span: Span) -> None:
@@ -564,7 +564,7 @@ class Elaborator(Expressions, Calls, Sequences):
                 self.bag.error("axis", f"axis '{ax.name}' appears twice in the type", ax.span)
                 raise Abort
             axes.append(Axis(ax.name, self._as_size(self.ev(ax.size, frame), ax.size.span,
-                                                    f"the size of '{ax.name}'")))
+                                                    f"the size of '{ax.name}'", 1)))
         t = TensorType(tuple(axes), dtype)
         self._claim(frame, join(frame.path, stmt.name), stmt.span)
         init = self.ev(stmt.init, frame) if stmt.init is not None else "zeros"

@@ -94,3 +94,12 @@ def test_multihead_attention_needs_one_batch_in_q_k_and_v() -> None:
     with pytest.raises(ArchError) as e:
         archc.loads(src, "mha.arch").check()
     assert "axis 'h' of q, k and v" in str(e.value) and e.value.diagnostics[0].span.line == 4
+
+
+def test_an_entry_input_axis_of_size_zero_is_located() -> None:
+    """(seed 139, FasterNet mutant 26944) `in x: [chan = 0]` checked, and the built module failed in torch (a
+    conv of 0 channels): an axis's size is positive, as everywhere else."""
+    with pytest.raises(ArchError) as e:
+        archc.loads("block B() {\n  in x: [b = 1, chan = 0, h = 4]\n  out x\n}\n").check()
+    d = e.value.diagnostics[0]
+    assert "the size of axis 'chan' must be at least 1, got 0" in d.message and (d.span.line, d.span.col) == (2, 24)
