@@ -68,23 +68,6 @@ def rare_gc() -> Iterator[None]:
 
 
 @rare_gc()
-def _warned(gen: Any) -> Any:
-    """A generated module; one built for the program's sizes only warns (UserWarning), as `archc build` does."""
-    if gen.built_for is not None:
-        warnings.warn(f"{gen.built_for.span}: {gen.built_for.message}", stacklevel=4)
-    return gen
-
-
-def plan_graph(program: Program, entry: str | None, sets: dict[str, Any], dtype: str | None) -> Graph:
-    """The graph the Triton target plans its kernels on: the program at every size, or, where it cannot be
-    elaborated so (`split(parts = H // 3)`: the module is built for the sizes, codegen/torch), at the sizes
-    `archc check` used."""
-    try:
-        return compile_program(program, entry, sets, symbolic=True, dtype=dtype).graph
-    except ArchError:
-        return compile_program(program, entry, sets, dtype=dtype).graph
-
-
 def compile_program(program: Program, entry: str | None = None, sets: dict[str, Any] | None = None,
                     symbolic: bool = False, derive: bool = False, dtype: str | None = None) -> Compiled:
     """Elaborate a loaded program. With `derive`, a concrete run also derives the
@@ -111,6 +94,23 @@ def compile_program(program: Program, entry: str | None = None, sets: dict[str, 
     except ArchError:
         cons = []
     return Compiled(g, symbolic, cons)
+
+
+def _warned(gen: Any) -> Any:
+    """A generated module; one built for the program's sizes only warns (UserWarning), as `archc build` does."""
+    if gen.built_for is not None:
+        warnings.warn(f"{gen.built_for.span}: {gen.built_for.message}", stacklevel=4)
+    return gen
+
+
+def plan_graph(program: Program, entry: str | None, sets: dict[str, Any], dtype: str | None) -> Graph:
+    """The graph the Triton target plans its kernels on: the program at every size, or, where it cannot be
+    elaborated so (`split(parts = H // 3)`: the module is built for the sizes, codegen/torch), at the sizes
+    `archc check` used."""
+    try:
+        return compile_program(program, entry, sets, symbolic=True, dtype=dtype).graph
+    except ArchError:
+        return compile_program(program, entry, sets, dtype=dtype).graph
 
 
 def _annotate(e: ArchError, program: Program, entry: str | None, sets: dict[str, Any] | None) -> None:

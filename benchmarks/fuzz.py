@@ -169,17 +169,10 @@ def _module_runs(path: Path) -> str:
     key = hashlib.sha256(generated.read_bytes()).hexdigest()
     if key in _RAN:
         return _RAN[key]
-    status, out, _ = _run(["check", str(path), "--json"])
-    if status != 0:
+    checked = _checked(path)
+    if checked is None:
         return "ok: built and ran"
-    doc = json.loads(out)
-    free = {k for k, v in doc["sizes"].items() if v is None}
-    sets = [a for k in sorted(free) for a in ("--set", f"{k}=3")]  # free sizes 3
-    if sets:
-        status, out, _ = _run(["check", str(path), "--json", *sets])
-        if status != 0:
-            return "ok: built and ran"
-        doc = json.loads(out)
+    doc, free, sets = checked
     status, out, _ = _run(["flops", str(path), "--json", *sets])
     if status == 0:
         costs = json.loads(out)
@@ -205,6 +198,24 @@ def _module_runs(path: Path) -> str:
     return _RAN[key]
 
 
+def _checked(path: Path) -> tuple[dict[str, Any], set[str], list[str]] | None:
+    """`archc check --json` of the program with its free sizes without a value at 3: the document, those
+    sizes and the `--set` arguments that give them; None if it does not check."""
+    import json
+    status, out, _ = _run(["check", str(path), "--json"])
+    if status != 0:
+        return None
+    doc = json.loads(out)
+    free = {k for k, v in doc["sizes"].items() if v is None}
+    sets = [a for k in sorted(free) for a in ("--set", f"{k}=3")]
+    if sets:
+        status, out, _ = _run(["check", str(path), "--json", *sets])
+        if status != 0:
+            return None
+        doc = json.loads(out)
+    return doc, free, sets
+
+
 def _construct(cls: Any, free: set[str]) -> Any:
     """The entry module, given the free sizes without a value (`free`) that its layers need (`in x: [chan =
     cin]`, no `size cin`: a constructor argument without a default) at 3, as its inputs have them."""
@@ -216,19 +227,11 @@ def _construct(cls: Any, free: set[str]) -> Any:
 def _entry_inputs(path: Path) -> tuple[str, list[Any], set[str]] | None:
     """The entry class name, random inputs of its sizes (free sizes 3) and the free sizes without a value,
     or None if it does not check."""
-    import json
-
     import torch
-    status, out, _ = _run(["check", str(path), "--json"])
-    if status != 0:
+    checked = _checked(path)
+    if checked is None:
         return None
-    doc = json.loads(out)
-    free = {k for k, v in doc["sizes"].items() if v is None}
-    if free:
-        status, out, _ = _run(["check", str(path), "--json", *(a for k in sorted(free) for a in ("--set", f"{k}=3"))])
-        if status != 0:
-            return None
-        doc = json.loads(out)
+    doc, free, _ = checked
     gen = torch.Generator().manual_seed(0)
     inputs = []
     for node in doc["nodes"]:

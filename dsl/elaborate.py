@@ -78,6 +78,14 @@ def _fold_recursion(notes: tuple[tuple[str, Span | None], ...]) -> tuple[tuple[s
     return notes
 
 
+def size_name(ax: ast.AxisDecl) -> str | None:
+    """The name an axis declaration's size is: `H` of `h = H`, the axis's own of a bare `batch`; None for
+    an expression (`h = 2 * H`, `c = 3`)."""
+    if isinstance(ax.size, ast.Var):
+        return ax.size.name
+    return ax.name if ax.size is None else None
+
+
 class Elaborator(Expressions, Calls, Sequences):
     """AST -> typed graph. The parts live in expressions.py, calls.py and sequences.py."""
 
@@ -160,7 +168,7 @@ class Elaborator(Expressions, Calls, Sequences):
         its `--set` value too: declared now, before the unused `--set`s are refused."""
         for st in block.body:
             for ax in st.type.axes if isinstance(st, ast.In) and isinstance(st.type, ast.TensorTypeExpr) else ():
-                name = ax.size.name if isinstance(ax.size, ast.Var) else ax.name if ax.size is None else None
+                name = size_name(ax)
                 if name in self.overrides and name not in frame.env and name not in self._sizes_env:
                     self._declare_size(name, None, ax.span)
 
@@ -468,7 +476,8 @@ class Elaborator(Expressions, Calls, Sequences):
         assert ax.name is not None
         if ax.size is None or (isinstance(ax.size, ast.Var) and ax.size.name not in frame.env
                                and ax.size.name not in self._sizes_env):
-            name = ax.name if not isinstance(ax.size, ast.Var) else ax.size.name
+            name = size_name(ax)
+            assert name is not None
             if name in frame.env:  # a parameter of the entry block named like the axis: its value, a size
                 return self._as_size(frame.env[name], ax.span, f"the size of axis '{ax.name}' (the parameter "
                                      f"'{name}')", 1)

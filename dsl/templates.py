@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from archc.diagnostics import ArchError, Diagnostic, Span
-from archc.dsl.elaborate import POISON, TV, Abort, Elaborator, Frame, Poison
+from archc.dsl.elaborate import POISON, TV, Abort, Elaborator, Frame, Poison, size_name
 from archc.dsl.loader import File, Program
 from archc.grammar import ast
 from archc.ir.graph import Graph, ModuleInfo, Op
@@ -132,9 +132,7 @@ class Tracer(Elaborator):
             for j, (decl, ax) in enumerate(zip(stmt.type.axes, t.axes)):
                 names = {decl.name} if decl.size is None else _var_names(decl.size)
                 if names & set(self.graph.sizes) and isinstance(ax.size, int):
-                    named = decl.size.name if isinstance(decl.size, ast.Var) else decl.name if decl.size is None \
-                        else None
-                    self.built_inputs.append(BuiltAxis(stmt.name, j, ax.name, ax.size, named))
+                    self.built_inputs.append(BuiltAxis(stmt.name, j, ax.name, ax.size, size_name(decl)))
         if frame is self.root_frame:  # `in x: [chan = dim]`: the input size is the parameter
             self.input_equalities.extend(c for c in self.constraints[first:] if c.kind == "equal")
 

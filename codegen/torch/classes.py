@@ -314,11 +314,11 @@ class ClassBuilder:
                              for p, d in self.params])
         if any(d is not None for _, d, _ in self.signature):  # Python: no required argument after a default
             first = next(i for i, (_, d, _) in enumerate(self.signature) if d is not None)
-            if any(d is None for _, d, _ in self.signature[first:]) and tr.is_entry:
-                # no caller passes the entry's arguments by position: the required ones first, each default kept
-                self.signature = sorted(self.signature, key=lambda arg: arg[1] is not None)
-            elif any(d is None for _, d, _ in self.signature[first:]):
-                self.signature = [(n, None, t) for n, _, t in self.signature]
+            if any(d is None for _, d, _ in self.signature[first:]):
+                # no caller passes the entry's arguments by position: the required ones first, each default
+                # kept; a nested class's callers pass every argument by position: no defaults then
+                self.signature = (sorted(self.signature, key=lambda arg: arg[1] is not None) if tr.is_entry
+                                  else [(n, None, t) for n, _, t in self.signature])
         self._scalars()
 
     def _valueless_sizes(self) -> None:
@@ -328,12 +328,15 @@ class ClassBuilder:
         for name in sorted(self.tr.fixed):
             if name in self.fixed_values or not _free_size(name):
                 continue
-            where_ = next(((k, j) for k, i in enumerate(self.g.inputs)
-                           for j, ax in enumerate(tensor_type(self.g.node(i).type).axes)
-                           if S.symbol_name(ax.size) == name), (-1, -1))
             self.init_names[name] = self.display[name] = self.locals.name(("arg", name), name)
-            self.implied.append((name, *where_, None))
+            self.implied.append((name, *(self._input_axis(name) or (-1, -1)), None))
         self.signature = [(self.init_names[s], None, "int") for s, _, _, _ in self.implied]
+
+    def _input_axis(self, name: str) -> tuple[int, int] | None:
+        """(input, axis) of the first input axis whose size is the symbol `name`; None if none is."""
+        return next(((k, j) for k, i in enumerate(self.g.inputs)
+                     for j, ax in enumerate(tensor_type(self.g.node(i).type).axes)
+                     if S.symbol_name(ax.size) == name), None)
 
     def _scalars(self) -> None:
         """The block's own scalar variables (`width = planes * ...`), to name repeated expressions."""
@@ -759,9 +762,10 @@ class ClassBuilder:
         var_of = {self.g.node(i).attrs["name"]: var for i, var in in_vars}
         named: set[str] = set()
         for b in self.tr.built_inputs:
-            if b.name in named:
-                continue  # one check a size: whether the inputs agree with each other is --checks' job
-            named.add(b.name or "")
+            if b.name is not None:
+                if b.name in named:
+                    continue  # one check a size: whether the inputs agree with each other is --checks' job
+                named.add(b.name)
             var, got = var_of[b.input], f"{var_of[b.input]}.shape[{b.index}]"
             fix = f"archc build --set {b.name}={{{got}}}" if b.name else "archc build --set ..."
             out.append(Lines((f"if {got} != {b.size}:",
@@ -769,12 +773,11 @@ class ClassBuilder:
                               f"{b.size}, got {{{got}}}: \"",
                               f"                     f\"build it again with `{fix}`\")")))
         for name in sorted(getattr(self.gen, "pinned", ())):
-            at = next(((var, j, ax.name) for i, var in in_vars
-                       for j, ax in enumerate(tensor_type(self.g.node(i).type).axes)
-                       if S.symbol_name(ax.size) == name), None)
+            at = self._input_axis(name)
             if at is None:
                 continue  # only in a compound size (`h = 2 * H`): torch sees the difference, or no input has it
-            var, j, axis = at
+            k, j = at
+            var, axis = in_vars[k][1], tensor_type(self.g.node(in_vars[k][0]).type).axes[j].name
             got = f"{var}.shape[{j}]"
             if self.generic or name not in self.fixed_values:
                 built = self._stored(name)
@@ -812,7 +815,7 @@ class ClassBuilder:
         ins = ", ".join(f"{self.g.node(i).attrs['name']}: {self.shape(self.g.node(i).type)}"
                         for i in self.g.inputs)
         doc = f"{head}; input {ins}." if ins else f"{head}."
-        built = sorted({(k, v) for k, v in self.fixed_values.items() if ":" not in k and "@" not in k}
+        built = sorted({(k, v) for k, v in self.fixed_values.items() if _free_size(k)}
                        | {(b.name, b.size) for b in tr.built_inputs if b.name})
         if (not self.generic or tr.built_inputs) and tr.is_entry and built:
             doc += " Built for " + ", ".join(f"{k}={v}" for k, v in built) + "."

@@ -591,24 +591,21 @@ def generate(source: TraceSource, generic: bool = True, checks: bool = False, fo
         try:
             return _generate(source, no_generic, generic, checks, fold_bn, extension, dtype, no_branches,
                              frozenset(pinned), sized)
-        except ArchError as e:  # `split(parts = H // 3)`, layers on `if H % 7 != 0`: build for the sizes
-            if sized is not None or any(d.code == "io" for d in e.diagnostics):
-                raise sized or e from None  # that failed too: the first reason is the one to give
-            _debug("the module at every size", e)
-            sized = e
-            no_generic, no_branches, pinned = set() if generic else {"*"}, set(), set()
         except NeedsFixed as r:  # `heads = H // 3`: the entry is built for H (a constructor argument)
             pinned |= r.names
         except _NoBranches as r:
             no_branches.add(r.key)
         except _Restart as r:
             no_generic.add(r.key)
-        except RuntimeLayers as r:  # the entry's, or a size the callers read at run time: no class is built for it
-            if sized is None:
-                sized = _runtime_layers(r)
-                no_generic, no_branches, pinned = set() if generic else {"*"}, set(), set()
-                continue
-            raise sized from None
+        except (ArchError, RuntimeLayers) as e:
+            # `split(parts = H // 3)`; layers on `if H > 7` (the entry's, or a size the callers read at run
+            # time: no class is built for it): no module serves every size, so build it for the sizes
+            why = e if isinstance(e, ArchError) else _runtime_layers(e)
+            if sized is not None or any(d.code == "io" for d in why.diagnostics):
+                raise sized or why from None  # that failed too: the first reason is the one to give
+            _debug("the module at every size", why)
+            sized = why
+            no_generic, no_branches, pinned = set() if generic else {"*"}, set(), set()
     raise AssertionError("archc could not settle which classes are generic")
 
 
@@ -620,10 +617,12 @@ def _built_for(why: ArchError, sizes: str) -> Diagnostic:
 
 
 def _runtime_layers(r: RuntimeLayers) -> ArchError:
+    """The error of layers that depend on a condition on an input size (the warning's reason, where the
+    module is built for the sizes instead)."""
     return ArchError([Diagnostic(
-                "error", "codegen", f"{r.block}: the layers depend on the condition `{r.cond}`, "
-                "on an input size; for one module for every size, create the layer outside the branch and "
-                "choose between values in it (`c = conv(...)`, then `if ... then c else x`)", r.span)])
+        "error", "codegen", f"{r.block}: the layers depend on the condition `{r.cond}`, on an input size; for "
+        "one module for every size, create the layer outside the branch and choose between values in it "
+        "(`c = conv(...)`, then `if ... then c else x`)", r.span)])
 
 
 def _generate(source: TraceSource, no_generic: set, generic: bool, checks: bool = False,
